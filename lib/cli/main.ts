@@ -1,0 +1,37 @@
+import { errorLine, UserError } from '../util';
+import { dataCommand, DATA_USAGE } from './data-commands';
+import { mainJob } from './main-job';
+
+const USAGE = `boat: boat types recognition with ResNet50 (TypeScript port of the tutorial)
+
+${DATA_USAGE}
+  boat main [--data DIR] [--out runs/main]   the whole tutorial, headless (demo data when no real data)
+
+Set BOAT_DEBUG=1 to see stack traces.`;
+
+export async function main(argv: string[]): Promise<number> {
+  const [command, ...rest] = argv;
+  try {
+    switch (command) {
+      case 'data':
+        await dataCommand(rest);
+        return 0;
+      case 'main':
+        await mainJob(rest);
+        return 0;
+      case undefined:
+      case 'help':
+      case '--help':
+      case '-h':
+        console.log(USAGE);
+        return 0;
+      default:
+        throw new UserError(`unknown command "${command}"\n${USAGE}`);
+    }
+  } catch (err) {
+    if (process.env.BOAT_DEBUG) console.error(err);
+    const message = err instanceof UserError ? err.message : errorLine(err);
+    console.error(`boat: error: ${message}`);
+    return err instanceof UserError ? 2 : 1;
+  }
+}

@@ -1,0 +1,81 @@
+/**
+ * The exploration step of the tutorial as plain typed data: the file index with image sizes,
+ * class counts, and the size summary. notebooks wrap these rows in DataFrames (see frames.ts).
+ */
+import { defaultConcurrency, errorLine, mapLimit } from '../util';
+import { readImageHeader } from './probe';
+import { compareStrings, scanImageFolder, Skipped } from './scan';
+
+export interface IndexRow {
+  category: string;
+  filepath: string;
+  width: number;
+  height: number;
+}
+
+export interface FileIndex {
+  root: string;
+  rows: IndexRow[];
+  skipped: Skipped[];
+}
+
+/** Every image with its class and displayed size, read from headers only (no decoding). */
+export async function buildFileIndex(root: string, concurrency = defaultConcurrency()): Promise<FileIndex> {
+  const scanned = scanImageFolder(root);
+  const skipped = [...scanned.skipped];
+  const headers = await mapLimit(scanned.files, concurrency, async (f) => {
+    try {
+      return await readImageHeader(f.file);
+    } catch (err) {
+      skipped.push({ path: f.file, reason: errorLine(err) });
+      return null;
+    }
+  });
+  const rows: IndexRow[] = [];
+  scanned.files.forEach((f, i) => {
+    const h = headers[i];
+    if (h) rows.push({ category: f.label, filepath: f.file, width: h.width, height: h.height });
+  });
+  return { root: scanned.root, rows, skipped };
+}
+
+export interface ClassCount {
+  category: string;
+  count: number;
+}
+
+/** Images per class, largest first (ties by name), as the tutorial's bar chart shows them. */
+export function classCounts(rows: readonly IndexRow[]): ClassCount[] {
+  const counts = new Map<string, number>();
+  for (const r of rows) counts.set(r.category, (counts.get(r.category) ?? 0) + 1);
+  return [...counts.entries()].map(([category, count]) => ({ category, count })).sort((a, b) => b.count - a.count || compareStrings(a.category, b.category));
+}
+
+export interface SizeSummary {
+  statistic: string;
+  width: number;
+  height: number;
+}
+
+/** pandas-style describe() of the widths and heights: count, mean, std, min, 25%, 50%, 75%, max. */
+export function sizeSummary(rows: readonly IndexRow[]): SizeSummary[] {
+  const w = describe(rows.map((r) => r.width));
+  const h = describe(rows.map((r) => r.height));
+  return Object.keys(w).map((statistic) => ({ statistic, width: w[statistic], height: h[statistic] }));
+}
+
+function describe(values: number[]): Record<string, number> {
+  const sorted = [...values].sort((a, b) => a - b);
+  const n = sorted.length;
+  const mean = n ? sorted.reduce((s, v) => s + v, 0) / n : NaN;
+  const std = n > 1 ? Math.sqrt(sorted.reduce((s, v) => s + (v - mean) ** 2, 0) / (n - 1)) : NaN;
+  // Linear interpolation between closest ranks, like pandas' default.
+  const q = (p: number): number => {
+    if (!n) return NaN;
+    const x = p * (n - 1);
+    const lo = Math.floor(x);
+    const hi = Math.min(n - 1, lo + 1);
+    return sorted[lo] + (sorted[hi] - sorted[lo]) * (x - lo);
+  };
+  return { count: n, mean, std, min: n ? sorted[0] : NaN, '25%': q(0.25), '50%': q(0.5), '75%': q(0.75), max: n ? sorted[n - 1] : NaN };
+}

@@ -1,0 +1,7 @@
+export * from './audit';
+export * from './demo';
+export * from './explore';
+export * from './prepare';
+export * from './probe';
+export * from './scan';
+export * from './split';

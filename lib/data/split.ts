@@ -1,0 +1,152 @@
+/**
+ * The tutorial's split: keep the N largest classes, then a stratified 60/20/20 train/val/test split
+ * (its train_test_split with test_size=0.4, then 0.5 of the rest), materialised as folders.
+ */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+
+import { linkOrCopy, parseCsv, Random, replaceOwnedDirectory, requireWritableDirectory, toCsv, UserError, writeFileAtomic } from '../util';
+import { compareStrings, LabelledFile, scanNonEmptyImageFolder, Skipped } from './scan';
+
+export const SUBSETS = ['train', 'val', 'test'] as const;
+export type Subset = (typeof SUBSETS)[number];
+
+export interface SplitOptions {
+  /** An ImageFolder tree: data/<class>/<images>. */
+  data: string;
+  /** Where train/, val/, test/ and split.csv go. */
+  out: string;
+  /** Keep only the `top` largest classes (all when undefined). */
+  top?: number;
+  seed?: number;
+  /** Fractions for val and test; train gets the rest. */
+  valFraction?: number;
+  testFraction?: number;
+  /** Materialise the folders (default) or only write split.csv. */
+  materialise?: boolean;
+}
+
+export interface SplitRow {
+  /** Source image path relative to the folder holding split.csv, '/' separators. */
+  path: string;
+  class: string;
+  subset: Subset;
+}
+
+export interface SplitReport {
+  out: string;
+  csv: string;
+  seed: number;
+  classes: string[];
+  dropped: Array<{ class: string; images: number }>;
+  counts: Record<string, Record<Subset, number>>;
+  rows: SplitRow[];
+  linked: number;
+  copied: number;
+  skipped: Skipped[];
+}
+
+/** Per-class subset sizes: val and test are rounded shares, train gets the rest (each within ±1 of its share). */
+export function subsetSizes(n: number, valFraction = 0.2, testFraction = 0.2): Record<Subset, number> {
+  const val = Math.round(n * valFraction);
+  const test = Math.round(n * testFraction);
+  return { train: n - val - test, val, test };
+}
+
+/** Keeps the `top` classes with most files; ties are broken by name so the choice is stable. */
+export function largestClasses(files: readonly LabelledFile[], top: number | undefined): { kept: string[]; dropped: Array<{ class: string; images: number }> } {
+  const counts = new Map<string, number>();
+  for (const f of files) counts.set(f.label, (counts.get(f.label) ?? 0) + 1);
+  const ranked = [...counts.entries()].sort(([a, na], [b, nb]) => nb - na || compareStrings(a, b));
+  const keep = top === undefined ? ranked.length : top;
+  return {
+    kept: ranked.slice(0, keep).map(([c]) => c).sort(compareStrings),
+    dropped: ranked.slice(keep).map(([c, n]) => ({ class: c, images: n })),
+  };
+}
+
+/**
+ * Assigns every file of the kept classes to a subset. Files are shuffled per class with a generator
+ * derived from (seed, class), after sorting by path, so the result does not depend on the order in
+ * which the file system lists files.
+ */
+export function assignSubsets(files: readonly LabelledFile[], classes: readonly string[], seed: number, valFraction = 0.2, testFraction = 0.2): Array<LabelledFile & { subset: Subset }> {
+  const out: Array<LabelledFile & { subset: Subset }> = [];
+  for (const label of classes) {
+    const members = files.filter((f) => f.label === label).sort((a, b) => compareStrings(a.relative, b.relative));
+    const shuffled = Random.derive(seed, 'split', label).shuffled(members);
+    const sizes = subsetSizes(members.length, valFraction, testFraction);
+    shuffled.forEach((f, i) => {
+      const subset: Subset = i < sizes.train ? 'train' : i < sizes.train + sizes.val ? 'val' : 'test';
+      out.push({ ...f, subset });
+    });
+  }
+  return out.sort((a, b) => compareStrings(a.label, b.label) || compareStrings(a.relative, b.relative));
+}
+
+export async function splitDataset(options: SplitOptions): Promise<SplitReport> {
+  const seed = options.seed ?? 38;
+  if (options.top !== undefined && (!Number.isInteger(options.top) || options.top < 1)) {
+    throw new UserError(`--top must be a positive integer, got ${options.top}`);
+  }
+  const out = path.resolve(options.out);
+  requireWritableDirectory(out);
+  const scanned = scanNonEmptyImageFolder(options.data);
+  if (SUBSETS.some((s) => path.resolve(out, s) === scanned.root)) {
+    throw new UserError(`--out ${options.out} would replace the data folder itself`);
+  }
+  const { kept, dropped } = largestClasses(scanned.files, options.top);
+  const assigned = assignSubsets(scanned.files, kept, seed, options.valFraction, options.testFraction);
+
+  const counts: Record<string, Record<Subset, number>> = {};
+  for (const label of kept) counts[label] = { train: 0, val: 0, test: 0 };
+  for (const f of assigned) counts[f.label][f.subset]++;
+
+  let linked = 0;
+  let copied = 0;
+  if (options.materialise ?? true) {
+    for (const subset of SUBSETS) {
+      await replaceOwnedDirectory(path.join(out, subset), { kind: 'split-subset', subset, seed, data: scanned.root }, async (tmp) => {
+        for (const label of kept) fs.mkdirSync(path.join(tmp, label));
+        for (const f of assigned.filter((a) => a.subset === subset)) {
+          // Files nested below the class folder keep their sub-path in the name.
+          const name = f.relative.split('/').slice(1).join('__');
+          if (linkOrCopy(f.file, path.join(tmp, f.label, name)) === 'link') linked++;
+          else copied++;
+        }
+      });
+    }
+  }
+  const rows: SplitRow[] = assigned.map((f) => ({
+    path: path.relative(out, f.file).split(path.sep).join('/'),
+    class: f.label,
+    subset: f.subset,
+  }));
+  const csv = path.join(out, 'split.csv');
+  writeFileAtomic(csv, toCsv(['path', 'class', 'subset'], rows.map((r) => [r.path, r.class, r.subset])));
+  return { out, csv, seed, classes: kept, dropped, counts, rows, linked, copied, skipped: scanned.skipped };
+}
+
+/** Reads a split.csv written by splitDataset; paths are resolved against the csv's folder. */
+export function readSplitCsv(csv: string): Array<SplitRow & { file: string }> {
+  let text: string;
+  try {
+    text = fs.readFileSync(csv, 'utf8');
+  } catch {
+    throw new UserError(`split file not found: ${csv}`);
+  }
+  const [header, ...rows] = parseCsv(text);
+  const at = (name: string): number => {
+    const i = header?.indexOf(name) ?? -1;
+    if (i < 0) throw new UserError(`${csv} is not a split file: no "${name}" column`);
+    return i;
+  };
+  const [pi, ci, si] = [at('path'), at('class'), at('subset')];
+  return rows
+    .filter((r) => r.length > 1)
+    .map((r, line) => {
+      const subset = r[si] as Subset;
+      if (!SUBSETS.includes(subset)) throw new UserError(`${csv} line ${line + 2}: unknown subset "${r[si]}"`);
+      return { path: r[pi], class: r[ci], subset, file: path.resolve(path.dirname(csv), r[pi]) };
+    });
+}

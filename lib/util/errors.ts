@@ -1,0 +1,16 @@
+/**
+ * An error caused by the user's input or environment (a missing folder, a bad flag).
+ * The CLI prints its message as one line, without a stack trace.
+ */
+export class UserError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'UserError';
+  }
+}
+
+/** One line describing why an error happened, for CLI output and skip reports. */
+export function errorLine(err: unknown): string {
+  const message = err instanceof Error ? err.message : String(err);
+  return message.split('\n')[0].trim();
+}

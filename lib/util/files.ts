@@ -1,0 +1,157 @@
+import * as crypto from 'node:crypto';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+
+import { UserError } from './errors';
+
+/** Write a file atomically: write a temp file beside it, then rename over the target. */
+export function writeFileAtomic(file: string, data: string | Uint8Array): void {
+  fs.mkdirSync(path.dirname(file), { recursive: true });
+  const tmp = path.join(path.dirname(file), `.${path.basename(file)}.${process.pid}.${crypto.randomBytes(4).toString('hex')}.tmp`);
+  try {
+    fs.writeFileSync(tmp, data);
+    fs.renameSync(tmp, file);
+  } catch (err) {
+    fs.rmSync(tmp, { force: true });
+    throw err;
+  }
+}
+
+export function writeJsonAtomic(file: string, value: unknown): void {
+  writeFileAtomic(file, JSON.stringify(value, null, 2) + '\n');
+}
+
+/** SHA-256 of a file's bytes, hex. */
+export async function sha256File(file: string): Promise<string> {
+  const hash = crypto.createHash('sha256');
+  for await (const chunk of fs.createReadStream(file)) hash.update(chunk as Buffer);
+  return hash.digest('hex');
+}
+
+/** Fails with a one-line error unless `dir` is an existing folder. */
+export function requireDirectory(dir: string, what: string): void {
+  let stat: fs.Stats;
+  try {
+    stat = fs.statSync(dir);
+  } catch {
+    throw new UserError(`${what} not found: ${dir}`);
+  }
+  if (!stat.isDirectory()) throw new UserError(`${what} is not a folder: ${dir}`);
+}
+
+/**
+ * Fails with a one-line error unless `dir` can be created or written to, before any work starts.
+ */
+export function requireWritableDirectory(dir: string): void {
+  try {
+    fs.mkdirSync(dir, { recursive: true });
+    fs.accessSync(dir, fs.constants.W_OK);
+  } catch {
+    throw new UserError(`output folder is not writable: ${dir}`);
+  }
+}
+
+/** Hard-link `src` to `dest`, falling back to a copy (other file system, or links not allowed). */
+export function linkOrCopy(src: string, dest: string): 'link' | 'copy' {
+  try {
+    fs.linkSync(src, dest);
+    return 'link';
+  } catch {
+    fs.copyFileSync(src, dest);
+    return 'copy';
+  }
+}
+
+/** Minimal CSV writing (RFC 4180 quoting). */
+export function toCsv(header: readonly string[], rows: ReadonlyArray<ReadonlyArray<string | number>>): string {
+  const cell = (v: string | number): string => {
+    const s = String(v);
+    return /[",\n\r]/.test(s) ? `"${s.replace(/"/g, '""')}"` : s;
+  };
+  return [header, ...rows].map((r) => r.map(cell).join(',')).join('\n') + '\n';
+}
+
+/** Minimal CSV reading, the inverse of toCsv. */
+export function parseCsv(text: string): string[][] {
+  const rows: string[][] = [];
+  let row: string[] = [];
+  let cell = '';
+  let quoted = false;
+  for (let i = 0; i < text.length; i++) {
+    const ch = text[i];
+    if (quoted) {
+      if (ch === '"' && text[i + 1] === '"') {
+        cell += '"';
+        i++;
+      } else if (ch === '"') quoted = false;
+      else cell += ch;
+    } else if (ch === '"') quoted = true;
+    else if (ch === ',') {
+      row.push(cell);
+      cell = '';
+    } else if (ch === '\n' || ch === '\r') {
+      if (ch === '\r' && text[i + 1] === '\n') i++;
+      row.push(cell);
+      rows.push(row);
+      row = [];
+      cell = '';
+    } else cell += ch;
+  }
+  if (cell !== '' || row.length > 0) {
+    row.push(cell);
+    rows.push(row);
+  }
+  return rows;
+}
+
+/** The marker file that says a folder was written by this project and may be replaced by it. */
+export const OWNED_MARKER = '.boat-generated.json';
+
+export function isOwnedDirectory(dir: string): boolean {
+  return fs.existsSync(path.join(dir, OWNED_MARKER));
+}
+
+/**
+ * Builds a folder in a temp sibling, then swaps it into place at `dir`.
+ *
+ * A previous folder at `dir` is replaced only if this project wrote it (it has the marker file);
+ * an empty folder is fine; anything else is the user's and the call fails before any work.
+ * An interrupted build leaves the previous folder untouched.
+ */
+export async function replaceOwnedDirectory(
+  dir: string,
+  marker: Record<string, unknown>,
+  build: (tmpDir: string) => Promise<void>,
+): Promise<void> {
+  const target = path.resolve(dir);
+  if (fs.existsSync(target)) {
+    if (!fs.statSync(target).isDirectory()) throw new UserError(`output path exists and is not a folder: ${dir}`);
+    if (!isOwnedDirectory(target) && fs.readdirSync(target).length > 0) {
+      throw new UserError(`output folder ${dir} exists and was not made by boat; choose another --out or empty it yourself`);
+    }
+  }
+  requireWritableDirectory(path.dirname(target));
+  const tmp = `${target}.tmp-${process.pid}-${crypto.randomBytes(3).toString('hex')}`;
+  fs.mkdirSync(tmp);
+  try {
+    await build(tmp);
+    fs.writeFileSync(path.join(tmp, OWNED_MARKER), JSON.stringify({ ...marker, writtenBy: 'boat' }, null, 2) + '\n');
+    const old = `${target}.old-${process.pid}-${crypto.randomBytes(3).toString('hex')}`;
+    const hadOld = fs.existsSync(target);
+    if (hadOld) fs.renameSync(target, old);
+    fs.renameSync(tmp, target);
+    if (hadOld) fs.rmSync(old, { recursive: true, force: true });
+  } catch (err) {
+    fs.rmSync(tmp, { recursive: true, force: true });
+    throw err;
+  }
+}
+
+/** The marker a boat-made folder carries (its `kind` says what wrote it), or null for any other folder. */
+export function readOwnedMarker(dir: string): Record<string, unknown> | null {
+  try {
+    return JSON.parse(fs.readFileSync(path.join(dir, OWNED_MARKER), 'utf8')) as Record<string, unknown>;
+  } catch {
+    return null;
+  }
+}

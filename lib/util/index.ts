@@ -1,0 +1,4 @@
+export * from './concurrency';
+export * from './errors';
+export * from './files';
+export * from './random';

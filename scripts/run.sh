@@ -1,0 +1,67 @@
+#!/usr/bin/env bash
+# One entry point for a fresh Debian/Ubuntu machine (as root, or a user with sudo):
+#   bash scripts/run.sh main    install what is needed, then run the whole tutorial headless
+#   bash scripts/run.sh test    install what is needed, then run the test suite
+#   bash scripts/run.sh setup   only install
+# Installs Debian's Jupyter (classic Notebook + nbconvert) and the npm packages from the lock file.
+# Nothing is downloaded from anywhere but Debian's archive and the npm registry.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+APT_PACKAGES=(jupyter-notebook jupyter-nbconvert jupyter-client jupyter-nbformat)
+
+say() { printf '[setup] %s\n' "$*"; }
+
+as_root() {
+  if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi
+}
+
+install_apt_packages() {
+  local missing=()
+  for p in "${APT_PACKAGES[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+  done
+  if [ ${#missing[@]} -gt 0 ]; then
+    say "apt-get install ${missing[*]}"
+    as_root apt-get update -qq
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  fi
+}
+
+check_node() {
+  if ! command -v node >/dev/null 2>&1; then
+    say "Node.js not found: installing Debian's nodejs and npm"
+    as_root apt-get update -qq
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends nodejs npm >/dev/null
+  fi
+  local major
+  major=$(node -p 'process.versions.node.split(".")[0]')
+  if [ "$major" -lt 20 ]; then
+    echo "error: Node.js 20 or newer is needed, found $(node --version). Install a newer Node.js and run this again." >&2
+    exit 1
+  fi
+}
+
+install_npm_packages() {
+  # npm ci only when the lock file changed since the last install (it also builds dist/ via "prepare").
+  local stamp=node_modules/.boat-lock.sha256 want
+  want=$(sha256sum package-lock.json | cut -d' ' -f1)
+  if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
+    say "npm ci"
+    npm ci --no-audit --no-fund --loglevel=error
+    echo "$want" > "$stamp"
+  else
+    npm run --silent build
+  fi
+}
+
+install_apt_packages
+check_node
+install_npm_packages
+
+case "${1:-setup}" in
+  setup) say "done" ;;
+  main) exec node bin/boat.js main "${@:2}" ;;
+  test) exec npm test --silent ;;
+  *) echo "usage: bash scripts/run.sh main|test|setup" >&2; exit 2 ;;
+esac

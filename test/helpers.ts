@@ -1,0 +1,57 @@
+import { spawnSync } from 'node:child_process';
+import * as crypto from 'node:crypto';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import sharp from 'sharp';
+
+export const REPO_ROOT = path.resolve(__dirname, '..', '..');
+export const SHARED_PHOTOS = path.resolve(REPO_ROOT, '..', 'shared', 'data', 'boat-types');
+
+export function tempDir(prefix = 'boat-test-'): string {
+  return fs.mkdtempSync(path.join(os.tmpdir(), prefix));
+}
+
+/** A small solid-colour JPEG (or other format) with a seeded noise pattern so contents differ. */
+export async function writeImage(file: string, seed: number, options: { width?: number; height?: number; format?: 'jpeg' | 'png' | 'webp' } = {}): Promise<void> {
+  const width = options.width ?? 48;
+  const height = options.height ?? 32;
+  const pixels = Buffer.alloc(width * height * 3);
+  let s = seed * 7919 + 1;
+  for (let i = 0; i < pixels.length; i++) {
+    s = (s * 1103515245 + 12345) & 0x7fffffff;
+    pixels[i] = s & 0xff;
+  }
+  fs.mkdirSync(path.dirname(file), { recursive: true });
+  const img = sharp(pixels, { raw: { width, height, channels: 3 } });
+  const format = options.format ?? 'jpeg';
+  await (format === 'png' ? img.png() : format === 'webp' ? img.webp() : img.jpeg()).toFile(file);
+}
+
+/** Creates root/<class>/<class>_<i>.jpg for each entry of `counts`. */
+export async function makeImageFolder(root: string, counts: Record<string, number>, seedBase = 0): Promise<void> {
+  let seed = seedBase;
+  for (const [label, n] of Object.entries(counts)) {
+    for (let i = 0; i < n; i++) await writeImage(path.join(root, label, `${label}_${String(i).padStart(3, '0')}.jpg`), seed++);
+  }
+}
+
+/** SHA-256 of every file below `root`, keyed by relative path: to prove nothing was modified. */
+export function hashTree(root: string): Record<string, string> {
+  const out: Record<string, string> = {};
+  const visit = (dir: string): void => {
+    for (const entry of fs.readdirSync(dir, { withFileTypes: true })) {
+      const full = path.join(dir, entry.name);
+      if (entry.isDirectory()) visit(full);
+      else if (entry.isFile()) out[path.relative(root, full)] = crypto.createHash('sha256').update(fs.readFileSync(full)).digest('hex');
+    }
+  };
+  visit(root);
+  return out;
+}
+
+/** Runs the CLI as a user would; returns its exit code and output. */
+export function runCli(args: string[], cwd = REPO_ROOT): { status: number; stdout: string; stderr: string } {
+  const r = spawnSync(process.execPath, [path.join(REPO_ROOT, 'bin', 'boat.js'), ...args], { cwd, encoding: 'utf8', env: { ...process.env, BOAT_DEBUG: '' } });
+  return { status: r.status ?? -1, stdout: r.stdout, stderr: r.stderr };
+}
