@@ -1,4 +1,5 @@
 import { errorLine, UserError } from '../util';
+import { benchCommand } from './bench';
 import { dataCommand, DATA_USAGE } from './data-commands';
 import { mainJob } from './main-job';
 
@@ -6,6 +7,7 @@ const USAGE = `boat: boat types recognition with ResNet50 (TypeScript port of th
 
 ${DATA_USAGE}
   boat main [--data DIR] [--out runs/main]   the whole tutorial, headless (demo data when no real data)
+  boat bench [--quick] [--json FILE] [--data DIR]   speed measurements (npm run bench)
 
 Set BOAT_DEBUG=1 to see stack traces.`;
 
@@ -18,6 +20,9 @@ export async function main(argv: string[]): Promise<number> {
         return 0;
       case 'main':
         await mainJob(rest);
+        return 0;
+      case 'bench':
+        await benchCommand(rest);
         return 0;
       case undefined:
       case 'help':

@@ -1,0 +1,5 @@
+export * from './figure';
+export * from './folder';
+export * from './loader';
+export * from './sample';
+export * from './transforms';

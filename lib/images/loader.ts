@@ -1,0 +1,111 @@
+/**
+ * DataLoader: batches of an ImageFolder as TF.js tensors, decoded concurrently by sharp's thread pool,
+ * with the next batch decoded while the current one is in use.
+ *
+ * Ownership: each yielded batch's tensors belong to the consumer, who disposes them. Prefetched data
+ * is kept as plain typed arrays until it is yielded, so stopping early leaks no tensor.
+ */
+import * as tf from '@tensorflow/tfjs';
+
+import { defaultConcurrency, mapLimit, Random } from '../util';
+import type { ImageFolder, LoadedSample } from './folder';
+
+export interface DataLoaderOptions {
+  batchSize?: number;
+  shuffle?: boolean;
+  seed?: number;
+  /** Images decoded at once (default: 2 per core, at most 8). */
+  concurrency?: number;
+  /** Drop the last batch when it is smaller than batchSize. */
+  dropLast?: boolean;
+}
+
+export interface Batch {
+  /** float32 [n, height, width, 3]. */
+  x: tf.Tensor4D;
+  /** int32 [n] class indices. */
+  y: tf.Tensor1D;
+  files: string[];
+}
+
+interface HostBatch {
+  data: Float32Array;
+  labels: Int32Array;
+  files: string[];
+  height: number;
+  width: number;
+}
+
+export class DataLoader {
+  readonly batchSize: number;
+  readonly shuffle: boolean;
+  readonly seed: number;
+  readonly concurrency: number;
+  readonly dropLast: boolean;
+
+  constructor(
+    readonly dataset: ImageFolder,
+    options: DataLoaderOptions = {},
+  ) {
+    this.batchSize = options.batchSize ?? 32;
+    this.shuffle = options.shuffle ?? false;
+    this.seed = options.seed ?? 0;
+    this.concurrency = options.concurrency ?? defaultConcurrency();
+    this.dropLast = options.dropLast ?? false;
+    if (!Number.isInteger(this.batchSize) || this.batchSize < 1) throw new Error(`batchSize must be a positive integer, got ${this.batchSize}`);
+  }
+
+  /** Number of batches per epoch (before any undecodable file is dropped). */
+  get length(): number {
+    const n = this.dataset.length / this.batchSize;
+    return this.dropLast ? Math.floor(n) : Math.ceil(n);
+  }
+
+  /** The sample order of an epoch: a seeded permutation when shuffling. */
+  order(epoch: number): number[] {
+    const indices = Array.from({ length: this.dataset.length }, (_, i) => i);
+    return this.shuffle ? Random.derive(this.seed, 'order', epoch).shuffled(indices) : indices;
+  }
+
+  /** The batches of one epoch. The same seed and epoch give the same batches, augmentation included. */
+  async *batches(epoch = 0): AsyncGenerator<Batch> {
+    const order = this.order(epoch);
+    const chunks: number[][] = [];
+    for (let i = 0; i < order.length; i += this.batchSize) chunks.push(order.slice(i, i + this.batchSize));
+    if (this.dropLast && chunks.length > 0 && chunks[chunks.length - 1].length < this.batchSize) chunks.pop();
+
+    let next = chunks.length > 0 ? this.loadHost(chunks[0], epoch) : null;
+    for (let k = 0; k < chunks.length; k++) {
+      const current = await next!;
+      next = k + 1 < chunks.length ? this.loadHost(chunks[k + 1], epoch) : null;
+      // Keep the prefetch from surfacing as an unhandled rejection if the consumer stops here.
+      next?.catch(() => undefined);
+      if (!current) continue;
+      yield {
+        x: tf.tensor4d(current.data, [current.labels.length, current.height, current.width, 3], 'float32'),
+        y: tf.tensor1d(current.labels, 'int32'),
+        files: current.files,
+      };
+    }
+  }
+
+  [Symbol.asyncIterator](): AsyncGenerator<Batch> {
+    return this.batches(0);
+  }
+
+  private async loadHost(indices: number[], epoch: number): Promise<HostBatch | null> {
+    const loaded = await mapLimit(indices, this.concurrency, (i) => this.dataset.load(i, Random.derive(this.seed, 'sample', epoch, i)));
+    const ok = loaded.filter((s): s is LoadedSample => s !== null);
+    if (ok.length === 0) return null;
+    const { width, height } = ok[0].image;
+    const size = width * height * 3;
+    const data = new Float32Array(ok.length * size);
+    ok.forEach((s, j) => {
+      if (s.image.width !== width || s.image.height !== height) {
+        throw new Error(`images in a batch must share one size: ${s.file} is ${s.image.width}×${s.image.height}, expected ${width}×${height} (end the transform with a fixed-size crop)`);
+      }
+      data.set(s.image.data, j * size);
+    });
+    return { data, labels: Int32Array.from(ok.map((s) => s.label)), files: ok.map((s) => s.file), height, width };
+  }
+}

@@ -1,0 +1,148 @@
+/**
+ * The values that flow through a transform pipeline.
+ *
+ * A pipeline starts from an image file (`ImageSource`): the first geometric transform decodes it in
+ * sharp/libvips together with its own resize or crop, so no full-size pixel buffer is made in JS.
+ * Geometric transforms give 8-bit RGB pixels (`RgbImage`); ToTensor, Normalize and CaffePreprocess give
+ * float pixels (`FloatImage`), laid out HWC (TF.js is NHWC, unlike torchvision's CHW).
+ */
+import sharp from 'sharp';
+import type { Sharp } from 'sharp';
+
+import { errorLine } from '../util';
+
+export interface ImageSource {
+  kind: 'source';
+  file: string;
+  /** Size after EXIF orientation. */
+  width: number;
+  height: number;
+}
+
+export interface RgbImage {
+  kind: 'rgb';
+  /** 8-bit RGB, row-major, 3 bytes per pixel. */
+  data: Uint8Array;
+  width: number;
+  height: number;
+}
+
+export interface FloatImage {
+  kind: 'float';
+  /** Float RGB (or BGR after CaffePreprocess), row-major HWC. */
+  data: Float32Array;
+  width: number;
+  height: number;
+}
+
+export interface Box {
+  left: number;
+  top: number;
+  width: number;
+  height: number;
+}
+
+/**
+ * Geometric work recorded but not yet run: up to one crop, one resize and one crop after it, which
+ * sharp runs in a single decode (a Resize + CenterCrop, or a RandomResizedCrop, costs one pass).
+ * Any transform that needs pixels materialises it with decodeRgb.
+ */
+export interface PendingImage {
+  kind: 'pending';
+  base: ImageSource | RgbImage;
+  cropBefore?: Box;
+  resize?: { width: number; height: number };
+  cropAfter?: Box;
+  /** Size the image will have once materialised. */
+  width: number;
+  height: number;
+}
+
+export type Sample = ImageSource | RgbImage | PendingImage | FloatImage;
+
+/** An error for one image file; loaders skip such a file and report this one-line reason. */
+export class ImageDecodeError extends Error {
+  constructor(
+    readonly file: string,
+    reason: string,
+  ) {
+    super(`${file}: ${reason}`);
+    this.name = 'ImageDecodeError';
+  }
+}
+
+/** Reads the header of an image file (EXIF orientation applied); fails with ImageDecodeError. */
+export async function openImage(file: string): Promise<ImageSource> {
+  try {
+    const meta = await sharp(file).metadata();
+    if (!meta.width || !meta.height) throw new Error('no size in header');
+    const swap = (meta.orientation ?? 1) >= 5;
+    return { kind: 'source', file, width: swap ? meta.height : meta.width, height: swap ? meta.width : meta.height };
+  } catch (err) {
+    throw new ImageDecodeError(file, `not a readable image (${errorLine(err)})`);
+  }
+}
+
+/**
+ * A sharp pipeline over the sample: for a file, EXIF orientation is applied first and only the first
+ * frame of an animation is read; for pixels, the raw buffer.
+ */
+export function pipelineOf(sample: ImageSource | RgbImage): Sharp {
+  if (sample.kind === 'source') return sharp(sample.file, { autoOrient: true, failOn: 'error', pages: 1 });
+  return sharp(sample.data, { raw: { width: sample.width, height: sample.height, channels: 3 } });
+}
+
+/**
+ * Runs a sharp pipeline to 8-bit sRGB RGB pixels: grayscale, CMYK, alpha and 16-bit inputs are
+ * converted (alpha is dropped, as PIL's convert('RGB') does).
+ */
+export async function toRgb(pipeline: Sharp, file?: string): Promise<RgbImage> {
+  try {
+    const { data, info } = await pipeline.removeAlpha().toColourspace('srgb').raw({ depth: 'uchar' }).toBuffer({ resolveWithObject: true });
+    if (info.channels !== 3) throw new Error(`expected 3 channels after conversion, got ${info.channels}`);
+    return { kind: 'rgb', data: new Uint8Array(data.buffer, data.byteOffset, data.length), width: info.width, height: info.height };
+  } catch (err) {
+    throw new ImageDecodeError(file ?? '<pixels>', `cannot decode (${errorLine(err)})`);
+  }
+}
+
+/** Materialises a sample as RGB pixels, running any pending crop/resize in one sharp pass. */
+export async function decodeRgb(sample: Sample): Promise<RgbImage> {
+  switch (sample.kind) {
+    case 'rgb':
+      return sample;
+    case 'float':
+      throw new Error('cannot turn float pixels back into an 8-bit image');
+    case 'source':
+      return toRgb(pipelineOf(sample), sample.file);
+    case 'pending': {
+      let pipeline = pipelineOf(sample.base);
+      if (sample.cropBefore) pipeline = pipeline.extract(sample.cropBefore);
+      if (sample.resize) pipeline = pipeline.resize(sample.resize.width, sample.resize.height, { fit: 'fill', kernel: 'linear' });
+      if (sample.cropAfter) pipeline = pipeline.extract(sample.cropAfter);
+      return toRgb(pipeline, sample.base.kind === 'source' ? sample.base.file : undefined);
+    }
+  }
+}
+
+type Geometric = ImageSource | RgbImage | PendingImage;
+
+/** Records a resize; materialises earlier work first when a resize or a later crop is already recorded. */
+export async function withResize(sample: Geometric, width: number, height: number): Promise<PendingImage> {
+  if (sample.kind === 'pending' && (sample.resize || sample.cropAfter)) sample = await decodeRgb(sample);
+  if (sample.kind === 'pending') return { ...sample, resize: { width, height }, width, height };
+  return { kind: 'pending', base: sample, resize: { width, height }, width, height };
+}
+
+/** Records a crop (the box must lie inside the image); it runs before or after the resize as recorded. */
+export async function withCrop(sample: Geometric, box: Box): Promise<PendingImage> {
+  if (sample.kind === 'pending' && sample.cropAfter) sample = await decodeRgb(sample);
+  const size = { width: box.width, height: box.height };
+  if (sample.kind !== 'pending') return { kind: 'pending', base: sample, cropBefore: box, ...size };
+  if (sample.resize) return { ...sample, cropAfter: box, ...size };
+  if (sample.cropBefore) {
+    const { left, top } = sample.cropBefore;
+    return { ...sample, cropBefore: { ...box, left: left + box.left, top: top + box.top }, ...size };
+  }
+  return { ...sample, cropBefore: box, ...size };
+}

@@ -1,0 +1,378 @@
+/**
+ * torchvision's transforms, same names and semantics, on sharp (libvips) for the geometric work.
+ * Random transforms draw only from the generator they are given, so a (seed, epoch, index) triple
+ * always gives the same augmented image.
+ */
+import { Random } from '../util';
+import { Box, decodeRgb, FloatImage, ImageSource, PendingImage, RgbImage, Sample, withCrop, withResize } from './sample';
+
+export interface Transform {
+  /** torchvision-style description, e.g. "Resize(256)". */
+  readonly name: string;
+  apply(sample: Sample, rng: Random): Promise<Sample>;
+}
+
+type Geometric = ImageSource | RgbImage | PendingImage;
+
+function geometric(sample: Sample, who: string): Geometric {
+  if (sample.kind === 'float') throw new Error(`${who} works on images; put it before ToTensor/Normalize/CaffePreprocess`);
+  return sample;
+}
+
+/** Python's round(): halves go to the even neighbour (torchvision's CenterCrop uses it). */
+export function pyRound(x: number): number {
+  const r = Math.round(x);
+  return Math.abs(x % 1) === 0.5 && r % 2 !== 0 ? r - 1 : r;
+}
+
+export class Compose implements Transform {
+  readonly name: string;
+  constructor(readonly transforms: readonly Transform[]) {
+    this.name = `Compose(${transforms.map((t) => t.name).join(', ')})`;
+  }
+
+  async apply(sample: Sample, rng: Random): Promise<Sample> {
+    let out = sample;
+    for (const t of this.transforms) out = await t.apply(out, rng);
+    return out;
+  }
+
+  /** Runs the image part only (up to the first float transform) and returns 8-bit pixels, for figures. */
+  async preview(sample: Sample, rng: Random): Promise<RgbImage> {
+    let out = sample;
+    for (const t of this.transforms) {
+      if (t instanceof ToTensor || t instanceof Normalize || t instanceof CaffePreprocess) break;
+      out = await t.apply(out, rng);
+    }
+    return decodeRgb(out);
+  }
+}
+
+/** Resize(size): the shorter side becomes `size`, aspect kept (the longer side is truncated like torchvision). */
+export class Resize implements Transform {
+  readonly name: string;
+  constructor(readonly size: number) {
+    this.name = `Resize(${size})`;
+  }
+
+  async apply(sample: Sample): Promise<Geometric> {
+    const img = geometric(sample, this.name);
+    const { width: w, height: h } = img;
+    const [tw, th] = w <= h ? [this.size, Math.floor((this.size * h) / w)] : [Math.floor((this.size * w) / h), this.size];
+    return tw === w && th === h ? img : withResize(img, tw, th);
+  }
+}
+
+/** CenterCrop(size): crops the centre; pads with black when the image is smaller, like torchvision. */
+export class CenterCrop implements Transform {
+  readonly name: string;
+  constructor(readonly size: number) {
+    this.name = `CenterCrop(${size})`;
+  }
+
+  async apply(sample: Sample): Promise<Geometric> {
+    const img = geometric(sample, this.name);
+    const s = this.size;
+    if (img.width >= s && img.height >= s) {
+      // Fits: record the crop so that it runs in the same sharp pass as a preceding resize.
+      return withCrop(img, { left: pyRound((img.width - s) / 2), top: pyRound((img.height - s) / 2), width: s, height: s });
+    }
+    return centerCrop(await decodeRgb(img), s);
+  }
+}
+
+/** torchvision's functional center_crop: offsets rounded like Python's round(), black padding when too small. */
+export function centerCrop(img: RgbImage, size: number): RgbImage {
+  const top = pyRound((img.height - size) / 2);
+  const left = pyRound((img.width - size) / 2);
+  const out = new Uint8Array(size * size * 3);
+  for (let y = 0; y < size; y++) {
+    const sy = y + top;
+    if (sy < 0 || sy >= img.height) continue;
+    const x0 = Math.max(0, -left);
+    const x1 = Math.min(size, img.width - left);
+    if (x1 > x0) out.set(img.data.subarray((sy * img.width + left + x0) * 3, (sy * img.width + left + x1) * 3), (y * size + x0) * 3);
+  }
+  return { kind: 'rgb', data: out, width: size, height: size };
+}
+
+/** The crop box torchvision's RandomResizedCrop.get_params picks (10 tries, then a centre crop). */
+export function randomResizedCropBox(width: number, height: number, scale: [number, number], ratio: [number, number], rng: Random): Box {
+  const area = width * height;
+  const logRatio = [Math.log(ratio[0]), Math.log(ratio[1])];
+  for (let attempt = 0; attempt < 10; attempt++) {
+    const targetArea = area * rng.uniform(scale[0], scale[1]);
+    const aspect = Math.exp(rng.uniform(logRatio[0], logRatio[1]));
+    const w = pyRound(Math.sqrt(targetArea * aspect));
+    const h = pyRound(Math.sqrt(targetArea / aspect));
+    if (w > 0 && w <= width && h > 0 && h <= height) {
+      return { left: rng.int(0, width - w), top: rng.int(0, height - h), width: w, height: h };
+    }
+  }
+  const inRatio = width / height;
+  let w = width;
+  let h = height;
+  if (inRatio < Math.min(...ratio)) h = pyRound(w / Math.min(...ratio));
+  else if (inRatio > Math.max(...ratio)) w = pyRound(h * Math.max(...ratio));
+  return { left: Math.floor((width - w) / 2), top: Math.floor((height - h) / 2), width: w, height: h };
+}
+
+/** RandomResizedCrop(size, scale, ratio): a random box of the given area share and aspect, resized to size×size. */
+export class RandomResizedCrop implements Transform {
+  readonly name: string;
+  constructor(
+    readonly size: number,
+    readonly scale: [number, number] = [0.08, 1],
+    readonly ratio: [number, number] = [3 / 4, 4 / 3],
+  ) {
+    this.name = `RandomResizedCrop(${size}, scale=(${scale.join(', ')}), ratio=(${ratio.map((r) => +r.toFixed(4)).join(', ')}))`;
+  }
+
+  async apply(sample: Sample, rng: Random): Promise<Geometric> {
+    const img = geometric(sample, this.name);
+    return resizedCrop(img, randomResizedCropBox(img.width, img.height, this.scale, this.ratio, rng), this.size);
+  }
+}
+
+/** torchvision's functional resized_crop: cut `box`, resize it to size×size (bilinear). One sharp pass. */
+export async function resizedCrop(img: Geometric, box: Box, size: number): Promise<PendingImage> {
+  return withResize(await withCrop(img, box), size, size);
+}
+
+/**
+ * torchvision's functional rotate on PIL images (expand=False, NEAREST, black fill): counter-clockwise by
+ * `angle` degrees about the centre. Same inverse mapping as PIL's Image.rotate, pixel centres at +0.5.
+ * Done in JS: on a 256 px image it is cheaper than a sharp round trip, and it matches PIL exactly.
+ */
+export async function rotate(sample: Geometric, angle: number): Promise<RgbImage> {
+  const img = await decodeRgb(sample);
+  const { width: w, height: h, data } = img;
+  const theta = (-angle * Math.PI) / 180;
+  const [a, b, d, e] = [Math.cos(theta), Math.sin(theta), -Math.sin(theta), Math.cos(theta)];
+  const cx = w / 2;
+  const cy = h / 2;
+  const c = a * -cx + b * -cy + cx;
+  const f = d * -cx + e * -cy + cy;
+  const out = new Uint8Array(data.length);
+  for (let y = 0; y < h; y++) {
+    for (let x = 0; x < w; x++) {
+      const sx = Math.floor(a * (x + 0.5) + b * (y + 0.5) + c);
+      const sy = Math.floor(d * (x + 0.5) + e * (y + 0.5) + f);
+      if (sx < 0 || sy < 0 || sx >= w || sy >= h) continue;
+      const src = (sy * w + sx) * 3;
+      const dst = (y * w + x) * 3;
+      out[dst] = data[src];
+      out[dst + 1] = data[src + 1];
+      out[dst + 2] = data[src + 2];
+    }
+  }
+  return { kind: 'rgb', data: out, width: w, height: h };
+}
+
+/** torchvision's functional hflip: mirrors left-right, exactly. */
+export async function hflip(sample: Geometric): Promise<RgbImage> {
+  const img = await decodeRgb(sample);
+  return { ...img, data: mirror(img) };
+}
+
+/** RandomRotation(degrees): rotates by U(-d, d) degrees about the centre, same size, black corners. */
+export class RandomRotation implements Transform {
+  readonly name: string;
+  constructor(readonly degrees: number) {
+    this.name = `RandomRotation(${degrees})`;
+  }
+
+  async apply(sample: Sample, rng: Random): Promise<RgbImage> {
+    return rotate(geometric(sample, this.name), rng.uniform(-this.degrees, this.degrees));
+  }
+}
+
+/** RandomHorizontalFlip(p): mirrors left-right with probability p. */
+export class RandomHorizontalFlip implements Transform {
+  readonly name: string;
+  constructor(readonly p = 0.5) {
+    this.name = `RandomHorizontalFlip(p=${p})`;
+  }
+
+  async apply(sample: Sample, rng: Random): Promise<RgbImage> {
+    const img = geometric(sample, this.name);
+    return rng.next() < this.p ? hflip(img) : decodeRgb(img);
+  }
+}
+
+function mirror(img: RgbImage): Uint8Array {
+  const out = new Uint8Array(img.data.length);
+  const row = img.width * 3;
+  for (let y = 0; y < img.height; y++) {
+    for (let x = 0; x < img.width; x++) {
+      const src = y * row + x * 3;
+      const dst = y * row + (img.width - 1 - x) * 3;
+      out[dst] = img.data[src];
+      out[dst + 1] = img.data[src + 1];
+      out[dst + 2] = img.data[src + 2];
+    }
+  }
+  return out;
+}
+
+export interface ColorJitterOptions {
+  brightness?: number;
+  contrast?: number;
+  saturation?: number;
+  hue?: number;
+}
+
+/**
+ * ColorJitter(brightness, contrast, saturation, hue) with torchvision's factor ranges and a random order
+ * of the four adjustments. Without arguments it does nothing, like the tutorial's ColorJitter().
+ */
+export class ColorJitter implements Transform {
+  readonly name: string;
+  constructor(readonly options: ColorJitterOptions = {}) {
+    const { brightness = 0, contrast = 0, saturation = 0, hue = 0 } = options;
+    if (hue < 0 || hue > 0.5) throw new Error('ColorJitter hue must be in [0, 0.5]');
+    this.name = `ColorJitter(brightness=${brightness}, contrast=${contrast}, saturation=${saturation}, hue=${hue})`;
+  }
+
+  async apply(sample: Sample, rng: Random): Promise<Sample> {
+    const { brightness = 0, contrast = 0, saturation = 0, hue = 0 } = this.options;
+    if (!brightness && !contrast && !saturation && !hue) return geometric(sample, this.name);
+    const img = await decodeRgb(geometric(sample, this.name));
+    const px = Float32Array.from(img.data);
+    const factor = (x: number): number => rng.uniform(Math.max(0, 1 - x), 1 + x);
+    const ops = rng.shuffled([0, 1, 2, 3]);
+    const b = brightness ? factor(brightness) : null;
+    const c = contrast ? factor(contrast) : null;
+    const s = saturation ? factor(saturation) : null;
+    const h = hue ? rng.uniform(-hue, hue) : null;
+    for (const op of ops) {
+      if (op === 0 && b !== null) blend(px, b, () => 0);
+      if (op === 1 && c !== null) {
+        let mean = 0;
+        for (let i = 0; i < px.length; i += 3) mean += gray(px, i);
+        mean /= px.length / 3;
+        blend(px, c, () => mean);
+      }
+      if (op === 2 && s !== null) blend(px, s, (i) => gray(px, i));
+      if (op === 3 && h !== null) shiftHue(px, h);
+    }
+    const data = new Uint8Array(px.length);
+    for (let i = 0; i < px.length; i++) data[i] = Math.round(Math.min(255, Math.max(0, px[i])));
+    return { kind: 'rgb', data, width: img.width, height: img.height };
+  }
+}
+
+function gray(px: Float32Array, i: number): number {
+  return 0.299 * px[i] + 0.587 * px[i + 1] + 0.114 * px[i + 2];
+}
+
+/** px = other + factor·(px − other), clamped to [0, 255], per pixel. */
+function blend(px: Float32Array, factor: number, other: (i: number) => number): void {
+  for (let i = 0; i < px.length; i += 3) {
+    const o = other(i);
+    for (let k = 0; k < 3; k++) px[i + k] = Math.min(255, Math.max(0, o + factor * (px[i + k] - o)));
+  }
+}
+
+function shiftHue(px: Float32Array, shift: number): void {
+  for (let i = 0; i < px.length; i += 3) {
+    const r = px[i] / 255;
+    const g = px[i + 1] / 255;
+    const b = px[i + 2] / 255;
+    const max = Math.max(r, g, b);
+    const min = Math.min(r, g, b);
+    const d = max - min;
+    let hh = 0;
+    if (d > 0) hh = max === r ? ((g - b) / d + 6) % 6 : max === g ? (b - r) / d + 2 : (r - g) / d + 4;
+    hh = (((hh / 6 + shift) % 1) + 1) % 1;
+    const s = max === 0 ? 0 : d / max;
+    const sector = Math.floor(hh * 6);
+    const f = hh * 6 - sector;
+    const p = max * (1 - s);
+    const q = max * (1 - f * s);
+    const t = max * (1 - (1 - f) * s);
+    const rgb = [[max, t, p], [q, max, p], [p, max, t], [p, q, max], [t, p, max], [max, p, q]][sector % 6];
+    px[i] = rgb[0] * 255;
+    px[i + 1] = rgb[1] * 255;
+    px[i + 2] = rgb[2] * 255;
+  }
+}
+
+/** ToTensor(): 8-bit RGB → float in [0, 1] (HWC). */
+export class ToTensor implements Transform {
+  readonly name = 'ToTensor()';
+  async apply(sample: Sample): Promise<FloatImage> {
+    const img = await decodeRgb(sample);
+    const data = new Float32Array(img.data.length);
+    for (let i = 0; i < data.length; i++) data[i] = img.data[i] / 255;
+    return { kind: 'float', data, width: img.width, height: img.height };
+  }
+}
+
+/** Normalize(mean, std) per channel, on ToTensor's output. */
+export class Normalize implements Transform {
+  readonly name: string;
+  constructor(
+    readonly mean: [number, number, number],
+    readonly std: [number, number, number],
+  ) {
+    this.name = `Normalize(mean=[${mean.join(', ')}], std=[${std.join(', ')}])`;
+  }
+
+  async apply(sample: Sample): Promise<FloatImage> {
+    if (sample.kind !== 'float') throw new Error('Normalize needs ToTensor first');
+    const data = new Float32Array(sample.data.length);
+    for (let i = 0; i < data.length; i++) data[i] = (sample.data[i] - this.mean[i % 3]) / this.std[i % 3];
+    return { ...sample, data };
+  }
+}
+
+/** The "caffe" mean of Keras' ImageNet weights, in BGR order. */
+export const CAFFE_MEAN_BGR: [number, number, number] = [103.939, 116.779, 123.68];
+
+/**
+ * The preprocessing the bundled Keras ResNet50 weights were trained with ("caffe"): RGB → BGR, then
+ * subtract the per-channel ImageNet mean, no scaling. It takes 0–255 pixels, so it replaces
+ * ToTensor + Normalize rather than following them.
+ */
+export class CaffePreprocess implements Transform {
+  readonly name = 'CaffePreprocess(BGR, mean=[103.939, 116.779, 123.68])';
+  async apply(sample: Sample): Promise<FloatImage> {
+    if (sample.kind === 'float') throw new Error('CaffePreprocess takes 0-255 pixels: use it instead of ToTensor/Normalize');
+    const img = await decodeRgb(sample);
+    const data = new Float32Array(img.data.length);
+    for (let i = 0; i < data.length; i += 3) {
+      data[i] = img.data[i + 2] - CAFFE_MEAN_BGR[0];
+      data[i + 1] = img.data[i + 1] - CAFFE_MEAN_BGR[1];
+      data[i + 2] = img.data[i] - CAFFE_MEAN_BGR[2];
+    }
+    return { kind: 'float', data, width: img.width, height: img.height };
+  }
+}
+
+export const IMAGENET_MEAN: [number, number, number] = [0.485, 0.456, 0.406];
+export const IMAGENET_STD: [number, number, number] = [0.229, 0.224, 0.225];
+
+/** How pixels are scaled for a backbone: torchvision's ImageNet Normalize, or Keras' caffe. */
+export type Preprocessing = 'imagenet' | 'caffe';
+
+function finalSteps(preprocessing: Preprocessing): Transform[] {
+  return preprocessing === 'caffe' ? [new CaffePreprocess()] : [new ToTensor(), new Normalize(IMAGENET_MEAN, IMAGENET_STD)];
+}
+
+/** The tutorial's training transforms (augmentation), ending with the model's preprocessing. */
+export function trainTransforms(preprocessing: Preprocessing = 'caffe'): Compose {
+  return new Compose([
+    new RandomResizedCrop(256, [0.8, 1.0]),
+    new RandomRotation(15),
+    new ColorJitter(),
+    new RandomHorizontalFlip(),
+    new CenterCrop(224),
+    ...finalSteps(preprocessing),
+  ]);
+}
+
+/** The tutorial's validation and test transforms: Resize(256), CenterCrop(224), then the model's preprocessing. */
+export function evalTransforms(preprocessing: Preprocessing = 'caffe'): Compose {
+  return new Compose([new Resize(256), new CenterCrop(224), ...finalSteps(preprocessing)]);
+}

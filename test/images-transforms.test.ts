@@ -1,0 +1,171 @@
+import assert from 'node:assert/strict';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { test } from 'node:test';
+import sharp from 'sharp';
+
+import {
+  augmentationFigure,
+  CAFFE_MEAN_BGR,
+  CaffePreprocess,
+  CenterCrop,
+  ColorJitter,
+  Compose,
+  decodeRgb,
+  evalTransforms,
+  hflip,
+  Normalize,
+  openImage,
+  Random,
+  RandomHorizontalFlip,
+  randomResizedCropBox,
+  RandomRotation,
+  Resize,
+  RgbImage,
+  rotate,
+  ToTensor,
+  trainTransforms,
+} from '../lib';
+import { REPO_ROOT, tempDir, writeImage } from './helpers';
+
+const PHOTO = path.join(REPO_ROOT, 'test', 'fixtures', 'photos', 'coffee.jpg');
+
+test('RandomResizedCrop boxes respect scale and ratio bounds over many draws', () => {
+  const rng = new Random(1);
+  for (const [w, h] of [[1280, 853], [853, 1280], [640, 640], [300, 100]]) {
+    for (let i = 0; i < 2000; i++) {
+      const box = randomResizedCropBox(w, h, [0.8, 1], [3 / 4, 4 / 3], rng);
+      assert.ok(box.left >= 0 && box.top >= 0 && box.left + box.width <= w && box.top + box.height <= h, JSON.stringify(box));
+      const fallback = box.width === w || box.height === h;
+      if (!fallback) {
+        // Side lengths are rounded to whole pixels, so allow one pixel of slack on each side.
+        const areaHi = ((box.width + 1) * (box.height + 1)) / (w * h);
+        const areaLo = ((box.width - 1) * (box.height - 1)) / (w * h);
+        assert.ok(areaHi >= 0.8 && areaLo <= 1, `area share ${box.width * box.height / (w * h)}`);
+        assert.ok((box.width + 1) / (box.height - 1) >= 3 / 4 && (box.width - 1) / (box.height + 1) <= 4 / 3, `ratio ${box.width / box.height}`);
+      }
+    }
+  }
+});
+
+test('output sizes: train and eval give 224×224 from any input size', async () => {
+  const dir = tempDir();
+  for (const [w, h] of [[1280, 853], [853, 1280], [40, 30], [300, 300]]) {
+    const file = path.join(dir, `${w}x${h}.jpg`);
+    await writeImage(file, w, { width: w, height: h });
+    const src = await openImage(file);
+    for (const t of [trainTransforms('caffe'), evalTransforms('imagenet')]) {
+      const out = await t.apply(src, new Random(3));
+      assert.equal(out.kind, 'float');
+      assert.deepEqual([out.width, out.height, (out as { data: Float32Array }).data.length], [224, 224, 224 * 224 * 3]);
+    }
+  }
+});
+
+test('Resize keeps the aspect ratio with the shorter side at size', async () => {
+  const src = await openImage(PHOTO); // 600×400
+  const out = await decodeRgb(await new Resize(256).apply(src));
+  assert.deepEqual([out.width, out.height], [384, 256]);
+});
+
+test('CenterCrop pads with black when the image is smaller than the crop', async () => {
+  const img: RgbImage = { kind: 'rgb', data: new Uint8Array(2 * 2 * 3).fill(200), width: 2, height: 2 };
+  const out = await decodeRgb(await new CenterCrop(4).apply(img));
+  assert.deepEqual([out.width, out.height], [4, 4]);
+  assert.equal(out.data[0], 0);
+  assert.equal(out.data[(1 * 4 + 1) * 3], 200);
+});
+
+test('horizontal flip mirrors pixels exactly; p=0 never flips, p=1 always does', async () => {
+  const src = await decodeRgb(await openImage(PHOTO));
+  const flipped = await hflip(src);
+  const w = src.width;
+  for (const [x, y] of [[0, 0], [17, 33], [w - 1, src.height - 1]]) {
+    for (let k = 0; k < 3; k++) assert.equal(flipped.data[(y * w + x) * 3 + k], src.data[(y * w + (w - 1 - x)) * 3 + k]);
+  }
+  assert.deepEqual(await hflip(flipped), src);
+  assert.deepEqual((await decodeRgb(await new RandomHorizontalFlip(0).apply(src, new Random(1)))).data, src.data);
+  assert.deepEqual((await decodeRgb(await new RandomHorizontalFlip(1).apply(src, new Random(1)))).data, flipped.data);
+});
+
+test('rotation keeps the size, fills corners with black, and rotate(0) is the identity', async () => {
+  const src = await decodeRgb(await new Resize(128).apply(await openImage(PHOTO)));
+  const r = await new RandomRotation(15).apply(src, new Random(5));
+  assert.deepEqual([r.width, r.height], [src.width, src.height]);
+  const turned = await rotate(src, 15);
+  assert.deepEqual(Array.from(turned.data.subarray(0, 3)), [0, 0, 0]);
+  assert.deepEqual((await rotate(src, 0)).data, src.data);
+});
+
+test('ColorJitter() with no arguments is a no-op; with arguments it changes pixels within range', async () => {
+  const src = await decodeRgb(await new Resize(64).apply(await openImage(PHOTO)));
+  assert.deepEqual((await decodeRgb(await new ColorJitter().apply(src, new Random(1)))).data, src.data);
+  const jittered = await decodeRgb(await new ColorJitter({ brightness: 0.5, contrast: 0.5, saturation: 0.5, hue: 0.2 }).apply(src, new Random(1)));
+  assert.notDeepEqual(jittered.data, src.data);
+  assert.equal(jittered.data.length, src.data.length);
+});
+
+test('ToTensor/Normalize and CaffePreprocess compute what they say', async () => {
+  const img: RgbImage = { kind: 'rgb', data: Uint8Array.from([255, 128, 0]), width: 1, height: 1 };
+  const t = await new Compose([new ToTensor(), new Normalize([0.5, 0.5, 0.5], [0.25, 0.5, 1])]).apply(img, new Random(0));
+  assert.equal(t.kind, 'float');
+  const v = Array.from((t as { data: Float32Array }).data);
+  assert.ok(Math.abs(v[0] - 2) < 1e-6 && Math.abs(v[1] - (128 / 255 - 0.5) / 0.5) < 1e-6 && Math.abs(v[2] + 0.5) < 1e-6);
+  const c = await new CaffePreprocess().apply(img);
+  // BGR order, mean subtracted, no scaling.
+  assert.deepEqual(Array.from(c.data).map((x) => +x.toFixed(3)), [0 - CAFFE_MEAN_BGR[0], 128 - CAFFE_MEAN_BGR[1], 255 - CAFFE_MEAN_BGR[2]].map((x) => +x.toFixed(3)));
+  await assert.rejects(new Compose([new ToTensor(), new CaffePreprocess()]).apply(img, new Random(0)), /instead of ToTensor/);
+});
+
+test('the same seed gives the same augmentation, another seed another', async () => {
+  const src = await openImage(PHOTO);
+  const a = await trainTransforms().apply(src, Random.derive(7, 'sample', 0, 3));
+  const b = await trainTransforms().apply(src, Random.derive(7, 'sample', 0, 3));
+  const c = await trainTransforms().apply(src, Random.derive(7, 'sample', 1, 3));
+  assert.deepEqual(a, b);
+  assert.notDeepEqual(a, c);
+});
+
+test('decoding: EXIF orientation, grayscale, CMYK, alpha and 16-bit become 8-bit sRGB RGB', async () => {
+  const dir = tempDir();
+  const base = sharp({ create: { width: 60, height: 40, channels: 3, background: '#ff0000' } }).composite([
+    { input: { create: { width: 20, height: 40, channels: 3, background: '#0000ff' } }, left: 0, top: 0 },
+  ]);
+  const plain = await base.clone().jpeg({ quality: 95 }).toBuffer();
+  fs.writeFileSync(path.join(dir, 'rotated.jpg'), await sharp(plain).withMetadata({ orientation: 6 }).jpeg({ quality: 95 }).toBuffer());
+  fs.writeFileSync(path.join(dir, 'gray.jpg'), await base.clone().grayscale().jpeg().toBuffer());
+  fs.writeFileSync(path.join(dir, 'cmyk.jpg'), await base.clone().toColourspace('cmyk').jpeg({ quality: 95 }).toBuffer());
+  fs.writeFileSync(path.join(dir, 'alpha.png'), await base.clone().ensureAlpha(0.5).png().toBuffer());
+  const px16 = new Uint16Array(60 * 40 * 3).fill(65535);
+  fs.writeFileSync(path.join(dir, 'sixteen.png'), await sharp(px16, { raw: { width: 60, height: 40, channels: 3 } }).toColourspace('rgb16').png().toBuffer());
+
+  // Orientation 6 means "rotate 90° clockwise to display": 40×60, blue band on top.
+  const rotated = await decodeRgb(await openImage(path.join(dir, 'rotated.jpg')));
+  assert.deepEqual([rotated.width, rotated.height], [40, 60]);
+  const at = (img: RgbImage, x: number, y: number): number[] => Array.from(img.data.subarray((y * img.width + x) * 3, (y * img.width + x) * 3 + 3));
+  assert.ok(at(rotated, 20, 5)[2] > 200 && at(rotated, 20, 5)[0] < 60, `top is blue: ${at(rotated, 20, 5)}`);
+  assert.ok(at(rotated, 20, 50)[0] > 200, `bottom is red: ${at(rotated, 20, 50)}`);
+
+  for (const name of ['gray.jpg', 'cmyk.jpg', 'alpha.png', 'sixteen.png']) {
+    const img = await decodeRgb(await openImage(path.join(dir, name)));
+    assert.deepEqual([img.width, img.height, img.data.length], [60, 40, 60 * 40 * 3], name);
+  }
+  const gray = await decodeRgb(await openImage(path.join(dir, 'gray.jpg')));
+  assert.ok(at(gray, 50, 20)[0] === at(gray, 50, 20)[1] && at(gray, 50, 20)[1] === at(gray, 50, 20)[2]);
+  const cmyk = await decodeRgb(await openImage(path.join(dir, 'cmyk.jpg')));
+  assert.ok(at(cmyk, 50, 20)[0] > 200 && at(cmyk, 50, 20)[2] < 80, `CMYK red stays red: ${at(cmyk, 50, 20)}`);
+  assert.deepEqual(at(await decodeRgb(await openImage(path.join(dir, 'sixteen.png'))), 5, 5), [255, 255, 255]);
+});
+
+test('the augmentation figure is one 3×3 PNG', async () => {
+  const png = await augmentationFigure(PHOTO, trainTransforms(), { seed: 1, tile: 100, gap: 4 });
+  const meta = await sharp(png).metadata();
+  assert.deepEqual([meta.format, meta.width, meta.height], ['png', 3 * 100 + 4 * 4, 3 * 100 + 4 * 4]);
+  const { data } = await sharp(png).raw().toBuffer({ resolveWithObject: true });
+  const tile = (k: number): number[] => {
+    const x = 4 + (k % 3) * 104 + 50;
+    const y = 4 + Math.floor(k / 3) * 104 + 50;
+    return Array.from(data.subarray((y * 316 + x) * 3, (y * 316 + x) * 3 + 30));
+  };
+  assert.notDeepEqual(tile(1), tile(2), 'augmented views differ');
+});
