@@ -117,3 +117,18 @@ test('an unreadable image is skipped with a one-line reason and never stops the 
   assert.deepEqual(reasons.map((r) => r[0]).sort(), ['fake.jpg', 'truncated.jpg']);
   for (const [, reason] of reasons) assert.doesNotMatch(reason, /\n/);
 });
+
+test('decode workers and the main thread give identical batches', async () => {
+  const dir = await folder({ a: 3, b: 2 });
+  const ds = new ImageFolder(dir, trainTransforms());
+  const first = async (workers: number): Promise<Float32Array> => {
+    for await (const batch of new DataLoader(ds, { batchSize: 5, shuffle: true, seed: 9, workers }).batches(1)) {
+      const x = (await batch.x.data()) as Float32Array;
+      tf.dispose([batch.x, batch.y]);
+      return x;
+    }
+    throw new Error('no batch');
+  };
+  const inProcess = await first(0);
+  assert.deepEqual(await first(2), inProcess);
+});

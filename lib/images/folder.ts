@@ -1,7 +1,7 @@
 /** ImageFolder: torchvision's class-per-folder dataset, on top of the data scan. */
 import { scanImageFolder, Skipped } from '../data/scan';
 import { Random, UserError } from '../util';
-import { FloatImage, ImageDecodeError, openImage, Sample } from './sample';
+import { FloatImage, ImageDecodeError, openImage } from './sample';
 import type { Transform } from './transforms';
 
 export interface LoadedSample {
@@ -41,17 +41,26 @@ export class ImageFolder {
    */
   async load(index: number, rng: Random): Promise<LoadedSample | null> {
     const { file, label } = this.samples[index];
-    let out: Sample;
     try {
-      out = await this.transform.apply(await openImage(file), rng);
+      return { image: await loadImage(file, this.transform, rng), label, file };
     } catch (err) {
       if (err instanceof ImageDecodeError) {
-        if (!this.skipped.some((s) => s.path === file)) this.skipped.push({ path: file, reason: err.message.slice(file.length + 2) });
+        this.recordSkip(file, err.reason);
         return null;
       }
       throw err;
     }
-    if (out.kind !== 'float') throw new Error(`the transform must end with ToTensor/Normalize or CaffePreprocess (${this.transform.name})`);
-    return { image: out, label, file };
   }
+
+  /** Notes a file that could not be decoded (once). */
+  recordSkip(file: string, reason: string): void {
+    if (!this.skipped.some((s) => s.path === file)) this.skipped.push({ path: file, reason });
+  }
+}
+
+/** Opens, decodes and transforms one image file. Throws ImageDecodeError for a bad file. */
+export async function loadImage(file: string, transform: Transform, rng: Random): Promise<FloatImage> {
+  const out = await transform.apply(await openImage(file), rng);
+  if (out.kind !== 'float') throw new Error(`the transform must end with ToTensor/Normalize or CaffePreprocess (${transform.name})`);
+  return out;
 }

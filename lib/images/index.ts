@@ -1,3 +1,4 @@
+export * from './decode-pool';
 export * from './figure';
 export * from './folder';
 export * from './loader';

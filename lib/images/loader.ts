@@ -8,7 +8,9 @@
 import * as tf from '@tensorflow/tfjs';
 
 import { defaultConcurrency, mapLimit, Random } from '../util';
+import { DecodePool, defaultDecodeWorkers } from './decode-pool';
 import type { ImageFolder, LoadedSample } from './folder';
+import { specOf, TransformSpec } from './transforms';
 
 export interface DataLoaderOptions {
   batchSize?: number;
@@ -18,6 +20,12 @@ export interface DataLoaderOptions {
   concurrency?: number;
   /** Drop the last batch when it is smaller than batchSize. */
   dropLast?: boolean;
+  /**
+   * Decode in this many worker threads (default: one per core, at most 4), so decoding goes on while
+   * the main thread trains. 0 decodes on the main thread's event loop. Transforms without a spec
+   * (custom ones) always decode on the main thread.
+   */
+  workers?: number;
 }
 
 export interface Batch {
@@ -42,6 +50,8 @@ export class DataLoader {
   readonly seed: number;
   readonly concurrency: number;
   readonly dropLast: boolean;
+  readonly workers: number;
+  private readonly spec: TransformSpec | null;
 
   constructor(
     readonly dataset: ImageFolder,
@@ -52,6 +62,8 @@ export class DataLoader {
     this.seed = options.seed ?? 0;
     this.concurrency = options.concurrency ?? defaultConcurrency();
     this.dropLast = options.dropLast ?? false;
+    this.spec = specOf(dataset.transform);
+    this.workers = this.spec ? (options.workers ?? defaultDecodeWorkers()) : 0;
     if (!Number.isInteger(this.batchSize) || this.batchSize < 1) throw new Error(`batchSize must be a positive integer, got ${this.batchSize}`);
   }
 
@@ -93,8 +105,24 @@ export class DataLoader {
     return this.batches(0);
   }
 
+  /** One sample, in a worker when there are workers; null (and a recorded skip) for an undecodable file. */
+  private async loadOne(index: number, epoch: number): Promise<LoadedSample | null> {
+    const rng = Random.derive(this.seed, 'sample', epoch, index);
+    if (this.workers === 0 || !this.spec) return this.dataset.load(index, rng);
+    const { file, label } = this.dataset.samples[index];
+    const reply = await DecodePool.shared(this.workers).run(file, this.spec, rng.getState());
+    if (reply.ok) return { image: { kind: 'float', data: reply.data, width: reply.width, height: reply.height }, label, file };
+    if ('reason' in reply) {
+      this.dataset.recordSkip(file, reply.reason);
+      return null;
+    }
+    throw new Error(`decoding ${file} failed: ${reply.fatal}`);
+  }
+
   private async loadHost(indices: number[], epoch: number): Promise<HostBatch | null> {
-    const loaded = await mapLimit(indices, this.concurrency, (i) => this.dataset.load(i, Random.derive(this.seed, 'sample', epoch, i)));
+    // With workers, the whole batch is queued at once: they keep decoding while the main thread is busy.
+    const limit = this.workers > 0 ? indices.length : this.concurrency;
+    const loaded = await mapLimit(indices, limit, (i) => this.loadOne(i, epoch));
     const ok = loaded.filter((s): s is LoadedSample => s !== null);
     if (ok.length === 0) return null;
     const { width, height } = ok[0].image;

@@ -64,7 +64,7 @@ export type Sample = ImageSource | RgbImage | PendingImage | FloatImage;
 export class ImageDecodeError extends Error {
   constructor(
     readonly file: string,
-    reason: string,
+    readonly reason: string,
   ) {
     super(`${file}: ${reason}`);
     this.name = 'ImageDecodeError';

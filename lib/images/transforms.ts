@@ -10,6 +10,17 @@ export interface Transform {
   /** torchvision-style description, e.g. "Resize(256)". */
   readonly name: string;
   apply(sample: Sample, rng: Random): Promise<Sample>;
+  /**
+   * A plain-data description that rebuilds this transform in a decode worker (see transformFromSpec).
+   * Transforms without one run on the main thread.
+   */
+  spec?(): TransformSpec;
+}
+
+/** Plain data describing a built-in transform: its class name and constructor arguments. */
+export interface TransformSpec {
+  type: string;
+  args: unknown[];
 }
 
 type Geometric = ImageSource | RgbImage | PendingImage;
@@ -27,6 +38,10 @@ export function pyRound(x: number): number {
 
 export class Compose implements Transform {
   readonly name: string;
+
+  spec(): TransformSpec {
+    return { type: 'Compose', args: this.transforms.map((t) => { if (!t.spec) throw new Error(`${t.name} has no spec`); return t.spec(); }) };
+  }
   constructor(readonly transforms: readonly Transform[]) {
     this.name = `Compose(${transforms.map((t) => t.name).join(', ')})`;
   }
@@ -51,6 +66,10 @@ export class Compose implements Transform {
 /** Resize(size): the shorter side becomes `size`, aspect kept (the longer side is truncated like torchvision). */
 export class Resize implements Transform {
   readonly name: string;
+
+  spec(): TransformSpec {
+    return { type: 'Resize', args: [this.size] };
+  }
   constructor(readonly size: number) {
     this.name = `Resize(${size})`;
   }
@@ -66,6 +85,10 @@ export class Resize implements Transform {
 /** CenterCrop(size): crops the centre; pads with black when the image is smaller, like torchvision. */
 export class CenterCrop implements Transform {
   readonly name: string;
+
+  spec(): TransformSpec {
+    return { type: 'CenterCrop', args: [this.size] };
+  }
   constructor(readonly size: number) {
     this.name = `CenterCrop(${size})`;
   }
@@ -120,6 +143,10 @@ export function randomResizedCropBox(width: number, height: number, scale: [numb
 /** RandomResizedCrop(size, scale, ratio): a random box of the given area share and aspect, resized to size×size. */
 export class RandomResizedCrop implements Transform {
   readonly name: string;
+
+  spec(): TransformSpec {
+    return { type: 'RandomResizedCrop', args: [this.size, this.scale, this.ratio] };
+  }
   constructor(
     readonly size: number,
     readonly scale: [number, number] = [0.08, 1],
@@ -178,6 +205,10 @@ export async function hflip(sample: Geometric): Promise<RgbImage> {
 /** RandomRotation(degrees): rotates by U(-d, d) degrees about the centre, same size, black corners. */
 export class RandomRotation implements Transform {
   readonly name: string;
+
+  spec(): TransformSpec {
+    return { type: 'RandomRotation', args: [this.degrees] };
+  }
   constructor(readonly degrees: number) {
     this.name = `RandomRotation(${degrees})`;
   }
@@ -190,6 +221,10 @@ export class RandomRotation implements Transform {
 /** RandomHorizontalFlip(p): mirrors left-right with probability p. */
 export class RandomHorizontalFlip implements Transform {
   readonly name: string;
+
+  spec(): TransformSpec {
+    return { type: 'RandomHorizontalFlip', args: [this.p] };
+  }
   constructor(readonly p = 0.5) {
     this.name = `RandomHorizontalFlip(p=${p})`;
   }
@@ -228,6 +263,10 @@ export interface ColorJitterOptions {
  */
 export class ColorJitter implements Transform {
   readonly name: string;
+
+  spec(): TransformSpec {
+    return { type: 'ColorJitter', args: [this.options] };
+  }
   constructor(readonly options: ColorJitterOptions = {}) {
     const { brightness = 0, contrast = 0, saturation = 0, hue = 0 } = options;
     if (hue < 0 || hue > 0.5) throw new Error('ColorJitter hue must be in [0, 0.5]');
@@ -301,6 +340,10 @@ function shiftHue(px: Float32Array, shift: number): void {
 /** ToTensor(): 8-bit RGB → float in [0, 1] (HWC). */
 export class ToTensor implements Transform {
   readonly name = 'ToTensor()';
+
+  spec(): TransformSpec {
+    return { type: 'ToTensor', args: [] };
+  }
   async apply(sample: Sample): Promise<FloatImage> {
     const img = await decodeRgb(sample);
     const data = new Float32Array(img.data.length);
@@ -312,6 +355,10 @@ export class ToTensor implements Transform {
 /** Normalize(mean, std) per channel, on ToTensor's output. */
 export class Normalize implements Transform {
   readonly name: string;
+
+  spec(): TransformSpec {
+    return { type: 'Normalize', args: [this.mean, this.std] };
+  }
   constructor(
     readonly mean: [number, number, number],
     readonly std: [number, number, number],
@@ -337,6 +384,10 @@ export const CAFFE_MEAN_BGR: [number, number, number] = [103.939, 116.779, 123.6
  */
 export class CaffePreprocess implements Transform {
   readonly name = 'CaffePreprocess(BGR, mean=[103.939, 116.779, 123.68])';
+
+  spec(): TransformSpec {
+    return { type: 'CaffePreprocess', args: [] };
+  }
   async apply(sample: Sample): Promise<FloatImage> {
     if (sample.kind === 'float') throw new Error('CaffePreprocess takes 0-255 pixels: use it instead of ToTensor/Normalize');
     const img = await decodeRgb(sample);
@@ -375,4 +426,42 @@ export function trainTransforms(preprocessing: Preprocessing = 'caffe'): Compose
 /** The tutorial's validation and test transforms: Resize(256), CenterCrop(224), then the model's preprocessing. */
 export function evalTransforms(preprocessing: Preprocessing = 'caffe'): Compose {
   return new Compose([new Resize(256), new CenterCrop(224), ...finalSteps(preprocessing)]);
+}
+
+/** Rebuilds a built-in transform from its spec (used by decode workers). */
+export function transformFromSpec(spec: TransformSpec): Transform {
+  const a = spec.args as never[];
+  switch (spec.type) {
+    case 'Compose':
+      return new Compose((spec.args as TransformSpec[]).map(transformFromSpec));
+    case 'Resize':
+      return new Resize(a[0]);
+    case 'CenterCrop':
+      return new CenterCrop(a[0]);
+    case 'RandomResizedCrop':
+      return new RandomResizedCrop(a[0], a[1], a[2]);
+    case 'RandomRotation':
+      return new RandomRotation(a[0]);
+    case 'RandomHorizontalFlip':
+      return new RandomHorizontalFlip(a[0]);
+    case 'ColorJitter':
+      return new ColorJitter(a[0]);
+    case 'ToTensor':
+      return new ToTensor();
+    case 'Normalize':
+      return new Normalize(a[0], a[1]);
+    case 'CaffePreprocess':
+      return new CaffePreprocess();
+    default:
+      throw new Error(`unknown transform type "${spec.type}"`);
+  }
+}
+
+/** The transform's spec, or null when it (or one of its parts) has none and so must run on the main thread. */
+export function specOf(transform: Transform): TransformSpec | null {
+  try {
+    return transform.spec ? transform.spec() : null;
+  } catch {
+    return null;
+  }
 }
