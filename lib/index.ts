@@ -1,3 +1,4 @@
 export * from './data';
 export * from './images';
+export * from './model';
 export * from './util';

@@ -1,0 +1,73 @@
+/**
+ * Backend selection: native TensorFlow (tfjs-node-gpu / tfjs-node) when it loads, else WebAssembly
+ * (SIMD), else the pure-JS cpu backend. BOAT_BACKEND=tensorflow|wasm|cpu forces one.
+ */
+import * as tf from '@tensorflow/tfjs';
+
+import { UserError } from '../util';
+
+export type BackendName = 'tensorflow' | 'wasm' | 'cpu';
+
+export interface BackendInfo {
+  name: BackendName;
+  /** What it can do, e.g. "SIMD, 1 thread" or "CUDA GPU". */
+  details: string;
+  /** The line the tutorial prints as "Using cuda device". */
+  line: string;
+}
+
+const ORDER: BackendName[] = ['tensorflow', 'wasm', 'cpu'];
+let resolved: BackendInfo | null = null;
+
+function tryRequire(name: string): boolean {
+  try {
+    require(name);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+async function tryTensorflow(): Promise<string | null> {
+  // node_modules/@tensorflow/tfjs-node may be danfojs' alias of plain tfjs, so check that the
+  // native "tensorflow" backend really registered.
+  const gpu = tryRequire('@tensorflow/tfjs-node-gpu');
+  if (!gpu) tryRequire('@tensorflow/tfjs-node');
+  if (!tf.findBackendFactory('tensorflow')) return null;
+  if (!(await tf.setBackend('tensorflow'))) return null;
+  return gpu ? 'native TensorFlow, GPU build' : 'native TensorFlow, CPU';
+}
+
+async function tryWasm(): Promise<string | null> {
+  if (!tryRequire('@tensorflow/tfjs-backend-wasm')) return null;
+  if (!(await tf.setBackend('wasm'))) return null;
+  const simd = await tf.env().getAsync('WASM_HAS_SIMD_SUPPORT');
+  const threads = (await tf.env().getAsync('WASM_HAS_MULTITHREAD_SUPPORT')) ? 'threads' : '1 thread';
+  return `${simd ? 'SIMD' : 'no SIMD'}, ${threads}`;
+}
+
+async function tryCpu(): Promise<string | null> {
+  return (await tf.setBackend('cpu')) ? 'pure JavaScript, slow' : null;
+}
+
+/**
+ * Picks and activates the backend once per process; later calls return the same answer.
+ * Quietens tfjs' console advice about installing tfjs-node (it cannot be installed offline).
+ */
+export async function selectBackend(forced = process.env.BOAT_BACKEND): Promise<BackendInfo> {
+  if (resolved && (!forced || forced === resolved.name)) return resolved;
+  tf.env().set('PROD', true);
+  if (forced && !ORDER.includes(forced as BackendName)) {
+    throw new UserError(`BOAT_BACKEND must be one of ${ORDER.join(', ')}, got "${forced}"`);
+  }
+  const candidates = forced ? [forced as BackendName] : ORDER;
+  for (const name of candidates) {
+    const details = name === 'tensorflow' ? await tryTensorflow() : name === 'wasm' ? await tryWasm() : await tryCpu();
+    if (details) {
+      await tf.ready();
+      resolved = { name, details, line: `Using ${name} backend (${details})` };
+      return resolved;
+    }
+  }
+  throw new UserError(forced ? `backend "${forced}" is not available on this machine` : 'no TensorFlow.js backend could be started');
+}

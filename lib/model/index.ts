@@ -1,0 +1,4 @@
+export * from './backend';
+export * from './model';
+export * from './save';
+export * from './weights';

@@ -1,0 +1,169 @@
+/**
+ * The tutorial's network: a ResNet50 backbone cut at global average pooling (2048 features) and the
+ * head Dense(256) → ReLU → Dropout(0.4) → Dense(n) → log-softmax, trained with NLL.
+ *
+ * The tutorial feeds its LogSoftmax output to CrossEntropyLoss, which applies log-softmax again (a
+ * double softmax). Here the head ends in log-softmax and the loss is NLL, which together are exactly
+ * cross-entropy.
+ *
+ * Two modes:
+ * - finetune: every weight trains, BatchNorm uses batch statistics while training;
+ * - feature-extractor: only the head trains, and the backbone always runs in inference mode. In TF.js,
+ *   `trainable = false` alone does NOT do that: BatchNormalization still normalises with batch
+ *   statistics whenever `training: true` reaches it, so forward() never passes it to a frozen backbone.
+ */
+import * as tf from '@tensorflow/tfjs';
+
+import type { Preprocessing } from '../images/transforms';
+import { defaultWeights, WeightsSource } from './weights';
+
+export type TrainingMode = 'finetune' | 'feature-extractor';
+export const TRAINING_MODES: readonly TrainingMode[] = ['finetune', 'feature-extractor'];
+
+/** log-softmax over the last axis, as a layer so that the head saves and loads as a LayersModel. */
+export class LogSoftmax extends tf.layers.Layer {
+  static readonly className = 'LogSoftmax';
+
+  override call(inputs: tf.Tensor | tf.Tensor[]): tf.Tensor {
+    return tf.tidy(() => tf.logSoftmax(Array.isArray(inputs) ? inputs[0] : inputs));
+  }
+}
+tf.serialization.registerClass(LogSoftmax);
+
+export interface HeadOptions {
+  features?: number;
+  hidden?: number;
+  dropout?: number;
+  seed?: number;
+}
+
+/** Dense(hidden) → ReLU → Dropout → Dense(classes) → log-softmax. */
+export function buildHead(classes: number, options: HeadOptions = {}): tf.LayersModel {
+  const { features = 2048, hidden = 256, dropout = 0.4, seed = 0 } = options;
+  const input = tf.input({ shape: [features], name: 'features' });
+  let x = tf.layers.dense({ units: hidden, activation: 'relu', name: 'fc1', kernelInitializer: tf.initializers.glorotUniform({ seed }) }).apply(input) as tf.SymbolicTensor;
+  x = tf.layers.dropout({ rate: dropout, name: 'dropout', seed }).apply(x) as tf.SymbolicTensor;
+  x = tf.layers.dense({ units: classes, name: 'fc2', kernelInitializer: tf.initializers.glorotUniform({ seed: seed + 1 }) }).apply(x) as tf.SymbolicTensor;
+  const out = new LogSoftmax({ name: 'log_softmax' }).apply(x) as tf.SymbolicTensor;
+  return tf.model({ inputs: input, outputs: out, name: 'head' });
+}
+
+/** Mean negative log-likelihood of integer labels under log-probabilities. */
+export function nllLoss(logProbs: tf.Tensor2D, labels: tf.Tensor1D): tf.Scalar {
+  return tf.tidy(() => tf.neg(tf.mean(tf.sum(tf.mul(logProbs, tf.oneHot(labels, logProbs.shape[1]).toFloat()), 1))) as tf.Scalar);
+}
+
+export interface ParamCounts {
+  total: number;
+  trainable: number;
+  nonTrainable: number;
+}
+
+export interface BoatModelInfo {
+  classes: string[];
+  mode: TrainingMode;
+  preprocessing: Preprocessing;
+  inputSize: number;
+  weightsId: string;
+  weightsChecksum: string;
+}
+
+export class BoatModel {
+  private _mode: TrainingMode;
+  /** True once the backbone may differ from the pretrained weights (trained, or BatchNorm statistics updated). */
+  backboneChanged = false;
+
+  constructor(
+    readonly backbone: tf.LayersModel,
+    readonly head: tf.LayersModel,
+    readonly info: Omit<BoatModelInfo, 'mode'>,
+    mode: TrainingMode,
+  ) {
+    this._mode = mode;
+    this.mode = mode;
+  }
+
+  get classes(): string[] {
+    return this.info.classes;
+  }
+
+  get mode(): TrainingMode {
+    return this._mode;
+  }
+
+  /** Switches between fine-tuning and a frozen backbone. */
+  set mode(mode: TrainingMode) {
+    this._mode = mode;
+    this.backbone.trainable = mode === 'finetune';
+  }
+
+  /** Backbone features (inference mode): what feature-extractor training caches. */
+  features(x: tf.Tensor4D): tf.Tensor2D {
+    return this.backbone.apply(x, { training: false }) as tf.Tensor2D;
+  }
+
+  /** Log-probabilities. `training` turns on dropout, and batch statistics in a fine-tuned backbone only. */
+  forward(x: tf.Tensor4D, training = false): tf.Tensor2D {
+    const trainBackbone = training && this._mode === 'finetune';
+    // BatchNorm updates its moving statistics in training mode, so the backbone is no longer the pretrained one.
+    if (trainBackbone) this.backboneChanged = true;
+    return tf.tidy(() => {
+      const features = this.backbone.apply(x, { training: trainBackbone }) as tf.Tensor2D;
+      return this.head.apply(features, { training }) as tf.Tensor2D;
+    });
+  }
+
+  /** The head alone, on cached features. */
+  forwardHead(features: tf.Tensor2D, training = false): tf.Tensor2D {
+    return this.head.apply(features, { training }) as tf.Tensor2D;
+  }
+
+  /** The variables an optimizer should update in the current mode. */
+  trainableVariables(): tf.Variable[] {
+    const weights = [...(this._mode === 'finetune' ? this.backbone.trainableWeights : []), ...this.head.trainableWeights];
+    return weights.map((w) => w.read() as tf.Variable);
+  }
+
+  /**
+   * Parameter counts like the tutorial prints them. They differ from torchvision's 24,033,861 /
+   * 525,829 because Keras' ResNet50 has biases on its convolutions and TF.js counts BatchNorm's moving
+   * mean and variance as (non-trainable) weights.
+   */
+  paramCounts(): ParamCounts {
+    const size = (ws: tf.LayerVariable[]): number => ws.reduce((n, w) => n + (w.shape as number[]).reduce((a, b) => a * b, 1), 0);
+    const all = [...this.backbone.weights, ...this.head.weights];
+    const trainable = this._mode === 'finetune' ? size(this.backbone.trainableWeights) + size(this.head.trainableWeights) : size(this.head.trainableWeights);
+    const total = size(all);
+    return { total, trainable, nonTrainable: total - trainable };
+  }
+
+  dispose(): void {
+    this.backbone.dispose();
+    this.head.dispose();
+  }
+}
+
+export interface CreateModelOptions extends HeadOptions {
+  classes: string[];
+  mode: TrainingMode;
+  weights?: WeightsSource;
+}
+
+/** ResNet50 with pretrained weights, cut at global average pooling, plus a new head for `classes`. */
+export async function createBoatModel(options: CreateModelOptions): Promise<BoatModel> {
+  const source = options.weights ?? defaultWeights();
+  const { model, checksum } = await source.load();
+  const backbone = cutAtFeatures(model, source.featureLayer);
+  const head = buildHead(options.classes.length, { ...options, features: backbone.outputs[0].shape[1] as number });
+  const inputSize = backbone.inputs[0].shape[1] as number;
+  return new BoatModel(backbone, head, { classes: options.classes, preprocessing: source.preprocessing, inputSize, weightsId: source.id, weightsChecksum: checksum }, options.mode);
+}
+
+/** The model up to `layerName` (its classifier layers are disposed). */
+export function cutAtFeatures(model: tf.LayersModel, layerName: string): tf.LayersModel {
+  const features = model.getLayer(layerName);
+  const backbone = tf.model({ inputs: model.inputs, outputs: features.output as tf.SymbolicTensor, name: 'backbone' });
+  const kept = new Set(backbone.layers);
+  for (const layer of model.layers) if (!kept.has(layer)) layer.dispose();
+  return backbone;
+}

