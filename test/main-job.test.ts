@@ -14,11 +14,13 @@ test('the main job makes the demo set when there is no data, and writes its outp
   assert.equal(r.status, 0, r.stderr);
   assert.match(r.stdout, /SYNTHETIC demo set/);
   const out = path.join(cwd, 'runs', 'main');
-  for (const f of ['index.csv', 'class_counts.csv', 'image_sizes.csv', 'audit.json', 'audit.txt', 'data/split.csv']) {
+  for (const f of ['index.csv', 'class_counts.csv', 'image_sizes.csv', 'audit.json', 'audit.txt', 'data/split.csv', 'model.json']) {
     assert.ok(fs.existsSync(path.join(out, f)), f);
   }
   const counts = parseCsv(fs.readFileSync(path.join(out, 'class_counts.csv'), 'utf8'));
   assert.deepEqual(counts.slice(1).map((row) => row[1]), ['40', '40', '40', '40', '40']);
+  assert.match(r.stdout, /\[5\/5\] Model: Using wasm backend/);
+  assert.match(r.stdout, /trainable: 24,060,421 when fine-tuning, 525,829 as a feature extractor/);
   // A second run reuses data/boats (now the demo set) and says it is synthetic.
   const again = runCli(['main', '--out', 'runs/main'], cwd);
   assert.equal(again.status, 0, again.stderr);

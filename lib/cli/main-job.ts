@@ -7,6 +7,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 
 import { auditDataset, buildFileIndex, classCounts, formatAudit, makeDemoDataset, sizeSummary, splitDataset } from '../data';
+import { createBoatModel, selectBackend } from '../model';
 import { readOwnedMarker, requireWritableDirectory, toCsv, writeFileAtomic, writeJsonAtomic } from '../util';
 import { parseFlags, stringFlag, intFlag } from './args';
 import { printSkipped, printSplit } from './data-commands';
@@ -21,11 +22,11 @@ export async function mainJob(argv: string[]): Promise<void> {
   const data = path.resolve(stringFlag(flags, 'data') ?? 'data/boats');
   if (!stringFlag(flags, 'data') && !hasEntries(data)) {
     const made = await makeDemoDataset({ out: data, perClass: 40, seed: 0 });
-    console.log(`[1/4] Data: no data in ${data}, so made the embedded SYNTHETIC demo set there (${made.images} drawn images, not photos)`);
+    console.log(`[1/5] Data: no data in ${data}, so made the embedded SYNTHETIC demo set there (${made.images} drawn images, not photos)`);
     console.log('      For the real photos: boat data prepare --source boat-types-recognition.zip --out data/boats');
   } else {
     const synthetic = readOwnedMarker(data)?.kind === 'demo-dataset';
-    console.log(`[1/4] Data: using ${data}${synthetic ? ' (the SYNTHETIC demo set)' : ''}`);
+    console.log(`[1/5] Data: using ${data}${synthetic ? ' (the SYNTHETIC demo set)' : ''}`);
   }
 
   const index = await buildFileIndex(data);
@@ -33,20 +34,35 @@ export async function mainJob(argv: string[]): Promise<void> {
   const counts = classCounts(index.rows);
   writeFileAtomic(path.join(out, 'class_counts.csv'), toCsv(['category', 'count'], counts.map((c) => [c.category, c.count])));
   writeFileAtomic(path.join(out, 'image_sizes.csv'), toCsv(['statistic', 'width', 'height'], sizeSummary(index.rows).map((s) => [s.statistic, s.width, s.height])));
-  console.log(`[2/4] Explore: ${index.rows.length} images; ${counts.map((c) => `${c.category} ${c.count}`).join(', ')}`);
+  console.log(`[2/5] Explore: ${index.rows.length} images; ${counts.map((c) => `${c.category} ${c.count}`).join(', ')}`);
   printSkipped(index.skipped);
 
   const split = await splitDataset({ data, out: path.join(out, 'data'), top, seed });
-  console.log(`[3/4] Split (top ${top}, seed ${seed}):`);
+  console.log(`[3/5] Split (top ${top}, seed ${seed}):`);
   printSplit(split.out, split.classes, split.counts, split.dropped, split.linked, split.copied);
 
   const audit = await auditDataset({ data, split: split.csv });
   writeJsonAtomic(path.join(out, 'audit.json'), audit);
   writeFileAtomic(path.join(out, 'audit.txt'), formatAudit(audit) + '\n');
-  console.log(`[4/4] Audit: ${audit.duplicates.length} duplicate group(s), ${audit.leakage?.length ?? 0} leaking across subsets, ${audit.unreadable.length} unreadable`);
-  console.log(`Outputs in ${out}: index.csv, class_counts.csv, image_sizes.csv, data/{train,val,test}, data/split.csv, audit.json, audit.txt`);
+  console.log(`[4/5] Audit: ${audit.duplicates.length} duplicate group(s), ${audit.leakage?.length ?? 0} leaking across subsets, ${audit.unreadable.length} unreadable`);
+
+  const backend = await selectBackend();
+  const model = await createBoatModel({ classes: split.classes, mode: 'feature-extractor' });
+  const frozen = model.paramCounts();
+  model.mode = 'finetune';
+  const tuned = model.paramCounts();
+  model.dispose();
+  console.log(`[5/5] Model: ${backend.line}`);
+  console.log(`      ResNet50 (ImageNet weights) + head for ${split.classes.length} classes: ${fmt(tuned.total)} parameters;`);
+  console.log(`      trainable: ${fmt(tuned.trainable)} when fine-tuning, ${fmt(frozen.trainable)} as a feature extractor`);
+  writeJsonAtomic(path.join(out, 'model.json'), { backend: backend.line, classes: split.classes, finetune: tuned, featureExtractor: frozen });
+  console.log(`Outputs in ${out}: index.csv, class_counts.csv, image_sizes.csv, data/{train,val,test}, data/split.csv, audit.json, audit.txt, model.json`);
 }
 
 function hasEntries(dir: string): boolean {
   return fs.existsSync(dir) && fs.readdirSync(dir).length > 0;
+}
+
+function fmt(n: number): string {
+  return n.toLocaleString('en-US');
 }

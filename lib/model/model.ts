@@ -147,12 +147,14 @@ export interface CreateModelOptions extends HeadOptions {
   classes: string[];
   mode: TrainingMode;
   weights?: WeightsSource;
+  /** Square input size (default 224, the tutorial's). Smaller sizes trade accuracy for speed. */
+  inputSize?: number;
 }
 
 /** ResNet50 with pretrained weights, cut at global average pooling, plus a new head for `classes`. */
 export async function createBoatModel(options: CreateModelOptions): Promise<BoatModel> {
   const source = options.weights ?? defaultWeights();
-  const { model, checksum } = await source.load();
+  const { model, checksum } = await source.load(options.inputSize);
   const backbone = cutAtFeatures(model, source.featureLayer);
   const head = buildHead(options.classes.length, { ...options, features: backbone.outputs[0].shape[1] as number });
   const inputSize = backbone.inputs[0].shape[1] as number;

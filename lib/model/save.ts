@@ -144,7 +144,7 @@ export async function loadBoatModel(dir: string, weights: WeightsSource = defaul
     if (weights.id !== metadata.weightsId || weights.preprocessing !== metadata.preprocessing) {
       throw new UserError(`model ${dir} was trained on backbone "${metadata.weightsId}" (${metadata.preprocessing} preprocessing), not "${weights.id}" (${weights.preprocessing})`);
     }
-    const loaded = await weights.load();
+    const loaded = await weights.load(metadata.inputSize);
     if (loaded.checksum !== metadata.weightsChecksum) {
       loaded.model.dispose();
       throw new UserError(`model ${dir} was trained on other "${metadata.weightsId}" weights (checksum ${metadata.weightsChecksum.slice(0, 12)}…, installed ${loaded.checksum.slice(0, 12)}…)`);

