@@ -2,10 +2,12 @@ import { errorLine, UserError } from '../util';
 import { benchCommand } from './bench';
 import { dataCommand, DATA_USAGE } from './data-commands';
 import { mainJob } from './main-job';
+import { evaluateCommand, MODEL_USAGE, predictCommand, trainCommand } from './model-commands';
 
 const USAGE = `boat: boat types recognition with ResNet50 (TypeScript port of the tutorial)
 
 ${DATA_USAGE}
+${MODEL_USAGE}
   boat main [--data DIR] [--out runs/main]   the whole tutorial, headless (demo data when no real data)
   boat bench [--quick] [--json FILE] [--data DIR]   speed measurements (npm run bench)
 
@@ -20,6 +22,15 @@ export async function main(argv: string[]): Promise<number> {
         return 0;
       case 'main':
         await mainJob(rest);
+        return 0;
+      case 'train':
+        await trainCommand(rest);
+        return 0;
+      case 'evaluate':
+        await evaluateCommand(rest);
+        return 0;
+      case 'predict':
+        await predictCommand(rest);
         return 0;
       case 'bench':
         await benchCommand(rest);

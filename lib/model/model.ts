@@ -30,6 +30,34 @@ export class LogSoftmax extends tf.layers.Layer {
 }
 tf.serialization.registerClass(LogSoftmax);
 
+/**
+ * Dropout whose random mask comes from a seed the trainer sets before each step. TF.js' Dropout layer
+ * with a fixed `seed` draws the same mask on every call, and without one it uses Math.random, which
+ * an exact resume cannot replay.
+ */
+export class StepDropout extends tf.layers.Layer {
+  static readonly className = 'StepDropout';
+  readonly rate: number;
+  /** Set by the trainer before each step; the mask is a function of it. */
+  stepSeed = 0;
+
+  constructor(config: { rate: number; name?: string }) {
+    super({ name: config.name });
+    this.rate = config.rate;
+  }
+
+  override call(inputs: tf.Tensor | tf.Tensor[], kwargs: { training?: boolean }): tf.Tensor {
+    const x = Array.isArray(inputs) ? inputs[0] : inputs;
+    if (!kwargs.training || this.rate === 0) return x.clone();
+    return tf.dropout(x, this.rate, undefined, this.stepSeed);
+  }
+
+  override getConfig(): tf.serialization.ConfigDict {
+    return { ...super.getConfig(), rate: this.rate };
+  }
+}
+tf.serialization.registerClass(StepDropout);
+
 export interface HeadOptions {
   features?: number;
   hidden?: number;
@@ -42,7 +70,7 @@ export function buildHead(classes: number, options: HeadOptions = {}): tf.Layers
   const { features = 2048, hidden = 256, dropout = 0.4, seed = 0 } = options;
   const input = tf.input({ shape: [features], name: 'features' });
   let x = tf.layers.dense({ units: hidden, activation: 'relu', name: 'fc1', kernelInitializer: tf.initializers.glorotUniform({ seed }) }).apply(input) as tf.SymbolicTensor;
-  x = tf.layers.dropout({ rate: dropout, name: 'dropout', seed }).apply(x) as tf.SymbolicTensor;
+  x = new StepDropout({ rate: dropout, name: 'dropout' }).apply(x) as tf.SymbolicTensor;
   x = tf.layers.dense({ units: classes, name: 'fc2', kernelInitializer: tf.initializers.glorotUniform({ seed: seed + 1 }) }).apply(x) as tf.SymbolicTensor;
   const out = new LogSoftmax({ name: 'log_softmax' }).apply(x) as tf.SymbolicTensor;
   return tf.model({ inputs: input, outputs: out, name: 'head' });
@@ -111,6 +139,11 @@ export class BoatModel {
       const features = this.backbone.apply(x, { training: trainBackbone }) as tf.Tensor2D;
       return this.head.apply(features, { training }) as tf.Tensor2D;
     });
+  }
+
+  /** Seeds the head's dropout mask for the next training step (the trainer derives it from seed, epoch, step). */
+  setDropoutSeed(seed: number): void {
+    for (const layer of this.head.layers) if (layer instanceof StepDropout) layer.stepSeed = seed;
   }
 
   /** The head alone, on cached features. */

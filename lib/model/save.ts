@@ -93,7 +93,14 @@ async function readLayersModel(dir: string, prefix: string, files: Record<string
 }
 
 /** Saves the model (atomically replacing a previous save at `dir`). */
-export async function saveBoatModel(model: BoatModel, dir: string, metrics: Record<string, unknown> = {}, weightsDescription = ''): Promise<ModelMetadata> {
+export async function saveBoatModel(
+  model: BoatModel,
+  dir: string,
+  metrics: Record<string, unknown> = {},
+  weightsDescription = '',
+  /** Other files to store with the model (history.csv, config.json...), written in the same atomic swap. */
+  extraFiles: Record<string, string> = {},
+): Promise<ModelMetadata> {
   let metadata: ModelMetadata | undefined;
   const marker = { kind: 'boat-model' };
   await replaceOwnedDirectory(dir, marker, async (tmp) => {
@@ -112,6 +119,7 @@ export async function saveBoatModel(model: BoatModel, dir: string, metrics: Reco
       savedAt: new Date().toISOString(),
       files,
     };
+    for (const [name, text] of Object.entries(extraFiles)) fs.writeFileSync(path.join(tmp, name), text);
     fs.writeFileSync(path.join(tmp, 'metadata.json'), JSON.stringify(metadata, null, 2) + '\n');
   });
   return metadata!;

@@ -1,0 +1,38 @@
+/** Inference: top-k classes of one photo, and the photo with the predicted class drawn on it. */
+import * as tf from '@tensorflow/tfjs';
+import sharp from 'sharp';
+
+import { evalTransforms, FloatImage, openImage } from '../images';
+import type { BoatModel } from '../model';
+import { Random } from '../util';
+
+export interface Prediction {
+  file: string;
+  top: Array<{ class: string; probability: number }>;
+}
+
+export async function predictImage(model: BoatModel, file: string, k = 3): Promise<Prediction> {
+  const image = (await evalTransforms(model.info.preprocessing).apply(await openImage(file), new Random(0))) as FloatImage;
+  const probs = tf.tidy(() => tf.exp(model.forward(tf.tensor4d(image.data, [1, image.height, image.width, 3]))).dataSync());
+  const top = Array.from(probs, (p, i) => ({ class: model.classes[i], probability: p }))
+    .sort((a, b) => b.probability - a.probability)
+    .slice(0, Math.min(k, model.classes.length));
+  return { file, top };
+}
+
+function escapeXml(s: string): string {
+  return s.replace(/[<>&"']/g, (c) => `&#${c.charCodeAt(0)};`);
+}
+
+/** The photo (EXIF-oriented, at most `maxSide` px) with "Output class: …" in its top-right corner, as PNG. */
+export async function annotatePrediction(file: string, label: string, maxSide = 640): Promise<Buffer> {
+  const base = await sharp(file, { autoOrient: true }).resize(maxSide, maxSide, { fit: 'inside', withoutEnlargement: true }).removeAlpha().toColourspace('srgb').png().toBuffer({ resolveWithObject: true });
+  const { width, height } = base.info;
+  const size = Math.max(12, Math.round(width / 28));
+  const text = escapeXml(`Output class: ${label}`);
+  const boxWidth = Math.min(width, Math.round(text.length * size * 0.6) + size);
+  const svg = `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}">
+    <rect x="${width - boxWidth}" y="0" width="${boxWidth}" height="${size * 1.8}" fill="black" opacity="0.6"/>
+    <text x="${width - size / 2}" y="${size * 1.3}" font-family="DejaVu Sans, sans-serif" font-size="${size}" fill="white" text-anchor="end">${text}</text></svg>`;
+  return sharp(base.data).composite([{ input: Buffer.from(svg), left: 0, top: 0 }]).png().toBuffer();
+}

@@ -1,0 +1,138 @@
+/**
+ * One experiment of the tutorial, as `boat train` runs it: build ResNet50 + head for the classes of
+ * data/train, train (from cached features for a feature extractor, from images when fine-tuning),
+ * keep the best epoch by val accuracy, evaluate on data/test when present, and save everything under
+ * the output folder, with a checkpoint beside it (<out>.checkpoint) for --resume and extra epochs.
+ */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+
+import { evaluateModel } from '../evaluate/evaluate';
+import { formatMetrics, Metrics } from '../evaluate/metrics';
+import { DataLoader, evalTransforms, ImageFolder, trainTransforms } from '../images';
+import { BoatModel, checkClassesMatch, createBoatModel, saveBoatModel, selectBackend, TrainingMode } from '../model';
+import { requireDirectory, requireWritableDirectory, toCsv, UserError } from '../util';
+import { extractFeatures, FeatureSet } from './features';
+import { terminalProgress, ProgressSink } from './progress';
+import { FeatureSource, LoaderSource } from './sources';
+import { BatchSource, HistoryRow, trainModel, TrainOptions } from './train';
+
+export interface ExperimentOptions extends Omit<TrainOptions, 'checkpointDir' | 'onBatch' | 'onPhase'> {
+  mode: TrainingMode;
+  /** Folder holding train/, val/ and optionally test/. */
+  data: string;
+  out: string;
+  batchSize?: number;
+  /** Feature extractor: augmented views of the training set (0 = the eval transform only). */
+  views?: number;
+  cacheDir?: string;
+  inputSize?: number;
+  progress?: ProgressSink;
+  log?: (line: string) => void;
+}
+
+export interface ExperimentResult {
+  model: BoatModel;
+  history: HistoryRow[];
+  bestValAcc: number;
+  bestEpoch: number;
+  test?: Metrics;
+  /** Seconds: backbone feature extraction (feature extractor), training loop, and the whole run. */
+  timing: { extractSeconds: number; trainSeconds: number; totalSeconds: number; recomputeEstimateSeconds?: number };
+  stopped: boolean;
+  out: string;
+}
+
+export async function runExperiment(options: ExperimentOptions): Promise<ExperimentResult> {
+  const log = options.log ?? ((line: string) => console.log(line));
+  const started = Date.now();
+  const trainDir = path.join(options.data, 'train');
+  const valDir = path.join(options.data, 'val');
+  const testDir = path.join(options.data, 'test');
+  requireDirectory(trainDir, 'training folder');
+  requireDirectory(valDir, 'validation folder');
+  requireWritableDirectory(path.dirname(path.resolve(options.out)));
+  const checkpointDir = `${path.resolve(options.out)}.checkpoint`;
+  if (options.resume && !fs.existsSync(path.join(checkpointDir, 'state.json'))) throw new UserError(`nothing to resume: no checkpoint in ${checkpointDir}`);
+
+  const backend = await selectBackend();
+  log(backend.line);
+  const classes = new ImageFolder(trainDir, evalTransforms()).classes;
+  checkClassesMatch(classes, new ImageFolder(valDir, evalTransforms()).classes, valDir);
+  const model = await createBoatModel({ classes, mode: options.mode, inputSize: options.inputSize, seed: options.seed });
+  const counts = model.paramCounts();
+  log(`ResNet50 + head, ${options.mode}: ${counts.total.toLocaleString('en-US')} parameters, ${counts.trainable.toLocaleString('en-US')} trainable`);
+  const seed = options.seed ?? 0;
+  const batchSize = options.batchSize ?? 32;
+  const progress = options.progress ?? terminalProgress(options.epochs ?? 24);
+  const pre = model.info.preprocessing;
+
+  let train: BatchSource;
+  let val: BatchSource;
+  let extractSeconds = 0;
+  let recomputePerEpoch = 0;
+  if (options.mode === 'feature-extractor') {
+    const cacheDir = options.cacheDir ?? path.resolve('.cache', 'features');
+    const views = options.views ?? 0;
+    const extract = async (dir: string, label: string, augment: boolean, view: number): Promise<FeatureSet> => {
+      const set = await extractFeatures(model, dir, {
+        cacheDir,
+        transform: augment ? trainTransforms(pre) : evalTransforms(pre),
+        view,
+        seed,
+        onProgress: (done, total) => progress.batch({ epoch: -1, phase: 'train', done, total, seconds: 0 }),
+      });
+      log(`features ${label}: ${set.labels.length} images, ${set.computed} computed in ${set.seconds.toFixed(1)} s, ${set.labels.length - set.computed} from the cache`);
+      extractSeconds += set.seconds;
+      if (set.computed > 0) recomputePerEpoch += (set.seconds / set.computed) * set.labels.length;
+      return set;
+    };
+    const trainViews = views > 0 ? await Promise.all(Array.from({ length: views }, (_, v) => extract(trainDir, `train view ${v + 1}/${views}`, true, v))) : [await extract(trainDir, 'train', false, 0)];
+    // Recomputing per epoch, as the tutorial does, runs one training view and the val set every epoch.
+    if (views > 0) recomputePerEpoch /= views;
+    train = new FeatureSource(trainViews, batchSize, true, seed);
+    val = new FeatureSource([await extract(valDir, 'val', false, 0)], batchSize, false, seed);
+  } else {
+    const micro = Math.min(batchSize, options.accumulate ? Math.ceil(batchSize / options.accumulate) : batchSize);
+    train = new LoaderSource(new DataLoader(new ImageFolder(trainDir, trainTransforms(pre)), { batchSize: micro, shuffle: true, seed }));
+    val = new LoaderSource(new DataLoader(new ImageFolder(valDir, evalTransforms(pre)), { batchSize: micro, seed }));
+  }
+
+  const result = await trainModel(model, { train, val }, {
+    ...options,
+    checkpointDir,
+    onBatch: (info) => progress.batch(info),
+    onPhase: (row) => progress.phase(row),
+  });
+  log(`Training complete in ${(result.seconds / 60).toFixed(0)}m ${(result.seconds % 60).toFixed(0)}s; best val acc ${result.bestValAcc.toFixed(4)} (epoch ${result.bestEpoch + 1})`);
+
+  let test: Metrics | undefined;
+  if (!result.stopped && fs.existsSync(testDir)) {
+    const evaluation = await evaluateModel(model, testDir);
+    const { files: _files, actual: _a, predicted: _p, skipped: _s, ...metrics } = evaluation;
+    test = metrics;
+    log(`Test: ${formatMetrics(test).split('\n')[0]}`);
+  }
+  const totalSeconds = (Date.now() - started) / 1000;
+  const epochs = options.epochs ?? 24;
+  const headSeconds = result.history.reduce((s, r) => s + r.seconds, 0);
+  const timing = {
+    extractSeconds,
+    trainSeconds: result.seconds,
+    totalSeconds,
+    recomputeEstimateSeconds: options.mode === 'feature-extractor' && recomputePerEpoch > 0 ? recomputePerEpoch * epochs + headSeconds : undefined,
+  };
+  if (!result.stopped) {
+    const metrics = { best_val_acc: result.bestValAcc, best_epoch: result.bestEpoch, test_acc: test?.accuracy ?? null, test, timing, backend: backend.line };
+    const config = { ...options, progress: undefined, log: undefined, classes, backend: backend.name, checkpointDir, weights: model.info };
+    await saveBoatModel(model, options.out, metrics, '', {
+      'history.csv': toCsv(['epoch', 'phase', 'loss', 'acc', 'lr', 'seconds', 'images_per_second'], result.history.map((r) => [r.epoch, r.phase, r.loss, r.acc, r.lr, r.seconds, r.imagesPerSecond])),
+      'metrics.json': JSON.stringify(metrics, null, 2) + '\n',
+      'config.json': JSON.stringify(config, null, 2) + '\n',
+    });
+    log(`Saved ${path.resolve(options.out)} (metadata.json, weights, history.csv, metrics.json, config.json)`);
+  } else {
+    log(`Stopped after epoch ${(result.history.at(-1)?.epoch ?? -1) + 1}; the checkpoint is in ${checkpointDir}. Resume with the same command plus --resume.`);
+  }
+  return { model, history: result.history, bestValAcc: result.bestValAcc, bestEpoch: result.bestEpoch, test, timing, stopped: result.stopped, out: path.resolve(options.out) };
+}

@@ -1,0 +1,104 @@
+/**
+ * Cached backbone features for feature-extractor training. The frozen backbone runs once per image
+ * (or once per augmented view when `views` > 0) and never again: every cached vector is keyed by the
+ * image's content hash, the transform, the view, and the backbone weights' checksum and input size.
+ * Re-runs and extra epochs cost only the head.
+ */
+import * as crypto from 'node:crypto';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import * as tf from '@tensorflow/tfjs';
+
+import { DataLoader, ImageFolder, Transform, specOf } from '../images';
+import type { BoatModel } from '../model';
+import { sha256File, writeFileAtomic } from '../util';
+
+export interface FeatureSet {
+  /** [n, dim] row-major. */
+  features: Float32Array;
+  labels: Int32Array;
+  files: string[];
+  dim: number;
+  /** How many rows were computed now (the rest came from the cache). */
+  computed: number;
+  /** Seconds spent running the backbone. */
+  seconds: number;
+}
+
+export interface ExtractOptions {
+  cacheDir: string;
+  /** The transform applied before the backbone (eval transforms, or train transforms for augmented views). */
+  transform: Transform;
+  /** View index: each view of an augmenting transform is a different random draw. */
+  view?: number;
+  seed?: number;
+  batchSize?: number;
+  onProgress?: (done: number, total: number) => void;
+}
+
+export async function extractFeatures(model: BoatModel, root: string, options: ExtractOptions): Promise<FeatureSet & { dataset: ImageFolder }> {
+  const dataset = new ImageFolder(root, options.transform);
+  const view = options.view ?? 0;
+  const seed = options.seed ?? 0;
+  const transformKey = JSON.stringify(specOf(options.transform) ?? options.transform.name);
+  const dim = model.backbone.outputs[0].shape[1] as number;
+  const keys = await Promise.all(
+    dataset.samples.map(async (s) => {
+      const content = await sha256File(s.file);
+      return crypto.createHash('sha256').update([content, transformKey, view, seed, model.info.weightsChecksum, model.info.inputSize, model.backboneChanged ? 'changed' : 'pretrained'].join('|')).digest('hex');
+    }),
+  );
+  const cacheFile = (key: string): string => path.join(options.cacheDir, key.slice(0, 2), `${key}.f32`);
+  const features = new Float32Array(dataset.length * dim);
+  const missing: number[] = [];
+  keys.forEach((key, i) => {
+    try {
+      const buf = fs.readFileSync(cacheFile(key));
+      if (buf.length !== dim * 4) throw new Error('size');
+      features.set(new Float32Array(buf.buffer, buf.byteOffset, dim), i * dim);
+    } catch {
+      missing.push(i);
+    }
+  });
+  const started = process.hrtime.bigint();
+  if (missing.length > 0) {
+    // Decode only the missing images, with the same per-sample randomness the loader would use.
+    const subset = Object.create(dataset) as ImageFolder;
+    Object.defineProperty(subset, 'samples', { value: missing.map((i) => dataset.samples[i]) });
+    const loader = new DataLoader(subset, { batchSize: options.batchSize ?? 16, seed: Random32(seed, view) });
+    let done = 0;
+    for await (const batch of loader.batches(0)) {
+      const out = model.features(batch.x);
+      const rows = (await out.data()) as Float32Array;
+      tf.dispose([out, batch.x, batch.y]);
+      batch.files.forEach((file, j) => {
+        const i = dataset.samples.findIndex((s) => s.file === file);
+        const row = rows.slice(j * dim, (j + 1) * dim);
+        features.set(row, i * dim);
+        writeFileAtomic(cacheFile(keys[i]), new Uint8Array(row.buffer));
+      });
+      done += batch.files.length;
+      options.onProgress?.(done, missing.length);
+    }
+  }
+  const seconds = Number(process.hrtime.bigint() - started) / 1e9;
+  // Files that failed to decode have no features: leave them out.
+  const bad = new Set(dataset.skipped.map((s) => s.path));
+  const keep = dataset.samples.map((s, i) => (bad.has(s.file) ? -1 : i)).filter((i) => i >= 0);
+  const kept = new Float32Array(keep.length * dim);
+  keep.forEach((i, k) => kept.set(features.subarray(i * dim, (i + 1) * dim), k * dim));
+  return {
+    dataset,
+    features: kept,
+    labels: Int32Array.from(keep.map((i) => dataset.samples[i].label)),
+    files: keep.map((i) => dataset.samples[i].file),
+    dim,
+    computed: missing.length,
+    seconds,
+  };
+}
+
+/** The loader seed for view `view`: distinct views draw distinct augmentations. */
+function Random32(seed: number, view: number): number {
+  return (Math.imul(seed + 1, 0x9e3779b1) ^ Math.imul(view + 1, 0x85ebca6b)) >>> 0;
+}

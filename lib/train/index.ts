@@ -1,0 +1,5 @@
+export * from './experiment';
+export * from './features';
+export * from './progress';
+export * from './sources';
+export * from './train';

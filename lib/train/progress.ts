@@ -1,0 +1,42 @@
+/** A one-line progress bar per phase with images/s and ETA (stderr; redrawn in place on a terminal). */
+import type { HistoryRow, Phase } from './train';
+
+export interface ProgressSink {
+  batch(info: { epoch: number; phase: Phase; done: number; total: number; seconds: number }): void;
+  phase(row: HistoryRow): void;
+}
+
+function clock(seconds: number): string {
+  if (!Number.isFinite(seconds)) return '--:--';
+  const s = Math.max(0, Math.round(seconds));
+  return `${Math.floor(s / 60)}:${String(s % 60).padStart(2, '0')}`;
+}
+
+export function progressLine(label: string, done: number, total: number, seconds: number, width = 24): string {
+  const share = total > 0 ? Math.min(1, done / total) : 1;
+  const filled = Math.round(share * width);
+  const rate = seconds > 0 ? done / seconds : 0;
+  const eta = rate > 0 ? (total - done) / rate : Infinity;
+  return `${label} [${'#'.repeat(filled)}${'.'.repeat(width - filled)}] ${done}/${total} img ${rate.toFixed(1)} img/s ETA ${clock(eta)}`;
+}
+
+/** Bars on stderr when it is a terminal; one line per finished phase on stdout either way. */
+export function terminalProgress(epochs: number, stream: NodeJS.WriteStream = process.stderr, out: NodeJS.WriteStream = process.stdout): ProgressSink {
+  const tty = stream.isTTY === true;
+  let last = 0;
+  return {
+    batch({ epoch, phase, done, total, seconds }) {
+      if (!tty) return;
+      const now = Date.now();
+      if (now - last < 100 && done < total) return;
+      last = now;
+      const label = epoch < 0 ? 'features   ' : `epoch ${epoch + 1}/${epochs} ${phase.padEnd(5)}`;
+      stream.write(`\r${progressLine(label, done, total, seconds)}\x1b[K`);
+    },
+    phase(row) {
+      const line = `epoch ${row.epoch + 1}/${epochs} ${row.phase.padEnd(5)} loss ${row.loss.toFixed(4)} acc ${row.acc.toFixed(4)} lr ${row.lr.toExponential(1)} ${row.seconds.toFixed(1)} s (${row.imagesPerSecond.toFixed(1)} img/s)`;
+      if (tty) stream.write('\r\x1b[K');
+      out.write(`${line}\n`);
+    },
+  };
+}

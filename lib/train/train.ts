@@ -1,0 +1,246 @@
+/**
+ * The tutorial's train_model: every epoch a train phase then a val phase, loss and accuracy per phase,
+ * the best weights by val accuracy kept and restored at the end, SGD (lr 0.001, momentum 0.9) with
+ * StepLR (step 7, gamma 0.1) for 24 epochs by default.
+ *
+ * Additions: gradient accumulation (the tutorial's batch 128 in small micro-batches), a checkpoint
+ * after every epoch (weights, optimizer state, best weights, history) written atomically, and an exact
+ * resume. All randomness (data order, augmentation, dropout) is a function of (seed, epoch, step), so
+ * the checkpoint needs no generator state beyond the epoch number.
+ */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import * as tf from '@tensorflow/tfjs';
+
+import type { BoatModel, TrainingMode } from '../model';
+import { nllLoss } from '../model';
+import { Random, replaceOwnedDirectory, UserError, writeJsonAtomic } from '../util';
+import { readTensors, writeTensors } from './tensors-file';
+
+/** One batch of inputs (images for fine-tuning, backbone features for a feature extractor). */
+export interface TrainBatch {
+  x: tf.Tensor;
+  y: tf.Tensor1D;
+}
+
+/** What the loop trains on: a number of samples and a deterministic stream of batches per epoch. */
+export interface BatchSource {
+  readonly size: number;
+  batches(epoch: number): AsyncGenerator<TrainBatch>;
+}
+
+export type Phase = 'train' | 'val';
+
+export interface HistoryRow {
+  epoch: number;
+  phase: Phase;
+  loss: number;
+  acc: number;
+  lr: number;
+  seconds: number;
+  imagesPerSecond: number;
+}
+
+export interface TrainOptions {
+  epochs?: number;
+  optimizer?: 'sgd' | 'adam';
+  lr?: number;
+  momentum?: number;
+  stepSize?: number;
+  gamma?: number;
+  /** Batches from the source are micro-batches; gradients of this many are summed into one step. */
+  accumulate?: number;
+  seed?: number;
+  /** Folder for the per-epoch checkpoint; none when undefined. */
+  checkpointDir?: string;
+  /** Continue from the checkpoint in checkpointDir. */
+  resume?: boolean;
+  /** Called after every batch, for progress bars. */
+  onBatch?: (info: { epoch: number; phase: Phase; done: number; total: number; seconds: number }) => void;
+  /** Called after every phase. */
+  onPhase?: (row: HistoryRow) => void;
+  /** Called after each epoch's checkpoint is written (tests use it to simulate a crash). */
+  onCheckpoint?: (epoch: number) => void;
+  /** Checked between batches; when it returns true, training stops after the current epoch's checkpoint. */
+  shouldStop?: () => boolean;
+}
+
+export interface TrainResult {
+  history: HistoryRow[];
+  bestValAcc: number;
+  bestEpoch: number;
+  seconds: number;
+  /** True when shouldStop ended training early. */
+  stopped: boolean;
+}
+
+const DEFAULTS = { epochs: 24, optimizer: 'sgd' as 'sgd' | 'adam', lr: 0.001, momentum: 0.9, stepSize: 7, gamma: 0.1, accumulate: 1, seed: 0 };
+
+/** StepLR: lr · gamma^floor(epoch / stepSize). */
+export function stepLr(lr: number, epoch: number, stepSize: number, gamma: number): number {
+  return lr * Math.pow(gamma, Math.floor(epoch / stepSize));
+}
+
+interface CheckpointState {
+  epoch: number;
+  bestValAcc: number;
+  bestEpoch: number;
+  history: HistoryRow[];
+  mode: TrainingMode;
+  options: Record<string, unknown>;
+  seconds: number;
+}
+
+export async function trainModel(model: BoatModel, data: { train: BatchSource; val: BatchSource }, options: TrainOptions = {}): Promise<TrainResult> {
+  const given = Object.fromEntries(Object.entries(options).filter(([, v]) => v !== undefined)) as TrainOptions;
+  const o = { ...DEFAULTS, ...given };
+  const variables = model.trainableVariables();
+  const optimizer = o.optimizer === 'adam' ? tf.train.adam(o.lr) : tf.train.momentum(o.lr, o.momentum);
+  const setLr = (lr: number): void => {
+    (optimizer as unknown as { learningRate: number }).learningRate = lr;
+  };
+  const weightsToKeep = (): tf.LayerVariable[] => [...(model.mode === 'finetune' ? model.backbone.weights : []), ...model.head.weights];
+
+  let history: HistoryRow[] = [];
+  let best: tf.Tensor[] = weightsToKeep().map((w) => w.read().clone());
+  let bestValAcc = -1;
+  let bestEpoch = -1;
+  let startEpoch = 0;
+  let secondsBefore = 0;
+
+  if (o.resume) {
+    if (!o.checkpointDir) throw new UserError('--resume needs a checkpoint folder');
+    const state = await loadCheckpoint(o.checkpointDir, model, optimizer);
+    tf.dispose(best);
+    best = state.best;
+    ({ history, bestValAcc, bestEpoch } = state.state);
+    startEpoch = state.state.epoch + 1;
+    secondsBefore = state.state.seconds;
+  }
+
+  const started = process.hrtime.bigint();
+  const elapsed = (): number => secondsBefore + Number(process.hrtime.bigint() - started) / 1e9;
+  let stopped = false;
+  for (let epoch = startEpoch; epoch < o.epochs && !stopped; epoch++) {
+    const lr = stepLr(o.lr, epoch, o.stepSize, o.gamma);
+    setLr(lr);
+    for (const phase of ['train', 'val'] as const) {
+      const source = phase === 'train' ? data.train : data.val;
+      const t0 = process.hrtime.bigint();
+      let lossSum = 0;
+      let correct = 0;
+      let seen = 0;
+      let step = 0;
+      let pending: { grads: tf.NamedTensorMap; count: number } | null = null;
+      const total = source.size;
+      for await (const { x, y } of source.batches(epoch)) {
+        const n = y.shape[0];
+        if (phase === 'train') {
+          model.setDropoutSeed(Random.derive(o.seed, 'dropout', epoch, step++).int(0, 2 ** 31 - 1));
+          const { value, grads } = tf.variableGrads(() => {
+            const logProbs = forwardAny(model, x, true);
+            countCorrect(logProbs, y, (c) => (correct += c));
+            // Weighted by batch size so that accumulated micro-batches average like one big batch.
+            return tf.mul(nllLoss(logProbs, y), n) as tf.Scalar;
+          }, variables);
+          lossSum += (await value.data())[0];
+          value.dispose();
+          pending = accumulate(pending, grads, n);
+          if (step % o.accumulate === 0) pending = applyPending(optimizer, pending);
+        } else {
+          tf.tidy(() => {
+            const logProbs = forwardAny(model, x, false);
+            lossSum += nllLoss(logProbs, y).dataSync()[0] * n;
+            countCorrect(logProbs, y, (c) => (correct += c));
+          });
+        }
+        tf.dispose([x, y]);
+        seen += n;
+        o.onBatch?.({ epoch, phase, done: seen, total, seconds: Number(process.hrtime.bigint() - t0) / 1e9 });
+        if (o.shouldStop?.()) stopped = true;
+      }
+      if (pending) pending = applyPending(optimizer, pending);
+      const seconds = Number(process.hrtime.bigint() - t0) / 1e9;
+      const row: HistoryRow = { epoch, phase, loss: lossSum / Math.max(1, seen), acc: correct / Math.max(1, seen), lr, seconds, imagesPerSecond: seen / Math.max(seconds, 1e-9) };
+      history.push(row);
+      o.onPhase?.(row);
+      if (phase === 'val' && row.acc > bestValAcc) {
+        bestValAcc = row.acc;
+        bestEpoch = epoch;
+        tf.dispose(best);
+        best = weightsToKeep().map((w) => w.read().clone());
+      }
+    }
+    if (o.checkpointDir) {
+      await saveCheckpoint(o.checkpointDir, model, optimizer, best, { epoch, bestValAcc, bestEpoch, history, mode: model.mode, options: publicOptions(o), seconds: elapsed() });
+      o.onCheckpoint?.(epoch);
+    }
+  }
+  if (!stopped) {
+    weightsToKeep().forEach((w, i) => w.write(best[i]));
+  }
+  tf.dispose(best);
+  optimizer.dispose();
+  return { history, bestValAcc, bestEpoch, seconds: elapsed(), stopped };
+}
+
+function forwardAny(model: BoatModel, x: tf.Tensor, training: boolean): tf.Tensor2D {
+  return x.rank === 2 ? model.forwardHead(x as tf.Tensor2D, training) : model.forward(x as tf.Tensor4D, training);
+}
+
+function countCorrect(logProbs: tf.Tensor2D, y: tf.Tensor1D, add: (c: number) => void): void {
+  add(tf.tidy(() => tf.sum(tf.equal(tf.argMax(logProbs, 1).toInt(), y).toInt()).dataSync()[0]));
+}
+
+function accumulate(pending: { grads: tf.NamedTensorMap; count: number } | null, grads: tf.NamedTensorMap, n: number): { grads: tf.NamedTensorMap; count: number } {
+  if (!pending) return { grads, count: n };
+  for (const name of Object.keys(grads)) {
+    const sum = tf.add(pending.grads[name], grads[name]);
+    tf.dispose([pending.grads[name], grads[name]]);
+    pending.grads[name] = sum;
+  }
+  return { grads: pending.grads, count: pending.count + n };
+}
+
+/** One optimizer step with the mean gradient over the accumulated samples. */
+function applyPending(optimizer: tf.Optimizer, pending: { grads: tf.NamedTensorMap; count: number }): null {
+  const mean: tf.NamedTensorMap = {};
+  for (const [name, g] of Object.entries(pending.grads)) {
+    mean[name] = tf.div(g, pending.count);
+    g.dispose();
+  }
+  optimizer.applyGradients(mean);
+  tf.dispose(Object.values(mean));
+  return null;
+}
+
+function publicOptions(o: typeof DEFAULTS & TrainOptions): Record<string, unknown> {
+  const { epochs, optimizer, lr, momentum, stepSize, gamma, accumulate: acc, seed } = o;
+  return { epochs, optimizer, lr, momentum, stepSize, gamma, accumulate: acc, seed };
+}
+
+async function saveCheckpoint(dir: string, model: BoatModel, optimizer: tf.Optimizer, best: tf.Tensor[], state: CheckpointState): Promise<void> {
+  const keep = [...(model.mode === 'finetune' ? model.backbone.weights : []), ...model.head.weights];
+  await replaceOwnedDirectory(dir, { kind: 'boat-checkpoint' }, async (tmp) => {
+    await writeTensors(tmp, 'weights', keep.map((w) => ({ name: w.name, tensor: w.read() })));
+    await writeTensors(tmp, 'best', best.map((t, i) => ({ name: keep[i].name, tensor: t })));
+    await writeTensors(tmp, 'optimizer', await optimizer.getWeights());
+    writeJsonAtomic(path.join(tmp, 'state.json'), state);
+  });
+}
+
+async function loadCheckpoint(dir: string, model: BoatModel, optimizer: tf.Optimizer): Promise<{ state: CheckpointState; best: tf.Tensor[] }> {
+  const stateFile = path.join(dir, 'state.json');
+  if (!fs.existsSync(stateFile)) throw new UserError(`no checkpoint to resume from in ${dir}`);
+  const state = JSON.parse(fs.readFileSync(stateFile, 'utf8')) as CheckpointState;
+  if (state.mode !== model.mode) throw new UserError(`checkpoint in ${dir} is for ${state.mode} training, not ${model.mode}`);
+  const keep = [...(model.mode === 'finetune' ? model.backbone.weights : []), ...model.head.weights];
+  const weights = readTensors(dir, 'weights');
+  const best = readTensors(dir, 'best');
+  if (weights.length !== keep.length || best.length !== keep.length) throw new UserError(`checkpoint in ${dir} does not match this model's weights`);
+  keep.forEach((w, i) => w.write(weights[i].tensor));
+  tf.dispose(weights.map((w) => w.tensor));
+  // Optimizer slot variables are created lazily; setWeights creates them with the saved values.
+  await optimizer.setWeights(readTensors(dir, 'optimizer'));
+  return { state, best: best.map((b) => b.tensor) };
+}
