@@ -157,6 +157,8 @@ export async function trainModel(model: BoatModel, data: { train: BatchSource; v
         tf.dispose([x, y]);
         seen += n;
         o.onBatch?.({ epoch, phase, done: seen, total, seconds: Number(process.hrtime.bigint() - t0) / 1e9 });
+        // Let the event loop run (signals such as Ctrl-C, output, notebook display updates).
+        await new Promise((resolve) => setImmediate(resolve));
         if (o.shouldStop?.()) stopped = true;
       }
       if (pending) pending = applyPending(optimizer, pending);

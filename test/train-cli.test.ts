@@ -1,0 +1,121 @@
+/**
+ * `boat train`, `evaluate` and `predict` end to end on the synthetic demo set with the real ResNet50
+ * (wasm backend), including a crash (SIGKILL) and --resume, and Ctrl-C.
+ */
+import assert from 'node:assert/strict';
+import { spawn, spawnSync } from 'node:child_process';
+import * as crypto from 'node:crypto';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { before, test } from 'node:test';
+
+import { parseCsv } from '../lib/util';
+import { REPO_ROOT, runCli, tempDir } from './helpers';
+
+const work = tempDir();
+const cache = path.join(work, 'cache');
+const TRAIN = ['train', '--mode', 'feature-extractor', '--data', path.join(work, 'data'), '--epochs', '4', '--batch-size', '6', '--lr', '0.01', '--seed', '7', '--cache', cache];
+
+before(() => {
+  assert.equal(runCli(['data', 'demo', '--out', path.join(work, 'data', 'boats'), '--per-class', '6', '--seed', '1']).status, 0);
+  assert.equal(runCli(['data', 'split', '--data', path.join(work, 'data', 'boats'), '--out', path.join(work, 'data')]).status, 0);
+});
+
+function historyWithoutTimes(dir: string): string[][] {
+  return parseCsv(fs.readFileSync(path.join(dir, 'history.csv'), 'utf8')).map((row) => row.slice(0, 5));
+}
+
+function sha(file: string): string {
+  return crypto.createHash('sha256').update(fs.readFileSync(file)).digest('hex');
+}
+
+test('train writes the model, history.csv, metrics.json and config.json', () => {
+  const out = path.join(work, 'models', 'fe');
+  const r = runCli([...TRAIN, '--out', out]);
+  assert.equal(r.status, 0, r.stderr);
+  assert.match(r.stdout, /Using wasm backend/);
+  assert.match(r.stdout, /525,829 trainable/);
+  assert.match(r.stdout, /features train: 20 images, 20 computed/);
+  assert.match(r.stdout, /epoch 4\/4 val/);
+  assert.match(r.stdout, /recomputing the backbone every epoch as the tutorial does would take about \d+ s/);
+  for (const f of ['metadata.json', 'head/weights.bin', 'history.csv', 'metrics.json', 'config.json']) assert.ok(fs.existsSync(path.join(out, f)), f);
+  assert.equal(historyWithoutTimes(out).length, 1 + 8);
+  const metrics = JSON.parse(fs.readFileSync(path.join(out, 'metrics.json'), 'utf8'));
+  assert.equal(typeof metrics.test_acc, 'number');
+  assert.equal(metrics.test.confusion.length, 5);
+  // A second run reuses every cached feature: only the head trains.
+  const again = runCli([...TRAIN, '--out', path.join(work, 'models', 'fe2')]);
+  assert.equal(again.status, 0, again.stderr);
+  assert.match(again.stdout, /features train: 20 images, 0 computed .* 20 from the cache/);
+  assert.deepEqual(historyWithoutTimes(path.join(work, 'models', 'fe2')), historyWithoutTimes(out));
+});
+
+test('SIGKILL after epoch 2, then --resume: the same final weights and history as an uninterrupted run', () => {
+  const out = path.join(work, 'models', 'crashed');
+  const crashed = spawnSync(process.execPath, [path.join(REPO_ROOT, 'bin', 'boat.js'), ...TRAIN, '--out', out], { encoding: 'utf8', env: { ...process.env, BOAT_TEST_KILL_AFTER_EPOCH: '2' } });
+  assert.equal(crashed.signal, 'SIGKILL');
+  assert.ok(!fs.existsSync(out), 'no model is saved by a killed run');
+  assert.ok(fs.existsSync(`${out}.checkpoint/state.json`));
+  const resumed = runCli([...TRAIN, '--out', out, '--resume']);
+  assert.equal(resumed.status, 0, resumed.stderr);
+  assert.doesNotMatch(resumed.stdout, /epoch [12]\/4/);
+  assert.match(resumed.stdout, /epoch 3\/4 train/);
+  const reference = path.join(work, 'models', 'fe');
+  assert.deepEqual(historyWithoutTimes(out), historyWithoutTimes(reference));
+  assert.equal(sha(path.join(out, 'head', 'weights.bin')), sha(path.join(reference, 'head', 'weights.bin')));
+});
+
+test('Ctrl-C stops at a clean point, keeps the checkpoint and says how to resume', async () => {
+  const out = path.join(work, 'models', 'interrupted');
+  const child = spawn(process.execPath, [path.join(REPO_ROOT, 'bin', 'boat.js'), ...TRAIN.map((a) => (a === '4' ? '500' : a)), '--out', out]);
+  let stdout = '';
+  let stderr = '';
+  child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+  const code = await new Promise<number | null>((resolve) => {
+    child.stdout.on('data', (d: Buffer) => {
+      stdout += d.toString();
+      if (/epoch 1\/500 val/.test(stdout) && !child.killed) child.kill('SIGINT');
+    });
+    child.on('close', resolve);
+  });
+  assert.equal(code, 0, stderr);
+  assert.match(stderr, /Interrupted: stopping after this epoch's checkpoint/);
+  assert.match(stdout, /Stopped after epoch \d+; the checkpoint is in .*interrupted\.checkpoint\. Resume with the same command plus --resume/);
+  assert.ok(fs.existsSync(`${out}.checkpoint/state.json`));
+});
+
+test('evaluate prints accuracy and the confusion matrix and writes metrics.json', () => {
+  const model = path.join(work, 'models', 'fe');
+  const r = runCli(['evaluate', '--model', model, '--data', path.join(work, 'data', 'test')]);
+  assert.equal(r.status, 0, r.stderr);
+  assert.match(r.stdout, /accuracy \d\.\d{4} on 5 images/);
+  assert.match(r.stdout, /confusion \(rows: actual, columns: predicted\)/);
+  const metrics = JSON.parse(fs.readFileSync(path.join(model, 'evaluation', 'metrics.json'), 'utf8'));
+  assert.equal(metrics.samples, 5);
+});
+
+test('evaluating on a folder with other classes names the mismatch', () => {
+  const other = path.join(work, 'other');
+  fs.mkdirSync(path.join(other, 'buoy'), { recursive: true });
+  for (const c of fs.readdirSync(path.join(work, 'data', 'test')).filter((n) => !n.startsWith('.'))) {
+    fs.cpSync(path.join(work, 'data', 'test', c), path.join(other, c), { recursive: true });
+  }
+  fs.copyFileSync(path.join(other, 'kayak', fs.readdirSync(path.join(other, 'kayak'))[0]), path.join(other, 'buoy', 'b.jpg'));
+  const r = runCli(['evaluate', '--model', path.join(work, 'models', 'fe'), '--data', other]);
+  assert.equal(r.status, 2);
+  assert.match(r.stderr, /^boat: error: the model's 5 classes do not match the 6 classes of .*other \(not in the model: buoy\)\n$/);
+});
+
+test('predict gives the top-k as JSON and draws the class on the photo', () => {
+  const kayak = path.join(work, 'data', 'test', 'kayak');
+  const image = path.join(kayak, fs.readdirSync(kayak).find((n) => n.endsWith('.jpg'))!);
+  const pngDir = path.join(work, 'pred');
+  const r = runCli(['predict', '--model', path.join(work, 'models', 'fe'), '--json', '--top', '2', '--png', pngDir, image, path.join(work, 'missing.jpg')]);
+  assert.equal(r.status, 0, r.stderr);
+  const results = JSON.parse(r.stdout) as Array<{ file: string; top?: Array<{ class: string; probability: number }>; error?: string }>;
+  assert.equal(results[0].top!.length, 2);
+  assert.ok(results[0].top![0].probability >= results[0].top![1].probability);
+  assert.deepEqual(results[1], { file: path.join(work, 'missing.jpg'), error: 'file not found' });
+  const png = fs.readFileSync(path.join(pngDir, `${path.parse(image).name}.prediction.png`));
+  assert.equal(png.subarray(1, 4).toString(), 'PNG');
+});
