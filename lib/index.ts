@@ -3,4 +3,5 @@ export * from './images';
 export * from './model';
 export * from './train';
 export * from './evaluate';
+export * from './plot';
 export * from './util';

@@ -10,19 +10,27 @@ import { runCli, tempDir } from './helpers';
 
 test('the main job makes the demo set when there is no data, and writes its outputs to --out', () => {
   const cwd = tempDir();
-  const r = runCli(['main', '--out', 'runs/main'], cwd);
+  const r = runCli(['main', '--out', 'runs/main', '--demo-per-class', '6', '--epochs', '3'], cwd);
   assert.equal(r.status, 0, r.stderr);
   assert.match(r.stdout, /SYNTHETIC demo set/);
   const out = path.join(cwd, 'runs', 'main');
-  for (const f of ['index.csv', 'class_counts.csv', 'image_sizes.csv', 'audit.json', 'audit.txt', 'data/split.csv', 'model.json']) {
+  for (const f of ['index.csv', 'class_counts.csv', 'image_sizes.csv', 'audit.json', 'audit.txt', 'data/split.csv', 'model.json', 'summary.json',
+    'models/resnet50_conv/metadata.json', 'models/resnet50_conv/history.csv', 'resnet50_conv_confusion_matrix.png', 'resnet50_conv_confusion_matrix_normalized.png', 'predictions/resnet50_conv_kayak.png']) {
     assert.ok(fs.existsSync(path.join(out, f)), f);
   }
   const counts = parseCsv(fs.readFileSync(path.join(out, 'class_counts.csv'), 'utf8'));
-  assert.deepEqual(counts.slice(1).map((row) => row[1]), ['40', '40', '40', '40', '40']);
-  assert.match(r.stdout, /\[5\/5\] Model: Using wasm backend/);
+  assert.deepEqual(counts.slice(1).map((row) => row[1]), ['6', '6', '6', '6', '6']);
+  assert.match(r.stdout, /\[5\/8\] Model: Using wasm backend/);
   assert.match(r.stdout, /trainable: 24,060,421 when fine-tuning, 525,829 as a feature extractor/);
+  assert.match(r.stdout, /Fine-tuning: skipped: the wasm backend has no Conv2DBackpropFilter kernel yet/);
+  assert.match(r.stdout, /Training resnet50_conv \(feature-extractor, 3 epochs\)/);
+  assert.match(r.stdout, /\[7\/8\] Predictions \(resnet50_conv\): cruise_ship → /);
+  assert.match(r.stdout, /05-inference\.ipynb: ok/);
+  assert.ok(fs.existsSync(path.join(out, 'notebooks', '04-feature-extractor.html')));
+  const summary = JSON.parse(fs.readFileSync(path.join(out, 'summary.json'), 'utf8'));
+  assert.equal(typeof summary.resnet50_conv.test_acc, 'number');
   // A second run reuses data/boats (now the demo set) and says it is synthetic.
-  const again = runCli(['main', '--out', 'runs/main'], cwd);
+  const again = runCli(['main', '--out', 'runs/main', '--epochs', '1'], cwd);
   assert.equal(again.status, 0, again.stderr);
   assert.match(again.stdout, /using .*data\/boats \(the SYNTHETIC demo set\)/);
 });

@@ -92,6 +92,9 @@ test('evaluate prints accuracy and the confusion matrix and writes metrics.json'
   assert.match(r.stdout, /confusion \(rows: actual, columns: predicted\)/);
   const metrics = JSON.parse(fs.readFileSync(path.join(model, 'evaluation', 'metrics.json'), 'utf8'));
   assert.equal(metrics.samples, 5);
+  for (const png of ['confusion_matrix.png', 'confusion_matrix_normalized.png']) {
+    assert.equal(fs.readFileSync(path.join(model, 'evaluation', png)).subarray(1, 4).toString(), 'PNG', png);
+  }
 });
 
 test('evaluating on a folder with other classes names the mismatch', () => {

@@ -24,8 +24,12 @@ export async function dataCommand(argv: string[]): Promise<void> {
       return auditCommand(rest);
     case 'index':
       return indexCommand(rest);
+    case undefined:
+    case '--help':
+      console.log(DATA_USAGE);
+      return;
     default:
-      throw new UserError(sub ? `unknown data command "${sub}"\n${DATA_USAGE}` : DATA_USAGE);
+      throw new UserError(`unknown data command "${sub}" (boat data --help lists them)`);
   }
 }
 

@@ -6,27 +6,38 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 
-import { auditDataset, buildFileIndex, classCounts, formatAudit, makeDemoDataset, sizeSummary, splitDataset } from '../data';
-import { createBoatModel, selectBackend } from '../model';
-import { readOwnedMarker, requireWritableDirectory, toCsv, writeFileAtomic, writeJsonAtomic } from '../util';
+import { auditDataset, buildFileIndex, classCounts, ensureDataset, formatAudit, sizeSummary, splitDataset } from '../data';
+import { annotatePrediction, predictImage } from '../evaluate';
+import { createBoatModel, fineTuneSupport, selectBackend } from '../model';
+import { confusionMatrixPng } from '../plot/confusion';
+import { runExperiment } from '../train';
+import { requireWritableDirectory, toCsv, writeFileAtomic, writeJsonAtomic } from '../util';
 import { parseFlags, stringFlag, intFlag } from './args';
+import { runNotebooks } from './notebooks';
 import { printSkipped, printSplit } from './data-commands';
 
 export async function mainJob(argv: string[]): Promise<void> {
-  const { flags } = parseFlags(argv, { data: { type: 'string' }, out: { type: 'string', default: 'runs/main' }, seed: { type: 'string' }, top: { type: 'string' } });
+  const { flags } = parseFlags(argv, {
+    data: { type: 'string' },
+    out: { type: 'string', default: 'runs/main' },
+    seed: { type: 'string' },
+    top: { type: 'string' },
+    epochs: { type: 'string' },
+    'demo-per-class': { type: 'string' },
+  });
   const out = path.resolve(stringFlag(flags, 'out') ?? 'runs/main');
   requireWritableDirectory(out);
   const seed = intFlag(flags, 'seed') ?? 38;
   const top = intFlag(flags, 'top') ?? 5;
 
-  const data = path.resolve(stringFlag(flags, 'data') ?? 'data/boats');
-  if (!stringFlag(flags, 'data') && !hasEntries(data)) {
-    const made = await makeDemoDataset({ out: data, perClass: 40, seed: 0 });
-    console.log(`[1/5] Data: no data in ${data}, so made the embedded SYNTHETIC demo set there (${made.images} drawn images, not photos)`);
+  const given = stringFlag(flags, 'data');
+  const ready = await ensureDataset(given ?? 'data/boats', intFlag(flags, 'demo-per-class') ?? 40);
+  const data = ready.dir;
+  if (ready.made) {
+    console.log(`[1/8] Data: no data in ${data}, so made the embedded SYNTHETIC demo set there (drawn images, not photos)`);
     console.log('      For the real photos: boat data prepare --source boat-types-recognition.zip --out data/boats');
   } else {
-    const synthetic = readOwnedMarker(data)?.kind === 'demo-dataset';
-    console.log(`[1/5] Data: using ${data}${synthetic ? ' (the SYNTHETIC demo set)' : ''}`);
+    console.log(`[1/8] Data: using ${data}${ready.synthetic ? ' (the SYNTHETIC demo set)' : ''}`);
   }
 
   const index = await buildFileIndex(data);
@@ -34,17 +45,17 @@ export async function mainJob(argv: string[]): Promise<void> {
   const counts = classCounts(index.rows);
   writeFileAtomic(path.join(out, 'class_counts.csv'), toCsv(['category', 'count'], counts.map((c) => [c.category, c.count])));
   writeFileAtomic(path.join(out, 'image_sizes.csv'), toCsv(['statistic', 'width', 'height'], sizeSummary(index.rows).map((s) => [s.statistic, s.width, s.height])));
-  console.log(`[2/5] Explore: ${index.rows.length} images; ${counts.map((c) => `${c.category} ${c.count}`).join(', ')}`);
+  console.log(`[2/8] Explore: ${index.rows.length} images; ${counts.map((c) => `${c.category} ${c.count}`).join(', ')}`);
   printSkipped(index.skipped);
 
   const split = await splitDataset({ data, out: path.join(out, 'data'), top, seed });
-  console.log(`[3/5] Split (top ${top}, seed ${seed}):`);
+  console.log(`[3/8] Split (top ${top}, seed ${seed}):`);
   printSplit(split.out, split.classes, split.counts, split.dropped, split.linked, split.copied);
 
   const audit = await auditDataset({ data, split: split.csv });
   writeJsonAtomic(path.join(out, 'audit.json'), audit);
   writeFileAtomic(path.join(out, 'audit.txt'), formatAudit(audit) + '\n');
-  console.log(`[4/5] Audit: ${audit.duplicates.length} duplicate group(s), ${audit.leakage?.length ?? 0} leaking across subsets, ${audit.unreadable.length} unreadable`);
+  console.log(`[4/8] Audit: ${audit.duplicates.length} duplicate group(s), ${audit.leakage?.length ?? 0} leaking across subsets, ${audit.unreadable.length} unreadable`);
 
   const backend = await selectBackend();
   const model = await createBoatModel({ classes: split.classes, mode: 'feature-extractor' });
@@ -52,16 +63,57 @@ export async function mainJob(argv: string[]): Promise<void> {
   model.mode = 'finetune';
   const tuned = model.paramCounts();
   model.dispose();
-  console.log(`[5/5] Model: ${backend.line}`);
+  console.log(`[5/8] Model: ${backend.line}`);
   console.log(`      ResNet50 (ImageNet weights) + head for ${split.classes.length} classes: ${fmt(tuned.total)} parameters;`);
   console.log(`      trainable: ${fmt(tuned.trainable)} when fine-tuning, ${fmt(frozen.trainable)} as a feature extractor`);
   writeJsonAtomic(path.join(out, 'model.json'), { backend: backend.line, classes: split.classes, finetune: tuned, featureExtractor: frozen });
-  console.log(`Outputs in ${out}: index.csv, class_counts.csv, image_sizes.csv, data/{train,val,test}, data/split.csv, audit.json, audit.txt, model.json`);
+
+  // Section 8: the two ways of transfer learning. Fine-tuning needs convolution gradients, which the wasm
+  // backend lacks until its kernels land (issue 5); it is skipped there rather than run for hours on cpu.
+  const epochs = intFlag(flags, 'epochs') ?? 24;
+  const experiments: Array<{ name: string; mode: 'feature-extractor' | 'finetune' }> = [{ name: 'resnet50_conv', mode: 'feature-extractor' }];
+  const fineTune = fineTuneSupport();
+  if (fineTune.ok) experiments.unshift({ name: 'resnet50_ft', mode: 'finetune' });
+  else console.log(`[6/8] Fine-tuning: skipped: ${fineTune.reason}`);
+  const summary: Record<string, unknown> = {};
+  for (const { name, mode } of experiments) {
+    console.log(`[6/8] Training ${name} (${mode}, ${epochs} epochs):`);
+    const result = await runExperiment({ mode, data: split.out, out: path.join(out, 'models', name), epochs, seed, cacheDir: path.resolve('.cache', 'features'), log: (line) => console.log(`      ${line}`) });
+    summary[name] = { mode, best_val_acc: result.bestValAcc, test_acc: result.test?.accuracy ?? null, seconds: result.timing.totalSeconds, recompute_estimate_seconds: result.timing.recomputeEstimateSeconds ?? null };
+    if (result.test) {
+      writeFileAtomic(path.join(out, `${name}_confusion_matrix.png`), await confusionMatrixPng(result.test, { title: `${name}: test accuracy ${result.test.accuracy.toFixed(3)}` }));
+      writeFileAtomic(path.join(out, `${name}_confusion_matrix_normalized.png`), await confusionMatrixPng(result.test, { normalize: true, title: `${name}: test accuracy ${result.test.accuracy.toFixed(3)}` }));
+    }
+    // Section 8.6: predict one test photo per class and draw the answer on it.
+    const lines: string[] = [];
+    for (const cls of split.classes) {
+      const row = split.rows.find((r) => r.class === cls && r.subset === 'test');
+      if (!row) continue;
+      const file = path.resolve(split.out, row.path);
+      const prediction = await predictImage(result.model, file, 1);
+      writeFileAtomic(path.join(out, 'predictions', `${name}_${cls}.png`), await annotatePrediction(file, prediction.top[0].class));
+      lines.push(`${cls} → ${prediction.top[0].class} (${(100 * prediction.top[0].probability).toFixed(1)}%)`);
+    }
+    console.log(`[7/8] Predictions (${name}): ${lines.join('; ')}`);
+    result.model.dispose();
+  }
+  writeJsonAtomic(path.join(out, 'summary.json'), summary);
+
+  // The same story as notebooks, executed headless; their data and models live beside the CLI's.
+  const nbData = path.join(out, 'notebooks-data');
+  fs.mkdirSync(nbData, { recursive: true });
+  const link = path.join(nbData, 'boats');
+  fs.rmSync(link, { force: true });
+  fs.symlinkSync(data, link);
+  console.log('[8/8] Notebooks: executing notebooks/*.ipynb with the tslab kernel');
+  runNotebooks({
+    out: path.join(out, 'notebooks'),
+    env: { BOAT_DATA_ROOT: nbData, BOAT_MODELS: path.join(out, 'notebooks-models'), BOAT_EPOCHS: String(epochs), BOAT_SEED: String(seed), BOAT_CACHE_DIR: path.resolve('.cache', 'features') },
+    log: (line) => console.log(`      ${line}`),
+  });
+  console.log(`Outputs in ${out}: index.csv, class_counts.csv, image_sizes.csv, data/{train,val,test}, data/split.csv, audit.json, audit.txt, model.json, models/, *_confusion_matrix*.png, predictions/, summary.json, notebooks/ (executed .ipynb, .html, figures/)`);
 }
 
-function hasEntries(dir: string): boolean {
-  return fs.existsSync(dir) && fs.readdirSync(dir).length > 0;
-}
 
 function fmt(n: number): string {
   return n.toLocaleString('en-US');

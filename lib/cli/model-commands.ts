@@ -3,6 +3,7 @@ import * as path from 'node:path';
 
 import { annotatePrediction, evaluateModel, formatMetrics, predictImage } from '../evaluate';
 import { loadBoatModel, selectBackend, TRAINING_MODES, TrainingMode } from '../model';
+import { confusionMatrixPng } from '../plot/confusion';
 import { runExperiment } from '../train';
 import { UserError, writeFileAtomic, writeJsonAtomic } from '../util';
 import { intFlag, parseFlags, requiredString, stringFlag } from './args';
@@ -83,7 +84,9 @@ export async function evaluateCommand(argv: string[]): Promise<void> {
   const { files, actual, predicted, skipped, ...metrics } = result;
   writeJsonAtomic(path.join(out, 'metrics.json'), { data: path.resolve(requiredString(flags, 'data')), ...metrics, skipped });
   writeFileAtomic(path.join(out, 'predictions.csv'), ['file,actual,predicted', ...files.map((f, i) => `"${f.replace(/"/g, '""')}",${model.classes[actual[i]]},${model.classes[predicted[i]]}`)].join('\n') + '\n');
-  console.log(`Wrote ${path.join(out, 'metrics.json')} and predictions.csv`);
+  writeFileAtomic(path.join(out, 'confusion_matrix.png'), await confusionMatrixPng(metrics));
+  writeFileAtomic(path.join(out, 'confusion_matrix_normalized.png'), await confusionMatrixPng(metrics, { normalize: true }));
+  console.log(`Wrote ${path.join(out, 'metrics.json')}, predictions.csv, confusion_matrix.png and confusion_matrix_normalized.png`);
   model.dispose();
 }
 

@@ -12,7 +12,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import sharp from 'sharp';
 
-import { mapLimit, Random, replaceOwnedDirectory, UserError } from '../util';
+import { mapLimit, Random, readOwnedMarker, replaceOwnedDirectory, UserError } from '../util';
 
 export const DEMO_CLASSES = ['sailboat', 'kayak', 'gondola', 'cruise_ship', 'ferry_boat'] as const;
 export type DemoClass = (typeof DEMO_CLASSES)[number];
@@ -144,3 +144,21 @@ const BOATS: Record<DemoClass, (rng: Random) => string> = {
       <rect x="-0.04" y="-0.52" width="0.08" height="0.025" fill="#111"/>`;
   },
 };
+
+export interface DatasetReady {
+  dir: string;
+  /** True when the folder holds the synthetic demo set. */
+  synthetic: boolean;
+  /** True when this call made the demo set (the folder was missing or empty). */
+  made: boolean;
+}
+
+/** Uses the images in `dir`; when it is missing or empty, writes the synthetic demo set there first. */
+export async function ensureDataset(dir: string, demoPerClass = 40, seed = 0): Promise<DatasetReady> {
+  const full = path.resolve(dir);
+  if (!fs.existsSync(full) || fs.readdirSync(full).length === 0) {
+    await makeDemoDataset({ out: full, perClass: demoPerClass, seed });
+    return { dir: full, synthetic: true, made: true };
+  }
+  return { dir: full, synthetic: readOwnedMarker(full)?.kind === 'demo-dataset', made: false };
+}

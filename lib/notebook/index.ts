@@ -1,0 +1,101 @@
+/**
+ * Helpers for the tslab notebooks: a parameters cell that environment variables override, PNG display,
+ * and a progress display that updates in place in the cell. Everything shown is PNG or plain text,
+ * which every front end renders (untrusted HTML/SVG is hidden in classic Notebook).
+ */
+import * as path from 'node:path';
+import type { TopLevelSpec } from 'vega-lite';
+
+import { vegaLiteToPng } from '../plot/charts';
+import { progressLine, ProgressSink } from '../train/progress';
+
+interface TslabDisplay {
+  png(b: Uint8Array): void;
+  text(s: string): void;
+}
+interface Tslab {
+  display: TslabDisplay;
+  newDisplay(): TslabDisplay;
+}
+
+function tslab(): Tslab | null {
+  try {
+    return require('tslab') as Tslab;
+  } catch {
+    return null;
+  }
+}
+
+export interface NotebookParams {
+  /** Folder with boats/ (the ImageFolder) and, after the split, train/, val/, test/. */
+  dataRoot: string;
+  /** Where models are saved. */
+  modelsDir: string;
+  /** Where charts are also written as PNG files. */
+  figuresDir: string;
+  epochs: number;
+  seed: number;
+  /** Demo images per class when the demo set has to be made. */
+  demoPerClass: number;
+  /** Augmented training views for the feature extractor. */
+  views: number;
+  /** Feature cache of the feature extractor. */
+  cacheDir: string;
+}
+
+/**
+ * The parameters cell: defaults for a full run, each overridable by an environment variable
+ * (BOAT_DATA_ROOT, BOAT_MODELS, BOAT_FIGURES, BOAT_EPOCHS, BOAT_SEED, BOAT_DEMO_PER_CLASS, BOAT_VIEWS,
+ * BOAT_CACHE_DIR;
+ * BOAT_BACKEND picks the backend), so CI runs the same notebooks quickly on the demo set.
+ */
+export function notebookParams(defaults: Partial<NotebookParams> = {}): NotebookParams {
+  const env = process.env;
+  const num = (name: string, fallback: number): number => (env[name] !== undefined && env[name] !== '' ? Number(env[name]) : fallback);
+  const params: NotebookParams = {
+    dataRoot: path.resolve(env.BOAT_DATA_ROOT || defaults.dataRoot || '../data'),
+    modelsDir: path.resolve(env.BOAT_MODELS || defaults.modelsDir || '../models'),
+    figuresDir: path.resolve(env.BOAT_FIGURES || defaults.figuresDir || '../runs/figures'),
+    epochs: num('BOAT_EPOCHS', defaults.epochs ?? 24),
+    seed: num('BOAT_SEED', defaults.seed ?? 38),
+    demoPerClass: num('BOAT_DEMO_PER_CLASS', defaults.demoPerClass ?? 40),
+    views: num('BOAT_VIEWS', defaults.views ?? 0),
+    cacheDir: path.resolve(env.BOAT_CACHE_DIR || defaults.cacheDir || '../.cache/features'),
+  };
+  for (const [k, v] of Object.entries(params)) if (typeof v === 'number' && !Number.isFinite(v)) throw new Error(`parameter ${k} is not a number`);
+  return params;
+}
+
+/** Shows a PNG in the cell (and, outside a notebook, does nothing). */
+export function showPng(png: Uint8Array): void {
+  tslab()?.display.png(png);
+}
+
+/** Renders a Vega-Lite chart, shows it, and writes it to `file` when given. */
+export async function showChart(spec: TopLevelSpec, file?: string): Promise<void> {
+  const png = await vegaLiteToPng(spec);
+  if (file) {
+    const { writeFileAtomic } = await import('../util/files');
+    writeFileAtomic(file, png);
+  }
+  showPng(png);
+}
+
+/** Progress for trainModel/runExperiment that rewrites one line of the cell's output. */
+export function notebookProgress(epochs: number): ProgressSink {
+  const t = tslab();
+  if (!t) return { batch: () => undefined, phase: (row) => console.log(`epoch ${row.epoch + 1}/${epochs} ${row.phase} loss ${row.loss.toFixed(4)} acc ${row.acc.toFixed(4)}`) };
+  const live = t.newDisplay();
+  let last = 0;
+  return {
+    batch({ epoch, phase, done, total, seconds }) {
+      const now = Date.now();
+      if (now - last < 250 && done < total) return;
+      last = now;
+      live.text(progressLine(epoch < 0 ? 'features' : `epoch ${epoch + 1}/${epochs} ${phase}`, done, total, seconds));
+    },
+    phase(row) {
+      console.log(`epoch ${row.epoch + 1}/${epochs} ${row.phase.padEnd(5)} loss ${row.loss.toFixed(4)} acc ${row.acc.toFixed(4)} lr ${row.lr.toExponential(1)} ${row.seconds.toFixed(1)} s`);
+    },
+  };
+}

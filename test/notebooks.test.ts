@@ -1,0 +1,43 @@
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { test } from 'node:test';
+
+import { findFailedCell } from '../lib/cli/notebooks';
+import { REPO_ROOT, runCli, tempDir } from './helpers';
+
+const hasJupyter = spawnSync('/usr/bin/python3', ['-c', 'import nbconvert, nbclient'], { encoding: 'utf8' }).status === 0;
+
+test('a failing cell is found with its source and error text', () => {
+  const nb = (outputs: unknown[]): string => JSON.stringify({ cells: [{ cell_type: 'markdown', source: 'x' }, { cell_type: 'code', source: ['const a = 1;\n', 'throw new Error("boom")'], outputs }] });
+  assert.deepEqual(findFailedCell(nb([{ output_type: 'stream', name: 'stderr', text: 'Error: boom\n    at <anonymous>' }])), { index: 1, source: 'const a = 1;\nthrow new Error("boom")', error: 'Error: boom\n    at <anonymous>' });
+  assert.equal(findFailedCell(nb([{ output_type: 'stream', name: 'stderr', text: '1:7 - Cannot find name \'b\'.' }]))?.index, 1);
+  assert.equal(findFailedCell(nb([{ output_type: 'stream', name: 'stdout', text: 'Error in the data is fine on stdout' }])), null);
+});
+
+test('all notebooks execute headless on the demo set (npm run notebooks)', { skip: !hasJupyter && 'Debian Jupyter (nbconvert) is not installed; bash scripts/run.sh setup installs it' }, () => {
+  const work = tempDir();
+  const out = path.join(work, 'run');
+  const before = Object.fromEntries(fs.readdirSync(path.join(REPO_ROOT, 'notebooks')).map((n) => [n, fs.readFileSync(path.join(REPO_ROOT, 'notebooks', n), 'utf8')]));
+  process.env.BOAT_DATA_ROOT = path.join(work, 'data');
+  process.env.BOAT_MODELS = path.join(work, 'models');
+  process.env.BOAT_DEMO_PER_CLASS = '6';
+  process.env.BOAT_EPOCHS = '3';
+  process.env.BOAT_CACHE_DIR = path.join(work, 'cache');
+  const r = runCli(['notebooks', '--out', out]);
+  assert.equal(r.status, 0, r.stderr + r.stdout);
+  for (const n of ['01-data', '02-preprocessing', '03-finetuning', '04-feature-extractor', '05-inference']) {
+    assert.ok(fs.existsSync(path.join(out, `${n}.ipynb`)), n);
+    assert.ok(fs.existsSync(path.join(out, `${n}.html`)), `${n}.html`);
+  }
+  const figures = fs.readdirSync(path.join(out, 'figures')).sort();
+  assert.deepEqual(figures, ['01_class_counts.png', '01_image_sizes.png', '04_accuracy.png', '04_loss.png']);
+  // Every chart is a PNG output in the executed notebook (PNG shows in every front end).
+  const pngs = (n: string): number => (JSON.parse(fs.readFileSync(path.join(out, `${n}.ipynb`), 'utf8')) as { cells: Array<{ outputs?: Array<{ data?: Record<string, string> }> }> }).cells.flatMap((c) => c.outputs ?? []).filter((o) => o.data?.['image/png']).length;
+  assert.equal(pngs('01-data'), 3);
+  assert.equal(pngs('04-feature-extractor'), 2);
+  assert.ok(pngs('05-inference') >= 4);
+  // The committed notebooks are untouched.
+  for (const [n, text] of Object.entries(before)) assert.equal(fs.readFileSync(path.join(REPO_ROOT, 'notebooks', n), 'utf8'), text, n);
+});
