@@ -4,7 +4,7 @@ import sharp from 'sharp';
 
 import { evalTransforms, FloatImage, openImage } from '../images';
 import type { BoatModel } from '../model';
-import { Random } from '../util';
+import { escapeXml, Random } from '../util';
 
 export interface Prediction {
   file: string;
@@ -20,9 +20,6 @@ export async function predictImage(model: BoatModel, file: string, k = 3): Promi
   return { file, top };
 }
 
-function escapeXml(s: string): string {
-  return s.replace(/[<>&"']/g, (c) => `&#${c.charCodeAt(0)};`);
-}
 
 /** The photo (EXIF-oriented, at most `maxSide` px) with "Output class: …" in its top-right corner, as PNG. */
 export async function annotatePrediction(file: string, label: string, maxSide = 640): Promise<Buffer> {

@@ -4,11 +4,10 @@
  */
 import sharp from 'sharp';
 
+import { escapeXml } from '../util/errors';
+
 import type { Metrics } from '../evaluate/metrics';
 
-function escapeXml(s: string): string {
-  return s.replace(/[<>&"']/g, (c) => `&#${c.charCodeAt(0)};`);
-}
 
 /** Light to dark blue, like seaborn's "Blues". */
 function blue(t: number): string {

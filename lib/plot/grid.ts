@@ -1,14 +1,13 @@
 /** A grid of photos with captions (one sample per class, predictions...), as one PNG. */
 import sharp from 'sharp';
 
+import { escapeXml } from '../util/errors';
+
 export interface GridItem {
   file: string;
   caption: string;
 }
 
-function escapeXml(s: string): string {
-  return s.replace(/[<>&"']/g, (c) => `&#${c.charCodeAt(0)};`);
-}
 
 export async function photoGrid(items: readonly GridItem[], options: { columns?: number; tile?: number } = {}): Promise<Buffer> {
   const columns = options.columns ?? 3;

@@ -14,3 +14,8 @@ export function errorLine(err: unknown): string {
   const message = err instanceof Error ? err.message : String(err);
   return message.split('\n')[0].trim();
 }
+
+/** Escapes text for SVG/XML (captions drawn on images and charts). */
+export function escapeXml(s: string): string {
+  return s.replace(/[<>&"']/g, (c) => `&#${c.charCodeAt(0)};`);
+}
