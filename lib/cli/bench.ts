@@ -1,12 +1,15 @@
 /**
- * `boat bench`: the project's speed numbers, measured in one run so that ratios compare like with like.
- * This first part measures the image loader; model and training benchmarks join it as they land.
+ * `boat bench`: the project's speed numbers, measured in one run so that ratios compare like with like:
+ * the image loader, ResNet50 forward and the head step on the active backend, and PyTorch's forward and
+ * train step on the same machine with the same thread count when it is installed.
  */
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 
 import { benchLoader } from '../bench/loader';
+import { benchModel, benchTorch } from '../bench/model';
+import { selectBackend } from '../model';
 import { makeDemoDataset } from '../data';
 import { writeJsonAtomic } from '../util';
 import { parseFlags, stringFlag } from './args';
@@ -27,10 +30,16 @@ export async function benchCommand(argv: string[]): Promise<void> {
     await makeDemoDataset({ out: data, perClass: quick ? 40 : 100, seed: 0, minWidth: 1280, maxWidth: 1280 });
     source = `${data} (SYNTHETIC demo set at 1280 px: no real photos found at ${SHARED_PHOTOS})`;
   }
+  const backend = await selectBackend();
   const started = Date.now();
   console.log(`boat bench${quick ? ' --quick' : ''}: ${os.cpus().length} cores, Node ${process.version}`);
   console.log(`Images: ${source}`);
   const loader = await benchLoader(data, quick ? 320 : 1200);
+  // TF.js wasm runs one thread in Node; PyTorch gets the same number.
+  const threads = backend.name === 'wasm' || backend.name === 'cpu' ? 1 : os.cpus().length;
+  const model = await benchModel(quick ? [1, 8] : [1, 8, 32], quick ? 2 : 4);
+  const torch = benchTorch(threads, 8, quick ? 2 : 4);
+  const torchOk = 'forward_img_s' in torch ? torch : null;
   const peakRssMb = process.resourceUsage().maxRSS / 1024;
   const rows: Array<[string, string]> = [
     ['images measured', String(loader.images)],
@@ -40,6 +49,17 @@ export async function benchCommand(argv: string[]): Promise<void> {
     ['loader, train transforms', `${loader.loader_train_img_s.toFixed(1)} img/s (${ratio(loader.loader_train_img_s, loader.plain_sharp_img_s)} of the limit; target 150)`],
     ['prefetch: wait share with a busy consumer', `${(100 * loader.prefetch_wait_fraction).toFixed(1)}% of wall time`],
     ['prefetch: wall / (decode + consumer)', `${loader.prefetch_overlap_ratio.toFixed(2)} (0.5 = full overlap, 1 = none)`],
+    ['backend', `${backend.line}; ${threads} thread(s) for both sides`],
+    ...Object.entries(model.forward).map(([b, v]): [string, string] => [`ResNet50 forward, batch ${b}`, `${v.toFixed(2)} img/s`]),
+    ['ResNet50 train step, batch 8', model.trainImgS8 !== null ? `${model.trainImgS8.toFixed(2)} img/s` : `not measured: ${model.trainSkipped}`],
+    ['head step on cached features, batch 32', `${model.headStepMs.toFixed(1)} ms`],
+    ...(torchOk
+      ? ([
+          ['PyTorch ' + torchOk.torch_version + ' params (tutorial head)', `${torchOk.params.toLocaleString('en-US')} ${torchOk.params === 24_033_861 ? '(= 24,033,861, like for like)' : '(expected 24,033,861!)'}`],
+          ['PyTorch forward, batch 8', `${torchOk.forward_img_s.toFixed(2)} img/s → ours/PyTorch ${(model.forward[8] / torchOk.forward_img_s).toFixed(2)} (target ≥ 0.5)`],
+          ['PyTorch train step, batch 8', `${torchOk.train_img_s.toFixed(2)} img/s → ours/PyTorch ${model.trainImgS8 !== null ? (model.trainImgS8 / torchOk.train_img_s).toFixed(2) : 'n/a'} (target ≥ 0.33)`],
+        ] as Array<[string, string]>)
+      : ([['PyTorch', `not run: ${(torch as { missing: string }).missing}`]] as Array<[string, string]>)),
     ['peak RSS', `${peakRssMb.toFixed(0)} MB`],
   ];
   const width = Math.max(...rows.map(([k]) => k.length));
@@ -48,8 +68,8 @@ export async function benchCommand(argv: string[]): Promise<void> {
   const json = stringFlag(flags, 'json');
   if (json) {
     writeJsonAtomic(json, {
-      backend: 'none (loader only)',
-      threads: os.cpus().length,
+      backend: backend.name,
+      threads,
       images_source: source,
       loader_images: loader.images,
       loader_concurrency: loader.concurrency,
@@ -58,7 +78,21 @@ export async function benchCommand(argv: string[]): Promise<void> {
       loader_train_img_s: loader.loader_train_img_s,
       loader_prefetch_wait_fraction: loader.prefetch_wait_fraction,
       loader_prefetch_overlap_ratio: loader.prefetch_overlap_ratio,
+      forward_img_s_b1: model.forward[1] ?? null,
+      forward_img_s_b8: model.forward[8] ?? null,
+      forward_img_s_b32: model.forward[32] ?? null,
+      train_img_s_b8: model.trainImgS8,
+      head_step_ms: model.headStepMs,
       peak_rss_mb: peakRssMb,
+      ...(torchOk
+        ? {
+            torch_params: torchOk.params,
+            torch_forward_img_s_b8: torchOk.forward_img_s,
+            torch_train_img_s_b8: torchOk.train_img_s,
+            forward_ratio_b8: model.forward[8] / torchOk.forward_img_s,
+            train_ratio_b8: model.trainImgS8 !== null ? model.trainImgS8 / torchOk.train_img_s : null,
+          }
+        : {}),
     });
     console.log(`Wrote ${json}`);
   }

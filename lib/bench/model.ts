@@ -1,0 +1,93 @@
+/**
+ * Model benchmarks: ResNet50 forward throughput at several batch sizes, the head's training step on
+ * cached features, and the same forward/train measurements in PyTorch (Debian's) when it is installed.
+ */
+import { spawnSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import * as tf from '@tensorflow/tfjs';
+
+import { createBoatModel, fineTuneSupport, nllLoss } from '../model';
+
+export interface ModelBenchResult {
+  forward: Record<number, number>;
+  headStepMs: number;
+  /** Train step img/s at batch 8, or null with the reason when the backend cannot train convolutions. */
+  trainImgS8: number | null;
+  trainSkipped?: string;
+}
+
+function seconds(start: bigint): number {
+  return Number(process.hrtime.bigint() - start) / 1e9;
+}
+
+export async function benchModel(batches: number[], reps: number): Promise<ModelBenchResult> {
+  const model = await createBoatModel({ classes: ['a', 'b', 'c', 'd', 'e'], mode: 'finetune' });
+  const forward: Record<number, number> = {};
+  for (const b of batches) {
+    const x = tf.randomNormal([b, 224, 224, 3], 0, 50, 'float32', 1) as tf.Tensor4D;
+    tf.dispose(model.forward(x)); // warm-up: kernels compiled, weights uploaded
+    const t = process.hrtime.bigint();
+    for (let i = 0; i < reps; i++) {
+      const out = model.forward(x);
+      await out.data();
+      out.dispose();
+    }
+    forward[b] = (b * reps) / seconds(t);
+    x.dispose();
+  }
+  // Head step: batch 32 of cached 2048-d features, SGD with momentum.
+  model.mode = 'feature-extractor';
+  const f = tf.randomNormal([32, 2048]) as tf.Tensor2D;
+  const y = tf.tensor1d(Array.from({ length: 32 }, (_, i) => i % 5), 'int32');
+  const opt = tf.train.momentum(0.001, 0.9);
+  const stepHead = (): void => tf.dispose(opt.minimize(() => nllLoss(model.forwardHead(f, true), y), true, model.trainableVariables()) ?? undefined);
+  stepHead();
+  const t = process.hrtime.bigint();
+  for (let i = 0; i < 20; i++) stepHead();
+  const headStepMs = (1000 * seconds(t)) / 20;
+  tf.dispose([f, y]);
+  opt.dispose();
+
+  let trainImgS8: number | null = null;
+  let trainSkipped: string | undefined;
+  const support = fineTuneSupport();
+  if (support.ok) {
+    model.mode = 'finetune';
+    const x = tf.randomNormal([8, 224, 224, 3], 0, 50) as tf.Tensor4D;
+    const y8 = tf.tensor1d([0, 1, 2, 3, 4, 0, 1, 2], 'int32');
+    const o = tf.train.momentum(0.001, 0.9);
+    const step = (): void => tf.dispose(o.minimize(() => nllLoss(model.forward(x, true), y8), true, model.trainableVariables()) ?? undefined);
+    step();
+    const t8 = process.hrtime.bigint();
+    step();
+    trainImgS8 = 8 / seconds(t8);
+    tf.dispose([x, y8]);
+    o.dispose();
+  } else {
+    trainSkipped = support.reason;
+  }
+  model.dispose();
+  return { forward, headStepMs, trainImgS8, trainSkipped };
+}
+
+export interface TorchBenchResult {
+  torch_version: string;
+  threads: number;
+  batch: number;
+  params: number;
+  forward_img_s: number;
+  train_img_s: number;
+}
+
+/** Runs bench/torch_resnet50.py with Debian's Python, or returns why it could not. */
+export function benchTorch(threads: number, batch: number, reps: number): TorchBenchResult | { missing: string } {
+  const script = path.resolve(__dirname, '..', '..', '..', 'bench', 'torch_resnet50.py');
+  if (!fs.existsSync('/usr/bin/python3')) return { missing: '/usr/bin/python3 not found' };
+  const r = spawnSync('/usr/bin/python3', [script, String(threads), String(batch), String(reps)], { encoding: 'utf8', timeout: 600_000 });
+  if (r.status !== 0) {
+    const why = /No module named '?(torch\w*)/.exec(r.stderr ?? '')?.[1];
+    return { missing: why ? `PyTorch not installed (no module ${why}; apt-get install python3-torch python3-torchvision)` : `PyTorch run failed: ${(r.stderr ?? '').trim().split('\n').pop()}` };
+  }
+  return JSON.parse(r.stdout.trim().split('\n').pop()!) as TorchBenchResult;
+}
