@@ -132,3 +132,24 @@ test('decode workers and the main thread give identical batches', async () => {
   const inProcess = await first(0);
   assert.deepEqual(await first(2), inProcess);
 });
+
+test('a loader over a subset of indices gives each sample the same augmentation as the full loader', async () => {
+  const dir = await folder({ a: 3, b: 3 });
+  const ds = new ImageFolder(dir, trainTransforms());
+  const byIndex = async (loader: DataLoader): Promise<Map<number, Float32Array>> => {
+    const out = new Map<number, Float32Array>();
+    for await (const batch of loader.batches(2)) {
+      const x = (await batch.x.data()) as Float32Array;
+      const size = x.length / batch.indices.length;
+      batch.indices.forEach((i, j) => out.set(i, x.slice(j * size, (j + 1) * size)));
+      assert.deepEqual(batch.files, batch.indices.map((i) => ds.samples[i].file));
+      tf.dispose([batch.x, batch.y]);
+    }
+    return out;
+  };
+  const full = await byIndex(new DataLoader(ds, { batchSize: 4, seed: 3, workers: 0 }));
+  const subset = await byIndex(new DataLoader(ds, { batchSize: 4, seed: 3, workers: 0, indices: [4, 1] }));
+  assert.deepEqual([...subset.keys()], [4, 1]);
+  assert.equal(new DataLoader(ds, { batchSize: 4, indices: [4, 1] }).length, 1);
+  for (const [i, x] of subset) assert.deepEqual(x, full.get(i));
+});

@@ -8,7 +8,7 @@ import sharp from 'sharp';
 
 import { scanImageFolder } from '../data/scan';
 import { DataLoader, evalTransforms, ImageFolder, trainTransforms } from '../images';
-import { defaultConcurrency, mapLimit } from '../util';
+import { defaultConcurrency, mapLimit, now, secondsSince } from '../util';
 
 export interface LoaderBenchResult {
   images: number;
@@ -22,12 +22,8 @@ export interface LoaderBenchResult {
   prefetch_overlap_ratio: number;
 }
 
-function seconds(start: bigint): number {
-  return Number(process.hrtime.bigint() - start) / 1e9;
-}
-
 async function plainSharp(files: string[], concurrency: number): Promise<number> {
-  const t = process.hrtime.bigint();
+  const t = now();
   await mapLimit(files, concurrency, async (f) => {
     const meta = await sharp(f).metadata();
     const short = Math.min(meta.width ?? 0, meta.height ?? 0);
@@ -35,18 +31,18 @@ async function plainSharp(files: string[], concurrency: number): Promise<number>
     const h = Math.floor(((meta.height ?? 0) * 256) / short);
     await sharp(f).resize(w, h).extract({ left: (w - 224) >> 1, top: (h - 224) >> 1, width: 224, height: 224 }).raw().toBuffer();
   });
-  return files.length / seconds(t);
+  return files.length / secondsSince(t);
 }
 
 async function drain(loader: DataLoader, epoch: number, busyMs = 0): Promise<{ seconds: number; waited: number; images: number }> {
-  const t = process.hrtime.bigint();
+  const t = now();
   let waited = 0;
   let images = 0;
   const it = loader.batches(epoch);
   for (;;) {
-    const w = process.hrtime.bigint();
+    const w = now();
     const next = await it.next();
-    waited += seconds(w);
+    waited += secondsSince(w);
     if (next.done) break;
     images += next.value.x.shape[0];
     tf.dispose([next.value.x, next.value.y]);
@@ -54,18 +50,15 @@ async function drain(loader: DataLoader, epoch: number, busyMs = 0): Promise<{ s
     const until = Date.now() + busyMs;
     while (Date.now() < until);
   }
-  return { seconds: seconds(t), waited, images };
+  return { seconds: secondsSince(t), waited, images };
 }
 
 export async function benchLoader(root: string, limit: number, concurrency = defaultConcurrency()): Promise<LoaderBenchResult> {
   const files = scanImageFolder(root).files.map((f) => f.file).slice(0, limit);
-  const subset = new Set(files);
-  const make = (train: boolean): DataLoader => {
-    const ds = new ImageFolder(root, train ? trainTransforms() : evalTransforms());
-    // Restrict to the same files as the plain pipeline.
-    (ds as { samples: ImageFolder['samples'] }).samples = ds.samples.filter((s) => subset.has(s.file));
-    return new DataLoader(ds, { batchSize: 32, shuffle: true, seed: 0, concurrency });
-  };
+  // ImageFolder lists files in the scan's order, so its first `limit` samples are the plain pipeline's files.
+  const indices = files.map((_, i) => i);
+  const make = (train: boolean): DataLoader =>
+    new DataLoader(new ImageFolder(root, train ? trainTransforms() : evalTransforms()), { batchSize: 32, shuffle: true, seed: 0, concurrency, indices });
   await plainSharp(files.slice(0, 16), concurrency); // warm-up
   const plain = await plainSharp(files, concurrency);
   const evalRun = await drain(make(false), 0);

@@ -8,6 +8,7 @@ import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 
 import { createBoatModel, fineTuneSupport, nllLoss } from '../model';
+import { now, secondsSince } from '../util';
 
 export interface ModelBenchResult {
   forward: Record<number, number>;
@@ -17,23 +18,19 @@ export interface ModelBenchResult {
   trainSkipped?: string;
 }
 
-function seconds(start: bigint): number {
-  return Number(process.hrtime.bigint() - start) / 1e9;
-}
-
 export async function benchModel(batches: number[], reps: number): Promise<ModelBenchResult> {
   const model = await createBoatModel({ classes: ['a', 'b', 'c', 'd', 'e'], mode: 'finetune' });
   const forward: Record<number, number> = {};
   for (const b of batches) {
     const x = tf.randomNormal([b, 224, 224, 3], 0, 50, 'float32', 1) as tf.Tensor4D;
     tf.dispose(model.forward(x)); // warm-up: kernels compiled, weights uploaded
-    const t = process.hrtime.bigint();
+    const t = now();
     for (let i = 0; i < reps; i++) {
       const out = model.forward(x);
       await out.data();
       out.dispose();
     }
-    forward[b] = (b * reps) / seconds(t);
+    forward[b] = (b * reps) / secondsSince(t);
     x.dispose();
   }
   // Head step: batch 32 of cached 2048-d features, SGD with momentum.
@@ -43,9 +40,9 @@ export async function benchModel(batches: number[], reps: number): Promise<Model
   const opt = tf.train.momentum(0.001, 0.9);
   const stepHead = (): void => tf.dispose(opt.minimize(() => nllLoss(model.forwardHead(f, true), y), true, model.trainableVariables()) ?? undefined);
   stepHead();
-  const t = process.hrtime.bigint();
+  const t = now();
   for (let i = 0; i < 20; i++) stepHead();
-  const headStepMs = (1000 * seconds(t)) / 20;
+  const headStepMs = (1000 * secondsSince(t)) / 20;
   tf.dispose([f, y]);
   opt.dispose();
 
@@ -59,9 +56,9 @@ export async function benchModel(batches: number[], reps: number): Promise<Model
     const o = tf.train.momentum(0.001, 0.9);
     const step = (): void => tf.dispose(o.minimize(() => nllLoss(model.forward(x, true), y8), true, model.trainableVariables()) ?? undefined);
     step();
-    const t8 = process.hrtime.bigint();
+    const t8 = now();
     step();
-    trainImgS8 = 8 / seconds(t8);
+    trainImgS8 = 8 / secondsSince(t8);
     tf.dispose([x, y8]);
     o.dispose();
   } else {

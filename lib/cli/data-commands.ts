@@ -1,7 +1,7 @@
 import * as path from 'node:path';
 
-import { auditDataset, formatAudit, makeDemoDataset, prepareDataset, splitDataset, Skipped, SUBSETS, buildFileIndex, classCounts, sizeSummary } from '../data';
-import { toCsv, UserError, writeFileAtomic } from '../util';
+import { auditDataset, formatAudit, indexCsv, makeDemoDataset, prepareDataset, splitDataset, Skipped, SUBSETS, buildFileIndex, classCounts, sizeSummary } from '../data';
+import { UserError, writeFileAtomic } from '../util';
 import { intFlag, parseFlags, requiredString, stringFlag } from './args';
 
 export const DATA_USAGE = `Usage:
@@ -88,7 +88,7 @@ async function indexCommand(argv: string[]): Promise<void> {
   const index = await buildFileIndex(requiredString(flags, 'data'));
   const out = stringFlag(flags, 'out');
   if (out) {
-    writeFileAtomic(out, toCsv(['category', 'filepath', 'width', 'height'], index.rows.map((r) => [r.category, r.filepath, r.width, r.height])));
+    writeFileAtomic(out, indexCsv(index.rows));
     console.log(`Wrote ${index.rows.length} rows to ${out}`);
   }
   console.log(`Images per class (${index.rows.length} in all):`);

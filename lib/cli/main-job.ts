@@ -6,7 +6,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 
-import { auditDataset, buildFileIndex, classCounts, ensureDataset, formatAudit, sizeSummary, splitDataset } from '../data';
+import { auditDataset, buildFileIndex, classCounts, ensureDataset, formatAudit, indexCsv, sizeSummary, splitDataset } from '../data';
 import { annotatePrediction, predictImage } from '../evaluate';
 import { createBoatModel, fineTuneSupport, selectBackend } from '../model';
 import { confusionMatrixPng } from '../plot/confusion';
@@ -41,7 +41,7 @@ export async function mainJob(argv: string[]): Promise<void> {
   }
 
   const index = await buildFileIndex(data);
-  writeFileAtomic(path.join(out, 'index.csv'), toCsv(['category', 'filepath', 'width', 'height'], index.rows.map((r) => [r.category, r.filepath, r.width, r.height])));
+  writeFileAtomic(path.join(out, 'index.csv'), indexCsv(index.rows));
   const counts = classCounts(index.rows);
   writeFileAtomic(path.join(out, 'class_counts.csv'), toCsv(['category', 'count'], counts.map((c) => [c.category, c.count])));
   writeFileAtomic(path.join(out, 'image_sizes.csv'), toCsv(['statistic', 'width', 'height'], sizeSummary(index.rows).map((s) => [s.statistic, s.width, s.height])));

@@ -5,7 +5,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 
-import { defaultConcurrency, errorLine, mapLimit, Random } from '../util';
+import { defaultConcurrency, errorLine, mapLimit, Random, toCsv } from '../util';
 import { readImageHeader } from './probe';
 import { compareStrings, scanImageFolder, Skipped } from './scan';
 
@@ -40,6 +40,11 @@ export async function buildFileIndex(root: string, concurrency = defaultConcurre
     if (h) rows.push({ category: f.label, filepath: f.file, width: h.width, height: h.height });
   });
   return { root: scanned.root, rows, skipped };
+}
+
+/** The file index as CSV (category, filepath, width, height). */
+export function indexCsv(rows: readonly IndexRow[]): string {
+  return toCsv(['category', 'filepath', 'width', 'height'], rows.map((r) => [r.category, r.filepath, r.width, r.height]));
 }
 
 export interface ClassCount {

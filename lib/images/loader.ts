@@ -26,6 +26,11 @@ export interface DataLoaderOptions {
    * (custom ones) always decode on the main thread.
    */
   workers?: number;
+  /**
+   * Load only these samples of the dataset (indices into dataset.samples). Each keeps the randomness of
+   * its own index, so a subset sees the same augmentation as the whole dataset would.
+   */
+  indices?: readonly number[];
 }
 
 export interface Batch {
@@ -34,12 +39,15 @@ export interface Batch {
   /** int32 [n] class indices. */
   y: tf.Tensor1D;
   files: string[];
+  /** Indices of the batch's samples in dataset.samples. */
+  indices: number[];
 }
 
 interface HostBatch {
   data: Float32Array;
   labels: Int32Array;
   files: string[];
+  indices: number[];
   height: number;
   width: number;
 }
@@ -51,6 +59,7 @@ export class DataLoader {
   readonly concurrency: number;
   readonly dropLast: boolean;
   readonly workers: number;
+  private readonly indices: readonly number[];
   private readonly spec: TransformSpec | null;
 
   constructor(
@@ -62,6 +71,7 @@ export class DataLoader {
     this.seed = options.seed ?? 0;
     this.concurrency = options.concurrency ?? defaultConcurrency();
     this.dropLast = options.dropLast ?? false;
+    this.indices = options.indices ?? Array.from({ length: dataset.length }, (_, i) => i);
     this.spec = specOf(dataset.transform);
     this.workers = this.spec ? (options.workers ?? defaultDecodeWorkers()) : 0;
     if (!Number.isInteger(this.batchSize) || this.batchSize < 1) throw new Error(`batchSize must be a positive integer, got ${this.batchSize}`);
@@ -69,14 +79,13 @@ export class DataLoader {
 
   /** Number of batches per epoch (before any undecodable file is dropped). */
   get length(): number {
-    const n = this.dataset.length / this.batchSize;
+    const n = this.indices.length / this.batchSize;
     return this.dropLast ? Math.floor(n) : Math.ceil(n);
   }
 
   /** The sample order of an epoch: a seeded permutation when shuffling. */
   order(epoch: number): number[] {
-    const indices = Array.from({ length: this.dataset.length }, (_, i) => i);
-    return this.shuffle ? Random.derive(this.seed, 'order', epoch).shuffled(indices) : indices;
+    return this.shuffle ? Random.derive(this.seed, 'order', epoch).shuffled(this.indices) : [...this.indices];
   }
 
   /** The batches of one epoch. The same seed and epoch give the same batches, augmentation included. */
@@ -97,6 +106,7 @@ export class DataLoader {
         x: tf.tensor4d(current.data, [current.labels.length, current.height, current.width, 3], 'float32'),
         y: tf.tensor1d(current.labels, 'int32'),
         files: current.files,
+        indices: current.indices,
       };
     }
   }
@@ -123,6 +133,7 @@ export class DataLoader {
     // With workers, the whole batch is queued at once: they keep decoding while the main thread is busy.
     const limit = this.workers > 0 ? indices.length : this.concurrency;
     const loaded = await mapLimit(indices, limit, (i) => this.loadOne(i, epoch));
+    const okIndices = indices.filter((_, j) => loaded[j] !== null);
     const ok = loaded.filter((s): s is LoadedSample => s !== null);
     if (ok.length === 0) return null;
     const { width, height } = ok[0].image;
@@ -134,6 +145,6 @@ export class DataLoader {
       }
       data.set(s.image.data, j * size);
     });
-    return { data, labels: Int32Array.from(ok.map((s) => s.label)), files: ok.map((s) => s.file), height, width };
+    return { data, labels: Int32Array.from(ok.map((s) => s.label)), files: ok.map((s) => s.file), indices: okIndices, height, width };
   }
 }

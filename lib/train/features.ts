@@ -11,7 +11,7 @@ import * as tf from '@tensorflow/tfjs';
 
 import { DataLoader, ImageFolder, Transform, specOf } from '../images';
 import type { BoatModel } from '../model';
-import { sha256File, writeFileAtomic } from '../util';
+import { now, secondsSince, sha256File, writeFileAtomic } from '../util';
 
 export interface FeatureSet {
   /** [n, dim] row-major. */
@@ -60,28 +60,25 @@ export async function extractFeatures(model: BoatModel, root: string, options: E
       missing.push(i);
     }
   });
-  const started = process.hrtime.bigint();
+  const started = now();
   if (missing.length > 0) {
-    // Decode only the missing images, with the same per-sample randomness the loader would use.
-    const subset = Object.create(dataset) as ImageFolder;
-    Object.defineProperty(subset, 'samples', { value: missing.map((i) => dataset.samples[i]) });
-    const loader = new DataLoader(subset, { batchSize: options.batchSize ?? 16, seed: Random32(seed, view) });
+    // Decode only the missing images; each keeps the randomness of its own index, whatever was cached.
+    const loader = new DataLoader(dataset, { batchSize: options.batchSize ?? 16, seed: viewSeed(seed, view), indices: missing });
     let done = 0;
     for await (const batch of loader.batches(0)) {
       const out = model.features(batch.x);
       const rows = (await out.data()) as Float32Array;
       tf.dispose([out, batch.x, batch.y]);
-      batch.files.forEach((file, j) => {
-        const i = dataset.samples.findIndex((s) => s.file === file);
+      batch.indices.forEach((i, j) => {
         const row = rows.slice(j * dim, (j + 1) * dim);
         features.set(row, i * dim);
         writeFileAtomic(cacheFile(keys[i]), new Uint8Array(row.buffer));
       });
-      done += batch.files.length;
+      done += batch.indices.length;
       options.onProgress?.(done, missing.length);
     }
   }
-  const seconds = Number(process.hrtime.bigint() - started) / 1e9;
+  const seconds = secondsSince(started);
   // Files that failed to decode have no features: leave them out.
   const bad = new Set(dataset.skipped.map((s) => s.path));
   const keep = dataset.samples.map((s, i) => (bad.has(s.file) ? -1 : i)).filter((i) => i >= 0);
@@ -99,6 +96,6 @@ export async function extractFeatures(model: BoatModel, root: string, options: E
 }
 
 /** The loader seed for view `view`: distinct views draw distinct augmentations. */
-function Random32(seed: number, view: number): number {
+function viewSeed(seed: number, view: number): number {
   return (Math.imul(seed + 1, 0x9e3779b1) ^ Math.imul(view + 1, 0x85ebca6b)) >>> 0;
 }

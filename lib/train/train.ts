@@ -14,7 +14,7 @@ import * as tf from '@tensorflow/tfjs';
 
 import type { BoatModel, TrainingMode } from '../model';
 import { nllLoss } from '../model';
-import { Random, replaceOwnedDirectory, UserError, writeJsonAtomic } from '../util';
+import { now, Random, replaceOwnedDirectory, secondsSince, UserError, writeJsonAtomic } from '../util';
 import { readTensors, writeTensors } from './tensors-file';
 
 /** One batch of inputs (images for fine-tuning, backbone features for a feature extractor). */
@@ -118,15 +118,15 @@ export async function trainModel(model: BoatModel, data: { train: BatchSource; v
     secondsBefore = state.state.seconds;
   }
 
-  const started = process.hrtime.bigint();
-  const elapsed = (): number => secondsBefore + Number(process.hrtime.bigint() - started) / 1e9;
+  const started = now();
+  const elapsed = (): number => secondsBefore + secondsSince(started);
   let stopped = false;
   for (let epoch = startEpoch; epoch < o.epochs && !stopped; epoch++) {
     const lr = stepLr(o.lr, epoch, o.stepSize, o.gamma);
     setLr(lr);
     for (const phase of ['train', 'val'] as const) {
       const source = phase === 'train' ? data.train : data.val;
-      const t0 = process.hrtime.bigint();
+      const t0 = now();
       let lossSum = 0;
       let correct = 0;
       let seen = 0;
@@ -156,13 +156,13 @@ export async function trainModel(model: BoatModel, data: { train: BatchSource; v
         }
         tf.dispose([x, y]);
         seen += n;
-        o.onBatch?.({ epoch, phase, done: seen, total, seconds: Number(process.hrtime.bigint() - t0) / 1e9 });
+        o.onBatch?.({ epoch, phase, done: seen, total, seconds: secondsSince(t0) });
         // Let the event loop run (signals such as Ctrl-C, output, notebook display updates).
         await new Promise((resolve) => setImmediate(resolve));
         if (o.shouldStop?.()) stopped = true;
       }
       if (pending) pending = applyPending(optimizer, pending);
-      const seconds = Number(process.hrtime.bigint() - t0) / 1e9;
+      const seconds = secondsSince(t0);
       const row: HistoryRow = { epoch, phase, loss: lossSum / Math.max(1, seen), acc: correct / Math.max(1, seen), lr, seconds, imagesPerSecond: seen / Math.max(seconds, 1e-9) };
       history.push(row);
       o.onPhase?.(row);

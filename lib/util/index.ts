@@ -2,3 +2,4 @@ export * from './concurrency';
 export * from './errors';
 export * from './files';
 export * from './random';
+export * from './time';

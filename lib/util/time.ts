@@ -1,0 +1,9 @@
+/** A monotonic start mark for secondsSince. */
+export function now(): bigint {
+  return process.hrtime.bigint();
+}
+
+/** Seconds elapsed since a mark taken with now(). */
+export function secondsSince(start: bigint): number {
+  return Number(process.hrtime.bigint() - start) / 1e9;
+}
