@@ -11,7 +11,8 @@ import { printSkipped } from './data-commands';
 
 export const MODEL_USAGE = `  boat train --mode finetune|feature-extractor --data data --out models/NAME [--epochs 24] [--resume]
              [--seed 0] [--batch-size 32] [--accumulate K] [--lr 0.001] [--optimizer sgd|adam]
-             [--views K] [--input-size 224] [--cache .cache/features]
+             [--views K] [--input-size 224] [--cache .cache/features] [--unfreeze N]
+             (--unfreeze N: fine-tune only the last N of ResNet50's 5 stages)
   boat evaluate --model models/NAME --data data/test [--out DIR]
   boat predict --model models/NAME IMAGE... [--top 3] [--json] [--png DIR]`;
 
@@ -23,11 +24,20 @@ function floatFlag(flags: Record<string, string | boolean | undefined>, name: st
   return n;
 }
 
+function unfreezeFlag(flags: Record<string, string | boolean | undefined>, mode: TrainingMode): number | undefined {
+  const n = intFlag(flags, 'unfreeze');
+  if (n === undefined) return undefined;
+  if (mode !== 'finetune') throw new UserError('--unfreeze applies to --mode finetune only');
+  if (n < 1 || n > 5) throw new UserError(`--unfreeze must be 1 to 5 (ResNet50 has 5 stages), got ${n}`);
+  return n;
+}
+
 export async function trainCommand(argv: string[]): Promise<void> {
   const { flags } = parseFlags(argv, {
     mode: { type: 'string' }, data: { type: 'string', default: 'data' }, out: { type: 'string' }, epochs: { type: 'string' },
     resume: { type: 'boolean', default: false }, seed: { type: 'string' }, 'batch-size': { type: 'string' }, accumulate: { type: 'string' },
     lr: { type: 'string' }, optimizer: { type: 'string' }, views: { type: 'string' }, 'input-size': { type: 'string' }, cache: { type: 'string' },
+    unfreeze: { type: 'string' },
   });
   const mode = requiredString(flags, 'mode') as TrainingMode;
   if (!TRAINING_MODES.includes(mode)) throw new UserError(`--mode must be finetune or feature-extractor, got "${mode}"`);
@@ -54,6 +64,7 @@ export async function trainCommand(argv: string[]): Promise<void> {
       optimizer,
       views: intFlag(flags, 'views'),
       inputSize: intFlag(flags, 'input-size'),
+      unfreezeStages: unfreezeFlag(flags, mode),
       cacheDir: stringFlag(flags, 'cache'),
       shouldStop: () => interrupted,
       onCheckpoint: (epoch) => {

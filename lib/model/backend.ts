@@ -2,9 +2,13 @@
  * Backend selection: native TensorFlow (tfjs-node-gpu / tfjs-node) when it loads, else WebAssembly
  * (SIMD), else the pure-JS cpu backend. BOAT_BACKEND=tensorflow|wasm|cpu forces one.
  */
+import * as os from 'node:os';
 import * as tf from '@tensorflow/tfjs';
 
 import { UserError } from '../util';
+import { installWasmKernels } from './wasm-kernels';
+import { installLeanBackprop } from './lean-backprop';
+import { startThreadedWasm } from './wasm-threads';
 
 export type BackendName = 'tensorflow' | 'wasm' | 'cpu';
 
@@ -38,12 +42,35 @@ async function tryTensorflow(): Promise<string | null> {
   return gpu ? 'native TensorFlow, GPU build' : 'native TensorFlow, CPU';
 }
 
+/** XNNPACK threads for wasm: BOAT_THREADS, else one per core (the threaded build has 8 workers). */
+export function wasmThreadsWanted(env = process.env.BOAT_THREADS): number {
+  if (env !== undefined && env !== '') {
+    const n = Number(env);
+    if (!Number.isInteger(n) || n < 1 || n > 8) throw new UserError(`BOAT_THREADS must be a whole number from 1 to 8, got "${env}"`);
+    return n;
+  }
+  return Math.min(8, Math.max(1, os.cpus().length));
+}
+
 async function tryWasm(): Promise<string | null> {
   if (!tryRequire('@tensorflow/tfjs-backend-wasm')) return null;
-  if (!(await tf.setBackend('wasm'))) return null;
+  const wanted = wasmThreadsWanted();
+  let threads = 1;
+  if (wanted > 1) {
+    try {
+      threads = await startThreadedWasm(wanted);
+    } catch (err) {
+      process.stderr.write(`note: wasm threads unavailable (${(err as Error).message.split('\n')[0]}); using one thread\n`);
+      threads = 0;
+    }
+  }
+  if (threads < 1) tf.env().set('WASM_HAS_MULTITHREAD_SUPPORT', false);
+  if (tf.getBackend() !== 'wasm' && !(await tf.setBackend('wasm'))) return null;
+  installWasmKernels();
+  installLeanBackprop();
   const simd = await tf.env().getAsync('WASM_HAS_SIMD_SUPPORT');
-  const threads = (await tf.env().getAsync('WASM_HAS_MULTITHREAD_SUPPORT')) ? 'threads' : '1 thread';
-  return `${simd ? 'SIMD' : 'no SIMD'}, ${threads}`;
+  const count = Math.max(threads, 1);
+  return `${simd ? 'SIMD' : 'no SIMD'}, ${count} thread${count === 1 ? '' : 's'}`;
 }
 
 async function tryCpu(): Promise<string | null> {
@@ -74,7 +101,7 @@ export async function selectBackend(forced = process.env.BOAT_BACKEND): Promise<
 
 /**
  * Whether the active backend can fine-tune convolutions (it needs a Conv2DBackpropFilter kernel).
- * The wasm backend lacks it (tensorflow/tfjs#8474) until this project's kernels land.
+ * tfjs' wasm backend lacks it (tensorflow/tfjs#8474); selectBackend installs this project's.
  */
 export function fineTuneSupport(): { ok: boolean; reason: string } {
   const backend = tf.getBackend();

@@ -15,6 +15,8 @@
 import * as tf from '@tensorflow/tfjs';
 
 import type { Preprocessing } from '../images/transforms';
+import { UserError } from '../util';
+import { FreezableBatchNorm, useFusedBatchNorm } from './batchnorm';
 import { defaultWeights, WeightsSource } from './weights';
 
 export type TrainingMode = 'finetune' | 'feature-extractor';
@@ -96,8 +98,21 @@ export interface BoatModelInfo {
   weightsChecksum: string;
 }
 
+/**
+ * ResNet50 stage (1–5) of a Keras layer or weight name; null outside them. The bundled weights use
+ * Keras' first naming (conv1, bn_conv1, res4b_branch2a, bn4b_branch2a); newer Keras writes
+ * conv1_conv, conv4_block2_1_bn.
+ */
+export function resnetStage(name: string): number | null {
+  const layer = name.split('/')[0];
+  if (/^(conv1|bn_conv1)(_|$)/.test(layer)) return 1;
+  const m = /^(?:res|bn)([2-5])[a-z]_branch/.exec(layer) ?? /^conv([1-5])_/.exec(layer);
+  return m ? Number(m[1]) : null;
+}
+
 export class BoatModel {
   private _mode: TrainingMode;
+  private _unfrozenStages: number | null = null;
   /** True once the backbone may differ from the pretrained weights (trained, or BatchNorm statistics updated). */
   backboneChanged = false;
 
@@ -107,6 +122,7 @@ export class BoatModel {
     readonly info: Omit<BoatModelInfo, 'mode'>,
     mode: TrainingMode,
   ) {
+    useFusedBatchNorm(backbone);
     this._mode = mode;
     this.mode = mode;
   }
@@ -123,6 +139,30 @@ export class BoatModel {
   set mode(mode: TrainingMode) {
     this._mode = mode;
     this.backbone.trainable = mode === 'finetune';
+  }
+
+  /** Fine-tuning trains the last N of ResNet50's 5 stages (null: all of it, the tutorial's way). */
+  get unfrozenStages(): number | null {
+    return this._unfrozenStages;
+  }
+
+  /**
+   * Fine-tune only the last `n` stages (conv5_… is the last): a CPU-friendly middle ground between
+   * the two tutorial modes. The frozen stages keep their ImageNet weights and run BatchNorm in
+   * inference mode, and the backward pass stops where they begin.
+   */
+  set unfrozenStages(n: number | null) {
+    if (n !== null && (!Number.isInteger(n) || n < 1 || n > 5)) throw new UserError(`the number of unfrozen stages must be 1 to 5, got ${n}`);
+    this._unfrozenStages = n;
+    for (const layer of this.backbone.layers) {
+      if (layer.getClassName() === 'BatchNormalization') (layer as unknown as FreezableBatchNorm).frozen = !this.inTrainedStage(layer.name);
+    }
+  }
+
+  private inTrainedStage(name: string): boolean {
+    if (this._unfrozenStages === null) return true;
+    const stage = resnetStage(name);
+    return stage !== null && stage > 5 - this._unfrozenStages;
   }
 
   /** Backbone features (inference mode): what feature-extractor training caches. */
@@ -153,8 +193,12 @@ export class BoatModel {
 
   /** The variables an optimizer should update in the current mode. */
   trainableVariables(): tf.Variable[] {
-    const weights = [...(this._mode === 'finetune' ? this.backbone.trainableWeights : []), ...this.head.trainableWeights];
-    return weights.map((w) => w.read() as tf.Variable);
+    return this.trainableWeights().map((w) => w.read() as tf.Variable);
+  }
+
+  private trainableWeights(): tf.LayerVariable[] {
+    const backbone = this._mode === 'finetune' ? this.backbone.trainableWeights.filter((w) => this.inTrainedStage(w.name)) : [];
+    return [...backbone, ...this.head.trainableWeights];
   }
 
   /**
@@ -165,7 +209,7 @@ export class BoatModel {
   paramCounts(): ParamCounts {
     const size = (ws: tf.LayerVariable[]): number => ws.reduce((n, w) => n + (w.shape as number[]).reduce((a, b) => a * b, 1), 0);
     const all = [...this.backbone.weights, ...this.head.weights];
-    const trainable = this._mode === 'finetune' ? size(this.backbone.trainableWeights) + size(this.head.trainableWeights) : size(this.head.trainableWeights);
+    const trainable = size(this.trainableWeights());
     const total = size(all);
     return { total, trainable, nonTrainable: total - trainable };
   }

@@ -27,6 +27,8 @@ export interface ExperimentOptions extends Omit<TrainOptions, 'checkpointDir' | 
   views?: number;
   cacheDir?: string;
   inputSize?: number;
+  /** Fine-tune: train only the last N of ResNet50's 5 stages (default: the whole network). */
+  unfreezeStages?: number;
   progress?: ProgressSink;
   log?: (line: string) => void;
 }
@@ -60,8 +62,10 @@ export async function runExperiment(options: ExperimentOptions): Promise<Experim
   const classes = new ImageFolder(trainDir, evalTransforms()).classes;
   checkClassesMatch(classes, new ImageFolder(valDir, evalTransforms()).classes, valDir);
   const model = await createBoatModel({ classes, mode: options.mode, inputSize: options.inputSize, seed: options.seed });
+  if (options.mode === 'finetune' && options.unfreezeStages !== undefined) model.unfrozenStages = options.unfreezeStages;
   const counts = model.paramCounts();
-  log(`ResNet50 + head, ${options.mode}: ${counts.total.toLocaleString('en-US')} parameters, ${counts.trainable.toLocaleString('en-US')} trainable`);
+  const scope = model.unfrozenStages === null ? '' : ` (last ${model.unfrozenStages} of 5 stages unfrozen)`;
+  log(`ResNet50 + head, ${options.mode}${scope}: ${counts.total.toLocaleString('en-US')} parameters, ${counts.trainable.toLocaleString('en-US')} trainable`);
   const seed = options.seed ?? 0;
   const batchSize = options.batchSize ?? 32;
   const progress = options.progress ?? terminalProgress(options.epochs ?? 24);
