@@ -11,7 +11,7 @@ import { annotatePrediction, predictImage } from '../evaluate';
 import { createBoatModel, fineTuneSupport, selectBackend } from '../model';
 import { confusionMatrixPng } from '../plot/confusion';
 import { runExperiment } from '../train';
-import { requireWritableDirectory, toCsv, writeFileAtomic, writeJsonAtomic } from '../util';
+import { requireWritableDirectory, toCsv, UserError, writeFileAtomic, writeJsonAtomic } from '../util';
 import { parseFlags, stringFlag, intFlag } from './args';
 import { runNotebooks } from './notebooks';
 import { printSkipped, printSplit } from './data-commands';
@@ -24,6 +24,8 @@ export async function mainJob(argv: string[]): Promise<void> {
     top: { type: 'string' },
     epochs: { type: 'string' },
     'demo-per-class': { type: 'string' },
+    'finetune-epochs': { type: 'string' },
+    unfreeze: { type: 'string' },
   });
   const out = path.resolve(stringFlag(flags, 'out') ?? 'runs/main');
   requireWritableDirectory(out);
@@ -68,18 +70,24 @@ export async function mainJob(argv: string[]): Promise<void> {
   console.log(`      trainable: ${fmt(tuned.trainable)} when fine-tuning, ${fmt(frozen.trainable)} as a feature extractor`);
   writeJsonAtomic(path.join(out, 'model.json'), { backend: backend.line, classes: split.classes, finetune: tuned, featureExtractor: frozen });
 
-  // Section 8: the two ways of transfer learning. Fine-tuning needs convolution gradients, which the wasm
-  // backend lacks until its kernels land (issue 5); it is skipped there rather than run for hours on cpu.
+  // Section 8: the two ways of transfer learning. Fine-tuning a whole ResNet50 on a CPU takes hours for
+  // the tutorial's 24 epochs, so the main job runs a short one by default (--finetune-epochs, --unfreeze)
+  // and says so; `boat train --mode finetune` runs the full one.
   const epochs = intFlag(flags, 'epochs') ?? 24;
-  const experiments: Array<{ name: string; mode: 'feature-extractor' | 'finetune' }> = [{ name: 'resnet50_conv', mode: 'feature-extractor' }];
+  const finetuneEpochs = intFlag(flags, 'finetune-epochs') ?? Math.min(epochs, 2);
+  const unfreezeFlag = stringFlag(flags, 'unfreeze') ?? '1';
+  const unfreeze = unfreezeFlag === 'all' ? undefined : Number(unfreezeFlag);
+  if (unfreeze !== undefined && !(Number.isInteger(unfreeze) && unfreeze >= 1 && unfreeze <= 5)) throw new UserError(`--unfreeze must be 1 to 5 or "all", got "${unfreezeFlag}"`);
+  const experiments: Array<{ name: string; mode: 'feature-extractor' | 'finetune'; epochs: number }> = [{ name: 'resnet50_conv', mode: 'feature-extractor', epochs }];
   const fineTune = fineTuneSupport();
-  if (fineTune.ok) experiments.unshift({ name: 'resnet50_ft', mode: 'finetune' });
+  if (fineTune.ok) experiments.unshift({ name: 'resnet50_ft', mode: 'finetune', epochs: finetuneEpochs });
   else console.log(`[6/8] Fine-tuning: skipped: ${fineTune.reason}`);
   const summary: Record<string, unknown> = {};
-  for (const { name, mode } of experiments) {
-    console.log(`[6/8] Training ${name} (${mode}, ${epochs} epochs):`);
-    const result = await runExperiment({ mode, data: split.out, out: path.join(out, 'models', name), epochs, seed, cacheDir: path.resolve('.cache', 'features'), log: (line) => console.log(`      ${line}`) });
-    summary[name] = { mode, best_val_acc: result.bestValAcc, test_acc: result.test?.accuracy ?? null, seconds: result.timing.totalSeconds, recompute_estimate_seconds: result.timing.recomputeEstimateSeconds ?? null };
+  for (const { name, mode, epochs: runEpochs } of experiments) {
+    const scope = mode === 'finetune' ? (unfreeze === undefined ? ', whole network' : `, last ${unfreeze} of 5 stages unfrozen; --unfreeze all for the whole network`) : '';
+    console.log(`[6/8] Training ${name} (${mode}, ${runEpochs} epochs${scope}):`);
+    const result = await runExperiment({ mode, data: split.out, out: path.join(out, 'models', name), epochs: runEpochs, seed, unfreezeStages: mode === 'finetune' ? unfreeze : undefined, cacheDir: path.resolve('.cache', 'features'), log: (line) => console.log(`      ${line}`) });
+    summary[name] = { mode, epochs: runEpochs, unfrozen_stages: mode === 'finetune' ? unfreeze ?? 5 : 0, best_val_acc: result.bestValAcc, test_acc: result.test?.accuracy ?? null, seconds: result.timing.totalSeconds, recompute_estimate_seconds: result.timing.recomputeEstimateSeconds ?? null };
     if (result.test) {
       writeFileAtomic(path.join(out, `${name}_confusion_matrix.png`), await confusionMatrixPng(result.test, { title: `${name}: test accuracy ${result.test.accuracy.toFixed(3)}` }));
       writeFileAtomic(path.join(out, `${name}_confusion_matrix_normalized.png`), await confusionMatrixPng(result.test, { normalize: true, title: `${name}: test accuracy ${result.test.accuracy.toFixed(3)}` }));
@@ -108,7 +116,7 @@ export async function mainJob(argv: string[]): Promise<void> {
   console.log('[8/8] Notebooks: executing notebooks/*.ipynb with the tslab kernel');
   runNotebooks({
     out: path.join(out, 'notebooks'),
-    env: { BOAT_DATA_ROOT: nbData, BOAT_MODELS: path.join(out, 'notebooks-models'), BOAT_EPOCHS: String(epochs), BOAT_SEED: String(seed), BOAT_CACHE_DIR: path.resolve('.cache', 'features') },
+    env: { BOAT_DATA_ROOT: nbData, BOAT_MODELS: path.join(out, 'notebooks-models'), BOAT_EPOCHS: String(epochs), BOAT_FT_EPOCHS: String(finetuneEpochs), BOAT_UNFREEZE: String(unfreeze ?? 0), BOAT_SEED: String(seed), BOAT_CACHE_DIR: path.resolve('.cache', 'features') },
     log: (line) => console.log(`      ${line}`),
   });
   console.log(`Outputs in ${out}: index.csv, class_counts.csv, image_sizes.csv, data/{train,val,test}, data/split.csv, audit.json, audit.txt, model.json, models/, *_confusion_matrix*.png, predictions/, summary.json, notebooks/ (executed .ipynb, .html, figures/)`);

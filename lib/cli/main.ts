@@ -10,10 +10,12 @@ const USAGE = `boat: boat types recognition with ResNet50 (TypeScript port of th
 ${DATA_USAGE}
 ${MODEL_USAGE}
   boat main [--data DIR] [--out runs/main]   the whole tutorial, headless (demo data when no real data)
+            [--epochs 24] [--finetune-epochs 2] [--unfreeze 1|…|5|all] [--seed 38] [--demo-per-class 40]
   boat bench [--quick] [--json FILE] [--data DIR]   speed measurements (npm run bench)
   boat notebooks [--out DIR] [--only 01,02]   execute the notebooks headless (npm run notebooks)
 
-Set BOAT_DEBUG=1 to see stack traces.`;
+Set BOAT_DEBUG=1 to see stack traces, BOAT_BACKEND=wasm|cpu|tensorflow to pick the engine,
+BOAT_THREADS=N for the wasm engine's threads (default: one per core).`;
 
 const COMMANDS: Record<string, (argv: string[]) => Promise<void>> = {
   data: dataCommand,

@@ -2,3 +2,4 @@ export * from './backend';
 export * from './model';
 export * from './save';
 export * from './weights';
+export { batchNormTraining } from './batchnorm';

@@ -34,6 +34,10 @@ export interface NotebookParams {
   /** Where charts are also written as PNG files. */
   figuresDir: string;
   epochs: number;
+  /** Fine-tuning epochs (default: epochs). */
+  finetuneEpochs: number;
+  /** Fine-tune only the last N of ResNet50's 5 stages; 0 = the whole network, as in the tutorial. */
+  unfreeze: number;
   seed: number;
   /** Demo images per class when the demo set has to be made. */
   demoPerClass: number;
@@ -45,8 +49,8 @@ export interface NotebookParams {
 
 /**
  * The parameters cell: defaults for a full run, each overridable by an environment variable
- * (BOAT_DATA_ROOT, BOAT_MODELS, BOAT_FIGURES, BOAT_EPOCHS, BOAT_SEED, BOAT_DEMO_PER_CLASS, BOAT_VIEWS,
- * BOAT_CACHE_DIR;
+ * (BOAT_DATA_ROOT, BOAT_MODELS, BOAT_FIGURES, BOAT_EPOCHS, BOAT_FT_EPOCHS, BOAT_UNFREEZE, BOAT_SEED,
+ * BOAT_DEMO_PER_CLASS, BOAT_VIEWS, BOAT_CACHE_DIR;
  * BOAT_BACKEND picks the backend), so CI runs the same notebooks quickly on the demo set.
  */
 export function notebookParams(defaults: Partial<NotebookParams> = {}): NotebookParams {
@@ -57,6 +61,8 @@ export function notebookParams(defaults: Partial<NotebookParams> = {}): Notebook
     modelsDir: path.resolve(env.BOAT_MODELS || defaults.modelsDir || '../models'),
     figuresDir: path.resolve(env.BOAT_FIGURES || defaults.figuresDir || '../runs/figures'),
     epochs: num('BOAT_EPOCHS', defaults.epochs ?? 24),
+    finetuneEpochs: num('BOAT_FT_EPOCHS', defaults.finetuneEpochs ?? num('BOAT_EPOCHS', defaults.epochs ?? 24)),
+    unfreeze: num('BOAT_UNFREEZE', defaults.unfreeze ?? 0),
     seed: num('BOAT_SEED', defaults.seed ?? 38),
     demoPerClass: num('BOAT_DEMO_PER_CLASS', defaults.demoPerClass ?? 40),
     views: num('BOAT_VIEWS', defaults.views ?? 0),

@@ -1,0 +1,183 @@
+/**
+ * The wasm training engine: convolution gradient kernels against the cpu backend, a finite-difference
+ * check, the fused BatchNorm backward, the lean backward pass, zero-copy Identity, stage freezing
+ * and threads. Shapes are small so the file runs in seconds.
+ */
+import assert from 'node:assert/strict';
+import { before, test } from 'node:test';
+import * as tf from '@tensorflow/tfjs';
+
+import { batchNormTraining, createBoatModel, nllLoss, resnetStage, selectBackend, wasmThreadsWanted } from '../lib';
+
+type Pad = 'same' | 'valid' | [[number, number], [number, number], [number, number], [number, number]];
+
+before(async () => {
+  const backend = await selectBackend();
+  assert.equal(backend.name, 'wasm');
+});
+
+function randomArray(shape: number[], seed: number): number[] {
+  let s = seed * 9973 + 7;
+  return Array.from({ length: shape.reduce((a, b) => a * b, 1) }, () => {
+    s = (s * 1103515245 + 12345) & 0x7fffffff;
+    return s / 0x7fffffff - 0.5;
+  });
+}
+
+/** Gradients of sum(conv2d(x, w)²) with respect to x and w, on the named backend. */
+async function convGrads(backend: string, x: number[], xShape: number[], w: number[], wShape: number[], stride: number, pad: Pad): Promise<[Float32Array, Float32Array]> {
+  await tf.setBackend(backend);
+  return tf.tidy(() => {
+    const f = (X: tf.Tensor, W: tf.Tensor): tf.Tensor => tf.conv2d(X as tf.Tensor4D, W as tf.Tensor4D, stride, pad).square().sum();
+    const [gx, gw] = tf.grads(f)([tf.tensor(x, xShape), tf.tensor(w, wShape)]);
+    return [gx.dataSync() as Float32Array, gw.dataSync() as Float32Array] as [Float32Array, Float32Array];
+  });
+}
+
+function maxRelativeError(a: Float32Array, b: Float32Array): number {
+  let scale = 0;
+  let err = 0;
+  for (let i = 0; i < a.length; i++) scale = Math.max(scale, Math.abs(a[i]));
+  for (let i = 0; i < a.length; i++) err = Math.max(err, Math.abs(a[i] - b[i]));
+  return err / scale;
+}
+
+test('wasm has Conv2DBackpropFilter and Conv2DBackpropInput, and they match the cpu backend', async () => {
+  assert.ok(tf.getKernel('Conv2DBackpropFilter', 'wasm'));
+  const cases: Array<{ k: number; s: number; pad: Pad; h: number; ci: number }> = [];
+  for (const k of [1, 3, 7]) {
+    for (const s of [1, 2]) {
+      for (const pad of ['same', 'valid', [[0, 0], [1, 2], [2, 1], [0, 0]]] as Pad[]) {
+        for (const ci of [3, 16]) cases.push({ k, s, pad, h: k === 7 ? 11 : 9 + s - 1, ci }); // odd and even sizes
+      }
+    }
+  }
+  let worst = 0;
+  for (const [i, c] of cases.entries()) {
+    const xShape = [2, c.h, c.h + 1, c.ci];
+    const wShape = [c.k, c.k, c.ci, 5];
+    const x = randomArray(xShape, i);
+    const w = randomArray(wShape, i + 100);
+    const [cx, cw] = await convGrads('cpu', x, xShape, w, wShape, c.s, c.pad);
+    const before = tf.memory().numTensors;
+    const [wx, ww] = await convGrads('wasm', x, xShape, w, wShape, c.s, c.pad);
+    assert.equal(tf.memory().numTensors, before, `tensors leaked for ${JSON.stringify(c)}`);
+    const err = Math.max(maxRelativeError(cx, wx), maxRelativeError(cw, ww));
+    assert.ok(err < 1e-5, `kernel ${c.k} stride ${c.s} pad ${JSON.stringify(c.pad)} channels ${c.ci}: relative error ${err}`);
+    worst = Math.max(worst, err);
+  }
+  await tf.setBackend('wasm');
+  assert.ok(worst > 0, 'the two backends computed independently');
+});
+
+test('gradients of a small conv + BatchNorm + tanh net agree with finite differences on wasm', async () => {
+  await tf.setBackend('wasm');
+  const x = tf.tensor4d(randomArray([2, 6, 6, 3], 1), [2, 6, 6, 3]);
+  const w1 = tf.variable(tf.tensor4d(randomArray([3, 3, 3, 4], 2), [3, 3, 3, 4]));
+  const w2 = tf.variable(tf.tensor4d(randomArray([1, 1, 4, 2], 3), [1, 1, 4, 2]));
+  const gamma = tf.variable(tf.tensor1d([1.2, 0.8, 1, 0.5]));
+  const beta = tf.variable(tf.tensor1d([0.1, -0.2, 0, 0.3]));
+  const loss = (): tf.Scalar =>
+    tf.tidy(() => {
+      const h = tf.conv2d(x, w1, 2, 'same');
+      const { y, mean, variance } = batchNormTraining(h, gamma, beta, 1e-3);
+      tf.dispose([mean, variance]);
+      return tf.conv2d(tf.tanh(y) as tf.Tensor4D, w2, 1, 'valid').sin().sum() as tf.Scalar; // smooth: finite differences and ReLU kinks do not mix
+    });
+  const { grads } = tf.variableGrads(loss, [w1, w2, gamma, beta]);
+  const eps = 1e-2;
+  for (const v of [w1, w2, gamma, beta] as tf.Variable[]) {
+    const analytic = grads[v.name].dataSync();
+    const values = v.dataSync().slice();
+    for (const i of [0, Math.floor(values.length / 2), values.length - 1]) {
+      const at = (delta: number): number => {
+        const shifted = values.slice();
+        shifted[i] += delta;
+        v.assign(tf.tensor(shifted, v.shape));
+        return loss().arraySync() as number;
+      };
+      const numeric = (at(eps) - at(-eps)) / (2 * eps);
+      v.assign(tf.tensor(values, v.shape));
+      assert.ok(Math.abs(numeric - analytic[i]) < 2e-2 * Math.max(1, Math.abs(numeric)), `${v.name}[${i}]: analytic ${analytic[i]}, numeric ${numeric}`);
+    }
+  }
+  tf.dispose([x, w1, w2, gamma, beta, ...Object.values(grads)]);
+});
+
+test('the fused BatchNorm backward equals the gradient of the composed ops (moments + batchNorm)', () => {
+  const x = tf.tensor4d(randomArray([3, 4, 5, 6], 5), [3, 4, 5, 6]);
+  const gamma = tf.tensor1d(randomArray([6], 6).map((v) => v + 1));
+  const beta = tf.tensor1d(randomArray([6], 7));
+  const probe = tf.tensor4d(randomArray([3, 4, 5, 6], 8), [3, 4, 5, 6]); // makes every output matter differently
+  const composed = (a: tf.Tensor, g: tf.Tensor, b: tf.Tensor): tf.Tensor => {
+    const { mean, variance } = tf.moments(a, [0, 1, 2]);
+    return tf.batchNorm(a, mean, variance, b as tf.Tensor1D, g as tf.Tensor1D, 1e-3).mul(probe).sum();
+  };
+  const fused = (a: tf.Tensor, g: tf.Tensor, b: tf.Tensor): tf.Tensor => {
+    const { y, mean, variance } = batchNormTraining(a, g as tf.Tensor1D, b as tf.Tensor1D, 1e-3);
+    tf.dispose([mean, variance]);
+    return y.mul(probe).sum();
+  };
+  type Grads = (xs: tf.Tensor[]) => tf.Tensor[];
+  const expected = (tf.grads(composed as (...a: tf.Tensor[]) => tf.Tensor) as Grads)([x, gamma, beta]);
+  const actual = (tf.grads(fused as (...a: tf.Tensor[]) => tf.Tensor) as Grads)([x, gamma, beta]);
+  for (let i = 0; i < 3; i++) {
+    const err = maxRelativeError(expected[i].dataSync() as Float32Array, actual[i].dataSync() as Float32Array);
+    assert.ok(err < 1e-4, `input ${i}: relative error ${err}`);
+  }
+  tf.dispose([x, gamma, beta, probe, ...expected, ...actual]);
+});
+
+test('clone shares the buffer on wasm (no copy per saved tensor) and stays valid after the original is disposed', () => {
+  const a = tf.tensor1d([1, 2, 3]);
+  const before = tf.memory().numBytes;
+  const b = a.clone();
+  assert.equal(b.dataId, a.dataId);
+  a.dispose();
+  assert.deepEqual(Array.from(b.dataSync()), [1, 2, 3]);
+  b.dispose();
+  assert.ok(tf.memory().numBytes <= before);
+});
+
+test('a ResNet50 fine-tune step on wasm: loss falls, numTensors is flat across steps, and --unfreeze trains only the last stages', async () => {
+  assert.equal(resnetStage('conv1/kernel'), 1);
+  assert.equal(resnetStage('bn_conv1/gamma'), 1);
+  assert.equal(resnetStage('res4b_branch2a/kernel'), 4);
+  assert.equal(resnetStage('bn5c_branch2c/beta'), 5);
+  assert.equal(resnetStage('conv5_block3_3_bn/gamma'), 5);
+  assert.equal(resnetStage('avg_pool'), null);
+
+  const model = await createBoatModel({ classes: ['a', 'b'], mode: 'finetune', inputSize: 64 });
+  const all = model.paramCounts().trainable;
+  model.unfrozenStages = 1;
+  const lastStage = model.paramCounts().trainable;
+  assert.ok(lastStage < all && lastStage > 525_829 - 1, `last stage + head ${lastStage} of ${all}`);
+  assert.ok(model.trainableVariables().every((v) => resnetStage(v.name) === 5 || resnetStage(v.name) === null));
+  const frozen = model.backbone.getLayer('res4f_branch2c').getWeights()[0].dataSync().slice(0, 16);
+
+  const x = tf.randomNormal([2, 64, 64, 3], 0, 50, 'float32', 3) as tf.Tensor4D;
+  const y = tf.tensor1d([0, 1], 'int32');
+  const opt = tf.train.momentum(0.01, 0.9);
+  const losses: number[] = [];
+  const counts: number[] = [];
+  for (let i = 0; i < 4; i++) {
+    const loss = opt.minimize(() => nllLoss(model.forward(x, true), y), true, model.trainableVariables())!;
+    losses.push(loss.dataSync()[0]);
+    loss.dispose();
+    counts.push(tf.memory().numTensors);
+  }
+  assert.ok(losses[3] < losses[0], `loss ${losses.join(' → ')}`);
+  assert.deepEqual(counts.slice(1), [counts[1], counts[1], counts[1]], `numTensors after each step: ${counts.join(', ')}`);
+  assert.deepEqual(Array.from(model.backbone.getLayer('res4f_branch2c').getWeights()[0].dataSync().slice(0, 16)), Array.from(frozen), 'a frozen stage kept its weights');
+  tf.dispose([x, y]);
+  opt.dispose();
+  model.dispose();
+});
+
+test('threads: BOAT_THREADS is validated with a one-line error, and the wasm backend reports its thread count', async () => {
+  assert.equal(wasmThreadsWanted('3'), 3);
+  assert.throws(() => wasmThreadsWanted('0'), /BOAT_THREADS must be a whole number from 1 to 8, got "0"/);
+  const line = (await selectBackend()).line;
+  const n = wasmThreadsWanted();
+  assert.equal(line, `Using wasm backend (SIMD, ${n} thread${n === 1 ? '' : 's'})`);
+});
