@@ -24,6 +24,8 @@ test('all notebooks execute headless on the demo set (npm run notebooks)', { ski
   process.env.BOAT_MODELS = path.join(work, 'models');
   process.env.BOAT_DEMO_PER_CLASS = '6';
   process.env.BOAT_EPOCHS = '3';
+  process.env.BOAT_FT_EPOCHS = '1'; // notebook 03 fine-tunes the last stage for one epoch
+  process.env.BOAT_UNFREEZE = '1';
   process.env.BOAT_CACHE_DIR = path.join(work, 'cache');
   const r = runCli(['notebooks', '--out', out]);
   assert.equal(r.status, 0, r.stderr + r.stdout);
@@ -32,7 +34,7 @@ test('all notebooks execute headless on the demo set (npm run notebooks)', { ski
     assert.ok(fs.existsSync(path.join(out, `${n}.html`)), `${n}.html`);
   }
   const figures = fs.readdirSync(path.join(out, 'figures')).sort();
-  assert.deepEqual(figures, ['01_class_counts.png', '01_image_sizes.png', '04_accuracy.png', '04_loss.png']);
+  assert.deepEqual(figures, ['01_class_counts.png', '01_image_sizes.png', '03_accuracy.png', '03_loss.png', '04_accuracy.png', '04_loss.png']);
   // Every chart is a PNG output in the executed notebook (PNG shows in every front end).
   const pngs = (n: string): number => (JSON.parse(fs.readFileSync(path.join(out, `${n}.ipynb`), 'utf8')) as { cells: Array<{ outputs?: Array<{ data?: Record<string, string> }> }> }).cells.flatMap((c) => c.outputs ?? []).filter((o) => o.data?.['image/png']).length;
   assert.equal(pngs('01-data'), 3);
