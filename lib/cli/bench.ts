@@ -36,7 +36,8 @@ export async function benchCommand(argv: string[]): Promise<void> {
   console.log(`Images: ${source}`);
   const loader = await benchLoader(data, quick ? 320 : 1200);
   // TF.js wasm runs one thread in Node; PyTorch gets the same number.
-  const threads = backend.name === 'wasm' || backend.name === 'cpu' ? 1 : os.cpus().length;
+  // PyTorch gets the thread count our engine runs with: wasm's XNNPACK threads, one for cpu.
+  const threads = backend.name === 'wasm' ? Number(/(\d+) threads?/.exec(backend.details)?.[1] ?? 1) : backend.name === 'cpu' ? 1 : os.cpus().length;
   const model = await benchModel(quick ? [1, 8] : [1, 8, 32], quick ? 2 : 4);
   const torch = benchTorch(threads, 8, quick ? 2 : 4);
   const torchOk = 'forward_img_s' in torch ? torch : null;
