@@ -35,9 +35,7 @@ export async function benchCommand(argv: string[]): Promise<void> {
   console.log(`boat bench${quick ? ' --quick' : ''}: ${os.cpus().length} cores, Node ${process.version}`);
   console.log(`Images: ${source}`);
   const loader = await benchLoader(data, quick ? 320 : 1200);
-  // TF.js wasm runs one thread in Node; PyTorch gets the same number.
-  // PyTorch gets the thread count our engine runs with: wasm's XNNPACK threads, one for cpu.
-  const threads = backend.name === 'wasm' ? Number(/(\d+) threads?/.exec(backend.details)?.[1] ?? 1) : backend.name === 'cpu' ? 1 : os.cpus().length;
+  const threads = backend.threads; // PyTorch gets the same number
   const model = await benchModel(quick ? [1, 8] : [1, 8, 32], quick ? 2 : 4);
   const torch = benchTorch(threads, 8, quick ? 2 : 4);
   const torchOk = 'forward_img_s' in torch ? torch : null;

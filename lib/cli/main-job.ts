@@ -11,8 +11,9 @@ import { annotatePrediction, predictImage } from '../evaluate';
 import { createBoatModel, fineTuneSupport, selectBackend } from '../model';
 import { confusionMatrixPng } from '../plot/confusion';
 import { runExperiment } from '../train';
-import { requireWritableDirectory, toCsv, UserError, writeFileAtomic, writeJsonAtomic } from '../util';
+import { requireWritableDirectory, toCsv, writeFileAtomic, writeJsonAtomic } from '../util';
 import { parseFlags, stringFlag, intFlag } from './args';
+import { unfreezeStagesFlag } from './model-commands';
 import { runNotebooks } from './notebooks';
 import { printSkipped, printSplit } from './data-commands';
 
@@ -31,6 +32,9 @@ export async function mainJob(argv: string[]): Promise<void> {
   requireWritableDirectory(out);
   const seed = intFlag(flags, 'seed') ?? 38;
   const top = intFlag(flags, 'top') ?? 5;
+  const epochs = intFlag(flags, 'epochs') ?? 24;
+  const finetuneEpochs = intFlag(flags, 'finetune-epochs') ?? Math.min(epochs, 2);
+  const unfreeze = flags.unfreeze === undefined ? 1 : unfreezeStagesFlag(flags, true);
 
   const given = stringFlag(flags, 'data');
   const ready = await ensureDataset(given ?? 'data/boats', intFlag(flags, 'demo-per-class') ?? 40);
@@ -73,11 +77,6 @@ export async function mainJob(argv: string[]): Promise<void> {
   // Section 8: the two ways of transfer learning. Fine-tuning a whole ResNet50 on a CPU takes hours for
   // the tutorial's 24 epochs, so the main job runs a short one by default (--finetune-epochs, --unfreeze)
   // and says so; `boat train --mode finetune` runs the full one.
-  const epochs = intFlag(flags, 'epochs') ?? 24;
-  const finetuneEpochs = intFlag(flags, 'finetune-epochs') ?? Math.min(epochs, 2);
-  const unfreezeFlag = stringFlag(flags, 'unfreeze') ?? '1';
-  const unfreeze = unfreezeFlag === 'all' ? undefined : Number(unfreezeFlag);
-  if (unfreeze !== undefined && !(Number.isInteger(unfreeze) && unfreeze >= 1 && unfreeze <= 5)) throw new UserError(`--unfreeze must be 1 to 5 or "all", got "${unfreezeFlag}"`);
   const experiments: Array<{ name: string; mode: 'feature-extractor' | 'finetune'; epochs: number }> = [{ name: 'resnet50_conv', mode: 'feature-extractor', epochs }];
   const fineTune = fineTuneSupport();
   if (fineTune.ok) experiments.unshift({ name: 'resnet50_ft', mode: 'finetune', epochs: finetuneEpochs });
@@ -86,7 +85,7 @@ export async function mainJob(argv: string[]): Promise<void> {
   for (const { name, mode, epochs: runEpochs } of experiments) {
     const scope = mode === 'finetune' ? (unfreeze === undefined ? ', whole network' : `, last ${unfreeze} of 5 stages unfrozen; --unfreeze all for the whole network`) : '';
     console.log(`[6/8] Training ${name} (${mode}, ${runEpochs} epochs${scope}):`);
-    const result = await runExperiment({ mode, data: split.out, out: path.join(out, 'models', name), epochs: runEpochs, seed, unfreezeStages: mode === 'finetune' ? unfreeze : undefined, cacheDir: path.resolve('.cache', 'features'), log: (line) => console.log(`      ${line}`) });
+    const result = await runExperiment({ mode, data: split.out, out: path.join(out, 'models', name), epochs: runEpochs, seed, unfreezeStages: unfreeze, cacheDir: path.resolve('.cache', 'features'), log: (line) => console.log(`      ${line}`) });
     summary[name] = { mode, epochs: runEpochs, unfrozen_stages: mode === 'finetune' ? unfreeze ?? 5 : 0, best_val_acc: result.bestValAcc, test_acc: result.test?.accuracy ?? null, seconds: result.timing.totalSeconds, recompute_estimate_seconds: result.timing.recomputeEstimateSeconds ?? null };
     if (result.test) {
       writeFileAtomic(path.join(out, `${name}_confusion_matrix.png`), await confusionMatrixPng(result.test, { title: `${name}: test accuracy ${result.test.accuracy.toFixed(3)}` }));

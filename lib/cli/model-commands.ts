@@ -24,11 +24,15 @@ function floatFlag(flags: Record<string, string | boolean | undefined>, name: st
   return n;
 }
 
-function unfreezeFlag(flags: Record<string, string | boolean | undefined>, mode: TrainingMode): number | undefined {
-  const n = intFlag(flags, 'unfreeze');
-  if (n === undefined) return undefined;
-  if (mode !== 'finetune') throw new UserError('--unfreeze applies to --mode finetune only');
-  if (n < 1 || n > 5) throw new UserError(`--unfreeze must be 1 to 5 (ResNet50 has 5 stages), got ${n}`);
+/**
+ * --unfreeze N: fine-tune only the last N of ResNet50's 5 stages. Absent (or "all", where allowed)
+ * means the whole network, returned as undefined.
+ */
+export function unfreezeStagesFlag(flags: Record<string, string | boolean | undefined>, allowAll = false): number | undefined {
+  const v = stringFlag(flags, 'unfreeze');
+  if (v === undefined || (allowAll && v === 'all')) return undefined;
+  const n = Number(v);
+  if (!/^\d+$/.test(v) || n < 1 || n > 5) throw new UserError(`--unfreeze must be 1 to 5 (ResNet50 has 5 stages)${allowAll ? ' or "all"' : ''}, got "${v}"`);
   return n;
 }
 
@@ -41,6 +45,8 @@ export async function trainCommand(argv: string[]): Promise<void> {
   });
   const mode = requiredString(flags, 'mode') as TrainingMode;
   if (!TRAINING_MODES.includes(mode)) throw new UserError(`--mode must be finetune or feature-extractor, got "${mode}"`);
+  const unfreezeStages = unfreezeStagesFlag(flags);
+  if (unfreezeStages !== undefined && mode !== 'finetune') throw new UserError('--unfreeze applies to --mode finetune only');
   const optimizer = stringFlag(flags, 'optimizer') ?? 'sgd';
   if (optimizer !== 'sgd' && optimizer !== 'adam') throw new UserError(`--optimizer must be sgd or adam, got "${optimizer}"`);
   let interrupted = false;
@@ -64,7 +70,7 @@ export async function trainCommand(argv: string[]): Promise<void> {
       optimizer,
       views: intFlag(flags, 'views'),
       inputSize: intFlag(flags, 'input-size'),
-      unfreezeStages: unfreezeFlag(flags, mode),
+      unfreezeStages,
       cacheDir: stringFlag(flags, 'cache'),
       shouldStop: () => interrupted,
       onCheckpoint: (epoch) => {

@@ -18,6 +18,13 @@ export interface BackendInfo {
   details: string;
   /** The line the tutorial prints as "Using cuda device". */
   line: string;
+  /** Threads it computes with (what the benchmark gives PyTorch too). */
+  threads: number;
+}
+
+interface Started {
+  details: string;
+  threads: number;
 }
 
 const ORDER: BackendName[] = ['tensorflow', 'wasm', 'cpu'];
@@ -32,14 +39,14 @@ function tryRequire(name: string): boolean {
   }
 }
 
-async function tryTensorflow(): Promise<string | null> {
+async function tryTensorflow(): Promise<Started | null> {
   // node_modules/@tensorflow/tfjs-node may be danfojs' alias of plain tfjs, so check that the
   // native "tensorflow" backend really registered.
   const gpu = tryRequire('@tensorflow/tfjs-node-gpu');
   if (!gpu) tryRequire('@tensorflow/tfjs-node');
   if (!tf.findBackendFactory('tensorflow')) return null;
   if (!(await tf.setBackend('tensorflow'))) return null;
-  return gpu ? 'native TensorFlow, GPU build' : 'native TensorFlow, CPU';
+  return { details: gpu ? 'native TensorFlow, GPU build' : 'native TensorFlow, CPU', threads: os.cpus().length };
 }
 
 /** XNNPACK threads for wasm: BOAT_THREADS, else one per core (the threaded build has 8 workers). */
@@ -52,29 +59,30 @@ export function wasmThreadsWanted(env = process.env.BOAT_THREADS): number {
   return Math.min(8, Math.max(1, os.cpus().length));
 }
 
-async function tryWasm(): Promise<string | null> {
+async function tryWasm(): Promise<Started | null> {
   if (!tryRequire('@tensorflow/tfjs-backend-wasm')) return null;
   const wanted = wasmThreadsWanted();
-  let threads = 1;
+  let threads: number | null = null;
   if (wanted > 1) {
     try {
       threads = await startThreadedWasm(wanted);
     } catch (err) {
       process.stderr.write(`note: wasm threads unavailable (${(err as Error).message.split('\n')[0]}); using one thread\n`);
-      threads = 0;
     }
   }
-  if (threads < 1) tf.env().set('WASM_HAS_MULTITHREAD_SUPPORT', false);
-  if (tf.getBackend() !== 'wasm' && !(await tf.setBackend('wasm'))) return null;
+  if (threads === null) {
+    tf.env().set('WASM_HAS_MULTITHREAD_SUPPORT', false); // the single-threaded build
+    if (!(await tf.setBackend('wasm'))) return null;
+    threads = 1;
+  }
   installWasmKernels();
   installLeanBackprop();
   const simd = await tf.env().getAsync('WASM_HAS_SIMD_SUPPORT');
-  const count = Math.max(threads, 1);
-  return `${simd ? 'SIMD' : 'no SIMD'}, ${count} thread${count === 1 ? '' : 's'}`;
+  return { details: `${simd ? 'SIMD' : 'no SIMD'}, ${threads} thread${threads === 1 ? '' : 's'}`, threads };
 }
 
-async function tryCpu(): Promise<string | null> {
-  return (await tf.setBackend('cpu')) ? 'pure JavaScript, slow' : null;
+async function tryCpu(): Promise<Started | null> {
+  return (await tf.setBackend('cpu')) ? { details: 'pure JavaScript, slow', threads: 1 } : null;
 }
 
 /**
@@ -89,10 +97,10 @@ export async function selectBackend(forced = process.env.BOAT_BACKEND): Promise<
   }
   const candidates = forced ? [forced as BackendName] : ORDER;
   for (const name of candidates) {
-    const details = name === 'tensorflow' ? await tryTensorflow() : name === 'wasm' ? await tryWasm() : await tryCpu();
-    if (details) {
+    const started = name === 'tensorflow' ? await tryTensorflow() : name === 'wasm' ? await tryWasm() : await tryCpu();
+    if (started) {
       await tf.ready();
-      resolved = { name, details, line: `Using ${name} backend (${details})` };
+      resolved = { name, ...started, line: `Using ${name} backend (${started.details})` };
       return resolved;
     }
   }

@@ -96,18 +96,15 @@ function patchLayer(layer: KerasBatchNorm): void {
 }
 
 /**
- * Gives every channels-last BatchNormalization layer of `model` the fused training op.
- * Inference is untouched. Layers with other axes or without scale/center keep tfjs' own path.
+ * Gives every BatchNormalization layer of `model` with scale and center the fused training op.
+ * Inference is untouched, and a layer normalising over other axes than the last keeps tfjs' path.
  */
-export function useFusedBatchNorm(model: tf.LayersModel): number {
-  let patched = 0;
+export function useFusedBatchNorm(model: tf.LayersModel): void {
   for (const layer of model.layers) {
     if (layer.getClassName() !== 'BatchNormalization') continue;
     const bn = layer as unknown as KerasBatchNorm;
     if (!bn.center || !bn.scale) continue;
     bn.frozen = false;
     patchLayer(bn);
-    patched++;
   }
-  return patched;
 }

@@ -11,8 +11,6 @@ import * as tf from '@tensorflow/tfjs';
 
 import { BackpropAttrs, conv2dFilterGradient, conv2dInputGradient, geometry } from './conv-gradients';
 
-type Shape4D = [number, number, number, number];
-
 /** Hands a tensor computed with ops back to the engine as a kernel output without leaking it. */
 function asKernelOutput(t: tf.Tensor, backend: tf.KernelBackend): tf.TensorInfo {
   backend.incRef(t.dataId);
@@ -21,39 +19,39 @@ function asKernelOutput(t: tf.Tensor, backend: tf.KernelBackend): tf.TensorInfo 
   return info;
 }
 
-/** Kernel inputs arrive as the op's tensors (ops pass them through runKernel unchanged). */
-function asTensor4D(info: tf.TensorInfo | undefined, kernel: string): tf.Tensor4D {
-  if (info instanceof tf.Tensor && info.rank === 4) return info as tf.Tensor4D;
-  throw new Error(`${kernel}: expected a rank-4 tensor input`);
-}
+type Shape4D = [number, number, number, number];
+type BackpropKernelAttrs = BackpropAttrs & { filterShape: Shape4D; inputShape: Shape4D };
 
-function checkChannelsLast(kernel: string, attrs: BackpropAttrs): void {
-  if (attrs.dataFormat === 'NCHW') throw new Error(`${kernel} on wasm supports only NHWC (channelsLast) data`);
+/**
+ * A wasm kernel computed with tf ops on 4-D NHWC inputs. Kernel inputs arrive as the op's tensors
+ * (ops pass them through runKernel unchanged).
+ */
+function backpropKernel(kernelName: string, compute: (input: (name: string) => tf.Tensor4D, attrs: BackpropKernelAttrs) => tf.Tensor): tf.KernelConfig {
+  return {
+    kernelName,
+    backendName: 'wasm',
+    kernelFunc: ({ inputs, backend, attrs }) => {
+      const a = attrs as unknown as BackpropKernelAttrs;
+      if (a.dataFormat === 'NCHW') throw new Error(`${kernelName} on wasm supports only NHWC (channelsLast) data`);
+      const input = (name: string): tf.Tensor4D => {
+        const t = inputs[name];
+        if (t instanceof tf.Tensor && t.rank === 4) return t as tf.Tensor4D;
+        throw new Error(`${kernelName}: expected a rank-4 tensor input`);
+      };
+      return asKernelOutput(compute(input, a), backend as tf.KernelBackend);
+    },
+  };
 }
 
 const kernels: tf.KernelConfig[] = [
-  {
-    kernelName: 'Conv2DBackpropFilter',
-    backendName: 'wasm',
-    kernelFunc: ({ inputs, backend, attrs }) => {
-      const a = attrs as unknown as BackpropAttrs & { filterShape: Shape4D };
-      checkChannelsLast('Conv2DBackpropFilter', a);
-      const x = asTensor4D(inputs.x, 'Conv2DBackpropFilter');
-      const dy = asTensor4D(inputs.dy, 'Conv2DBackpropFilter');
-      return asKernelOutput(conv2dFilterGradient(x, dy, geometry(x.shape, a.filterShape, a)), backend as tf.KernelBackend);
-    },
-  },
-  {
-    kernelName: 'Conv2DBackpropInput',
-    backendName: 'wasm',
-    kernelFunc: ({ inputs, backend, attrs }) => {
-      const a = attrs as unknown as BackpropAttrs & { inputShape: Shape4D };
-      checkChannelsLast('Conv2DBackpropInput', a);
-      const dy = asTensor4D(inputs.dy, 'Conv2DBackpropInput');
-      const filter = asTensor4D(inputs.filter, 'Conv2DBackpropInput');
-      return asKernelOutput(conv2dInputGradient(dy, filter, geometry(a.inputShape, filter.shape, a)), backend as tf.KernelBackend);
-    },
-  },
+  backpropKernel('Conv2DBackpropFilter', (input, a) => {
+    const x = input('x');
+    return conv2dFilterGradient(x, input('dy'), geometry(x.shape, a.filterShape, a));
+  }),
+  backpropKernel('Conv2DBackpropInput', (input, a) => {
+    const filter = input('filter');
+    return conv2dInputGradient(input('dy'), filter, geometry(a.inputShape, filter.shape, a));
+  }),
 ];
 
 let installed = false;

@@ -51,10 +51,10 @@ function workerScript(factoryFile: string): string {
 }
 
 /**
- * Starts the wasm backend with `threads` XNNPACK threads. Returns the thread count it got
- * (1 when threads are not possible here; the caller then starts the single-threaded build).
+ * Starts the wasm backend with `threads` XNNPACK threads. Returns the thread count it got, or null
+ * when the threaded build did not start (the caller then starts the single-threaded one).
  */
-export async function startThreadedWasm(threads: number): Promise<number> {
+export async function startThreadedWasm(threads: number): Promise<number | null> {
   const wasm = require(PACKAGE) as WasmModule;
   const factoryFile = require.resolve(`${PACKAGE}/wasm-out/tfjs-backend-wasm-threaded-simd.js`);
   const worker = workerScript(factoryFile);
@@ -68,7 +68,7 @@ export async function startThreadedWasm(threads: number): Promise<number> {
     };
     URL.createObjectURL = () => worker;
     nodeOs.cpus = () => Array.from({ length: 2 * threads }, (_, i) => cpus[i % cpus.length]);
-    if (!(await tf.setBackend('wasm'))) return 0;
+    if (!(await tf.setBackend('wasm'))) return null;
   } finally {
     globalThis.Blob = saved.blob;
     URL.createObjectURL = saved.createObjectURL;

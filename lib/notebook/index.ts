@@ -56,12 +56,13 @@ export interface NotebookParams {
 export function notebookParams(defaults: Partial<NotebookParams> = {}): NotebookParams {
   const env = process.env;
   const num = (name: string, fallback: number): number => (env[name] !== undefined && env[name] !== '' ? Number(env[name]) : fallback);
+  const epochs = num('BOAT_EPOCHS', defaults.epochs ?? 24);
   const params: NotebookParams = {
     dataRoot: path.resolve(env.BOAT_DATA_ROOT || defaults.dataRoot || '../data'),
     modelsDir: path.resolve(env.BOAT_MODELS || defaults.modelsDir || '../models'),
     figuresDir: path.resolve(env.BOAT_FIGURES || defaults.figuresDir || '../runs/figures'),
-    epochs: num('BOAT_EPOCHS', defaults.epochs ?? 24),
-    finetuneEpochs: num('BOAT_FT_EPOCHS', defaults.finetuneEpochs ?? num('BOAT_EPOCHS', defaults.epochs ?? 24)),
+    epochs,
+    finetuneEpochs: num('BOAT_FT_EPOCHS', defaults.finetuneEpochs ?? epochs),
     unfreeze: num('BOAT_UNFREEZE', defaults.unfreeze ?? 0),
     seed: num('BOAT_SEED', defaults.seed ?? 38),
     demoPerClass: num('BOAT_DEMO_PER_CLASS', defaults.demoPerClass ?? 40),
