@@ -8,8 +8,22 @@ import sharp from 'sharp';
 export const REPO_ROOT = path.resolve(__dirname, '..', '..');
 export const SHARED_PHOTOS = path.resolve(REPO_ROOT, '..', 'shared', 'data', 'boat-types');
 
+const tempDirs: string[] = [];
+process.on('exit', () => {
+  for (const dir of tempDirs) {
+    try {
+      fs.rmSync(dir, { recursive: true, force: true });
+    } catch {
+      // A test left a read-only folder behind: leave it to the OS's temp cleaning.
+    }
+  }
+});
+
+/** A fresh folder under the OS temp dir, removed when the test process exits. */
 export function tempDir(prefix = 'boat-test-'): string {
-  return fs.mkdtempSync(path.join(os.tmpdir(), prefix));
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), prefix));
+  tempDirs.push(dir);
+  return dir;
 }
 
 /** A small solid-colour JPEG (or other format) with a seeded noise pattern so contents differ. */

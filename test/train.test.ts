@@ -8,7 +8,7 @@ import * as path from 'node:path';
 import { before, test } from 'node:test';
 import * as tf from '@tensorflow/tfjs';
 
-import { BatchSource, BoatModel, buildHead, computeMetrics, FeatureSource, selectBackend, stepLr, trainModel, TrainBatch, TrainingMode } from '../lib';
+import { BatchSource, BoatModel, buildHead, computeMetrics, FeatureSet, FeatureSource, selectBackend, stepLr, trainModel, TrainBatch, TrainingMode } from '../lib';
 import { tempDir } from './helpers';
 
 before(async () => {
@@ -64,9 +64,9 @@ test('fine-tuning learns, records history rows, restores the best epoch and leak
   model.dispose();
 });
 
-function featureSet(n: number): { features: Float32Array; labels: Int32Array; files: string[]; dim: number; computed: number; seconds: number } {
+function featureSet(n: number): FeatureSet {
   const features = new Float32Array(n * 4).map((_, i) => ((i * 7919) % 13) / 13);
-  return { features, labels: Int32Array.from({ length: n }, (_, i) => i % 3), files: [], dim: 4, computed: 0, seconds: 0 };
+  return { features, labels: Int32Array.from({ length: n }, (_, i) => i % 3), files: [], dim: 4, computed: 0, unreadable: 0, seconds: 0 };
 }
 
 test('gradient accumulation: 2 micro-batches of 6 step exactly like one batch of 12', async () => {

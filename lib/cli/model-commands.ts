@@ -5,7 +5,7 @@ import { annotatePrediction, evaluateModel, formatMetrics, predictImage } from '
 import { loadBoatModel, selectBackend, TRAINING_MODES, TrainingMode } from '../model';
 import { confusionMatrixPng } from '../plot/confusion';
 import { runExperiment } from '../train';
-import { UserError, writeFileAtomic, writeJsonAtomic } from '../util';
+import { requireWritableDirectory, UserError, writeFileAtomic, writeJsonAtomic } from '../util';
 import { intFlag, parseFlags, requiredString, stringFlag } from './args';
 import { printSkipped } from './data-commands';
 
@@ -92,12 +92,13 @@ export async function trainCommand(argv: string[]): Promise<void> {
 export async function evaluateCommand(argv: string[]): Promise<void> {
   const { flags } = parseFlags(argv, { model: { type: 'string' }, data: { type: 'string', default: 'data/test' }, out: { type: 'string' } });
   const modelDir = requiredString(flags, 'model');
+  const out = stringFlag(flags, 'out') ?? path.join(modelDir, 'evaluation');
+  requireWritableDirectory(out);
   console.log((await selectBackend()).line);
   const model = await loadBoatModel(modelDir);
   const result = await evaluateModel(model, requiredString(flags, 'data'));
   console.log(formatMetrics(result));
   printSkipped(result.skipped);
-  const out = stringFlag(flags, 'out') ?? path.join(modelDir, 'evaluation');
   const { files, actual, predicted, skipped, ...metrics } = result;
   writeJsonAtomic(path.join(out, 'metrics.json'), { data: path.resolve(requiredString(flags, 'data')), ...metrics, skipped });
   writeFileAtomic(path.join(out, 'predictions.csv'), ['file,actual,predicted', ...files.map((f, i) => `"${f.replace(/"/g, '""')}",${model.classes[actual[i]]},${model.classes[predicted[i]]}`)].join('\n') + '\n');
@@ -111,6 +112,8 @@ export async function predictCommand(argv: string[]): Promise<void> {
   const { flags, positionals } = parseFlags(argv, { model: { type: 'string' }, top: { type: 'string' }, json: { type: 'boolean', default: false }, png: { type: 'string' } }, true);
   if (positionals.length === 0) throw new UserError('give one or more image files to predict');
   const quiet = flags.json === true;
+  const png = stringFlag(flags, 'png');
+  if (png) requireWritableDirectory(png);
   const backend = await selectBackend();
   if (!quiet) console.log(backend.line);
   const model = await loadBoatModel(requiredString(flags, 'model'));
@@ -121,7 +124,6 @@ export async function predictCommand(argv: string[]): Promise<void> {
       if (!fs.existsSync(file)) throw new Error('file not found');
       const p = await predictImage(model, file, k);
       results.push(p);
-      const png = stringFlag(flags, 'png');
       if (png) writeFileAtomic(path.join(png, `${path.parse(file).name}.prediction.png`), await annotatePrediction(file, p.top[0].class));
       if (!quiet) console.log(`${file}: ${p.top.map((t) => `${t.class} ${(100 * t.probability).toFixed(1)}%`).join(', ')}`);
     } catch (err) {

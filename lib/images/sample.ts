@@ -102,7 +102,9 @@ export async function toRgb(pipeline: Sharp, file?: string): Promise<RgbImage> {
     if (info.channels !== 3) throw new Error(`expected 3 channels after conversion, got ${info.channels}`);
     return { kind: 'rgb', data: new Uint8Array(data.buffer, data.byteOffset, data.length), width: info.width, height: info.height };
   } catch (err) {
-    throw new ImageDecodeError(file ?? '<pixels>', `cannot decode (${errorLine(err)})`);
+    // libvips reports some failures from its worker threads only as "Unknown error".
+    const detail = errorLine(err);
+    throw new ImageDecodeError(file ?? '<pixels>', `cannot decode (${detail === 'Unknown error' ? 'corrupt or truncated image data' : detail})`);
   }
 }
 

@@ -15,7 +15,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 
-import { readFileSha256Checked, replaceOwnedDirectory, UserError } from '../util';
+import { readFileSha256Checked, recoverInterruptedSave, replaceOwnedDirectory, UserError } from '../util';
 import { BoatModel, BoatModelInfo, cutAtFeatures, TrainingMode, TRAINING_MODES } from './model';
 import { defaultWeights, WeightsSource } from './weights';
 
@@ -118,6 +118,7 @@ export async function saveBoatModel(
 }
 
 export function readModelMetadata(dir: string): ModelMetadata {
+  recoverInterruptedSave(dir);
   const file = path.join(dir, 'metadata.json');
   let metadata: ModelMetadata;
   try {

@@ -7,15 +7,22 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 
+import type { Skipped } from '../data/scan';
 import { evaluateModel } from '../evaluate/evaluate';
 import { formatMetrics, Metrics } from '../evaluate/metrics';
 import { DataLoader, evalTransforms, ImageFolder, trainTransforms } from '../images';
 import { BoatModel, checkClassesMatch, createBoatModel, saveBoatModel, selectBackend, TrainingMode } from '../model';
-import { requireDirectory, requireWritableDirectory, toCsv, UserError } from '../util';
+import { recoverInterruptedSave, requireDirectory, requireWritableDirectory, toCsv, UserError } from '../util';
 import { extractFeatures, FeatureSet } from './features';
 import { terminalProgress, ProgressSink } from './progress';
 import { FeatureSource, LoaderSource } from './sources';
 import { BatchSource, HistoryRow, trainModel, TrainOptions } from './train';
+
+/**
+ * Fine-tuning keeps every activation of the batch for backprop. On wasm (a 32-bit heap, at most 4 GB)
+ * batch 8 peaks near 1.9 GB and batch 32 aborts, so larger batches are split into accumulated micro-batches.
+ */
+export const WASM_FINETUNE_MICRO_BATCH = 8;
 
 export interface ExperimentOptions extends Omit<TrainOptions, 'checkpointDir' | 'onBatch' | 'onPhase'> {
   mode: TrainingMode;
@@ -43,6 +50,8 @@ export interface ExperimentResult {
   timing: { extractSeconds: number; trainSeconds: number; totalSeconds: number; recomputeEstimateSeconds?: number };
   stopped: boolean;
   out: string;
+  /** Files left out of train, val and test, each with its one-line reason. */
+  skipped: Skipped[];
 }
 
 export async function runExperiment(options: ExperimentOptions): Promise<ExperimentResult> {
@@ -55,6 +64,7 @@ export async function runExperiment(options: ExperimentOptions): Promise<Experim
   requireDirectory(valDir, 'validation folder');
   requireWritableDirectory(path.dirname(path.resolve(options.out)));
   const checkpointDir = `${path.resolve(options.out)}.checkpoint`;
+  recoverInterruptedSave(checkpointDir);
   if (options.resume && !fs.existsSync(path.join(checkpointDir, 'state.json'))) throw new UserError(`nothing to resume: no checkpoint in ${checkpointDir}`);
 
   const backend = await selectBackend();
@@ -71,6 +81,8 @@ export async function runExperiment(options: ExperimentOptions): Promise<Experim
   const progress = options.progress ?? terminalProgress(options.epochs ?? 24);
   const pre = model.info.preprocessing;
 
+  let accumulate = options.accumulate;
+  const datasets: ImageFolder[] = [];
   let train: BatchSource;
   let val: BatchSource;
   let extractSeconds = 0;
@@ -86,8 +98,10 @@ export async function runExperiment(options: ExperimentOptions): Promise<Experim
         seed,
         onProgress: (done, total) => progress.batch({ epoch: -1, phase: 'train', done, total, seconds: 0 }),
       });
-      log(`features ${label}: ${set.labels.length} images, ${set.computed} computed in ${set.seconds.toFixed(1)} s, ${set.labels.length - set.computed} from the cache`);
+      const unreadable = set.unreadable > 0 ? ` (${set.unreadable} unreadable, skipped)` : '';
+      log(`features ${label}: ${set.labels.length} images${unreadable}, ${set.computed} computed in ${set.seconds.toFixed(1)} s, ${set.labels.length - set.computed} from the cache`);
       extractSeconds += set.seconds;
+      datasets.push(set.dataset);
       if (set.computed > 0) recomputePerEpoch += (set.seconds / set.computed) * set.labels.length;
       return set;
     };
@@ -97,13 +111,20 @@ export async function runExperiment(options: ExperimentOptions): Promise<Experim
     train = new FeatureSource(trainViews, batchSize, true, seed);
     val = new FeatureSource([await extract(valDir, 'val', false, 0)], batchSize, false, seed);
   } else {
-    const micro = Math.min(batchSize, options.accumulate ? Math.ceil(batchSize / options.accumulate) : batchSize);
-    train = new LoaderSource(new DataLoader(new ImageFolder(trainDir, trainTransforms(pre)), { batchSize: micro, shuffle: true, seed }));
-    val = new LoaderSource(new DataLoader(new ImageFolder(valDir, evalTransforms(pre)), { batchSize: micro, seed }));
+    if (options.accumulate === undefined && backend.name === 'wasm' && batchSize > WASM_FINETUNE_MICRO_BATCH) {
+      accumulate = Math.ceil(batchSize / WASM_FINETUNE_MICRO_BATCH);
+      log(`batch ${batchSize} runs as ${accumulate} accumulated micro-batches of up to ${WASM_FINETUNE_MICRO_BATCH} (the wasm engine's heap is capped at 4 GB); BatchNorm sees micro-batch statistics`);
+    }
+    const micro = Math.min(batchSize, accumulate ? Math.ceil(batchSize / accumulate) : batchSize);
+    const [trainSet, valSet] = [new ImageFolder(trainDir, trainTransforms(pre)), new ImageFolder(valDir, evalTransforms(pre))];
+    datasets.push(trainSet, valSet);
+    train = new LoaderSource(new DataLoader(trainSet, { batchSize: micro, shuffle: true, seed }));
+    val = new LoaderSource(new DataLoader(valSet, { batchSize: micro, seed }));
   }
 
   const result = await trainModel(model, { train, val }, {
     ...options,
+    accumulate,
     checkpointDir,
     onBatch: (info) => progress.batch(info),
     onPhase: (row) => progress.phase(row),
@@ -111,11 +132,19 @@ export async function runExperiment(options: ExperimentOptions): Promise<Experim
   log(`Training complete in ${(result.seconds / 60).toFixed(0)}m ${(result.seconds % 60).toFixed(0)}s; best val acc ${result.bestValAcc.toFixed(4)} (epoch ${result.bestEpoch + 1})`);
 
   let test: Metrics | undefined;
+  const skippedLists: Skipped[][] = datasets.map((d) => d.skipped);
   if (!result.stopped && fs.existsSync(testDir)) {
     const evaluation = await evaluateModel(model, testDir);
+    skippedLists.push(evaluation.skipped);
     const { files: _files, actual: _a, predicted: _p, skipped: _s, ...metrics } = evaluation;
     test = metrics;
     log(`Test: ${formatMetrics(test).split('\n')[0]}`);
+  }
+  const skipped = uniqueSkips(skippedLists.flat());
+  if (skipped.length > 0) {
+    log(`Skipped ${skipped.length} entr${skipped.length === 1 ? 'y' : 'ies'} (listed in metrics.json):`);
+    for (const s of skipped.slice(0, 20)) log(`  ${s.path}: ${s.reason}`);
+    if (skipped.length > 20) log(`  ... and ${skipped.length - 20} more`);
   }
   const totalSeconds = (Date.now() - started) / 1000;
   const epochs = options.epochs ?? 24;
@@ -127,8 +156,8 @@ export async function runExperiment(options: ExperimentOptions): Promise<Experim
     recomputeEstimateSeconds: options.mode === 'feature-extractor' && recomputePerEpoch > 0 ? recomputePerEpoch * epochs + headSeconds : undefined,
   };
   if (!result.stopped) {
-    const metrics = { best_val_acc: result.bestValAcc, best_epoch: result.bestEpoch, test_acc: test?.accuracy ?? null, test, timing, backend: backend.line };
-    const config = { ...options, progress: undefined, log: undefined, classes, backend: backend.name, checkpointDir, weights: model.info };
+    const metrics = { best_val_acc: result.bestValAcc, best_epoch: result.bestEpoch, test_acc: test?.accuracy ?? null, test, timing, backend: backend.line, skipped };
+    const config = { ...options, accumulate, progress: undefined, log: undefined, classes, backend: backend.name, checkpointDir, weights: model.info };
     await saveBoatModel(model, options.out, metrics, '', {
       'history.csv': toCsv(['epoch', 'phase', 'loss', 'acc', 'lr', 'seconds', 'images_per_second'], result.history.map((r) => [r.epoch, r.phase, r.loss, r.acc, r.lr, r.seconds, r.imagesPerSecond])),
       'metrics.json': JSON.stringify(metrics, null, 2) + '\n',
@@ -138,5 +167,10 @@ export async function runExperiment(options: ExperimentOptions): Promise<Experim
   } else {
     log(`Stopped after epoch ${(result.history.at(-1)?.epoch ?? -1) + 1}; the checkpoint is in ${checkpointDir}. Resume with the same command plus --resume.`);
   }
-  return { model, history: result.history, bestValAcc: result.bestValAcc, bestEpoch: result.bestEpoch, test, timing, stopped: result.stopped, out: path.resolve(options.out) };
+  return { model, history: result.history, bestValAcc: result.bestValAcc, bestEpoch: result.bestEpoch, test, timing, stopped: result.stopped, out: path.resolve(options.out), skipped };
+}
+
+function uniqueSkips(list: Skipped[]): Skipped[] {
+  const seen = new Set<string>();
+  return list.filter((s) => !seen.has(s.path) && (seen.add(s.path), true));
 }

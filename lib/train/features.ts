@@ -21,6 +21,8 @@ export interface FeatureSet {
   dim: number;
   /** How many rows were computed now (the rest came from the cache). */
   computed: number;
+  /** Images that could not be decoded (listed in the dataset's `skipped`). */
+  unreadable: number;
   /** Seconds spent running the backbone. */
   seconds: number;
 }
@@ -81,6 +83,7 @@ export async function extractFeatures(model: BoatModel, root: string, options: E
   const seconds = secondsSince(started);
   // Files that failed to decode have no features: leave them out.
   const bad = new Set(dataset.skipped.map((s) => s.path));
+  const computed = missing.filter((i) => !bad.has(dataset.samples[i].file)).length;
   const keep = dataset.samples.map((s, i) => (bad.has(s.file) ? -1 : i)).filter((i) => i >= 0);
   const kept = new Float32Array(keep.length * dim);
   keep.forEach((i, k) => kept.set(features.subarray(i * dim, (i + 1) * dim), k * dim));
@@ -90,7 +93,8 @@ export async function extractFeatures(model: BoatModel, root: string, options: E
     labels: Int32Array.from(keep.map((i) => dataset.samples[i].label)),
     files: keep.map((i) => dataset.samples[i].file),
     dim,
-    computed: missing.length,
+    computed,
+    unreadable: missing.length - computed,
     seconds,
   };
 }

@@ -1,9 +1,10 @@
 /** A small file format for named tensors (checkpoints): a JSON manifest plus one binary blob. */
+import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 
-import { UserError } from '../util';
+import { readFileSha256Checked, UserError } from '../util';
 
 export interface NamedTensor {
   name: string;
@@ -18,7 +19,8 @@ interface Entry {
   length: number;
 }
 
-export async function writeTensors(dir: string, stem: string, tensors: NamedTensor[]): Promise<void> {
+/** Writes <stem>.bin and <stem>.json; returns their SHA-256s, for the reader to check. */
+export async function writeTensors(dir: string, stem: string, tensors: NamedTensor[]): Promise<Record<string, string>> {
   const entries: Entry[] = [];
   const parts: Buffer[] = [];
   let offset = 0;
@@ -29,19 +31,19 @@ export async function writeTensors(dir: string, stem: string, tensors: NamedTens
     parts.push(bytes);
     offset += bytes.length;
   }
-  fs.writeFileSync(path.join(dir, `${stem}.bin`), Buffer.concat(parts));
-  fs.writeFileSync(path.join(dir, `${stem}.json`), JSON.stringify(entries));
+  const blob = Buffer.concat(parts);
+  const manifest = JSON.stringify(entries);
+  fs.writeFileSync(path.join(dir, `${stem}.bin`), blob);
+  fs.writeFileSync(path.join(dir, `${stem}.json`), manifest);
+  const sha = (data: string | Buffer): string => crypto.createHash('sha256').update(data).digest('hex');
+  return { [`${stem}.bin`]: sha(blob), [`${stem}.json`]: sha(manifest) };
 }
 
-export function readTensors(dir: string, stem: string): NamedTensor[] {
-  let entries: Entry[];
-  let blob: Buffer;
-  try {
-    entries = JSON.parse(fs.readFileSync(path.join(dir, `${stem}.json`), 'utf8')) as Entry[];
-    blob = fs.readFileSync(path.join(dir, `${stem}.bin`));
-  } catch {
-    throw new UserError(`checkpoint incomplete or damaged: ${path.join(dir, stem)}.{json,bin}`);
-  }
+/** Reads what writeTensors wrote, checking both files against the hashes it returned. */
+export function readTensors(dir: string, stem: string, hashes: Record<string, string>): NamedTensor[] {
+  const read = (name: string): Buffer => readFileSha256Checked(path.join(dir, name), hashes[name], 'checkpoint file', 'damaged');
+  const entries = JSON.parse(read(`${stem}.json`).toString('utf8')) as Entry[];
+  const blob = read(`${stem}.bin`);
   return entries.map((e) => {
     if (e.offset + e.length > blob.length) throw new UserError(`checkpoint damaged: ${path.join(dir, stem)}.bin is too short`);
     const slice = blob.buffer.slice(blob.byteOffset + e.offset, blob.byteOffset + e.offset + e.length);

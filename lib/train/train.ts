@@ -14,7 +14,7 @@ import * as tf from '@tensorflow/tfjs';
 
 import type { BoatModel, TrainingMode } from '../model';
 import { nllLoss } from '../model';
-import { now, Random, replaceOwnedDirectory, secondsSince, UserError, writeJsonAtomic } from '../util';
+import { now, Random, recoverInterruptedSave, replaceOwnedDirectory, secondsSince, UserError, writeJsonAtomic } from '../util';
 import { readTensors, writeTensors } from './tensors-file';
 
 /** One batch of inputs (images for fine-tuning, backbone features for a feature extractor). */
@@ -89,6 +89,8 @@ interface CheckpointState {
   mode: TrainingMode;
   options: Record<string, unknown>;
   seconds: number;
+  /** SHA-256 of every tensor file beside state.json (written last), checked on load. */
+  files: Record<string, string>;
 }
 
 export async function trainModel(model: BoatModel, data: { train: BatchSource; val: BatchSource }, options: TrainOptions = {}): Promise<TrainResult> {
@@ -221,28 +223,37 @@ function publicOptions(o: typeof DEFAULTS & TrainOptions): Record<string, unknow
   return { epochs, optimizer, lr, momentum, stepSize, gamma, accumulate: acc, seed };
 }
 
-async function saveCheckpoint(dir: string, model: BoatModel, optimizer: tf.Optimizer, best: tf.Tensor[], state: CheckpointState): Promise<void> {
+async function saveCheckpoint(dir: string, model: BoatModel, optimizer: tf.Optimizer, best: tf.Tensor[], state: Omit<CheckpointState, 'files'>): Promise<void> {
   const keep = [...(model.mode === 'finetune' ? model.backbone.weights : []), ...model.head.weights];
   await replaceOwnedDirectory(dir, { kind: 'boat-checkpoint' }, async (tmp) => {
-    await writeTensors(tmp, 'weights', keep.map((w) => ({ name: w.name, tensor: w.read() })));
-    await writeTensors(tmp, 'best', best.map((t, i) => ({ name: keep[i].name, tensor: t })));
-    await writeTensors(tmp, 'optimizer', await optimizer.getWeights());
-    writeJsonAtomic(path.join(tmp, 'state.json'), state);
+    const files = {
+      ...(await writeTensors(tmp, 'weights', keep.map((w) => ({ name: w.name, tensor: w.read() })))),
+      ...(await writeTensors(tmp, 'best', best.map((t, i) => ({ name: keep[i].name, tensor: t })))),
+      ...(await writeTensors(tmp, 'optimizer', await optimizer.getWeights())),
+    };
+    writeJsonAtomic(path.join(tmp, 'state.json'), { ...state, files });
   });
 }
 
 async function loadCheckpoint(dir: string, model: BoatModel, optimizer: tf.Optimizer): Promise<{ state: CheckpointState; best: tf.Tensor[] }> {
+  recoverInterruptedSave(dir);
   const stateFile = path.join(dir, 'state.json');
   if (!fs.existsSync(stateFile)) throw new UserError(`no checkpoint to resume from in ${dir}`);
-  const state = JSON.parse(fs.readFileSync(stateFile, 'utf8')) as CheckpointState;
+  let state: CheckpointState;
+  try {
+    state = JSON.parse(fs.readFileSync(stateFile, 'utf8')) as CheckpointState;
+  } catch {
+    throw new UserError(`checkpoint damaged: ${stateFile} is not valid JSON`);
+  }
+  if (!state.files) throw new UserError(`checkpoint in ${dir} was written by an older version (no file hashes); start again without --resume`);
   if (state.mode !== model.mode) throw new UserError(`checkpoint in ${dir} is for ${state.mode} training, not ${model.mode}`);
   const keep = [...(model.mode === 'finetune' ? model.backbone.weights : []), ...model.head.weights];
-  const weights = readTensors(dir, 'weights');
-  const best = readTensors(dir, 'best');
+  const weights = readTensors(dir, 'weights', state.files);
+  const best = readTensors(dir, 'best', state.files);
   if (weights.length !== keep.length || best.length !== keep.length) throw new UserError(`checkpoint in ${dir} does not match this model's weights`);
   keep.forEach((w, i) => w.write(weights[i].tensor));
   tf.dispose(weights.map((w) => w.tensor));
   // Optimizer slot variables are created lazily; setWeights creates them with the saved values.
-  await optimizer.setWeights(readTensors(dir, 'optimizer'));
+  await optimizer.setWeights(readTensors(dir, 'optimizer', state.files));
   return { state, best: best.map((b) => b.tensor) };
 }

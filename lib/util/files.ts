@@ -120,10 +120,11 @@ export function isOwnedDirectory(dir: string): boolean {
  */
 export async function replaceOwnedDirectory(
   dir: string,
-  marker: Record<string, unknown>,
+  marker: { kind: string } & Record<string, unknown>,
   build: (tmpDir: string) => Promise<void>,
 ): Promise<void> {
   const target = path.resolve(dir);
+  recoverInterruptedSave(target);
   if (fs.existsSync(target)) {
     if (!fs.statSync(target).isDirectory()) throw new UserError(`output path exists and is not a folder: ${dir}`);
     if (!isOwnedDirectory(target) && fs.readdirSync(target).length > 0) {
@@ -135,16 +136,67 @@ export async function replaceOwnedDirectory(
   fs.mkdirSync(tmp);
   try {
     await build(tmp);
+    killForCrashTest(marker.kind, 'build');
     fs.writeFileSync(path.join(tmp, OWNED_MARKER), JSON.stringify({ ...marker, writtenBy: 'boat' }, null, 2) + '\n');
     const old = `${target}.old-${process.pid}-${crypto.randomBytes(3).toString('hex')}`;
     const hadOld = fs.existsSync(target);
     if (hadOld) fs.renameSync(target, old);
+    killForCrashTest(marker.kind, 'swap');
     fs.renameSync(tmp, target);
     if (hadOld) fs.rmSync(old, { recursive: true, force: true });
   } catch (err) {
     fs.rmSync(tmp, { recursive: true, force: true });
     throw err;
   }
+}
+
+/**
+ * Repairs what a save killed midway leaves beside `target` (a folder written by replaceOwnedDirectory):
+ * when the kill fell between the two renames of the swap, the previous complete folder is waiting as
+ * `<target>.old-*` and is moved back; half-built `<target>.tmp-*` folders of dead processes are removed.
+ */
+export function recoverInterruptedSave(target: string): void {
+  const dir = path.dirname(path.resolve(target));
+  const base = path.basename(target);
+  let names: string[];
+  try {
+    names = fs.readdirSync(dir);
+  } catch {
+    return;
+  }
+  const leftovers = names
+    .map((name) => /^(.*)\.(tmp|old)-(\d+)-[0-9a-f]{6}$/.exec(name))
+    .filter((m): m is RegExpExecArray => m !== null && m[1] === base && !processAlive(Number(m[3])));
+  for (const m of leftovers) {
+    const full = path.join(dir, m[0]);
+    if (m[2] === 'old' && !fs.existsSync(path.resolve(target)) && isOwnedDirectory(full)) fs.renameSync(full, path.resolve(target));
+    else if (m[2] === 'tmp' || isOwnedDirectory(full)) fs.rmSync(full, { recursive: true, force: true });
+  }
+}
+
+function processAlive(pid: number): boolean {
+  if (pid === process.pid) return true;
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/**
+ * Crash tests only: BOAT_TEST_KILL_IN_SAVE=<kind>:<build|swap>[:<n>] SIGKILLs this process at that
+ * point of the n-th save (default 1st) of folders of that kind (boat-model, boat-checkpoint).
+ */
+const crashTestSaves = new Map<string, number>();
+function killForCrashTest(kind: string, stage: 'build' | 'swap'): void {
+  const spec = process.env.BOAT_TEST_KILL_IN_SAVE;
+  if (!spec) return;
+  const [k, s, n] = spec.split(':');
+  if (k !== kind || s !== stage) return;
+  const count = (crashTestSaves.get(kind) ?? 0) + 1;
+  crashTestSaves.set(kind, count);
+  if (count === Number(n ?? 1)) process.kill(process.pid, 'SIGKILL');
 }
 
 /** The marker a boat-made folder carries (its `kind` says what wrote it), or null for any other folder. */
