@@ -5,3 +5,4 @@ export * from './train';
 export * from './evaluate';
 export * from './plot';
 export * from './util';
+export * from './explain';

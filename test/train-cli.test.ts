@@ -122,3 +122,55 @@ test('predict gives the top-k as JSON and draws the class on the photo', () => {
   const png = fs.readFileSync(path.join(pngDir, `${path.parse(image).name}.prediction.png`));
   assert.equal(png.subarray(1, 4).toString(), 'PNG');
 });
+
+test('explain writes a Grad-CAM PNG per image; an unknown --class is a one-line error', () => {
+  const kayak = path.join(work, 'data', 'test', 'kayak');
+  const image = path.join(kayak, fs.readdirSync(kayak).find((n) => n.endsWith('.jpg'))!);
+  const out = path.join(work, 'explain');
+  const r = runCli(['explain', '--model', path.join(work, 'models', 'fe'), '--out', out, '--class', 'kayak', image]);
+  assert.equal(r.status, 0, r.stderr);
+  assert.match(r.stdout, /predicted \w+ \d+\.\d%; heatmap for kayak → /);
+  const png = fs.readFileSync(path.join(out, `${path.parse(image).name}.gradcam.png`));
+  assert.equal(png.subarray(1, 4).toString(), 'PNG');
+  const bad = runCli(['explain', '--model', path.join(work, 'models', 'fe'), '--class', 'submarine', image]);
+  assert.equal(bad.status, 2);
+  assert.match(bad.stderr, /^boat: error: --class submarine is not one of the model's classes: /);
+});
+
+test('evaluate --tta reports the accuracy change, the most confused pairs and the top losses', () => {
+  const model = path.join(work, 'models', 'fe');
+  const out = path.join(work, 'eval-tta');
+  const r = runCli(['evaluate', '--model', model, '--data', path.join(work, 'data', 'test'), '--out', out, '--tta', '--top-losses', '4']);
+  assert.equal(r.status, 0, r.stderr);
+  assert.match(r.stdout, /test-time augmentation \(6 views: centre, mirror, 4 corners\): accuracy \d\.\d{4} vs \d\.\d{4} \([+-]\d\.\d{4}\)/);
+  assert.match(r.stdout, /most confused|no misclassified images/);
+  assert.match(r.stdout, /top losses \(predicted \/ actual \/ loss \/ probability\)/);
+  const metrics = JSON.parse(fs.readFileSync(path.join(out, 'metrics.json'), 'utf8')) as { accuracy: number; tta: { accuracy: number; views: number; samples: number }; top_losses: unknown[] };
+  assert.equal(metrics.tta.views, 6);
+  assert.equal(metrics.tta.samples, 5);
+  assert.equal(metrics.top_losses.length, 4);
+  assert.equal(fs.readFileSync(path.join(out, 'top_losses.png')).subarray(1, 4).toString(), 'PNG');
+});
+
+test('lr-find sweeps the head\'s learning rate on cached features and suggests one', () => {
+  const out = path.join(work, 'lr-find');
+  const r = runCli(['lr-find', '--data', path.join(work, 'data'), '--cache', cache, '--out', out, '--steps', '60']);
+  assert.equal(r.status, 0, r.stderr);
+  assert.match(r.stdout, /suggested learning rate for the head: \d\.\d{2}e-\d+ \(boat train --mode feature-extractor --lr [\d.e-]+\)/);
+  const rows = parseCsv(fs.readFileSync(path.join(out, 'lr_find.csv'), 'utf8'));
+  assert.deepEqual(rows[0], ['lr', 'loss', 'smoothed']);
+  assert.ok(rows.length > 10);
+  assert.equal(fs.readFileSync(path.join(out, 'lr_find.png')).subarray(1, 4).toString(), 'PNG');
+});
+
+test('train --class-weights balanced weighs the loss by class and records the weights', () => {
+  const out = path.join(work, 'models', 'weighted');
+  const r = runCli(['train', '--mode', 'feature-extractor', '--data', path.join(work, 'data'), '--out', out, '--epochs', '1', '--cache', cache, '--class-weights', 'balanced']);
+  assert.equal(r.status, 0, r.stderr);
+  assert.match(r.stdout, /class weights: \w+ \d\.\d{2}, /);
+  const config = JSON.parse(fs.readFileSync(path.join(out, 'config.json'), 'utf8')) as { classWeights: number[] };
+  assert.equal(config.classWeights.length, 5);
+  const bad = runCli(['train', '--mode', 'feature-extractor', '--data', path.join(work, 'data'), '--out', out, '--class-weights', 'heavy']);
+  assert.equal(bad.status, 2);
+  assert.match(bad.stderr, /--class-weights must be none or balanced/);
+});

@@ -8,6 +8,7 @@ import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 
 import { createBoatModel, fineTuneSupport, nllLoss } from '../model';
+import { BatchSource, TrainBatch, trainModel } from '../train';
 import { now, secondsSince } from '../util';
 
 export interface ModelBenchResult {
@@ -16,9 +17,34 @@ export interface ModelBenchResult {
   /** Train step img/s at batch 8, or null with the reason when the backend cannot train convolutions. */
   trainImgS8: number | null;
   trainSkipped?: string;
+  /** Peak RSS (MB) after the forward passes (what feature extraction needs) and after training steps. */
+  peakRssForwardMb: number;
+  peakRssTrainMb: number | null;
+  /** The tutorial's batch 128 as 16 accumulated micro-batches of 8 through the trainer: seconds and peak RSS. */
+  accumulated128?: { seconds: number; peakRssMb: number };
 }
 
-export async function benchModel(batches: number[], reps: number): Promise<ModelBenchResult> {
+const peakRssMb = (): number => process.resourceUsage().maxRSS / 1024;
+
+/** 16 micro-batches of 8 random images: one accumulated step of the tutorial's batch 128. */
+class RandomImages implements BatchSource {
+  constructor(
+    readonly batchCount: number,
+    readonly batchSize = 8,
+  ) {}
+
+  get size(): number {
+    return this.batchCount * this.batchSize;
+  }
+
+  async *batches(): AsyncGenerator<TrainBatch> {
+    for (let i = 0; i < this.batchCount; i++) {
+      yield { x: tf.randomNormal([this.batchSize, 224, 224, 3], 0, 50), y: tf.tensor1d(Array.from({ length: this.batchSize }, (_, j) => (i + j) % 5), 'int32') };
+    }
+  }
+}
+
+export async function benchModel(batches: number[], reps: number, accumulated128 = false): Promise<ModelBenchResult> {
   const model = await createBoatModel({ classes: ['a', 'b', 'c', 'd', 'e'], mode: 'finetune' });
   const forward: Record<number, number> = {};
   for (const b of batches) {
@@ -33,6 +59,7 @@ export async function benchModel(batches: number[], reps: number): Promise<Model
     forward[b] = (b * reps) / secondsSince(t);
     x.dispose();
   }
+  const peakRssForwardMb = peakRssMb();
   // Head step: batch 32 of cached 2048-d features, SGD with momentum.
   model.mode = 'feature-extractor';
   const f = tf.randomNormal([32, 2048]) as tf.Tensor2D;
@@ -48,6 +75,8 @@ export async function benchModel(batches: number[], reps: number): Promise<Model
 
   let trainImgS8: number | null = null;
   let trainSkipped: string | undefined;
+  let peakRssTrainMb: number | null = null;
+  let accumulated: ModelBenchResult['accumulated128'];
   const support = fineTuneSupport();
   if (support.ok) {
     model.mode = 'finetune';
@@ -61,11 +90,16 @@ export async function benchModel(batches: number[], reps: number): Promise<Model
     trainImgS8 = 8 / secondsSince(t8);
     tf.dispose([x, y8]);
     o.dispose();
+    peakRssTrainMb = peakRssMb();
+    if (accumulated128) {
+      const run = await trainModel(model, { train: new RandomImages(16), val: new RandomImages(1) }, { epochs: 1, accumulate: 16 });
+      accumulated = { seconds: run.history[0].seconds, peakRssMb: peakRssMb() };
+    }
   } else {
     trainSkipped = support.reason;
   }
   model.dispose();
-  return { forward, headStepMs, trainImgS8, trainSkipped };
+  return { forward, headStepMs, trainImgS8, trainSkipped, peakRssForwardMb, peakRssTrainMb, accumulated128: accumulated };
 }
 
 export interface TorchBenchResult {

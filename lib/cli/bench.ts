@@ -7,6 +7,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 
+import { benchFeatureExtractor } from '../bench/experiment';
 import { benchLoader } from '../bench/loader';
 import { benchModel, benchTorch } from '../bench/model';
 import { selectBackend } from '../model';
@@ -36,7 +37,8 @@ export async function benchCommand(argv: string[]): Promise<void> {
   console.log(`Images: ${source}`);
   const loader = await benchLoader(data, quick ? 320 : 1200);
   const threads = backend.threads; // PyTorch gets the same number
-  const model = await benchModel(quick ? [1, 8] : [1, 8, 32], quick ? 2 : 4);
+  const model = await benchModel(quick ? [1, 8] : [1, 8, 32], quick ? 2 : 4, !quick);
+  const fe = await benchFeatureExtractor(data, quick ? 8 : 40, quick ? 1 : 2);
   const torch = benchTorch(threads, 8, quick ? 2 : 4);
   const torchOk = 'forward_img_s' in torch ? torch : null;
   const peakRssMb = process.resourceUsage().maxRSS / 1024;
@@ -52,6 +54,9 @@ export async function benchCommand(argv: string[]): Promise<void> {
     ...Object.entries(model.forward).map(([b, v]): [string, string] => [`ResNet50 forward, batch ${b}`, `${v.toFixed(2)} img/s`]),
     ['ResNet50 train step, batch 8', model.trainImgS8 !== null ? `${model.trainImgS8.toFixed(2)} img/s` : `not measured: ${model.trainSkipped}`],
     ['head step on cached features, batch 32', `${model.headStepMs.toFixed(1)} ms`],
+    ['tutorial batch 128 (16 accumulated micro-batches of 8)', model.accumulated128 ? `${model.accumulated128.seconds.toFixed(1)} s per step, peak RSS ${model.accumulated128.peakRssMb.toFixed(0)} MB (limit 8,192)` : quick ? 'not measured with --quick' : `not measured: ${model.trainSkipped}`],
+    [`feature extractor, ${fe.epochs} epochs, ${fe.images} train+val images: cached`, `${fe.cachedSeconds.toFixed(1)} s (backbone once per image, then the head)`],
+    [`feature extractor, ${fe.epochs} epochs: recomputing`, `${fe.recomputeSeconds.toFixed(1)} s (extrapolated from ${fe.recomputeEpochsMeasured} measured epoch${fe.recomputeEpochsMeasured === 1 ? '' : 's'}) → cached is ${(fe.recomputeSeconds / fe.cachedSeconds).toFixed(1)}× faster (target ≥ 10)`],
     ...(torchOk
       ? ([
           ['PyTorch ' + torchOk.torch_version + ' params (tutorial head)', `${torchOk.params.toLocaleString('en-US')} ${torchOk.params === 24_033_861 ? '(= 24,033,861, like for like)' : '(expected 24,033,861!)'}`],
@@ -59,7 +64,9 @@ export async function benchCommand(argv: string[]): Promise<void> {
           ['PyTorch train step, batch 8', `${torchOk.train_img_s.toFixed(2)} img/s → ours/PyTorch ${model.trainImgS8 !== null ? (model.trainImgS8 / torchOk.train_img_s).toFixed(2) : 'n/a'} (target ≥ 0.33)`],
         ] as Array<[string, string]>)
       : ([['PyTorch', `not run: ${(torch as { missing: string }).missing}`]] as Array<[string, string]>)),
-    ['peak RSS', `${peakRssMb.toFixed(0)} MB`],
+    ['peak RSS after forward passes (feature extraction)', `${model.peakRssForwardMb.toFixed(0)} MB`],
+    ['peak RSS after train steps', model.peakRssTrainMb !== null ? `${model.peakRssTrainMb.toFixed(0)} MB` : 'n/a'],
+    ['peak RSS, whole bench', `${peakRssMb.toFixed(0)} MB`],
   ];
   const width = Math.max(...rows.map(([k]) => k.length));
   for (const [k, v] of rows) console.log(`  ${k.padEnd(width)}  ${v}`);
@@ -82,7 +89,17 @@ export async function benchCommand(argv: string[]): Promise<void> {
       forward_img_s_b32: model.forward[32] ?? null,
       train_img_s_b8: model.trainImgS8,
       head_step_ms: model.headStepMs,
+      accumulated_b128_s: model.accumulated128?.seconds ?? null,
+      fe_images: fe.images,
+      fe_epochs: fe.epochs,
+      fe_cached_s: fe.cachedSeconds,
+      fe_recompute_s: fe.recomputeSeconds,
+      fe_recompute_epochs_measured: fe.recomputeEpochsMeasured,
+      fe_speedup: fe.recomputeSeconds / fe.cachedSeconds,
       peak_rss_mb: peakRssMb,
+      peak_rss_forward_mb: model.peakRssForwardMb,
+      peak_rss_train_mb: model.peakRssTrainMb,
+      peak_rss_train_b128_mb: model.accumulated128?.peakRssMb ?? null,
       ...(torchOk
         ? {
             torch_params: torchOk.params,

@@ -2,6 +2,7 @@ import { errorLine, UserError } from '../util';
 import { benchCommand } from './bench';
 import { dataCommand, DATA_USAGE } from './data-commands';
 import { mainJob } from './main-job';
+import { EXPLAIN_USAGE, explainCommand, lrFindCommand } from './explain-commands';
 import { evaluateCommand, MODEL_USAGE, predictCommand, trainCommand } from './model-commands';
 import { notebooksCommand } from './notebooks';
 
@@ -9,6 +10,7 @@ const USAGE = `boat: boat types recognition with ResNet50 (TypeScript port of th
 
 ${DATA_USAGE}
 ${MODEL_USAGE}
+${EXPLAIN_USAGE}
   boat main [--data DIR] [--out runs/main]   the whole tutorial, headless (demo data when no real data)
             [--epochs 24] [--finetune-epochs 2] [--unfreeze 1|…|5|all] [--seed 38] [--demo-per-class 40]
   boat bench [--quick] [--json FILE] [--data DIR]   speed measurements (npm run bench)
@@ -23,6 +25,8 @@ const COMMANDS: Record<string, (argv: string[]) => Promise<void>> = {
   train: trainCommand,
   evaluate: evaluateCommand,
   predict: predictCommand,
+  explain: explainCommand,
+  'lr-find': lrFindCommand,
   bench: benchCommand,
   notebooks: notebooksCommand,
 };

@@ -1,7 +1,8 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 
-import { annotatePrediction, evaluateModel, formatMetrics, predictImage } from '../evaluate';
+import { annotatePrediction, evaluateModel, EvaluationResult, formatMetrics, metricsOf, predictImage } from '../evaluate';
+import { formatConfused, mostConfused, topLosses, topLossesLines, topLossesPng } from '../explain';
 import { loadBoatModel, selectBackend, TRAINING_MODES, TrainingMode } from '../model';
 import { confusionMatrixPng } from '../plot/confusion';
 import { runExperiment } from '../train';
@@ -11,9 +12,9 @@ import { printSkipped } from './data-commands';
 
 export const MODEL_USAGE = `  boat train --mode finetune|feature-extractor --data data --out models/NAME [--epochs 24] [--resume]
              [--seed 0] [--batch-size 32] [--accumulate K] [--lr 0.001] [--optimizer sgd|adam]
-             [--views K] [--input-size 224] [--cache .cache/features] [--unfreeze N]
+             [--views K] [--input-size 224] [--cache .cache/features] [--unfreeze N] [--class-weights balanced]
              (--unfreeze N: fine-tune only the last N of ResNet50's 5 stages)
-  boat evaluate --model models/NAME --data data/test [--out DIR]
+  boat evaluate --model models/NAME --data data/test [--out DIR] [--tta] [--top-losses 9]
   boat predict --model models/NAME IMAGE... [--top 3] [--json] [--png DIR]`;
 
 function floatFlag(flags: Record<string, string | boolean | undefined>, name: string): number | undefined {
@@ -41,12 +42,14 @@ export async function trainCommand(argv: string[]): Promise<void> {
     mode: { type: 'string' }, data: { type: 'string', default: 'data' }, out: { type: 'string' }, epochs: { type: 'string' },
     resume: { type: 'boolean', default: false }, seed: { type: 'string' }, 'batch-size': { type: 'string' }, accumulate: { type: 'string' },
     lr: { type: 'string' }, optimizer: { type: 'string' }, views: { type: 'string' }, 'input-size': { type: 'string' }, cache: { type: 'string' },
-    unfreeze: { type: 'string' },
+    unfreeze: { type: 'string' }, 'class-weights': { type: 'string' },
   });
   const mode = requiredString(flags, 'mode') as TrainingMode;
   if (!TRAINING_MODES.includes(mode)) throw new UserError(`--mode must be finetune or feature-extractor, got "${mode}"`);
   const unfreezeStages = unfreezeStagesFlag(flags);
   if (unfreezeStages !== undefined && mode !== 'finetune') throw new UserError('--unfreeze applies to --mode finetune only');
+  const classWeights = stringFlag(flags, 'class-weights') ?? 'none';
+  if (classWeights !== 'none' && classWeights !== 'balanced') throw new UserError(`--class-weights must be none or balanced, got "${classWeights}"`);
   const optimizer = stringFlag(flags, 'optimizer') ?? 'sgd';
   if (optimizer !== 'sgd' && optimizer !== 'adam') throw new UserError(`--optimizer must be sgd or adam, got "${optimizer}"`);
   let interrupted = false;
@@ -71,6 +74,7 @@ export async function trainCommand(argv: string[]): Promise<void> {
       views: intFlag(flags, 'views'),
       inputSize: intFlag(flags, 'input-size'),
       unfreezeStages,
+      balanceClasses: classWeights === 'balanced',
       cacheDir: stringFlag(flags, 'cache'),
       shouldStop: () => interrupted,
       onCheckpoint: (epoch) => {
@@ -90,21 +94,40 @@ export async function trainCommand(argv: string[]): Promise<void> {
 }
 
 export async function evaluateCommand(argv: string[]): Promise<void> {
-  const { flags } = parseFlags(argv, { model: { type: 'string' }, data: { type: 'string', default: 'data/test' }, out: { type: 'string' } });
+  const { flags } = parseFlags(argv, { model: { type: 'string' }, data: { type: 'string', default: 'data/test' }, out: { type: 'string' }, tta: { type: 'boolean', default: false }, 'top-losses': { type: 'string' } });
   const modelDir = requiredString(flags, 'model');
+  const data = requiredString(flags, 'data');
   const out = stringFlag(flags, 'out') ?? path.join(modelDir, 'evaluation');
+  const topN = intFlag(flags, 'top-losses') ?? 9;
   requireWritableDirectory(out);
   console.log((await selectBackend()).line);
   const model = await loadBoatModel(modelDir);
-  const result = await evaluateModel(model, requiredString(flags, 'data'));
+  const result = await evaluateModel(model, data);
   console.log(formatMetrics(result));
   printSkipped(result.skipped);
-  const { files, actual, predicted, skipped, ...metrics } = result;
-  writeJsonAtomic(path.join(out, 'metrics.json'), { data: path.resolve(requiredString(flags, 'data')), ...metrics, skipped });
-  writeFileAtomic(path.join(out, 'predictions.csv'), ['file,actual,predicted', ...files.map((f, i) => `"${f.replace(/"/g, '""')}",${model.classes[actual[i]]},${model.classes[predicted[i]]}`)].join('\n') + '\n');
-  writeFileAtomic(path.join(out, 'confusion_matrix.png'), await confusionMatrixPng(metrics));
-  writeFileAtomic(path.join(out, 'confusion_matrix_normalized.png'), await confusionMatrixPng(metrics, { normalize: true }));
-  console.log(`Wrote ${path.join(out, 'metrics.json')}, predictions.csv, confusion_matrix.png and confusion_matrix_normalized.png`);
+  let tta: EvaluationResult | undefined;
+  if (flags.tta === true) {
+    tta = await evaluateModel(model, data, { tta: true });
+    const change = tta.accuracy - result.accuracy;
+    console.log(`test-time augmentation (${tta.views} views: centre, mirror, 4 corners): accuracy ${tta.accuracy.toFixed(4)} vs ${result.accuracy.toFixed(4)} (${change >= 0 ? '+' : ''}${change.toFixed(4)})`);
+  }
+  const confused = mostConfused(result);
+  console.log(formatConfused(confused));
+  const losses = topLosses(result, model.classes, topN);
+  console.log(topLossesLines(losses));
+  writeJsonAtomic(path.join(out, 'metrics.json'), {
+    data: path.resolve(data),
+    ...metricsOf(result),
+    ...(tta ? { tta: metricsOf(tta) } : {}),
+    most_confused: confused,
+    top_losses: losses,
+    skipped: result.skipped,
+  });
+  writeFileAtomic(path.join(out, 'predictions.csv'), ['file,actual,predicted,probability', ...result.files.map((f, i) => `"${f.replace(/"/g, '""')}",${model.classes[result.actual[i]]},${model.classes[result.predicted[i]]},${result.probabilities[i][result.predicted[i]].toFixed(6)}`)].join('\n') + '\n');
+  writeFileAtomic(path.join(out, 'confusion_matrix.png'), await confusionMatrixPng(result));
+  writeFileAtomic(path.join(out, 'confusion_matrix_normalized.png'), await confusionMatrixPng(result, { normalize: true }));
+  if (losses.length > 0) writeFileAtomic(path.join(out, 'top_losses.png'), await topLossesPng(losses));
+  console.log(`Wrote ${path.join(out, 'metrics.json')}, predictions.csv, confusion_matrix.png, confusion_matrix_normalized.png${losses.length > 0 ? ' and top_losses.png' : ''}`);
   model.dispose();
 }
 

@@ -428,6 +428,14 @@ export function evalTransforms(preprocessing: Preprocessing = 'caffe'): Compose 
   return new Compose([new Resize(256), new CenterCrop(224), ...finalSteps(preprocessing)]);
 }
 
+/**
+ * Test-time augmentation input: Resize(256) and the model's preprocessing, uncropped, so that the
+ * evaluator can cut the centre and corner crops itself (ttaViews).
+ */
+export function ttaTransforms(preprocessing: Preprocessing = 'caffe'): Compose {
+  return new Compose([new Resize(256), ...finalSteps(preprocessing)]);
+}
+
 /** Rebuilds a built-in transform from its spec (used by decode workers). */
 export function transformFromSpec(spec: TransformSpec): Transform {
   const a = spec.args as never[];

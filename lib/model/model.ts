@@ -78,9 +78,24 @@ export function buildHead(classes: number, options: HeadOptions = {}): tf.Layers
   return tf.model({ inputs: input, outputs: out, name: 'head' });
 }
 
-/** Mean negative log-likelihood of integer labels under log-probabilities. */
-export function nllLoss(logProbs: tf.Tensor2D, labels: tf.Tensor1D): tf.Scalar {
-  return tf.tidy(() => tf.neg(tf.mean(tf.sum(tf.mul(logProbs, tf.oneHot(labels, logProbs.shape[1]).toFloat()), 1))) as tf.Scalar);
+/**
+ * Mean negative log-likelihood of integer labels under log-probabilities. With class weights it is
+ * PyTorch's NLLLoss(weight=…): each sample's loss times its class weight, divided by the sum of those weights.
+ */
+export function nllLoss(logProbs: tf.Tensor2D, labels: tf.Tensor1D, classWeights?: readonly number[]): tf.Scalar {
+  return tf.tidy(() => {
+    const perSample = tf.neg(tf.sum(tf.mul(logProbs, tf.oneHot(labels, logProbs.shape[1]).toFloat()), 1));
+    if (!classWeights) return tf.mean(perSample) as tf.Scalar;
+    const w = tf.gather(tf.tensor1d(classWeights as number[]), labels);
+    return tf.div(tf.sum(tf.mul(perSample, w)), tf.sum(w)) as tf.Scalar;
+  });
+}
+
+/** "Balanced" class weights (scikit-learn's): n / (classes × count), so that every class weighs the same in total. */
+export function balancedClassWeights(labels: ArrayLike<number>, classes: number): number[] {
+  const counts = new Array<number>(classes).fill(0);
+  for (let i = 0; i < labels.length; i++) counts[labels[i]]++;
+  return counts.map((c) => (c === 0 ? 0 : labels.length / (classes * c)));
 }
 
 export interface ParamCounts {

@@ -9,6 +9,7 @@ import * as vegaLite from 'vega-lite';
 import type { TopLevelSpec } from 'vega-lite';
 
 import type { ClassCount, IndexRow } from '../data/explore';
+import type { LrFinderResult } from '../train/lr-finder';
 import type { HistoryRow } from '../train/train';
 
 /** Vega-Lite spec → SVG string. */
@@ -80,5 +81,39 @@ export function historySpec(history: readonly HistoryRow[], metric: 'loss' | 'ac
       y: { field: 'value', type: 'quantitative', title: metric === 'loss' ? 'NLL loss' : 'accuracy', scale: { zero: false } },
       color: { field: 'phase', type: 'nominal', title: null },
     },
+  };
+}
+
+/** The learning-rate finder's curve: smoothed loss against a log-scaled learning rate, with the suggestion marked. */
+export function lrFinderSpec(result: Pick<LrFinderResult, 'points' | 'suggestedLr'>, title = 'Learning-rate finder'): TopLevelSpec {
+  const finite = result.points.filter((p) => Number.isFinite(p.smoothed));
+  const floor = Math.min(...finite.map((p) => p.smoothed));
+  // Past divergence the loss explodes; clip the axis so that the descent stays readable.
+  const ceiling = Math.max(finite[0]?.smoothed ?? 1, floor) * 1.5;
+  return {
+    ...FONT,
+    title,
+    width: 360,
+    height: 220,
+    layer: [
+      {
+        data: { values: finite.map((p) => ({ lr: p.lr, loss: Math.min(p.smoothed, ceiling) })) },
+        mark: 'line',
+        encoding: {
+          x: { field: 'lr', type: 'quantitative', scale: { type: 'log' }, title: 'learning rate (log scale)' },
+          y: { field: 'loss', type: 'quantitative', title: 'smoothed loss', scale: { zero: false, domain: [floor * 0.95, ceiling] } },
+        },
+      },
+      {
+        data: { values: [{ lr: result.suggestedLr, label: `suggested ${result.suggestedLr.toExponential(1)}` }] },
+        mark: { type: 'rule', color: '#d62728', strokeDash: [4, 3] },
+        encoding: { x: { field: 'lr', type: 'quantitative' } },
+      },
+      {
+        data: { values: [{ lr: result.suggestedLr, label: `suggested ${result.suggestedLr.toExponential(1)}` }] },
+        mark: { type: 'text', align: 'left', dx: 4, dy: -90, color: '#d62728' },
+        encoding: { x: { field: 'lr', type: 'quantitative' }, text: { field: 'label' } },
+      },
+    ],
   };
 }

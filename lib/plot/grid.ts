@@ -4,7 +4,8 @@ import sharp from 'sharp';
 import { escapeXml } from '../util/errors';
 
 export interface GridItem {
-  file: string;
+  /** A photo's path, or encoded image bytes (a rendered heatmap, say). */
+  file: string | Buffer;
   caption: string;
 }
 

@@ -8,10 +8,10 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 
 import type { Skipped } from '../data/scan';
-import { evaluateModel } from '../evaluate/evaluate';
+import { evaluateModel, metricsOf } from '../evaluate/evaluate';
 import { formatMetrics, Metrics } from '../evaluate/metrics';
 import { DataLoader, evalTransforms, ImageFolder, trainTransforms } from '../images';
-import { BoatModel, checkClassesMatch, createBoatModel, saveBoatModel, selectBackend, TrainingMode } from '../model';
+import { balancedClassWeights, BoatModel, checkClassesMatch, createBoatModel, saveBoatModel, selectBackend, TrainingMode } from '../model';
 import { recoverInterruptedSave, requireDirectory, requireWritableDirectory, toCsv, UserError } from '../util';
 import { extractFeatures, FeatureSet } from './features';
 import { terminalProgress, ProgressSink } from './progress';
@@ -36,6 +36,8 @@ export interface ExperimentOptions extends Omit<TrainOptions, 'checkpointDir' | 
   inputSize?: number;
   /** Fine-tune: train only the last N of ResNet50's 5 stages (default: the whole network). */
   unfreezeStages?: number;
+  /** Weight the training loss by balanced class weights (for unbalanced data such as all 9 Kaggle classes). */
+  balanceClasses?: boolean;
   progress?: ProgressSink;
   log?: (line: string) => void;
 }
@@ -69,7 +71,8 @@ export async function runExperiment(options: ExperimentOptions): Promise<Experim
 
   const backend = await selectBackend();
   log(backend.line);
-  const classes = new ImageFolder(trainDir, evalTransforms()).classes;
+  const trainFolder = new ImageFolder(trainDir, evalTransforms());
+  const classes = trainFolder.classes;
   checkClassesMatch(classes, new ImageFolder(valDir, evalTransforms()).classes, valDir);
   const model = await createBoatModel({ classes, mode: options.mode, inputSize: options.inputSize, seed: options.seed });
   if (options.mode === 'finetune' && options.unfreezeStages !== undefined) model.unfrozenStages = options.unfreezeStages;
@@ -122,9 +125,12 @@ export async function runExperiment(options: ExperimentOptions): Promise<Experim
     val = new LoaderSource(new DataLoader(valSet, { batchSize: micro, seed }));
   }
 
+  const classWeights = options.balanceClasses ? balancedClassWeights(trainFolder.samples.map((s) => s.label), classes.length) : options.classWeights;
+  if (classWeights) log(`class weights: ${classes.map((c, i) => `${c} ${classWeights[i].toFixed(2)}`).join(', ')}`);
   const result = await trainModel(model, { train, val }, {
     ...options,
     accumulate,
+    classWeights,
     checkpointDir,
     onBatch: (info) => progress.batch(info),
     onPhase: (row) => progress.phase(row),
@@ -136,8 +142,7 @@ export async function runExperiment(options: ExperimentOptions): Promise<Experim
   if (!result.stopped && fs.existsSync(testDir)) {
     const evaluation = await evaluateModel(model, testDir);
     skippedLists.push(evaluation.skipped);
-    const { files: _files, actual: _a, predicted: _p, skipped: _s, ...metrics } = evaluation;
-    test = metrics;
+    test = metricsOf(evaluation);
     log(`Test: ${formatMetrics(test).split('\n')[0]}`);
   }
   const skipped = uniqueSkips(skippedLists.flat());
@@ -157,7 +162,7 @@ export async function runExperiment(options: ExperimentOptions): Promise<Experim
   };
   if (!result.stopped) {
     const metrics = { best_val_acc: result.bestValAcc, best_epoch: result.bestEpoch, test_acc: test?.accuracy ?? null, test, timing, backend: backend.line, skipped };
-    const config = { ...options, accumulate, progress: undefined, log: undefined, classes, backend: backend.name, checkpointDir, weights: model.info };
+    const config = { ...options, accumulate, classWeights, progress: undefined, log: undefined, classes, backend: backend.name, checkpointDir, weights: model.info };
     await saveBoatModel(model, options.out, metrics, '', {
       'history.csv': toCsv(['epoch', 'phase', 'loss', 'acc', 'lr', 'seconds', 'images_per_second'], result.history.map((r) => [r.epoch, r.phase, r.loss, r.acc, r.lr, r.seconds, r.imagesPerSecond])),
       'metrics.json': JSON.stringify(metrics, null, 2) + '\n',

@@ -3,3 +3,4 @@ export * from './features';
 export * from './progress';
 export * from './sources';
 export * from './train';
+export * from './lr-finder';

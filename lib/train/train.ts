@@ -50,6 +50,8 @@ export interface TrainOptions {
   gamma?: number;
   /** Batches from the source are micro-batches; gradients of this many are summed into one step. */
   accumulate?: number;
+  /** Per-class weights of the training loss (e.g. balancedClassWeights); val loss stays the plain NLL. */
+  classWeights?: number[];
   seed?: number;
   /** Folder for the per-epoch checkpoint; none when undefined. */
   checkpointDir?: string;
@@ -143,7 +145,7 @@ export async function trainModel(model: BoatModel, data: { train: BatchSource; v
             const logProbs = forwardAny(model, x, true);
             countCorrect(logProbs, y, (c) => (correct += c));
             // Weighted by batch size so that accumulated micro-batches average like one big batch.
-            return tf.mul(nllLoss(logProbs, y), n) as tf.Scalar;
+            return tf.mul(nllLoss(logProbs, y, o.classWeights), n) as tf.Scalar;
           }, variables);
           lossSum += (await value.data())[0];
           value.dispose();
@@ -219,8 +221,8 @@ function applyPending(optimizer: tf.Optimizer, pending: { grads: tf.NamedTensorM
 }
 
 function publicOptions(o: typeof DEFAULTS & TrainOptions): Record<string, unknown> {
-  const { epochs, optimizer, lr, momentum, stepSize, gamma, accumulate: acc, seed } = o;
-  return { epochs, optimizer, lr, momentum, stepSize, gamma, accumulate: acc, seed };
+  const { epochs, optimizer, lr, momentum, stepSize, gamma, accumulate: acc, seed, classWeights } = o;
+  return { epochs, optimizer, lr, momentum, stepSize, gamma, accumulate: acc, seed, classWeights };
 }
 
 async function saveCheckpoint(dir: string, model: BoatModel, optimizer: tf.Optimizer, best: tf.Tensor[], state: Omit<CheckpointState, 'files'>): Promise<void> {

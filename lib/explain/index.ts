@@ -1,0 +1,2 @@
+export * from './gradcam';
+export * from './top-losses';
