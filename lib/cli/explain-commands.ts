@@ -53,6 +53,7 @@ export async function lrFindCommand(argv: string[]): Promise<void> {
   writeFileAtomic(path.join(out, 'lr_find.csv'), toCsv(['lr', 'loss', 'smoothed'], result.points.map((p) => [p.lr, p.loss, p.smoothed])));
   writeFileAtomic(path.join(out, 'lr_find.png'), await vegaLiteToPng(lrFinderSpec(result)));
   console.log(`${result.points.length} steps${result.diverged ? ' (stopped: the loss diverged)' : ''}; lowest smoothed loss at lr ${result.minLossLr.toExponential(2)}`);
+  if (!result.diverged) console.log('note: the loss never diverged, so the sweep may have stopped short of the useful range; more training images (or --steps) make the suggestion more reliable');
   console.log(`suggested learning rate for the head: ${result.suggestedLr.toExponential(2)} (boat train --mode feature-extractor --lr ${Number(result.suggestedLr.toPrecision(2))})`);
   console.log(`Wrote ${path.join(out, 'lr_find.png')} and lr_find.csv`);
   model.dispose();
