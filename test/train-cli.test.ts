@@ -48,6 +48,10 @@ test('train writes the model, history.csv, metrics.json and config.json', () => 
   assert.equal(again.status, 0, again.stderr);
   assert.match(again.stdout, /features train: 20 images, 0 computed .* 20 from the cache/);
   assert.deepEqual(historyWithoutTimes(path.join(work, 'models', 'fe2')), historyWithoutTimes(out));
+  // Eval-transform features do not depend on the seed, so another seed reuses them too.
+  const otherSeed = runCli([...TRAIN.map((a) => (a === '7' ? '8' : a)), '--out', path.join(work, 'models', 'fe3')]);
+  assert.equal(otherSeed.status, 0, otherSeed.stderr);
+  assert.match(otherSeed.stdout, /features train: 20 images, 0 computed .* 20 from the cache/);
 });
 
 test('SIGKILL after epoch 2, then --resume: the same final weights and history as an uninterrupted run', () => {

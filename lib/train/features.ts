@@ -44,10 +44,12 @@ export async function extractFeatures(model: BoatModel, root: string, options: E
   const seed = options.seed ?? 0;
   const transformKey = JSON.stringify(specOf(options.transform) ?? options.transform.name);
   const dim = model.backbone.outputs[0].shape[1] as number;
+  // The seed (and view) only matter when the transform draws random numbers; eval features are shared by every seed.
+  const random = /Random|ColorJitter/.test(transformKey);
   const keys = await Promise.all(
     dataset.samples.map(async (s) => {
       const content = await sha256File(s.file);
-      return crypto.createHash('sha256').update([content, transformKey, view, seed, model.info.weightsChecksum, model.info.inputSize, model.backboneChanged ? 'changed' : 'pretrained'].join('|')).digest('hex');
+      return crypto.createHash('sha256').update([content, transformKey, random ? view : 0, random ? seed : 'any-seed', model.info.weightsChecksum, model.info.inputSize, model.backboneChanged ? 'changed' : 'pretrained'].join('|')).digest('hex');
     }),
   );
   const cacheFile = (key: string): string => path.join(options.cacheDir, key.slice(0, 2), `${key}.f32`);
