@@ -28,6 +28,7 @@ test('the main job makes the demo set when there is no data, and writes its outp
   assert.match(r.stdout, /Training resnet50_conv \(feature-extractor, 3 epochs\)/);
   assert.match(r.stdout, /\[7\/8\] Predictions \(resnet50_conv\): cruise_ship → /);
   assert.match(r.stdout, /05-inference\.ipynb: ok/);
+  assert.match(r.stdout, /06-going-further\.ipynb: ok/);
   assert.ok(fs.existsSync(path.join(out, 'notebooks', '04-feature-extractor.html')));
   const summary = JSON.parse(fs.readFileSync(path.join(out, 'summary.json'), 'utf8'));
   assert.equal(typeof summary.resnet50_conv.test_acc, 'number');
