@@ -50,6 +50,21 @@ test('StepLR follows the tutorial schedule', () => {
   assert.deepEqual([0, 6, 7, 13, 14, 23].map((e) => +stepLr(0.001, e, 7, 0.1).toExponential(3)), [0.001, 0.001, 0.0001, 0.0001, 0.00001, 0.000001]);
 });
 
+test('StepLR really changes the SGD step: with gamma 0 the weights freeze after the first step size', async () => {
+  for (const optimizer of ['sgd', 'adam'] as const) {
+    const model = tinyModel('feature-extractor', 0);
+    const set = featureSet(24);
+    const before = tf.memory().numTensors;
+    const result = await trainModel(model, { train: new FeatureSource([set], 8, true, 1), val: new FeatureSource([set], 8, false, 1) }, { epochs: 3, lr: 0.05, stepSize: 1, gamma: 0, optimizer });
+    const valLoss = result.history.filter((r) => r.phase === 'val').map((r) => r.loss);
+    assert.deepEqual(result.history.filter((r) => r.phase === 'val').map((r) => r.lr), [0.05, 0, 0]);
+    assert.equal(valLoss[1], valLoss[0], `${optimizer}: lr 0 in epoch 2 must leave the weights alone (val loss ${valLoss})`);
+    assert.equal(valLoss[2], valLoss[0], optimizer);
+    assert.equal(tf.memory().numTensors, before, `${optimizer}: the optimizer is disposed completely`);
+    model.dispose();
+  }
+});
+
 test('fine-tuning learns, records history rows, restores the best epoch and leaks no tensors', async () => {
   const model = tinyModel('finetune');
   const counts: number[] = [];

@@ -99,9 +99,13 @@ export async function trainModel(model: BoatModel, data: { train: BatchSource; v
   const given = Object.fromEntries(Object.entries(options).filter(([, v]) => v !== undefined)) as TrainOptions;
   const o = { ...DEFAULTS, ...given };
   const variables = model.trainableVariables();
-  const optimizer = o.optimizer === 'adam' ? tf.train.adam(o.lr) : tf.train.momentum(o.lr, o.momentum);
+  const sgd = o.optimizer === 'adam' ? null : tf.train.momentum(o.lr, o.momentum);
+  const optimizer = sgd ?? tf.train.adam(o.lr);
+  // SGD steps with a cached scalar that only setLearningRate replaces; writing the learningRate field
+  // alone (which Adam reads) would leave SGD at its first rate, with no StepLR decay.
   const setLr = (lr: number): void => {
-    (optimizer as unknown as { learningRate: number }).learningRate = lr;
+    if (sgd) sgd.setLearningRate(lr);
+    else (optimizer as unknown as { learningRate: number }).learningRate = lr;
   };
   const weightsToKeep = (): tf.LayerVariable[] => [...(model.mode === 'finetune' ? model.backbone.weights : []), ...model.head.weights];
 
@@ -186,7 +190,7 @@ export async function trainModel(model: BoatModel, data: { train: BatchSource; v
     weightsToKeep().forEach((w, i) => w.write(best[i]));
   }
   tf.dispose(best);
-  optimizer.dispose();
+  disposeOptimizer(optimizer);
   return { history, bestValAcc, bestEpoch, seconds: elapsed(), stopped };
 }
 
@@ -218,6 +222,16 @@ function applyPending(optimizer: tf.Optimizer, pending: { grads: tf.NamedTensorM
   optimizer.applyGradients(mean);
   tf.dispose(Object.values(mean));
   return null;
+}
+
+/** tfjs' MomentumOptimizer.dispose forgets the learning-rate scalar (`c`) that SGDOptimizer keeps. */
+export function disposeOptimizer(optimizer: tf.Optimizer): void {
+  optimizer.dispose();
+  // (instanceof is no test here: tfjs optimizers answer it by duck typing.)
+  if (optimizer.getClassName() === 'Momentum') {
+    const rate = (optimizer as unknown as { c?: tf.Tensor }).c;
+    if (rate && !rate.isDisposed) rate.dispose();
+  }
 }
 
 function publicOptions(o: typeof DEFAULTS & TrainOptions): Record<string, unknown> {
