@@ -179,30 +179,45 @@ test('a damaged checkpoint file is a clear error naming it', () => {
   assert.match(r.stderr, /^boat: error: checkpoint file damaged \(SHA-256 mismatch\): .*weights\.bin\n$/);
 });
 
-test('a read-only output folder is a clear error before any work starts', () => {
+/**
+ * Makes `dir` unwritable for this process: chmod for an ordinary user; for root, who may write anywhere,
+ * the immutable attribute (chattr +i). Returns how to undo it, or why it cannot be done here.
+ */
+function makeReadOnly(dir: string): { undo: () => void } | { reason: string } {
+  if (process.getuid?.() !== 0) {
+    fs.chmodSync(dir, 0o555);
+    return { undo: () => fs.chmodSync(dir, 0o755) };
+  }
+  const r = spawnSync('chattr', ['+i', dir], { encoding: 'utf8' });
+  if (r.status !== 0) return { reason: `running as root and chattr +i is not possible here (${(r.stderr || String(r.error)).trim()})` };
+  return { undo: () => spawnSync('chattr', ['-i', dir]) };
+}
+
+test('a read-only output folder is a clear error before any work starts', (t) => {
   const ro = path.join(work, 'read-only');
   fs.mkdirSync(ro);
-  fs.chmodSync(ro, 0o555);
-  // root may write anywhere, so the commands run as an ordinary user when the tests run as root.
-  const asUser = process.getuid?.() === 0 ? { uid: 65534, gid: 65534 } : {};
-  fs.chmodSync(work, 0o755);
-  const model = path.join(work, 'models', 'fe');
-  const run = (args: string[]): { status: number; stdout: string; stderr: string } => {
-    const r = spawnSync(process.execPath, [path.join(REPO_ROOT, 'bin', 'boat.js'), ...args], { encoding: 'utf8', ...asUser, env: { ...process.env, BOAT_DEBUG: '' } });
-    return { status: r.status ?? -1, stdout: r.stdout, stderr: r.stderr };
-  };
-  for (const args of [
-    ['train', '--mode', 'feature-extractor', '--data', split, '--out', path.join(ro, 'model'), '--cache', cache],
-    ['data', 'split', '--data', corpus.root, '--out', path.join(ro, 'split')],
-    ['evaluate', '--model', model, '--data', path.join(split, 'test'), '--out', path.join(ro, 'eval')],
-    ['predict', '--model', model, '--png', path.join(ro, 'png'), path.join(corpus.root, 'kayak', 'kayak 0.jpg')],
-  ]) {
-    const r = run(args);
-    assert.equal(r.status, 2, `${args[0]}: ${r.stdout}\n${r.stderr}`);
-    assert.match(r.stderr, /^boat: error: output folder is not writable: [^\n]*\n$/);
-    assert.doesNotMatch(r.stdout, /Using|features|Split into/, 'no work before the error');
+  const lock = makeReadOnly(ro);
+  if ('reason' in lock) {
+    t.skip(lock.reason);
+    return;
   }
-  assert.deepEqual(fs.readdirSync(ro), []);
+  const model = path.join(work, 'models', 'fe');
+  try {
+    for (const args of [
+      ['train', '--mode', 'feature-extractor', '--data', split, '--out', path.join(ro, 'model'), '--cache', cache],
+      ['data', 'split', '--data', corpus.root, '--out', path.join(ro, 'split')],
+      ['evaluate', '--model', model, '--data', path.join(split, 'test'), '--out', path.join(ro, 'eval')],
+      ['predict', '--model', model, '--png', path.join(ro, 'png'), path.join(corpus.root, 'kayak', 'kayak 0.jpg')],
+    ]) {
+      const r = runCli(args);
+      assert.equal(r.status, 2, `${args[0]}: ${r.stdout}\n${r.stderr}`);
+      assert.match(r.stderr, /^boat: error: output folder is not writable: [^\n]*\n$/);
+      assert.doesNotMatch(r.stdout, /Using|features|Split into/, 'no work before the error');
+    }
+    assert.deepEqual(fs.readdirSync(ro), []);
+  } finally {
+    lock.undo();
+  }
 });
 
 test('no user file was created, deleted or modified by any of the above', () => {
