@@ -39,8 +39,8 @@ export async function findLearningRate(model: BoatModel, source: BatchSource, op
   const { startLr = 1e-7, endLr = 10, steps = 100, momentum = 0.9, beta = 0.98, divergeFactor = 4 } = options;
   const variables = model.trainableVariables();
   const saved = variables.map((v) => v.clone());
-  // SGD with momentum written out (PyTorch's form: v = m·v + g; w -= lr·v): tfjs' optimizer leaks a
-  // tensor per setLearningRate on MomentumOptimizer, and the rate changes every step here.
+  // SGD with momentum written out (PyTorch's form: v = m·v + g; w -= lr·v), the same update as
+  // tf.train.momentum, whose dispose leaks its rate scalar (see disposeOptimizer in train.ts).
   let velocity: tf.Tensor[] = variables.map((v) => tf.zerosLike(v));
   const points: LrPoint[] = [];
   let average = 0;
