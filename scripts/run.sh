@@ -3,12 +3,15 @@
 #   bash scripts/run.sh main    install what is needed, then run the whole tutorial headless
 #   bash scripts/run.sh test    install what is needed, then run the test suite
 #   bash scripts/run.sh setup   only install
-# Installs Debian's Jupyter (classic Notebook + nbconvert) and the npm packages from the lock file.
+# Installs Debian's Jupyter (classic Notebook + nbconvert), Chromium (chart screenshots), g++ and
+# oneDNN (native kernels), and the npm packages from the lock file.
 # Nothing is downloaded from anywhere but Debian's archive and the npm registry.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-APT_PACKAGES=(jupyter-notebook jupyter-nbconvert jupyter-client jupyter-nbformat chromium)
+# g++ and libdnnl-dev (oneDNN) build the native kernels (scripts/build-native.js); without them wasm
+# computes everything, slower.
+APT_PACKAGES=(jupyter-notebook jupyter-nbconvert jupyter-client jupyter-nbformat chromium g++ libdnnl-dev)
 
 say() { printf '[setup] %s\n' "$*"; }
 
@@ -52,6 +55,7 @@ install_npm_packages() {
     echo "$want" > "$stamp"
   else
     npm run --silent build
+    node scripts/build-native.js
   fi
 }
 

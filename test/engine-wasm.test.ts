@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { before, test } from 'node:test';
 import * as tf from '@tensorflow/tfjs';
 
-import { batchNormTraining, createBoatModel, nllLoss, resnetStage, selectBackend, wasmThreadsWanted } from '../lib';
+import { batchNormTraining, createBoatModel, nllLoss, resnetStage, nativeKernelsInUse, selectBackend, setNativeKernels, wasmThreadsWanted } from '../lib';
 
 type Pad = 'same' | 'valid' | [[number, number], [number, number], [number, number], [number, number]];
 
@@ -15,6 +15,18 @@ before(async () => {
   const backend = await selectBackend();
   assert.equal(backend.name, 'wasm');
 });
+
+/** Runs `check` with the wasm-only kernels, then with the native ones when the addon is built. */
+async function withEachKernelSet(check: (label: string) => void | Promise<void>): Promise<void> {
+  const wasNative = setNativeKernels(false);
+  try {
+    await check('wasm kernels');
+    setNativeKernels(true);
+    if (nativeKernelsInUse()) await check('native kernels');
+  } finally {
+    setNativeKernels(wasNative);
+  }
+}
 
 function randomArray(shape: number[], seed: number): number[] {
   let s = seed * 9973 + 7;
@@ -42,8 +54,17 @@ function maxRelativeError(a: Float32Array, b: Float32Array): number {
   return err / scale;
 }
 
-test('wasm has Conv2DBackpropFilter and Conv2DBackpropInput, and they match the cpu backend', async () => {
+test('wasm has Conv2DBackpropFilter and Conv2DBackpropInput, and they match the cpu backend (without the native kernels)', async () => {
   assert.ok(tf.getKernel('Conv2DBackpropFilter', 'wasm'));
+  const wasNative = setNativeKernels(false); // this file tests conv-gradients.ts; native-kernels.test.ts the addon
+  try {
+    await compareConvGradients();
+  } finally {
+    setNativeKernels(wasNative);
+  }
+});
+
+async function compareConvGradients(): Promise<void> {
   const cases: Array<{ k: number; s: number; pad: Pad; h: number; ci: number }> = [];
   for (const k of [1, 3, 7]) {
     for (const s of [1, 2]) {
@@ -68,9 +89,9 @@ test('wasm has Conv2DBackpropFilter and Conv2DBackpropInput, and they match the 
   }
   await tf.setBackend('wasm');
   assert.ok(worst > 0, 'the two backends computed independently');
-});
+}
 
-test('gradients of a small conv + BatchNorm + tanh net agree with finite differences on wasm', async () => {
+test('gradients of a small conv + BatchNorm + tanh net agree with finite differences on wasm', () => withEachKernelSet(async (label) => {
   await tf.setBackend('wasm');
   const x = tf.tensor4d(randomArray([2, 6, 6, 3], 1), [2, 6, 6, 3]);
   const w1 = tf.variable(tf.tensor4d(randomArray([3, 3, 3, 4], 2), [3, 3, 3, 4]));
@@ -98,13 +119,13 @@ test('gradients of a small conv + BatchNorm + tanh net agree with finite differe
       };
       const numeric = (at(eps) - at(-eps)) / (2 * eps);
       v.assign(tf.tensor(values, v.shape));
-      assert.ok(Math.abs(numeric - analytic[i]) < 2e-2 * Math.max(1, Math.abs(numeric)), `${v.name}[${i}]: analytic ${analytic[i]}, numeric ${numeric}`);
+      assert.ok(Math.abs(numeric - analytic[i]) < 2e-2 * Math.max(1, Math.abs(numeric)), `${label}: ${v.name}[${i}]: analytic ${analytic[i]}, numeric ${numeric}`);
     }
   }
   tf.dispose([x, w1, w2, gamma, beta, ...Object.values(grads)]);
-});
+}));
 
-test('the fused BatchNorm backward equals the gradient of the composed ops (moments + batchNorm)', () => {
+test('the fused BatchNorm backward equals the gradient of the composed ops (moments + batchNorm)', () => withEachKernelSet((label) => {
   const x = tf.tensor4d(randomArray([3, 4, 5, 6], 5), [3, 4, 5, 6]);
   const gamma = tf.tensor1d(randomArray([6], 6).map((v) => v + 1));
   const beta = tf.tensor1d(randomArray([6], 7));
@@ -123,10 +144,10 @@ test('the fused BatchNorm backward equals the gradient of the composed ops (mome
   const actual = (tf.grads(fused as (...a: tf.Tensor[]) => tf.Tensor) as Grads)([x, gamma, beta]);
   for (let i = 0; i < 3; i++) {
     const err = maxRelativeError(expected[i].dataSync() as Float32Array, actual[i].dataSync() as Float32Array);
-    assert.ok(err < 1e-4, `input ${i}: relative error ${err}`);
+    assert.ok(err < 1e-4, `${label}: input ${i}: relative error ${err}`);
   }
   tf.dispose([x, gamma, beta, probe, ...expected, ...actual]);
-});
+}));
 
 test('clone shares the buffer on wasm (no copy per saved tensor) and stays valid after the original is disposed', () => {
   const a = tf.tensor1d([1, 2, 3]);
@@ -177,7 +198,8 @@ test('a ResNet50 fine-tune step on wasm: loss falls, numTensors is flat across s
 test('threads: BOAT_THREADS is validated with a one-line error, and the wasm backend reports its thread count', async () => {
   assert.equal(wasmThreadsWanted('3'), 3);
   assert.throws(() => wasmThreadsWanted('0'), /BOAT_THREADS must be a whole number from 1 to 8, got "0"/);
-  const line = (await selectBackend()).line;
+  const backend = await selectBackend();
   const n = wasmThreadsWanted();
-  assert.equal(line, `Using wasm backend (SIMD, ${n} thread${n === 1 ? '' : 's'})`);
+  const native = backend.native && 'description' in backend.native ? `; native kernels: ${backend.native.description}` : '';
+  assert.equal(backend.line, `Using wasm backend (SIMD, ${n} thread${n === 1 ? '' : 's'}${native})`);
 });

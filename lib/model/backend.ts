@@ -9,6 +9,7 @@ import { UserError } from '../util';
 import { installWasmKernels } from './wasm-kernels';
 import { installLeanBackprop } from './lean-backprop';
 import { startThreadedWasm } from './wasm-threads';
+import { installNativeKernels } from './native-kernels';
 
 export type BackendName = 'tensorflow' | 'wasm' | 'cpu';
 
@@ -20,11 +21,14 @@ export interface BackendInfo {
   line: string;
   /** Threads it computes with (what the benchmark gives PyTorch too). */
   threads: number;
+  /** wasm only: the native kernels' description ("oneDNN 2.6.3, 2 threads"), or why there are none. */
+  native?: { description: string } | { reason: string };
 }
 
 interface Started {
   details: string;
   threads: number;
+  native?: { description: string } | { reason: string };
 }
 
 const ORDER: BackendName[] = ['tensorflow', 'wasm', 'cpu'];
@@ -78,7 +82,9 @@ async function tryWasm(): Promise<Started | null> {
   installWasmKernels();
   installLeanBackprop();
   const simd = await tf.env().getAsync('WASM_HAS_SIMD_SUPPORT');
-  return { details: `${simd ? 'SIMD' : 'no SIMD'}, ${threads} thread${threads === 1 ? '' : 's'}`, threads };
+  const native = installNativeKernels(wanted);
+  const kernels = 'description' in native ? `; native kernels: ${native.description}` : '';
+  return { details: `${simd ? 'SIMD' : 'no SIMD'}, ${threads} thread${threads === 1 ? '' : 's'}${kernels}`, threads, native };
 }
 
 async function tryCpu(): Promise<Started | null> {

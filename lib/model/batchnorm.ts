@@ -10,8 +10,12 @@
  *
  * (sums over the M = N·H·W positions), which is exactly the gradient of the composed ops.
  * The moving mean and variance update stays Keras' (biased variance, momentum 0.99).
+ * Where the native addon registered its fused kernels for the active backend (wasm, see
+ * native-kernels.ts), both directions are one kernel each; elsewhere they are composed of tf ops.
  */
 import * as tf from '@tensorflow/tfjs';
+
+import { BATCH_NORM_TRAIN, BATCH_NORM_TRAIN_GRAD } from './native-kernels';
 
 /** A BatchNormalization layer this module patched; `frozen` makes it normalise with its moving statistics even when training. */
 export interface FreezableBatchNorm {
@@ -43,8 +47,22 @@ export function batchNormTraining(x: tf.Tensor, gamma: tf.Tensor1D, beta: tf.Ten
   const count = x.size / x.shape[x.rank - 1];
   let mean: tf.Tensor1D | null = null;
   let variance: tf.Tensor1D | null = null;
+  const native = tf.getKernel(BATCH_NORM_TRAIN, tf.getBackend()) !== undefined;
   const op = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
     const [input, g, b, save] = args as [tf.Tensor, tf.Tensor, tf.Tensor, tf.GradSaveFunc];
+    if (native) {
+      const [value, m, v, invStd] = tf.engine().runKernel<tf.Tensor[]>(BATCH_NORM_TRAIN, { x: input, gamma: g, beta: b }, { epsilon });
+      mean = tf.keep(m as tf.Tensor1D);
+      variance = tf.keep(v as tf.Tensor1D);
+      save([input, m, invStd, g]);
+      return {
+        value,
+        gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
+          const [xs, mu, inv, gm] = saved;
+          return tf.engine().runKernel<tf.Tensor[]>(BATCH_NORM_TRAIN_GRAD, { dy, x: xs, mean: mu, invStd: inv, gamma: gm }, {});
+        },
+      };
+    }
     const moments = tf.moments(input, axes);
     mean = tf.keep(moments.mean as tf.Tensor1D);
     variance = tf.keep(moments.variance as tf.Tensor1D);

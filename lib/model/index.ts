@@ -3,3 +3,4 @@ export * from './model';
 export * from './save';
 export * from './weights';
 export { batchNormTraining } from './batchnorm';
+export { installNativeKernels, loadNativeAddon, nativeKernelsInUse, setNativeKernels, NATIVE_ADDON } from './native-kernels';

@@ -1,0 +1,261 @@
+/**
+ * Native kernels for the wasm backend (native/boat_native.cc), when the addon is built.
+ *
+ * tfjs' wasm backend runs its convolutions with 128-bit SIMD and its BatchNorm, reductions and
+ * MaxPoolGrad on one thread; together they are nearly all of a ResNet50's time. The addon computes
+ * - convolutions and their two gradients with oneDNN, the library behind PyTorch's CPU convolutions
+ *   (Debian's libdnnl), which JIT-compiles AVX2/AVX-512 kernels;
+ * - BatchNorm (inference, and a fused training op with its gradient, used by batchnorm.ts) and
+ *   MaxPoolGrad as plain loops over OpenMP threads.
+ * It reads its inputs and writes its outputs in place on the wasm heap, so nothing is copied and
+ * every other op (ReLU, adds, the head) stays on wasm.
+ *
+ * `npm install` builds the addon when g++ and libdnnl-dev are present (scripts/build-native.js;
+ * scripts/run.sh installs both). Without it, or with BOAT_NATIVE=0, wasm computes everything.
+ */
+import * as path from 'node:path';
+import * as tf from '@tensorflow/tfjs';
+
+export interface NativeAddon {
+  conv2d(geometry: Int32Array, x: Float32Array, filter: Float32Array, bias: Float32Array | null, y: Float32Array, relu: boolean): void;
+  conv2dBackpropInput(geometry: Int32Array, dy: Float32Array, filter: Float32Array, dx: Float32Array): void;
+  conv2dBackpropFilter(geometry: Int32Array, x: Float32Array, dy: Float32Array, dw: Float32Array): void;
+  batchNorm(x: Float32Array, mean: Float32Array, variance: Float32Array, offset: Float32Array | null, scale: Float32Array | null, epsilon: number, y: Float32Array): void;
+  batchNormTrain(x: Float32Array, gamma: Float32Array, beta: Float32Array, epsilon: number, y: Float32Array, mean: Float32Array, variance: Float32Array, invStd: Float32Array): void;
+  batchNormTrainGrad(dy: Float32Array, x: Float32Array, mean: Float32Array, invStd: Float32Array, gamma: Float32Array, dx: Float32Array, dGamma: Float32Array, dBeta: Float32Array): void;
+  maxPoolGrad(geometry: Int32Array, dy: Float32Array, x: Float32Array, dx: Float32Array): void;
+  setThreads(threads: number): void;
+  describe(): string;
+}
+
+/** The addon's path: native/build/ at the package root (this file runs from dist/lib/model/). */
+export const NATIVE_ADDON = path.resolve(__dirname, '..', '..', '..', 'native', 'build', 'boat_native.node');
+
+/** The addon, or the reason it is not used (not built, or turned off with BOAT_NATIVE=0). */
+export function loadNativeAddon(env = process.env): { native: NativeAddon } | { reason: string } {
+  if (env.BOAT_NATIVE === '0') return { reason: 'BOAT_NATIVE=0' };
+  // Idle OpenMP threads would spin for a while after each convolution, taking the cores from the
+  // wasm threads that run the ops in between. libgomp reads this when the addon loads it.
+  if (env.OMP_WAIT_POLICY === undefined) process.env.OMP_WAIT_POLICY = 'PASSIVE';
+  try {
+    return { native: require(NATIVE_ADDON) as NativeAddon };
+  } catch (err) {
+    const message = (err as Error).message.split('\n')[0];
+    return { reason: /Cannot find module/.test(message) ? 'not built (npm run build:native)' : message };
+  }
+}
+
+/** The parts of tfjs' wasm backend these kernels use. */
+interface WasmHeap {
+  typedArrayFromHeap(t: tf.TensorInfo): Float32Array;
+  makeOutput(shape: number[], dtype: tf.DataType): tf.TensorInfo;
+}
+
+type Conv2DInfo = tf.backend_util.Conv2DInfo;
+
+function geometryOf(c: Conv2DInfo): Int32Array {
+  const { top, left, bottom, right } = c.padInfo;
+  return Int32Array.from([
+    c.batchSize, c.inHeight, c.inWidth, c.inChannels,
+    c.filterHeight, c.filterWidth, c.outChannels, c.outHeight, c.outWidth,
+    c.strideHeight, c.strideWidth, c.dilationHeight, c.dilationWidth,
+    top, left, bottom, right,
+  ]);
+}
+
+interface ConvAttrs {
+  strides: number | [number, number];
+  filterSize?: number | [number, number];
+  varianceEpsilon?: number;
+  epsilon?: number;
+  pad: 'valid' | 'same' | number | tf.backend_util.ExplicitPadding;
+  dataFormat: 'NHWC' | 'NCHW';
+  dilations?: number | [number, number];
+  dimRoundingMode?: 'floor' | 'round' | 'ceil';
+  activation?: string;
+  inputShape?: [number, number, number, number];
+  filterShape?: [number, number, number, number];
+}
+
+function convInfo(xShape: number[], filterShape: number[], a: ConvAttrs): Conv2DInfo {
+  return tf.backend_util.computeConv2DInfo(
+    xShape as [number, number, number, number],
+    filterShape as [number, number, number, number],
+    a.strides, a.dilations ?? 1, a.pad, a.dimRoundingMode, false, 'channelsLast',
+  );
+}
+
+const isFloat4D = (t: tf.TensorInfo | undefined): t is tf.TensorInfo => !!t && t.dtype === 'float32' && t.shape.length === 4;
+
+/**
+ * A kernel that runs natively when `native` returns an output, else the kernel it replaces
+ * (wasm's own, or this project's from wasm-kernels.ts).
+ */
+function withFallback(
+  kernelName: string,
+  native: (inputs: tf.NamedTensorInfoMap, attrs: ConvAttrs, heap: WasmHeap) => tf.TensorInfo | null,
+): tf.KernelConfig {
+  const previous = tf.getKernel(kernelName, 'wasm');
+  return {
+    kernelName,
+    backendName: 'wasm',
+    kernelFunc: (args) => {
+      const out = native(args.inputs, args.attrs as unknown as ConvAttrs, args.backend as unknown as WasmHeap);
+      if (out) return out;
+      if (!previous) throw new Error(`${kernelName}: no wasm kernel for these inputs`);
+      return previous.kernelFunc(args);
+    },
+  };
+}
+
+function nativeKernels(addon: NativeAddon): tf.KernelConfig[] {
+  const forward = (inputs: tf.NamedTensorInfoMap, a: ConvAttrs, heap: WasmHeap, fused: boolean): tf.TensorInfo | null => {
+    const { x, filter, bias, preluActivationWeights } = inputs;
+    const activation = fused ? a.activation ?? 'linear' : 'linear';
+    if (!isFloat4D(x) || !isFloat4D(filter) || a.dataFormat === 'NCHW' || preluActivationWeights) return null;
+    if (activation !== 'linear' && activation !== 'relu') return null;
+    if (bias && (bias.shape.length !== 1 || bias.dtype !== 'float32')) return null;
+    const c = convInfo(x.shape, filter.shape, a);
+    const y = heap.makeOutput(c.outShape, 'float32');
+    if (tf.util.sizeFromShape(c.outShape) === 0) return y;
+    addon.conv2d(geometryOf(c), heap.typedArrayFromHeap(x), heap.typedArrayFromHeap(filter),
+      bias ? heap.typedArrayFromHeap(bias) : null, heap.typedArrayFromHeap(y), activation === 'relu');
+    return y;
+  };
+  return [
+    withFallback('Conv2D', (inputs, a, heap) => forward(inputs, a, heap, false)),
+    withFallback('FusedConv2D', (inputs, a, heap) => forward(inputs, a, heap, true)),
+    withFallback('Conv2DBackpropInput', (inputs, a, heap) => {
+      const { dy, filter } = inputs;
+      if (!isFloat4D(dy) || !isFloat4D(filter) || a.dataFormat === 'NCHW' || !a.inputShape) return null;
+      const c = convInfo(a.inputShape, filter.shape, a);
+      const dx = heap.makeOutput(c.inShape, 'float32');
+      addon.conv2dBackpropInput(geometryOf(c), heap.typedArrayFromHeap(dy), heap.typedArrayFromHeap(filter), heap.typedArrayFromHeap(dx));
+      return dx;
+    }),
+    withFallback('Conv2DBackpropFilter', (inputs, a, heap) => {
+      const { x, dy } = inputs;
+      if (!isFloat4D(x) || !isFloat4D(dy) || a.dataFormat === 'NCHW' || !a.filterShape) return null;
+      const c = convInfo(x.shape, a.filterShape, a);
+      const dw = heap.makeOutput(a.filterShape, 'float32');
+      addon.conv2dBackpropFilter(geometryOf(c), heap.typedArrayFromHeap(x), heap.typedArrayFromHeap(dy), heap.typedArrayFromHeap(dw));
+      return dw;
+    }),
+    withFallback('FusedBatchNorm', (inputs, a, heap) => {
+      const { x, mean, variance, offset, scale } = inputs;
+      const channels = x?.shape[x.shape.length - 1];
+      const perChannel = (t: tf.TensorInfo | undefined) => !t || (t.dtype === 'float32' && t.shape.length === 1 && t.shape[0] === channels);
+      if (!x || x.dtype !== 'float32' || x.shape.length === 0 || !mean || !variance) return null;
+      if (![mean, variance, offset, scale].every(perChannel) || tf.util.sizeFromShape(x.shape) === 0) return null;
+      const y = heap.makeOutput(x.shape, 'float32');
+      addon.batchNorm(heap.typedArrayFromHeap(x), heap.typedArrayFromHeap(mean), heap.typedArrayFromHeap(variance),
+        offset ? heap.typedArrayFromHeap(offset) : null, scale ? heap.typedArrayFromHeap(scale) : null,
+        a.varianceEpsilon ?? 0.001, heap.typedArrayFromHeap(y));
+      return y;
+    }),
+    withFallback('MaxPoolGrad', (inputs, a, heap) => {
+      const { dy, input } = inputs;
+      if (!isFloat4D(dy) || !isFloat4D(input) || a.filterSize === undefined) return null;
+      const c = tf.backend_util.computePool2DInfo(input.shape as [number, number, number, number], a.filterSize, a.strides, 1, a.pad, a.dimRoundingMode);
+      const dx = heap.makeOutput(input.shape, 'float32');
+      addon.maxPoolGrad(geometryOf(c), heap.typedArrayFromHeap(dy), heap.typedArrayFromHeap(input), heap.typedArrayFromHeap(dx));
+      return dx;
+    }),
+    ...batchNormTrainingKernels(addon),
+  ];
+}
+
+/** Kernel names of the fused training BatchNorm (used by batchnorm.ts when registered for the active backend). */
+export const BATCH_NORM_TRAIN = 'BoatBatchNormTrain';
+export const BATCH_NORM_TRAIN_GRAD = 'BoatBatchNormTrainGrad';
+
+function batchNormTrainingKernels(addon: NativeAddon): tf.KernelConfig[] {
+  const heapOf = (backend: unknown) => backend as WasmHeap;
+  return [
+    {
+      // inputs x [..., C], gamma, beta [C]; outputs y, mean, variance (biased), 1/sqrt(variance + epsilon)
+      kernelName: BATCH_NORM_TRAIN,
+      backendName: 'wasm',
+      kernelFunc: ({ inputs, attrs, backend }) => {
+        const heap = heapOf(backend);
+        const { x, gamma, beta } = inputs as { x: tf.TensorInfo; gamma: tf.TensorInfo; beta: tf.TensorInfo };
+        const channels = [gamma.shape[0]];
+        const y = heap.makeOutput(x.shape, 'float32');
+        const stats = [0, 1, 2].map(() => heap.makeOutput(channels, 'float32'));
+        const [mean, variance, invStd] = stats.map((t) => heap.typedArrayFromHeap(t));
+        addon.batchNormTrain(heap.typedArrayFromHeap(x), heap.typedArrayFromHeap(gamma), heap.typedArrayFromHeap(beta),
+          (attrs as unknown as ConvAttrs).epsilon ?? 0.001, heap.typedArrayFromHeap(y), mean, variance, invStd);
+        return [y, ...stats];
+      },
+    },
+    {
+      // inputs dy, x [..., C], mean, invStd, gamma [C]; outputs dx, dGamma, dBeta
+      kernelName: BATCH_NORM_TRAIN_GRAD,
+      backendName: 'wasm',
+      kernelFunc: ({ inputs, backend }) => {
+        const heap = heapOf(backend);
+        const { dy, x, mean, invStd, gamma } = inputs as Record<'dy' | 'x' | 'mean' | 'invStd' | 'gamma', tf.TensorInfo>;
+        const dx = heap.makeOutput(x.shape, 'float32');
+        const dGamma = heap.makeOutput(gamma.shape, 'float32');
+        const dBeta = heap.makeOutput(gamma.shape, 'float32');
+        addon.batchNormTrainGrad(...[dy, x, mean, invStd, gamma, dx, dGamma, dBeta].map((t) => heap.typedArrayFromHeap(t)) as
+          [Float32Array, Float32Array, Float32Array, Float32Array, Float32Array, Float32Array, Float32Array, Float32Array]);
+        return [dx, dGamma, dBeta];
+      },
+    },
+  ];
+}
+
+interface Installed {
+  description: string;
+  native: tf.KernelConfig[];
+  /** What each native kernel replaced (undefined: nothing), to switch back. */
+  replaced: Map<string, tf.KernelConfig | undefined>;
+  enabled: boolean;
+}
+
+let installed: Installed | null = null;
+
+function register(configs: Array<tf.KernelConfig | undefined>, names: string[]): void {
+  for (const name of names) if (tf.getKernel(name, 'wasm')) tf.unregisterKernel(name, 'wasm');
+  for (const config of configs) if (config) tf.registerKernel(config);
+}
+
+/**
+ * Routes the wasm backend's convolutions (oneDNN), BatchNorm and MaxPoolGrad through the addon with
+ * `threads` OpenMP threads. Returns a description ("oneDNN 2.6.3, 2 threads"), or the reason when
+ * the addon is not available. Call once wasm is the active backend and wasm-kernels.ts is installed
+ * (the kernels replaced become the fallback for inputs the addon does not take).
+ */
+export function installNativeKernels(threads: number, env = process.env): { description: string } | { reason: string } {
+  if (installed) return { description: installed.description };
+  const loaded = loadNativeAddon(env);
+  if (!('native' in loaded)) return loaded;
+  loaded.native.setThreads(threads);
+  const native = nativeKernels(loaded.native);
+  const replaced = new Map(native.map((k) => [k.kernelName, tf.getKernel(k.kernelName, 'wasm')]));
+  register(native, [...replaced.keys()]);
+  installed = { description: loaded.native.describe(), native, replaced, enabled: true };
+  return { description: installed.description };
+}
+
+/**
+ * Switches between the native kernels and the ones they replaced (wasm's own and wasm-kernels.ts),
+ * for comparisons in tests and the benchmark. Returns whether native kernels were on before.
+ * Without the addon there is nothing to switch: it returns false and changes nothing.
+ */
+export function setNativeKernels(on: boolean): boolean {
+  if (!installed) return false;
+  const was = installed.enabled;
+  if (on !== was) {
+    const names = [...installed.replaced.keys()];
+    register(on ? installed.native : [...installed.replaced.values()], names);
+    installed.enabled = on;
+  }
+  return was;
+}
+
+/** The addon's description while its kernels are on, else null. */
+export function nativeKernelsInUse(): string | null {
+  return installed?.enabled ? installed.description : null;
+}

@@ -1,0 +1,512 @@
+// Convolutions for the wasm backend through oneDNN, the library PyTorch's CPU convolutions use.
+//
+// tfjs-backend-wasm runs XNNPACK with 128-bit SIMD on at most the threads Node lends it; oneDNN
+// JIT-compiles AVX2/AVX-512 kernels and runs them on an OpenMP pool. The JavaScript side
+// (lib/model/native-conv.ts) passes Float32Array views on the wasm heap, so nothing is copied:
+// oneDNN reads the input tensors and writes the output tensor where wasm keeps them.
+//
+// Layouts are TensorFlow's: activations NHWC, filters HWIO ([KH, KW, Ci, Co]). oneDNN may want
+// the filter in a blocked layout; it is reordered per call (small next to the convolution).
+//
+// Every call takes the geometry as one Int32Array:
+//   [n, h, w, ci, kh, kw, co, oh, ow, strideH, strideW, dilationH, dilationW, padTop, padLeft, padBottom, padRight]
+#include <node_api.h>
+#include <omp.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "oneapi/dnnl/dnnl.hpp"
+
+namespace {
+
+using dnnl::algorithm;
+using dnnl::engine;
+using dnnl::memory;
+using dnnl::prop_kind;
+using dnnl::stream;
+using tag = memory::format_tag;
+using dt = memory::data_type;
+
+engine& cpu() {
+  static engine e(engine::kind::cpu, 0);
+  return e;
+}
+
+stream& cpuStream() {
+  static stream s(cpu());
+  return s;
+}
+
+struct Geometry {
+  memory::dim n, h, w, ci, kh, kw, co, oh, ow, sh, sw, dh, dw, pt, pl, pb, pr;
+
+  memory::desc src() const { return {{n, ci, h, w}, dt::f32, tag::nhwc}; }
+  memory::desc dst() const { return {{n, co, oh, ow}, dt::f32, tag::nhwc}; }
+  memory::desc userWeights() const { return {{co, ci, kh, kw}, dt::f32, tag::hwio}; }
+  memory::desc anyWeights() const { return {{co, ci, kh, kw}, dt::f32, tag::any}; }
+  memory::dims strides() const { return {sh, sw}; }
+  memory::dims dilates() const { return {dh - 1, dw - 1}; }  // oneDNN counts the gaps
+  memory::dims padL() const { return {pt, pl}; }
+  memory::dims padR() const { return {pb, pr}; }
+  size_t srcSize() const { return n * h * w * ci; }
+  size_t dstSize() const { return n * oh * ow * co; }
+  size_t weightsSize() const { return kh * kw * ci * co; }
+
+  std::vector<int64_t> key(int kind, int extra) const {
+    return {kind, extra, n, h, w, ci, kh, kw, co, oh, ow, sh, sw, dh, dw, pt, pl, pb, pr};
+  }
+
+  // The forward description, also the "hint" the backward primitives need.
+  dnnl::convolution_forward::primitive_desc forward(prop_kind prop, bool bias, bool relu) const {
+    memory::desc biasDesc = bias ? memory::desc({co}, dt::f32, tag::x) : memory::desc();
+    dnnl::convolution_forward::desc d(prop, algorithm::convolution_direct, src(), anyWeights(), biasDesc, dst(), strides(),
+                                      dilates(), padL(), padR());
+    dnnl::primitive_attr attr;
+    if (relu) {
+      dnnl::post_ops ops;
+      ops.append_eltwise(1.f, algorithm::eltwise_relu, 0.f, 0.f);
+      attr.set_post_ops(ops);
+    }
+    return {d, attr, cpu()};
+  }
+};
+
+// Primitive descriptors take a dispatch over implementations to create; keep them per geometry.
+struct Forward {
+  dnnl::convolution_forward::primitive_desc pd;
+  dnnl::convolution_forward conv;
+};
+struct BackwardData {
+  dnnl::convolution_backward_data::primitive_desc pd;
+  dnnl::convolution_backward_data conv;
+};
+struct BackwardWeights {
+  dnnl::convolution_backward_weights::primitive_desc pd;
+  dnnl::convolution_backward_weights conv;
+};
+
+template <typename T>
+using Cache = std::map<std::vector<int64_t>, std::unique_ptr<T>>;
+
+// Input weights in the layout a primitive wants: a view of the user's buffer, or a reordered copy.
+memory weightsFor(const memory::desc& wanted, const Geometry& g, float* data) {
+  memory user(g.userWeights(), cpu(), data);
+  if (wanted == g.userWeights()) return user;
+  memory reordered(wanted, cpu());
+  dnnl::reorder(user, reordered).execute(cpuStream(), user, reordered);
+  return reordered;
+}
+
+// ---- N-API plumbing ----
+
+struct CallError {
+  std::string message;
+};
+
+void check(napi_env env, napi_status status, const char* what) {
+  if (status != napi_ok) throw CallError{std::string("boat_native: ") + what};
+}
+
+// A Float32Array's data (it may live on a SharedArrayBuffer: the threaded wasm heap).
+float* floats(napi_env env, napi_value value, size_t expected, const char* name) {
+  bool isTyped = false;
+  check(env, napi_is_typedarray(env, value, &isTyped), "napi_is_typedarray");
+  if (!isTyped) throw CallError{std::string("boat_native: ") + name + " must be a Float32Array"};
+  napi_typedarray_type type;
+  size_t length;
+  void* data;
+  check(env, napi_get_typedarray_info(env, value, &type, &length, &data, nullptr, nullptr), "napi_get_typedarray_info");
+  if (type != napi_float32_array) throw CallError{std::string("boat_native: ") + name + " must be a Float32Array"};
+  if (length != expected) {
+    throw CallError{std::string("boat_native: ") + name + " has " + std::to_string(length) + " values, expected " +
+                    std::to_string(expected)};
+  }
+  return static_cast<float*>(data);
+}
+
+Geometry geometry(napi_env env, napi_value value) {
+  napi_typedarray_type type;
+  size_t length;
+  void* data;
+  check(env, napi_get_typedarray_info(env, value, &type, &length, &data, nullptr, nullptr), "geometry");
+  if (type != napi_int32_array || length != 17) throw CallError{"boat_native: geometry must be an Int32Array of 17 values"};
+  const int32_t* v = static_cast<const int32_t*>(data);
+  return {v[0], v[1], v[2], v[3], v[4], v[5], v[6], v[7], v[8], v[9], v[10], v[11], v[12], v[13], v[14], v[15], v[16]};
+}
+
+std::vector<napi_value> arguments(napi_env env, napi_callback_info info, size_t count) {
+  std::vector<napi_value> args(count);
+  size_t got = count;
+  check(env, napi_get_cb_info(env, info, &got, args.data(), nullptr, nullptr), "napi_get_cb_info");
+  if (got < count) throw CallError{"boat_native: expected " + std::to_string(count) + " arguments"};
+  return args;
+}
+
+bool isNullish(napi_env env, napi_value value) {
+  napi_valuetype t;
+  check(env, napi_typeof(env, value, &t), "napi_typeof");
+  return t == napi_null || t == napi_undefined;
+}
+
+template <typename F>
+napi_value guarded(napi_env env, F body) {
+  try {
+    body();
+  } catch (const CallError& e) {
+    napi_throw_error(env, nullptr, e.message.c_str());
+  } catch (const dnnl::error& e) {
+    napi_throw_error(env, nullptr, (std::string("oneDNN: ") + e.what()).c_str());
+  } catch (const std::exception& e) {
+    napi_throw_error(env, nullptr, e.what());
+  }
+  return nullptr;
+}
+
+// ---- the three convolutions ----
+
+// conv2d(geometry, x, filter, bias | null, y, relu): y = relu?(conv(x, filter) + bias)
+napi_value Conv2D(napi_env env, napi_callback_info info) {
+  return guarded(env, [&] {
+    auto a = arguments(env, info, 6);
+    Geometry g = geometry(env, a[0]);
+    float* x = floats(env, a[1], g.srcSize(), "x");
+    float* w = floats(env, a[2], g.weightsSize(), "filter");
+    bool hasBias = !isNullish(env, a[3]);
+    float* b = hasBias ? floats(env, a[3], g.co, "bias") : nullptr;
+    float* y = floats(env, a[4], g.dstSize(), "y");
+    bool relu = false;
+    check(env, napi_get_value_bool(env, a[5], &relu), "relu must be a boolean");
+
+    static Cache<Forward> cache;
+    auto& slot = cache[g.key(0, (hasBias ? 1 : 0) | (relu ? 2 : 0))];
+    if (!slot) {
+      auto pd = g.forward(prop_kind::forward_inference, hasBias, relu);
+      slot.reset(new Forward{pd, dnnl::convolution_forward(pd)});
+    }
+    memory src(g.src(), cpu(), x), dst(g.dst(), cpu(), y);
+    memory weights = weightsFor(slot->pd.weights_desc(), g, w);
+    std::unordered_map<int, memory> args{{DNNL_ARG_SRC, src}, {DNNL_ARG_WEIGHTS, weights}, {DNNL_ARG_DST, dst}};
+    if (hasBias) args.insert({DNNL_ARG_BIAS, memory({{g.co}, dt::f32, tag::x}, cpu(), b)});
+    slot->conv.execute(cpuStream(), args);
+    cpuStream().wait();
+  });
+}
+
+// conv2dBackpropInput(geometry, dy, filter, dx): dx = the gradient of conv(x, filter) w.r.t. x
+napi_value Conv2DBackpropInput(napi_env env, napi_callback_info info) {
+  return guarded(env, [&] {
+    auto a = arguments(env, info, 4);
+    Geometry g = geometry(env, a[0]);
+    float* dy = floats(env, a[1], g.dstSize(), "dy");
+    float* w = floats(env, a[2], g.weightsSize(), "filter");
+    float* dx = floats(env, a[3], g.srcSize(), "dx");
+
+    static Cache<BackwardData> cache;
+    auto& slot = cache[g.key(1, 0)];
+    if (!slot) {
+      dnnl::convolution_backward_data::desc d(algorithm::convolution_direct, g.src(), g.anyWeights(), g.dst(), g.strides(),
+                                              g.dilates(), g.padL(), g.padR());
+      dnnl::convolution_backward_data::primitive_desc pd(d, cpu(), g.forward(prop_kind::forward_training, false, false));
+      slot.reset(new BackwardData{pd, dnnl::convolution_backward_data(pd)});
+    }
+    memory diffDst(g.dst(), cpu(), dy), diffSrc(g.src(), cpu(), dx);
+    memory weights = weightsFor(slot->pd.weights_desc(), g, w);
+    slot->conv.execute(cpuStream(), {{DNNL_ARG_DIFF_DST, diffDst}, {DNNL_ARG_WEIGHTS, weights}, {DNNL_ARG_DIFF_SRC, diffSrc}});
+    cpuStream().wait();
+  });
+}
+
+// conv2dBackpropFilter(geometry, x, dy, dw): dw = the gradient of conv(x, filter) w.r.t. filter
+napi_value Conv2DBackpropFilter(napi_env env, napi_callback_info info) {
+  return guarded(env, [&] {
+    auto a = arguments(env, info, 4);
+    Geometry g = geometry(env, a[0]);
+    float* x = floats(env, a[1], g.srcSize(), "x");
+    float* dy = floats(env, a[2], g.dstSize(), "dy");
+    float* dw = floats(env, a[3], g.weightsSize(), "dw");
+
+    static Cache<BackwardWeights> cache;
+    auto& slot = cache[g.key(2, 0)];
+    if (!slot) {
+      dnnl::convolution_backward_weights::desc d(algorithm::convolution_direct, g.src(), g.anyWeights(), g.dst(), g.strides(),
+                                                 g.dilates(), g.padL(), g.padR());
+      dnnl::convolution_backward_weights::primitive_desc pd(d, cpu(), g.forward(prop_kind::forward_training, false, false));
+      slot.reset(new BackwardWeights{pd, dnnl::convolution_backward_weights(pd)});
+    }
+    memory src(g.src(), cpu(), x), diffDst(g.dst(), cpu(), dy);
+    memory user(g.userWeights(), cpu(), dw);
+    bool direct = slot->pd.diff_weights_desc() == g.userWeights();
+    memory diffWeights = direct ? user : memory(slot->pd.diff_weights_desc(), cpu());
+    slot->conv.execute(cpuStream(), {{DNNL_ARG_SRC, src}, {DNNL_ARG_DIFF_DST, diffDst}, {DNNL_ARG_DIFF_WEIGHTS, diffWeights}});
+    if (!direct) dnnl::reorder(diffWeights, user).execute(cpuStream(), diffWeights, user);
+    cpuStream().wait();
+  });
+}
+
+// ---- BatchNorm over the last axis of x viewed as [rows, channels] ----
+// tfjs' wasm BatchNorm runs on one thread, and a training BatchNorm composed of its reductions cost
+// more than the convolutions. These are plain loops; OpenMP splits the rows.
+
+int32_t intArg(napi_env env, napi_value v, const char* name) {
+  int32_t n = 0;
+  check(env, napi_get_value_int32(env, v, &n), name);
+  return n;
+}
+
+double doubleArg(napi_env env, napi_value v, const char* name) {
+  double d = 0;
+  check(env, napi_get_value_double(env, v, &d), name);
+  return d;
+}
+
+size_t lengthOf(napi_env env, napi_value v, const char* name) {
+  bool isTyped = false;
+  check(env, napi_is_typedarray(env, v, &isTyped), "napi_is_typedarray");
+  if (!isTyped) throw CallError{std::string("boat_native: ") + name + " must be a Float32Array"};
+  napi_typedarray_type type;
+  size_t length;
+  check(env, napi_get_typedarray_info(env, v, &type, &length, nullptr, nullptr, nullptr), "napi_get_typedarray_info");
+  return length;
+}
+
+// Per-channel sums over the rows of x (and of x·y when y is given), in double, split over threads.
+void channelSums(const float* x, const float* y, size_t rows, size_t c, const float* shift, const float* scale,
+                 std::vector<double>& sumX, std::vector<double>& sumXY) {
+  sumX.assign(c, 0.0);
+  sumXY.assign(c, 0.0);
+#pragma omp parallel
+  {
+    std::vector<double> px(c, 0.0), pxy(c, 0.0);
+    std::vector<float> fx(c), fxy(c);
+#pragma omp for schedule(static)
+    for (int64_t block = 0; block < (int64_t)((rows + 63) / 64); block++) {
+      // float partials over 64 rows, then into double: fast and accurate enough
+      std::fill(fx.begin(), fx.end(), 0.f);
+      std::fill(fxy.begin(), fxy.end(), 0.f);
+      size_t end = std::min(rows, (size_t)(block + 1) * 64);
+      for (size_t r = block * 64; r < end; r++) {
+        const float* xr = x + r * c;
+        if (y) {
+          const float* yr = y + r * c;
+          for (size_t k = 0; k < c; k++) {
+            fx[k] += yr[k];
+            fxy[k] += yr[k] * (xr[k] - shift[k]) * scale[k];
+          }
+        } else {
+          for (size_t k = 0; k < c; k++) {
+            float d = xr[k] - shift[k];
+            fx[k] += d;
+            fxy[k] += d * d;
+          }
+        }
+      }
+      for (size_t k = 0; k < c; k++) {
+        px[k] += fx[k];
+        pxy[k] += fxy[k];
+      }
+    }
+#pragma omp critical
+    for (size_t k = 0; k < c; k++) {
+      sumX[k] += px[k];
+      sumXY[k] += pxy[k];
+    }
+  }
+}
+
+// y = x·a + b per channel
+void affine(const float* x, float* y, size_t rows, size_t c, const float* a, const float* b) {
+#pragma omp parallel for schedule(static)
+  for (int64_t r = 0; r < (int64_t)rows; r++) {
+    const float* xr = x + r * c;
+    float* yr = y + r * c;
+    for (size_t k = 0; k < c; k++) yr[k] = xr[k] * a[k] + b[k];
+  }
+}
+
+// batchNorm(x, mean, variance, offset | null, scale | null, epsilon, y): inference with given statistics
+napi_value BatchNorm(napi_env env, napi_callback_info info) {
+  return guarded(env, [&] {
+    auto a = arguments(env, info, 7);
+    size_t c = lengthOf(env, a[1], "mean");
+    size_t total = lengthOf(env, a[0], "x");
+    if (c == 0 || total % c) throw CallError{"boat_native: x's size is not a multiple of the channels"};
+    const float* x = floats(env, a[0], total, "x");
+    const float* mean = floats(env, a[1], c, "mean");
+    const float* var = floats(env, a[2], c, "variance");
+    const float* offset = isNullish(env, a[3]) ? nullptr : floats(env, a[3], c, "offset");
+    const float* scale = isNullish(env, a[4]) ? nullptr : floats(env, a[4], c, "scale");
+    double eps = doubleArg(env, a[5], "epsilon");
+    float* y = floats(env, a[6], total, "y");
+    std::vector<float> mul(c), add(c);
+    for (size_t k = 0; k < c; k++) {
+      mul[k] = (scale ? scale[k] : 1.f) / std::sqrt((float)(var[k] + eps));
+      add[k] = (offset ? offset[k] : 0.f) - mean[k] * mul[k];
+    }
+    affine(x, y, total / c, c, mul.data(), add.data());
+  });
+}
+
+// batchNormTrain(x, gamma, beta, epsilon, y, mean, variance, invStd): normalise with the batch's own
+// statistics (biased variance, as tf.moments); writes them too.
+napi_value BatchNormTrain(napi_env env, napi_callback_info info) {
+  return guarded(env, [&] {
+    auto a = arguments(env, info, 8);
+    size_t c = lengthOf(env, a[1], "gamma");
+    size_t total = lengthOf(env, a[0], "x");
+    if (c == 0 || total % c) throw CallError{"boat_native: x's size is not a multiple of the channels"};
+    size_t rows = total / c;
+    const float* x = floats(env, a[0], total, "x");
+    const float* gamma = floats(env, a[1], c, "gamma");
+    const float* beta = floats(env, a[2], c, "beta");
+    double eps = doubleArg(env, a[3], "epsilon");
+    float* y = floats(env, a[4], total, "y");
+    float* mean = floats(env, a[5], c, "mean");
+    float* variance = floats(env, a[6], c, "variance");
+    float* invStd = floats(env, a[7], c, "invStd");
+    // Two passes (mean, then squared deviations), so large means do not cancel the variance away.
+    std::vector<float> zero(c, 0.f), one(c, 1.f);
+    std::vector<double> s, unused;
+    channelSums(x, nullptr, rows, c, zero.data(), one.data(), s, unused);
+    for (size_t k = 0; k < c; k++) mean[k] = (float)(s[k] / rows);
+    std::vector<double> dev, sq;
+    channelSums(x, nullptr, rows, c, mean, one.data(), dev, sq);
+    std::vector<float> mul(c), add(c);
+    for (size_t k = 0; k < c; k++) {
+      double d = dev[k] / rows;
+      variance[k] = (float)(sq[k] / rows - d * d);
+      invStd[k] = 1.f / std::sqrt(variance[k] + (float)eps);
+      mul[k] = gamma[k] * invStd[k];
+      add[k] = beta[k] - mean[k] * mul[k];
+    }
+    affine(x, y, rows, c, mul.data(), add.data());
+  });
+}
+
+// batchNormTrainGrad(dy, x, mean, invStd, gamma, dx, dGamma, dBeta), with x̂ = (x − mean)·invStd:
+//   dβ = Σdy,  dγ = Σ(dy·x̂),  dx = γ·invStd/M · (M·dy − Σdy − x̂·Σ(dy·x̂))
+napi_value BatchNormTrainGrad(napi_env env, napi_callback_info info) {
+  return guarded(env, [&] {
+    auto a = arguments(env, info, 8);
+    size_t c = lengthOf(env, a[2], "mean");
+    size_t total = lengthOf(env, a[0], "dy");
+    if (c == 0 || total % c) throw CallError{"boat_native: dy's size is not a multiple of the channels"};
+    size_t rows = total / c;
+    const float* dy = floats(env, a[0], total, "dy");
+    const float* x = floats(env, a[1], total, "x");
+    const float* mean = floats(env, a[2], c, "mean");
+    const float* invStd = floats(env, a[3], c, "invStd");
+    const float* gamma = floats(env, a[4], c, "gamma");
+    float* dx = floats(env, a[5], total, "dx");
+    float* dGamma = floats(env, a[6], c, "dGamma");
+    float* dBeta = floats(env, a[7], c, "dBeta");
+    std::vector<double> sumDy, sumDyXHat;
+    channelSums(x, dy, rows, c, mean, invStd, sumDy, sumDyXHat);
+    std::vector<float> k1(c), k2(c), k3(c);
+    for (size_t k = 0; k < c; k++) {
+      dBeta[k] = (float)sumDy[k];
+      dGamma[k] = (float)sumDyXHat[k];
+      float g = gamma[k] * invStd[k];
+      // dx = g·dy − g/M·Σdy − g/M·Σ(dy·x̂)·invStd·(x − mean)
+      k1[k] = g;
+      k2[k] = (float)(g * sumDyXHat[k] / rows) * invStd[k];
+      k3[k] = (float)(g * sumDy[k] / rows) - k2[k] * mean[k];
+    }
+#pragma omp parallel for schedule(static)
+    for (int64_t r = 0; r < (int64_t)rows; r++) {
+      const float* dyr = dy + r * c;
+      const float* xr = x + r * c;
+      float* dxr = dx + r * c;
+      for (size_t k = 0; k < c; k++) dxr[k] = k1[k] * dyr[k] - k2[k] * xr[k] - k3[k];
+    }
+  });
+}
+
+// maxPoolGrad(geometry, dy, x, dx): each output's gradient goes to the first maximum of its window
+// (the cpu backend's choice). Geometry as for convolutions, with kh, kw the window and co = ci.
+napi_value MaxPoolGrad(napi_env env, napi_callback_info info) {
+  return guarded(env, [&] {
+    auto a = arguments(env, info, 4);
+    Geometry g = geometry(env, a[0]);
+    const float* dy = floats(env, a[1], g.n * g.oh * g.ow * g.ci, "dy");
+    const float* x = floats(env, a[2], g.srcSize(), "x");
+    float* dx = floats(env, a[3], g.srcSize(), "dx");
+    std::fill(dx, dx + g.srcSize(), 0.f);
+    const int64_t c = g.ci;
+#pragma omp parallel for schedule(static)
+    for (int64_t b = 0; b < g.n; b++) {
+      std::vector<int64_t> best(c);
+      std::vector<float> top(c);
+      for (int64_t oy = 0; oy < g.oh; oy++) {
+        for (int64_t ox = 0; ox < g.ow; ox++) {
+          std::fill(best.begin(), best.end(), -1);
+          for (int64_t i = 0; i < g.kh; i++) {
+            int64_t iy = oy * g.sh + i * g.dh - g.pt;
+            if (iy < 0 || iy >= g.h) continue;
+            for (int64_t j = 0; j < g.kw; j++) {
+              int64_t ix = ox * g.sw + j * g.dw - g.pl;
+              if (ix < 0 || ix >= g.w) continue;
+              int64_t at = ((b * g.h + iy) * g.w + ix) * c;
+              for (int64_t k = 0; k < c; k++) {
+                if (best[k] < 0 || x[at + k] > top[k]) {
+                  top[k] = x[at + k];
+                  best[k] = at + k;
+                }
+              }
+            }
+          }
+          const float* d = dy + ((b * g.oh + oy) * g.ow + ox) * c;
+          for (int64_t k = 0; k < c; k++)
+            if (best[k] >= 0) dx[best[k]] += d[k];
+        }
+      }
+    }
+  });
+}
+
+// setThreads(n): the OpenMP threads oneDNN computes with.
+napi_value SetThreads(napi_env env, napi_callback_info info) {
+  return guarded(env, [&] {
+    auto a = arguments(env, info, 1);
+    int32_t n = 0;
+    check(env, napi_get_value_int32(env, a[0], &n), "threads must be a number");
+    if (n < 1) throw CallError{"boat_native: threads must be at least 1"};
+    omp_set_num_threads(n);
+  });
+}
+
+// describe(): "oneDNN 2.6.3 (cpu_omp), N threads"
+napi_value Describe(napi_env env, napi_callback_info info) {
+  const dnnl_version_t* v = dnnl_version();
+  std::string text = "oneDNN " + std::to_string(v->major) + "." + std::to_string(v->minor) + "." + std::to_string(v->patch) +
+                     ", " + std::to_string(omp_get_max_threads()) + " threads";
+  napi_value result;
+  napi_create_string_utf8(env, text.c_str(), text.size(), &result);
+  return result;
+}
+
+napi_value Init(napi_env env, napi_value exports) {
+  const napi_property_descriptor fns[] = {
+      {"conv2d", nullptr, Conv2D, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"conv2dBackpropInput", nullptr, Conv2DBackpropInput, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"conv2dBackpropFilter", nullptr, Conv2DBackpropFilter, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"batchNorm", nullptr, BatchNorm, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"batchNormTrain", nullptr, BatchNormTrain, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"batchNormTrainGrad", nullptr, BatchNormTrainGrad, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"maxPoolGrad", nullptr, MaxPoolGrad, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"setThreads", nullptr, SetThreads, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"describe", nullptr, Describe, nullptr, nullptr, nullptr, napi_default, nullptr},
+  };
+  napi_define_properties(env, exports, sizeof(fns) / sizeof(fns[0]), fns);
+  return exports;
+}
+
+}  // namespace
+
+NAPI_MODULE(NODE_GYP_MODULE_NAME, Init)
