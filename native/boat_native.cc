@@ -428,6 +428,23 @@ napi_value BatchNormTrainGrad(napi_env env, napi_callback_info info) {
   });
 }
 
+// columnSums(x, out): out[k] = Σ_r x[r, k], x viewed as [rows, out.length]. The bias gradient of
+// every convolution is this sum over N·H·W, which wasm's Sum computes by transposing first.
+napi_value ColumnSums(napi_env env, napi_callback_info info) {
+  return guarded(env, [&] {
+    auto a = arguments(env, info, 2);
+    size_t c = lengthOf(env, a[1], "out");
+    size_t total = lengthOf(env, a[0], "x");
+    if (c == 0 || total % c) throw CallError{"boat_native: x's size is not a multiple of out's"};
+    const float* x = floats(env, a[0], total, "x");
+    float* out = floats(env, a[1], c, "out");
+    std::vector<float> ones(c, 1.f);
+    std::vector<double> sums, unused;
+    channelSums(x, x, total / c, c, ones.data(), ones.data(), sums, unused);  // with y = x it sums x (and x·(x−1), unused)
+    for (size_t k = 0; k < c; k++) out[k] = (float)sums[k];
+  });
+}
+
 // maxPoolGrad(geometry, dy, x, dx): each output's gradient goes to the first maximum of its window
 // (the cpu backend's choice). Geometry as for convolutions, with kh, kw the window and co = ci.
 napi_value MaxPoolGrad(napi_env env, napi_callback_info info) {
@@ -499,6 +516,7 @@ napi_value Init(napi_env env, napi_value exports) {
       {"batchNorm", nullptr, BatchNorm, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"batchNormTrain", nullptr, BatchNormTrain, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"batchNormTrainGrad", nullptr, BatchNormTrainGrad, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"columnSums", nullptr, ColumnSums, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"maxPoolGrad", nullptr, MaxPoolGrad, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"setThreads", nullptr, SetThreads, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"describe", nullptr, Describe, nullptr, nullptr, nullptr, napi_default, nullptr},

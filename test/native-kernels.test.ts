@@ -131,6 +131,15 @@ test('native MaxPoolGrad (ResNet50\'s 3×3 stride-2 pool, padded and not) matche
   }
 });
 
+test('native column sums (a bias gradient\'s Sum over all axes but the last) match the cpu backend; other sums fall back to wasm', async (t) => {
+  if (skipWithoutAddon(t)) return;
+  const [cpu, native] = await onCpuAndNative(() => {
+    const x = tf.tensor4d(randomArray([3, 5, 7, 6], 11, 2), [3, 5, 7, 6]);
+    return [x.sum([0, 1, 2]), x.sum([2, 0, 1], true), x.sum([-4, -3, -2]), x.sum([1]), x.sum(), tf.tensor2d(randomArray([9, 4], 12), [9, 4]).sum(0)];
+  });
+  for (let i = 0; i < cpu.length; i++) assert.ok(maxRelativeError(cpu[i], native[i]) < 1e-6, `sum ${i}`);
+});
+
 test('native training BatchNorm: statistics, output and gradients equal the composed ops on cpu, also for a large mean', async (t) => {
   if (skipWithoutAddon(t)) return;
   for (const offset of [0, 1000]) {

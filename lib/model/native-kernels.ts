@@ -23,6 +23,7 @@ export interface NativeAddon {
   batchNorm(x: Float32Array, mean: Float32Array, variance: Float32Array, offset: Float32Array | null, scale: Float32Array | null, epsilon: number, y: Float32Array): void;
   batchNormTrain(x: Float32Array, gamma: Float32Array, beta: Float32Array, epsilon: number, y: Float32Array, mean: Float32Array, variance: Float32Array, invStd: Float32Array): void;
   batchNormTrainGrad(dy: Float32Array, x: Float32Array, mean: Float32Array, invStd: Float32Array, gamma: Float32Array, dx: Float32Array, dGamma: Float32Array, dBeta: Float32Array): void;
+  columnSums(x: Float32Array, out: Float32Array): void;
   maxPoolGrad(geometry: Int32Array, dy: Float32Array, x: Float32Array, dx: Float32Array): void;
   setThreads(threads: number): void;
   describe(): string;
@@ -68,6 +69,8 @@ interface ConvAttrs {
   filterSize?: number | [number, number];
   varianceEpsilon?: number;
   epsilon?: number;
+  axis?: number | number[];
+  keepDims?: boolean;
   pad: 'valid' | 'same' | number | tf.backend_util.ExplicitPadding;
   dataFormat: 'NHWC' | 'NCHW';
   dilations?: number | [number, number];
@@ -152,6 +155,18 @@ function nativeKernels(addon: NativeAddon): tf.KernelConfig[] {
         offset ? heap.typedArrayFromHeap(offset) : null, scale ? heap.typedArrayFromHeap(scale) : null,
         a.varianceEpsilon ?? 0.001, heap.typedArrayFromHeap(y));
       return y;
+    }),
+    withFallback('Sum', (inputs, a, heap) => {
+      // Only the sum over every axis but the last (a bias gradient); other sums stay wasm's.
+      const { x } = inputs;
+      if (!x || x.dtype !== 'float32' || x.shape.length < 2 || a.axis === undefined) return null;
+      const rank = x.shape.length;
+      const axes = [...new Set((Array.isArray(a.axis) ? a.axis : [a.axis]).map((d) => (d < 0 ? d + rank : d)))].sort((p, q) => p - q);
+      if (axes.length !== rank - 1 || axes.some((d, i) => d !== i) || tf.util.sizeFromShape(x.shape) === 0) return null;
+      const channels = x.shape[rank - 1];
+      const out = heap.makeOutput(a.keepDims ? [...axes.map(() => 1), channels] : [channels], 'float32');
+      addon.columnSums(heap.typedArrayFromHeap(x), heap.typedArrayFromHeap(out));
+      return out;
     }),
     withFallback('MaxPoolGrad', (inputs, a, heap) => {
       const { dy, input } = inputs;
