@@ -7,7 +7,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 
-import { createBoatModel, fineTuneSupport, nllLoss } from '../model';
+import { BoatModel, createBoatModel, fineTuneSupport, nllLoss, setNativeKernels } from '../model';
 import { BatchSource, TrainBatch, trainModel } from '../train';
 import { now, secondsSince } from '../util';
 
@@ -22,6 +22,8 @@ export interface ModelBenchResult {
   peakRssTrainMb: number | null;
   /** The tutorial's batch 128 as 16 accumulated micro-batches of 8 through the trainer: seconds and peak RSS. */
   accumulated128?: { seconds: number; peakRssMb: number };
+  /** With native kernels in use: forward and train step at batch 8 with wasm's kernels alone, in the same run. */
+  wasmOnly?: { forwardImgS8: number; trainImgS8: number | null };
 }
 
 const peakRssMb = (): number => process.resourceUsage().maxRSS / 1024;
@@ -44,21 +46,40 @@ class RandomImages implements BatchSource {
   }
 }
 
+/** Forward img/s at batch `b`, after one warm-up pass (kernels compiled, weights uploaded). */
+async function timeForward(model: BoatModel, b: number, reps: number): Promise<number> {
+  const x = tf.randomNormal([b, 224, 224, 3], 0, 50, 'float32', 1) as tf.Tensor4D;
+  tf.dispose(model.forward(x));
+  const t = now();
+  for (let i = 0; i < reps; i++) {
+    const out = model.forward(x);
+    await out.data();
+    out.dispose();
+  }
+  x.dispose();
+  return (b * reps) / secondsSince(t);
+}
+
+/** Fine-tune step img/s at batch 8 (forward + backward + SGD), after one warm-up step. */
+function timeTrainStep(model: BoatModel, reps: number): number {
+  model.mode = 'finetune';
+  const x = tf.randomNormal([8, 224, 224, 3], 0, 50) as tf.Tensor4D;
+  const y = tf.tensor1d([0, 1, 2, 3, 4, 0, 1, 2], 'int32');
+  const optimizer = tf.train.momentum(0.001, 0.9);
+  const step = (): void => tf.dispose(optimizer.minimize(() => nllLoss(model.forward(x, true), y), true, model.trainableVariables()) ?? undefined);
+  step();
+  const t = now();
+  for (let i = 0; i < reps; i++) step();
+  const imgS = (8 * reps) / secondsSince(t);
+  tf.dispose([x, y]);
+  optimizer.dispose();
+  return imgS;
+}
+
 export async function benchModel(batches: number[], reps: number, accumulated128 = false): Promise<ModelBenchResult> {
   const model = await createBoatModel({ classes: ['a', 'b', 'c', 'd', 'e'], mode: 'finetune' });
   const forward: Record<number, number> = {};
-  for (const b of batches) {
-    const x = tf.randomNormal([b, 224, 224, 3], 0, 50, 'float32', 1) as tf.Tensor4D;
-    tf.dispose(model.forward(x)); // warm-up: kernels compiled, weights uploaded
-    const t = now();
-    for (let i = 0; i < reps; i++) {
-      const out = model.forward(x);
-      await out.data();
-      out.dispose();
-    }
-    forward[b] = (b * reps) / secondsSince(t);
-    x.dispose();
-  }
+  for (const b of batches) forward[b] = await timeForward(model, b, reps);
   const peakRssForwardMb = peakRssMb();
   // Head step: batch 32 of cached 2048-d features, SGD with momentum.
   model.mode = 'feature-extractor';
@@ -79,17 +100,7 @@ export async function benchModel(batches: number[], reps: number, accumulated128
   let accumulated: ModelBenchResult['accumulated128'];
   const support = fineTuneSupport();
   if (support.ok) {
-    model.mode = 'finetune';
-    const x = tf.randomNormal([8, 224, 224, 3], 0, 50) as tf.Tensor4D;
-    const y8 = tf.tensor1d([0, 1, 2, 3, 4, 0, 1, 2], 'int32');
-    const o = tf.train.momentum(0.001, 0.9);
-    const step = (): void => tf.dispose(o.minimize(() => nllLoss(model.forward(x, true), y8), true, model.trainableVariables()) ?? undefined);
-    step();
-    const t8 = now();
-    step();
-    trainImgS8 = 8 / secondsSince(t8);
-    tf.dispose([x, y8]);
-    o.dispose();
+    trainImgS8 = timeTrainStep(model, reps);
     peakRssTrainMb = peakRssMb();
     if (accumulated128) {
       const run = await trainModel(model, { train: new RandomImages(16), val: new RandomImages(1) }, { epochs: 1, accumulate: 16 });
@@ -98,8 +109,17 @@ export async function benchModel(batches: number[], reps: number, accumulated128
   } else {
     trainSkipped = support.reason;
   }
+  let wasmOnly: ModelBenchResult['wasmOnly'];
+  if (setNativeKernels(false)) {
+    try {
+      // One rep each: wasm alone is several times slower, and this is context, not a target.
+      wasmOnly = { forwardImgS8: await timeForward(model, 8, 1), trainImgS8: support.ok ? timeTrainStep(model, 1) : null };
+    } finally {
+      setNativeKernels(true);
+    }
+  }
   model.dispose();
-  return { forward, headStepMs, trainImgS8, trainSkipped, peakRssForwardMb, peakRssTrainMb, accumulated128: accumulated };
+  return { forward, headStepMs, trainImgS8, trainSkipped, peakRssForwardMb, peakRssTrainMb, accumulated128: accumulated, wasmOnly };
 }
 
 export interface TorchBenchResult {

@@ -10,7 +10,7 @@ import * as path from 'node:path';
 import { benchFeatureExtractor } from '../bench/experiment';
 import { benchLoader } from '../bench/loader';
 import { benchModel, benchTorch } from '../bench/model';
-import { selectBackend } from '../model';
+import { nativeKernelsInUse, selectBackend } from '../model';
 import { makeDemoDataset } from '../data';
 import { writeJsonAtomic } from '../util';
 import { parseFlags, stringFlag } from './args';
@@ -53,6 +53,12 @@ export async function benchCommand(argv: string[]): Promise<void> {
     ['backend', `${backend.line}; ${threads} thread(s) for both sides`],
     ...Object.entries(model.forward).map(([b, v]): [string, string] => [`ResNet50 forward, batch ${b}`, `${v.toFixed(2)} img/s`]),
     ['ResNet50 train step, batch 8', model.trainImgS8 !== null ? `${model.trainImgS8.toFixed(2)} img/s` : `not measured: ${model.trainSkipped}`],
+    ...(model.wasmOnly
+      ? ([
+          ['wasm kernels alone (BOAT_NATIVE=0): forward, batch 8', `${model.wasmOnly.forwardImgS8.toFixed(2)} img/s → native kernels ${(model.forward[8] / model.wasmOnly.forwardImgS8).toFixed(1)}× faster`],
+          ['wasm kernels alone: train step, batch 8', model.wasmOnly.trainImgS8 !== null && model.trainImgS8 !== null ? `${model.wasmOnly.trainImgS8.toFixed(2)} img/s → native kernels ${(model.trainImgS8 / model.wasmOnly.trainImgS8).toFixed(1)}× faster` : 'n/a'],
+        ] as Array<[string, string]>)
+      : ([['native kernels', `not used: ${backend.native && 'reason' in backend.native ? backend.native.reason : `backend ${backend.name}`}`]] as Array<[string, string]>)),
     ['head step on cached features, batch 32', `${model.headStepMs.toFixed(1)} ms`],
     ['tutorial batch 128 (16 accumulated micro-batches of 8)', model.accumulated128 ? `${model.accumulated128.seconds.toFixed(1)} s per step, peak RSS ${model.accumulated128.peakRssMb.toFixed(0)} MB (limit 8,192)` : quick ? 'not measured with --quick' : `not measured: ${model.trainSkipped}`],
     [`feature extractor, ${fe.epochs} epochs, ${fe.images} train+val images: cached`, `${fe.cachedSeconds.toFixed(1)} s (backbone once per image, then the head)`],
@@ -88,6 +94,9 @@ export async function benchCommand(argv: string[]): Promise<void> {
       forward_img_s_b8: model.forward[8] ?? null,
       forward_img_s_b32: model.forward[32] ?? null,
       train_img_s_b8: model.trainImgS8,
+      native_kernels: nativeKernelsInUse(),
+      wasm_only_forward_img_s_b8: model.wasmOnly?.forwardImgS8 ?? null,
+      wasm_only_train_img_s_b8: model.wasmOnly?.trainImgS8 ?? null,
       head_step_ms: model.headStepMs,
       accumulated_b128_s: model.accumulated128?.seconds ?? null,
       fe_images: fe.images,
