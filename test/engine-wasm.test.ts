@@ -5,9 +5,13 @@
  */
 import assert from 'node:assert/strict';
 import { before, test } from 'node:test';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 
 import { batchNormTraining, createBoatModel, nllLoss, resnetStage, nativeKernelsInUse, selectBackend, setNativeKernels, wasmThreadsWanted } from '../lib';
+import { gpuDevicePresent, startWebgpu } from '../lib/model/webgpu';
+import { REPO_ROOT, runCli, tempDir } from './helpers';
 
 type Pad = 'same' | 'valid' | [[number, number], [number, number], [number, number], [number, number]];
 
@@ -202,4 +206,21 @@ test('threads: BOAT_THREADS is validated with a one-line error, and the wasm bac
   const n = wasmThreadsWanted();
   const native = backend.native && 'description' in backend.native ? `; native kernels: ${backend.native.description}` : '';
   assert.equal(backend.line, `Using wasm backend (SIMD, ${n} thread${n === 1 ? '' : 's'}${native})`);
+});
+
+test('webgpu: without a GPU it is skipped for wasm, and forcing it is a one-line error that says what is missing', async () => {
+  const dir = tempDir();
+  const node = path.join(dir, 'renderD128');
+  assert.equal(gpuDevicePresent([node]), false);
+  fs.writeFileSync(node, '');
+  assert.equal(gpuDevicePresent([node]), true);
+  if (gpuDevicePresent()) return; // a GPU machine: scripts/gpu-check.sh covers it
+  assert.deepEqual(await startWebgpu(false), { reason: 'no GPU device node' });
+  // Forced: a fresh process, since a backend is chosen once per process.
+  const r = runCli(['bench', '--quick'], REPO_ROOT, { BOAT_BACKEND: 'webgpu' });
+  assert.equal(r.status, 2);
+  const errorLines = r.stderr.split('\n').filter((line) => line.startsWith('boat: error:'));
+  assert.equal(errorLines.length, 1, r.stderr);
+  assert.match(errorLines[0], /^boat: error: backend "webgpu" is not available on this machine: (no Vulkan loader|no WebGPU adapter|the optional npm package "webgpu")/);
+  assert.doesNotMatch(r.stderr, /\n\s+at .*\.js:\d+/, 'no JavaScript stack trace (Dawn may log its own C++ locations)');
 });

@@ -65,7 +65,7 @@ export function hashTree(root: string): Record<string, string> {
 }
 
 /** Runs the CLI as a user would; returns its exit code and output. */
-export function runCli(args: string[], cwd = REPO_ROOT): { status: number; stdout: string; stderr: string } {
-  const r = spawnSync(process.execPath, [path.join(REPO_ROOT, 'bin', 'boat.js'), ...args], { cwd, encoding: 'utf8', env: { ...process.env, BOAT_DEBUG: '' } });
+export function runCli(args: string[], cwd = REPO_ROOT, env: Record<string, string> = {}): { status: number; stdout: string; stderr: string } {
+  const r = spawnSync(process.execPath, [path.join(REPO_ROOT, 'bin', 'boat.js'), ...args], { cwd, encoding: 'utf8', env: { ...process.env, BOAT_DEBUG: '', ...env } });
   return { status: r.status ?? -1, stdout: r.stdout, stderr: r.stderr };
 }

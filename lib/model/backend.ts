@@ -1,6 +1,7 @@
 /**
- * Backend selection: native TensorFlow (tfjs-node-gpu / tfjs-node) when it loads, else WebAssembly
- * (SIMD), else the pure-JS cpu backend. BOAT_BACKEND=tensorflow|wasm|cpu forces one.
+ * Backend selection: native TensorFlow (tfjs-node-gpu / tfjs-node) when it loads, else WebGPU when a
+ * GPU answers (webgpu.ts), else WebAssembly (SIMD, with the native kernels when built), else the
+ * pure-JS cpu backend. BOAT_BACKEND=tensorflow|webgpu|wasm|cpu forces one.
  */
 import * as os from 'node:os';
 import * as tf from '@tensorflow/tfjs';
@@ -10,8 +11,9 @@ import { installWasmKernels } from './wasm-kernels';
 import { installLeanBackprop } from './lean-backprop';
 import { startThreadedWasm } from './wasm-threads';
 import { installNativeKernels } from './native-kernels';
+import { startWebgpu } from './webgpu';
 
-export type BackendName = 'tensorflow' | 'wasm' | 'cpu';
+export type BackendName = 'tensorflow' | 'webgpu' | 'wasm' | 'cpu';
 
 export interface BackendInfo {
   name: BackendName;
@@ -31,7 +33,7 @@ interface Started {
   native?: { description: string } | { reason: string };
 }
 
-const ORDER: BackendName[] = ['tensorflow', 'wasm', 'cpu'];
+const ORDER: BackendName[] = ['tensorflow', 'webgpu', 'wasm', 'cpu'];
 let resolved: BackendInfo | null = null;
 
 function tryRequire(name: string): boolean {
@@ -87,6 +89,18 @@ async function tryWasm(): Promise<Started | null> {
   return { details: `${simd ? 'SIMD' : 'no SIMD'}, ${threads} thread${threads === 1 ? '' : 's'}${kernels}`, threads, native };
 }
 
+/** Why the last attempt at a backend failed, for the error when it was forced. */
+const whyNot = new Map<BackendName, string>();
+
+async function tryWebgpu(forced: boolean): Promise<Started | null> {
+  const started = await startWebgpu(forced);
+  if ('reason' in started) {
+    whyNot.set('webgpu', started.reason);
+    return null;
+  }
+  return { details: started.details, threads: os.cpus().length };
+}
+
 async function tryCpu(): Promise<Started | null> {
   return (await tf.setBackend('cpu')) ? { details: 'pure JavaScript, slow', threads: 1 } : null;
 }
@@ -103,14 +117,16 @@ export async function selectBackend(forced = process.env.BOAT_BACKEND): Promise<
   }
   const candidates = forced ? [forced as BackendName] : ORDER;
   for (const name of candidates) {
-    const started = name === 'tensorflow' ? await tryTensorflow() : name === 'wasm' ? await tryWasm() : await tryCpu();
+    const started =
+      name === 'tensorflow' ? await tryTensorflow() : name === 'webgpu' ? await tryWebgpu(forced === 'webgpu') : name === 'wasm' ? await tryWasm() : await tryCpu();
     if (started) {
       await tf.ready();
       resolved = { name, ...started, line: `Using ${name} backend (${started.details})` };
       return resolved;
     }
   }
-  throw new UserError(forced ? `backend "${forced}" is not available on this machine` : 'no TensorFlow.js backend could be started');
+  const why = forced ? whyNot.get(forced as BackendName) : undefined;
+  throw new UserError(forced ? `backend "${forced}" is not available on this machine${why ? `: ${why}` : ''}` : 'no TensorFlow.js backend could be started');
 }
 
 /**
