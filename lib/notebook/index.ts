@@ -1,12 +1,13 @@
 /**
- * Helpers for the tslab notebooks: a parameters cell that environment variables override, PNG display,
- * and a progress display that updates in place in the cell. Everything shown is PNG or plain text,
+ * Helpers for the tslab notebooks: a parameters cell that environment variables override, PNG display
+ * of Vega-Lite and Plotly charts, and a progress display that updates in place in the cell. Everything shown is PNG or plain text,
  * which every front end renders (untrusted HTML/SVG is hidden in classic Notebook).
  */
 import * as path from 'node:path';
 import type { TopLevelSpec } from 'vega-lite';
 
 import { vegaLiteToPng } from '../plot/charts';
+import { PlotlyFigure, plotlyToPng } from '../plot/plotly';
 import { progressLine, ProgressSink } from '../train/progress';
 
 interface TslabDisplay {
@@ -18,8 +19,12 @@ interface Tslab {
   newDisplay(): TslabDisplay;
 }
 
+/** tslab's display API inside a running tslab kernel; null elsewhere (a script or a test requiring this module). */
 function tslab(): Tslab | null {
   try {
+    // tslab can be required outside a kernel, but its display then throws "Not ready".
+    const jupyter = require('tslab/dist/jupyter') as { lastWriteDisplayData?: unknown };
+    if (jupyter.lastWriteDisplayData == null) return null;
     return require('tslab') as Tslab;
   } catch {
     return null;
@@ -81,6 +86,29 @@ export function showPng(png: Uint8Array): void {
 /** Renders a Vega-Lite chart, shows it, and writes it to `file` when given. */
 export async function showChart(spec: TopLevelSpec, file?: string): Promise<void> {
   const png = await vegaLiteToPng(spec);
+  if (file) {
+    const { writeFileAtomic } = await import('../util/files');
+    writeFileAtomic(file, png);
+  }
+  showPng(png);
+}
+
+let plotlyFallbackNoted = false;
+
+/**
+ * Renders a Plotly figure (headless Chromium), shows it, and writes it to `file` when given. Without
+ * Chromium it shows `fallback` (the same chart in Vega-Lite) instead, and says so once.
+ */
+export async function showPlotly(figure: PlotlyFigure, file?: string, fallback?: TopLevelSpec): Promise<void> {
+  let png: Buffer;
+  try {
+    png = await plotlyToPng(figure);
+  } catch (err) {
+    if (!fallback) throw err;
+    if (!plotlyFallbackNoted) console.log(`note: ${(err as Error).message}; showing the Vega-Lite version`);
+    plotlyFallbackNoted = true;
+    png = await vegaLiteToPng(fallback);
+  }
   if (file) {
     const { writeFileAtomic } = await import('../util/files');
     writeFileAtomic(file, png);

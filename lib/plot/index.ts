@@ -1,3 +1,4 @@
 export * from './charts';
 export * from './confusion';
 export * from './grid';
+export * from './plotly';
