@@ -78,22 +78,25 @@ struct Geometry {
   }
 };
 
-// Primitive descriptors take a dispatch over implementations to create; keep them per geometry.
-struct Forward {
-  dnnl::convolution_forward::primitive_desc pd;
-  dnnl::convolution_forward conv;
-};
-struct BackwardData {
-  dnnl::convolution_backward_data::primitive_desc pd;
-  dnnl::convolution_backward_data conv;
-};
-struct BackwardWeights {
-  dnnl::convolution_backward_weights::primitive_desc pd;
-  dnnl::convolution_backward_weights conv;
+// Primitive descriptors take a dispatch over implementations to create; keep one per geometry.
+template <typename Primitive>
+struct Cached {
+  typename Primitive::primitive_desc pd;
+  Primitive primitive;
 };
 
-template <typename T>
-using Cache = std::map<std::vector<int64_t>, std::unique_ptr<T>>;
+template <typename Primitive>
+using Cache = std::map<std::vector<int64_t>, std::unique_ptr<Cached<Primitive>>>;
+
+template <typename Primitive, typename MakeDesc>
+Cached<Primitive>& cached(Cache<Primitive>& cache, const std::vector<int64_t>& key, MakeDesc makeDesc) {
+  auto& slot = cache[key];
+  if (!slot) {
+    typename Primitive::primitive_desc pd = makeDesc();
+    slot.reset(new Cached<Primitive>{pd, Primitive(pd)});
+  }
+  return *slot;
+}
 
 // Input weights in the layout a primitive wants: a view of the user's buffer, or a reordered copy.
 memory weightsFor(const memory::desc& wanted, const Geometry& g, float* data) {
@@ -184,17 +187,14 @@ napi_value Conv2D(napi_env env, napi_callback_info info) {
     bool relu = false;
     check(env, napi_get_value_bool(env, a[5], &relu), "relu must be a boolean");
 
-    static Cache<Forward> cache;
-    auto& slot = cache[g.key(0, (hasBias ? 1 : 0) | (relu ? 2 : 0))];
-    if (!slot) {
-      auto pd = g.forward(prop_kind::forward_inference, hasBias, relu);
-      slot.reset(new Forward{pd, dnnl::convolution_forward(pd)});
-    }
+    static Cache<dnnl::convolution_forward> cache;
+    auto& conv = cached(cache, g.key(0, (hasBias ? 1 : 0) | (relu ? 2 : 0)),
+                        [&] { return g.forward(prop_kind::forward_inference, hasBias, relu); });
     memory src(g.src(), cpu(), x), dst(g.dst(), cpu(), y);
-    memory weights = weightsFor(slot->pd.weights_desc(), g, w);
+    memory weights = weightsFor(conv.pd.weights_desc(), g, w);
     std::unordered_map<int, memory> args{{DNNL_ARG_SRC, src}, {DNNL_ARG_WEIGHTS, weights}, {DNNL_ARG_DST, dst}};
     if (hasBias) args.insert({DNNL_ARG_BIAS, memory({{g.co}, dt::f32, tag::x}, cpu(), b)});
-    slot->conv.execute(cpuStream(), args);
+    conv.primitive.execute(cpuStream(), args);
     cpuStream().wait();
   });
 }
@@ -208,17 +208,15 @@ napi_value Conv2DBackpropInput(napi_env env, napi_callback_info info) {
     float* w = floats(env, a[2], g.weightsSize(), "filter");
     float* dx = floats(env, a[3], g.srcSize(), "dx");
 
-    static Cache<BackwardData> cache;
-    auto& slot = cache[g.key(1, 0)];
-    if (!slot) {
+    static Cache<dnnl::convolution_backward_data> cache;
+    auto& conv = cached(cache, g.key(1, 0), [&] {
       dnnl::convolution_backward_data::desc d(algorithm::convolution_direct, g.src(), g.anyWeights(), g.dst(), g.strides(),
                                               g.dilates(), g.padL(), g.padR());
-      dnnl::convolution_backward_data::primitive_desc pd(d, cpu(), g.forward(prop_kind::forward_training, false, false));
-      slot.reset(new BackwardData{pd, dnnl::convolution_backward_data(pd)});
-    }
+      return dnnl::convolution_backward_data::primitive_desc(d, cpu(), g.forward(prop_kind::forward_training, false, false));
+    });
     memory diffDst(g.dst(), cpu(), dy), diffSrc(g.src(), cpu(), dx);
-    memory weights = weightsFor(slot->pd.weights_desc(), g, w);
-    slot->conv.execute(cpuStream(), {{DNNL_ARG_DIFF_DST, diffDst}, {DNNL_ARG_WEIGHTS, weights}, {DNNL_ARG_DIFF_SRC, diffSrc}});
+    memory weights = weightsFor(conv.pd.weights_desc(), g, w);
+    conv.primitive.execute(cpuStream(), {{DNNL_ARG_DIFF_DST, diffDst}, {DNNL_ARG_WEIGHTS, weights}, {DNNL_ARG_DIFF_SRC, diffSrc}});
     cpuStream().wait();
   });
 }
@@ -232,19 +230,17 @@ napi_value Conv2DBackpropFilter(napi_env env, napi_callback_info info) {
     float* dy = floats(env, a[2], g.dstSize(), "dy");
     float* dw = floats(env, a[3], g.weightsSize(), "dw");
 
-    static Cache<BackwardWeights> cache;
-    auto& slot = cache[g.key(2, 0)];
-    if (!slot) {
+    static Cache<dnnl::convolution_backward_weights> cache;
+    auto& conv = cached(cache, g.key(2, 0), [&] {
       dnnl::convolution_backward_weights::desc d(algorithm::convolution_direct, g.src(), g.anyWeights(), g.dst(), g.strides(),
                                                  g.dilates(), g.padL(), g.padR());
-      dnnl::convolution_backward_weights::primitive_desc pd(d, cpu(), g.forward(prop_kind::forward_training, false, false));
-      slot.reset(new BackwardWeights{pd, dnnl::convolution_backward_weights(pd)});
-    }
+      return dnnl::convolution_backward_weights::primitive_desc(d, cpu(), g.forward(prop_kind::forward_training, false, false));
+    });
     memory src(g.src(), cpu(), x), diffDst(g.dst(), cpu(), dy);
     memory user(g.userWeights(), cpu(), dw);
-    bool direct = slot->pd.diff_weights_desc() == g.userWeights();
-    memory diffWeights = direct ? user : memory(slot->pd.diff_weights_desc(), cpu());
-    slot->conv.execute(cpuStream(), {{DNNL_ARG_SRC, src}, {DNNL_ARG_DIFF_DST, diffDst}, {DNNL_ARG_DIFF_WEIGHTS, diffWeights}});
+    bool direct = conv.pd.diff_weights_desc() == g.userWeights();
+    memory diffWeights = direct ? user : memory(conv.pd.diff_weights_desc(), cpu());
+    conv.primitive.execute(cpuStream(), {{DNNL_ARG_SRC, src}, {DNNL_ARG_DIFF_DST, diffDst}, {DNNL_ARG_DIFF_WEIGHTS, diffWeights}});
     if (!direct) dnnl::reorder(diffWeights, user).execute(cpuStream(), diffWeights, user);
     cpuStream().wait();
   });

@@ -4,7 +4,8 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { test } from 'node:test';
 
-import { findFailedCell } from '../lib/cli/notebooks';
+import { findFailedCell, numberExecutedCells } from '../lib/cli/notebooks';
+import { findChromium } from '../lib/plot/plotly';
 import { REPO_ROOT, runCli, tempDir } from './helpers';
 
 const hasJupyter = spawnSync('/usr/bin/python3', ['-c', 'import nbconvert, nbclient'], { encoding: 'utf8' }).status === 0;
@@ -14,6 +15,20 @@ test('a failing cell is found with its source and error text', () => {
   assert.deepEqual(findFailedCell(nb([{ output_type: 'stream', name: 'stderr', text: 'Error: boom\n    at <anonymous>' }])), { index: 1, source: 'const a = 1;\nthrow new Error("boom")', error: 'Error: boom\n    at <anonymous>' });
   assert.equal(findFailedCell(nb([{ output_type: 'stream', name: 'stderr', text: '1:7 - Cannot find name \'b\'.' }]))?.index, 1);
   assert.equal(findFailedCell(nb([{ output_type: 'stream', name: 'stdout', text: 'Error in the data is fine on stdout' }])), null);
+});
+
+test('executed code cells are numbered in order (tslab leaves the count empty), execute results too', () => {
+  const nb = JSON.stringify({
+    cells: [
+      { cell_type: 'code', execution_count: null, source: 'a', outputs: [] },
+      { cell_type: 'markdown', source: 'text' },
+      { cell_type: 'code', execution_count: null, source: 'b', outputs: [{ output_type: 'execute_result', execution_count: null, data: {} }, { output_type: 'stream', name: 'stdout', text: 'x' }] },
+    ],
+  });
+  const numbered = JSON.parse(numberExecutedCells(nb));
+  assert.deepEqual(numbered.cells.map((c: { execution_count?: number }) => c.execution_count), [1, undefined, 2]);
+  assert.equal(numbered.cells[2].outputs[0].execution_count, 2);
+  assert.equal(numbered.cells[2].outputs[1].execution_count, undefined);
 });
 
 test('all notebooks execute headless on the demo set (npm run notebooks)', { skip: !hasJupyter && 'Debian Jupyter (nbconvert) is not installed; bash scripts/run.sh setup installs it' }, () => {
@@ -41,6 +56,12 @@ test('all notebooks execute headless on the demo set (npm run notebooks)', { ski
   assert.equal(pngs('04-feature-extractor'), 2);
   assert.ok(pngs('05-inference') >= 4);
   assert.equal(pngs('06-going-further'), 3); // Grad-CAM grid, top losses, learning-rate finder
+  const nb04 = JSON.parse(fs.readFileSync(path.join(out, '04-feature-extractor.ipynb'), 'utf8')) as { cells: Array<{ cell_type: string; execution_count?: number; outputs?: Array<{ text?: string | string[] }> }> };
+  const code = nb04.cells.filter((c) => c.cell_type === 'code');
+  assert.deepEqual(code.map((c) => c.execution_count), code.map((_, i) => i + 1), 'cells numbered as executed');
+  // The curves are Plotly's (Chromium is installed by scripts/run.sh), not the Vega-Lite fallback.
+  const text = code.flatMap((c) => c.outputs ?? []).map((o) => [o.text ?? ''].flat().join('')).join('');
+  if (findChromium()) assert.doesNotMatch(text, /showing the Vega-Lite version/);
   // The committed notebooks are untouched.
   for (const [n, text] of Object.entries(before)) assert.equal(fs.readFileSync(path.join(REPO_ROOT, 'notebooks', n), 'utf8'), text, n);
 });

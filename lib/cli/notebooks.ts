@@ -9,7 +9,7 @@ import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 
-import { UserError } from '../util';
+import { UserError, writeFileAtomic } from '../util';
 import { parseFlags, stringFlag } from './args';
 
 const REPO = path.resolve(__dirname, '..', '..', '..');
@@ -63,6 +63,21 @@ export interface NotebookRunOptions {
   log?: (line: string) => void;
 }
 
+/**
+ * Numbers the code cells 1, 2, … as executed top to bottom. nbclient copies the count from the kernel's
+ * reply, and tslab leaves it empty, so every executed cell read "In [ ]" as if it had never run.
+ */
+export function numberExecutedCells(notebookJson: string): string {
+  const nb = JSON.parse(notebookJson) as { cells: Array<{ cell_type: string; execution_count?: number | null; outputs?: Array<{ output_type: string; execution_count?: number | null }> }> };
+  let count = 0;
+  for (const cell of nb.cells) {
+    if (cell.cell_type !== 'code') continue;
+    cell.execution_count = ++count;
+    for (const output of cell.outputs ?? []) if (output.output_type === 'execute_result') output.execution_count = count;
+  }
+  return `${JSON.stringify(nb, null, 1)}\n`;
+}
+
 export function runNotebooks(options: NotebookRunOptions): string[] {
   const log = options.log ?? ((l: string) => console.log(l));
   if (spawnSync(PYTHON, ['-c', 'import nbconvert, nbclient'], { encoding: 'utf8' }).status !== 0) {
@@ -85,6 +100,7 @@ export function runNotebooks(options: NotebookRunOptions): string[] {
       console.error(`--- ${name}, cell ${failed.index + 1} failed ---\n${failed.source}\n--- error ---\n${failed.error}\n---`);
       throw new UserError(`${name}: cell ${failed.index + 1} failed: ${failed.error.split('\n')[0]} (executed copy: ${executed})`);
     }
+    writeFileAtomic(executed, numberExecutedCells(fs.readFileSync(executed, 'utf8')));
     spawnSync(PYTHON, ['-m', 'nbconvert', '--to', 'html', '--output-dir', out, executed], { env, encoding: 'utf8' });
     log(`${name}: ok in ${((Date.now() - started) / 1000).toFixed(0)} s → ${executed} (+ .html)`);
     done.push(executed);
