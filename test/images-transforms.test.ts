@@ -14,6 +14,7 @@ import {
   decodeRgb,
   evalTransforms,
   hflip,
+  isRandom,
   Normalize,
   openImage,
   Random,
@@ -25,6 +26,7 @@ import {
   rotate,
   ToTensor,
   trainTransforms,
+  type Transform,
 } from '../lib';
 import { REPO_ROOT, tempDir, writeImage } from './helpers';
 
@@ -168,4 +170,15 @@ test('the augmentation figure is one 3×3 PNG', async () => {
     return Array.from(data.subarray((y * 316 + x) * 3, (y * 316 + x) * 3 + 30));
   };
   assert.notDeepEqual(tile(1), tile(2), 'augmented views differ');
+});
+
+test('isRandom: eval transforms are deterministic, train transforms random, ColorJitter() a no-op, undeclared transforms count as random', () => {
+  assert.equal(isRandom(evalTransforms()), false);
+  assert.equal(isRandom(trainTransforms()), true);
+  assert.equal(isRandom(new ColorJitter()), false);
+  assert.equal(isRandom(new ColorJitter({ brightness: 0.2 })), true);
+  assert.equal(isRandom(new Compose([new Resize(256), new RandomHorizontalFlip()])), true);
+  const custom: Transform = { name: 'Custom()', apply: async (s) => s };
+  assert.equal(isRandom(custom), true);
+  assert.equal(isRandom(new Compose([new Resize(256), custom])), true);
 });

@@ -9,7 +9,7 @@ import * as tf from '@tensorflow/tfjs';
 
 import { BoatModel, createBoatModel, fineTuneSupport, nllLoss, setNativeKernels } from '../model';
 import { BatchSource, TrainBatch, trainModel } from '../train';
-import { now, secondsSince } from '../util';
+import { now, peakRssMb, secondsSince } from '../util';
 
 export interface ModelBenchResult {
   forward: Record<number, number>;
@@ -25,8 +25,6 @@ export interface ModelBenchResult {
   /** With native kernels in use: forward and train step at batch 8 with wasm's kernels alone, in the same run. */
   wasmOnly?: { forwardImgS8: number; trainImgS8: number | null };
 }
-
-const peakRssMb = (): number => process.resourceUsage().maxRSS / 1024;
 
 /** 16 micro-batches of 8 random images: one accumulated step of the tutorial's batch 128. */
 class RandomImages implements BatchSource {

@@ -12,7 +12,7 @@ import { benchLoader } from '../bench/loader';
 import { benchModel, benchTorch } from '../bench/model';
 import { nativeKernelsInUse, selectBackend } from '../model';
 import { makeDemoDataset } from '../data';
-import { writeJsonAtomic } from '../util';
+import { peakRssMb, writeJsonAtomic } from '../util';
 import { parseFlags, stringFlag } from './args';
 
 const SHARED_PHOTOS = path.resolve(__dirname, '..', '..', '..', '..', 'shared', 'data', 'boat-types');
@@ -41,7 +41,7 @@ export async function benchCommand(argv: string[]): Promise<void> {
   const fe = await benchFeatureExtractor(data, quick ? 8 : 40, quick ? 1 : 2);
   const torch = benchTorch(threads, 8, quick ? 2 : 4);
   const torchOk = 'forward_img_s' in torch ? torch : null;
-  const peakRssMb = process.resourceUsage().maxRSS / 1024;
+  const peakRss = peakRssMb();
   const rows: Array<[string, string]> = [
     ['images measured', String(loader.images)],
     ['concurrency', String(loader.concurrency)],
@@ -72,7 +72,7 @@ export async function benchCommand(argv: string[]): Promise<void> {
       : ([['PyTorch', `not run: ${(torch as { missing: string }).missing}`]] as Array<[string, string]>)),
     ['peak RSS after forward passes (feature extraction)', `${model.peakRssForwardMb.toFixed(0)} MB`],
     ['peak RSS after train steps', model.peakRssTrainMb !== null ? `${model.peakRssTrainMb.toFixed(0)} MB` : 'n/a'],
-    ['peak RSS, whole bench', `${peakRssMb.toFixed(0)} MB`],
+    ['peak RSS, whole bench', `${peakRss.toFixed(0)} MB`],
   ];
   const width = Math.max(...rows.map(([k]) => k.length));
   for (const [k, v] of rows) console.log(`  ${k.padEnd(width)}  ${v}`);
@@ -105,7 +105,7 @@ export async function benchCommand(argv: string[]): Promise<void> {
       fe_recompute_s: fe.recomputeSeconds,
       fe_recompute_epochs_measured: fe.recomputeEpochsMeasured,
       fe_speedup: fe.recomputeSeconds / fe.cachedSeconds,
-      peak_rss_mb: peakRssMb,
+      peak_rss_mb: peakRss,
       peak_rss_forward_mb: model.peakRssForwardMb,
       peak_rss_train_mb: model.peakRssTrainMb,
       peak_rss_train_b128_mb: model.accumulated128?.peakRssMb ?? null,

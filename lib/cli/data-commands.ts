@@ -1,6 +1,6 @@
 import * as path from 'node:path';
 
-import { auditDataset, formatAudit, indexCsv, makeDemoDataset, prepareDataset, splitDataset, Skipped, SUBSETS, buildFileIndex, classCounts, sizeSummary } from '../data';
+import { auditDataset, formatAudit, indexCsv, makeDemoDataset, prepareDataset, splitDataset, Skipped, skippedLines, SUBSETS, buildFileIndex, classCounts, sizeSummary } from '../data';
 import { UserError, writeFileAtomic } from '../util';
 import { intFlag, parseFlags, requiredString, stringFlag } from './args';
 
@@ -34,10 +34,7 @@ export async function dataCommand(argv: string[]): Promise<void> {
 }
 
 export function printSkipped(skipped: readonly Skipped[], limit = 20): void {
-  if (skipped.length === 0) return;
-  console.log(`Skipped ${skipped.length} entr${skipped.length === 1 ? 'y' : 'ies'}:`);
-  for (const s of skipped.slice(0, limit)) console.log(`  ${s.path}: ${s.reason}`);
-  if (skipped.length > limit) console.log(`  ... and ${skipped.length - limit} more`);
+  for (const line of skippedLines(skipped, limit)) console.log(line);
 }
 
 async function prepareCommand(argv: string[]): Promise<void> {

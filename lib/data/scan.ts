@@ -16,6 +16,15 @@ export interface Skipped {
   reason: string;
 }
 
+/** "Skipped N entries:" and one line per entry (`path: reason`), at most `limit` of them. */
+export function skippedLines(skipped: readonly Skipped[], limit = 20, note = ''): string[] {
+  if (skipped.length === 0) return [];
+  const lines = [`Skipped ${skipped.length} entr${skipped.length === 1 ? 'y' : 'ies'}${note}:`];
+  for (const s of skipped.slice(0, limit)) lines.push(`  ${s.path}: ${s.reason}`);
+  if (skipped.length > limit) lines.push(`  ... and ${skipped.length - limit} more`);
+  return lines;
+}
+
 export interface LabelledFile {
   /** Class name: the name of the top-level folder the file sits in. */
   label: string;

@@ -2,7 +2,7 @@
 import * as tf from '@tensorflow/tfjs';
 import sharp from 'sharp';
 
-import { evalTransforms, FloatImage, openImage } from '../images';
+import { evalTransforms, FloatImage, openImage, RgbImage } from '../images';
 import type { BoatModel } from '../model';
 import { escapeXml, Random } from '../util';
 
@@ -11,9 +11,21 @@ export interface Prediction {
   top: Array<{ class: string; probability: number }>;
 }
 
-export async function predictImage(model: BoatModel, file: string, k = 3): Promise<Prediction> {
+/** A photo through the model's eval transforms (Resize 256, CenterCrop 224, its preprocessing), as a batch of one. */
+export async function evalTensor(model: BoatModel, file: string): Promise<tf.Tensor4D> {
   const image = (await evalTransforms(model.info.preprocessing).apply(await openImage(file), new Random(0))) as FloatImage;
-  const probs = tf.tidy(() => tf.exp(model.forward(tf.tensor4d(image.data, [1, image.height, image.width, 3]))).dataSync());
+  return tf.tensor4d(image.data, [1, image.height, image.width, 3]);
+}
+
+/** The photo as the model sees it (EXIF-oriented, Resize 256, CenterCrop 224) as 8-bit RGB, for figures. */
+export async function evalView(model: BoatModel, file: string): Promise<RgbImage> {
+  return evalTransforms(model.info.preprocessing).preview(await openImage(file), new Random(0));
+}
+
+export async function predictImage(model: BoatModel, file: string, k = 3): Promise<Prediction> {
+  const x = await evalTensor(model, file);
+  const probs = tf.tidy(() => tf.exp(model.forward(x)).dataSync());
+  x.dispose();
   const top = Array.from(probs, (p, i) => ({ class: model.classes[i], probability: p }))
     .sort((a, b) => b.probability - a.probability)
     .slice(0, Math.min(k, model.classes.length));

@@ -7,9 +7,10 @@
 import * as tf from '@tensorflow/tfjs';
 import sharp from 'sharp';
 
-import { evalTransforms, FloatImage, openImage } from '../images';
+import { evalTensor, evalView } from '../evaluate/predict';
+import type { RgbImage } from '../images';
 import type { BoatModel } from '../model';
-import { escapeXml, Random } from '../util';
+import { escapeXml } from '../util';
 
 export interface GradCam {
   file: string;
@@ -22,6 +23,8 @@ export interface GradCam {
   /** Heatmap over the last stage's grid (7×7 for 224 px input), row-major, scaled to [0, 1]. */
   heatmap: Float32Array;
   size: number;
+  /** The photo as the model saw it (Resize 256, CenterCrop 224), for the overlay. */
+  view: RgbImage;
 }
 
 /** The layer whose output is the last stage's feature maps: the input of the global average pool. */
@@ -65,8 +68,7 @@ export function gradCamTensor(model: BoatModel, x: tf.Tensor4D, classIndex?: num
 
 /** Grad-CAM for a photo, through the model's eval transforms (Resize 256, CenterCrop 224). */
 export async function gradCam(model: BoatModel, file: string, classIndex?: number): Promise<GradCam> {
-  const image = (await evalTransforms(model.info.preprocessing).apply(await openImage(file), new Random(0))) as FloatImage;
-  const x = tf.tensor4d(image.data, [1, image.height, image.width, 3]);
+  const x = await evalTensor(model, file);
   const result = gradCamTensor(model, x, classIndex);
   x.dispose();
   const top = result.probs.indexOf(Math.max(...result.probs));
@@ -78,6 +80,7 @@ export async function gradCam(model: BoatModel, file: string, classIndex?: numbe
     predicted: { className: model.classes[top], probability: result.probs[top] },
     heatmap: result.heatmap,
     size: result.size,
+    view: await evalView(model, file),
   };
 }
 
@@ -88,24 +91,14 @@ function colour(v: number): [number, number, number] {
 }
 
 /**
- * The photo as the model saw it (Resize 256, centre 224 crop, EXIF-oriented) with the heatmap blended
- * over it and a caption, as PNG (`side` px square).
+ * The photo as the model saw it (`cam.view`) with the heatmap blended over it and a caption, as PNG
+ * (`side` px square).
  */
 export async function gradCamPng(cam: GradCam, options: { side?: number; opacity?: number } = {}): Promise<Buffer> {
   const side = options.side ?? 336;
   const opacity = options.opacity ?? 0.45;
-  const photo = await sharp(cam.file, { autoOrient: true, pages: 1 })
-    .resize(256, 256, { fit: 'outside' })
-    .toBuffer({ resolveWithObject: true })
-    .then(({ data, info }) =>
-      sharp(data)
-        .extract({ left: Math.floor((info.width - 224) / 2), top: Math.floor((info.height - 224) / 2), width: 224, height: 224 })
-        .resize(side, side)
-        .removeAlpha()
-        .toColourspace('srgb')
-        .png()
-        .toBuffer(),
-    );
+  const { data, width, height } = cam.view;
+  const photo = await sharp(data, { raw: { width, height, channels: 3 } }).resize(side, side).png().toBuffer();
   const rgba = Buffer.alloc(cam.size * cam.size * 4);
   cam.heatmap.forEach((v, i) => {
     const [r, g, b] = colour(v);

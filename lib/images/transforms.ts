@@ -15,6 +15,16 @@ export interface Transform {
    * Transforms without one run on the main thread.
    */
   spec?(): TransformSpec;
+  /**
+   * Whether apply draws from the generator, so one image can give different outputs. Built-ins say;
+   * a transform that does not is taken as random (see isRandom).
+   */
+  readonly random?: boolean;
+}
+
+/** Whether a transform may give different outputs for one input (undeclared counts as random, the safe side). */
+export function isRandom(transform: Transform): boolean {
+  return transform.random !== false;
 }
 
 /** Plain data describing a built-in transform: its class name and constructor arguments. */
@@ -46,6 +56,10 @@ export class Compose implements Transform {
     this.name = `Compose(${transforms.map((t) => t.name).join(', ')})`;
   }
 
+  get random(): boolean {
+    return this.transforms.some(isRandom);
+  }
+
   async apply(sample: Sample, rng: Random): Promise<Sample> {
     let out = sample;
     for (const t of this.transforms) out = await t.apply(out, rng);
@@ -65,6 +79,7 @@ export class Compose implements Transform {
 
 /** Resize(size): the shorter side becomes `size`, aspect kept (the longer side is truncated like torchvision). */
 export class Resize implements Transform {
+  readonly random = false;
   readonly name: string;
 
   spec(): TransformSpec {
@@ -84,6 +99,7 @@ export class Resize implements Transform {
 
 /** CenterCrop(size): crops the centre; pads with black when the image is smaller, like torchvision. */
 export class CenterCrop implements Transform {
+  readonly random = false;
   readonly name: string;
 
   spec(): TransformSpec {
@@ -142,6 +158,7 @@ export function randomResizedCropBox(width: number, height: number, scale: [numb
 
 /** RandomResizedCrop(size, scale, ratio): a random box of the given area share and aspect, resized to size×size. */
 export class RandomResizedCrop implements Transform {
+  readonly random = true;
   readonly name: string;
 
   spec(): TransformSpec {
@@ -204,6 +221,7 @@ export async function hflip(sample: Geometric): Promise<RgbImage> {
 
 /** RandomRotation(degrees): rotates by U(-d, d) degrees about the centre, same size, black corners. */
 export class RandomRotation implements Transform {
+  readonly random = true;
   readonly name: string;
 
   spec(): TransformSpec {
@@ -220,6 +238,7 @@ export class RandomRotation implements Transform {
 
 /** RandomHorizontalFlip(p): mirrors left-right with probability p. */
 export class RandomHorizontalFlip implements Transform {
+  readonly random = true;
   readonly name: string;
 
   spec(): TransformSpec {
@@ -271,6 +290,11 @@ export class ColorJitter implements Transform {
     const { brightness = 0, contrast = 0, saturation = 0, hue = 0 } = options;
     if (hue < 0 || hue > 0.5) throw new Error('ColorJitter hue must be in [0, 0.5]');
     this.name = `ColorJitter(brightness=${brightness}, contrast=${contrast}, saturation=${saturation}, hue=${hue})`;
+  }
+
+  get random(): boolean {
+    const { brightness = 0, contrast = 0, saturation = 0, hue = 0 } = this.options;
+    return !!(brightness || contrast || saturation || hue); // ColorJitter() is a no-op, as in the tutorial
   }
 
   async apply(sample: Sample, rng: Random): Promise<Sample> {
@@ -339,6 +363,7 @@ function shiftHue(px: Float32Array, shift: number): void {
 
 /** ToTensor(): 8-bit RGB → float in [0, 1] (HWC). */
 export class ToTensor implements Transform {
+  readonly random = false;
   readonly name = 'ToTensor()';
 
   spec(): TransformSpec {
@@ -354,6 +379,7 @@ export class ToTensor implements Transform {
 
 /** Normalize(mean, std) per channel, on ToTensor's output. */
 export class Normalize implements Transform {
+  readonly random = false;
   readonly name: string;
 
   spec(): TransformSpec {
@@ -383,6 +409,7 @@ export const CAFFE_MEAN_BGR: [number, number, number] = [103.939, 116.779, 123.6
  * ToTensor + Normalize rather than following them.
  */
 export class CaffePreprocess implements Transform {
+  readonly random = false;
   readonly name = 'CaffePreprocess(BGR, mean=[103.939, 116.779, 123.68])';
 
   spec(): TransformSpec {

@@ -10,12 +10,11 @@
  * The folder is written next to its target and renamed into place, so a crash mid-save leaves the
  * previous model intact; loading checks every file's hash, so a damaged file is never read as valid.
  */
-import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 
-import { readFileSha256Checked, recoverInterruptedSave, replaceOwnedDirectory, UserError } from '../util';
+import { readFileSha256Checked, recoverInterruptedSave, replaceOwnedDirectory, sha256Hex, UserError } from '../util';
 import { BoatModel, BoatModelInfo, cutAtFeatures, TrainingMode, TRAINING_MODES } from './model';
 import { defaultWeights, WeightsSource } from './weights';
 
@@ -29,10 +28,6 @@ export interface ModelMetadata extends BoatModelInfo {
   metrics: Record<string, unknown>;
   savedAt: string;
   files: Record<string, string>;
-}
-
-function sha256(data: Uint8Array | string): string {
-  return crypto.createHash('sha256').update(data).digest('hex');
 }
 
 function joinWeightData(data: ArrayBuffer | ArrayBuffer[]): Uint8Array {
@@ -62,8 +57,8 @@ async function writeLayersModel(model: tf.LayersModel, dir: string, prefix: stri
       });
       fs.writeFileSync(path.join(dir, 'model.json'), json);
       fs.writeFileSync(path.join(dir, 'weights.bin'), weights);
-      hashes[`${prefix}/model.json`] = sha256(json);
-      hashes[`${prefix}/weights.bin`] = sha256(weights);
+      hashes[`${prefix}/model.json`] = sha256Hex(json);
+      hashes[`${prefix}/weights.bin`] = sha256Hex(weights);
       return { modelArtifactsInfo: { dateSaved: new Date(), modelTopologyType: 'JSON' } };
     },
   });

@@ -12,13 +12,12 @@
  *     os.cpus() in Node: one thread on a 2-core machine. We report 2× the wanted count meanwhile.
  * The workers are unref'd so that they never keep a finished process alive.
  */
-import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 
-import { writeFileAtomic } from '../util';
+import { sha256Hex, writeFileAtomic } from '../util';
 
 interface WasmModule {
   setThreadsCount(n: number): void;
@@ -44,7 +43,7 @@ function workerScript(factoryFile: string): string {
   const source =
     `URL.createObjectURL = () => ${JSON.stringify(factoryFile)}; URL.revokeObjectURL = () => {};\n` +
     wasmWorkerContents.replace(/\n/g, '\\n'); // tfjs escapes the same way before making its Blob
-  const hash = crypto.createHash('sha256').update(source).digest('hex').slice(0, 16);
+  const hash = sha256Hex(source).slice(0, 16);
   const file = path.join(os.tmpdir(), `boat-wasm-worker-${hash}.js`);
   if (!fs.existsSync(file)) writeFileAtomic(file, source);
   return file;

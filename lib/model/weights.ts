@@ -6,13 +6,12 @@
  * resnet50-imagenet.sha256.json. A WeightsSource interface leaves room for other sources later
  * (a user's own Keras/TF.js ResNet50, converted torchvision weights).
  */
-import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 
 import type { Preprocessing } from '../images/transforms';
-import { readFileSha256Checked, UserError } from '../util';
+import { readFileSha256Checked, sha256Hex, UserError } from '../util';
 import pins from './resnet50-imagenet.sha256.json';
 
 export interface LoadedWeights {
@@ -35,10 +34,6 @@ export interface WeightsSource {
   load(inputSize?: number): Promise<LoadedWeights>;
   /** ImageNet class names by index, when the source has its classifier. */
   imagenetLabels(): string[];
-}
-
-function sha256(data: Uint8Array): string {
-  return crypto.createHash('sha256').update(data).digest('hex');
 }
 
 function readVerified(dir: string, file: string, expected: string | undefined): Buffer {
@@ -80,7 +75,7 @@ export class KerasResNet50Imagenet implements WeightsSource {
       offset += b.length;
     }
     const model = await tf.loadLayersModel(tf.io.fromMemory({ modelTopology: artifacts.modelTopology, weightSpecs, weightData: weightData.buffer }));
-    const checksum = sha256(Buffer.from(Object.values(expected).join('\n')));
+    const checksum = sha256Hex(Buffer.from(Object.values(expected).join('\n')));
     return { model, checksum };
   }
 

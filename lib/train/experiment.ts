@@ -7,7 +7,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 
-import type { Skipped } from '../data/scan';
+import { skippedLines, type Skipped } from '../data/scan';
 import { evaluateModel, metricsOf } from '../evaluate/evaluate';
 import { formatMetrics, Metrics } from '../evaluate/metrics';
 import { DataLoader, evalTransforms, ImageFolder, trainTransforms } from '../images';
@@ -146,11 +146,7 @@ export async function runExperiment(options: ExperimentOptions): Promise<Experim
     log(`Test: ${formatMetrics(test).split('\n')[0]}`);
   }
   const skipped = uniqueSkips(skippedLists.flat());
-  if (skipped.length > 0) {
-    log(`Skipped ${skipped.length} entr${skipped.length === 1 ? 'y' : 'ies'} (listed in metrics.json):`);
-    for (const s of skipped.slice(0, 20)) log(`  ${s.path}: ${s.reason}`);
-    if (skipped.length > 20) log(`  ... and ${skipped.length - 20} more`);
-  }
+  for (const line of skippedLines(skipped, 20, ' (listed in metrics.json)')) log(line);
   const totalSeconds = (Date.now() - started) / 1000;
   const epochs = options.epochs ?? 24;
   const headSeconds = result.history.reduce((s, r) => s + r.seconds, 0);

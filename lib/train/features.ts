@@ -4,14 +4,13 @@
  * image's content hash, the transform, the view, and the backbone weights' checksum and input size.
  * Re-runs and extra epochs cost only the head.
  */
-import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 
-import { DataLoader, ImageFolder, Transform, specOf } from '../images';
+import { DataLoader, ImageFolder, isRandom, Transform, specOf } from '../images';
 import type { BoatModel } from '../model';
-import { now, secondsSince, sha256File, writeFileAtomic } from '../util';
+import { now, secondsSince, sha256File, sha256Hex, writeFileAtomic } from '../util';
 
 export interface FeatureSet {
   /** [n, dim] row-major. */
@@ -45,11 +44,11 @@ export async function extractFeatures(model: BoatModel, root: string, options: E
   const transformKey = JSON.stringify(specOf(options.transform) ?? options.transform.name);
   const dim = model.backbone.outputs[0].shape[1] as number;
   // The seed (and view) only matter when the transform draws random numbers; eval features are shared by every seed.
-  const random = /Random|ColorJitter/.test(transformKey);
+  const random = isRandom(options.transform);
   const keys = await Promise.all(
     dataset.samples.map(async (s) => {
       const content = await sha256File(s.file);
-      return crypto.createHash('sha256').update([content, transformKey, random ? view : 0, random ? seed : 'any-seed', model.info.weightsChecksum, model.info.inputSize, model.backboneChanged ? 'changed' : 'pretrained'].join('|')).digest('hex');
+      return sha256Hex([content, transformKey, random ? view : 0, random ? seed : 'any-seed', model.info.weightsChecksum, model.info.inputSize, model.backboneChanged ? 'changed' : 'pretrained'].join('|'));
     }),
   );
   const cacheFile = (key: string): string => path.join(options.cacheDir, key.slice(0, 2), `${key}.f32`);

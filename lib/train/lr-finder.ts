@@ -7,7 +7,7 @@
 import * as tf from '@tensorflow/tfjs';
 
 import { BoatModel, nllLoss } from '../model';
-import type { BatchSource } from './train';
+import { disposeOptimizer, forwardAny, type BatchSource } from './train';
 
 export interface LrFinderOptions {
   startLr?: number;
@@ -39,9 +39,7 @@ export async function findLearningRate(model: BoatModel, source: BatchSource, op
   const { startLr = 1e-7, endLr = 10, steps = 100, momentum = 0.9, beta = 0.98, divergeFactor = 4 } = options;
   const variables = model.trainableVariables();
   const saved = variables.map((v) => v.clone());
-  // SGD with momentum written out (PyTorch's form: v = m·v + g; w -= lr·v), the same update as
-  // tf.train.momentum, whose dispose leaks its rate scalar (see disposeOptimizer in train.ts).
-  let velocity: tf.Tensor[] = variables.map((v) => tf.zerosLike(v));
+  const optimizer = tf.train.momentum(startLr, momentum); // the trainer's SGD; its rate changes every step
   const points: LrPoint[] = [];
   let average = 0;
   let best = Infinity;
@@ -54,20 +52,12 @@ export async function findLearningRate(model: BoatModel, source: BatchSource, op
           continue;
         }
         const lr = startLr * (endLr / startLr) ** (points.length / Math.max(1, steps - 1));
+        optimizer.setLearningRate(lr);
         model.setDropoutSeed(points.length);
-        const { value, grads } = tf.variableGrads(() => nllLoss(x.rank === 2 ? model.forwardHead(x as tf.Tensor2D, true) : model.forward(x as tf.Tensor4D, true), y), variables);
-        const next = tf.tidy(() =>
-          variables.map((v, i) => {
-            const nv = tf.add(tf.mul(velocity[i], momentum), grads[v.name]);
-            v.assign(tf.sub(v, tf.mul(nv, lr)));
-            return nv;
-          }),
-        );
-        tf.dispose(velocity);
-        velocity = next;
+        const { value, grads } = tf.variableGrads(() => nllLoss(forwardAny(model, x, true), y), variables);
+        optimizer.applyGradients(Object.entries(grads).map(([name, tensor]) => ({ name, tensor })));
         const loss = (await value.data())[0];
-        tf.dispose([value, x, y]);
-        tf.dispose(Object.values(grads));
+        tf.dispose([value, x, y, ...Object.values(grads)]);
         average = beta * average + (1 - beta) * loss;
         const smoothed = average / (1 - beta ** (points.length + 1));
         points.push({ lr, loss, smoothed });
@@ -78,7 +68,7 @@ export async function findLearningRate(model: BoatModel, source: BatchSource, op
   } finally {
     variables.forEach((v, i) => v.assign(saved[i]));
     tf.dispose(saved);
-    tf.dispose(velocity);
+    disposeOptimizer(optimizer);
   }
   const finite = points.filter((p) => Number.isFinite(p.smoothed));
   const minimum = finite.reduce((a, b) => (b.smoothed < a.smoothed ? b : a), finite[0] ?? { lr: startLr, loss: NaN, smoothed: NaN });

@@ -1,10 +1,9 @@
 /** A small file format for named tensors (checkpoints): a JSON manifest plus one binary blob. */
-import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 
-import { readFileSha256Checked, UserError } from '../util';
+import { readFileSha256Checked, sha256Hex, UserError } from '../util';
 
 export interface NamedTensor {
   name: string;
@@ -35,8 +34,7 @@ export async function writeTensors(dir: string, stem: string, tensors: NamedTens
   const manifest = JSON.stringify(entries);
   fs.writeFileSync(path.join(dir, `${stem}.bin`), blob);
   fs.writeFileSync(path.join(dir, `${stem}.json`), manifest);
-  const sha = (data: string | Buffer): string => crypto.createHash('sha256').update(data).digest('hex');
-  return { [`${stem}.bin`]: sha(blob), [`${stem}.json`]: sha(manifest) };
+  return { [`${stem}.bin`]: sha256Hex(blob), [`${stem}.json`]: sha256Hex(manifest) };
 }
 
 /** Reads what writeTensors wrote, checking both files against the hashes it returned. */

@@ -194,7 +194,8 @@ export async function trainModel(model: BoatModel, data: { train: BatchSource; v
   return { history, bestValAcc, bestEpoch, seconds: elapsed(), stopped };
 }
 
-function forwardAny(model: BoatModel, x: tf.Tensor, training: boolean): tf.Tensor2D {
+/** The model's log-probabilities for images [n,h,w,3] or, in feature-extractor mode, cached features [n,2048]. */
+export function forwardAny(model: BoatModel, x: tf.Tensor, training: boolean): tf.Tensor2D {
   return x.rank === 2 ? model.forwardHead(x as tf.Tensor2D, training) : model.forward(x as tf.Tensor4D, training);
 }
 

@@ -21,6 +21,11 @@ export function writeJsonAtomic(file: string, value: unknown): void {
   writeFileAtomic(file, JSON.stringify(value, null, 2) + '\n');
 }
 
+/** SHA-256 of bytes or a string (UTF-8), hex. */
+export function sha256Hex(data: string | Uint8Array): string {
+  return crypto.createHash('sha256').update(data).digest('hex');
+}
+
 /** SHA-256 of a file's bytes, hex. */
 export async function sha256File(file: string): Promise<string> {
   const hash = crypto.createHash('sha256');
@@ -220,7 +225,7 @@ export function readFileSha256Checked(file: string, expected: string | undefined
   } catch {
     throw new UserError(`${what} missing: ${file}${suffix}`);
   }
-  if (!expected || crypto.createHash('sha256').update(data).digest('hex') !== expected) {
+  if (!expected || sha256Hex(data) !== expected) {
     throw new UserError(`${what} ${badWord} (SHA-256 mismatch): ${file}${suffix}`);
   }
   return data;
