@@ -178,3 +178,33 @@ test('train --class-weights balanced weighs the loss by class and records the we
   assert.equal(bad.status, 2);
   assert.match(bad.stderr, /--class-weights must be none or balanced/);
 });
+
+test('train --init starts from a saved model (two-stage fine-tuning); a missing or mismatched one is a one-line error', () => {
+  const fe = path.join(work, 'models', 'fe'); // trained by the first test
+  const data = path.join(work, 'data');
+  const out = path.join(work, 'models', 'ft-from-fe');
+  const base = ['train', '--mode', 'finetune', '--data', data, '--epochs', '1', '--batch-size', '6', '--unfreeze', '1', '--seed', '7'];
+  // With lr 0 nothing moves, so the saved head must be the initial one, byte for byte.
+  const r = runCli([...base, '--lr', '0', '--init', fe, '--out', out]);
+  assert.equal(r.status, 0, r.stderr);
+  assert.match(r.stdout, /Starting from .*fe \(a feature-extractor model\)/);
+  assert.equal(sha(path.join(out, 'head', 'weights.bin')), sha(path.join(fe, 'head', 'weights.bin')));
+  assert.equal(JSON.parse(fs.readFileSync(path.join(out, 'metadata.json'), 'utf8')).mode, 'finetune');
+  // Without --init the head starts from fresh random weights.
+  const fresh = runCli([...base, '--lr', '0', '--out', path.join(work, 'models', 'ft-fresh')]);
+  assert.equal(fresh.status, 0, fresh.stderr);
+  assert.notEqual(sha(path.join(work, 'models', 'ft-fresh', 'head', 'weights.bin')), sha(path.join(fe, 'head', 'weights.bin')));
+
+  const missing = runCli([...base, '--init', path.join(work, 'no-such-model'), '--out', path.join(work, 'models', 'x')]);
+  assert.equal(missing.status, 2);
+  assert.match(missing.stderr, /^boat: error: model to start from \(--init\) not found: .*no-such-model\n$/);
+  const shuffled = path.join(work, 'models', 'fe-other-order');
+  fs.cpSync(fe, shuffled, { recursive: true });
+  const meta = JSON.parse(fs.readFileSync(path.join(shuffled, 'metadata.json'), 'utf8'));
+  meta.classes.reverse();
+  fs.writeFileSync(path.join(shuffled, 'metadata.json'), JSON.stringify(meta));
+  const mismatch = runCli([...base, '--init', shuffled, '--out', path.join(work, 'models', 'y')]);
+  assert.equal(mismatch.status, 2);
+  assert.equal(mismatch.stderr.trim().split('\n').length, 1, mismatch.stderr);
+  assert.match(mismatch.stderr, /another order/);
+});

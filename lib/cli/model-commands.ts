@@ -42,7 +42,7 @@ export async function trainCommand(argv: string[]): Promise<void> {
     mode: { type: 'string' }, data: { type: 'string', default: 'data' }, out: { type: 'string' }, epochs: { type: 'string' },
     resume: { type: 'boolean', default: false }, seed: { type: 'string' }, 'batch-size': { type: 'string' }, accumulate: { type: 'string' },
     lr: { type: 'string' }, optimizer: { type: 'string' }, views: { type: 'string' }, 'input-size': { type: 'string' }, cache: { type: 'string' },
-    unfreeze: { type: 'string' }, 'class-weights': { type: 'string' },
+    unfreeze: { type: 'string' }, 'class-weights': { type: 'string' }, init: { type: 'string' },
   });
   const mode = requiredString(flags, 'mode') as TrainingMode;
   if (!TRAINING_MODES.includes(mode)) throw new UserError(`--mode must be finetune or feature-extractor, got "${mode}"`);
@@ -75,6 +75,7 @@ export async function trainCommand(argv: string[]): Promise<void> {
       inputSize: intFlag(flags, 'input-size'),
       unfreezeStages,
       balanceClasses: classWeights === 'balanced',
+      init: stringFlag(flags, 'init'),
       cacheDir: stringFlag(flags, 'cache'),
       shouldStop: () => interrupted,
       onCheckpoint: (epoch) => {

@@ -11,7 +11,7 @@ import { skippedLines, type Skipped } from '../data/scan';
 import { evaluateModel, metricsOf } from '../evaluate/evaluate';
 import { formatMetrics, Metrics } from '../evaluate/metrics';
 import { DataLoader, evalTransforms, ImageFolder, trainTransforms } from '../images';
-import { balancedClassWeights, BoatModel, checkClassesMatch, createBoatModel, saveBoatModel, selectBackend, TrainingMode } from '../model';
+import { balancedClassWeights, BoatModel, checkClassesMatch, createBoatModel, loadBoatModel, saveBoatModel, selectBackend, TrainingMode } from '../model';
 import { recoverInterruptedSave, requireDirectory, requireWritableDirectory, toCsv, UserError } from '../util';
 import { extractFeatures, FeatureSet } from './features';
 import { terminalProgress, ProgressSink } from './progress';
@@ -38,6 +38,11 @@ export interface ExperimentOptions extends Omit<TrainOptions, 'checkpointDir' | 
   unfreezeStages?: number;
   /** Weight the training loss by balanced class weights (for unbalanced data such as all 9 Kaggle classes). */
   balanceClasses?: boolean;
+  /**
+   * Start from a saved model's weights instead of ImageNet's plus a fresh head: e.g. fine-tune a trained
+   * feature extractor (the two-stage recipe, whose head no longer sends random gradients into the backbone).
+   */
+  init?: string;
   progress?: ProgressSink;
   log?: (line: string) => void;
 }
@@ -54,6 +59,22 @@ export interface ExperimentResult {
   out: string;
   /** Files left out of train, val and test, each with its one-line reason. */
   skipped: Skipped[];
+}
+
+/** A saved model to continue from, checked against the data's classes and the asked input size. */
+async function initialModel(dir: string, classes: readonly string[], mode: TrainingMode, inputSize: number | undefined, log: (line: string) => void): Promise<BoatModel> {
+  requireDirectory(dir, 'model to start from (--init)');
+  const model = await loadBoatModel(dir);
+  try {
+    checkClassesMatch(model.classes, classes, dir);
+    if (inputSize !== undefined && inputSize !== model.info.inputSize) throw new UserError(`--input-size ${inputSize} differs from ${dir}'s ${model.info.inputSize}`);
+  } catch (err) {
+    model.dispose();
+    throw err;
+  }
+  log(`Starting from ${path.resolve(dir)} (a ${model.mode} model), not from ImageNet's weights and a fresh head`);
+  model.mode = mode;
+  return model;
 }
 
 export async function runExperiment(options: ExperimentOptions): Promise<ExperimentResult> {
@@ -74,7 +95,9 @@ export async function runExperiment(options: ExperimentOptions): Promise<Experim
   const trainFolder = new ImageFolder(trainDir, evalTransforms());
   const classes = trainFolder.classes;
   checkClassesMatch(classes, new ImageFolder(valDir, evalTransforms()).classes, valDir);
-  const model = await createBoatModel({ classes, mode: options.mode, inputSize: options.inputSize, seed: options.seed });
+  const model = options.init
+    ? await initialModel(options.init, classes, options.mode, options.inputSize, log)
+    : await createBoatModel({ classes, mode: options.mode, inputSize: options.inputSize, seed: options.seed });
   if (options.mode === 'finetune' && options.unfreezeStages !== undefined) model.unfrozenStages = options.unfreezeStages;
   const counts = model.paramCounts();
   const scope = model.unfrozenStages === null ? '' : ` (last ${model.unfrozenStages} of 5 stages unfrozen)`;
