@@ -32,7 +32,7 @@ async function photo(name: string): Promise<tf.Tensor4D> {
 before(async () => {
   const backend = await selectBackend();
   assert.equal(backend.name, 'wasm', 'the wasm backend is the one that always installs');
-  assert.match(backend.line, /^Using wasm backend \(SIMD, \d+ threads?\)$/);
+  assert.match(backend.line, /^Using wasm backend \(SIMD, \d+ threads?(; native kernels: oneDNN \d+\.\d+\.\d+, \d+ threads?)?\)$/);
   model = await createBoatModel({ classes: CLASSES, mode: 'feature-extractor' });
 });
 
