@@ -224,3 +224,29 @@ test('webgpu: without a GPU it is skipped for wasm, and forcing it is a one-line
   assert.match(errorLines[0], /^boat: error: backend "webgpu" is not available on this machine: (no Vulkan loader|no WebGPU adapter|the optional npm package "webgpu")/);
   assert.doesNotMatch(r.stderr, /\n\s+at .*\.js:\d+/, 'no JavaScript stack trace (Dawn may log its own C++ locations)');
 });
+
+test('batchNormFrozen: fine-tuning keeps BatchNorm\'s moving statistics (gamma and beta still train); unfrozen, they move', () => {
+  return (async () => {
+    const model = await createBoatModel({ classes: ['a', 'b'], mode: 'finetune', inputSize: 64 });
+    const bn = model.backbone.getLayer('bn2a_branch2a');
+    const [gamma, , movingMean] = bn.getWeights();
+    const x = tf.tensor4d(randomArray([2, 64, 64, 3], 21).map((v) => v * 200), [2, 64, 64, 3]);
+    const y = tf.tensor1d([0, 1], 'int32');
+    const step = (): void => {
+      const opt = tf.train.sgd(0.1);
+      tf.dispose(opt.minimize(() => nllLoss(model.forward(x, true), y), true, model.trainableVariables()) ?? undefined);
+      opt.dispose();
+    };
+    const values = (i: number): Float32Array => bn.getWeights()[i].dataSync() as Float32Array;
+    const before = { gamma: gamma.dataSync().slice(), mean: movingMean.dataSync().slice() };
+    model.batchNormFrozen = true;
+    step();
+    assert.deepEqual(Array.from(values(2)), Array.from(before.mean), 'moving mean kept');
+    assert.notDeepEqual(Array.from(values(0)), Array.from(before.gamma), 'gamma trained');
+    model.batchNormFrozen = false;
+    step();
+    assert.notDeepEqual(Array.from(values(2)), Array.from(before.mean), 'moving mean updated from batch statistics');
+    tf.dispose([x, y]);
+    model.dispose();
+  })();
+});

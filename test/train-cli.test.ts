@@ -200,6 +200,9 @@ test('train --init starts from a saved model (two-stage fine-tuning); a missing 
   assert.equal(fresh.status, 0, fresh.stderr);
   assert.ok(maxDiff(headOf(path.join(work, 'models', 'ft-fresh')), headOf(fe)) > 1e-3, 'a fresh head differs');
 
+  const notFinetune = runCli(['train', '--mode', 'feature-extractor', '--freeze-bn', '--data', data, '--out', path.join(work, 'models', 'z')]);
+  assert.equal(notFinetune.status, 2);
+  assert.match(notFinetune.stderr, /^boat: error: --freeze-bn applies to --mode finetune only\n$/);
   const missing = runCli([...base, '--init', path.join(work, 'no-such-model'), '--out', path.join(work, 'models', 'x')]);
   assert.equal(missing.status, 2);
   assert.match(missing.stderr, /^boat: error: model to start from \(--init\) not found: .*no-such-model\n$/);

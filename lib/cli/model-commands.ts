@@ -42,12 +42,13 @@ export async function trainCommand(argv: string[]): Promise<void> {
     mode: { type: 'string' }, data: { type: 'string', default: 'data' }, out: { type: 'string' }, epochs: { type: 'string' },
     resume: { type: 'boolean', default: false }, seed: { type: 'string' }, 'batch-size': { type: 'string' }, accumulate: { type: 'string' },
     lr: { type: 'string' }, optimizer: { type: 'string' }, views: { type: 'string' }, 'input-size': { type: 'string' }, cache: { type: 'string' },
-    unfreeze: { type: 'string' }, 'class-weights': { type: 'string' }, init: { type: 'string' },
+    unfreeze: { type: 'string' }, 'class-weights': { type: 'string' }, init: { type: 'string' }, 'freeze-bn': { type: 'boolean', default: false },
   });
   const mode = requiredString(flags, 'mode') as TrainingMode;
   if (!TRAINING_MODES.includes(mode)) throw new UserError(`--mode must be finetune or feature-extractor, got "${mode}"`);
   const unfreezeStages = unfreezeStagesFlag(flags);
   if (unfreezeStages !== undefined && mode !== 'finetune') throw new UserError('--unfreeze applies to --mode finetune only');
+  if (flags['freeze-bn'] === true && mode !== 'finetune') throw new UserError('--freeze-bn applies to --mode finetune only');
   const classWeights = stringFlag(flags, 'class-weights') ?? 'none';
   if (classWeights !== 'none' && classWeights !== 'balanced') throw new UserError(`--class-weights must be none or balanced, got "${classWeights}"`);
   const optimizer = stringFlag(flags, 'optimizer') ?? 'sgd';
@@ -76,6 +77,7 @@ export async function trainCommand(argv: string[]): Promise<void> {
       unfreezeStages,
       balanceClasses: classWeights === 'balanced',
       init: stringFlag(flags, 'init'),
+      freezeBatchNorm: flags['freeze-bn'] === true,
       cacheDir: stringFlag(flags, 'cache'),
       shouldStop: () => interrupted,
       onCheckpoint: (epoch) => {

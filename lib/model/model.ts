@@ -128,6 +128,7 @@ export function resnetStage(name: string): number | null {
 export class BoatModel {
   private _mode: TrainingMode;
   private _unfrozenStages: number | null = null;
+  private _batchNormFrozen = false;
   /** True once the backbone may differ from the pretrained weights (trained, or BatchNorm statistics updated). */
   backboneChanged = false;
 
@@ -169,8 +170,26 @@ export class BoatModel {
   set unfrozenStages(n: number | null) {
     if (n !== null && (!Number.isInteger(n) || n < 1 || n > 5)) throw new UserError(`the number of unfrozen stages must be 1 to 5, got ${n}`);
     this._unfrozenStages = n;
+    this.applyBatchNormFreezing();
+  }
+
+  get batchNormFrozen(): boolean {
+    return this._batchNormFrozen;
+  }
+
+  /**
+   * Fine-tune with every BatchNorm normalising by its moving (ImageNet) statistics and leaving them
+   * as they are; gamma and beta still train. For small batches (wasm runs batch 32 as micro-batches of
+   * 8), and for fine-tuning a trained feature extractor, whose head learnt those statistics' features.
+   */
+  set batchNormFrozen(frozen: boolean) {
+    this._batchNormFrozen = frozen;
+    this.applyBatchNormFreezing();
+  }
+
+  private applyBatchNormFreezing(): void {
     for (const layer of this.backbone.layers) {
-      if (layer.getClassName() === 'BatchNormalization') (layer as unknown as FreezableBatchNorm).frozen = !this.inTrainedStage(layer.name);
+      if (layer.getClassName() === 'BatchNormalization') (layer as unknown as FreezableBatchNorm).frozen = this._batchNormFrozen || !this.inTrainedStage(layer.name);
     }
   }
 

@@ -43,6 +43,8 @@ export interface ExperimentOptions extends Omit<TrainOptions, 'checkpointDir' | 
    * feature extractor (the two-stage recipe, whose head no longer sends random gradients into the backbone).
    */
   init?: string;
+  /** Fine-tune: BatchNorm keeps normalising with its moving statistics (see BoatModel.batchNormFrozen). */
+  freezeBatchNorm?: boolean;
   progress?: ProgressSink;
   log?: (line: string) => void;
 }
@@ -99,9 +101,11 @@ export async function runExperiment(options: ExperimentOptions): Promise<Experim
     ? await initialModel(options.init, classes, options.mode, options.inputSize, log)
     : await createBoatModel({ classes, mode: options.mode, inputSize: options.inputSize, seed: options.seed });
   if (options.mode === 'finetune' && options.unfreezeStages !== undefined) model.unfrozenStages = options.unfreezeStages;
+  if (options.mode === 'finetune' && options.freezeBatchNorm) model.batchNormFrozen = true;
   const counts = model.paramCounts();
   const scope = model.unfrozenStages === null ? '' : ` (last ${model.unfrozenStages} of 5 stages unfrozen)`;
   log(`ResNet50 + head, ${options.mode}${scope}: ${counts.total.toLocaleString('en-US')} parameters, ${counts.trainable.toLocaleString('en-US')} trainable`);
+  if (model.batchNormFrozen) log('BatchNorm frozen: it normalises with its moving (ImageNet) statistics and leaves them as they are; gamma and beta train');
   const seed = options.seed ?? 0;
   const batchSize = options.batchSize ?? 32;
   const progress = options.progress ?? terminalProgress(options.epochs ?? 24);
