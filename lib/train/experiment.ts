@@ -143,7 +143,7 @@ export async function runExperiment(options: ExperimentOptions): Promise<Experim
   } else {
     if (options.accumulate === undefined && backend.name === 'wasm' && batchSize > WASM_FINETUNE_MICRO_BATCH) {
       accumulate = Math.ceil(batchSize / WASM_FINETUNE_MICRO_BATCH);
-      log(`batch ${batchSize} runs as ${accumulate} accumulated micro-batches of up to ${WASM_FINETUNE_MICRO_BATCH} (the wasm engine's heap is capped at 4 GB); BatchNorm sees micro-batch statistics`);
+      log(`batch ${batchSize} runs as ${accumulate} accumulated micro-batches of up to ${WASM_FINETUNE_MICRO_BATCH} (the wasm engine's heap is capped at 4 GB)${model.batchNormFrozen ? '' : '; BatchNorm sees micro-batch statistics'}`);
     }
     const micro = Math.min(batchSize, accumulate ? Math.ceil(batchSize / accumulate) : batchSize);
     const [trainSet, valSet] = [new ImageFolder(trainDir, trainTransforms(pre)), new ImageFolder(valDir, evalTransforms(pre))];
