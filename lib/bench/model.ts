@@ -8,7 +8,7 @@ import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 
 import { BoatModel, createBoatModel, fineTuneSupport, nllLoss, setNativeKernels } from '../model';
-import { BatchSource, TrainBatch, trainModel } from '../train';
+import { BatchSource, disposeOptimizer, TrainBatch, trainModel } from '../train';
 import { now, peakRssMb, secondsSince } from '../util';
 
 export interface ModelBenchResult {
@@ -70,7 +70,7 @@ function timeTrainStep(model: BoatModel, reps: number): number {
   for (let i = 0; i < reps; i++) step();
   const imgS = (8 * reps) / secondsSince(t);
   tf.dispose([x, y]);
-  optimizer.dispose();
+  disposeOptimizer(optimizer);
   return imgS;
 }
 
@@ -90,7 +90,7 @@ export async function benchModel(batches: number[], reps: number, accumulated128
   for (let i = 0; i < 20; i++) stepHead();
   const headStepMs = (1000 * secondsSince(t)) / 20;
   tf.dispose([f, y]);
-  opt.dispose();
+  disposeOptimizer(opt);
 
   let trainImgS8: number | null = null;
   let trainSkipped: string | undefined;

@@ -298,8 +298,8 @@ export class ColorJitter implements Transform {
   }
 
   async apply(sample: Sample, rng: Random): Promise<Sample> {
+    if (!this.random) return geometric(sample, this.name);
     const { brightness = 0, contrast = 0, saturation = 0, hue = 0 } = this.options;
-    if (!brightness && !contrast && !saturation && !hue) return geometric(sample, this.name);
     const img = await decodeRgb(geometric(sample, this.name));
     const px = Float32Array.from(img.data);
     const factor = (x: number): number => rng.uniform(Math.max(0, 1 - x), 1 + x);

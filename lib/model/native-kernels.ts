@@ -64,7 +64,8 @@ function geometryOf(c: Conv2DInfo): Int32Array {
   ]);
 }
 
-interface ConvAttrs {
+/** The attributes the kernels below read (each kernel reads its own subset). */
+interface KernelAttrs {
   strides: number | [number, number];
   filterSize?: number | [number, number];
   varianceEpsilon?: number;
@@ -80,7 +81,7 @@ interface ConvAttrs {
   filterShape?: [number, number, number, number];
 }
 
-function convInfo(xShape: number[], filterShape: number[], a: ConvAttrs): Conv2DInfo {
+function convInfo(xShape: number[], filterShape: number[], a: KernelAttrs): Conv2DInfo {
   return tf.backend_util.computeConv2DInfo(
     xShape as [number, number, number, number],
     filterShape as [number, number, number, number],
@@ -96,14 +97,14 @@ const isFloat4D = (t: tf.TensorInfo | undefined): t is tf.TensorInfo => !!t && t
  */
 function withFallback(
   kernelName: string,
-  native: (inputs: tf.NamedTensorInfoMap, attrs: ConvAttrs, heap: WasmHeap) => tf.TensorInfo | null,
+  native: (inputs: tf.NamedTensorInfoMap, attrs: KernelAttrs, heap: WasmHeap) => tf.TensorInfo | null,
 ): tf.KernelConfig {
   const previous = tf.getKernel(kernelName, 'wasm');
   return {
     kernelName,
     backendName: 'wasm',
     kernelFunc: (args) => {
-      const out = native(args.inputs, args.attrs as unknown as ConvAttrs, args.backend as unknown as WasmHeap);
+      const out = native(args.inputs, args.attrs as unknown as KernelAttrs, args.backend as unknown as WasmHeap);
       if (out) return out;
       if (!previous) throw new Error(`${kernelName}: no wasm kernel for these inputs`);
       return previous.kernelFunc(args);
@@ -112,7 +113,7 @@ function withFallback(
 }
 
 function nativeKernels(addon: NativeAddon): tf.KernelConfig[] {
-  const forward = (inputs: tf.NamedTensorInfoMap, a: ConvAttrs, heap: WasmHeap, fused: boolean): tf.TensorInfo | null => {
+  const forward = (inputs: tf.NamedTensorInfoMap, a: KernelAttrs, heap: WasmHeap, fused: boolean): tf.TensorInfo | null => {
     const { x, filter, bias, preluActivationWeights } = inputs;
     const activation = fused ? a.activation ?? 'linear' : 'linear';
     if (!isFloat4D(x) || !isFloat4D(filter) || a.dataFormat === 'NCHW' || preluActivationWeights) return null;
@@ -199,7 +200,7 @@ function batchNormTrainingKernels(addon: NativeAddon): tf.KernelConfig[] {
         const stats = [0, 1, 2].map(() => heap.makeOutput(channels, 'float32'));
         const [mean, variance, invStd] = stats.map((t) => heap.typedArrayFromHeap(t));
         addon.batchNormTrain(heap.typedArrayFromHeap(x), heap.typedArrayFromHeap(gamma), heap.typedArrayFromHeap(beta),
-          (attrs as unknown as ConvAttrs).epsilon ?? 0.001, heap.typedArrayFromHeap(y), mean, variance, invStd);
+          (attrs as unknown as KernelAttrs).epsilon ?? 0.001, heap.typedArrayFromHeap(y), mean, variance, invStd);
         return [y, ...stats];
       },
     },

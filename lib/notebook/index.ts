@@ -85,7 +85,11 @@ export function showPng(png: Uint8Array): void {
 
 /** Renders a Vega-Lite chart, shows it, and writes it to `file` when given. */
 export async function showChart(spec: TopLevelSpec, file?: string): Promise<void> {
-  const png = await vegaLiteToPng(spec);
+  await showAndSave(await vegaLiteToPng(spec), file);
+}
+
+/** Shows a chart's PNG and writes it to `file` when given. */
+async function showAndSave(png: Buffer, file?: string): Promise<void> {
   if (file) {
     const { writeFileAtomic } = await import('../util/files');
     writeFileAtomic(file, png);
@@ -109,11 +113,7 @@ export async function showPlotly(figure: PlotlyFigure, file?: string, fallback?:
     plotlyFallbackNoted = true;
     png = await vegaLiteToPng(fallback);
   }
-  if (file) {
-    const { writeFileAtomic } = await import('../util/files');
-    writeFileAtomic(file, png);
-  }
-  showPng(png);
+  await showAndSave(png, file);
 }
 
 /** Progress for trainModel/runExperiment that rewrites one line of the cell's output. */
