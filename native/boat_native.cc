@@ -424,6 +424,36 @@ napi_value BatchNormTrainGrad(napi_env env, napi_callback_info info) {
   });
 }
 
+// batchNormFrozenGrad(dy, x, mean, invStd, gamma, dx, dGamma, dBeta): the gradient of BatchNorm with
+// given (moving) statistics, which are constants here, with x̂ = (x − mean)·invStd:
+//   dβ = Σdy,  dγ = Σ(dy·x̂),  dx = γ·invStd·dy
+napi_value BatchNormFrozenGrad(napi_env env, napi_callback_info info) {
+  return guarded(env, [&] {
+    auto a = arguments(env, info, 8);
+    size_t c = lengthOf(env, a[2], "mean");
+    size_t total = lengthOf(env, a[0], "dy");
+    if (c == 0 || total % c) throw CallError{"boat_native: dy's size is not a multiple of the channels"};
+    size_t rows = total / c;
+    const float* dy = floats(env, a[0], total, "dy");
+    const float* x = floats(env, a[1], total, "x");
+    const float* mean = floats(env, a[2], c, "mean");
+    const float* invStd = floats(env, a[3], c, "invStd");
+    const float* gamma = floats(env, a[4], c, "gamma");
+    float* dx = floats(env, a[5], total, "dx");
+    float* dGamma = floats(env, a[6], c, "dGamma");
+    float* dBeta = floats(env, a[7], c, "dBeta");
+    std::vector<double> sumDy, sumDyXHat;
+    channelSums(x, dy, rows, c, mean, invStd, sumDy, sumDyXHat);
+    std::vector<float> g(c), zero(c, 0.f);
+    for (size_t k = 0; k < c; k++) {
+      dBeta[k] = (float)sumDy[k];
+      dGamma[k] = (float)sumDyXHat[k];
+      g[k] = gamma[k] * invStd[k];
+    }
+    affine(dy, dx, rows, c, g.data(), zero.data());
+  });
+}
+
 // columnSums(x, out): out[k] = Σ_r x[r, k], x viewed as [rows, out.length]. The bias gradient of
 // every convolution is this sum over N·H·W, which wasm's Sum computes by transposing first.
 napi_value ColumnSums(napi_env env, napi_callback_info info) {
@@ -512,6 +542,7 @@ napi_value Init(napi_env env, napi_value exports) {
       {"batchNorm", nullptr, BatchNorm, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"batchNormTrain", nullptr, BatchNormTrain, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"batchNormTrainGrad", nullptr, BatchNormTrainGrad, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"batchNormFrozenGrad", nullptr, BatchNormFrozenGrad, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"columnSums", nullptr, ColumnSums, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"maxPoolGrad", nullptr, MaxPoolGrad, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"setThreads", nullptr, SetThreads, nullptr, nullptr, nullptr, napi_default, nullptr},

@@ -9,7 +9,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 
-import { batchNormTraining, createBoatModel, nllLoss, resnetStage, nativeKernelsInUse, selectBackend, setNativeKernels, wasmThreadsWanted } from '../lib';
+import { batchNormFrozen, batchNormTraining, createBoatModel, nllLoss, resnetStage, nativeKernelsInUse, selectBackend, setNativeKernels, wasmThreadsWanted } from '../lib';
 import { gpuDevicePresent, startWebgpu } from '../lib/model/webgpu';
 import { REPO_ROOT, runCli, tempDir } from './helpers';
 
@@ -151,6 +151,28 @@ test('the fused BatchNorm backward equals the gradient of the composed ops (mome
     assert.ok(err < 1e-4, `${label}: input ${i}: relative error ${err}`);
   }
   tf.dispose([x, gamma, beta, probe, ...expected, ...actual]);
+}));
+
+test('the frozen BatchNorm backward equals tfjs\' gradient of batchNorm with constant statistics', () => withEachKernelSet((label) => {
+  const x = tf.tensor4d(randomArray([3, 4, 5, 6], 15).map((v) => v * 3 + 2), [3, 4, 5, 6]);
+  const gamma = tf.tensor1d(randomArray([6], 16).map((v) => v + 1));
+  const beta = tf.tensor1d(randomArray([6], 17));
+  const mean = tf.tensor1d(randomArray([6], 18).map((v) => v + 2));
+  const variance = tf.tensor1d(randomArray([6], 19).map((v) => v + 4));
+  const probe = tf.tensor4d(randomArray([3, 4, 5, 6], 20), [3, 4, 5, 6]);
+  const composed = (a: tf.Tensor, g: tf.Tensor, b: tf.Tensor): tf.Tensor => tf.batchNorm(a, mean, variance, b as tf.Tensor1D, g as tf.Tensor1D, 1e-3).mul(probe).sum();
+  const frozen = (a: tf.Tensor, g: tf.Tensor, b: tf.Tensor): tf.Tensor => batchNormFrozen(a, g as tf.Tensor1D, b as tf.Tensor1D, mean, variance, 1e-3).mul(probe).sum();
+  type Grads = (xs: tf.Tensor[]) => tf.Tensor[];
+  assert.ok(Math.abs((composed(x, gamma, beta).arraySync() as number) - (frozen(x, gamma, beta).arraySync() as number)) < 1e-4, `${label}: forward`);
+  const expected = (tf.grads(composed as (...a: tf.Tensor[]) => tf.Tensor) as Grads)([x, gamma, beta]);
+  const before = tf.memory().numTensors;
+  const actual = (tf.grads(frozen as (...a: tf.Tensor[]) => tf.Tensor) as Grads)([x, gamma, beta]);
+  assert.equal(tf.memory().numTensors, before + 3, `${label}: only the three gradients are left`);
+  for (let i = 0; i < 3; i++) {
+    const err = maxRelativeError(expected[i].dataSync() as Float32Array, actual[i].dataSync() as Float32Array);
+    assert.ok(err < 1e-4, `${label}: input ${i}: relative error ${err}`);
+  }
+  tf.dispose([x, gamma, beta, mean, variance, probe, ...expected, ...actual]);
 }));
 
 test('clone shares the buffer on wasm (no copy per saved tensor) and stays valid after the original is disposed', () => {

@@ -10,6 +10,7 @@ import {
   CaffePreprocess,
   CenterCrop,
   ColorJitter,
+  cropRgb,
   Compose,
   decodeRgb,
   evalTransforms,
@@ -19,8 +20,11 @@ import {
   openImage,
   Random,
   RandomHorizontalFlip,
+  RandomResizedCrop,
   randomResizedCropBox,
   RandomRotation,
+  resizedCrop,
+  resizedCropOnGrid,
   Resize,
   RgbImage,
   rotate,
@@ -48,6 +52,52 @@ test('RandomResizedCrop boxes respect scale and ratio bounds over many draws', (
       }
     }
   }
+});
+
+function meanAbsDiff(a: Uint8Array, b: Uint8Array): number {
+  assert.equal(a.length, b.length);
+  let sum = 0;
+  for (let i = 0; i < a.length; i++) sum += Math.abs(a[i] - b[i]);
+  return sum / a.length;
+}
+
+test('a large RandomResizedCrop box on a file is resized first (JPEG shrink-on-load) and lands within half an output pixel of the drawn box', async () => {
+  const file = path.join(tempDir(), 'coffee1600.jpg');
+  await sharp(PHOTO).resize(1600, 1200).jpeg({ quality: 95 }).toFile(file);
+  const src = await openImage(file);
+  // A box whose edges fall on the shrunk image's grid: the fast path is the exact crop, up to the decoder.
+  const aligned = { left: 400, top: 0, width: 800, height: 1200 };
+  const exact = await decodeRgb(await resizedCrop(src, aligned, 256));
+  const grid = await decodeRgb(resizedCropOnGrid(src, aligned, 256));
+  const moved = await decodeRgb(await resizedCrop(src, { ...aligned, left: aligned.left + 2 }, 256));
+  const diff = meanAbsDiff(exact.data, grid.data);
+  assert.ok(diff < 0.5, `mean |diff| ${diff}`);
+  assert.ok(meanAbsDiff(exact.data, moved.data) > 4 * diff, 'a 2-pixel shift of the box shows (the check can fail)');
+  // Any box: the crop placed on the grid is the drawn box moved and scaled by under half an output pixel.
+  const rng = new Random(4);
+  for (let i = 0; i < 500; i++) {
+    const box = randomResizedCropBox(1600, 1200, [0.8, 1], [3 / 4, 4 / 3], rng);
+    const p = resizedCropOnGrid(src, box, 256);
+    const [sx, sy] = [1600 / p.resize!.width, 1200 / p.resize!.height]; // source pixels per shrunk pixel
+    assert.ok(Math.abs(p.cropAfter!.left * sx - box.left) <= 0.5 * sx + 1e-9 && Math.abs(p.cropAfter!.top * sy - box.top) <= 0.5 * sy + 1e-9, JSON.stringify({ box, p }));
+    assert.ok(Math.abs(256 * sx - box.width) <= 0.5 * sx && Math.abs(256 * sy - box.height) <= 0.5 * sy, JSON.stringify({ box, p }));
+    assert.ok(p.cropAfter!.left + 256 <= p.resize!.width && p.cropAfter!.top + 256 <= p.resize!.height);
+  }
+  // RandomResizedCrop takes this path only for boxes three times the output or more (where sharp shrinks on load).
+  const small = await openImage(PHOTO); // 600×400
+  const out = await new RandomResizedCrop(256, [0.8, 1]).apply(small, new Random(1));
+  assert.equal(out.kind === 'pending' && out.cropBefore !== undefined, true, 'small image: crop first, exact');
+  const large = await new RandomResizedCrop(256, [0.8, 1]).apply(src, new Random(1));
+  assert.equal(large.kind === 'pending' && large.cropBefore === undefined && large.cropAfter !== undefined, true, 'large image: resize first');
+});
+
+test('a crop of decoded pixels is copied in JS and equals sharp\'s extract', async () => {
+  const img = await decodeRgb(await new Resize(100).apply(await openImage(PHOTO)));
+  const box = { left: 7, top: 11, width: 40, height: 30 };
+  const viaSharp = await sharp(img.data, { raw: { width: img.width, height: img.height, channels: 3 } }).extract(box).raw().toBuffer();
+  assert.deepEqual(Buffer.from(cropRgb(img, box).data), viaSharp);
+  const cropped = await decodeRgb(await new CenterCrop(50).apply(img));
+  assert.deepEqual([cropped.width, cropped.height], [50, 50]);
 });
 
 test('output sizes: train and eval give 224×224 from any input size', async () => {

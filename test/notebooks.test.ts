@@ -62,6 +62,16 @@ test('all notebooks execute headless on the demo set (npm run notebooks)', { ski
   // The curves are Plotly's (Chromium is installed by scripts/run.sh), not the Vega-Lite fallback.
   const text = code.flatMap((c) => c.outputs ?? []).map((o) => [o.text ?? ''].flat().join('')).join('');
   if (findChromium()) assert.doesNotMatch(text, /showing the Vega-Lite version/);
+  // BOAT_RESUME=1 (resume: true) continues notebook 03's fine-tune from its checkpoint: one more epoch.
+  process.env.BOAT_RESUME = '1';
+  process.env.BOAT_FT_EPOCHS = '2';
+  const resumed = runCli(['notebooks', '--only', '03', '--out', path.join(work, 'resumed')]);
+  delete process.env.BOAT_RESUME;
+  assert.equal(resumed.status, 0, resumed.stderr + resumed.stdout);
+  const nb03 = fs.readFileSync(path.join(work, 'resumed', '03-finetuning.ipynb'), 'utf8');
+  assert.match(nb03, /Resuming from [^"]*resnet50_ft\.checkpoint/);
+  const history = fs.readFileSync(path.join(work, 'models', 'resnet50_ft', 'history.csv'), 'utf8').trim().split('\n');
+  assert.deepEqual(history.slice(1).map((l) => l.split(',').slice(0, 2).join(',')), ['0,train', '0,val', '1,train', '1,val']);
   // The committed notebooks are untouched.
   for (const [n, text] of Object.entries(before)) assert.equal(fs.readFileSync(path.join(REPO_ROOT, 'notebooks', n), 'utf8'), text, n);
 });

@@ -118,6 +118,8 @@ export async function decodeRgb(sample: Sample): Promise<RgbImage> {
     case 'source':
       return toRgb(pipelineOf(sample), sample.file);
     case 'pending': {
+      // A crop of pixels already decoded is a copy: no sharp round trip.
+      if (sample.base.kind === 'rgb' && !sample.resize && sample.cropBefore) return cropRgb(sample.base, sample.cropBefore);
       let pipeline = pipelineOf(sample.base);
       if (sample.cropBefore) pipeline = pipeline.extract(sample.cropBefore);
       if (sample.resize) pipeline = pipeline.resize(sample.resize.width, sample.resize.height, { fit: 'fill', kernel: 'linear' });
@@ -125,6 +127,17 @@ export async function decodeRgb(sample: Sample): Promise<RgbImage> {
       return toRgb(pipeline, sample.base.kind === 'source' ? sample.base.file : undefined);
     }
   }
+}
+
+/** Copies `box` (inside the image) out of 8-bit RGB pixels. */
+export function cropRgb(img: RgbImage, box: Box): RgbImage {
+  const out = new Uint8Array(box.width * box.height * 3);
+  const row = box.width * 3;
+  for (let y = 0; y < box.height; y++) {
+    const from = ((box.top + y) * img.width + box.left) * 3;
+    out.set(img.data.subarray(from, from + row), y * row);
+  }
+  return { kind: 'rgb', data: out, width: box.width, height: box.height };
 }
 
 type Geometric = ImageSource | RgbImage | PendingImage;

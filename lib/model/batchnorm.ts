@@ -15,7 +15,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 
-import { BATCH_NORM_TRAIN, BATCH_NORM_TRAIN_GRAD } from './native-kernels';
+import { BATCH_NORM_FROZEN_GRAD, BATCH_NORM_TRAIN, BATCH_NORM_TRAIN_GRAD } from './native-kernels';
 
 /** A BatchNormalization layer this module patched; `frozen` makes it normalise with its moving statistics even when training. */
 export interface FreezableBatchNorm {
@@ -90,17 +90,48 @@ export function batchNormTraining(x: tf.Tensor, gamma: tf.Tensor1D, beta: tf.Ten
   return { y, mean: mean!, variance: variance! };
 }
 
+/**
+ * Normalises x [..., C] with given statistics (a frozen layer's moving mean and variance), which get no
+ * gradient; gamma and beta do. The forward pass is tf.batchNorm's; the backward pass is
+ * dx = γ·σ⁻¹·dy, dγ = Σ(dy·x̂), dβ = Σdy, one native kernel where registered. tfjs' own FusedBatchNorm
+ * gradient tiles the statistics to the activation's size and also differentiates them, which made a
+ * frozen-BatchNorm fine-tune step several times slower than a training-mode one on wasm.
+ */
+export function batchNormFrozen(x: tf.Tensor, gamma: tf.Tensor1D, beta: tf.Tensor1D, mean: tf.Tensor1D, variance: tf.Tensor1D, epsilon: number): tf.Tensor {
+  const axes = x.shape.slice(0, -1).map((_, i) => i);
+  const native = tf.getKernel(BATCH_NORM_FROZEN_GRAD, tf.getBackend()) !== undefined;
+  const op = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
+    const [input, g, b, save] = args as [tf.Tensor, tf.Tensor1D, tf.Tensor1D, tf.GradSaveFunc];
+    const invStd = tf.rsqrt(tf.add(variance, epsilon));
+    save([input, invStd, g]);
+    return {
+      value: tf.batchNorm(input, mean, variance, b, g, epsilon),
+      gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
+        const [xs, inv, gm] = saved;
+        if (native) return tf.engine().runKernel<tf.Tensor[]>(BATCH_NORM_FROZEN_GRAD, { dy, x: xs, mean, invStd: inv, gamma: gm }, {});
+        return tf.tidy(() => {
+          const xHat = tf.mul(tf.sub(xs, mean), inv);
+          return [tf.mul(dy, tf.mul(gm, inv)), tf.sum(tf.mul(dy, xHat), axes), tf.sum(dy, axes)];
+        });
+      },
+    };
+  });
+  return (op as (...inputs: tf.Tensor[]) => tf.Tensor)(x, gamma, beta);
+}
+
 function patchLayer(layer: KerasBatchNorm): void {
   const original = layer.call.bind(layer);
   layer.call = (inputs, kwargs) => {
     const x = Array.isArray(inputs) ? inputs[0] : inputs;
     const axes = Array.isArray(layer.axis) ? layer.axis : [layer.axis]; // Keras JSON stores [3]
     const channelsLast = axes.length === 1 && (axes[0] === -1 || axes[0] === x.rank - 1);
-    if (kwargs.training && layer.frozen) return original(inputs, { ...kwargs, training: false });
-    if (!kwargs.training || !channelsLast) return original(inputs, kwargs);
+    if (!kwargs.training) return original(inputs, kwargs);
+    if (!channelsLast) return original(inputs, { ...kwargs, training: !layer.frozen });
+    const read = (v: tf.LayerVariable): tf.Tensor1D => (v as unknown as LayerVariableInternals).read() as unknown as tf.Tensor1D;
+    if (layer.frozen) return batchNormFrozen(x, read(layer.gamma), read(layer.beta), read(layer.movingMean), read(layer.movingVariance), layer.epsilon);
     return tf.tidy(() => {
-      const gamma = (layer.gamma as unknown as LayerVariableInternals).read() as unknown as tf.Tensor1D;
-      const beta = (layer.beta as unknown as LayerVariableInternals).read() as unknown as tf.Tensor1D;
+      const gamma = read(layer.gamma);
+      const beta = read(layer.beta);
       const { y, mean, variance } = batchNormTraining(x, gamma, beta, layer.epsilon);
       for (const [variable, value] of [[layer.movingMean, mean], [layer.movingVariance, variance]] as const) {
         const v = variable as unknown as LayerVariableInternals;

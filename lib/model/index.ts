@@ -2,5 +2,5 @@ export * from './backend';
 export * from './model';
 export * from './save';
 export * from './weights';
-export { batchNormTraining } from './batchnorm';
+export { batchNormFrozen, batchNormTraining } from './batchnorm';
 export { installNativeKernels, loadNativeAddon, nativeKernelsInUse, setNativeKernels, NATIVE_ADDON } from './native-kernels';

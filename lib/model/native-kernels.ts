@@ -23,6 +23,7 @@ export interface NativeAddon {
   batchNorm(x: Float32Array, mean: Float32Array, variance: Float32Array, offset: Float32Array | null, scale: Float32Array | null, epsilon: number, y: Float32Array): void;
   batchNormTrain(x: Float32Array, gamma: Float32Array, beta: Float32Array, epsilon: number, y: Float32Array, mean: Float32Array, variance: Float32Array, invStd: Float32Array): void;
   batchNormTrainGrad(dy: Float32Array, x: Float32Array, mean: Float32Array, invStd: Float32Array, gamma: Float32Array, dx: Float32Array, dGamma: Float32Array, dBeta: Float32Array): void;
+  batchNormFrozenGrad(dy: Float32Array, x: Float32Array, mean: Float32Array, invStd: Float32Array, gamma: Float32Array, dx: Float32Array, dGamma: Float32Array, dBeta: Float32Array): void;
   columnSums(x: Float32Array, out: Float32Array): void;
   maxPoolGrad(geometry: Int32Array, dy: Float32Array, x: Float32Array, dx: Float32Array): void;
   setThreads(threads: number): void;
@@ -184,6 +185,8 @@ function nativeKernels(addon: NativeAddon): tf.KernelConfig[] {
 /** Kernel names of the fused training BatchNorm (used by batchnorm.ts when registered for the active backend). */
 export const BATCH_NORM_TRAIN = 'BoatBatchNormTrain';
 export const BATCH_NORM_TRAIN_GRAD = 'BoatBatchNormTrainGrad';
+/** The gradient of a frozen BatchNorm (moving statistics as constants): same inputs and outputs as BATCH_NORM_TRAIN_GRAD. */
+export const BATCH_NORM_FROZEN_GRAD = 'BoatBatchNormFrozenGrad';
 
 function batchNormTrainingKernels(addon: NativeAddon): tf.KernelConfig[] {
   const heapOf = (backend: unknown) => backend as WasmHeap;
@@ -204,9 +207,9 @@ function batchNormTrainingKernels(addon: NativeAddon): tf.KernelConfig[] {
         return [y, ...stats];
       },
     },
-    {
+    ...([[BATCH_NORM_TRAIN_GRAD, addon.batchNormTrainGrad], [BATCH_NORM_FROZEN_GRAD, addon.batchNormFrozenGrad]] as const).map(([kernelName, grad]): tf.KernelConfig => ({
       // inputs dy, x [..., C], mean, invStd, gamma [C]; outputs dx, dGamma, dBeta
-      kernelName: BATCH_NORM_TRAIN_GRAD,
+      kernelName,
       backendName: 'wasm',
       kernelFunc: ({ inputs, backend }) => {
         const heap = heapOf(backend);
@@ -214,11 +217,11 @@ function batchNormTrainingKernels(addon: NativeAddon): tf.KernelConfig[] {
         const dx = heap.makeOutput(x.shape, 'float32');
         const dGamma = heap.makeOutput(gamma.shape, 'float32');
         const dBeta = heap.makeOutput(gamma.shape, 'float32');
-        addon.batchNormTrainGrad(...[dy, x, mean, invStd, gamma, dx, dGamma, dBeta].map((t) => heap.typedArrayFromHeap(t)) as
-          [Float32Array, Float32Array, Float32Array, Float32Array, Float32Array, Float32Array, Float32Array, Float32Array]);
+        grad.call(addon, ...([dy, x, mean, invStd, gamma, dx, dGamma, dBeta].map((t) => heap.typedArrayFromHeap(t)) as
+          [Float32Array, Float32Array, Float32Array, Float32Array, Float32Array, Float32Array, Float32Array, Float32Array]));
         return [dx, dGamma, dBeta];
       },
-    },
+    })),
   ];
 }
 

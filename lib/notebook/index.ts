@@ -50,12 +50,14 @@ export interface NotebookParams {
   views: number;
   /** Feature cache of the feature extractor. */
   cacheDir: string;
+  /** Continue notebook 03's fine-tune from its last epoch checkpoint (after a kernel died or was stopped). */
+  resume: boolean;
 }
 
 /**
  * The parameters cell: defaults for a full run, each overridable by an environment variable
  * (BOAT_DATA_ROOT, BOAT_MODELS, BOAT_FIGURES, BOAT_EPOCHS, BOAT_FT_EPOCHS, BOAT_UNFREEZE, BOAT_SEED,
- * BOAT_DEMO_PER_CLASS, BOAT_VIEWS, BOAT_CACHE_DIR;
+ * BOAT_DEMO_PER_CLASS, BOAT_VIEWS, BOAT_CACHE_DIR, BOAT_RESUME=1;
  * BOAT_BACKEND picks the backend), so CI runs the same notebooks quickly on the demo set.
  */
 export function notebookParams(defaults: Partial<NotebookParams> = {}): NotebookParams {
@@ -73,6 +75,7 @@ export function notebookParams(defaults: Partial<NotebookParams> = {}): Notebook
     demoPerClass: num('BOAT_DEMO_PER_CLASS', defaults.demoPerClass ?? 40),
     views: num('BOAT_VIEWS', defaults.views ?? 0),
     cacheDir: path.resolve(env.BOAT_CACHE_DIR || defaults.cacheDir || '../.cache/features'),
+    resume: env.BOAT_RESUME !== undefined && env.BOAT_RESUME !== '' ? env.BOAT_RESUME === '1' || env.BOAT_RESUME === 'true' : defaults.resume ?? false,
   };
   for (const [k, v] of Object.entries(params)) if (typeof v === 'number' && !Number.isFinite(v)) throw new Error(`parameter ${k} is not a number`);
   return params;

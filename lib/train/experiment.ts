@@ -154,6 +154,7 @@ export async function runExperiment(options: ExperimentOptions): Promise<Experim
 
   const classWeights = options.balanceClasses ? balancedClassWeights(trainFolder.samples.map((s) => s.label), classes.length) : options.classWeights;
   if (classWeights) log(`class weights: ${classes.map((c, i) => `${c} ${classWeights[i].toFixed(2)}`).join(', ')}`);
+  if (options.resume) log(`Resuming from ${checkpointDir}`);
   const result = await trainModel(model, { train, val }, {
     ...options,
     accumulate,
