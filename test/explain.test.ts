@@ -10,12 +10,15 @@ import {
   balancedClassWeights,
   BoatModel,
   createBoatModel,
+  evalInput,
+  evalTransforms,
   EvaluationResult,
   FeatureSet,
   FeatureSource,
   findLearningRate,
   gradCamTensor,
   heatmapPeak,
+  loadImage,
   mostConfused,
   nllLoss,
   selectBackend,
@@ -23,6 +26,9 @@ import {
   trainModel,
   ttaViews,
 } from '../lib';
+import { Random } from '../lib/util';
+import { REPO_ROOT } from './helpers';
+import * as path from 'node:path';
 
 let model: BoatModel;
 
@@ -83,6 +89,18 @@ test('Grad-CAM puts the heatmap peak where the planted class evidence is', async
     assert.ok(Math.min(...cam.heatmap) >= 0);
   }
   assert.equal(tf.memory().numTensors, numTensors, 'Grad-CAM leaks no tensors');
+});
+
+test('evalInput decodes a photo once for both the figure view and the model input, equal to the eval transforms', async () => {
+  const file = path.join(REPO_ROOT, 'test', 'fixtures', 'photos', 'chelsea.jpg');
+  const { view, x } = await evalInput(model, file);
+  const expected = await loadImage(file, evalTransforms(model.info.preprocessing), new Random(0));
+  assert.deepEqual(x.shape, [1, 224, 224, 3]);
+  assert.deepEqual(x.dataSync(), expected.data);
+  assert.deepEqual([view.width, view.height], [224, 224]);
+  // caffe: BGR minus the mean, so the view's red channel is the input's third channel plus 123.68
+  assert.ok(Math.abs(view.data[0] - (expected.data[2] + 123.68)) < 1e-3);
+  x.dispose();
 });
 
 test('Grad-CAM pools the same feature maps the classifier uses (mean of the last stage = backbone features)', () => {

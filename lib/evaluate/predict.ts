@@ -2,7 +2,7 @@
 import * as tf from '@tensorflow/tfjs';
 import sharp from 'sharp';
 
-import { evalTransforms, FloatImage, openImage, RgbImage } from '../images';
+import { Compose, evalTransforms, FloatImage, openImage, preprocessingSteps, RgbImage } from '../images';
 import type { BoatModel } from '../model';
 import { escapeXml, Random } from '../util';
 
@@ -13,13 +13,17 @@ export interface Prediction {
 
 /** A photo through the model's eval transforms (Resize 256, CenterCrop 224, its preprocessing), as a batch of one. */
 export async function evalTensor(model: BoatModel, file: string): Promise<tf.Tensor4D> {
-  const image = (await evalTransforms(model.info.preprocessing).apply(await openImage(file), new Random(0))) as FloatImage;
-  return tf.tensor4d(image.data, [1, image.height, image.width, 3]);
+  return (await evalInput(model, file)).x;
 }
 
-/** The photo as the model sees it (EXIF-oriented, Resize 256, CenterCrop 224) as 8-bit RGB, for figures. */
-export async function evalView(model: BoatModel, file: string): Promise<RgbImage> {
-  return evalTransforms(model.info.preprocessing).preview(await openImage(file), new Random(0));
+/**
+ * The photo as the model sees it (EXIF-oriented, Resize 256, CenterCrop 224) as 8-bit RGB for figures,
+ * and the batch of one made from those pixels: one decode for both.
+ */
+export async function evalInput(model: BoatModel, file: string): Promise<{ view: RgbImage; x: tf.Tensor4D }> {
+  const view = await evalTransforms(model.info.preprocessing).preview(await openImage(file), new Random(0));
+  const image = (await new Compose(preprocessingSteps(model.info.preprocessing)).apply(view, new Random(0))) as FloatImage;
+  return { view, x: tf.tensor4d(image.data, [1, image.height, image.width, 3]) };
 }
 
 export async function predictImage(model: BoatModel, file: string, k = 3): Promise<Prediction> {

@@ -7,7 +7,7 @@
 import * as tf from '@tensorflow/tfjs';
 import sharp from 'sharp';
 
-import { evalTensor, evalView } from '../evaluate/predict';
+import { evalInput } from '../evaluate/predict';
 import type { RgbImage } from '../images';
 import type { BoatModel } from '../model';
 import { escapeXml } from '../util';
@@ -68,7 +68,7 @@ export function gradCamTensor(model: BoatModel, x: tf.Tensor4D, classIndex?: num
 
 /** Grad-CAM for a photo, through the model's eval transforms (Resize 256, CenterCrop 224). */
 export async function gradCam(model: BoatModel, file: string, classIndex?: number): Promise<GradCam> {
-  const x = await evalTensor(model, file);
+  const { view, x } = await evalInput(model, file);
   const result = gradCamTensor(model, x, classIndex);
   x.dispose();
   const top = result.probs.indexOf(Math.max(...result.probs));
@@ -80,7 +80,7 @@ export async function gradCam(model: BoatModel, file: string, classIndex?: numbe
     predicted: { className: model.classes[top], probability: result.probs[top] },
     heatmap: result.heatmap,
     size: result.size,
-    view: await evalView(model, file),
+    view,
   };
 }
 

@@ -455,7 +455,8 @@ export const IMAGENET_STD: [number, number, number] = [0.229, 0.224, 0.225];
 /** How pixels are scaled for a backbone: torchvision's ImageNet Normalize, or Keras' caffe. */
 export type Preprocessing = 'imagenet' | 'caffe';
 
-function finalSteps(preprocessing: Preprocessing): Transform[] {
+/** The steps that turn 8-bit pixels into the backbone's input: ToTensor + Normalize, or CaffePreprocess. */
+export function preprocessingSteps(preprocessing: Preprocessing): Transform[] {
   return preprocessing === 'caffe' ? [new CaffePreprocess()] : [new ToTensor(), new Normalize(IMAGENET_MEAN, IMAGENET_STD)];
 }
 
@@ -467,13 +468,13 @@ export function trainTransforms(preprocessing: Preprocessing = 'caffe'): Compose
     new ColorJitter(),
     new RandomHorizontalFlip(),
     new CenterCrop(224),
-    ...finalSteps(preprocessing),
+    ...preprocessingSteps(preprocessing),
   ]);
 }
 
 /** The tutorial's validation and test transforms: Resize(256), CenterCrop(224), then the model's preprocessing. */
 export function evalTransforms(preprocessing: Preprocessing = 'caffe'): Compose {
-  return new Compose([new Resize(256), new CenterCrop(224), ...finalSteps(preprocessing)]);
+  return new Compose([new Resize(256), new CenterCrop(224), ...preprocessingSteps(preprocessing)]);
 }
 
 /**
@@ -481,7 +482,7 @@ export function evalTransforms(preprocessing: Preprocessing = 'caffe'): Compose 
  * evaluator can cut the centre and corner crops itself (ttaViews).
  */
 export function ttaTransforms(preprocessing: Preprocessing = 'caffe'): Compose {
-  return new Compose([new Resize(256), ...finalSteps(preprocessing)]);
+  return new Compose([new Resize(256), ...preprocessingSteps(preprocessing)]);
 }
 
 /** Rebuilds a built-in transform from its spec (used by decode workers). */
