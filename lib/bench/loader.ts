@@ -7,7 +7,8 @@ import * as tf from '@tensorflow/tfjs';
 import sharp from 'sharp';
 
 import { scanImageFolder } from '../data/scan';
-import { DataLoader, evalTransforms, ImageFolder, trainTransforms } from '../images';
+import { DataLoader, decodeRgb, evalTransforms, ImageFolder, openImage, randomResizedCropBox, resizedCrop, resizedCropOnGrid, trainTransforms } from '../images';
+import { Random } from '../util';
 import { defaultConcurrency, mapLimit, now, secondsSince } from '../util';
 
 export interface LoaderBenchResult {
@@ -20,6 +21,26 @@ export interface LoaderBenchResult {
   prefetch_wait_fraction: number;
   /** Wall time of that run over (decode time + consumer time): about 0.5 when overlap is perfect, 1 when none. */
   prefetch_overlap_ratio: number;
+  /** RandomResizedCrop(256, 0.8–1) boxes decoded crop-first (exact) and resize-first on the pixel grid, ms per image, one at a time, interleaved. */
+  rrc_exact_ms: number;
+  rrc_grid_ms: number;
+}
+
+/** The two ways of decoding a random resized crop, timed on the same boxes in alternating rounds. */
+async function resizedCropTimes(files: string[]): Promise<{ exact: number; grid: number }> {
+  const rng = new Random(3);
+  const sources = await Promise.all(files.map((f) => openImage(f)));
+  const boxes = sources.map((s) => randomResizedCropBox(s.width, s.height, [0.8, 1], [3 / 4, 4 / 3], rng));
+  const total = { exact: 0, grid: 0 };
+  for (let round = 0; round < 3; round++) {
+    for (const way of ['exact', 'grid'] as const) {
+      const t = now();
+      for (let i = 0; i < sources.length; i++) await decodeRgb(way === 'exact' ? await resizedCrop(sources[i], boxes[i], 256) : resizedCropOnGrid(sources[i], boxes[i], 256));
+      total[way] += secondsSince(t);
+    }
+  }
+  const ms = (s: number): number => (1000 * s) / (3 * sources.length);
+  return { exact: ms(total.exact), grid: ms(total.grid) };
 }
 
 async function plainSharp(files: string[], concurrency: number): Promise<number> {
@@ -66,6 +87,7 @@ export async function benchLoader(root: string, limit: number, concurrency = def
   const perBatchMs = (1000 * trainRun.seconds) / Math.ceil(trainRun.images / 32);
   const busy = await drain(make(true), 1, perBatchMs);
   const consumerSeconds = (perBatchMs / 1000) * Math.ceil(busy.images / 32);
+  const crops = await resizedCropTimes(files.slice(0, 40));
   return {
     images: files.length,
     concurrency,
@@ -74,5 +96,7 @@ export async function benchLoader(root: string, limit: number, concurrency = def
     loader_train_img_s: trainRun.images / trainRun.seconds,
     prefetch_wait_fraction: busy.waited / busy.seconds,
     prefetch_overlap_ratio: busy.seconds / (trainRun.seconds + consumerSeconds),
+    rrc_exact_ms: crops.exact,
+    rrc_grid_ms: crops.grid,
   };
 }
