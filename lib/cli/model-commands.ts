@@ -13,7 +13,9 @@ import { printSkipped } from './data-commands';
 export const MODEL_USAGE = `  boat train --mode finetune|feature-extractor --data data --out models/NAME [--epochs 24] [--resume]
              [--seed 0] [--batch-size 32] [--accumulate K] [--lr 0.001] [--optimizer sgd|adam]
              [--views K] [--input-size 224] [--cache .cache/features] [--unfreeze N] [--class-weights balanced]
-             (--unfreeze N: fine-tune only the last N of ResNet50's 5 stages)
+             [--init models/NAME] [--freeze-bn]
+             (--unfreeze N: fine-tune only the last N of ResNet50's 5 stages; --init: start from a saved
+             model instead of ImageNet's weights; --freeze-bn: BatchNorm keeps its moving statistics)
   boat evaluate --model models/NAME --data data/test [--out DIR] [--tta] [--top-losses 9]
   boat predict --model models/NAME IMAGE... [--top 3] [--json] [--png DIR]`;
 
