@@ -128,6 +128,10 @@ test('a run interrupted after an epoch resumes to exactly the uninterrupted resu
   const strip = (rows: typeof full.history): unknown[] => rows.map(({ seconds: _s, imagesPerSecond: _i, ...r }) => r);
   assert.deepEqual(strip(rest.history), strip(full.history));
   assert.deepEqual(await weightsOf(resumed), await weightsOf(reference));
+  // The resumed run knows how long the interrupted one trained, so reported times cover all epochs.
+  assert.equal(part.secondsBefore, 0);
+  assert.ok(rest.secondsBefore > 0 && rest.secondsBefore <= part.seconds, `${rest.secondsBefore} vs ${part.seconds}`); // as of its last checkpoint
+  assert.ok(rest.seconds >= rest.secondsBefore);
   assert.ok(fs.existsSync(path.join(dir, 'b', 'state.json')));
   reference.dispose();
   resumed.dispose();

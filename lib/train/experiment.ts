@@ -55,7 +55,7 @@ export interface ExperimentResult {
   bestValAcc: number;
   bestEpoch: number;
   test?: Metrics;
-  /** Seconds: backbone feature extraction (feature extractor), training loop, and the whole run. */
+  /** Seconds: backbone feature extraction (feature extractor), training loop, and the whole run (both with the training time of earlier runs when resumed). */
   timing: { extractSeconds: number; trainSeconds: number; totalSeconds: number; recomputeEstimateSeconds?: number };
   stopped: boolean;
   out: string;
@@ -175,7 +175,8 @@ export async function runExperiment(options: ExperimentOptions): Promise<Experim
   }
   const skipped = uniqueSkips(skippedLists.flat());
   for (const line of skippedLines(skipped, 20, ' (listed in metrics.json)')) log(line);
-  const totalSeconds = (Date.now() - started) / 1000;
+  // A resumed run's total counts the training its earlier runs did (their setup and evaluation are not recorded).
+  const totalSeconds = (Date.now() - started) / 1000 + result.secondsBefore;
   const epochs = options.epochs ?? 24;
   const headSeconds = result.history.reduce((s, r) => s + r.seconds, 0);
   const timing = {

@@ -71,7 +71,10 @@ export interface TrainResult {
   history: HistoryRow[];
   bestValAcc: number;
   bestEpoch: number;
+  /** Training time (epochs, train and val phases), including `secondsBefore`. */
   seconds: number;
+  /** Training time of the earlier runs a --resume continued (0 otherwise). */
+  secondsBefore: number;
   /** True when shouldStop ended training early. */
   stopped: boolean;
 }
@@ -191,7 +194,7 @@ export async function trainModel(model: BoatModel, data: { train: BatchSource; v
   }
   tf.dispose(best);
   disposeOptimizer(optimizer);
-  return { history, bestValAcc, bestEpoch, seconds: elapsed(), stopped };
+  return { history, bestValAcc, bestEpoch, seconds: elapsed(), secondsBefore, stopped };
 }
 
 /** The model's log-probabilities for images [n,h,w,3] or, in feature-extractor mode, cached features [n,2048]. */
