@@ -385,72 +385,70 @@ napi_value BatchNormTrain(napi_env env, napi_callback_info info) {
   });
 }
 
-// batchNormTrainGrad(dy, x, mean, invStd, gamma, dx, dGamma, dBeta), with x̂ = (x − mean)·invStd:
-//   dβ = Σdy,  dγ = Σ(dy·x̂),  dx = γ·invStd/M · (M·dy − Σdy − x̂·Σ(dy·x̂))
+// The arguments of both BatchNorm gradients, (dy, x, mean, invStd, gamma, dx, dGamma, dBeta) with dy, x
+// and dx viewed as [rows, c], and what both compute first, with x̂ = (x − mean)·invStd:
+//   dβ = Σdy,  dγ = Σ(dy·x̂)
+struct BatchNormGrad {
+  size_t c, rows;
+  const float *dy, *x, *mean, *invStd, *gamma;
+  float *dx, *dGamma, *dBeta;
+  std::vector<double> sumDy, sumDyXHat;
+};
+
+BatchNormGrad batchNormGrad(napi_env env, napi_callback_info info) {
+  auto a = arguments(env, info, 8);
+  BatchNormGrad g;
+  g.c = lengthOf(env, a[2], "mean");
+  size_t total = lengthOf(env, a[0], "dy");
+  if (g.c == 0 || total % g.c) throw CallError{"boat_native: dy's size is not a multiple of the channels"};
+  g.rows = total / g.c;
+  g.dy = floats(env, a[0], total, "dy");
+  g.x = floats(env, a[1], total, "x");
+  g.mean = floats(env, a[2], g.c, "mean");
+  g.invStd = floats(env, a[3], g.c, "invStd");
+  g.gamma = floats(env, a[4], g.c, "gamma");
+  g.dx = floats(env, a[5], total, "dx");
+  g.dGamma = floats(env, a[6], g.c, "dGamma");
+  g.dBeta = floats(env, a[7], g.c, "dBeta");
+  channelSums(g.x, g.dy, g.rows, g.c, g.mean, g.invStd, g.sumDy, g.sumDyXHat);
+  for (size_t k = 0; k < g.c; k++) {
+    g.dBeta[k] = (float)g.sumDy[k];
+    g.dGamma[k] = (float)g.sumDyXHat[k];
+  }
+  return g;
+}
+
+// batchNormTrainGrad(…): the batch statistics depend on x, so
+//   dx = γ·invStd/M · (M·dy − Σdy − x̂·Σ(dy·x̂))
 napi_value BatchNormTrainGrad(napi_env env, napi_callback_info info) {
   return guarded(env, [&] {
-    auto a = arguments(env, info, 8);
-    size_t c = lengthOf(env, a[2], "mean");
-    size_t total = lengthOf(env, a[0], "dy");
-    if (c == 0 || total % c) throw CallError{"boat_native: dy's size is not a multiple of the channels"};
-    size_t rows = total / c;
-    const float* dy = floats(env, a[0], total, "dy");
-    const float* x = floats(env, a[1], total, "x");
-    const float* mean = floats(env, a[2], c, "mean");
-    const float* invStd = floats(env, a[3], c, "invStd");
-    const float* gamma = floats(env, a[4], c, "gamma");
-    float* dx = floats(env, a[5], total, "dx");
-    float* dGamma = floats(env, a[6], c, "dGamma");
-    float* dBeta = floats(env, a[7], c, "dBeta");
-    std::vector<double> sumDy, sumDyXHat;
-    channelSums(x, dy, rows, c, mean, invStd, sumDy, sumDyXHat);
+    BatchNormGrad g = batchNormGrad(env, info);
+    size_t c = g.c;
     std::vector<float> k1(c), k2(c), k3(c);
     for (size_t k = 0; k < c; k++) {
-      dBeta[k] = (float)sumDy[k];
-      dGamma[k] = (float)sumDyXHat[k];
-      float g = gamma[k] * invStd[k];
-      // dx = g·dy − g/M·Σdy − g/M·Σ(dy·x̂)·invStd·(x − mean)
-      k1[k] = g;
-      k2[k] = (float)(g * sumDyXHat[k] / rows) * invStd[k];
-      k3[k] = (float)(g * sumDy[k] / rows) - k2[k] * mean[k];
+      float s = g.gamma[k] * g.invStd[k];
+      // dx = s·dy − s/M·Σdy − s/M·Σ(dy·x̂)·invStd·(x − mean)
+      k1[k] = s;
+      k2[k] = (float)(s * g.sumDyXHat[k] / g.rows) * g.invStd[k];
+      k3[k] = (float)(s * g.sumDy[k] / g.rows) - k2[k] * g.mean[k];
     }
 #pragma omp parallel for schedule(static)
-    for (int64_t r = 0; r < (int64_t)rows; r++) {
-      const float* dyr = dy + r * c;
-      const float* xr = x + r * c;
-      float* dxr = dx + r * c;
+    for (int64_t r = 0; r < (int64_t)g.rows; r++) {
+      const float* dyr = g.dy + r * c;
+      const float* xr = g.x + r * c;
+      float* dxr = g.dx + r * c;
       for (size_t k = 0; k < c; k++) dxr[k] = k1[k] * dyr[k] - k2[k] * xr[k] - k3[k];
     }
   });
 }
 
-// batchNormFrozenGrad(dy, x, mean, invStd, gamma, dx, dGamma, dBeta): the gradient of BatchNorm with
-// given (moving) statistics, which are constants here, with x̂ = (x − mean)·invStd:
-//   dβ = Σdy,  dγ = Σ(dy·x̂),  dx = γ·invStd·dy
+// batchNormFrozenGrad(…): the statistics are given (moving) constants, so dx = γ·invStd·dy
 napi_value BatchNormFrozenGrad(napi_env env, napi_callback_info info) {
   return guarded(env, [&] {
-    auto a = arguments(env, info, 8);
-    size_t c = lengthOf(env, a[2], "mean");
-    size_t total = lengthOf(env, a[0], "dy");
-    if (c == 0 || total % c) throw CallError{"boat_native: dy's size is not a multiple of the channels"};
-    size_t rows = total / c;
-    const float* dy = floats(env, a[0], total, "dy");
-    const float* x = floats(env, a[1], total, "x");
-    const float* mean = floats(env, a[2], c, "mean");
-    const float* invStd = floats(env, a[3], c, "invStd");
-    const float* gamma = floats(env, a[4], c, "gamma");
-    float* dx = floats(env, a[5], total, "dx");
-    float* dGamma = floats(env, a[6], c, "dGamma");
-    float* dBeta = floats(env, a[7], c, "dBeta");
-    std::vector<double> sumDy, sumDyXHat;
-    channelSums(x, dy, rows, c, mean, invStd, sumDy, sumDyXHat);
-    std::vector<float> g(c), zero(c, 0.f);
-    for (size_t k = 0; k < c; k++) {
-      dBeta[k] = (float)sumDy[k];
-      dGamma[k] = (float)sumDyXHat[k];
-      g[k] = gamma[k] * invStd[k];
-    }
-    affine(dy, dx, rows, c, g.data(), zero.data());
+    BatchNormGrad g = batchNormGrad(env, info);
+    std::vector<float> scale(g.c), zero(g.c, 0.f);
+    for (size_t k = 0; k < g.c; k++) scale[k] = g.gamma[k] * g.invStd[k];
+    affine(g.dy, g.dx, g.rows, g.c, scale.data(), zero.data());
   });
 }
 

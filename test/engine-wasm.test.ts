@@ -95,6 +95,23 @@ async function compareConvGradients(): Promise<void> {
   assert.ok(worst > 0, 'the two backends computed independently');
 }
 
+/**
+ * The gradients of `candidate` with respect to each input equal those of `reference` (relative error
+ * < 1e-4), and computing them leaves only the gradients behind.
+ */
+function assertSameGradients(label: string, reference: (...a: tf.Tensor[]) => tf.Tensor, candidate: (...a: tf.Tensor[]) => tf.Tensor, inputs: tf.Tensor[]): void {
+  type Grads = (xs: tf.Tensor[]) => tf.Tensor[];
+  const expected = (tf.grads(reference) as Grads)(inputs);
+  const before = tf.memory().numTensors;
+  const actual = (tf.grads(candidate) as Grads)(inputs);
+  assert.equal(tf.memory().numTensors, before + inputs.length, `${label}: only the gradients are left`);
+  for (let i = 0; i < inputs.length; i++) {
+    const err = maxRelativeError(expected[i].dataSync() as Float32Array, actual[i].dataSync() as Float32Array);
+    assert.ok(err < 1e-4, `${label}: input ${i}: relative error ${err}`);
+  }
+  tf.dispose([...expected, ...actual]);
+}
+
 test('gradients of a small conv + BatchNorm + tanh net agree with finite differences on wasm', () => withEachKernelSet(async (label) => {
   await tf.setBackend('wasm');
   const x = tf.tensor4d(randomArray([2, 6, 6, 3], 1), [2, 6, 6, 3]);
@@ -143,14 +160,8 @@ test('the fused BatchNorm backward equals the gradient of the composed ops (mome
     tf.dispose([mean, variance]);
     return y.mul(probe).sum();
   };
-  type Grads = (xs: tf.Tensor[]) => tf.Tensor[];
-  const expected = (tf.grads(composed as (...a: tf.Tensor[]) => tf.Tensor) as Grads)([x, gamma, beta]);
-  const actual = (tf.grads(fused as (...a: tf.Tensor[]) => tf.Tensor) as Grads)([x, gamma, beta]);
-  for (let i = 0; i < 3; i++) {
-    const err = maxRelativeError(expected[i].dataSync() as Float32Array, actual[i].dataSync() as Float32Array);
-    assert.ok(err < 1e-4, `${label}: input ${i}: relative error ${err}`);
-  }
-  tf.dispose([x, gamma, beta, probe, ...expected, ...actual]);
+  assertSameGradients(label, composed, fused, [x, gamma, beta]);
+  tf.dispose([x, gamma, beta, probe]);
 }));
 
 test('the frozen BatchNorm backward equals tfjs\' gradient of batchNorm with constant statistics', () => withEachKernelSet((label) => {
@@ -162,17 +173,9 @@ test('the frozen BatchNorm backward equals tfjs\' gradient of batchNorm with con
   const probe = tf.tensor4d(randomArray([3, 4, 5, 6], 20), [3, 4, 5, 6]);
   const composed = (a: tf.Tensor, g: tf.Tensor, b: tf.Tensor): tf.Tensor => tf.batchNorm(a, mean, variance, b as tf.Tensor1D, g as tf.Tensor1D, 1e-3).mul(probe).sum();
   const frozen = (a: tf.Tensor, g: tf.Tensor, b: tf.Tensor): tf.Tensor => batchNormFrozen(a, g as tf.Tensor1D, b as tf.Tensor1D, mean, variance, 1e-3).mul(probe).sum();
-  type Grads = (xs: tf.Tensor[]) => tf.Tensor[];
   assert.ok(Math.abs((composed(x, gamma, beta).arraySync() as number) - (frozen(x, gamma, beta).arraySync() as number)) < 1e-4, `${label}: forward`);
-  const expected = (tf.grads(composed as (...a: tf.Tensor[]) => tf.Tensor) as Grads)([x, gamma, beta]);
-  const before = tf.memory().numTensors;
-  const actual = (tf.grads(frozen as (...a: tf.Tensor[]) => tf.Tensor) as Grads)([x, gamma, beta]);
-  assert.equal(tf.memory().numTensors, before + 3, `${label}: only the three gradients are left`);
-  for (let i = 0; i < 3; i++) {
-    const err = maxRelativeError(expected[i].dataSync() as Float32Array, actual[i].dataSync() as Float32Array);
-    assert.ok(err < 1e-4, `${label}: input ${i}: relative error ${err}`);
-  }
-  tf.dispose([x, gamma, beta, mean, variance, probe, ...expected, ...actual]);
+  assertSameGradients(label, composed, frozen, [x, gamma, beta]);
+  tf.dispose([x, gamma, beta, mean, variance, probe]);
 }));
 
 test('clone shares the buffer on wasm (no copy per saved tensor) and stays valid after the original is disposed', () => {

@@ -3,6 +3,7 @@
  * confused, test-time augmentation views, the learning-rate finder, and class-weighted loss.
  */
 import assert from 'node:assert/strict';
+import * as path from 'node:path';
 import { before, test } from 'node:test';
 import * as tf from '@tensorflow/tfjs';
 
@@ -21,14 +22,13 @@ import {
   loadImage,
   mostConfused,
   nllLoss,
+  Random,
   selectBackend,
   topLosses,
   trainModel,
   ttaViews,
 } from '../lib';
-import { Random } from '../lib/util';
 import { REPO_ROOT } from './helpers';
-import * as path from 'node:path';
 
 let model: BoatModel;
 

@@ -8,8 +8,7 @@ import sharp from 'sharp';
 
 import { scanImageFolder } from '../data/scan';
 import { DataLoader, decodeRgb, evalTransforms, ImageFolder, openImage, randomResizedCropBox, resizedCrop, resizedCropOnGrid, trainTransforms } from '../images';
-import { Random } from '../util';
-import { defaultConcurrency, mapLimit, now, secondsSince } from '../util';
+import { defaultConcurrency, mapLimit, now, Random, secondsSince } from '../util';
 
 export interface LoaderBenchResult {
   images: number;
