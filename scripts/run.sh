@@ -3,15 +3,16 @@
 #   bash scripts/run.sh main    install what is needed, then run the whole tutorial headless
 #   bash scripts/run.sh test    install what is needed, then run the test suite
 #   bash scripts/run.sh setup   only install
-# Installs Debian's Jupyter (classic Notebook + nbconvert), Chromium (chart screenshots), g++ and
-# oneDNN (native kernels), and the npm packages from the lock file.
+# Installs Debian's Jupyter (classic Notebook + nbconvert), Chromium (chart screenshots), g++, oneDNN
+# and libjpeg-turbo (native addons), and the npm packages from the lock file.
 # Nothing is downloaded from anywhere but Debian's archive and the npm registry.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# g++ and libdnnl-dev (oneDNN) build the native kernels (scripts/build-native.js); without them wasm
-# computes everything, slower.
-APT_PACKAGES=(jupyter-notebook jupyter-nbconvert jupyter-client jupyter-nbformat chromium g++ libdnnl-dev)
+# g++ builds the two native addons (scripts/build-native.js): libdnnl-dev (oneDNN) the model's kernels,
+# libjpeg-dev (libjpeg-turbo) the loader's JPEG decoder. Without them wasm computes everything and sharp
+# decodes everything, slower.
+APT_PACKAGES=(jupyter-notebook jupyter-nbconvert jupyter-client jupyter-nbformat chromium g++ libdnnl-dev libjpeg-dev)
 
 say() { printf '[setup] %s\n' "$*"; }
 

@@ -133,6 +133,27 @@ test('decode workers and the main thread give identical batches', async () => {
   assert.deepEqual(await first(2), inProcess);
 });
 
+test('prefetching more batches ahead changes nothing in what comes out; a prefetch below 1 is an error', async () => {
+  const dir = await folder({ a: 4, b: 3 });
+  const ds = new ImageFolder(dir, trainTransforms());
+  const all = async (prefetch: number): Promise<{ x: number[]; files: string[] }> => {
+    const out = { x: [] as number[], files: [] as string[] };
+    for await (const batch of new DataLoader(ds, { batchSize: 2, shuffle: true, seed: 4, workers: 2, prefetch }).batches(0)) {
+      out.x.push(...((await batch.x.data()) as Float32Array).filter((_, i) => i % 997 === 0));
+      out.files.push(...batch.files);
+      tf.dispose([batch.x, batch.y]);
+    }
+    return out;
+  };
+  const before = tf.memory().numTensors;
+  const one = await all(1);
+  assert.equal(one.files.length, 7);
+  assert.deepEqual(await all(3), one);
+  assert.deepEqual(await all(2), one);
+  assert.equal(tf.memory().numTensors, before);
+  assert.throws(() => new DataLoader(ds, { prefetch: 0 }), /prefetch must be a positive integer, got 0/);
+});
+
 test('a loader over a subset of indices gives each sample the same augmentation as the full loader', async () => {
   const dir = await folder({ a: 3, b: 3 });
   const ds = new ImageFolder(dir, trainTransforms());

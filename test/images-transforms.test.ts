@@ -26,11 +26,13 @@ import {
   resizedCrop,
   resizedCropOnGrid,
   Resize,
+  resizeFor,
   RgbImage,
   rotate,
   ToTensor,
   trainTransforms,
   type Transform,
+  ttaTransforms,
 } from '../lib';
 import { REPO_ROOT, tempDir, writeImage } from './helpers';
 
@@ -111,6 +113,18 @@ test('output sizes: train and eval give 224×224 from any input size', async () 
       assert.equal(out.kind, 'float');
       assert.deepEqual([out.width, out.height, (out as { data: Float32Array }).data.length], [224, 224, 224 * 224 * 3]);
     }
+  }
+});
+
+test('another input size keeps the tutorial proportions: Resize(366) + CenterCrop(320) for 320', async () => {
+  assert.deepEqual([224, 320, 96].map(resizeFor), [256, 366, 110]);
+  assert.equal(evalTransforms('caffe', 320).name, 'Compose(Resize(366), CenterCrop(320), CaffePreprocess(BGR, mean=[103.939, 116.779, 123.68]))');
+  assert.match(trainTransforms('caffe', 320).name, /^Compose\(RandomResizedCrop\(366, .*CenterCrop\(320\)/);
+  assert.equal(ttaTransforms('caffe', 320).name, 'Compose(Resize(366), CaffePreprocess(BGR, mean=[103.939, 116.779, 123.68]))');
+  const src = await openImage(PHOTO);
+  for (const t of [trainTransforms('caffe', 320), evalTransforms('imagenet', 320)]) {
+    const out = await t.apply(src, new Random(3));
+    assert.deepEqual([out.width, out.height], [320, 320]);
   }
 });
 

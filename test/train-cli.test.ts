@@ -167,6 +167,17 @@ test('lr-find sweeps the head\'s learning rate on cached features and suggests o
   assert.equal(fs.readFileSync(path.join(out, 'lr_find.png')).subarray(1, 4).toString(), 'PNG');
 });
 
+test('train --input-size 96 trains and evaluates on 96 px crops (Resize(110) + CenterCrop(96))', () => {
+  const out = path.join(work, 'models', 'fe96');
+  const r = runCli(['train', '--mode', 'feature-extractor', '--data', path.join(work, 'data'), '--out', out, '--epochs', '1', '--cache', cache, '--input-size', '96']);
+  assert.equal(r.status, 0, r.stderr);
+  assert.match(r.stdout, /features train: 20 images, 20 computed/); // not the 224 px features cached by the first test
+  assert.equal(JSON.parse(fs.readFileSync(path.join(out, 'metadata.json'), 'utf8')).inputSize, 96);
+  const evaluated = runCli(['evaluate', '--model', out, '--data', path.join(work, 'data', 'test'), '--tta', '--out', path.join(work, 'eval96')]);
+  assert.equal(evaluated.status, 0, evaluated.stderr);
+  assert.match(evaluated.stdout, /accuracy/i);
+});
+
 test('train --class-weights balanced weighs the loss by class and records the weights', () => {
   const out = path.join(work, 'models', 'weighted');
   const r = runCli(['train', '--mode', 'feature-extractor', '--data', path.join(work, 'data'), '--out', out, '--epochs', '1', '--cache', cache, '--class-weights', 'balanced']);

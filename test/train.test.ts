@@ -137,6 +137,15 @@ test('a run interrupted after an epoch resumes to exactly the uninterrupted resu
   resumed.dispose();
 });
 
+test('a batch of another image size than the model takes is a clear error, not a silent run', () => {
+  const model = tinyModel('finetune');
+  const wrong = tf.zeros([1, 16, 16, 3]) as tf.Tensor4D;
+  assert.throws(() => model.forward(wrong), /the model takes 8×8×3 images, got 16×16×3/);
+  assert.throws(() => model.features(wrong), /the model takes 8×8×3 images/);
+  wrong.dispose();
+  model.dispose();
+});
+
 test('metrics: accuracy, per-class precision/recall/F1, confusion raw and normalised', () => {
   const m = computeMetrics([0, 0, 1, 1, 2, 2], [0, 1, 1, 1, 2, 0], ['a', 'b', 'c']);
   assert.equal(m.accuracy, 4 / 6);

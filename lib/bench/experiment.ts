@@ -70,7 +70,7 @@ export async function benchFeatureExtractor(data: string, perClass: number, reco
 
     const model = await createBoatModel({ classes: cached.model.classes, mode: 'feature-extractor' });
     const source = (subset: string, shuffle: boolean): RecomputedFeatures =>
-      new RecomputedFeatures(new DataLoader(new ImageFolder(path.join(split, subset), evalTransforms(model.info.preprocessing)), { batchSize: 32, shuffle, seed: 38 }), model);
+      new RecomputedFeatures(new DataLoader(new ImageFolder(path.join(split, subset), evalTransforms(model.info.preprocessing, model.info.inputSize)), { batchSize: 32, shuffle, seed: 38 }), model);
     const train = source('train', true);
     const val = source('val', false);
     const recompute = await trainModel(model, { train, val }, { epochs: recomputeEpochs });

@@ -7,15 +7,20 @@ import * as tf from '@tensorflow/tfjs';
 import sharp from 'sharp';
 
 import { scanImageFolder } from '../data/scan';
-import { DataLoader, decodeRgb, evalTransforms, ImageFolder, openImage, randomResizedCropBox, resizedCrop, resizedCropOnGrid, trainTransforms } from '../images';
+import { DataLoader, decodeRgb, evalTransforms, ImageFolder, jpegAddonActive, jpegDecoderName, openImage, randomResizedCropBox, resizedCrop, resizedCropOnGrid, setJpegAddon, trainTransforms } from '../images';
 import { defaultConcurrency, mapLimit, now, Random, secondsSince } from '../util';
 
 export interface LoaderBenchResult {
   images: number;
   concurrency: number;
   plain_sharp_img_s: number;
+  /** Who decodes plain JPEGs in the loader runs: the JPEG addon when built, else sharp. */
+  jpeg_decoder: string;
   loader_eval_img_s: number;
   loader_train_img_s: number;
+  /** The same two runs with the JPEG addon turned off (sharp decodes everything); absent without the addon. */
+  loader_eval_sharp_img_s?: number;
+  loader_train_sharp_img_s?: number;
   /** With a consumer busy for as long as one batch takes to decode: share of wall time spent waiting for batches. */
   prefetch_wait_fraction: number;
   /** Wall time of that run over (decode time + consumer time): about 0.5 when overlap is perfect, 1 when none. */
@@ -83,6 +88,16 @@ export async function benchLoader(root: string, limit: number, concurrency = def
   const plain = await plainSharp(files, concurrency);
   const evalRun = await drain(make(false), 0);
   const trainRun = await drain(make(true), 0);
+  let sharpOnly: { eval: number; train: number } | undefined;
+  if (jpegAddonActive()) {
+    setJpegAddon(false);
+    try {
+      const [e, t] = [await drain(make(false), 0), await drain(make(true), 0)];
+      sharpOnly = { eval: e.images / e.seconds, train: t.images / t.seconds };
+    } finally {
+      setJpegAddon(true);
+    }
+  }
   const perBatchMs = (1000 * trainRun.seconds) / Math.ceil(trainRun.images / 32);
   const busy = await drain(make(true), 1, perBatchMs);
   const consumerSeconds = (perBatchMs / 1000) * Math.ceil(busy.images / 32);
@@ -91,8 +106,10 @@ export async function benchLoader(root: string, limit: number, concurrency = def
     images: files.length,
     concurrency,
     plain_sharp_img_s: plain,
+    jpeg_decoder: jpegDecoderName(),
     loader_eval_img_s: evalRun.images / evalRun.seconds,
     loader_train_img_s: trainRun.images / trainRun.seconds,
+    ...(sharpOnly ? { loader_eval_sharp_img_s: sharpOnly.eval, loader_train_sharp_img_s: sharpOnly.train } : {}),
     prefetch_wait_fraction: busy.waited / busy.seconds,
     prefetch_overlap_ratio: busy.seconds / (trainRun.seconds + consumerSeconds),
     rrc_exact_ms: crops.exact,

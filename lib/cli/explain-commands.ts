@@ -47,7 +47,7 @@ export async function lrFindCommand(argv: string[]): Promise<void> {
   const classes = new ImageFolder(trainDir, evalTransforms()).classes;
   const seed = intFlag(flags, 'seed') ?? 0;
   const model = await createBoatModel({ classes, mode: 'feature-extractor', seed });
-  const set = await extractFeatures(model, trainDir, { cacheDir: stringFlag(flags, 'cache') ?? path.resolve('.cache', 'features'), transform: evalTransforms(model.info.preprocessing) });
+  const set = await extractFeatures(model, trainDir, { cacheDir: stringFlag(flags, 'cache') ?? path.resolve('.cache', 'features'), transform: evalTransforms(model.info.preprocessing, model.info.inputSize) });
   console.log(`features train: ${set.labels.length} images, ${set.computed} computed in ${set.seconds.toFixed(1)} s`);
   const result = await findLearningRate(model, new FeatureSource([set], 32, true, seed), { steps: intFlag(flags, 'steps') ?? 100 });
   writeFileAtomic(path.join(out, 'lr_find.csv'), toCsv(['lr', 'loss', 'smoothed'], result.points.map((p) => [p.lr, p.loss, p.smoothed])));

@@ -39,8 +39,8 @@ export function ttaViews(x: tf.Tensor4D, size = 224): tf.Tensor4D {
 }
 
 export async function evaluateModel(model: BoatModel, root: string, options: EvaluateOptions = {}): Promise<EvaluationResult> {
-  const pre = model.info.preprocessing;
-  const dataset = new ImageFolder(root, options.tta ? ttaTransforms(pre) : evalTransforms(pre));
+  const { preprocessing: pre, inputSize } = model.info;
+  const dataset = new ImageFolder(root, options.tta ? ttaTransforms(pre, inputSize) : evalTransforms(pre, inputSize));
   checkClassesMatch(model.classes, dataset.classes, root);
   // TTA images keep their own aspect ratio, so they cannot share a batch.
   const loader = new DataLoader(dataset, { batchSize: options.tta ? 1 : (options.batchSize ?? 16) });
@@ -50,7 +50,7 @@ export async function evaluateModel(model: BoatModel, root: string, options: Eva
   for await (const batch of loader.batches(0)) {
     const probs = tf.tidy(() => {
       if (!options.tta) return tf.exp(model.forward(batch.x as tf.Tensor4D));
-      return tf.mean(tf.exp(model.forward(ttaViews(batch.x as tf.Tensor4D))), 0, true);
+      return tf.mean(tf.exp(model.forward(ttaViews(batch.x as tf.Tensor4D, inputSize))), 0, true);
     });
     const rows = (await probs.array()) as number[][];
     probabilities.push(...rows);

@@ -21,7 +21,7 @@ export async function evalTensor(model: BoatModel, file: string): Promise<tf.Ten
  * and the batch of one made from those pixels: one decode for both.
  */
 export async function evalInput(model: BoatModel, file: string): Promise<{ view: RgbImage; x: tf.Tensor4D }> {
-  const view = await evalTransforms(model.info.preprocessing).preview(await openImage(file), new Random(0));
+  const view = await evalTransforms(model.info.preprocessing, model.info.inputSize).preview(await openImage(file), new Random(0));
   const image = (await new Compose(preprocessingSteps(model.info.preprocessing)).apply(view, new Random(0))) as FloatImage;
   return { view, x: tf.tensor4d(image.data, [1, image.height, image.width, 3]) };
 }

@@ -1,6 +1,7 @@
 export * from './decode-pool';
 export * from './figure';
 export * from './folder';
+export * from './jpeg';
 export * from './loader';
 export * from './sample';
 export * from './transforms';

@@ -21,6 +21,11 @@ export interface DataLoaderOptions {
   /** Drop the last batch when it is smaller than batchSize. */
   dropLast?: boolean;
   /**
+   * Batches decoded ahead of the one in use (default 2). With one, the cores idle at each batch's end
+   * while its last images decode; two keep them busy across batch boundaries.
+   */
+  prefetch?: number;
+  /**
    * Decode in this many worker threads (default: one per core, at most 4), so decoding goes on while
    * the main thread trains. 0 decodes on the main thread's event loop. Transforms without a spec
    * (custom ones) always decode on the main thread.
@@ -59,6 +64,7 @@ export class DataLoader {
   readonly concurrency: number;
   readonly dropLast: boolean;
   readonly workers: number;
+  readonly prefetch: number;
   private readonly indices: readonly number[];
   private readonly spec: TransformSpec | null;
 
@@ -71,10 +77,12 @@ export class DataLoader {
     this.seed = options.seed ?? 0;
     this.concurrency = options.concurrency ?? defaultConcurrency();
     this.dropLast = options.dropLast ?? false;
+    this.prefetch = options.prefetch ?? 2;
     this.indices = options.indices ?? Array.from({ length: dataset.length }, (_, i) => i);
     this.spec = specOf(dataset.transform);
     this.workers = this.spec ? (options.workers ?? defaultDecodeWorkers()) : 0;
     if (!Number.isInteger(this.batchSize) || this.batchSize < 1) throw new Error(`batchSize must be a positive integer, got ${this.batchSize}`);
+    if (!Number.isInteger(this.prefetch) || this.prefetch < 1) throw new Error(`prefetch must be a positive integer, got ${this.prefetch}`);
   }
 
   /** Number of batches per epoch (before any undecodable file is dropped). */
@@ -95,12 +103,19 @@ export class DataLoader {
     for (let i = 0; i < order.length; i += this.batchSize) chunks.push(order.slice(i, i + this.batchSize));
     if (this.dropLast && chunks.length > 0 && chunks[chunks.length - 1].length < this.batchSize) chunks.pop();
 
-    let next = chunks.length > 0 ? this.loadHost(chunks[0], epoch) : null;
-    for (let k = 0; k < chunks.length; k++) {
-      const current = await next!;
-      next = k + 1 < chunks.length ? this.loadHost(chunks[k + 1], epoch) : null;
-      // Keep the prefetch from surfacing as an unhandled rejection if the consumer stops here.
-      next?.catch(() => undefined);
+    const ahead: Promise<HostBatch | null>[] = [];
+    let started = 0;
+    const startNext = (): void => {
+      if (started === chunks.length) return;
+      const host = this.loadHost(chunks[started++], epoch);
+      // Keep a prefetch from surfacing as an unhandled rejection if the consumer stops early.
+      host.catch(() => undefined);
+      ahead.push(host);
+    };
+    for (let k = 0; k < this.prefetch; k++) startNext();
+    while (ahead.length > 0) {
+      const current = await ahead.shift()!;
+      startNext();
       if (!current) continue;
       yield {
         x: tf.tensor4d(current.data, [current.labels.length, current.height, current.width, 3], 'float32'),

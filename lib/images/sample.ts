@@ -10,6 +10,7 @@ import sharp from 'sharp';
 import type { Sharp } from 'sharp';
 
 import { errorLine } from '../util';
+import { decodeJpeg } from './jpeg';
 
 export interface ImageSource {
   kind: 'source';
@@ -17,6 +18,8 @@ export interface ImageSource {
   /** Size after EXIF orientation. */
   width: number;
   height: number;
+  /** A baseline case for the JPEG addon: JPEG, 3 channels, no EXIF rotation, no ICC profile (see jpeg.ts). */
+  plainJpeg?: boolean;
 }
 
 export interface RgbImage {
@@ -77,7 +80,8 @@ export async function openImage(file: string): Promise<ImageSource> {
     const meta = await sharp(file).metadata();
     if (!meta.width || !meta.height) throw new Error('no size in header');
     const swap = (meta.orientation ?? 1) >= 5;
-    return { kind: 'source', file, width: swap ? meta.height : meta.width, height: swap ? meta.width : meta.height };
+    const plainJpeg = meta.format === 'jpeg' && (meta.orientation ?? 1) === 1 && !meta.hasProfile && meta.channels === 3 && meta.space === 'srgb';
+    return { kind: 'source', file, width: swap ? meta.height : meta.width, height: swap ? meta.width : meta.height, plainJpeg };
   } catch (err) {
     throw new ImageDecodeError(file, `not a readable image (${errorLine(err)})`);
   }
@@ -116,10 +120,14 @@ export async function decodeRgb(sample: Sample): Promise<RgbImage> {
     case 'float':
       throw new Error('cannot turn float pixels back into an 8-bit image');
     case 'source':
-      return toRgb(pipelineOf(sample), sample.file);
+      return (await decodeJpeg(sample, {})) ?? toRgb(pipelineOf(sample), sample.file);
     case 'pending': {
       // A crop of pixels already decoded is a copy: no sharp round trip.
       if (sample.base.kind === 'rgb' && !sample.resize && sample.cropBefore) return cropRgb(sample.base, sample.cropBefore);
+      if (sample.base.kind === 'source') {
+        const fast = await decodeJpeg(sample.base, sample);
+        if (fast) return fast;
+      }
       let pipeline = pipelineOf(sample.base);
       if (sample.cropBefore) pipeline = pipeline.extract(sample.cropBefore);
       if (sample.resize) pipeline = pipeline.resize(sample.resize.width, sample.resize.height, { fit: 'fill', kernel: 'linear' });

@@ -178,7 +178,7 @@ export class RandomResizedCrop implements Transform {
   async apply(sample: Sample, rng: Random): Promise<Geometric> {
     const img = geometric(sample, this.name);
     const box = randomResizedCropBox(img.width, img.height, this.scale, this.ratio, rng);
-    // sharp shrinks a JPEG on load by 2 only when the resize shrinks it by 3 or more (pipeline.cc), so smaller boxes stay exact.
+    // sharp shrinks a JPEG on load by 2 only when the resize shrinks it by 3 or more (pipeline.cc) and never after a crop, so smaller boxes stay exact (the JPEG addon, jpeg.ts, shrinks both).
     if (img.kind === 'source' && box.width >= 3 * this.size && box.height >= 3 * this.size) return resizedCropOnGrid(img, box, this.size);
     return resizedCrop(img, box, this.size);
   }
@@ -439,11 +439,13 @@ export class CaffePreprocess implements Transform {
   async apply(sample: Sample): Promise<FloatImage> {
     if (sample.kind === 'float') throw new Error('CaffePreprocess takes 0-255 pixels: use it instead of ToTensor/Normalize');
     const img = await decodeRgb(sample);
-    const data = new Float32Array(img.data.length);
+    const [b, g, r] = CAFFE_MEAN_BGR;
+    const px = img.data;
+    const data = new Float32Array(px.length);
     for (let i = 0; i < data.length; i += 3) {
-      data[i] = img.data[i + 2] - CAFFE_MEAN_BGR[0];
-      data[i + 1] = img.data[i + 1] - CAFFE_MEAN_BGR[1];
-      data[i + 2] = img.data[i] - CAFFE_MEAN_BGR[2];
+      data[i] = px[i + 2] - b;
+      data[i + 1] = px[i + 1] - g;
+      data[i + 2] = px[i] - r;
     }
     return { kind: 'float', data, width: img.width, height: img.height };
   }
@@ -460,29 +462,37 @@ export function preprocessingSteps(preprocessing: Preprocessing): Transform[] {
   return preprocessing === 'caffe' ? [new CaffePreprocess()] : [new ToTensor(), new Normalize(IMAGENET_MEAN, IMAGENET_STD)];
 }
 
-/** The tutorial's training transforms (augmentation), ending with the model's preprocessing. */
-export function trainTransforms(preprocessing: Preprocessing = 'caffe'): Compose {
+/** The resize that goes with a crop of `inputSize`, in the tutorial's 256 : 224 proportion (366 for 320). */
+export function resizeFor(inputSize: number): number {
+  return Math.round((inputSize * 256) / 224);
+}
+
+/**
+ * The tutorial's training transforms (augmentation), ending with the model's preprocessing. Other input
+ * sizes than 224 (the model's inputSize) keep the tutorial's proportions.
+ */
+export function trainTransforms(preprocessing: Preprocessing = 'caffe', inputSize = 224): Compose {
   return new Compose([
-    new RandomResizedCrop(256, [0.8, 1.0]),
+    new RandomResizedCrop(resizeFor(inputSize), [0.8, 1.0]),
     new RandomRotation(15),
     new ColorJitter(),
     new RandomHorizontalFlip(),
-    new CenterCrop(224),
+    new CenterCrop(inputSize),
     ...preprocessingSteps(preprocessing),
   ]);
 }
 
 /** The tutorial's validation and test transforms: Resize(256), CenterCrop(224), then the model's preprocessing. */
-export function evalTransforms(preprocessing: Preprocessing = 'caffe'): Compose {
-  return new Compose([new Resize(256), new CenterCrop(224), ...preprocessingSteps(preprocessing)]);
+export function evalTransforms(preprocessing: Preprocessing = 'caffe', inputSize = 224): Compose {
+  return new Compose([new Resize(resizeFor(inputSize)), new CenterCrop(inputSize), ...preprocessingSteps(preprocessing)]);
 }
 
 /**
  * Test-time augmentation input: Resize(256) and the model's preprocessing, uncropped, so that the
  * evaluator can cut the centre and corner crops itself (ttaViews).
  */
-export function ttaTransforms(preprocessing: Preprocessing = 'caffe'): Compose {
-  return new Compose([new Resize(256), ...preprocessingSteps(preprocessing)]);
+export function ttaTransforms(preprocessing: Preprocessing = 'caffe', inputSize = 224): Compose {
+  return new Compose([new Resize(resizeFor(inputSize)), ...preprocessingSteps(preprocessing)]);
 }
 
 /** Rebuilds a built-in transform from its spec (used by decode workers). */

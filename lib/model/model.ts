@@ -201,11 +201,13 @@ export class BoatModel {
 
   /** Backbone features (inference mode): what feature-extractor training caches. */
   features(x: tf.Tensor4D): tf.Tensor2D {
+    this.checkInput(x);
     return this.backbone.apply(x, { training: false }) as tf.Tensor2D;
   }
 
   /** Log-probabilities. `training` turns on dropout, and batch statistics in a fine-tuned backbone only. */
   forward(x: tf.Tensor4D, training = false): tf.Tensor2D {
+    this.checkInput(x);
     const trainBackbone = training && this._mode === 'finetune';
     // BatchNorm updates its moving statistics in training mode, so the backbone is no longer the pretrained one.
     if (trainBackbone) this.backboneChanged = true;
@@ -213,6 +215,14 @@ export class BoatModel {
       const features = this.backbone.apply(x, { training: trainBackbone }) as tf.Tensor2D;
       return this.head.apply(features, { training }) as tf.Tensor2D;
     });
+  }
+
+  /** Layers models do not check the input size on apply(); a wrong-sized batch would run and mean nothing. */
+  private checkInput(x: tf.Tensor4D): void {
+    const size = this.info.inputSize;
+    if (x.shape[1] !== size || x.shape[2] !== size || x.shape[3] !== 3) {
+      throw new Error(`the model takes ${size}×${size}×3 images, got ${x.shape.slice(1).join('×')} (use the transforms for its inputSize, e.g. evalTransforms(preprocessing, ${size}))`);
+    }
   }
 
   /** Seeds the head's dropout mask for the next training step (the trainer derives it from seed, epoch, step). */

@@ -109,7 +109,7 @@ export async function runExperiment(options: ExperimentOptions): Promise<Experim
   const seed = options.seed ?? 0;
   const batchSize = options.batchSize ?? 32;
   const progress = options.progress ?? terminalProgress(options.epochs ?? 24);
-  const pre = model.info.preprocessing;
+  const { preprocessing: pre, inputSize: size } = model.info;
 
   let accumulate = options.accumulate;
   const datasets: ImageFolder[] = [];
@@ -123,7 +123,7 @@ export async function runExperiment(options: ExperimentOptions): Promise<Experim
     const extract = async (dir: string, label: string, augment: boolean, view: number): Promise<FeatureSet> => {
       const set = await extractFeatures(model, dir, {
         cacheDir,
-        transform: augment ? trainTransforms(pre) : evalTransforms(pre),
+        transform: augment ? trainTransforms(pre, size) : evalTransforms(pre, size),
         view,
         seed,
         onProgress: (done, total) => progress.batch({ epoch: -1, phase: 'train', done, total, seconds: 0 }),
@@ -146,7 +146,7 @@ export async function runExperiment(options: ExperimentOptions): Promise<Experim
       log(`batch ${batchSize} runs as ${accumulate} accumulated micro-batches of up to ${WASM_FINETUNE_MICRO_BATCH} (the wasm engine's heap is capped at 4 GB)${model.batchNormFrozen ? '' : '; BatchNorm sees micro-batch statistics'}`);
     }
     const micro = Math.min(batchSize, accumulate ? Math.ceil(batchSize / accumulate) : batchSize);
-    const [trainSet, valSet] = [new ImageFolder(trainDir, trainTransforms(pre)), new ImageFolder(valDir, evalTransforms(pre))];
+    const [trainSet, valSet] = [new ImageFolder(trainDir, trainTransforms(pre, size)), new ImageFolder(valDir, evalTransforms(pre, size))];
     datasets.push(trainSet, valSet);
     train = new LoaderSource(new DataLoader(trainSet, { batchSize: micro, shuffle: true, seed }));
     val = new LoaderSource(new DataLoader(valSet, { batchSize: micro, seed }));

@@ -8,7 +8,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 
-import { DataLoader, ImageFolder, isRandom, Transform, specOf } from '../images';
+import { DataLoader, ImageFolder, isRandom, jpegDecoderName, Transform, specOf } from '../images';
 import type { BoatModel } from '../model';
 import { now, secondsSince, sha256File, sha256Hex, writeFileAtomic } from '../util';
 
@@ -41,7 +41,8 @@ export async function extractFeatures(model: BoatModel, root: string, options: E
   const dataset = new ImageFolder(root, options.transform);
   const view = options.view ?? 0;
   const seed = options.seed ?? 0;
-  const transformKey = JSON.stringify(specOf(options.transform) ?? options.transform.name);
+  // The decoder is part of the key: the JPEG addon and sharp give pixels a level or so apart.
+  const transformKey = JSON.stringify([specOf(options.transform) ?? options.transform.name, jpegDecoderName()]);
   const dim = model.backbone.outputs[0].shape[1] as number;
   // The seed (and view) only matter when the transform draws random numbers; eval features are shared by every seed.
   const random = isRandom(options.transform);
