@@ -9,12 +9,22 @@ import * as path from 'node:path';
 import { test } from 'node:test';
 import sharp from 'sharp';
 
-import { CenterCrop, decodeJpeg, decodeRgb, evalTransforms, jpegAddonActive, jpegDecoderName, jpegGeometry, jpegShrinkFor, loadImage, openImage, Random, Resize, setJpegAddon } from '../lib';
+import { CenterCrop, decodeJpeg, decodeRgb, evalTransforms, jpegAddonActive, jpegDecoderName, jpegGeometry, jpegShrinkFor, loadImage, openImage, parsePlainJpeg, plainJpegSize, Random, Resize, setJpegAddon } from '../lib';
+import { scanImageFolder } from '../lib/data/scan';
 import type { PendingImage } from '../lib';
-import { REPO_ROOT, tempDir } from './helpers';
+import { REPO_ROOT, SHARED_PHOTOS, tempDir } from './helpers';
 
 const PHOTO = path.join(REPO_ROOT, 'test', 'fixtures', 'photos', 'chelsea.jpg');
 const built = jpegAddonActive();
+/** Runs fn with the addon on or off, and restores it. */
+async function withAddon<T>(on: boolean, fn: () => Promise<T>): Promise<T> {
+  setJpegAddon(on);
+  try {
+    return await fn();
+  } finally {
+    setJpegAddon(built);
+  }
+}
 const needsAddon = { skip: built ? false : 'JPEG addon not built (npm run build:native; needs libjpeg-dev)' };
 
 test('shrink-on-load: the largest of 8, 4, 2 that leaves the filter at least 1.5×', () => {
@@ -49,12 +59,24 @@ test('the addon takes plain JPEGs only: EXIF-rotated, ICC-tagged, CMYK, grayscal
     'gray.jpg': await base.clone().toColourspace('b-w').jpeg().toBuffer(),
     'photo.png': await base.clone().png().toBuffer(),
   };
-  const plain: Record<string, boolean> = {};
-  for (const [name, bytes] of Object.entries(files)) {
-    fs.writeFileSync(path.join(dir, name), bytes);
-    plain[name] = (await openImage(path.join(dir, name))).plainJpeg === true;
+  files['progressive.jpg'] = await base.clone().jpeg({ progressive: true }).toBuffer();
+  files['upright-exif.jpg'] = await base.clone().withExif({ IFD0: { Orientation: '1', Copyright: 'test' } }).jpeg().toBuffer();
+  files['header-only.jpg'] = files['plain.jpg'].subarray(0, 100);
+  const expected = { 'plain.jpg': true, 'rotated.jpg': false, 'icc.jpg': false, 'cmyk.jpg': false, 'gray.jpg': false, 'photo.png': false, 'progressive.jpg': true, 'upright-exif.jpg': true, 'header-only.jpg': false };
+  // The same verdict and size from sharp's metadata (addon off) and from the marker walk (addon on).
+  for (const addon of [false, true]) {
+    const plain: Record<string, boolean> = {};
+    await withAddon(addon && built, async () => {
+      for (const [name, bytes] of Object.entries(files)) {
+        fs.writeFileSync(path.join(dir, name), bytes);
+        const opened = await openImage(path.join(dir, name)).catch(() => null);
+        plain[name] = opened?.plainJpeg === true;
+        if (opened?.plainJpeg) assert.deepEqual([opened.width, opened.height], [120, 80], name);
+      }
+    });
+    assert.deepEqual(plain, expected, `addon ${addon}`);
   }
-  assert.deepEqual(plain, { 'plain.jpg': true, 'rotated.jpg': false, 'icc.jpg': false, 'cmyk.jpg': false, 'gray.jpg': false, 'photo.png': false });
+  for (const [name, bytes] of Object.entries(files)) assert.equal(parsePlainJpeg(bytes) !== null, expected[name as keyof typeof expected], name);
   const png = await openImage(path.join(dir, 'photo.png'));
   assert.equal(await decodeJpeg(png, {}), null);
 });
@@ -69,9 +91,7 @@ test('the addon decodes a plain JPEG; on a truncated one it gives way to sharp, 
   assert.ok(fast);
   assert.deepEqual([fast.width, fast.height, fast.data.length], [good.width, good.height, good.width * good.height * 3]);
   // A full-size decode with no resize: the same pixels as sharp gives, up to the decoders' rounding.
-  setJpegAddon(false);
-  const bySharp = await decodeRgb(good);
-  setJpegAddon(true);
+  const bySharp = await withAddon(false, () => decodeRgb(good));
   let sum = 0;
   for (let i = 0; i < fast.data.length; i++) sum += Math.abs(fast.data[i] - bySharp.data[i]);
   assert.ok(sum / fast.data.length < 1, `mean |addon − sharp| ${sum / fast.data.length}`);
@@ -79,9 +99,7 @@ test('the addon decodes a plain JPEG; on a truncated one it gives way to sharp, 
   const truncated = await openImage(path.join(dir, 'truncated.jpg'));
   assert.equal(truncated.plainJpeg, true);
   assert.equal(await decodeJpeg(truncated, {}), null);
-  setJpegAddon(false);
-  const sharpSays = await decodeRgb(truncated).then(() => 'decoded', (e: Error) => e.message);
-  setJpegAddon(true);
+  const sharpSays = await withAddon(false, () => decodeRgb(truncated).then(() => 'decoded', (e: Error) => e.message));
   assert.equal(await decodeRgb(truncated).then(() => 'decoded', (e: Error) => e.message), sharpSays);
 });
 
@@ -91,16 +109,26 @@ test('on a large photo the addon shrinks on load like sharp and stays within a l
   fs.writeFileSync(file, await sharp(PHOTO).resize(1280, 853, { fit: 'fill' }).jpeg({ quality: 90 }).toBuffer());
   const source = await openImage(file);
   const view = await loadImage(file, evalTransforms(), new Random(0));
-  setJpegAddon(false);
-  const viaSharp = await loadImage(file, evalTransforms(), new Random(0));
-  setJpegAddon(true);
+  const viaSharp = await withAddon(false, () => loadImage(file, evalTransforms(), new Random(0)));
   let sum = 0;
   for (let i = 0; i < view.data.length; i++) sum += Math.abs(view.data[i] - viaSharp.data[i]);
   assert.deepEqual([view.width, view.height], [224, 224]);
   assert.ok(sum / view.data.length < 2, `mean |addon − sharp| ${sum / view.data.length}`);
   assert.equal(jpegGeometry(source, { resize: { width: 384, height: 256 }, cropAfter: { left: 80, top: 16, width: 224, height: 224 } }).shrink, 2);
   assert.match(jpegDecoderName(), /^boat_jpeg \(libjpeg-turbo/);
-  setJpegAddon(false);
-  assert.equal(jpegDecoderName(), 'sharp');
-  setJpegAddon(true);
+  assert.equal(await withAddon(false, async () => jpegDecoderName()), 'sharp');
+});
+
+test('on the real photos the marker walk and sharp agree on every file: which are plain JPEGs, and their size', { skip: fs.existsSync(SHARED_PHOTOS) ? false : `no real photos at ${SHARED_PHOTOS}` }, async () => {
+  const files = scanImageFolder(SHARED_PHOTOS).files.map((f) => f.file);
+  const disagree: string[] = [];
+  for (const file of files) {
+    const walked = await plainJpegSize(file);
+    const viaSharp = await withAddon(false, () => openImage(file));
+    const a = walked ? `${walked.width}x${walked.height}` : 'not plain';
+    const b = viaSharp.plainJpeg ? `${viaSharp.width}x${viaSharp.height}` : 'not plain';
+    if (a !== b) disagree.push(`${file}: ${a} vs sharp ${b}`);
+  }
+  assert.ok(files.length > 1000);
+  assert.deepEqual(disagree, []);
 });

@@ -1,7 +1,8 @@
 /**
- * Loader benchmark: JPEG → 224×224 float tensors, with eval and with train transforms, next to a plain
- * sharp pipeline (decode + resize + centre crop to raw bytes, no tensor) as the limit to approach,
- * and a check that prefetching hides decoding behind the consumer's work.
+ * Loader benchmark: JPEG → 224×224 float tensors, with eval and with train transforms, with the JPEG
+ * addon and with sharp alone, next to a plain sharp pipeline (decode + resize + centre crop to raw
+ * bytes, no tensor: the reference the targets were set against), and a check that prefetching hides
+ * decoding behind the consumer's work.
  */
 import * as tf from '@tensorflow/tfjs';
 import sharp from 'sharp';

@@ -45,7 +45,7 @@ export async function benchCommand(argv: string[]): Promise<void> {
   const rows: Array<[string, string]> = [
     ['images measured', String(loader.images)],
     ['concurrency', String(loader.concurrency)],
-    ['plain sharp decode+resize+crop (limit)', `${loader.plain_sharp_img_s.toFixed(1)} img/s`],
+    ['plain sharp decode+resize+crop (reference)', `${loader.plain_sharp_img_s.toFixed(1)} img/s`],
     ['JPEG decoder', loader.jpeg_decoder],
     ['loader, eval transforms', `${loader.loader_eval_img_s.toFixed(1)} img/s (${ratio(loader.loader_eval_img_s, loader.plain_sharp_img_s)} of plain sharp; target 200)`],
     ['loader, train transforms', `${loader.loader_train_img_s.toFixed(1)} img/s (${ratio(loader.loader_train_img_s, loader.plain_sharp_img_s)} of plain sharp; target 150)`],

@@ -12,6 +12,7 @@
  * `npm install` builds the addon when g++ and libjpeg-dev are present (scripts/build-native.js);
  * BOAT_NATIVE=0 or BOAT_NATIVE_JPEG=0 turns it off.
  */
+import * as fs from 'node:fs';
 import * as path from 'node:path';
 
 import type { Box, ImageSource, PendingImage, RgbImage } from './sample';
@@ -94,4 +95,84 @@ export async function decodeJpeg(base: ImageSource, pending: Pick<PendingImage, 
   } catch {
     return null;
   }
+}
+
+/** Bytes read to find a JPEG's header; a header that does not fit is left to sharp. */
+const HEADER_BYTES = 64 * 1024;
+
+/**
+ * The size of a plain JPEG (see ImageSource.plainJpeg) from its markers, without sharp: null for
+ * anything else, or anything unexpected, and the caller asks sharp. Half a millisecond less per image
+ * than sharp's metadata(), which was a sixth of the loader's work per photo once decoding got faster.
+ */
+export async function plainJpegSize(file: string): Promise<{ width: number; height: number } | null> {
+  let bytes: Buffer;
+  try {
+    const handle = await fs.promises.open(file, 'r');
+    try {
+      const buffer = Buffer.alloc(HEADER_BYTES);
+      const { bytesRead } = await handle.read(buffer, 0, HEADER_BYTES, 0);
+      bytes = buffer.subarray(0, bytesRead);
+    } finally {
+      await handle.close();
+    }
+  } catch {
+    return null;
+  }
+  return parsePlainJpeg(bytes);
+}
+
+/** The marker walk behind plainJpegSize, on the file's first bytes. */
+export function parsePlainJpeg(b: Buffer): { width: number; height: number } | null {
+  if (b.length < 4 || b[0] !== 0xff || b[1] !== 0xd8) return null;
+  let at = 2;
+  let size: { width: number; height: number } | null = null;
+  while (at + 4 <= b.length) {
+    if (b[at] !== 0xff) return null;
+    const marker = b[at + 1];
+    if (marker === 0xff) {
+      at++; // fill byte
+      continue;
+    }
+    const length = b.readUInt16BE(at + 2);
+    const body = at + 4;
+    if (length < 2 || body + length - 2 > b.length) return null;
+    if (marker === 0xda) return size; // start of scan: the header is over
+    if (marker === 0xc0 || marker === 0xc1 || marker === 0xc2) {
+      // Baseline, extended or progressive Huffman: precision, height, width, components.
+      if (length < 8 || b[body] !== 8 || b[body + 5] !== 3) return null;
+      size = { width: b.readUInt16BE(body + 3), height: b.readUInt16BE(body + 1) };
+      if (size.width === 0 || size.height === 0) return null;
+    } else if (marker >= 0xc3 && marker <= 0xcf && marker !== 0xc4 && marker !== 0xc8 && marker !== 0xcc) {
+      return null; // lossless, hierarchical or arithmetic-coded
+    } else if (marker === 0xe1 && b.toString('latin1', body, body + 6) === 'Exif\0\0') {
+      const orientation = exifOrientation(b.subarray(body + 6, body + length - 2));
+      if (orientation === null || orientation !== 1) return null;
+    } else if (marker === 0xe2 && b.toString('latin1', body, body + 12) === 'ICC_PROFILE\0') {
+      return null; // colour-managed: sharp converts it to sRGB
+    } else if (marker === 0xee && b.toString('latin1', body, body + 5) === 'Adobe' && length >= 14 && b[body + 11] === 0) {
+      return null; // Adobe transform 0: RGB or CMYK samples, not YCbCr
+    }
+    at = body + length - 2;
+  }
+  return null;
+}
+
+/** The Orientation tag (0x0112) of an Exif block's first IFD: 1 when absent, null when the block is malformed. */
+function exifOrientation(tiff: Buffer): number | null {
+  if (tiff.length < 8) return null;
+  const little = tiff.toString('latin1', 0, 2) === 'II';
+  if (!little && tiff.toString('latin1', 0, 2) !== 'MM') return null;
+  const u16 = (o: number): number => (little ? tiff.readUInt16LE(o) : tiff.readUInt16BE(o));
+  const u32 = (o: number): number => (little ? tiff.readUInt32LE(o) : tiff.readUInt32BE(o));
+  if (u16(2) !== 42) return null;
+  const ifd = u32(4);
+  if (ifd + 2 > tiff.length) return null;
+  const entries = u16(ifd);
+  if (ifd + 2 + entries * 12 > tiff.length) return null;
+  for (let k = 0; k < entries; k++) {
+    const entry = ifd + 2 + k * 12;
+    if (u16(entry) === 0x0112) return u16(entry + 2) === 3 ? u16(entry + 8) : null;
+  }
+  return 1;
 }

@@ -10,7 +10,7 @@ import sharp from 'sharp';
 import type { Sharp } from 'sharp';
 
 import { errorLine } from '../util';
-import { decodeJpeg } from './jpeg';
+import { decodeJpeg, jpegAddonActive, plainJpegSize } from './jpeg';
 
 export interface ImageSource {
   kind: 'source';
@@ -76,6 +76,10 @@ export class ImageDecodeError extends Error {
 
 /** Reads the header of an image file (EXIF orientation applied); fails with ImageDecodeError. */
 export async function openImage(file: string): Promise<ImageSource> {
+  if (jpegAddonActive()) {
+    const size = await plainJpegSize(file);
+    if (size) return { kind: 'source', file, ...size, plainJpeg: true };
+  }
   try {
     const meta = await sharp(file).metadata();
     if (!meta.width || !meta.height) throw new Error('no size in header');
