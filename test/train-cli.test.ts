@@ -227,3 +227,16 @@ test('train --init starts from a saved model (two-stage fine-tuning); a missing 
   assert.equal(mismatch.stderr.trim().split('\n').length, 1, mismatch.stderr);
   assert.match(mismatch.stderr, /another order/);
 });
+
+test('evaluate --input-size runs a saved model at another crop size, pretrained or fine-tuned backbone alike', () => {
+  for (const name of ['fe', 'ft-from-fe']) { // trained by the tests above: a feature extractor and a fine-tune
+    const out = path.join(work, `eval-${name}-96`);
+    const r = runCli(['evaluate', '--model', path.join(work, 'models', name), '--data', path.join(work, 'data', 'test'), '--input-size', '96', '--out', out]);
+    assert.equal(r.status, 0, r.stderr);
+    assert.match(r.stdout, /Input size 96 \(Resize\(110\) \+ CenterCrop\(96\)\); the model was trained at 224/);
+    assert.equal(JSON.parse(fs.readFileSync(path.join(out, 'metrics.json'), 'utf8')).input_size, 96);
+  }
+  const bad = runCli(['evaluate', '--model', path.join(work, 'models', 'fe'), '--data', path.join(work, 'data', 'test'), '--input-size', '8']);
+  assert.equal(bad.status, 2);
+  assert.match(bad.stderr, /^boat: error: input size must be an integer of at least 32, got 8\n$/);
+});

@@ -3,7 +3,8 @@ import * as path from 'node:path';
 
 import { annotatePrediction, evaluateModel, EvaluationResult, formatMetrics, metricsOf, predictImage } from '../evaluate';
 import { formatConfused, mostConfused, topLosses, topLossesLines, topLossesPng } from '../explain';
-import { loadBoatModel, selectBackend, TRAINING_MODES, TrainingMode } from '../model';
+import { loadBoatModel, readModelMetadata, selectBackend, TRAINING_MODES, TrainingMode } from '../model';
+import { resizeFor } from '../images';
 import { confusionMatrixPng } from '../plot/confusion';
 import { runExperiment } from '../train';
 import { requireWritableDirectory, UserError, writeFileAtomic, writeJsonAtomic } from '../util';
@@ -16,7 +17,7 @@ export const MODEL_USAGE = `  boat train --mode finetune|feature-extractor --dat
              [--init models/NAME] [--freeze-bn]
              (--unfreeze N: fine-tune only the last N of ResNet50's 5 stages; --init: start from a saved
              model instead of ImageNet's weights; --freeze-bn: BatchNorm keeps its moving statistics)
-  boat evaluate --model models/NAME --data data/test [--out DIR] [--tta] [--top-losses 9]
+  boat evaluate --model models/NAME --data data/test [--out DIR] [--tta] [--top-losses 9] [--input-size N]
   boat predict --model models/NAME IMAGE... [--top 3] [--json] [--png DIR]`;
 
 function floatFlag(flags: Record<string, string | boolean | undefined>, name: string): number | undefined {
@@ -99,14 +100,16 @@ export async function trainCommand(argv: string[]): Promise<void> {
 }
 
 export async function evaluateCommand(argv: string[]): Promise<void> {
-  const { flags } = parseFlags(argv, { model: { type: 'string' }, data: { type: 'string', default: 'data/test' }, out: { type: 'string' }, tta: { type: 'boolean', default: false }, 'top-losses': { type: 'string' } });
+  const { flags } = parseFlags(argv, { model: { type: 'string' }, data: { type: 'string', default: 'data/test' }, out: { type: 'string' }, tta: { type: 'boolean', default: false }, 'top-losses': { type: 'string' }, 'input-size': { type: 'string' } });
   const modelDir = requiredString(flags, 'model');
   const data = requiredString(flags, 'data');
   const out = stringFlag(flags, 'out') ?? path.join(modelDir, 'evaluation');
   const topN = intFlag(flags, 'top-losses') ?? 9;
   requireWritableDirectory(out);
   console.log((await selectBackend()).line);
-  const model = await loadBoatModel(modelDir);
+  const inputSize = intFlag(flags, 'input-size');
+  const model = await loadBoatModel(modelDir, undefined, { inputSize });
+  if (inputSize !== undefined) console.log(`Input size ${inputSize} (Resize(${resizeFor(inputSize)}) + CenterCrop(${inputSize})); the model was trained at ${readModelMetadata(modelDir).inputSize}`);
   const result = await evaluateModel(model, data);
   console.log(formatMetrics(result));
   printSkipped(result.skipped);
@@ -122,6 +125,7 @@ export async function evaluateCommand(argv: string[]): Promise<void> {
   console.log(topLossesLines(losses));
   writeJsonAtomic(path.join(out, 'metrics.json'), {
     data: path.resolve(data),
+    input_size: model.info.inputSize,
     ...metricsOf(result),
     ...(tta ? { tta: metricsOf(tta) } : {}),
     most_confused: confused,

@@ -16,7 +16,7 @@ import * as tf from '@tensorflow/tfjs';
 
 import { readFileSha256Checked, recoverInterruptedSave, replaceOwnedDirectory, sha256Hex, UserError } from '../util';
 import { BoatModel, BoatModelInfo, cutAtFeatures, TrainingMode, TRAINING_MODES } from './model';
-import { defaultWeights, WeightsSource } from './weights';
+import { defaultWeights, setInputSize, WeightsSource } from './weights';
 
 export const MODEL_FORMAT = 'boat-model/1';
 
@@ -69,11 +69,12 @@ function readChecked(dir: string, relative: string, expected: string | undefined
   return readFileSha256Checked(path.join(dir, relative), expected, 'model file', 'damaged');
 }
 
-async function readLayersModel(dir: string, prefix: string, files: Record<string, string>): Promise<tf.LayersModel> {
+async function readLayersModel(dir: string, prefix: string, files: Record<string, string>, inputSize?: number): Promise<tf.LayersModel> {
   const json = JSON.parse(readChecked(dir, `${prefix}/model.json`, files[`${prefix}/model.json`]).toString('utf8')) as {
     modelTopology: object;
     weightsManifest: tf.io.WeightsManifestConfig;
   };
+  if (inputSize !== undefined) setInputSize(json.modelTopology, inputSize);
   const weights = readChecked(dir, `${prefix}/weights.bin`, files[`${prefix}/weights.bin`]);
   const weightData = weights.buffer.slice(weights.byteOffset, weights.byteOffset + weights.byteLength);
   return tf.loadLayersModel(tf.io.fromMemory({ modelTopology: json.modelTopology, weightSpecs: json.weightsManifest[0].weights, weightData }));
@@ -128,14 +129,18 @@ export function readModelMetadata(dir: string): ModelMetadata {
 
 /**
  * Loads a model saved by saveBoatModel. A feature extractor's backbone comes from the weights source,
- * which must be the one it was trained on (same id, preprocessing and checksum).
+ * which must be the one it was trained on (same id, preprocessing and checksum). `inputSize` rebuilds
+ * the network for another input size than it was trained at (the weights do not depend on it), e.g. to
+ * evaluate a 224 px model on larger crops.
  */
-export async function loadBoatModel(dir: string, weights: WeightsSource = defaultWeights()): Promise<BoatModel> {
+export async function loadBoatModel(dir: string, weights: WeightsSource = defaultWeights(), options: { inputSize?: number } = {}): Promise<BoatModel> {
   const metadata = readModelMetadata(dir);
+  const resize = options.inputSize !== undefined && options.inputSize !== metadata.inputSize ? options.inputSize : undefined;
+  if (resize !== undefined) metadata.inputSize = resize;
   const head = await readLayersModel(dir, 'head', metadata.files);
   let backbone: tf.LayersModel;
   if (metadata.backbone === 'saved') {
-    backbone = await readLayersModel(dir, 'backbone', metadata.files);
+    backbone = await readLayersModel(dir, 'backbone', metadata.files, resize);
   } else {
     if (weights.id !== metadata.weightsId || weights.preprocessing !== metadata.preprocessing) {
       throw new UserError(`model ${dir} was trained on backbone "${metadata.weightsId}" (${metadata.preprocessing} preprocessing), not "${weights.id}" (${weights.preprocessing})`);

@@ -86,10 +86,12 @@ export class KerasResNet50Imagenet implements WeightsSource {
   }
 }
 
-/** Rewrites a Keras topology's input layer to [null, size, size, channels]. */
-function setInputSize(topology: object, size: number): void {
+type Topology = { config?: { layers?: Array<{ class_name: string; config: { batch_input_shape?: Array<number | null> } }> } };
+
+/** Rewrites a Keras topology's input layer to [null, size, size, channels] (converted Keras files and TF.js saves). */
+export function setInputSize(topology: object, size: number): void {
   if (!Number.isInteger(size) || size < 32) throw new UserError(`input size must be an integer of at least 32, got ${size}`);
-  const config = (topology as { model_config?: { config?: { layers?: Array<{ class_name: string; config: { batch_input_shape?: Array<number | null> } }> } } }).model_config;
+  const config = (topology as { model_config?: Topology }).model_config ?? (topology as Topology);
   const input = config?.config?.layers?.find((l) => l.class_name === 'InputLayer');
   const shape = input?.config.batch_input_shape;
   if (!shape || shape.length !== 4) throw new UserError('cannot change the input size: no 4-d InputLayer in the model topology');
