@@ -206,26 +206,32 @@ export async function resizedCrop(img: Geometric, box: Box, size: number): Promi
 
 /**
  * torchvision's functional rotate on PIL images (expand=False, NEAREST, black fill): counter-clockwise by
- * `angle` degrees about the centre. Same inverse mapping as PIL's Image.rotate, pixel centres at +0.5.
- * Done in JS: on a 256 px image it is cheaper than a sharp round trip, and it matches PIL exactly.
+ * `angle` degrees about the centre, computed as Pillow computes it: Image.rotate's matrix (math.radians,
+ * entries rounded to 15 decimals), then its affine transform in 16.16 fixed point (Geometry.c,
+ * affine_fixed), stepping from the first pixel's centre. Done in JS: on a 256 px image it is cheaper
+ * than a sharp round trip.
  */
 export async function rotate(sample: Geometric, angle: number): Promise<RgbImage> {
   const img = await decodeRgb(sample);
   const { width: w, height: h, data } = img;
-  const theta = (-angle * Math.PI) / 180;
-  const [a, b, d, e] = [Math.cos(theta), Math.sin(theta), -Math.sin(theta), Math.cos(theta)];
-  const cx = w / 2;
-  const cy = h / 2;
-  const c = a * -cx + b * -cy + cx;
-  const f = d * -cx + e * -cy + cy;
+  const theta = -(angle * (Math.PI / 180));
+  const round15 = (v: number): number => Number(v.toFixed(15));
+  const [a, b, d, e] = [round15(Math.cos(theta)), round15(Math.sin(theta)), round15(-Math.sin(theta)), round15(Math.cos(theta))];
+  const c = a * -(w / 2) + b * -(h / 2) + w / 2;
+  const f = d * -(w / 2) + e * -(h / 2) + h / 2;
+  const fix = (v: number): number => Math.floor(v * 65536 + 0.5);
+  const [a0, a1, a3, a4] = [fix(a), fix(b), fix(d), fix(e)];
+  let rowX = fix(c + a * 0.5 + b * 0.5);
+  let rowY = fix(f + d * 0.5 + e * 0.5);
   const out = new Uint8Array(data.length);
-  for (let y = 0; y < h; y++) {
-    for (let x = 0; x < w; x++) {
-      const sx = Math.floor(a * (x + 0.5) + b * (y + 0.5) + c);
-      const sy = Math.floor(d * (x + 0.5) + e * (y + 0.5) + f);
+  for (let y = 0, dst = 0; y < h; y++, rowX += a1, rowY += a4) {
+    let xx = rowX;
+    let yy = rowY;
+    for (let x = 0; x < w; x++, xx += a0, yy += a3, dst += 3) {
+      const sx = xx >> 16;
+      const sy = yy >> 16;
       if (sx < 0 || sy < 0 || sx >= w || sy >= h) continue;
       const src = (sy * w + sx) * 3;
-      const dst = (y * w + x) * 3;
       out[dst] = data[src];
       out[dst + 1] = data[src + 1];
       out[dst + 2] = data[src + 2];
