@@ -9,7 +9,9 @@ import * as path from 'node:path';
 import { test } from 'node:test';
 import sharp from 'sharp';
 
-import { CenterCrop, decodeJpeg, decodeRgb, evalTransforms, jpegAddonActive, jpegDecoderName, jpegGeometry, jpegShrinkFor, loadImage, openImage, parsePlainJpeg, plainJpegSize, Random, Resize, setJpegAddon } from '../lib';
+import * as tf from '@tensorflow/tfjs';
+
+import { CaffePreprocess, CenterCrop, Compose, DataLoader, decodeJpeg, decodeRgb, evalTransforms, ImageFolder, jpegAddonActive, jpegDecoderName, jpegGeometry, jpegShrinkFor, loadImage, openImage, parsePlainJpeg, plainJpegSize, Random, Resize, setJpegAddon, setJpegExact } from '../lib';
 import { scanImageFolder } from '../lib/data/scan';
 import type { PendingImage } from '../lib';
 import { REPO_ROOT, SHARED_PHOTOS, tempDir } from './helpers';
@@ -131,4 +133,35 @@ test('on the real photos the marker walk and sharp agree on every file: which ar
   }
   assert.ok(files.length > 1000);
   assert.deepEqual(disagree, []);
+});
+
+test('exact mode (BOAT_JPEG_EXACT=1) skips the DCT-domain shrink: the full-size decode, resampled, in workers too', needsAddon, async () => {
+  const dir = tempDir();
+  const file = path.join(dir, 'large.jpg');
+  fs.writeFileSync(file, await sharp(PHOTO).resize(1280, 853, { fit: 'fill' }).jpeg({ quality: 90 }).toBuffer());
+  const source = await openImage(file);
+  const pending = { resize: { width: 384, height: 256 }, cropAfter: { left: 80, top: 16, width: 224, height: 224 } };
+  const shrunk = await decodeJpeg(source, pending);
+  setJpegExact(true);
+  try {
+    assert.equal(jpegGeometry(source, pending).shrink, 1);
+    assert.match(jpegDecoderName(), /, exact\)$/);
+    const exactPixels = await decodeJpeg(source, pending);
+    let sum = 0;
+    for (let i = 0; i < exactPixels!.data.length; i++) sum += Math.abs(exactPixels!.data[i] - shrunk!.data[i]);
+    assert.ok(sum > 0, 'exact and shrunk decodes differ');
+    // Decode workers follow the loader's thread.
+    const folder = path.join(dir, 'set');
+    fs.mkdirSync(path.join(folder, 'a'), { recursive: true });
+    fs.copyFileSync(file, path.join(folder, 'a', 'large.jpg'));
+    const ds = new ImageFolder(folder, new Compose([new Resize(256), new CenterCrop(224), new CaffePreprocess()]));
+    for await (const batch of new DataLoader(ds, { batchSize: 1, workers: 1 }).batches(0)) {
+      const x = (await batch.x.data()) as Float32Array;
+      tf.dispose([batch.x, batch.y]);
+      const expected = (await new CaffePreprocess().apply(exactPixels!)).data;
+      assert.deepEqual(Array.from(x), Array.from(expected));
+    }
+  } finally {
+    setJpegExact(false);
+  }
 });

@@ -9,7 +9,7 @@ import * as path from 'node:path';
 import { Worker } from 'node:worker_threads';
 import 'sharp'; // load libvips on the main thread before any worker does
 
-import { jpegAddonActive } from './jpeg';
+import { jpegAddonActive, jpegExact } from './jpeg';
 import type { TransformSpec } from './transforms';
 
 export interface DecodeRequest {
@@ -17,8 +17,9 @@ export interface DecodeRequest {
   file: string;
   spec: TransformSpec;
   rngState: number;
-  /** Whether the JPEG addon decodes plain JPEGs (it follows the loader's thread, see setJpegAddon). */
+  /** Whether the JPEG addon decodes plain JPEGs, and in exact mode (they follow the loader's thread, see setJpegAddon). */
   jpegAddon: boolean;
+  jpegExact: boolean;
 }
 
 export type DecodeReply =
@@ -56,7 +57,7 @@ export class DecodePool {
     return new Promise((resolve, reject) => {
       this.pending.set(id, { resolve, reject, slot });
       if (slot.busy++ === 0) slot.worker.ref();
-      slot.worker.postMessage({ id, file, spec, rngState, jpegAddon: jpegAddonActive() } satisfies DecodeRequest);
+      slot.worker.postMessage({ id, file, spec, rngState, jpegAddon: jpegAddonActive(), jpegExact: jpegExact() } satisfies DecodeRequest);
     });
   }
 

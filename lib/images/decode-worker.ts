@@ -6,7 +6,7 @@ import { parentPort } from 'node:worker_threads';
 
 import { errorLine, Random } from '../util';
 import { loadImage } from './folder';
-import { setJpegAddon } from './jpeg';
+import { setJpegAddon, setJpegExact } from './jpeg';
 import { ImageDecodeError } from './sample';
 import { Transform, transformFromSpec } from './transforms';
 import type { DecodeReply, DecodeRequest } from './decode-pool';
@@ -21,6 +21,7 @@ parentPort?.on('message', async (request: DecodeRequest) => {
     let transform = transforms.get(key);
     if (!transform) transforms.set(key, (transform = transformFromSpec(request.spec)));
     setJpegAddon(request.jpegAddon);
+    setJpegExact(request.jpegExact);
     const rng = new Random(0);
     rng.setState(request.rngState);
     const image = await loadImage(request.file, transform, rng);

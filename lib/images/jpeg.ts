@@ -26,6 +26,7 @@ const ADDON = path.resolve(__dirname, '..', '..', '..', 'native', 'build', 'boat
 
 let addon: JpegAddon | null | undefined;
 let enabled = process.env.BOAT_NATIVE !== '0' && process.env.BOAT_NATIVE_JPEG !== '0';
+let exact = process.env.BOAT_JPEG_EXACT === '1';
 
 function loaded(): JpegAddon | null {
   if (addon === undefined) {
@@ -48,9 +49,22 @@ export function setJpegAddon(on: boolean): void {
   enabled = on;
 }
 
+/**
+ * Exact mode (BOAT_JPEG_EXACT=1): no DCT-domain shrink, so the addon's pixels are torchvision's to the
+ * bit on every photo, for comparisons with the PyTorch tutorial on identical inputs; decoding then
+ * reads every pixel of the crop's band, slower.
+ */
+export function jpegExact(): boolean {
+  return exact;
+}
+
+export function setJpegExact(on: boolean): void {
+  exact = on;
+}
+
 /** Which decoder makes the pixels of plain JPEG files, for cache keys and reports. */
 export function jpegDecoderName(): string {
-  return jpegAddonActive() ? `boat_jpeg (${loaded()!.describe()}, PIL bilinear)` : 'sharp';
+  return jpegAddonActive() ? `boat_jpeg (${loaded()!.describe()}, PIL bilinear${exact ? ', exact' : ''})` : 'sharp';
 }
 
 /**
@@ -76,7 +90,7 @@ export function jpegGeometry(base: ImageSource, pending: Pick<PendingImage, 'cro
     const after = pending.cropAfter ?? { left: 0, top: 0, ...pending.resize };
     box = { left: clip.left + after.left * sx, top: clip.top + after.top * sy, width: after.width * sx, height: after.height * sy };
     out = { width: after.width, height: after.height };
-    shrink = jpegShrinkFor(Math.min(sx, sy));
+    shrink = exact ? 1 : jpegShrinkFor(Math.min(sx, sy));
   }
   const geometry = Float64Array.from([box.left, box.top, box.width, box.height, clip.left, clip.top, clip.left + clip.width, clip.top + clip.height, out.width, out.height]);
   return { geometry, shrink };
