@@ -2,9 +2,8 @@
 // DCT domain, and a separable bilinear filter with PIL's antialiasing (torchvision's Resize on PIL images)
 // resamples a box of it to the output size. One call per image, run on libuv's thread pool.
 //
-// Measured on the boat photos (1280 px baseline JPEGs), libjpeg-turbo alone decodes at half size in about
-// half the time sharp takes for the same shrink-on-load resize: libvips' pipeline, not the JPEG decoder,
-// was most of a loader's time per image (see README, "Loader").
+// Why not sharp: on the boat photos (1280 px baseline JPEGs) libvips' pipeline, not the JPEG decoder, was
+// most of a loader's time per image; `npm run bench` shows the loader with and without this addon.
 //
 //   resizedCropJpeg(file, geometry: Float64Array, shrink) → Promise<Uint8Array>   8-bit RGB, outW×outH×3
 //   geometry: [boxLeft, boxTop, boxWidth, boxHeight,   the source box in full-size pixels (fractional)
@@ -312,7 +311,7 @@ napi_value ResizedCropJpeg(napi_env env, napi_callback_info info) {
   return promise;
 }
 
-// describe(): "libjpeg-turbo (libjpeg API 62)"
+// describe(): "libjpeg-turbo, libjpeg API 62"
 napi_value Describe(napi_env env, napi_callback_info) {
   std::string text = "libjpeg-turbo, libjpeg API " + std::to_string(JPEG_LIB_VERSION);
   napi_value result;

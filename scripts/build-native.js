@@ -34,7 +34,7 @@ const ADDONS = [
     missing: 'libjpeg headers not found; apt-get install libjpeg-dev',
     flags: [],
     libs: ['-ljpeg'],
-    without: 'sharp decodes every image without it (slower); see README, "Loader"',
+    without: 'sharp decodes every image without it (slower); see README, "Images"',
   },
 ];
 

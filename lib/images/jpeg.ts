@@ -1,10 +1,11 @@
 /**
  * The fast path for plain JPEG files: the native addon native/boat_jpeg.cc decodes with libjpeg-turbo,
- * shrunk in the DCT domain as sharp's shrink-on-load would, and resamples the box with PIL's
+ * shrunk in the DCT domain where the resize allows (jpegShrinkFor), and resamples the box with PIL's
  * antialiased bilinear filter (torchvision's Resize on PIL images) in the same call.
  *
- * Why not sharp for these: on the 1280 px boat photos libvips' pipeline took about twice libjpeg-turbo's
- * own decode time per image, and decoding is nearly all of a loader's work (README, "Loader"). Files it
+ * Why not sharp for these: on the 1280 px boat photos libvips' pipeline cost more than the JPEG decode
+ * itself, and decoding is nearly all of a loader's work (`npm run bench` shows the loader with and
+ * without the addon; README, "Loader: where the time went"). Files it
  * does not take (not JPEG, EXIF-rotated, with an ICC profile, not 3-channel) and any file it fails on
  * (corrupt, truncated: libjpeg's warnings count as failures) go through sharp as before, so bad files
  * are judged and reported the same way.
@@ -116,8 +117,8 @@ const HEADER_BYTES = 64 * 1024;
 
 /**
  * The size of a plain JPEG (see ImageSource.plainJpeg) from its markers, without sharp: null for
- * anything else, or anything unexpected, and the caller asks sharp. Half a millisecond less per image
- * than sharp's metadata(), which was a sixth of the loader's work per photo once decoding got faster.
+ * anything else, or anything unexpected, and the caller asks sharp. A read of the file's first bytes
+ * costs less than sharp's metadata(), which showed in the loader's time once decoding got faster.
  */
 export async function plainJpegSize(file: string): Promise<{ width: number; height: number } | null> {
   let bytes: Buffer;
