@@ -9,6 +9,10 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { before, test } from 'node:test';
 
+import * as tf from '@tensorflow/tfjs';
+
+import { makeSoup } from '../lib/train';
+import { selectBackend } from '../lib/model';
 import { parseCsv } from '../lib/util';
 import { REPO_ROOT, runCli, tempDir } from './helpers';
 
@@ -239,4 +243,68 @@ test('evaluate --input-size runs a saved model at another crop size, pretrained 
   const bad = runCli(['evaluate', '--model', path.join(work, 'models', 'fe'), '--data', path.join(work, 'data', 'test'), '--input-size', '8']);
   assert.equal(bad.status, 2);
   assert.match(bad.stderr, /^boat: error: input size must be an integer of at least 32, got 8\n$/);
+});
+
+test('soup averages the weights of fine-tunes from one start; greedy keeps an ingredient only if val accuracy holds', async () => {
+  const data = path.join(work, 'data');
+  const val = path.join(data, 'val');
+  const a = path.join(work, 'models', 'ft-from-fe'); // trained by the --init test (lr 1e-30: the head it started from)
+  const b = path.join(work, 'models', 'ft-from-fe-b');
+  const trained = runCli(['train', '--mode', 'finetune', '--data', data, '--epochs', '1', '--batch-size', '6', '--unfreeze', '1', '--seed', '8', '--lr', '0.05', '--init', path.join(work, 'models', 'fe'), '--out', b]);
+  assert.equal(trained.status, 0, trained.stderr);
+  const floats = (dir: string, part: string): Float32Array => {
+    const bytes = fs.readFileSync(path.join(dir, part, 'weights.bin'));
+    return new Float32Array(bytes.buffer, bytes.byteOffset, bytes.length / 4);
+  };
+  const maxDiff = (x: Float32Array, y: Float32Array): number => x.reduce((m, v, i) => Math.max(m, Math.abs(v - y[i])), 0);
+  assert.ok(maxDiff(floats(a, 'backbone'), floats(b, 'backbone')) > 1e-4, 'the second fine-tune moved the last stage');
+
+  const uniform = path.join(work, 'models', 'soup-uniform');
+  const u = runCli(['soup', a, b, '--out', uniform, '--data', val, '--recipe', 'uniform']);
+  assert.equal(u.status, 0, u.stderr);
+  assert.match(u.stdout, /uniform soup of 2 of 2 models: val accuracy \d\.\d{4} \(best single model \d\.\d{4}\)/);
+  for (const part of ['head', 'backbone']) {
+    const [x, y, soup] = [floats(a, part), floats(b, part), floats(uniform, part)];
+    assert.equal(soup.length, x.length, part);
+    const worst = soup.reduce((m, v, i) => Math.max(m, Math.abs(v - (x[i] + y[i]) / 2) / Math.max(1, Math.abs(v))), 0);
+    assert.ok(worst < 1e-6, `${part}: the soup is the element-wise mean (worst relative error ${worst})`);
+  }
+  const summary = JSON.parse(fs.readFileSync(path.join(uniform, 'soup.json'), 'utf8'));
+  assert.equal(summary.recipe, 'uniform');
+  assert.deepEqual(summary.ingredients, [a, b]);
+  // The val accuracy it reports is what evaluate measures on the saved soup.
+  const evalOut = path.join(work, 'eval-soup');
+  assert.equal(runCli(['evaluate', '--model', uniform, '--data', val, '--out', evalOut]).status, 0);
+  assert.equal(JSON.parse(fs.readFileSync(path.join(evalOut, 'metrics.json'), 'utf8')).accuracy, summary.val_acc);
+
+  const greedy = path.join(work, 'models', 'soup-greedy');
+  const g = runCli(['soup', b, a, '--out', greedy, '--data', val]);
+  assert.equal(g.status, 0, g.stderr);
+  const steps = JSON.parse(fs.readFileSync(path.join(greedy, 'soup.json'), 'utf8')).steps as Array<{ model: string; val_acc: number; soup_val_acc: number; kept: boolean }>;
+  assert.equal(steps.length, 2);
+  assert.ok(steps[0].val_acc >= steps[1].val_acc, 'best ingredient first');
+  assert.equal(steps[1].kept, steps[1].soup_val_acc >= steps[0].val_acc, 'kept exactly when val accuracy did not drop');
+  const greedySummary = JSON.parse(fs.readFileSync(path.join(greedy, 'soup.json'), 'utf8'));
+  assert.equal(greedySummary.ingredients.length, steps[1].kept ? 2 : 1);
+  assert.ok(greedySummary.val_acc >= steps[0].val_acc, 'a greedy soup is never worse on val than its best ingredient');
+
+  // In-process: no tensors left behind once the soup is disposed.
+  await selectBackend();
+  const before = tf.memory().numTensors;
+  const inProcess = await makeSoup([a, b], val, { recipe: 'greedy' });
+  inProcess.model.dispose();
+  assert.equal(tf.memory().numTensors, before);
+
+  const fail = (args: string[], message: RegExp): void => {
+    const r = runCli(['soup', ...args]);
+    assert.equal(r.status, 2, r.stdout);
+    assert.match(r.stderr, message);
+    assert.equal(r.stderr.trim().split('\n').length, 1, r.stderr);
+  };
+  fail([a, '--out', path.join(work, 'models', 's1'), '--data', val], /a soup needs at least two models/);
+  fail([a, path.join(work, 'models', 'fe'), '--out', path.join(work, 'models', 's2'), '--data', val], /training modes differ/);
+  fail([a, path.join(work, 'models', 'fe-other-order'), '--out', path.join(work, 'models', 's3'), '--data', val], /classes differ/);
+  fail([a, b, '--out', b, '--data', val], /is one of the models to average/);
+  fail([a, b, '--out', path.join(work, 'models', 's4'), '--data', val, '--recipe', 'best'], /--recipe must be greedy or uniform/);
+  assert.ok(!fs.existsSync(path.join(work, 'models', 's2')), 'nothing written on error');
 });

@@ -3,7 +3,7 @@ import { benchCommand } from './bench';
 import { dataCommand, DATA_USAGE } from './data-commands';
 import { mainJob } from './main-job';
 import { EXPLAIN_USAGE, explainCommand, lrFindCommand } from './explain-commands';
-import { evaluateCommand, MODEL_USAGE, predictCommand, trainCommand } from './model-commands';
+import { evaluateCommand, MODEL_USAGE, predictCommand, soupCommand, trainCommand } from './model-commands';
 import { notebooksCommand } from './notebooks';
 
 const USAGE = `boat: boat types recognition with ResNet50 (TypeScript port of the tutorial)
@@ -25,6 +25,7 @@ const COMMANDS: Record<string, (argv: string[]) => Promise<void>> = {
   train: trainCommand,
   evaluate: evaluateCommand,
   predict: predictCommand,
+  soup: soupCommand,
   explain: explainCommand,
   'lr-find': lrFindCommand,
   bench: benchCommand,

@@ -3,10 +3,10 @@ import * as path from 'node:path';
 
 import { annotatePrediction, evaluateModel, EvaluationResult, formatMetrics, metricsOf, predictImage } from '../evaluate';
 import { formatConfused, mostConfused, topLosses, topLossesLines, topLossesPng } from '../explain';
-import { loadBoatModel, readModelMetadata, selectBackend, TRAINING_MODES, TrainingMode } from '../model';
+import { loadBoatModel, readModelMetadata, saveBoatModel, selectBackend, TRAINING_MODES, TrainingMode } from '../model';
 import { resizeFor } from '../images';
 import { confusionMatrixPng } from '../plot/confusion';
-import { runExperiment } from '../train';
+import { makeSoup, runExperiment, SoupRecipe } from '../train';
 import { requireWritableDirectory, UserError, writeFileAtomic, writeJsonAtomic } from '../util';
 import { intFlag, parseFlags, requiredString, stringFlag } from './args';
 import { printSkipped } from './data-commands';
@@ -18,7 +18,10 @@ export const MODEL_USAGE = `  boat train --mode finetune|feature-extractor --dat
              (--unfreeze N: fine-tune only the last N of ResNet50's 5 stages; --init: start from a saved
              model instead of ImageNet's weights; --freeze-bn: BatchNorm keeps its moving statistics)
   boat evaluate --model models/NAME --data data/test [--out DIR] [--tta] [--top-losses 9] [--input-size N]
-  boat predict --model models/NAME IMAGE... [--top 3] [--json] [--png DIR]`;
+  boat predict --model models/NAME IMAGE... [--top 3] [--json] [--png DIR]
+  boat soup MODEL... --out models/NAME [--data data/val] [--recipe greedy|uniform]
+             (averages the weights of models fine-tuned from the same start into one model;
+             greedy keeps an ingredient only if val accuracy does not drop)`;
 
 function floatFlag(flags: Record<string, string | boolean | undefined>, name: string): number | undefined {
   const v = stringFlag(flags, name);
@@ -166,4 +169,33 @@ export async function predictCommand(argv: string[]): Promise<void> {
   }
   if (quiet) console.log(JSON.stringify(results, null, 2));
   model.dispose();
+}
+
+export async function soupCommand(argv: string[]): Promise<void> {
+  const { flags, positionals } = parseFlags(argv, { out: { type: 'string' }, data: { type: 'string', default: 'data/val' }, recipe: { type: 'string', default: 'greedy' } }, true);
+  const out = requiredString(flags, 'out');
+  const data = requiredString(flags, 'data');
+  const recipe = requiredString(flags, 'recipe') as SoupRecipe;
+  if (recipe !== 'greedy' && recipe !== 'uniform') throw new UserError(`--recipe must be greedy or uniform, got "${recipe}"`);
+  const models = positionals.map((p) => path.resolve(p));
+  for (const dir of models) if (!fs.existsSync(dir)) throw new UserError(`model not found: ${dir}`);
+  if (models.includes(path.resolve(out))) throw new UserError(`--out ${out} is one of the models to average; choose a new folder`);
+  if (!fs.existsSync(data)) throw new UserError(`val data not found: ${data}`);
+  requireWritableDirectory(path.dirname(path.resolve(out)));
+  console.log((await selectBackend()).line);
+  const result = await makeSoup(models, data, { recipe, onLine: (line) => console.log(line) });
+  try {
+    const summary = {
+      recipe,
+      data: path.resolve(data),
+      val_acc: result.valAcc,
+      ingredients: result.ingredients,
+      steps: result.steps.map((s) => ({ model: s.model, val_acc: s.valAcc, soup_val_acc: s.soupValAcc ?? null, kept: s.kept })),
+    };
+    await saveBoatModel(result.model, out, { soup: summary }, `${recipe} soup of ${result.ingredients.length} models`, { 'soup.json': JSON.stringify(summary, null, 2) + '\n' });
+    console.log(`${recipe} soup of ${result.ingredients.length} of ${models.length} models: val accuracy ${result.valAcc.toFixed(4)} (best single model ${Math.max(...result.steps.map((s) => s.valAcc)).toFixed(4)})`);
+    console.log(`Wrote ${out} (evaluate it on test with: boat evaluate --model ${out} --data data/test)`);
+  } finally {
+    result.model.dispose();
+  }
 }

@@ -4,3 +4,4 @@ export * from './progress';
 export * from './sources';
 export * from './train';
 export * from './lr-finder';
+export * from './soup';
