@@ -287,6 +287,9 @@ test('soup averages the weights of fine-tunes from one start; greedy keeps an in
   const greedySummary = JSON.parse(fs.readFileSync(path.join(greedy, 'soup.json'), 'utf8'));
   assert.equal(greedySummary.ingredients.length, steps[1].kept ? 2 : 1);
   assert.ok(greedySummary.val_acc >= steps[0].val_acc, 'a greedy soup is never worse on val than its best ingredient');
+  const greedyEval = path.join(work, 'eval-soup-greedy');
+  assert.equal(runCli(['evaluate', '--model', greedy, '--data', val, '--out', greedyEval]).status, 0);
+  assert.equal(JSON.parse(fs.readFileSync(path.join(greedyEval, 'metrics.json'), 'utf8')).accuracy, greedySummary.val_acc);
 
   // In-process: no tensors left behind once the soup is disposed.
   await selectBackend();

@@ -245,6 +245,11 @@ export class BoatModel {
     return [...backbone, ...this.head.trainableWeights];
   }
 
+  /** Every weight, backbone then head, trainable or not (BatchNorm's moving statistics included). */
+  allWeights(): tf.LayerVariable[] {
+    return [...this.backbone.weights, ...this.head.weights];
+  }
+
   /**
    * Parameter counts like the tutorial prints them. They differ from torchvision's 24,033,861 /
    * 525,829 because Keras' ResNet50 has biases on its convolutions and TF.js counts BatchNorm's moving
@@ -252,9 +257,8 @@ export class BoatModel {
    */
   paramCounts(): ParamCounts {
     const size = (ws: tf.LayerVariable[]): number => ws.reduce((n, w) => n + (w.shape as number[]).reduce((a, b) => a * b, 1), 0);
-    const all = [...this.backbone.weights, ...this.head.weights];
     const trainable = size(this.trainableWeights());
-    const total = size(all);
+    const total = size(this.allWeights());
     return { total, trainable, nonTrainable: total - trainable };
   }
 

@@ -26,7 +26,7 @@ export interface SoupStep {
   model: string;
   /** The ingredient's own val accuracy. */
   valAcc: number;
-  /** The soup's val accuracy with this ingredient added (greedy: every step; uniform: the last). */
+  /** The soup's val accuracy with this ingredient added (greedy: every step; uniform: the first, alone, and the last). */
   soupValAcc?: number;
   kept: boolean;
 }
@@ -51,7 +51,7 @@ export interface SoupOptions {
 
 /** One model's every weight (backbone and head, trainable or not), copied out of the tensor engine. */
 function weightValues(model: BoatModel): Float32Array[] {
-  return [...model.backbone.weights, ...model.head.weights].map((w) => w.read().dataSync() as Float32Array);
+  return model.allWeights().map((w) => w.read().dataSync() as Float32Array);
 }
 
 function checkCompatible(dirs: string[]): ModelMetadata[] {
@@ -70,8 +70,7 @@ function checkCompatible(dirs: string[]): ModelMetadata[] {
 
 /** Writes sum / count into the model's weights. */
 function writeAverage(model: BoatModel, sum: Float64Array[], count: number): void {
-  const vars = [...model.backbone.weights, ...model.head.weights];
-  vars.forEach((v, i) => {
+  model.allWeights().forEach((v, i) => {
     const mean = new Float32Array(sum[i].length);
     for (let j = 0; j < mean.length; j++) mean[j] = sum[i][j] / count;
     const t = tf.tensor(mean, v.read().shape, 'float32');
@@ -122,7 +121,7 @@ export async function makeSoup(dirs: string[], valData: string, options: SoupOpt
   // The soup lives in the first ingredient's model; the running sum stays outside the tensor engine.
   const soup = await loadBoatModel(order[0].dir, options.weights);
   try {
-    const sum = weightValues(soup).map((v) => Float64Array.from(v));
+    let sum = weightValues(soup).map((v) => Float64Array.from(v));
     let count = 1;
     let soupAcc = order[0].valAcc;
     const steps: SoupStep[] = [{ model: order[0].dir, valAcc: order[0].valAcc, soupValAcc: soupAcc, kept: true }];
@@ -134,33 +133,34 @@ export async function makeSoup(dirs: string[], valData: string, options: SoupOpt
       } finally {
         model.dispose();
       }
-      const trial = sum.map((s) => Float64Array.from(s));
-      addInto(trial, values, candidate.dir);
       if (recipe === 'uniform') {
-        sum.splice(0, sum.length, ...trial);
+        addInto(sum, values, candidate.dir);
         count++;
         steps.push({ model: candidate.dir, valAcc: candidate.valAcc, kept: true });
         continue;
       }
+      const trial = sum.map((s) => Float64Array.from(s));
+      addInto(trial, values, candidate.dir);
       writeAverage(soup, trial, count + 1);
       const acc = await valAccuracy(soup, valData);
       const kept = acc >= soupAcc;
       log(`+ ${candidate.dir}: soup val accuracy ${acc.toFixed(4)} (${kept ? 'kept' : `dropped; stays ${soupAcc.toFixed(4)}`})`);
       steps.push({ model: candidate.dir, valAcc: candidate.valAcc, soupValAcc: acc, kept });
       if (kept) {
-        sum.splice(0, sum.length, ...trial);
+        sum = trial;
         count++;
         soupAcc = acc;
       }
     }
     writeAverage(soup, sum, count);
     soup.backboneChanged = soup.backboneChanged || backboneSaved;
-    const valAcc = await valAccuracy(soup, valData);
+    // Greedy has scored these very weights already (the last kept step); uniform scores them now.
     if (recipe === 'uniform') {
-      steps[steps.length - 1].soupValAcc = valAcc;
-      log(`uniform soup of ${count}: val accuracy ${valAcc.toFixed(4)}`);
+      soupAcc = await valAccuracy(soup, valData);
+      steps[steps.length - 1].soupValAcc = soupAcc;
+      log(`uniform soup of ${count}: val accuracy ${soupAcc.toFixed(4)}`);
     }
-    return { model: soup, recipe, steps, ingredients: steps.filter((s) => s.kept).map((s) => s.model), valAcc };
+    return { model: soup, recipe, steps, ingredients: steps.filter((s) => s.kept).map((s) => s.model), valAcc: soupAcc };
   } catch (err) {
     soup.dispose();
     throw err;
