@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The WebGPU check for a machine with a GPU (issue 5): one short run, prints what it found.
+# The WebGPU check for a machine with a GPU: one short run, prints what it found.
 #   bash scripts/gpu-check.sh [OUT_DIR]
 # Needs the repo set up (bash scripts/run.sh setup) and a Vulkan driver for the GPU (libvulkan1 and
 # the vendor's ICD, e.g. NVIDIA's nvidia_icd.json). It measures forward and train-step img/s with

@@ -5,7 +5,7 @@
  *
  * Why not sharp for these: on the 1280 px boat photos libvips' pipeline cost more than the JPEG decode
  * itself, and decoding is nearly all of a loader's work (`npm run bench` shows the loader with and
- * without the addon; README, "Loader: where the time went"). Files it
+ * without the addon; docs/benchmarks.md, "The loader: where the time goes"). Files it
  * does not take (not JPEG, EXIF-rotated, with an ICC profile, not 3-channel) and any file it fails on
  * (corrupt, truncated: libjpeg's warnings count as failures) go through sharp as before, so bad files
  * are judged and reported the same way.
