@@ -3,7 +3,7 @@
 // checkouts by running it on each, alternating, while nothing else changes on the machine).
 const path = require('path');
 const repo = path.resolve(process.argv[2] ?? path.join(__dirname, '..'));
-const tf = require(require.resolve('@tensorflow/tfjs', { paths: [repo] }));
+const tf = require(path.join(repo, 'dist', 'lib', 'engine', 'tf'));
 const lib = require(path.join(repo, 'dist', 'lib'));
 (async () => {
   const b = await lib.selectBackend(); console.log(b.line);

@@ -4,7 +4,7 @@
 // Needs `npm run build`. Used by scripts/gpu-check.sh; `npm run bench` is the full comparison.
 'use strict';
 const lib = require('../dist/lib');
-const tf = require('@tensorflow/tfjs');
+const tf = require('../dist/lib/engine/tf');
 
 (async () => {
   const [batch = '8', reps = '3'] = process.argv.slice(2);

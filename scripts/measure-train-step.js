@@ -4,7 +4,7 @@
 // Needs `npm run build`. docs/engine.md quotes its cpu-backend figure.
 'use strict';
 const lib = require('../dist/lib');
-const tf = require('@tensorflow/tfjs');
+const tf = require('../dist/lib/engine/tf');
 
 (async () => {
   const [backend = 'cpu', size = '64', batch = '2', steps = '2'] = process.argv.slice(2);

@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { before, test } from 'node:test';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import * as tf from '@tensorflow/tfjs';
+import * as tf from '../lib/engine/tf';
 
 import { batchNormFrozen, batchNormTraining, createBoatModel, nllLoss, resnetStage, nativeKernelsInUse, selectBackend, setNativeKernels, wasmThreadsWanted } from '../lib';
 import { gpuDevicePresent, startWebgpu } from '../lib/model/webgpu';

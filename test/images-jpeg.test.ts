@@ -9,7 +9,7 @@ import * as path from 'node:path';
 import { test } from 'node:test';
 import sharp from 'sharp';
 
-import * as tf from '@tensorflow/tfjs';
+import * as tf from '../lib/engine/tf';
 
 import { CaffePreprocess, CenterCrop, Compose, DataLoader, decodeJpeg, decodeRgb, evalTransforms, ImageFolder, jpegAddonActive, jpegDecoderName, jpegGeometry, jpegShrinkFor, loadImage, openImage, parsePlainJpeg, plainJpegSize, Random, Resize, setJpegAddon, setJpegExact } from '../lib';
 import { scanImageFolder } from '../lib/data/scan';

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { test } from 'node:test';
-import * as tf from '@tensorflow/tfjs';
+import * as tf from '../lib/engine/tf';
 
 import { DataLoader, evalTransforms, ImageFolder, trainTransforms } from '../lib';
 import { makeImageFolder, tempDir } from './helpers';

@@ -6,7 +6,7 @@
  */
 import assert from 'node:assert/strict';
 import { before, test, type TestContext } from 'node:test';
-import * as tf from '@tensorflow/tfjs';
+import * as tf from '../lib/engine/tf';
 
 import { batchNormTraining, createBoatModel, loadNativeAddon, nativeKernelsInUse, nllLoss, selectBackend, setNativeKernels } from '../lib';
 

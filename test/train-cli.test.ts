@@ -9,7 +9,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { before, test } from 'node:test';
 
-import * as tf from '@tensorflow/tfjs';
+import * as tf from '../lib/engine/tf';
 
 import { makeSoup } from '../lib/train';
 import { selectBackend } from '../lib/model';

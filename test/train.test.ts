@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { before, test } from 'node:test';
-import * as tf from '@tensorflow/tfjs';
+import * as tf from '../lib/engine/tf';
 
 import { BatchSource, BoatModel, buildHead, computeMetrics, FeatureSet, FeatureSource, selectBackend, stepLr, trainModel, TrainBatch, TrainingMode } from '../lib';
 import { tempDir } from './helpers';

@@ -9,7 +9,7 @@
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import * as tf from '@tensorflow/tfjs';
+import * as tf from '../engine/tf';
 
 import { scanImageFolder, splitDataset } from '../data';
 import { DataLoader, evalTransforms, ImageFolder } from '../images';

@@ -4,7 +4,7 @@
  * bytes, no tensor: the reference the targets were set against), and a check that prefetching hides
  * decoding behind the consumer's work.
  */
-import * as tf from '@tensorflow/tfjs';
+import * as tf from '../engine/tf';
 import sharp from 'sharp';
 
 import { scanImageFolder } from '../data/scan';

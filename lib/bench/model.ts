@@ -5,7 +5,7 @@
 import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import * as tf from '@tensorflow/tfjs';
+import * as tf from '../engine/tf';
 
 import { BoatModel, createBoatModel, fineTuneSupport, nllLoss, setNativeKernels } from '../model';
 import { BatchSource, disposeOptimizer, TrainBatch, trainModel } from '../train';

@@ -1,5 +1,5 @@
 /** Evaluation of a model on an ImageFolder (e.g. data/test), optionally with test-time augmentation. */
-import * as tf from '@tensorflow/tfjs';
+import * as tf from '../engine/tf';
 
 import { DataLoader, evalTransforms, ImageFolder, ttaTransforms } from '../images';
 import type { Skipped } from '../data/scan';

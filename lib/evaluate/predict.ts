@@ -1,5 +1,5 @@
 /** Inference: top-k classes of one photo, and the photo with the predicted class drawn on it. */
-import * as tf from '@tensorflow/tfjs';
+import * as tf from '../engine/tf';
 import sharp from 'sharp';
 
 import { Compose, evalTransforms, FloatImage, openImage, preprocessingSteps, RgbImage } from '../images';

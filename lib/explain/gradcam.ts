@@ -4,7 +4,7 @@
  * 2048 feature maps is weighted by the mean gradient of that score over its 7×7 positions, and the
  * positive part of the weighted sum is the heatmap.
  */
-import * as tf from '@tensorflow/tfjs';
+import * as tf from '../engine/tf';
 import sharp from 'sharp';
 
 import { evalInput } from '../evaluate/predict';

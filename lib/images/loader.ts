@@ -5,7 +5,7 @@
  * Ownership: each yielded batch's tensors belong to the consumer, who disposes them. Prefetched data
  * is kept as plain typed arrays until it is yielded, so stopping early leaks no tensor.
  */
-import * as tf from '@tensorflow/tfjs';
+import * as tf from '../engine/tf';
 
 import { defaultConcurrency, mapLimit, Random } from '../util';
 import { DecodePool, defaultDecodeWorkers } from './decode-pool';

@@ -14,7 +14,7 @@
  *
  * Higher-order gradients (a gradient taken inside another) keep tfjs' own implementation.
  */
-import * as tf from '@tensorflow/tfjs';
+import * as tf from '../engine/tf';
 
 interface TapeNode {
   id: number;

@@ -12,7 +12,7 @@
  *   `trainable = false` alone does NOT do that: BatchNormalization still normalises with batch
  *   statistics whenever `training: true` reaches it, so forward() never passes it to a frozen backbone.
  */
-import * as tf from '@tensorflow/tfjs';
+import * as tf from '../engine/tf';
 
 import type { Preprocessing } from '../images/transforms';
 import { UserError } from '../util';

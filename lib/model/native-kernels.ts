@@ -14,7 +14,7 @@
  * scripts/run.sh installs both). Without it, or with BOAT_NATIVE=0, wasm computes everything.
  */
 import * as path from 'node:path';
-import * as tf from '@tensorflow/tfjs';
+import * as tf from '../engine/tf';
 
 export interface NativeAddon {
   conv2d(geometry: Int32Array, x: Float32Array, filter: Float32Array, bias: Float32Array | null, y: Float32Array, relu: boolean): void;

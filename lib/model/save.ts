@@ -12,7 +12,7 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import * as tf from '@tensorflow/tfjs';
+import * as tf from '../engine/tf';
 
 import { readFileSha256Checked, recoverInterruptedSave, replaceOwnedDirectory, sha256Hex, UserError } from '../util';
 import { BoatModel, BoatModelInfo, cutAtFeatures, TrainingMode, TRAINING_MODES } from './model';
@@ -50,7 +50,7 @@ async function writeLayersModel(model: tf.LayersModel, dir: string, prefix: stri
       const weights = joinWeightData(artifacts.weightData as ArrayBuffer | ArrayBuffer[]);
       const json = JSON.stringify({
         format: 'layers-model',
-        generatedBy: `TensorFlow.js tfjs-layers v${tf.version.tfjs}`,
+        generatedBy: `TensorFlow.js tfjs-layers v${tf.version_layers}`,
         convertedBy: null,
         modelTopology: artifacts.modelTopology,
         weightsManifest: [{ paths: ['weights.bin'], weights: artifacts.weightSpecs }],

@@ -7,7 +7,7 @@
  * (BOAT_BACKEND=webgpu), because Dawn prints Vulkan warnings to stderr before it finds no adapter.
  */
 import * as fs from 'node:fs';
-import * as tf from '@tensorflow/tfjs';
+import * as tf from '../engine/tf';
 
 interface Dawn {
   create(flags: string[]): { requestAdapter(options?: { powerPreference?: string }): Promise<GpuAdapter | null> };

@@ -8,7 +8,7 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import * as tf from '@tensorflow/tfjs';
+import * as tf from '../engine/tf';
 
 import type { Preprocessing } from '../images/transforms';
 import { readFileSha256Checked, sha256Hex, UserError } from '../util';

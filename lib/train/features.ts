@@ -6,7 +6,7 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import * as tf from '@tensorflow/tfjs';
+import * as tf from '../engine/tf';
 
 import { DataLoader, ImageFolder, isRandom, jpegDecoderName, Transform, specOf } from '../images';
 import type { BoatModel } from '../model';

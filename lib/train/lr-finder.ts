@@ -4,7 +4,7 @@
  * diverges, and put the weights back as they were. The suggestion is the rate at the smoothed loss's
  * minimum divided by 10, fastai's classic rule: still in the steep descent, well before divergence.
  */
-import * as tf from '@tensorflow/tfjs';
+import * as tf from '../engine/tf';
 
 import { BoatModel, nllLoss } from '../model';
 import { disposeOptimizer, forwardAny, type BatchSource } from './train';

@@ -14,7 +14,7 @@
  * that did not start from the same weights (two heads from different random inits) gives a poor soup,
  * which greedy mode then rejects on val accuracy.
  */
-import * as tf from '@tensorflow/tfjs';
+import * as tf from '../engine/tf';
 
 import { evaluateModel } from '../evaluate';
 import { BoatModel, loadBoatModel, ModelMetadata, readModelMetadata, WeightsSource } from '../model';

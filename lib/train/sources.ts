@@ -1,5 +1,5 @@
 /** Batch sources for trainModel: cached feature vectors, or images through a DataLoader. */
-import * as tf from '@tensorflow/tfjs';
+import * as tf from '../engine/tf';
 
 import type { DataLoader } from '../images';
 import { Random } from '../util';

@@ -1,7 +1,7 @@
 /** A small file format for named tensors (checkpoints): a JSON manifest plus one binary blob. */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import * as tf from '@tensorflow/tfjs';
+import * as tf from '../engine/tf';
 
 import { readFileSha256Checked, sha256Hex, UserError } from '../util';
 

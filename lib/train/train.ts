@@ -10,7 +10,7 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import * as tf from '@tensorflow/tfjs';
+import * as tf from '../engine/tf';
 
 import type { BoatModel, TrainingMode } from '../model';
 import { nllLoss } from '../model';
