@@ -124,7 +124,7 @@ test('gradients of a small conv + BatchNorm + tanh net agree with finite differe
       const h = tf.conv2d(x, w1, 2, 'same');
       const { y, mean, variance } = batchNormTraining(h, gamma, beta, 1e-3);
       tf.dispose([mean, variance]);
-      return tf.conv2d(tf.tanh(y) as tf.Tensor4D, w2, 1, 'valid').sin().sum() as tf.Scalar; // smooth: finite differences and ReLU kinks do not mix
+      return tf.conv2d(tf.tanh(y as tf.Tensor4D), w2, 1, 'valid').sin().sum<tf.Scalar>(); // smooth: finite differences and ReLU kinks do not mix
     });
   const { grads } = tf.variableGrads(loss, [w1, w2, gamma, beta]);
   const eps = 1e-2;
@@ -136,7 +136,7 @@ test('gradients of a small conv + BatchNorm + tanh net agree with finite differe
         const shifted = values.slice();
         shifted[i] += delta;
         v.assign(tf.tensor(shifted, v.shape));
-        return loss().arraySync() as number;
+        return loss().arraySync();
       };
       const numeric = (at(eps) - at(-eps)) / (2 * eps);
       v.assign(tf.tensor(values, v.shape));
@@ -205,7 +205,7 @@ test('a ResNet50 fine-tune step on wasm: loss falls, numTensors is flat across s
   assert.ok(model.trainableVariables().every((v) => resnetStage(v.name) === 5 || resnetStage(v.name) === null));
   const frozen = model.backbone.getLayer('res4f_branch2c').getWeights()[0].dataSync().slice(0, 16);
 
-  const x = tf.randomNormal([2, 64, 64, 3], 0, 50, 'float32', 3) as tf.Tensor4D;
+  const x = tf.randomNormal<tf.Rank.R4>([2, 64, 64, 3], 0, 50, 'float32', 3);
   const y = tf.tensor1d([0, 1], 'int32');
   const opt = tf.train.momentum(0.01, 0.9);
   const losses: number[] = [];

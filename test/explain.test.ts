@@ -196,9 +196,9 @@ test('class-weighted NLL is PyTorch\'s weighted mean; balanced weights equalise 
   const y = tf.tensor1d([0, 1, 1], 'int32');
   const w = [1, 3];
   const expected = -(1 * Math.log(0.7) + 3 * Math.log(0.8) + 3 * Math.log(0.4)) / (1 + 3 + 3);
-  const loss = nllLoss(logProbs as tf.Tensor2D, y, w);
+  const loss = nllLoss(logProbs, y, w);
   assert.ok(Math.abs(loss.dataSync()[0] - expected) < 1e-6);
-  const plain = nllLoss(logProbs as tf.Tensor2D, y);
+  const plain = nllLoss(logProbs, y);
   assert.ok(Math.abs(plain.dataSync()[0] + (Math.log(0.7) + Math.log(0.8) + Math.log(0.4)) / 3) < 1e-6);
   tf.dispose([logProbs, y, loss, plain]);
   const weights = balancedClassWeights([0, 0, 0, 1, 2, 2], 3);

@@ -61,7 +61,6 @@ test('install: no jimp and no xlsx older than 0.19.3 in the installed tree; the 
 });
 
 test('install: danfojs-node loads on the stand-ins and computes on the project engine', async () => {
-  // eslint-disable-next-line @typescript-eslint/no-require-imports
   const dfd = require('danfojs-node') as typeof import('danfojs-node');
   const before = tf.memory().numTensors;
   const df = new dfd.DataFrame({ a: [1, 2, 3], b: [4, 5, 6] });

@@ -155,7 +155,7 @@ test('native training BatchNorm: statistics, output and gradients equal the comp
         tf.dispose([r.mean, r.variance]);
         return r.y.mul(probe).sum();
       };
-      return [y, mean, variance, ...tf.grads(loss as (...a: tf.Tensor[]) => tf.Tensor)([x, gamma, beta])];
+      return [y, mean, variance, ...tf.grads(loss)([x, gamma, beta])];
     });
     const names = ['y', 'mean', 'variance', 'dx', 'dgamma', 'dbeta'];
     for (let i = 0; i < cpu.length; i++) {

@@ -139,7 +139,7 @@ test('a run interrupted after an epoch resumes to exactly the uninterrupted resu
 
 test('a batch of another image size than the model takes is a clear error, not a silent run', () => {
   const model = tinyModel('finetune');
-  const wrong = tf.zeros([1, 16, 16, 3]) as tf.Tensor4D;
+  const wrong = tf.zeros<tf.Rank.R4>([1, 16, 16, 3]);
   assert.throws(() => model.forward(wrong), /the model takes 8×8×3 images, got 16×16×3/);
   assert.throws(() => model.features(wrong), /the model takes 8×8×3 images/);
   wrong.dispose();

@@ -9,7 +9,6 @@
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import * as tf from '../engine/tf';
 
 import { scanImageFolder, splitDataset } from '../data';
 import { DataLoader, evalTransforms, ImageFolder } from '../images';
@@ -42,7 +41,7 @@ class RecomputedFeatures implements BatchSource {
 
   async *batches(epoch: number): AsyncGenerator<TrainBatch> {
     for await (const { x, y } of this.loader.batches(epoch)) {
-      const features = this.model.features(x as tf.Tensor4D);
+      const features = this.model.features(x);
       x.dispose();
       yield { x: features, y };
     }

@@ -46,7 +46,7 @@ class RandomImages implements BatchSource {
 
 /** Forward img/s at batch `b`, after one warm-up pass (kernels compiled, weights uploaded). */
 async function timeForward(model: BoatModel, b: number, reps: number): Promise<number> {
-  const x = tf.randomNormal([b, 224, 224, 3], 0, 50, 'float32', 1) as tf.Tensor4D;
+  const x = tf.randomNormal<tf.Rank.R4>([b, 224, 224, 3], 0, 50, 'float32', 1);
   tf.dispose(model.forward(x));
   const t = now();
   for (let i = 0; i < reps; i++) {
@@ -61,7 +61,7 @@ async function timeForward(model: BoatModel, b: number, reps: number): Promise<n
 /** Fine-tune step img/s at batch 8 (forward + backward + SGD), after one warm-up step. */
 function timeTrainStep(model: BoatModel, reps: number): number {
   model.mode = 'finetune';
-  const x = tf.randomNormal([8, 224, 224, 3], 0, 50) as tf.Tensor4D;
+  const x = tf.randomNormal<tf.Rank.R4>([8, 224, 224, 3], 0, 50);
   const y = tf.tensor1d([0, 1, 2, 3, 4, 0, 1, 2], 'int32');
   const optimizer = tf.train.momentum(0.001, 0.9);
   const step = (): void => tf.dispose(optimizer.minimize(() => nllLoss(model.forward(x, true), y), true, model.trainableVariables()) ?? undefined);
@@ -81,7 +81,7 @@ export async function benchModel(batches: number[], reps: number, accumulated128
   const peakRssForwardMb = peakRssMb();
   // Head step: batch 32 of cached 2048-d features, SGD with momentum.
   model.mode = 'feature-extractor';
-  const f = tf.randomNormal([32, 2048]) as tf.Tensor2D;
+  const f = tf.randomNormal<tf.Rank.R2>([32, 2048]);
   const y = tf.tensor1d(Array.from({ length: 32 }, (_, i) => i % 5), 'int32');
   const opt = tf.train.momentum(0.001, 0.9);
   const stepHead = (): void => tf.dispose(opt.minimize(() => nllLoss(model.forwardHead(f, true), y), true, model.trainableVariables()) ?? undefined);

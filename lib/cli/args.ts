@@ -9,7 +9,7 @@ export type Flags = Record<string, string | boolean | undefined>;
 export function parseFlags(argv: string[], spec: FlagSpec, allowPositionals = false): { flags: Flags; positionals: string[] } {
   try {
     const { values, positionals } = parseArgs({ args: argv, options: spec, allowPositionals, strict: true });
-    return { flags: values as Flags, positionals };
+    return { flags: values, positionals };
   } catch (err) {
     throw new UserError((err as Error).message.split('\n')[0]);
   }

@@ -176,7 +176,7 @@ export async function soupCommand(argv: string[]): Promise<void> {
   const out = requiredString(flags, 'out');
   const data = requiredString(flags, 'data');
   const recipe = requiredString(flags, 'recipe') as SoupRecipe;
-  if (recipe !== 'greedy' && recipe !== 'uniform') throw new UserError(`--recipe must be greedy or uniform, got "${recipe}"`);
+  if (recipe !== 'greedy' && recipe !== 'uniform') throw new UserError(`--recipe must be greedy or uniform, got "${recipe as string}"`);
   const models = positionals.map((p) => path.resolve(p));
   for (const dir of models) if (!fs.existsSync(dir)) throw new UserError(`model not found: ${dir}`);
   if (models.includes(path.resolve(out))) throw new UserError(`--out ${out} is one of the models to average; choose a new folder`);

@@ -12,7 +12,6 @@ import type {} from '@tensorflow/tfjs-core/dist/public/chained_ops/register_all_
 
 // Built by scripts/build-tf.js (npm run build): tfjs-core's CommonJS build registers no gradients and
 // no chained ops (tensor.add(...)) by itself.
-// eslint-disable-next-line @typescript-eslint/no-require-imports
 require('./tf-registrations.js');
 
 export * from '@tensorflow/tfjs-core';

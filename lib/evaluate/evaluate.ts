@@ -34,7 +34,7 @@ export function ttaViews(x: tf.Tensor4D, size = 224): tf.Tensor4D {
     const [, h, w] = x.shape;
     const crop = (top: number, left: number): tf.Tensor4D => tf.slice(x, [0, top, left, 0], [1, size, size, 3]);
     const centre = crop(Math.round((h - size) / 2), Math.round((w - size) / 2));
-    return tf.concat([centre, tf.reverse(centre, 2), crop(0, 0), crop(0, w - size), crop(h - size, 0), crop(h - size, w - size)]) as tf.Tensor4D;
+    return tf.concat<tf.Tensor4D>([centre, tf.reverse(centre, 2), crop(0, 0), crop(0, w - size), crop(h - size, 0), crop(h - size, w - size)]);
   });
 }
 
@@ -49,8 +49,8 @@ export async function evaluateModel(model: BoatModel, root: string, options: Eva
   const probabilities: number[][] = [];
   for await (const batch of loader.batches(0)) {
     const probs = tf.tidy(() => {
-      if (!options.tta) return tf.exp(model.forward(batch.x as tf.Tensor4D));
-      return tf.mean(tf.exp(model.forward(ttaViews(batch.x as tf.Tensor4D, inputSize))), 0, true);
+      if (!options.tta) return tf.exp(model.forward(batch.x));
+      return tf.mean(tf.exp(model.forward(ttaViews(batch.x, inputSize))), 0, true);
     });
     const rows = (await probs.array()) as number[][];
     probabilities.push(...rows);

@@ -31,7 +31,7 @@ export interface GradCam {
 function lastConvModel(model: BoatModel): tf.LayersModel {
   const pool = model.backbone.layers[model.backbone.layers.length - 1];
   const source = pool.inboundNodes[0].inboundLayers[0];
-  return tf.model({ inputs: model.backbone.inputs, outputs: source.output as tf.SymbolicTensor, name: 'last_conv' });
+  return tf.model({ inputs: model.backbone.inputs, outputs: source.output, name: 'last_conv' });
 }
 
 /** The head up to its logits (log-softmax left out), in inference mode. */
@@ -48,13 +48,13 @@ function logits(model: BoatModel, features: tf.Tensor2D): tf.Tensor2D {
 export function gradCamTensor(model: BoatModel, x: tf.Tensor4D, classIndex?: number): { heatmap: Float32Array; size: number; probs: Float32Array; classIndex: number } {
   const convModel = lastConvModel(model);
   const maps = convModel.predict(x) as tf.Tensor4D;
-  const probs = tf.tidy(() => tf.softmax(logits(model, tf.mean(maps, [1, 2]) as tf.Tensor2D)).dataSync() as Float32Array);
+  const probs = tf.tidy(() => tf.softmax(logits(model, tf.mean<tf.Tensor2D>(maps, [1, 2]))).dataSync() as Float32Array);
   const c = classIndex ?? probs.indexOf(Math.max(...probs));
   if (!Number.isInteger(c) || c < 0 || c >= model.classes.length) throw new RangeError(`class index ${c} is outside 0..${model.classes.length - 1}`);
   const heatmap = tf.tidy(() => {
     // A one-hot mask rather than gather: gather's gradient needs UnsortedSegmentSum, which wasm lacks.
     const mask = tf.oneHot([c], model.classes.length).toFloat();
-    const score = (a: tf.Tensor): tf.Scalar => tf.sum(tf.mul(logits(model, tf.mean(a, [1, 2]) as tf.Tensor2D), mask)) as tf.Scalar;
+    const score = (a: tf.Tensor): tf.Scalar => tf.sum<tf.Scalar>(tf.mul(logits(model, tf.mean<tf.Tensor2D>(a, [1, 2])), mask));
     const grads = tf.grad(score)(maps);
     const weights = tf.mean(grads, [1, 2], true); // [1, 1, 1, channels]
     const cam = tf.relu(tf.sum(tf.mul(maps, weights), -1)).squeeze([0]); // [h, w]

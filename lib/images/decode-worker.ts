@@ -13,7 +13,7 @@ import type { DecodeReply, DecodeRequest } from './decode-pool';
 
 const transforms = new Map<string, Transform>();
 
-parentPort?.on('message', async (request: DecodeRequest) => {
+async function answer(request: DecodeRequest): Promise<void> {
   let reply: DecodeReply;
   let transfer: ArrayBuffer[] = [];
   try {
@@ -32,4 +32,6 @@ parentPort?.on('message', async (request: DecodeRequest) => {
     reply = err instanceof ImageDecodeError ? { id: request.id, ok: false, reason: err.reason } : { id: request.id, ok: false, fatal: errorLine(err) };
   }
   parentPort!.postMessage(reply, transfer);
-});
+}
+
+parentPort?.on('message', (request: DecodeRequest) => void answer(request));

@@ -86,7 +86,7 @@ export function batchNormTraining(x: tf.Tensor, gamma: tf.Tensor1D, beta: tf.Ten
         }),
     };
   });
-  const y = (op as (...inputs: tf.Tensor[]) => tf.Tensor)(x, gamma, beta);
+  const y = op(x, gamma, beta);
   return { y, mean: mean!, variance: variance! };
 }
 
@@ -116,7 +116,7 @@ export function batchNormFrozen(x: tf.Tensor, gamma: tf.Tensor1D, beta: tf.Tenso
       },
     };
   });
-  return (op as (...inputs: tf.Tensor[]) => tf.Tensor)(x, gamma, beta);
+  return op(x, gamma, beta);
 }
 
 function patchLayer(layer: KerasBatchNorm): void {

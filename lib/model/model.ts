@@ -85,9 +85,9 @@ export function buildHead(classes: number, options: HeadOptions = {}): tf.Layers
 export function nllLoss(logProbs: tf.Tensor2D, labels: tf.Tensor1D, classWeights?: readonly number[]): tf.Scalar {
   return tf.tidy(() => {
     const perSample = tf.neg(tf.sum(tf.mul(logProbs, tf.oneHot(labels, logProbs.shape[1]).toFloat()), 1));
-    if (!classWeights) return tf.mean(perSample) as tf.Scalar;
+    if (!classWeights) return tf.mean<tf.Scalar>(perSample);
     const w = tf.gather(tf.tensor1d(classWeights as number[]), labels);
-    return tf.div(tf.sum(tf.mul(perSample, w)), tf.sum(w)) as tf.Scalar;
+    return tf.div<tf.Scalar>(tf.sum(tf.mul(perSample, w)), tf.sum(w));
   });
 }
 
@@ -289,7 +289,7 @@ export async function createBoatModel(options: CreateModelOptions): Promise<Boat
 /** The model up to `layerName` (its classifier layers are disposed). */
 export function cutAtFeatures(model: tf.LayersModel, layerName: string): tf.LayersModel {
   const features = model.getLayer(layerName);
-  const backbone = tf.model({ inputs: model.inputs, outputs: features.output as tf.SymbolicTensor, name: 'backbone' });
+  const backbone = tf.model({ inputs: model.inputs, outputs: features.output, name: 'backbone' });
   const kept = new Set(backbone.layers);
   for (const layer of model.layers) if (!kept.has(layer)) layer.dispose();
   return backbone;

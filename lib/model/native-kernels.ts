@@ -207,6 +207,7 @@ function batchNormTrainingKernels(addon: NativeAddon): tf.KernelConfig[] {
         return [y, ...stats];
       },
     },
+    // eslint-disable-next-line @typescript-eslint/unbound-method -- each is called with .call(addon, ...) below
     ...([[BATCH_NORM_TRAIN_GRAD, addon.batchNormTrainGrad], [BATCH_NORM_FROZEN_GRAD, addon.batchNormFrozenGrad]] as const).map(([kernelName, grad]): tf.KernelConfig => ({
       // inputs dy, x [..., C], mean, invStd, gamma [C]; outputs dx, dGamma, dBeta
       kernelName,

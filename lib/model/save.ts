@@ -15,7 +15,7 @@ import * as path from 'node:path';
 import * as tf from '../engine/tf';
 
 import { readFileSha256Checked, recoverInterruptedSave, replaceOwnedDirectory, sha256Hex, UserError } from '../util';
-import { BoatModel, BoatModelInfo, cutAtFeatures, TrainingMode, TRAINING_MODES } from './model';
+import { BoatModel, BoatModelInfo, cutAtFeatures, TRAINING_MODES } from './model';
 import { defaultWeights, setInputSize, WeightsSource } from './weights';
 
 export const MODEL_FORMAT = 'boat-model/1';
@@ -123,7 +123,7 @@ export function readModelMetadata(dir: string): ModelMetadata {
     throw new UserError(fs.existsSync(file) ? `model metadata damaged: ${file}` : `not a saved model (no metadata.json): ${dir}`);
   }
   if (metadata.format !== MODEL_FORMAT) throw new UserError(`${file}: unsupported model format "${metadata.format}" (expected ${MODEL_FORMAT})`);
-  if (!TRAINING_MODES.includes(metadata.mode as TrainingMode)) throw new UserError(`${file}: unknown mode "${metadata.mode}"`);
+  if (!TRAINING_MODES.includes(metadata.mode)) throw new UserError(`${file}: unknown mode "${metadata.mode}"`);
   return metadata;
 }
 

@@ -57,6 +57,7 @@ export async function startThreadedWasm(threads: number): Promise<number | null>
   const wasm = require(PACKAGE) as WasmModule;
   const factoryFile = require.resolve(`${PACKAGE}/wasm-out/tfjs-backend-wasm-threaded-simd.js`);
   const worker = workerScript(factoryFile);
+  // eslint-disable-next-line @typescript-eslint/unbound-method -- put back exactly as found, never called from here
   const saved = { blob: globalThis.Blob, createObjectURL: URL.createObjectURL, cpus: nodeOs.cpus };
   const cpus = saved.cpus();
   try {

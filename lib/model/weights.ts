@@ -57,7 +57,7 @@ export class KerasResNet50Imagenet implements WeightsSource {
     const modelJson = readVerified(this.dir, 'model.json', expected['model.json']);
     let artifacts: { modelTopology: object; weightsManifest: tf.io.WeightsManifestConfig };
     try {
-      artifacts = JSON.parse(modelJson.toString('utf8'));
+      artifacts = JSON.parse(modelJson.toString('utf8')) as typeof artifacts;
     } catch {
       throw new UserError(`weights file corrupt (not JSON): ${path.join(this.dir, 'model.json')}`);
     }
@@ -91,7 +91,7 @@ type Topology = { config?: { layers?: Array<{ class_name: string; config: { batc
 /** Rewrites a Keras topology's input layer to [null, size, size, channels] (converted Keras files and TF.js saves). */
 export function setInputSize(topology: object, size: number): void {
   if (!Number.isInteger(size) || size < 32) throw new UserError(`input size must be an integer of at least 32, got ${size}`);
-  const config = (topology as { model_config?: Topology }).model_config ?? (topology as Topology);
+  const config: Topology = (topology as { model_config?: Topology }).model_config ?? topology;
   const input = config?.config?.layers?.find((l) => l.class_name === 'InputLayer');
   const shape = input?.config.batch_input_shape;
   if (!shape || shape.length !== 4) throw new UserError('cannot change the input size: no 4-d InputLayer in the model topology');

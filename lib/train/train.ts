@@ -152,7 +152,7 @@ export async function trainModel(model: BoatModel, data: { train: BatchSource; v
             const logProbs = forwardAny(model, x, true);
             countCorrect(logProbs, y, (c) => (correct += c));
             // Weighted by batch size so that accumulated micro-batches average like one big batch.
-            return tf.mul(nllLoss(logProbs, y, o.classWeights), n) as tf.Scalar;
+            return tf.mul<tf.Scalar>(nllLoss(logProbs, y, o.classWeights), n);
           }, variables);
           lossSum += (await value.data())[0];
           value.dispose();
