@@ -1,0 +1,78 @@
+/**
+ * The root `boat` command: settings every sub-command inherits, and the help epilog.
+ *
+ * Sub-commands must be made with `parent.command(name)` (not `new Command()` plus addCommand): only
+ * then do they inherit exitOverride, the output routing and the error suggestions set here.
+ */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+
+import { Command, Help, Option } from 'commander';
+
+const PACKAGE_JSON = path.resolve(__dirname, '..', '..', '..', 'package.json');
+
+export const EXIT_CODES = `Exit codes:
+  0  success, --help and --version
+  1  failure while running (BOAT_DEBUG=1 shows the stack trace)
+  2  usage: an unknown command or option, a bad option value, or bad input
+     such as a missing folder, a mismatched model or a read-only output folder`;
+
+export const ENVIRONMENT = `Environment:
+  BOAT_DEBUG=1        print stack traces with errors
+  BOAT_BACKEND=NAME   the engine: tensorflow, webgpu, wasm or cpu
+                      (default: the first of these that starts)
+  BOAT_THREADS=N      threads for the wasm engine, 1 to 8 (default: one per core)
+  BOAT_NATIVE=0       turn off the native oneDNN kernels and the JPEG addon
+  BOAT_NATIVE_JPEG=0  decode JPEGs with sharp instead of the libjpeg-turbo addon
+  BOAT_JPEG_EXACT=1   decode JPEGs at full size before resizing (no DCT-domain
+                      shrink): torchvision's pixels to the bit, slower`;
+
+const REQUIRED = new WeakSet<Option>();
+
+/**
+ * Marks an option as required. Commander's own requiredOption() is checked before unknown options, so
+ * `boat train --epoch 3` would complain about the missing --mode instead of suggesting --epochs; these are
+ * checked in a preAction hook, after commander has rejected unknown options and bad values.
+ */
+export function required(option: Option): Option {
+  REQUIRED.add(option);
+  option.description = option.description ? `${option.description} (required)` : '(required)';
+  return option;
+}
+
+function checkRequiredOptions(_root: Command, command: Command): void {
+  for (const option of command.options) {
+    if (REQUIRED.has(option) && command.getOptionValue(option.attributeName()) === undefined) {
+      command.error(`error: required option '${option.flags}' not specified`, { code: 'commander.missingMandatoryOptionValue', exitCode: 2 });
+    }
+  }
+}
+
+/** "boat train --mode <mode> --out <dir> [options]": the usage line names the required options. */
+function commandUsage(command: Command): string {
+  const usage = Help.prototype.commandUsage.call(new Help(), command);
+  const needed = command.options.filter((o) => REQUIRED.has(o)).map((o) => o.flags);
+  return needed.length === 0 ? usage : usage.replace(' [options]', ` ${needed.join(' ')} [options]`);
+}
+
+export function packageVersion(): string {
+  return (JSON.parse(fs.readFileSync(PACKAGE_JSON, 'utf8')) as { version: string }).version;
+}
+
+/**
+ * The root command. Commander never exits the process or prints errors itself: parse errors are thrown
+ * as CommanderError (exitOverride) for main() to print in the project's one-line format.
+ */
+export function createRootCommand(): Command {
+  return new Command('boat')
+    .description('Boat types recognition with ResNet50: the PyTorch tutorial ported to TypeScript, headless.')
+    .version(packageVersion(), '-V, --version', 'print the version')
+    .helpOption('-h, --help', 'print help for the command')
+    .helpCommand('help [command]', 'print help for a command')
+    .exitOverride()
+    .configureOutput({ outputError: () => {} })
+    .showSuggestionAfterError(true)
+    .configureHelp({ commandUsage })
+    .hook('preAction', checkRequiredOptions)
+    .addHelpText('after', `\n${ENVIRONMENT}\n\n${EXIT_CODES}\n\nboat <command> --help shows a command's options; docs/cli.md lists them all.`);
+}
