@@ -40,15 +40,16 @@ export interface MainJobFlags {
   top: number;
   epochs: number;
   finetuneEpochs?: number;
-  /** The last N stages; undefined: the whole network (--unfreeze all). */
-  unfreeze: number | undefined;
+  /** Fine-tune the last N stages, or all of them. */
+  unfreeze: number | 'all';
   demoPerClass: number;
 }
 
 export async function mainJob(flags: MainJobFlags): Promise<void> {
   const out = path.resolve(flags.out);
   requireWritableDirectory(out);
-  const { seed, top, epochs, unfreeze } = flags;
+  const { seed, top, epochs } = flags;
+  const unfreeze = flags.unfreeze === 'all' ? undefined : flags.unfreeze;
   const finetuneEpochs = flags.finetuneEpochs ?? Math.min(epochs, 2);
 
   const ready = await ensureDataset(flags.data, flags.demoPerClass);

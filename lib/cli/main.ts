@@ -1,4 +1,4 @@
-import { Command, CommanderError } from 'commander';
+import { Command, CommanderError, OutputConfiguration } from 'commander';
 
 import { errorLine, UserError } from '../util';
 import { registerBenchCommand } from './bench';
@@ -19,8 +19,9 @@ const COMMAND_GROUPS: Array<(program: Command) => void> = [
   registerNotebooksCommand,
 ];
 
-export function buildProgram(): Command {
-  const program = createRootCommand();
+/** The whole `boat` command tree; `output` redirects help and version text (tests read it in-process). */
+export function buildProgram(output: Pick<OutputConfiguration, 'writeOut' | 'writeErr'> = {}): Command {
+  const program = createRootCommand(output);
   for (const register of COMMAND_GROUPS) register(program);
   return program;
 }
@@ -28,11 +29,12 @@ export function buildProgram(): Command {
 /**
  * Runs one `boat` command line and returns its exit code: 0 ok (help and --version too), 1 failure,
  * 2 usage (a parse error or a UserError). Errors go to stderr as one line, "boat: error: ...".
+ * `program` is for tests that need a command of their own.
  */
-export async function main(argv: string[]): Promise<number> {
+export async function main(argv: string[], program: Command = buildProgram()): Promise<number> {
   try {
     // Bare `boat` shows the help, as it always has, rather than commander's missing-command error.
-    await buildProgram().parseAsync(argv.length === 0 ? ['--help'] : argv, { from: 'user' });
+    await program.parseAsync(argv.length === 0 ? ['--help'] : argv, { from: 'user' });
     return 0;
   } catch (err) {
     if (err instanceof CommanderError) return commanderExit(err);

@@ -36,9 +36,12 @@ export function unfreezeStages(value: string): number {
   return Number(value);
 }
 
-/** --unfreeze N or "all" (the whole network, returned as undefined). */
-export function unfreezeStagesOrAll(value: string): number | undefined {
-  if (value === 'all') return undefined;
+/**
+ * --unfreeze N or "all" (the whole network). "all" stays a string: commander turns a parser's undefined
+ * into '' for an option that takes a value.
+ */
+export function unfreezeStagesOrAll(value: string): number | 'all' {
+  if (value === 'all') return 'all';
   if (!/^[1-5]$/.test(value)) throw new InvalidArgumentError('Expected 1 to 5 (ResNet50 has 5 stages) or "all".');
   return Number(value);
 }

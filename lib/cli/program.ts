@@ -7,7 +7,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 
-import { Command, Help, Option } from 'commander';
+import { Command, Help, Option, OutputConfiguration } from 'commander';
 
 const PACKAGE_JSON = path.resolve(__dirname, '..', '..', '..', 'package.json');
 
@@ -63,14 +63,14 @@ export function packageVersion(): string {
  * The root command. Commander never exits the process or prints errors itself: parse errors are thrown
  * as CommanderError (exitOverride) for main() to print in the project's one-line format.
  */
-export function createRootCommand(): Command {
+export function createRootCommand(output: Pick<OutputConfiguration, 'writeOut' | 'writeErr'> = {}): Command {
   return new Command('boat')
     .description('Boat types recognition with ResNet50: the PyTorch tutorial ported to TypeScript, headless.')
     .version(packageVersion(), '-V, --version', 'print the version')
     .helpOption('-h, --help', 'print help for the command')
     .helpCommand('help [command]', 'print help for a command')
     .exitOverride()
-    .configureOutput({ outputError: () => {} })
+    .configureOutput({ ...output, outputError: () => {} })
     .showSuggestionAfterError(true)
     .configureHelp({ commandUsage })
     .hook('preAction', checkRequiredOptions)
