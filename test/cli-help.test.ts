@@ -6,6 +6,7 @@ import { test } from 'node:test';
 import { Command } from 'commander';
 
 import { buildProgram, main } from '../lib/cli/main';
+import { cliReference } from '../lib/cli/reference';
 import { commaList, integer, nonNegativeInteger, positiveInteger, positiveNumber, unfreezeStages, unfreezeStagesOrAll } from '../lib/cli/options';
 import { UserError } from '../lib/util';
 import { REPO_ROOT, runCli, tempDir } from './helpers';
@@ -227,4 +228,13 @@ test('value parsers accept what they should and reject the rest', () => {
   assert.equal(unfreezeStagesOrAll('3'), 3);
   assert.deepEqual(commaList('01, 02,'), ['01', '02']);
   assert.throws(() => commaList(','), { code: 'commander.invalidArgument' });
+});
+
+test('docs/cli.md is the reference generated from the specs', () => {
+  const page = fs.readFileSync(path.join(REPO_ROOT, 'docs', 'cli.md'), 'utf8');
+  assert.ok(page === cliReference(buildProgram()), 'docs/cli.md is out of date: npm run build && node scripts/cli-reference.js > docs/cli.md');
+  for (const [name, expected] of Object.entries(COMMANDS)) {
+    const section = page.slice(page.indexOf(`### \`boat ${name}\``)).split('\n### ')[0];
+    for (const flag of expected.options) assert.match(section, new RegExp(`\\| \`${flag}( <[^>]+>)?\` \\|`), `docs: boat ${name} ${flag}`);
+  }
 });

@@ -110,10 +110,12 @@ export function runNotebooks(options: NotebookRunOptions): string[] {
   return done;
 }
 
-const NOTEBOOK_ENVIRONMENT = `
+/** Help epilog of `boat notebooks` (and a section of docs/cli.md). */
+export const NOTEBOOK_ENVIRONMENT = `
 Each notebook's first cell holds its parameters; these variables override them:
-  BOAT_DATA_ROOT, BOAT_MODELS, BOAT_EPOCHS, BOAT_SEED, BOAT_DEMO_PER_CLASS, BOAT_VIEWS, BOAT_CACHE_DIR,
-  BOAT_BACKEND; notebook 03 also BOAT_FT_EPOCHS, BOAT_UNFREEZE and BOAT_RESUME=1.`;
+  BOAT_DATA_ROOT, BOAT_MODELS, BOAT_EPOCHS, BOAT_SEED, BOAT_DEMO_PER_CLASS,
+  BOAT_VIEWS, BOAT_CACHE_DIR, BOAT_BACKEND; notebook 03 also BOAT_FT_EPOCHS,
+  BOAT_UNFREEZE and BOAT_RESUME=1.`;
 
 export function registerNotebooksCommand(program: Command): void {
   program

@@ -11,21 +11,29 @@ import { Command, Help, Option, OutputConfiguration } from 'commander';
 
 const PACKAGE_JSON = path.resolve(__dirname, '..', '..', '..', 'package.json');
 
-export const EXIT_CODES = `Exit codes:
-  0  success, --help and --version
-  1  failure while running (BOAT_DEBUG=1 shows the stack trace)
-  2  usage: an unknown command or option, a bad option value, or bad input
-     such as a missing folder, a mismatched model or a read-only output folder`;
+/** The exit codes main() returns; the help epilog and docs/cli.md are made from this list. */
+export const EXIT_CODES: ReadonlyArray<[code: number, meaning: string]> = [
+  [0, 'success, --help and --version'],
+  [1, 'failure while running (BOAT_DEBUG=1 shows the stack trace)'],
+  [2, 'usage: an unknown command or option, a bad option value, a missing sub-command, or bad input such as a missing folder, a mismatched model or a read-only output folder'],
+];
 
-export const ENVIRONMENT = `Environment:
-  BOAT_DEBUG=1        print stack traces with errors
-  BOAT_BACKEND=NAME   the engine: tensorflow, webgpu, wasm or cpu
-                      (default: the first of these that starts)
-  BOAT_THREADS=N      threads for the wasm engine, 1 to 8 (default: one per core)
-  BOAT_NATIVE=0       turn off the native oneDNN kernels and the JPEG addon
-  BOAT_NATIVE_JPEG=0  decode JPEGs with sharp instead of the libjpeg-turbo addon
-  BOAT_JPEG_EXACT=1   decode JPEGs at full size before resizing (no DCT-domain
-                      shrink): torchvision's pixels to the bit, slower`;
+/** The environment variables every command reads. */
+export const ENVIRONMENT: ReadonlyArray<[setting: string, meaning: string]> = [
+  ['BOAT_DEBUG=1', 'print stack traces with errors'],
+  ['BOAT_BACKEND=NAME', 'the engine: tensorflow, webgpu, wasm or cpu (default: the first of these that starts)'],
+  ['BOAT_THREADS=N', 'threads for the wasm engine, 1 to 8 (default: one per core)'],
+  ['BOAT_NATIVE=0', 'turn off the native oneDNN kernels and the JPEG addon'],
+  ['BOAT_NATIVE_JPEG=0', 'decode JPEGs with sharp instead of the libjpeg-turbo addon'],
+  ['BOAT_JPEG_EXACT=1', "decode JPEGs at full size before resizing (no DCT-domain shrink): torchvision's pixels to the bit, slower"],
+];
+
+/** A help section laid out (and wrapped to 80 columns) by commander, like its own Options section. */
+function helpSection(title: string, rows: ReadonlyArray<readonly [string | number, string]>): string {
+  const help = new Help();
+  const width = Math.max(...rows.map(([term]) => String(term).length));
+  return [`${title}:`, ...rows.map(([term, text]) => help.formatItem(String(term), width, text, help))].join('\n');
+}
 
 const REQUIRED = new WeakSet<Option>();
 
@@ -74,5 +82,5 @@ export function createRootCommand(output: Pick<OutputConfiguration, 'writeOut' |
     .showSuggestionAfterError(true)
     .configureHelp({ commandUsage })
     .hook('preAction', checkRequiredOptions)
-    .addHelpText('after', `\n${ENVIRONMENT}\n\n${EXIT_CODES}\n\nboat <command> --help shows a command's options; docs/cli.md lists them all.`);
+    .addHelpText('after', `\n${helpSection('Environment', ENVIRONMENT)}\n\n${helpSection('Exit codes', EXIT_CODES)}\n\nboat <command> --help shows a command's options; docs/cli.md lists them all.`);
 }
