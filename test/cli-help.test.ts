@@ -150,6 +150,8 @@ test('exit codes: 0 ok, 1 failure, 2 usage', async () => {
     [['train', '--mode', 'finetune', '--out', 'm', '--optimizer', 'rmsprop'], /^boat: error: option '--optimizer <name>' argument 'rmsprop' is invalid\. Allowed choices are sgd, adam\.\n$/],
     [['main', '--seed', '1.5'], /^boat: error: option '--seed <n>' argument '1\.5' is invalid\. Expected an integer\.\n$/],
     [['data', 'split', '--seed'], /^boat: error: option '--seed <n>' argument missing\n$/],
+    [['evaluate', '--model', 'm', '--out', ''], /^boat: error: option '--out <dir>' argument '' is invalid\. Expected a value\.\n$/],
+    [['train', '--mode', 'finetune', '--out='], /^boat: error: option '--out <dir>' argument '' is invalid\. Expected a value\.\n$/],
     [['predict', '--model', 'm'], /^boat: error: missing required argument 'image'\n$/],
     [['evaluate', '--model', 'm', 'extra'], /^boat: error: too many arguments for 'evaluate'\. Expected 0 arguments but got 1\.\n$/],
   ];

@@ -9,7 +9,12 @@ import { registerModelCommands } from './model-commands';
 import { registerNotebooksCommand } from './notebooks';
 import { createRootCommand } from './program';
 
-/** Each group adds its commands (spec, help and a typed handler) to the root; help lists them in this order. */
+/**
+ * Each group adds its commands to the root: a file lib/cli/<group>-commands.ts exports
+ * `register...(program)`, which declares each command's options with commander (parsers from ./options,
+ * `required()` from ./program, `.choices()` for fixed sets) and whose action calls a handler taking a
+ * typed flags object. The help lists the groups in this order.
+ */
 const COMMAND_GROUPS: Array<(program: Command) => void> = [
   registerDataCommands,
   registerMainJob,

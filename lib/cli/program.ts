@@ -15,7 +15,11 @@ const PACKAGE_JSON = path.resolve(__dirname, '..', '..', '..', 'package.json');
 export const EXIT_CODES: ReadonlyArray<[code: number, meaning: string]> = [
   [0, 'success, --help and --version'],
   [1, 'failure while running (BOAT_DEBUG=1 shows the stack trace)'],
-  [2, 'usage: an unknown command or option, a bad option value, a missing sub-command, or bad input such as a missing folder, a mismatched model or a read-only output folder'],
+  [
+    2,
+    'usage: an unknown command or option, a bad option value, a missing sub-command, ' +
+      'or bad input such as a missing folder, a mismatched model or a read-only output folder',
+  ],
 ];
 
 /** The environment variables every command reads. */
@@ -25,7 +29,7 @@ export const ENVIRONMENT: ReadonlyArray<[setting: string, meaning: string]> = [
   ['BOAT_THREADS=N', 'threads for the wasm engine, 1 to 8 (default: one per core)'],
   ['BOAT_NATIVE=0', 'turn off the native oneDNN kernels and the JPEG addon'],
   ['BOAT_NATIVE_JPEG=0', 'decode JPEGs with sharp instead of the libjpeg-turbo addon'],
-  ['BOAT_JPEG_EXACT=1', "decode JPEGs at full size before resizing (no DCT-domain shrink): torchvision's pixels to the bit, slower"],
+  ['BOAT_JPEG_EXACT=1', "the JPEG addon skips its DCT-domain shrink, so the pixels match torchvision's to the bit (slower)"],
 ];
 
 /** A help section laid out (and wrapped to 80 columns) by commander, like its own Options section. */
@@ -48,11 +52,17 @@ export function required(option: Option): Option {
   return option;
 }
 
-function checkRequiredOptions(_root: Command, command: Command): void {
+/**
+ * Before each action: required options are there, and no option's value is empty (`--out ""` would mean
+ * the current folder to path.resolve, a folder boat did not make).
+ */
+function checkOptions(_root: Command, command: Command): void {
   for (const option of command.options) {
-    if (REQUIRED.has(option) && command.getOptionValue(option.attributeName()) === undefined) {
-      command.error(`error: required option '${option.flags}' not specified`, { code: 'commander.missingMandatoryOptionValue', exitCode: 2 });
+    const value: unknown = command.getOptionValue(option.attributeName());
+    if (REQUIRED.has(option) && value === undefined) {
+      command.error(`error: required option '${option.flags}' not specified`, { code: 'commander.missingMandatoryOptionValue' });
     }
+    if (value === '') command.error(`error: option '${option.flags}' argument '' is invalid. Expected a value.`, { code: 'commander.invalidArgument' });
   }
 }
 
@@ -81,6 +91,10 @@ export function createRootCommand(output: Pick<OutputConfiguration, 'writeOut' |
     .configureOutput({ ...output, outputError: () => {} })
     .showSuggestionAfterError(true)
     .configureHelp({ commandUsage })
-    .hook('preAction', checkRequiredOptions)
-    .addHelpText('after', `\n${helpSection('Environment', ENVIRONMENT)}\n\n${helpSection('Exit codes', EXIT_CODES)}\n\nboat <command> --help shows a command's options; docs/cli.md lists them all.`);
+    .hook('preAction', checkOptions)
+    .addHelpText(
+      'after',
+      `\n${helpSection('Environment', ENVIRONMENT)}\n\n${helpSection('Exit codes', EXIT_CODES)}\n\n` +
+        "boat <command> --help shows a command's options; docs/cli.md lists them all.",
+    );
 }
