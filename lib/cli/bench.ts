@@ -22,7 +22,7 @@ export function registerBenchCommand(program: Command): void {
   program
     .command('bench')
     .description("speed measurements: image loader, ResNet50 forward and train step, head step, and PyTorch's side by side when it is installed")
-    .option('--quick', 'fewer images, batch sizes and repeats (about a minute)')
+    .option('--quick', 'fewer images, batch sizes and repeats')
     .option('--json <file>', 'also write the numbers as JSON')
     .option('--data <dir>', `class folders of photos to load (default: the Kaggle photos at ${path.join('..', 'shared', 'data', 'boat-types')} when present, else a SYNTHETIC demo set at 1280 px)`)
     .action(benchCommand);

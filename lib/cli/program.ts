@@ -56,6 +56,10 @@ export function required(option: Option): Option {
  * Before each action: required options are there, and no option's value is empty (`--out ""` would mean
  * the current folder to path.resolve, a folder boat did not make).
  */
+export function isRequired(option: Option): boolean {
+  return REQUIRED.has(option);
+}
+
 function checkOptions(_root: Command, command: Command): void {
   for (const option of command.options) {
     const value: unknown = command.getOptionValue(option.attributeName());

@@ -5,7 +5,7 @@
 import { Command, Option } from 'commander';
 
 import { NOTEBOOK_ENVIRONMENT } from './notebooks';
-import { ENVIRONMENT, EXIT_CODES } from './program';
+import { ENVIRONMENT, EXIT_CODES, isRequired } from './program';
 
 const cell = (text: string): string => text.replace(/\|/g, '\\|').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/\n/g, ' ');
 const code = (text: string): string => `\`${text}\``;
@@ -22,7 +22,7 @@ function fullName(command: Command): string {
 }
 
 function optionDetails(option: Option): string {
-  const details: string[] = [];
+  const details: string[] = isRequired(option) ? ['required'] : [];
   if (option.argChoices) details.push(`one of ${option.argChoices.map(code).join(', ')}`);
   if (option.defaultValue !== undefined && !option.isBoolean()) details.push(`default ${code(String(option.defaultValue))}`);
   return details.join('; ');
@@ -39,7 +39,10 @@ function commandSection(command: Command): string {
     lines.push('');
   }
   lines.push('| option | meaning | value |', '|---|---|---|');
-  for (const o of command.options) lines.push(`| ${code(o.flags)} | ${cell(o.description)} | ${cell(optionDetails(o))} |`);
+  for (const o of command.options) {
+    const meaning = isRequired(o) ? o.description.replace(/ \(required\)$/, '') : o.description;
+    lines.push(`| ${code(o.flags)} | ${cell(meaning)} | ${cell(optionDetails(o))} |`);
+  }
   lines.push('');
   return lines.join('\n');
 }
