@@ -23,7 +23,10 @@ const COMMANDS: Record<string, { options: string[]; args?: string[] }> = {
   'data index': { options: ['--data', '--out'] },
   main: { options: ['--data', '--out', '--seed', '--top', '--epochs', '--finetune-epochs', '--unfreeze', '--demo-per-class'] },
   train: {
-    options: ['--mode', '--data', '--out', '--epochs', '--resume', '--seed', '--batch-size', '--accumulate', '--lr', '--optimizer', '--views', '--input-size', '--cache', '--unfreeze', '--class-weights', '--init', '--freeze-bn'],
+    options: [
+      '--mode', '--data', '--out', '--epochs', '--resume', '--seed', '--batch-size', '--accumulate', '--lr', '--optimizer', '--views',
+      '--input-size', '--cache', '--unfreeze', '--class-weights', '--init', '--freeze-bn',
+    ],
   },
   evaluate: { options: ['--model', '--data', '--out', '--tta', '--top-losses', '--input-size'] },
   predict: { options: ['--model', '--top', '--json', '--png'], args: ['image...'] },
