@@ -23,11 +23,11 @@ test('a missing data folder is a one-line error for split, audit and index', () 
 });
 
 test('bad flags and unknown commands are one-line errors', () => {
-  assertOneLineError(runCli(['data', 'split', '--top', 'five']), /--top must be an integer/);
-  assertOneLineError(runCli(['data', 'demo', '--bogus']), /Unknown option '--bogus'/);
-  assertOneLineError(runCli(['fly']), /unknown command "fly"/);
-  assertOneLineError(runCli(['data', 'fly']), /unknown data command "fly"/);
-  assertOneLineError(runCli(['train', '--mode', 'sideways', '--out', 'x']), /--mode must be finetune or feature-extractor/);
+  assertOneLineError(runCli(['data', 'split', '--top', 'five']), /option '--top <n>' argument 'five' is invalid\. Expected an integer of at least 1\.$/);
+  assertOneLineError(runCli(['data', 'demo', '--bogus']), /unknown option '--bogus'$/);
+  assertOneLineError(runCli(['fly']), /unknown command 'fly'$/);
+  assertOneLineError(runCli(['data', 'fly']), /unknown command 'fly'$/);
+  assertOneLineError(runCli(['train', '--mode', 'sideways', '--out', 'x']), /option '--mode <mode>' argument 'sideways' is invalid\. Allowed choices are finetune, feature-extractor\.$/);
 });
 
 test('odd folder contents are reported skips, and no user file is touched', async () => {

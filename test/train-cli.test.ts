@@ -191,7 +191,7 @@ test('train --class-weights balanced weighs the loss by class and records the we
   assert.equal(config.classWeights.length, 5);
   const bad = runCli(['train', '--mode', 'feature-extractor', '--data', path.join(work, 'data'), '--out', out, '--class-weights', 'heavy']);
   assert.equal(bad.status, 2);
-  assert.match(bad.stderr, /--class-weights must be none or balanced/);
+  assert.match(bad.stderr, /^boat: error: option '--class-weights <kind>' argument 'heavy' is invalid\. Allowed choices are none, balanced\.\n$/);
 });
 
 test('train --init starts from a saved model (two-stage fine-tuning); a missing or mismatched one is a one-line error', () => {
@@ -308,6 +308,6 @@ test('soup averages the weights of fine-tunes from one start; greedy keeps an in
   fail([a, path.join(work, 'models', 'fe'), '--out', path.join(work, 'models', 's2'), '--data', val], /training modes differ/);
   fail([a, path.join(work, 'models', 'fe-other-order'), '--out', path.join(work, 'models', 's3'), '--data', val], /classes differ/);
   fail([a, b, '--out', b, '--data', val], /is one of the models to average/);
-  fail([a, b, '--out', path.join(work, 'models', 's4'), '--data', val, '--recipe', 'best'], /--recipe must be greedy or uniform/);
+  fail([a, b, '--out', path.join(work, 'models', 's4'), '--data', val, '--recipe', 'best'], /^boat: error: option '--recipe <recipe>' argument 'best' is invalid\. Allowed choices are greedy, uniform\.\n$/);
   assert.ok(!fs.existsSync(path.join(work, 'models', 's2')), 'nothing written on error');
 });

@@ -7,20 +7,36 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 
+import { Command } from 'commander';
+
 import { benchFeatureExtractor } from '../bench/experiment';
 import { benchLoader } from '../bench/loader';
 import { benchModel, benchTorch } from '../bench/model';
 import { nativeKernelsInUse, selectBackend } from '../model';
 import { makeDemoDataset } from '../data';
 import { peakRssMb, writeJsonAtomic } from '../util';
-import { parseFlags, stringFlag } from './args';
 
 const SHARED_PHOTOS = path.resolve(__dirname, '..', '..', '..', '..', 'shared', 'data', 'boat-types');
 
-export async function benchCommand(argv: string[]): Promise<void> {
-  const { flags } = parseFlags(argv, { json: { type: 'string' }, quick: { type: 'boolean', default: false }, data: { type: 'string' } });
+export function registerBenchCommand(program: Command): void {
+  program
+    .command('bench')
+    .description("speed measurements: image loader, ResNet50 forward and train step, head step, and PyTorch's side by side when it is installed")
+    .option('--quick', 'fewer images, batch sizes and repeats')
+    .option('--json <file>', 'also write the numbers as JSON')
+    .option('--data <dir>', `class folders of photos to load (default: the Kaggle photos at ${path.join('..', 'shared', 'data', 'boat-types')} when present, else a SYNTHETIC demo set at 1280 px)`)
+    .action(benchCommand);
+}
+
+export interface BenchFlags {
+  quick?: boolean;
+  json?: string;
+  data?: string;
+}
+
+export async function benchCommand(flags: BenchFlags): Promise<void> {
   const quick = flags.quick === true;
-  let data = stringFlag(flags, 'data');
+  let data = flags.data;
   let source: string;
   if (data) source = `${path.resolve(data)} (given)`;
   else if (fs.existsSync(SHARED_PHOTOS)) {
@@ -82,7 +98,7 @@ export async function benchCommand(argv: string[]): Promise<void> {
   const width = Math.max(...rows.map(([k]) => k.length));
   for (const [k, v] of rows) console.log(`  ${k.padEnd(width)}  ${v}`);
   console.log(`Took ${((Date.now() - started) / 1000).toFixed(0)} s.`);
-  const json = stringFlag(flags, 'json');
+  const json = flags.json;
   if (json) {
     writeJsonAtomic(json, {
       backend: backend.name,
@@ -131,7 +147,7 @@ export async function benchCommand(argv: string[]): Promise<void> {
     });
     console.log(`Wrote ${json}`);
   }
-  if (!stringFlag(flags, 'data') && data !== SHARED_PHOTOS) fs.rmSync(data, { recursive: true, force: true });
+  if (!flags.data && data !== SHARED_PHOTOS) fs.rmSync(data, { recursive: true, force: true });
 }
 
 function ratio(a: number, b: number): string {

@@ -1,59 +1,87 @@
+/** The `boat data` commands: ingest, demo set, split, audit and index. */
 import * as path from 'node:path';
 
+import { Command, Option } from 'commander';
+
 import { auditDataset, formatAudit, indexCsv, makeDemoDataset, prepareDataset, splitDataset, Skipped, skippedLines, SUBSETS, buildFileIndex, classCounts, sizeSummary } from '../data';
-import { UserError, writeFileAtomic } from '../util';
-import { intFlag, parseFlags, requiredString, stringFlag } from './args';
+import { writeFileAtomic } from '../util';
+import { integer, positiveInteger } from './options';
+import { required } from './program';
 
-export const DATA_USAGE = `Usage:
-  boat data prepare --source <kaggle zip or folder> --out data/boats
-  boat data demo    --out data/boats [--per-class N] [--seed S]
-  boat data split   --data data/boats --out data [--top 5] [--seed 38]
-  boat data audit   --data data/boats [--split data/split.csv] [--json]
-  boat data index   --data data/boats [--out index.csv]`;
-
-export async function dataCommand(argv: string[]): Promise<void> {
-  const [sub, ...rest] = argv;
-  switch (sub) {
-    case 'prepare':
-      return prepareCommand(rest);
-    case 'demo':
-      return demoCommand(rest);
-    case 'split':
-      return splitCommand(rest);
-    case 'audit':
-      return auditCommand(rest);
-    case 'index':
-      return indexCommand(rest);
-    case undefined:
-    case '--help':
-      console.log(DATA_USAGE);
-      return;
-    default:
-      throw new UserError(`unknown data command "${sub}" (boat data --help lists them)`);
-  }
+export function registerDataCommands(program: Command): void {
+  const data = program.command('data').description('prepare, split and inspect the image folders');
+  data
+    .command('prepare')
+    .description('copy the Kaggle download into one folder per class (the source is never modified)')
+    .addOption(required(new Option('--source <path>', 'the Kaggle .zip or its unpacked folder')))
+    .option('--out <dir>', 'where the class folders go', 'data/boats')
+    .action(prepareCommand);
+  data
+    .command('demo')
+    .description('write the SYNTHETIC demo set (drawn pictures, not photos), for trying things without the photos')
+    .option('--out <dir>', 'where the class folders go', 'data/boats')
+    .option('--per-class <n>', 'images per class', positiveInteger, 40)
+    .option('--seed <n>', 'random seed', integer, 0)
+    .action(demoCommand);
+  data
+    .command('split')
+    .description('stratified 60/20/20 split into <out>/train, val and test (hard links, copies as fallback) and <out>/split.csv')
+    .option('--data <dir>', 'the class folders', 'data/boats')
+    .option('--out <dir>', 'where train/, val/, test/ and split.csv go', 'data')
+    .option('--top <n>', 'keep only the N largest classes (default: all; the tutorial keeps 5)', positiveInteger)
+    .option('--seed <n>', 'random seed', integer, 38)
+    .action(splitCommand);
+  data
+    .command('audit')
+    .description('exact duplicates (SHA-256), unreadable files, non-images, format/extension mismatches; with --split, duplicates across subsets (leakage)')
+    .option('--data <dir>', 'the class folders', 'data/boats')
+    .option('--split <csv>', 'a split.csv written by boat data split, to check for leakage')
+    .option('--json', 'print the report as JSON')
+    .action(auditCommand);
+  data
+    .command('index')
+    .description('file index with image sizes from the headers (no decoding), class counts and a size summary')
+    .option('--data <dir>', 'the class folders', 'data/boats')
+    .option('--out <csv>', 'also write the index as CSV')
+    .action(indexCommand);
 }
 
 export function printSkipped(skipped: readonly Skipped[], limit = 20): void {
   for (const line of skippedLines(skipped, limit)) console.log(line);
 }
 
-async function prepareCommand(argv: string[]): Promise<void> {
-  const { flags } = parseFlags(argv, { source: { type: 'string' }, out: { type: 'string', default: 'data/boats' } });
-  const report = await prepareDataset({ source: requiredString(flags, 'source'), out: requiredString(flags, 'out') });
+export interface PrepareFlags {
+  source: string;
+  out: string;
+}
+
+export async function prepareCommand(flags: PrepareFlags): Promise<void> {
+  const report = await prepareDataset({ source: flags.source, out: flags.out });
   console.log(`Prepared ${report.images} images in ${report.classes.length} classes into ${report.out} (source untouched: ${report.source})`);
   for (const c of report.classes) console.log(`  ${c.name.padEnd(18)} ${String(c.images).padStart(5)}  from ${c.from}`);
   printSkipped(report.skipped);
 }
 
-async function demoCommand(argv: string[]): Promise<void> {
-  const { flags } = parseFlags(argv, { out: { type: 'string', default: 'data/boats' }, 'per-class': { type: 'string' }, seed: { type: 'string' } });
-  const result = await makeDemoDataset({ out: requiredString(flags, 'out'), perClass: intFlag(flags, 'per-class'), seed: intFlag(flags, 'seed') });
+export interface DemoFlags {
+  out: string;
+  perClass: number;
+  seed: number;
+}
+
+export async function demoCommand(flags: DemoFlags): Promise<void> {
+  const result = await makeDemoDataset({ out: flags.out, perClass: flags.perClass, seed: flags.seed });
   console.log(`Wrote the SYNTHETIC demo dataset (drawn pictures, not photos): ${result.images} images in ${result.classes.length} classes into ${result.out}`);
 }
 
-async function splitCommand(argv: string[]): Promise<void> {
-  const { flags } = parseFlags(argv, { data: { type: 'string', default: 'data/boats' }, out: { type: 'string', default: 'data' }, top: { type: 'string' }, seed: { type: 'string' } });
-  const report = await splitDataset({ data: requiredString(flags, 'data'), out: requiredString(flags, 'out'), top: intFlag(flags, 'top'), seed: intFlag(flags, 'seed') });
+export interface SplitFlags {
+  data: string;
+  out: string;
+  top?: number;
+  seed: number;
+}
+
+export async function splitCommand(flags: SplitFlags): Promise<void> {
+  const report = await splitDataset({ data: flags.data, out: flags.out, top: flags.top, seed: flags.seed });
   printSplit(report.out, report.classes, report.counts, report.dropped, report.linked, report.copied);
   console.log(`Wrote ${report.csv}`);
   printSkipped(report.skipped);
@@ -73,17 +101,26 @@ export function printSplit(
   if (dropped.length > 0) console.log(`Dropped (outside --top): ${dropped.map((d) => `${d.class} (${d.images})`).join(', ')}`);
 }
 
-async function auditCommand(argv: string[]): Promise<void> {
-  const { flags } = parseFlags(argv, { data: { type: 'string', default: 'data/boats' }, split: { type: 'string' }, json: { type: 'boolean', default: false } });
-  const report = await auditDataset({ data: requiredString(flags, 'data'), split: stringFlag(flags, 'split') });
+export interface AuditFlags {
+  data: string;
+  split?: string;
+  json?: boolean;
+}
+
+export async function auditCommand(flags: AuditFlags): Promise<void> {
+  const report = await auditDataset({ data: flags.data, split: flags.split });
   if (flags.json) console.log(JSON.stringify(report, null, 2));
   else console.log(formatAudit(report));
 }
 
-async function indexCommand(argv: string[]): Promise<void> {
-  const { flags } = parseFlags(argv, { data: { type: 'string', default: 'data/boats' }, out: { type: 'string' } });
-  const index = await buildFileIndex(requiredString(flags, 'data'));
-  const out = stringFlag(flags, 'out');
+export interface IndexFlags {
+  data: string;
+  out?: string;
+}
+
+export async function indexCommand(flags: IndexFlags): Promise<void> {
+  const index = await buildFileIndex(flags.data);
+  const out = flags.out;
   if (out) {
     writeFileAtomic(out, indexCsv(index.rows));
     console.log(`Wrote ${index.rows.length} rows to ${out}`);
@@ -98,5 +135,3 @@ async function indexCommand(argv: string[]): Promise<void> {
 function fmt(v: number): string {
   return Number.isInteger(v) ? String(v) : v.toFixed(1);
 }
-
-

@@ -1,29 +1,53 @@
 /** `boat explain` (Grad-CAM heatmaps) and `boat lr-find` (learning-rate finder for the head). */
 import * as path from 'node:path';
 
+import { Command, Option } from 'commander';
+
 import { gradCam, gradCamPng } from '../explain';
 import { evalTransforms, ImageFolder } from '../images';
 import { createBoatModel, loadBoatModel, selectBackend } from '../model';
 import { lrFinderSpec, vegaLiteToPng } from '../plot';
 import { extractFeatures, FeatureSource, findLearningRate } from '../train';
 import { requireDirectory, requireWritableDirectory, toCsv, UserError, writeFileAtomic } from '../util';
-import { intFlag, parseFlags, requiredString, stringFlag } from './args';
+import { integer, positiveInteger } from './options';
+import { required } from './program';
 
-export const EXPLAIN_USAGE = `  boat explain --model models/NAME IMAGE... [--class NAME] [--out DIR]   Grad-CAM heatmap PNGs
-  boat lr-find --data data [--steps 100] [--cache .cache/features] [--out runs/lr-find]   learning-rate finder (head)`;
+export function registerExplainCommands(program: Command): void {
+  program
+    .command('explain')
+    .description('Grad-CAM heatmap over each photo: where the model looked (<name>.gradcam.png)')
+    .argument('<image...>', 'image files')
+    .addOption(required(new Option('--model <dir>', 'a model saved by boat train or boat soup')))
+    .option('--class <name>', "the class to explain (default: each image's predicted class)")
+    .option('--out <dir>', 'where the heatmaps go (default: <model>/explain)')
+    .action(explainCommand);
+  program
+    .command('lr-find')
+    .description('learning-rate finder for the head on cached features: lr_find.png, lr_find.csv and a suggested --lr')
+    .option('--data <dir>', 'folder holding train/', 'data')
+    .option('--steps <n>', 'learning rates to try, log-spaced from 1e-7 to 10 (stops early when the loss diverges)', positiveInteger, 100)
+    .option('--seed <n>', 'random seed (head initialisation and batch order)', integer, 0)
+    .option('--cache <dir>', 'feature cache', '.cache/features')
+    .option('--out <dir>', 'where lr_find.png and lr_find.csv go', 'runs/lr-find')
+    .action(lrFindCommand);
+}
 
-export async function explainCommand(argv: string[]): Promise<void> {
-  const { flags, positionals } = parseFlags(argv, { model: { type: 'string' }, class: { type: 'string' }, out: { type: 'string' } }, true);
-  if (positionals.length === 0) throw new UserError('give one or more image files to explain');
-  const modelDir = requiredString(flags, 'model');
-  const out = stringFlag(flags, 'out') ?? path.join(modelDir, 'explain');
+export interface ExplainFlags {
+  model: string;
+  class?: string;
+  out?: string;
+}
+
+export async function explainCommand(images: string[], flags: ExplainFlags): Promise<void> {
+  const modelDir = flags.model;
+  const out = flags.out ?? path.join(modelDir, 'explain');
   requireWritableDirectory(out);
   console.log((await selectBackend()).line);
   const model = await loadBoatModel(modelDir);
-  const className = stringFlag(flags, 'class');
+  const className = flags.class;
   const classIndex = className === undefined ? undefined : model.classes.indexOf(className);
   if (classIndex === -1) throw new UserError(`--class ${className} is not one of the model's classes: ${model.classes.join(', ')}`);
-  for (const file of positionals) {
+  for (const file of images) {
     try {
       const cam = await gradCam(model, file, classIndex);
       const png = path.join(out, `${path.parse(file).name}.gradcam.png`);
@@ -37,19 +61,26 @@ export async function explainCommand(argv: string[]): Promise<void> {
   model.dispose();
 }
 
-export async function lrFindCommand(argv: string[]): Promise<void> {
-  const { flags } = parseFlags(argv, { data: { type: 'string', default: 'data' }, steps: { type: 'string' }, cache: { type: 'string' }, out: { type: 'string', default: 'runs/lr-find' }, seed: { type: 'string' } });
-  const trainDir = path.join(requiredString(flags, 'data'), 'train');
+export interface LrFindFlags {
+  data: string;
+  steps: number;
+  seed: number;
+  cache: string;
+  out: string;
+}
+
+export async function lrFindCommand(flags: LrFindFlags): Promise<void> {
+  const trainDir = path.join(flags.data, 'train');
   requireDirectory(trainDir, 'training folder');
-  const out = requiredString(flags, 'out');
+  const out = flags.out;
   requireWritableDirectory(out);
   console.log((await selectBackend()).line);
   const classes = new ImageFolder(trainDir, evalTransforms()).classes;
-  const seed = intFlag(flags, 'seed') ?? 0;
+  const seed = flags.seed;
   const model = await createBoatModel({ classes, mode: 'feature-extractor', seed });
-  const set = await extractFeatures(model, trainDir, { cacheDir: stringFlag(flags, 'cache') ?? path.resolve('.cache', 'features'), transform: evalTransforms(model.info.preprocessing, model.info.inputSize) });
+  const set = await extractFeatures(model, trainDir, { cacheDir: path.resolve(flags.cache), transform: evalTransforms(model.info.preprocessing, model.info.inputSize) });
   console.log(`features train: ${set.labels.length} images, ${set.computed} computed in ${set.seconds.toFixed(1)} s`);
-  const result = await findLearningRate(model, new FeatureSource([set], 32, true, seed), { steps: intFlag(flags, 'steps') ?? 100 });
+  const result = await findLearningRate(model, new FeatureSource([set], 32, true, seed), { steps: flags.steps });
   writeFileAtomic(path.join(out, 'lr_find.csv'), toCsv(['lr', 'loss', 'smoothed'], result.points.map((p) => [p.lr, p.loss, p.smoothed])));
   writeFileAtomic(path.join(out, 'lr_find.png'), await vegaLiteToPng(lrFinderSpec(result)));
   console.log(`${result.points.length} steps${result.diverged ? ' (stopped: the loss diverged)' : ''}; lowest smoothed loss at lr ${result.minLossLr.toExponential(2)}`);

@@ -6,38 +6,53 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 
+import { Command } from 'commander';
+
 import { auditDataset, buildFileIndex, classCounts, ensureDataset, formatAudit, indexCsv, sizeSummary, splitDataset } from '../data';
 import { annotatePrediction, predictImage } from '../evaluate';
 import { createBoatModel, fineTuneSupport, selectBackend } from '../model';
 import { confusionMatrixPng } from '../plot/confusion';
 import { runExperiment } from '../train';
 import { requireWritableDirectory, toCsv, writeFileAtomic, writeJsonAtomic } from '../util';
-import { parseFlags, stringFlag, intFlag } from './args';
-import { unfreezeStagesFlag } from './model-commands';
+import { integer, nonNegativeInteger, positiveInteger, unfreezeStagesOrAll } from './options';
 import { runNotebooks } from './notebooks';
 import { printSkipped, printSplit } from './data-commands';
 
-export async function mainJob(argv: string[]): Promise<void> {
-  const { flags } = parseFlags(argv, {
-    data: { type: 'string' },
-    out: { type: 'string', default: 'runs/main' },
-    seed: { type: 'string' },
-    top: { type: 'string' },
-    epochs: { type: 'string' },
-    'demo-per-class': { type: 'string' },
-    'finetune-epochs': { type: 'string' },
-    unfreeze: { type: 'string' },
-  });
-  const out = path.resolve(stringFlag(flags, 'out') ?? 'runs/main');
-  requireWritableDirectory(out);
-  const seed = intFlag(flags, 'seed') ?? 38;
-  const top = intFlag(flags, 'top') ?? 5;
-  const epochs = intFlag(flags, 'epochs') ?? 24;
-  const finetuneEpochs = intFlag(flags, 'finetune-epochs') ?? Math.min(epochs, 2);
-  const unfreeze = flags.unfreeze === undefined ? 1 : unfreezeStagesFlag(flags, true);
+export function registerMainJob(program: Command): void {
+  program
+    .command('main')
+    .description('the whole tutorial, headless: explore, split, audit, train both ways, predict, then run the notebooks (makes the SYNTHETIC demo set when there is no data)')
+    .option('--data <dir>', 'the class folders (the demo set is made there when missing or empty)', 'data/boats')
+    .option('--out <dir>', 'where everything goes', 'runs/main')
+    .option('--seed <n>', 'random seed (split and training)', integer, 38)
+    .option('--top <n>', 'keep the N largest classes', positiveInteger, 5)
+    .option('--epochs <n>', 'feature-extractor epochs', nonNegativeInteger, 24)
+    .option('--finetune-epochs <n>', 'fine-tuning epochs (default: 2, or --epochs when smaller)', nonNegativeInteger)
+    .option('--unfreeze <n>', "fine-tune the last n of ResNet50's 5 stages, or all", unfreezeStagesOrAll, 1)
+    .option('--demo-per-class <n>', 'images per class when the demo set is made', positiveInteger, 40)
+    .action(mainJob);
+}
 
-  const given = stringFlag(flags, 'data');
-  const ready = await ensureDataset(given ?? 'data/boats', intFlag(flags, 'demo-per-class') ?? 40);
+export interface MainJobFlags {
+  data: string;
+  out: string;
+  seed: number;
+  top: number;
+  epochs: number;
+  finetuneEpochs?: number;
+  /** Fine-tune the last N stages, or all of them. */
+  unfreeze: number | 'all';
+  demoPerClass: number;
+}
+
+export async function mainJob(flags: MainJobFlags): Promise<void> {
+  const out = path.resolve(flags.out);
+  requireWritableDirectory(out);
+  const { seed, top, epochs } = flags;
+  const unfreeze = flags.unfreeze === 'all' ? undefined : flags.unfreeze;
+  const finetuneEpochs = flags.finetuneEpochs ?? Math.min(epochs, 2);
+
+  const ready = await ensureDataset(flags.data, flags.demoPerClass);
   const data = ready.dir;
   if (ready.made) {
     console.log(`[1/8] Data: no data in ${data}, so made the embedded SYNTHETIC demo set there (drawn images, not photos)`);

@@ -1,52 +1,61 @@
+import { Command, CommanderError, OutputConfiguration } from 'commander';
+
 import { errorLine, UserError } from '../util';
-import { benchCommand } from './bench';
-import { dataCommand, DATA_USAGE } from './data-commands';
-import { mainJob } from './main-job';
-import { EXPLAIN_USAGE, explainCommand, lrFindCommand } from './explain-commands';
-import { evaluateCommand, MODEL_USAGE, predictCommand, soupCommand, trainCommand } from './model-commands';
-import { notebooksCommand } from './notebooks';
+import { registerBenchCommand } from './bench';
+import { registerDataCommands } from './data-commands';
+import { registerExplainCommands } from './explain-commands';
+import { registerMainJob } from './main-job';
+import { registerModelCommands } from './model-commands';
+import { registerNotebooksCommand } from './notebooks';
+import { createRootCommand } from './program';
 
-const USAGE = `boat: boat types recognition with ResNet50 (TypeScript port of the tutorial)
+/**
+ * Each group adds its commands to the root: a file lib/cli/<group>-commands.ts exports
+ * `register...(program)`, which declares each command's options with commander (parsers from ./options,
+ * `required()` from ./program, `.choices()` for fixed sets) and whose action calls a handler taking a
+ * typed flags object. The help lists the groups in this order.
+ */
+const COMMAND_GROUPS: Array<(program: Command) => void> = [
+  registerDataCommands,
+  registerMainJob,
+  registerModelCommands,
+  registerExplainCommands,
+  registerBenchCommand,
+  registerNotebooksCommand,
+];
 
-${DATA_USAGE}
-${MODEL_USAGE}
-${EXPLAIN_USAGE}
-  boat main [--data DIR] [--out runs/main]   the whole tutorial, headless (demo data when no real data)
-            [--epochs 24] [--finetune-epochs 2] [--unfreeze 1|…|5|all] [--seed 38] [--demo-per-class 40]
-  boat bench [--quick] [--json FILE] [--data DIR]   speed measurements (npm run bench)
-  boat notebooks [--out DIR] [--only 01,02]   execute the notebooks headless (npm run notebooks)
+/** The whole `boat` command tree; `output` redirects help and version text (tests read it in-process). */
+export function buildProgram(output: Pick<OutputConfiguration, 'writeOut' | 'writeErr'> = {}): Command {
+  const program = createRootCommand(output);
+  for (const register of COMMAND_GROUPS) register(program);
+  return program;
+}
 
-Set BOAT_DEBUG=1 to see stack traces, BOAT_BACKEND=wasm|cpu|tensorflow to pick the engine,
-BOAT_THREADS=N for the wasm engine's threads (default: one per core).`;
-
-const COMMANDS: Record<string, (argv: string[]) => Promise<void>> = {
-  data: dataCommand,
-  main: mainJob,
-  train: trainCommand,
-  evaluate: evaluateCommand,
-  predict: predictCommand,
-  soup: soupCommand,
-  explain: explainCommand,
-  'lr-find': lrFindCommand,
-  bench: benchCommand,
-  notebooks: notebooksCommand,
-};
-
-export async function main(argv: string[]): Promise<number> {
-  const [command, ...rest] = argv;
+/**
+ * Runs one `boat` command line and returns its exit code: 0 ok (help and --version too), 1 failure,
+ * 2 usage (a parse error or a UserError). Errors go to stderr as one line, "boat: error: ...".
+ * `program` is for tests that need a command of their own.
+ */
+export async function main(argv: string[], program: Command = buildProgram()): Promise<number> {
   try {
-    if (command === undefined || ['help', '--help', '-h'].includes(command)) {
-      console.log(USAGE);
-      return 0;
-    }
-    const run = COMMANDS[command];
-    if (!run) throw new UserError(`unknown command "${command}" (boat --help lists the commands)`);
-    await run(rest);
+    // Bare `boat` shows the help, as it always has, rather than commander's missing-command error.
+    await program.parseAsync(argv.length === 0 ? ['--help'] : argv, { from: 'user' });
     return 0;
   } catch (err) {
+    if (err instanceof CommanderError) return commanderExit(err);
     if (process.env.BOAT_DEBUG) console.error(err);
     const message = err instanceof UserError ? err.message : errorLine(err);
     console.error(`boat: error: ${message}`);
     return err instanceof UserError ? 2 : 1;
   }
+}
+
+function commanderExit(err: CommanderError): number {
+  if (err.exitCode === 0) return 0; // --help, --version
+  // A command group given without its sub-command: commander has printed that group's help to stderr.
+  if (err.code === 'commander.help') return 2;
+  // Commander's messages read "error: unknown option '--epoch'\n(Did you mean --epochs?)".
+  const message = err.message.replace(/^error: /, '').replace(/\s*\n\s*/g, ' ').trim();
+  console.error(`boat: error: ${message}`);
+  return 2;
 }

@@ -1,6 +1,8 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 
+import { Command, Option } from 'commander';
+
 import { annotatePrediction, evaluateModel, EvaluationResult, formatMetrics, metricsOf, predictImage } from '../evaluate';
 import { formatConfused, mostConfused, topLosses, topLossesLines, topLossesPng } from '../explain';
 import { loadBoatModel, readModelMetadata, saveBoatModel, selectBackend, TRAINING_MODES, TrainingMode } from '../model';
@@ -8,57 +10,86 @@ import { resizeFor } from '../images';
 import { confusionMatrixPng } from '../plot/confusion';
 import { makeSoup, runExperiment, SoupRecipe } from '../train';
 import { requireWritableDirectory, UserError, writeFileAtomic, writeJsonAtomic } from '../util';
-import { intFlag, parseFlags, requiredString, stringFlag } from './args';
+import { crashTestAfterEpoch } from '../util/test-hooks';
+import { integer, nonNegativeInteger, positiveInteger, positiveNumber, unfreezeStages } from './options';
+import { required } from './program';
 import { printSkipped } from './data-commands';
 
-export const MODEL_USAGE = `  boat train --mode finetune|feature-extractor --data data --out models/NAME [--epochs 24] [--resume]
-             [--seed 0] [--batch-size 32] [--accumulate K] [--lr 0.001] [--optimizer sgd|adam]
-             [--views K] [--input-size 224] [--cache .cache/features] [--unfreeze N] [--class-weights balanced]
-             [--init models/NAME] [--freeze-bn]
-             (--unfreeze N: fine-tune only the last N of ResNet50's 5 stages; --init: start from a saved
-             model instead of ImageNet's weights; --freeze-bn: BatchNorm keeps its moving statistics)
-  boat evaluate --model models/NAME --data data/test [--out DIR] [--tta] [--top-losses 9] [--input-size N]
-  boat predict --model models/NAME IMAGE... [--top 3] [--json] [--png DIR]
-  boat soup MODEL... --out models/NAME [--data data/val] [--recipe greedy|uniform]
-             (averages the weights of models fine-tuned from the same start into one model;
-             greedy keeps an ingredient only if val accuracy does not drop)`;
-
-function floatFlag(flags: Record<string, string | boolean | undefined>, name: string): number | undefined {
-  const v = stringFlag(flags, name);
-  if (v === undefined) return undefined;
-  const n = Number(v);
-  if (!Number.isFinite(n) || n <= 0) throw new UserError(`--${name} must be a positive number, got "${v}"`);
-  return n;
+export function registerModelCommands(program: Command): void {
+  program
+    .command('train')
+    .description("train ResNet50 + the tutorial's head; the best epoch by val accuracy is saved to --out, with a checkpoint beside it for --resume")
+    .addOption(required(new Option('--mode <mode>', 'fine-tune the network, or train the head on a frozen backbone').choices(TRAINING_MODES)))
+    .option('--data <dir>', 'folder holding train/, val/ and optionally test/', 'data')
+    .addOption(required(new Option('--out <dir>', 'where the model goes, e.g. models/NAME')))
+    .option('--epochs <n>', 'epochs (with --resume: the total to reach)', nonNegativeInteger, 24)
+    .option('--resume', 'continue from the checkpoint in <out>.checkpoint')
+    .option('--seed <n>', 'random seed (data order, augmentation, dropout, head initialisation)', integer, 0)
+    .option('--batch-size <n>', 'images per step', positiveInteger, 32)
+    .option('--accumulate <k>', 'split each batch into k accumulated micro-batches (default: as needed to fit the wasm heap when fine-tuning)', positiveInteger)
+    .option('--lr <x>', 'learning rate (StepLR: x0.1 every 7 epochs)', positiveNumber, 0.001)
+    .addOption(new Option('--optimizer <name>', "SGD with momentum 0.9 (the tutorial's) or Adam").choices(['sgd', 'adam']).default('sgd'))
+    .option('--views <k>', 'feature extractor: augmented views of the training set to cache (0: the eval transform only)', nonNegativeInteger, 0)
+    .option('--input-size <n>', "crop size in pixels (default: 224, or the --init model's)", integer)
+    .option('--cache <dir>', 'feature cache (feature extractor)', '.cache/features')
+    .option('--unfreeze <n>', "fine-tune only the last n of ResNet50's 5 stages (default: the whole network)", unfreezeStages)
+    .addOption(new Option('--class-weights <kind>', 'weight the loss by balanced class weights, for unbalanced data').choices(['none', 'balanced']).default('none'))
+    .option('--init <dir>', "start from a saved model's weights instead of ImageNet's and a fresh head")
+    .option('--freeze-bn', 'fine-tune: BatchNorm keeps normalising with its moving statistics, which it keeps (gamma and beta train)')
+    .action(trainCommand);
+  program
+    .command('evaluate')
+    .description('accuracy, confusion matrix (text and PNG), per-class scores, most confused pairs and top losses')
+    .addOption(required(new Option('--model <dir>', 'a model saved by boat train or boat soup')))
+    .option('--data <dir>', 'an ImageFolder of class folders', 'data/test')
+    .option('--out <dir>', 'where metrics.json, predictions.csv and the PNGs go (default: <model>/evaluation)')
+    .option('--tta', 'also evaluate with test-time augmentation (centre, mirror, 4 corners) and report the change')
+    .option('--top-losses <n>', 'the n most confidently wrong images to list and draw', nonNegativeInteger, 9)
+    .option('--input-size <n>', 'rebuild the network for n px crops (Resize(round(n*256/224)) + CenterCrop(n)) whatever size it was trained at', integer)
+    .action(evaluateCommand);
+  program
+    .command('predict')
+    .description('the top classes for each image, optionally drawn on the photo')
+    .argument('<image...>', 'image files')
+    .addOption(required(new Option('--model <dir>', 'a model saved by boat train or boat soup')))
+    .option('--top <k>', 'classes to list per image', positiveInteger, 3)
+    .option('--json', 'print the results as JSON only')
+    .option('--png <dir>', 'also write each photo annotated with its prediction (<name>.prediction.png)')
+    .action(predictCommand);
+  program
+    .command('soup')
+    .description('average the weights of models fine-tuned from the same start into one model (model soup); writes the model and soup.json')
+    .argument('<model...>', 'model folders to average')
+    .addOption(required(new Option('--out <dir>', 'where the soup goes, e.g. models/NAME (a new folder)')))
+    .option('--data <dir>', 'val data that scores the ingredients', 'data/val')
+    .addOption(new Option('--recipe <recipe>', 'uniform: average all; greedy: add a model only if val accuracy does not drop').choices(['greedy', 'uniform']).default('greedy'))
+    .action(soupCommand);
 }
 
-/**
- * --unfreeze N: fine-tune only the last N of ResNet50's 5 stages. Absent (or "all", where allowed)
- * means the whole network, returned as undefined.
- */
-export function unfreezeStagesFlag(flags: Record<string, string | boolean | undefined>, allowAll = false): number | undefined {
-  const v = stringFlag(flags, 'unfreeze');
-  if (v === undefined || (allowAll && v === 'all')) return undefined;
-  const n = Number(v);
-  if (!/^\d+$/.test(v) || n < 1 || n > 5) throw new UserError(`--unfreeze must be 1 to 5 (ResNet50 has 5 stages)${allowAll ? ' or "all"' : ''}, got "${v}"`);
-  return n;
+export interface TrainFlags {
+  mode: TrainingMode;
+  data: string;
+  out: string;
+  epochs: number;
+  resume?: boolean;
+  seed: number;
+  batchSize: number;
+  accumulate?: number;
+  lr: number;
+  optimizer: 'sgd' | 'adam';
+  views: number;
+  inputSize?: number;
+  cache: string;
+  unfreeze?: number;
+  classWeights: 'none' | 'balanced';
+  init?: string;
+  freezeBn?: boolean;
 }
 
-export async function trainCommand(argv: string[]): Promise<void> {
-  const { flags } = parseFlags(argv, {
-    mode: { type: 'string' }, data: { type: 'string', default: 'data' }, out: { type: 'string' }, epochs: { type: 'string' },
-    resume: { type: 'boolean', default: false }, seed: { type: 'string' }, 'batch-size': { type: 'string' }, accumulate: { type: 'string' },
-    lr: { type: 'string' }, optimizer: { type: 'string' }, views: { type: 'string' }, 'input-size': { type: 'string' }, cache: { type: 'string' },
-    unfreeze: { type: 'string' }, 'class-weights': { type: 'string' }, init: { type: 'string' }, 'freeze-bn': { type: 'boolean', default: false },
-  });
-  const mode = requiredString(flags, 'mode') as TrainingMode;
-  if (!TRAINING_MODES.includes(mode)) throw new UserError(`--mode must be finetune or feature-extractor, got "${mode}"`);
-  const unfreezeStages = unfreezeStagesFlag(flags);
-  if (unfreezeStages !== undefined && mode !== 'finetune') throw new UserError('--unfreeze applies to --mode finetune only');
-  if (flags['freeze-bn'] === true && mode !== 'finetune') throw new UserError('--freeze-bn applies to --mode finetune only');
-  const classWeights = stringFlag(flags, 'class-weights') ?? 'none';
-  if (classWeights !== 'none' && classWeights !== 'balanced') throw new UserError(`--class-weights must be none or balanced, got "${classWeights}"`);
-  const optimizer = stringFlag(flags, 'optimizer') ?? 'sgd';
-  if (optimizer !== 'sgd' && optimizer !== 'adam') throw new UserError(`--optimizer must be sgd or adam, got "${optimizer}"`);
+export async function trainCommand(flags: TrainFlags): Promise<void> {
+  const mode = flags.mode;
+  if (flags.unfreeze !== undefined && mode !== 'finetune') throw new UserError('--unfreeze applies to --mode finetune only');
+  if (flags.freezeBn === true && mode !== 'finetune') throw new UserError('--freeze-bn applies to --mode finetune only');
   let interrupted = false;
   const onSigint = (): void => {
     if (interrupted) process.exit(130);
@@ -69,27 +100,24 @@ export async function trainCommand(argv: string[]): Promise<void> {
   try {
     const result = await runExperiment({
       mode,
-      data: requiredString(flags, 'data'),
-      out: requiredString(flags, 'out'),
-      epochs: intFlag(flags, 'epochs'),
+      data: flags.data,
+      out: flags.out,
+      epochs: flags.epochs,
       resume: flags.resume === true,
-      seed: intFlag(flags, 'seed'),
-      batchSize: intFlag(flags, 'batch-size'),
-      accumulate: intFlag(flags, 'accumulate'),
-      lr: floatFlag(flags, 'lr'),
-      optimizer,
-      views: intFlag(flags, 'views'),
-      inputSize: intFlag(flags, 'input-size'),
-      unfreezeStages,
-      balanceClasses: classWeights === 'balanced',
-      init: stringFlag(flags, 'init'),
-      freezeBatchNorm: flags['freeze-bn'] === true,
-      cacheDir: stringFlag(flags, 'cache'),
+      seed: flags.seed,
+      batchSize: flags.batchSize,
+      accumulate: flags.accumulate,
+      lr: flags.lr,
+      optimizer: flags.optimizer,
+      views: flags.views,
+      inputSize: flags.inputSize,
+      unfreezeStages: flags.unfreeze,
+      balanceClasses: flags.classWeights === 'balanced',
+      init: flags.init,
+      freezeBatchNorm: flags.freezeBn === true,
+      cacheDir: flags.cache,
       shouldStop: () => interrupted,
-      onCheckpoint: (epoch) => {
-        // For the crash-and-resume tests: die as if killed right after this epoch's checkpoint.
-        if (process.env.BOAT_TEST_KILL_AFTER_EPOCH === String(epoch + 1)) process.kill(process.pid, 'SIGKILL');
-      },
+      onCheckpoint: (epoch) => crashTestAfterEpoch(epoch + 1),
     });
     if (mode === 'feature-extractor' && result.timing.recomputeEstimateSeconds === undefined) {
       console.log('Feature extractor time: all features came from the cache, so only the head trained; a run with an empty cache (--cache elsewhere) measures the backbone and compares with recomputing it every epoch');
@@ -102,15 +130,23 @@ export async function trainCommand(argv: string[]): Promise<void> {
   }
 }
 
-export async function evaluateCommand(argv: string[]): Promise<void> {
-  const { flags } = parseFlags(argv, { model: { type: 'string' }, data: { type: 'string', default: 'data/test' }, out: { type: 'string' }, tta: { type: 'boolean', default: false }, 'top-losses': { type: 'string' }, 'input-size': { type: 'string' } });
-  const modelDir = requiredString(flags, 'model');
-  const data = requiredString(flags, 'data');
-  const out = stringFlag(flags, 'out') ?? path.join(modelDir, 'evaluation');
-  const topN = intFlag(flags, 'top-losses') ?? 9;
+export interface EvaluateFlags {
+  model: string;
+  data: string;
+  out?: string;
+  tta?: boolean;
+  topLosses: number;
+  inputSize?: number;
+}
+
+export async function evaluateCommand(flags: EvaluateFlags): Promise<void> {
+  const modelDir = flags.model;
+  const data = flags.data;
+  const out = flags.out ?? path.join(modelDir, 'evaluation');
+  const topN = flags.topLosses;
   requireWritableDirectory(out);
   console.log((await selectBackend()).line);
-  const inputSize = intFlag(flags, 'input-size');
+  const inputSize = flags.inputSize;
   const model = await loadBoatModel(modelDir, undefined, { inputSize });
   if (inputSize !== undefined) console.log(`Input size ${inputSize} (Resize(${resizeFor(inputSize)}) + CenterCrop(${inputSize})); the model was trained at ${readModelMetadata(modelDir).inputSize}`);
   const result = await evaluateModel(model, data);
@@ -143,18 +179,23 @@ export async function evaluateCommand(argv: string[]): Promise<void> {
   model.dispose();
 }
 
-export async function predictCommand(argv: string[]): Promise<void> {
-  const { flags, positionals } = parseFlags(argv, { model: { type: 'string' }, top: { type: 'string' }, json: { type: 'boolean', default: false }, png: { type: 'string' } }, true);
-  if (positionals.length === 0) throw new UserError('give one or more image files to predict');
+export interface PredictFlags {
+  model: string;
+  top: number;
+  json?: boolean;
+  png?: string;
+}
+
+export async function predictCommand(images: string[], flags: PredictFlags): Promise<void> {
   const quiet = flags.json === true;
-  const png = stringFlag(flags, 'png');
+  const png = flags.png;
   if (png) requireWritableDirectory(png);
   const backend = await selectBackend();
   if (!quiet) console.log(backend.line);
-  const model = await loadBoatModel(requiredString(flags, 'model'));
-  const k = intFlag(flags, 'top') ?? 3;
+  const model = await loadBoatModel(flags.model);
+  const k = flags.top;
   const results: Array<{ file: string; top?: Array<{ class: string; probability: number }>; error?: string }> = [];
-  for (const file of positionals) {
+  for (const file of images) {
     try {
       if (!fs.existsSync(file)) throw new Error('file not found');
       const p = await predictImage(model, file, k);
@@ -171,13 +212,15 @@ export async function predictCommand(argv: string[]): Promise<void> {
   model.dispose();
 }
 
-export async function soupCommand(argv: string[]): Promise<void> {
-  const { flags, positionals } = parseFlags(argv, { out: { type: 'string' }, data: { type: 'string', default: 'data/val' }, recipe: { type: 'string', default: 'greedy' } }, true);
-  const out = requiredString(flags, 'out');
-  const data = requiredString(flags, 'data');
-  const recipe = requiredString(flags, 'recipe') as SoupRecipe;
-  if (recipe !== 'greedy' && recipe !== 'uniform') throw new UserError(`--recipe must be greedy or uniform, got "${recipe as string}"`);
-  const models = positionals.map((p) => path.resolve(p));
+export interface SoupFlags {
+  out: string;
+  data: string;
+  recipe: SoupRecipe;
+}
+
+export async function soupCommand(modelDirs: string[], flags: SoupFlags): Promise<void> {
+  const { out, data, recipe } = flags;
+  const models = modelDirs.map((p) => path.resolve(p));
   for (const dir of models) if (!fs.existsSync(dir)) throw new UserError(`model not found: ${dir}`);
   if (models.includes(path.resolve(out))) throw new UserError(`--out ${out} is one of the models to average; choose a new folder`);
   if (!fs.existsSync(data)) throw new UserError(`val data not found: ${data}`);

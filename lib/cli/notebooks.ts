@@ -9,8 +9,10 @@ import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 
+import { Command } from 'commander';
+
 import { UserError, writeFileAtomic } from '../util';
-import { parseFlags, stringFlag } from './args';
+import { commaList } from './options';
 
 const REPO = path.resolve(__dirname, '..', '..', '..');
 const PYTHON = '/usr/bin/python3';
@@ -108,10 +110,31 @@ export function runNotebooks(options: NotebookRunOptions): string[] {
   return done;
 }
 
-export async function notebooksCommand(argv: string[]): Promise<void> {
-  const { flags } = parseFlags(argv, { out: { type: 'string' }, only: { type: 'string' } });
+/** Help epilog of `boat notebooks` (and a section of docs/cli.md). */
+export const NOTEBOOK_ENVIRONMENT = `
+Each notebook's first cell holds its parameters; these variables override them:
+  BOAT_DATA_ROOT, BOAT_MODELS, BOAT_EPOCHS, BOAT_SEED, BOAT_DEMO_PER_CLASS,
+  BOAT_VIEWS, BOAT_CACHE_DIR, BOAT_BACKEND; notebook 03 also BOAT_FT_EPOCHS,
+  BOAT_UNFREEZE and BOAT_RESUME=1.`;
+
+export function registerNotebooksCommand(program: Command): void {
+  program
+    .command('notebooks')
+    .description('execute notebooks/*.ipynb headless with the tslab kernel: executed copies, HTML exports and figures (the committed notebooks are not touched)')
+    .option('--out <dir>', 'where they go (default: runs/notebooks/<time stamp>)')
+    .option('--only <prefixes>', 'only the notebooks whose names start with these, comma-separated, e.g. 01,02', commaList)
+    .addHelpText('after', NOTEBOOK_ENVIRONMENT)
+    .action(notebooksCommand);
+}
+
+export interface NotebooksFlags {
+  out?: string;
+  only?: string[];
+}
+
+export async function notebooksCommand(flags: NotebooksFlags): Promise<void> {
   const stamp = new Date().toISOString().replace(/[:.]/g, '-');
-  const out = stringFlag(flags, 'out') ?? path.join('runs', 'notebooks', stamp);
-  runNotebooks({ out, only: stringFlag(flags, 'only')?.split(',') });
+  const out = flags.out ?? path.join('runs', 'notebooks', stamp);
+  runNotebooks({ out, only: flags.only });
   console.log(`Executed notebooks, HTML exports and figures in ${path.resolve(out)}`);
 }

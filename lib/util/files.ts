@@ -3,6 +3,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 
 import { UserError } from './errors';
+import { crashTestInSave } from './test-hooks';
 
 /** Write a file atomically: write a temp file beside it, then rename over the target. */
 export function writeFileAtomic(file: string, data: string | Uint8Array): void {
@@ -141,12 +142,12 @@ export async function replaceOwnedDirectory(
   fs.mkdirSync(tmp);
   try {
     await build(tmp);
-    killForCrashTest(marker.kind, 'build');
+    crashTestInSave(marker.kind, 'build');
     fs.writeFileSync(path.join(tmp, OWNED_MARKER), JSON.stringify({ ...marker, writtenBy: 'boat' }, null, 2) + '\n');
     const old = `${target}.old-${process.pid}-${crypto.randomBytes(3).toString('hex')}`;
     const hadOld = fs.existsSync(target);
     if (hadOld) fs.renameSync(target, old);
-    killForCrashTest(marker.kind, 'swap');
+    crashTestInSave(marker.kind, 'swap');
     fs.renameSync(tmp, target);
     if (hadOld) fs.rmSync(old, { recursive: true, force: true });
   } catch (err) {
@@ -187,21 +188,6 @@ function processAlive(pid: number): boolean {
   } catch (err) {
     return (err as NodeJS.ErrnoException).code === 'EPERM';
   }
-}
-
-/**
- * Crash tests only: BOAT_TEST_KILL_IN_SAVE=<kind>:<build|swap>[:<n>] SIGKILLs this process at that
- * point of the n-th save (default 1st) of folders of that kind (boat-model, boat-checkpoint).
- */
-const crashTestSaves = new Map<string, number>();
-function killForCrashTest(kind: string, stage: 'build' | 'swap'): void {
-  const spec = process.env.BOAT_TEST_KILL_IN_SAVE;
-  if (!spec) return;
-  const [k, s, n] = spec.split(':');
-  if (k !== kind || s !== stage) return;
-  const count = (crashTestSaves.get(kind) ?? 0) + 1;
-  crashTestSaves.set(kind, count);
-  if (count === Number(n ?? 1)) process.kill(process.pid, 'SIGKILL');
 }
 
 /** The marker a boat-made folder carries (its `kind` says what wrote it), or null for any other folder. */

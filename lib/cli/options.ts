@@ -1,0 +1,54 @@
+/**
+ * Value parsers for the commander specs of lib/cli/*-commands.ts. They throw commander's
+ * InvalidArgumentError, so a bad value reads "option '--top <n>' argument 'five' is invalid. Expected an
+ * integer." and exits with the usage code like every other parse error.
+ */
+import { InvalidArgumentError } from 'commander';
+
+/** A whole number, possibly negative (a seed may be). */
+export function integer(value: string): number {
+  if (!/^-?\d+$/.test(value)) throw new InvalidArgumentError('Expected an integer.');
+  return Number(value);
+}
+
+/** A whole number of at least 0: epochs (0 trains nothing more), views, how many top losses to draw. */
+export function nonNegativeInteger(value: string): number {
+  if (!/^\d+$/.test(value)) throw new InvalidArgumentError('Expected an integer of at least 0.');
+  return Number(value);
+}
+
+/** A whole number of at least 1: counts such as images, steps or the batch size. */
+export function positiveInteger(value: string): number {
+  if (!/^\d+$/.test(value) || Number(value) < 1) throw new InvalidArgumentError('Expected an integer of at least 1.');
+  return Number(value);
+}
+
+/** A finite number above zero: learning rates. */
+export function positiveNumber(value: string): number {
+  const n = Number(value);
+  if (value.trim() === '' || !Number.isFinite(n) || n <= 0) throw new InvalidArgumentError('Expected a number above 0.');
+  return n;
+}
+
+/** --unfreeze N: the last N of ResNet50's 5 stages. */
+export function unfreezeStages(value: string): number {
+  if (!/^[1-5]$/.test(value)) throw new InvalidArgumentError('Expected 1 to 5 (ResNet50 has 5 stages).');
+  return Number(value);
+}
+
+/**
+ * --unfreeze N or "all" (the whole network). "all" stays a string: commander turns a parser's undefined
+ * into '' for an option that takes a value.
+ */
+export function unfreezeStagesOrAll(value: string): number | 'all' {
+  if (value === 'all') return 'all';
+  if (!/^[1-5]$/.test(value)) throw new InvalidArgumentError('Expected 1 to 5 (ResNet50 has 5 stages) or "all".');
+  return Number(value);
+}
+
+/** A comma-separated list, empty items dropped: --only 01,02. */
+export function commaList(value: string): string[] {
+  const items = value.split(',').map((s) => s.trim()).filter((s) => s !== '');
+  if (items.length === 0) throw new InvalidArgumentError('Expected a comma-separated list.');
+  return items;
+}
