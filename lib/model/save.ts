@@ -153,7 +153,11 @@ export async function loadBoatModel(dir: string, weights: WeightsSource = defaul
     backbone = cutAtFeatures(loaded.model, weights.featureLayer);
   }
   const { classes, preprocessing, inputSize, weightsId, weightsChecksum } = metadata;
-  return new BoatModel(backbone, head, { classes, preprocessing, inputSize, weightsId, weightsChecksum }, metadata.mode);
+  const model = new BoatModel(backbone, head, { classes, preprocessing, inputSize, weightsId, weightsChecksum }, metadata.mode);
+  // A saved backbone is one that training changed: it stays "changed" in any mode, so that a feature
+  // extractor started from a fine-tune (--init) saves it again and never caches it as the pretrained one.
+  model.backboneChanged = metadata.backbone === 'saved';
+  return model;
 }
 
 /** A clear error when a model's classes are not the data's classes. */

@@ -179,7 +179,8 @@ export function recoverInterruptedSave(target: string): void {
   }
 }
 
-function processAlive(pid: number): boolean {
+/** Whether a process with this pid is running (on this machine; one owned by another user counts). */
+export function processAlive(pid: number): boolean {
   if (pid === process.pid) return true;
   try {
     process.kill(pid, 0);
