@@ -260,14 +260,15 @@ export class BoatModel {
 
   /**
    * What identifies the backbone's weights, for caches of its outputs: the pretrained checksum while it
-   * is the pretrained one, else the SHA-256 of its own weights (names, shapes and bytes; about 0.3 s for ResNet50).
+   * is the pretrained one, else the SHA-256 of its own weights in layer order (shapes and bytes; not the
+   * names, which TF.js numbers anew each time a model is loaded). About 0.3 s for ResNet50.
    */
   backboneKey(): string {
     if (!this.backboneChanged) return `${this.info.weightsChecksum}|pretrained`;
     const hash = crypto.createHash('sha256');
     for (const w of this.backbone.weights) {
       const data = w.read().dataSync();
-      hash.update(`${w.name}|${w.shape.join('x')}|${w.dtype}|`);
+      hash.update(`${w.shape.join('x')}|${w.dtype}|`);
       hash.update(new Uint8Array(data.buffer, data.byteOffset, data.byteLength));
     }
     return `${hash.digest('hex')}|weights`;

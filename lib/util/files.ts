@@ -138,9 +138,15 @@ export async function replaceOwnedDirectory(
   }
   requireWritableDirectory(path.dirname(target));
   const tmp = `${target}.tmp-${process.pid}-${crypto.randomBytes(3).toString('hex')}`;
-  fs.mkdirSync(tmp);
+  const hadBefore = fs.existsSync(target);
+  try {
+    fs.mkdirSync(tmp);
+  } catch (err) {
+    throw diskFullError(err, dir, hadBefore) ?? err;
+  }
   try {
     await build(tmp);
+    failForDiskTest(marker.kind, tmp);
     killForCrashTest(marker.kind, 'build');
     fs.writeFileSync(path.join(tmp, OWNED_MARKER), JSON.stringify({ ...marker, writtenBy: 'boat' }, null, 2) + '\n');
     const old = `${target}.old-${process.pid}-${crypto.randomBytes(3).toString('hex')}`;
@@ -151,8 +157,37 @@ export async function replaceOwnedDirectory(
     if (hadOld) fs.rmSync(old, { recursive: true, force: true });
   } catch (err) {
     fs.rmSync(tmp, { recursive: true, force: true });
-    throw err;
+    throw diskFullError(err, dir, hadBefore) ?? err;
   }
+}
+
+/**
+ * A full disk (or quota) while building a folder, as one line. Nothing was swapped yet, so what was
+ * at `dir` before is still there, whole.
+ */
+function diskFullError(err: unknown, dir: string, hadBefore: boolean): UserError | null {
+  const code = (err as NodeJS.ErrnoException | undefined)?.code;
+  if (code !== 'ENOSPC' && code !== 'EDQUOT') return null;
+  const why = code === 'ENOSPC' ? 'no space left on the device' : 'disk quota exceeded';
+  return new UserError(`cannot save ${dir}: ${why} (${code}); ${hadBefore ? 'the previous one is unchanged' : 'nothing was saved'}; free some space and run again`);
+}
+
+/**
+ * Disk tests only: BOAT_TEST_FULL_DISK=<kind>[:<n>] makes the n-th save (default 1st) of folders of that
+ * kind fail as a full disk does, with a partial file written, once the folder's files are built.
+ */
+const diskTestSaves = new Map<string, number>();
+function failForDiskTest(kind: string, tmp: string): void {
+  const spec = process.env.BOAT_TEST_FULL_DISK;
+  if (!spec) return;
+  const [k, n] = spec.split(':');
+  if (k !== kind) return;
+  const count = (diskTestSaves.get(kind) ?? 0) + 1;
+  diskTestSaves.set(kind, count);
+  if (count !== Number(n ?? 1)) return;
+  const file = path.join(tmp, 'partial.bin');
+  fs.writeFileSync(file, Buffer.alloc(4096));
+  throw Object.assign(new Error(`ENOSPC: no space left on device, write '${file}'`), { code: 'ENOSPC', errno: -28, syscall: 'write', path: file });
 }
 
 /**
