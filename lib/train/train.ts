@@ -302,14 +302,21 @@ function publicOptions(o: typeof DEFAULTS & TrainOptions): Record<string, unknow
 
 async function saveCheckpoint(dir: string, model: BoatModel, optimizer: tf.Optimizer, best: tf.Tensor[], state: Omit<CheckpointState, 'files'>): Promise<void> {
   const keep = model.trainedWeights();
-  await replaceOwnedDirectory(dir, { kind: 'boat-checkpoint' }, async (tmp) => {
-    const files = {
-      ...(await writeTensors(tmp, 'weights', keep.map((w) => ({ name: w.name, tensor: w.read() })))),
-      ...(await writeTensors(tmp, 'best', best.map((t, i) => ({ name: keep[i].name, tensor: t })))),
-      ...(await writeTensors(tmp, 'optimizer', await optimizer.getWeights())),
-    };
-    writeJsonAtomic(path.join(tmp, 'state.json'), { ...state, files });
-  });
+  // getWeights() returns the optimizer's own slot variables plus a new scalar of its step count ("iter"),
+  // which is ours to dispose: left alone, it leaked one tensor per checkpoint.
+  const slots = await optimizer.getWeights();
+  try {
+    await replaceOwnedDirectory(dir, { kind: 'boat-checkpoint' }, async (tmp) => {
+      const files = {
+        ...(await writeTensors(tmp, 'weights', keep.map((w) => ({ name: w.name, tensor: w.read() })))),
+        ...(await writeTensors(tmp, 'best', best.map((t, i) => ({ name: keep[i].name, tensor: t })))),
+        ...(await writeTensors(tmp, 'optimizer', slots)),
+      };
+      writeJsonAtomic(path.join(tmp, 'state.json'), { ...state, files });
+    });
+  } finally {
+    tf.dispose(slots.filter((s) => s.name === 'iter').map((s) => s.tensor));
+  }
 }
 
 async function loadCheckpoint(dir: string, model: BoatModel, optimizer: tf.Optimizer): Promise<{ state: CheckpointState; best: tf.Tensor[] }> {
@@ -321,7 +328,13 @@ async function loadCheckpoint(dir: string, model: BoatModel, optimizer: tf.Optim
   if (weights.length !== keep.length || best.length !== keep.length) throw new UserError(`checkpoint in ${dir} does not match this model's weights`);
   keep.forEach((w, i) => w.write(weights[i].tensor));
   tf.dispose(weights.map((w) => w.tensor));
-  // Optimizer slot variables are created lazily; setWeights creates them with the saved values.
-  await optimizer.setWeights(readTensors(dir, 'optimizer', state.files));
+  // Optimizer slot variables are created lazily; setWeights creates them with the saved values. Its
+  // variables share (and reference-count) the read tensors' data, so the tensors themselves are disposed.
+  const slots = readTensors(dir, 'optimizer', state.files);
+  try {
+    await optimizer.setWeights(slots);
+  } finally {
+    tf.dispose(slots.map((s) => s.tensor));
+  }
   return { state, best: best.map((b) => b.tensor) };
 }
