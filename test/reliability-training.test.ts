@@ -106,8 +106,8 @@ test('--resume refuses, in one line naming it, every setting that differs; --epo
     [{ mode: 'finetune' }, /mode finetune \(checkpoint: feature-extractor\)/],
     [{ data: otherData }, /data [0-9a-f]{16} \(checkpoint: [0-9a-f]{16}\)/],
     [{ inputSize: 48 }, /input-size 48 \(checkpoint: 32\)/],
-    [{ init: path.join(models, 'fe-imagenet') }, /init model [0-9a-f]{16} \(checkpoint: null\)/],
-    [{ balanceClasses: true }, /class-weights \[[\d.,]+\] \(checkpoint: null\)/],
+    [{ init: path.join(models, 'fe-imagenet') }, /init model [0-9a-f]{16} \(checkpoint: none\)/],
+    [{ balanceClasses: true }, /class-weights \[[\d.,]+\] \(checkpoint: none\)/],
     [{ optimizer: 'adam' }, /optimizer adam \(checkpoint: sgd\)/],
     [{ views: 1 }, /views 1 \(checkpoint: 0\)/],
   ];

@@ -86,6 +86,8 @@ async function initialModel(dir: string, classes: readonly string[], mode: Train
  */
 export async function runExperiment(options: ExperimentOptions): Promise<ExperimentResult> {
   const log = options.log ?? ((line: string) => console.log(line));
+  requireDirectory(path.join(options.data, 'train'), 'training folder');
+  requireDirectory(path.join(options.data, 'val'), 'validation folder');
   requireWritableDirectory(path.dirname(path.resolve(options.out)));
   const out = path.join(fs.realpathSync(path.dirname(path.resolve(options.out))), path.basename(path.resolve(options.out)));
   const lock = acquireLock(`${out}.lock`, `the output ${options.out}`);
@@ -102,8 +104,6 @@ async function runLocked(options: ExperimentOptions, log: (line: string) => void
   const trainDir = path.join(options.data, 'train');
   const valDir = path.join(options.data, 'val');
   const testDir = path.join(options.data, 'test');
-  requireDirectory(trainDir, 'training folder');
-  requireDirectory(valDir, 'validation folder');
   const checkpointDir = `${path.resolve(options.out)}.checkpoint`;
   recoverInterruptedSave(checkpointDir);
   if (options.resume && !fs.existsSync(path.join(checkpointDir, 'state.json'))) throw new UserError(`nothing to resume: no checkpoint in ${checkpointDir}`);

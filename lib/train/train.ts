@@ -133,7 +133,7 @@ export function resumeSettings(options: TrainOptions): Record<string, unknown> {
 export function checkResumeSettings(dir: string, current: Record<string, unknown>): void {
   const state = readCheckpointState(dir);
   const saved = state.settings;
-  const show = (v: unknown): string => (v === undefined ? 'unset' : typeof v === 'string' ? v : JSON.stringify(v));
+  const show = (v: unknown): string => (v === undefined ? 'unset' : v === null ? 'none' : typeof v === 'string' ? v : JSON.stringify(v));
   const names = [...new Set([...Object.keys(saved), ...Object.keys(current)])];
   const differ = names.filter((k) => show(saved[k]) !== show(current[k])).map((k) => `${k} ${show(current[k])} (checkpoint: ${show(saved[k])})`);
   if (differ.length > 0) {
