@@ -15,7 +15,7 @@ import * as path from 'node:path';
 import * as tf from '../engine/tf';
 
 import { readFileSha256Checked, recoverInterruptedSave, replaceOwnedDirectory, sha256Hex, UserError } from '../util';
-import { BoatModel, BoatModelInfo, cutAtFeatures, TRAINING_MODES } from './model';
+import { BoatModel, BoatModelInfo, cutAtFeatures, TrainingMode, TRAINING_MODES } from './model';
 import { defaultWeights, setInputSize, WeightsSource } from './weights';
 
 export const MODEL_FORMAT = 'boat-model/1';
@@ -122,10 +122,29 @@ export function readModelMetadata(dir: string): ModelMetadata {
   } catch {
     throw new UserError(fs.existsSync(file) ? `model metadata damaged: ${file}` : `not a saved model (no metadata.json): ${dir}`);
   }
-  if (metadata.format !== MODEL_FORMAT) throw new UserError(`${file}: unsupported model format "${metadata.format}" (expected ${MODEL_FORMAT})`);
-  if (!TRAINING_MODES.includes(metadata.mode)) throw new UserError(`${file}: unknown mode "${metadata.mode}"`);
+  if (metadata === null || typeof metadata !== 'object' || Array.isArray(metadata)) throw new UserError(`model metadata damaged (not a JSON object): ${file}`);
+  if (metadata.format !== MODEL_FORMAT) {
+    const version = typeof metadata.format === 'string' ? `format "${metadata.format}"` : 'no format field (written before formats were recorded)';
+    throw new UserError(`${file}: model in ${version}; this version of boat reads ${MODEL_FORMAT} only: train it again, or use the boat version that wrote it`);
+  }
+  const missing = METADATA_FIELDS.filter(([name, valid]) => !valid((metadata as unknown as Record<string, unknown>)[name])).map(([name]) => name);
+  if (missing.length > 0) throw new UserError(`${file}: ${MODEL_FORMAT} metadata with ${missing.map((m) => `"${m}"`).join(', ')} missing or invalid: the file is damaged or was edited; train the model again`);
   return metadata;
 }
+
+const isString = (v: unknown): boolean => typeof v === 'string' && v.length > 0;
+
+/** The metadata fields loading relies on, each with its check (metrics, params and savedAt are informative only). */
+const METADATA_FIELDS: ReadonlyArray<[keyof ModelMetadata, (v: unknown) => boolean]> = [
+  ['classes', (v) => Array.isArray(v) && v.length > 0 && v.every(isString)],
+  ['mode', (v) => TRAINING_MODES.includes(v as TrainingMode)],
+  ['preprocessing', isString],
+  ['inputSize', (v) => Number.isInteger(v) && (v as number) >= 32],
+  ['weightsId', isString],
+  ['weightsChecksum', isString],
+  ['backbone', (v) => v === 'saved' || v === 'pretrained'],
+  ['files', (v) => typeof v === 'object' && v !== null && isString((v as Record<string, unknown>)['head/weights.bin'])],
+];
 
 /**
  * Loads a model saved by saveBoatModel. A feature extractor's backbone comes from the weights source,
@@ -153,7 +172,11 @@ export async function loadBoatModel(dir: string, weights: WeightsSource = defaul
     backbone = cutAtFeatures(loaded.model, weights.featureLayer);
   }
   const { classes, preprocessing, inputSize, weightsId, weightsChecksum } = metadata;
-  return new BoatModel(backbone, head, { classes, preprocessing, inputSize, weightsId, weightsChecksum }, metadata.mode);
+  const model = new BoatModel(backbone, head, { classes, preprocessing, inputSize, weightsId, weightsChecksum }, metadata.mode);
+  // A saved backbone is one that training changed: it stays "changed" in any mode, so that a feature
+  // extractor started from a fine-tune (--init) saves it again and never caches it as the pretrained one.
+  model.backboneChanged = metadata.backbone === 'saved';
+  return model;
 }
 
 /** A clear error when a model's classes are not the data's classes. */

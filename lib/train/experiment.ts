@@ -12,11 +12,12 @@ import { evaluateModel, metricsOf } from '../evaluate/evaluate';
 import { formatMetrics, Metrics } from '../evaluate/metrics';
 import { DataLoader, evalTransforms, ImageFolder, trainTransforms } from '../images';
 import { balancedClassWeights, BoatModel, checkClassesMatch, createBoatModel, loadBoatModel, saveBoatModel, selectBackend, TrainingMode } from '../model';
-import { recoverInterruptedSave, requireDirectory, requireWritableDirectory, toCsv, UserError } from '../util';
+import { acquireLock, recoverInterruptedSave, requireDirectory, requireWritableDirectory, toCsv, UserError } from '../util';
 import { extractFeatures, FeatureSet } from './features';
 import { terminalProgress, ProgressSink } from './progress';
+import { runSettings } from './run-settings';
 import { FeatureSource, LoaderSource } from './sources';
-import { BatchSource, HistoryRow, trainModel, TrainOptions } from './train';
+import { BatchSource, checkResumeSettings, HistoryRow, resumeSettings, trainModel, TrainOptions } from './train';
 
 /**
  * Fine-tuning keeps every activation of the batch for backprop. On wasm (a 32-bit heap, at most 4 GB)
@@ -24,7 +25,7 @@ import { BatchSource, HistoryRow, trainModel, TrainOptions } from './train';
  */
 export const WASM_FINETUNE_MICRO_BATCH = 8;
 
-export interface ExperimentOptions extends Omit<TrainOptions, 'checkpointDir' | 'onBatch' | 'onPhase'> {
+export interface ExperimentOptions extends Omit<TrainOptions, 'checkpointDir' | 'onBatch' | 'onPhase' | 'settings'> {
   mode: TrainingMode;
   /** Folder holding train/, val/ and optionally test/. */
   data: string;
@@ -79,15 +80,30 @@ async function initialModel(dir: string, classes: readonly string[], mode: Train
   return model;
 }
 
+/**
+ * Runs one experiment. The output (and its checkpoint beside it) is locked for the whole run by
+ * <out>.lock, holding this process' pid: a second run on the same --out is refused while this one lives.
+ */
 export async function runExperiment(options: ExperimentOptions): Promise<ExperimentResult> {
   const log = options.log ?? ((line: string) => console.log(line));
+  requireDirectory(path.join(options.data, 'train'), 'training folder');
+  requireDirectory(path.join(options.data, 'val'), 'validation folder');
+  requireWritableDirectory(path.dirname(path.resolve(options.out)));
+  const out = path.join(fs.realpathSync(path.dirname(path.resolve(options.out))), path.basename(path.resolve(options.out)));
+  const lock = acquireLock(`${out}.lock`, `the output ${options.out}`);
+  if (lock.tookOverFrom !== undefined) log(`note: took over ${lock.file}, left by pid ${lock.tookOverFrom}, which is no longer running`);
+  try {
+    return await runLocked(options, log);
+  } finally {
+    lock.release();
+  }
+}
+
+async function runLocked(options: ExperimentOptions, log: (line: string) => void): Promise<ExperimentResult> {
   const started = Date.now();
   const trainDir = path.join(options.data, 'train');
   const valDir = path.join(options.data, 'val');
   const testDir = path.join(options.data, 'test');
-  requireDirectory(trainDir, 'training folder');
-  requireDirectory(valDir, 'validation folder');
-  requireWritableDirectory(path.dirname(path.resolve(options.out)));
   const checkpointDir = `${path.resolve(options.out)}.checkpoint`;
   recoverInterruptedSave(checkpointDir);
   if (options.resume && !fs.existsSync(path.join(checkpointDir, 'state.json'))) throw new UserError(`nothing to resume: no checkpoint in ${checkpointDir}`);
@@ -95,23 +111,38 @@ export async function runExperiment(options: ExperimentOptions): Promise<Experim
   const backend = await selectBackend();
   log(backend.line);
   const trainFolder = new ImageFolder(trainDir, evalTransforms());
+  const valFolder = new ImageFolder(valDir, evalTransforms());
   const classes = trainFolder.classes;
-  checkClassesMatch(classes, new ImageFolder(valDir, evalTransforms()).classes, valDir);
+  checkClassesMatch(classes, valFolder.classes, valDir);
+  const seed = options.seed ?? 0;
+  const batchSize = options.batchSize ?? 32;
+  let accumulate = options.accumulate;
+  const wasmMicroBatches = options.mode === 'finetune' && options.accumulate === undefined && backend.name === 'wasm' && batchSize > WASM_FINETUNE_MICRO_BATCH;
+  if (wasmMicroBatches) accumulate = Math.ceil(batchSize / WASM_FINETUNE_MICRO_BATCH);
+  const classWeights = options.balanceClasses ? balancedClassWeights(trainFolder.samples.map((s) => s.label), classes.length) : options.classWeights;
+
   const model = options.init
     ? await initialModel(options.init, classes, options.mode, options.inputSize, log)
     : await createBoatModel({ classes, mode: options.mode, inputSize: options.inputSize, seed: options.seed });
   if (options.mode === 'finetune' && options.unfreezeStages !== undefined) model.unfrozenStages = options.unfreezeStages;
   if (options.mode === 'finetune' && options.freezeBatchNorm) model.batchNormFrozen = true;
+  const views = options.views ?? 0;
+  const progress = options.progress ?? terminalProgress(options.epochs ?? 24);
+  const settings = runSettings({ mode: options.mode, batchSize, folders: [trainFolder, valFolder], model, init: options.init, views, unfreezeStages: model.unfrozenStages, freezeBatchNorm: model.batchNormFrozen });
+  const trainOptions: TrainOptions = { ...options, accumulate, classWeights, checkpointDir, settings, onBatch: (info) => progress.batch(info), onPhase: (row) => progress.phase(row) };
+  try {
+    // Before any features are extracted: a resume with other settings is refused at once.
+    if (options.resume) checkResumeSettings(checkpointDir, resumeSettings(trainOptions));
+  } catch (err) {
+    model.dispose();
+    throw err;
+  }
   const counts = model.paramCounts();
   const scope = model.unfrozenStages === null ? '' : ` (last ${model.unfrozenStages} of 5 stages unfrozen)`;
   log(`ResNet50 + head, ${options.mode}${scope}: ${counts.total.toLocaleString('en-US')} parameters, ${counts.trainable.toLocaleString('en-US')} trainable`);
   if (model.batchNormFrozen) log('BatchNorm frozen: it normalises with its moving (ImageNet) statistics and leaves them as they are; gamma and beta train');
-  const seed = options.seed ?? 0;
-  const batchSize = options.batchSize ?? 32;
-  const progress = options.progress ?? terminalProgress(options.epochs ?? 24);
   const { preprocessing: pre, inputSize: size } = model.info;
 
-  let accumulate = options.accumulate;
   const datasets: ImageFolder[] = [];
   let train: BatchSource;
   let val: BatchSource;
@@ -119,7 +150,6 @@ export async function runExperiment(options: ExperimentOptions): Promise<Experim
   let recomputePerEpoch = 0;
   if (options.mode === 'feature-extractor') {
     const cacheDir = options.cacheDir ?? path.resolve('.cache', 'features');
-    const views = options.views ?? 0;
     const extract = async (dir: string, label: string, augment: boolean, view: number): Promise<FeatureSet> => {
       const set = await extractFeatures(model, dir, {
         cacheDir,
@@ -141,8 +171,7 @@ export async function runExperiment(options: ExperimentOptions): Promise<Experim
     train = new FeatureSource(trainViews, batchSize, true, seed);
     val = new FeatureSource([await extract(valDir, 'val', false, 0)], batchSize, false, seed);
   } else {
-    if (options.accumulate === undefined && backend.name === 'wasm' && batchSize > WASM_FINETUNE_MICRO_BATCH) {
-      accumulate = Math.ceil(batchSize / WASM_FINETUNE_MICRO_BATCH);
+    if (wasmMicroBatches) {
       log(`batch ${batchSize} runs as ${accumulate} accumulated micro-batches of up to ${WASM_FINETUNE_MICRO_BATCH} (the wasm engine's heap is capped at 4 GB)${model.batchNormFrozen ? '' : '; BatchNorm sees micro-batch statistics'}`);
     }
     const micro = Math.min(batchSize, accumulate ? Math.ceil(batchSize / accumulate) : batchSize);
@@ -152,17 +181,9 @@ export async function runExperiment(options: ExperimentOptions): Promise<Experim
     val = new LoaderSource(new DataLoader(valSet, { batchSize: micro, seed }));
   }
 
-  const classWeights = options.balanceClasses ? balancedClassWeights(trainFolder.samples.map((s) => s.label), classes.length) : options.classWeights;
   if (classWeights) log(`class weights: ${classes.map((c, i) => `${c} ${classWeights[i].toFixed(2)}`).join(', ')}`);
   if (options.resume) log(`Resuming from ${checkpointDir}`);
-  const result = await trainModel(model, { train, val }, {
-    ...options,
-    accumulate,
-    classWeights,
-    checkpointDir,
-    onBatch: (info) => progress.batch(info),
-    onPhase: (row) => progress.phase(row),
-  });
+  const result = await trainModel(model, { train, val }, trainOptions);
   log(`Training complete in ${(result.seconds / 60).toFixed(0)}m ${(result.seconds % 60).toFixed(0)}s; best val acc ${result.bestValAcc.toFixed(4)} (epoch ${result.bestEpoch + 1})`);
 
   let test: Metrics | undefined;

@@ -1,7 +1,8 @@
 /**
  * Cached backbone features for feature-extractor training. The frozen backbone runs once per image
  * (or once per augmented view when `views` > 0) and never again: every cached vector is keyed by the
- * image's content hash, the transform, the view, and the backbone weights' checksum and input size.
+ * image's content hash, the transform, the view, the input size, and the backbone: the pretrained
+ * weights' checksum, or a hash of the backbone's own weights when it is not the pretrained one.
  * Re-runs and extra epochs cost only the head.
  */
 import * as fs from 'node:fs';
@@ -46,10 +47,12 @@ export async function extractFeatures(model: BoatModel, root: string, options: E
   const dim = model.backbone.outputs[0].shape[1] as number;
   // The seed (and view) only matter when the transform draws random numbers; eval features are shared by every seed.
   const random = isRandom(options.transform);
+  // The pretrained backbone is keyed by its checksum; any other (a fine-tune's) by a hash of its own weights.
+  const [backboneId, backboneKind] = model.backboneKey().split('|');
   const keys = await Promise.all(
     dataset.samples.map(async (s) => {
       const content = await sha256File(s.file);
-      return sha256Hex([content, transformKey, random ? view : 0, random ? seed : 'any-seed', model.info.weightsChecksum, model.info.inputSize, model.backboneChanged ? 'changed' : 'pretrained'].join('|'));
+      return sha256Hex([content, transformKey, random ? view : 0, random ? seed : 'any-seed', backboneId, model.info.inputSize, backboneKind].join('|'));
     }),
   );
   const cacheFile = (key: string): string => path.join(options.cacheDir, key.slice(0, 2), `${key}.f32`);

@@ -57,6 +57,11 @@ export interface TrainOptions {
   checkpointDir?: string;
   /** Continue from the checkpoint in checkpointDir. */
   resume?: boolean;
+  /**
+   * Everything else the result depends on (data, model, batch size...), recorded in the checkpoint
+   * beside this loop's own settings; a resume with any of them different is refused (resumeSettings).
+   */
+  settings?: Record<string, unknown>;
   /** Called after every batch, for progress bars. */
   onBatch?: (info: { epoch: number; phase: Phase; done: number; total: number; seconds: number }) => void;
   /** Called after every phase. */
@@ -93,14 +98,66 @@ interface CheckpointState {
   history: HistoryRow[];
   mode: TrainingMode;
   options: Record<string, unknown>;
+  /** resumeSettings() of the run that wrote it: a resume must match every one. */
+  settings: Record<string, unknown>;
   seconds: number;
   /** SHA-256 of every tensor file beside state.json (written last), checked on load. */
   files: Record<string, string>;
 }
 
-export async function trainModel(model: BoatModel, data: { train: BatchSource; val: BatchSource }, options: TrainOptions = {}): Promise<TrainResult> {
+function withDefaults(options: TrainOptions): typeof DEFAULTS & TrainOptions {
   const given = Object.fromEntries(Object.entries(options).filter(([, v]) => v !== undefined)) as TrainOptions;
-  const o = { ...DEFAULTS, ...given };
+  return { ...DEFAULTS, ...given };
+}
+
+/**
+ * What a resumed run must share with the run that wrote the checkpoint for the resume to be exact: one
+ * line per setting, named as the CLI spells it where it has a flag. --epochs is not here: a finished run may be given more.
+ */
+export function resumeSettings(options: TrainOptions): Record<string, unknown> {
+  const o = withDefaults(options);
+  return {
+    optimizer: o.optimizer,
+    lr: o.lr,
+    momentum: o.momentum,
+    'step-size': o.stepSize,
+    gamma: o.gamma,
+    accumulate: o.accumulate,
+    seed: o.seed,
+    'class-weights': o.classWeights ?? null,
+    ...o.settings,
+  };
+}
+
+/** Refuses, in one line naming every difference, a resume whose settings are not the checkpoint's. */
+export function checkResumeSettings(dir: string, current: Record<string, unknown>): void {
+  const state = readCheckpointState(dir);
+  const saved = state.settings;
+  const show = (v: unknown): string => (v === undefined ? 'unset' : v === null ? 'none' : typeof v === 'string' ? v : JSON.stringify(v));
+  const names = [...new Set([...Object.keys(saved), ...Object.keys(current)])];
+  const differ = names.filter((k) => show(saved[k]) !== show(current[k])).map((k) => `${k} ${show(current[k])} (checkpoint: ${show(saved[k])})`);
+  if (differ.length > 0) {
+    throw new UserError(`cannot resume from ${dir}: ${differ.join(', ')}; resume with the checkpoint's settings, or start again without --resume`);
+  }
+}
+
+function readCheckpointState(dir: string): CheckpointState {
+  recoverInterruptedSave(dir);
+  const stateFile = path.join(dir, 'state.json');
+  if (!fs.existsSync(stateFile)) throw new UserError(`no checkpoint to resume from in ${dir}`);
+  let state: CheckpointState;
+  try {
+    state = JSON.parse(fs.readFileSync(stateFile, 'utf8')) as CheckpointState;
+  } catch {
+    throw new UserError(`checkpoint damaged: ${stateFile} is not valid JSON`);
+  }
+  if (!state.files) throw new UserError(`checkpoint in ${dir} was written by an older version (no file hashes); start again without --resume`);
+  if (!state.settings) throw new UserError(`checkpoint in ${dir} was written by an older version (no record of its settings); start again without --resume`);
+  return state;
+}
+
+export async function trainModel(model: BoatModel, data: { train: BatchSource; val: BatchSource }, options: TrainOptions = {}): Promise<TrainResult> {
+  const o = withDefaults(options);
   const variables = model.trainableVariables();
   const sgd = o.optimizer === 'adam' ? null : tf.train.momentum(o.lr, o.momentum);
   const optimizer = sgd ?? tf.train.adam(o.lr);
@@ -110,10 +167,9 @@ export async function trainModel(model: BoatModel, data: { train: BatchSource; v
     if (sgd) sgd.setLearningRate(lr);
     else (optimizer as unknown as { learningRate: number }).learningRate = lr;
   };
-  const weightsToKeep = (): tf.LayerVariable[] => [...(model.mode === 'finetune' ? model.backbone.weights : []), ...model.head.weights];
 
   let history: HistoryRow[] = [];
-  let best: tf.Tensor[] = weightsToKeep().map((w) => w.read().clone());
+  let best: tf.Tensor[] = model.trainedWeights().map((w) => w.read().clone());
   let bestValAcc = -1;
   let bestEpoch = -1;
   let startEpoch = 0;
@@ -121,6 +177,7 @@ export async function trainModel(model: BoatModel, data: { train: BatchSource; v
 
   if (o.resume) {
     if (!o.checkpointDir) throw new UserError('--resume needs a checkpoint folder');
+    checkResumeSettings(o.checkpointDir, resumeSettings(o));
     const state = await loadCheckpoint(o.checkpointDir, model, optimizer);
     tf.dispose(best);
     best = state.best;
@@ -181,16 +238,16 @@ export async function trainModel(model: BoatModel, data: { train: BatchSource; v
         bestValAcc = row.acc;
         bestEpoch = epoch;
         tf.dispose(best);
-        best = weightsToKeep().map((w) => w.read().clone());
+        best = model.trainedWeights().map((w) => w.read().clone());
       }
     }
     if (o.checkpointDir) {
-      await saveCheckpoint(o.checkpointDir, model, optimizer, best, { epoch, bestValAcc, bestEpoch, history, mode: model.mode, options: publicOptions(o), seconds: elapsed() });
+      await saveCheckpoint(o.checkpointDir, model, optimizer, best, { epoch, bestValAcc, bestEpoch, history, mode: model.mode, options: publicOptions(o), settings: resumeSettings(o), seconds: elapsed() });
       o.onCheckpoint?.(epoch);
     }
   }
   if (!stopped) {
-    weightsToKeep().forEach((w, i) => w.write(best[i]));
+    model.trainedWeights().forEach((w, i) => w.write(best[i]));
   }
   tf.dispose(best);
   disposeOptimizer(optimizer);
@@ -244,36 +301,40 @@ function publicOptions(o: typeof DEFAULTS & TrainOptions): Record<string, unknow
 }
 
 async function saveCheckpoint(dir: string, model: BoatModel, optimizer: tf.Optimizer, best: tf.Tensor[], state: Omit<CheckpointState, 'files'>): Promise<void> {
-  const keep = [...(model.mode === 'finetune' ? model.backbone.weights : []), ...model.head.weights];
-  await replaceOwnedDirectory(dir, { kind: 'boat-checkpoint' }, async (tmp) => {
-    const files = {
-      ...(await writeTensors(tmp, 'weights', keep.map((w) => ({ name: w.name, tensor: w.read() })))),
-      ...(await writeTensors(tmp, 'best', best.map((t, i) => ({ name: keep[i].name, tensor: t })))),
-      ...(await writeTensors(tmp, 'optimizer', await optimizer.getWeights())),
-    };
-    writeJsonAtomic(path.join(tmp, 'state.json'), { ...state, files });
-  });
+  const keep = model.trainedWeights();
+  // getWeights() returns the optimizer's own slot variables plus a new scalar of its step count ("iter"),
+  // which is ours to dispose: left alone, it leaked one tensor per checkpoint.
+  const slots = await optimizer.getWeights();
+  try {
+    await replaceOwnedDirectory(dir, { kind: 'boat-checkpoint' }, async (tmp) => {
+      const files = {
+        ...(await writeTensors(tmp, 'weights', keep.map((w) => ({ name: w.name, tensor: w.read() })))),
+        ...(await writeTensors(tmp, 'best', best.map((t, i) => ({ name: keep[i].name, tensor: t })))),
+        ...(await writeTensors(tmp, 'optimizer', slots)),
+      };
+      writeJsonAtomic(path.join(tmp, 'state.json'), { ...state, files });
+    });
+  } finally {
+    tf.dispose(slots.filter((s) => s.name === 'iter').map((s) => s.tensor));
+  }
 }
 
 async function loadCheckpoint(dir: string, model: BoatModel, optimizer: tf.Optimizer): Promise<{ state: CheckpointState; best: tf.Tensor[] }> {
-  recoverInterruptedSave(dir);
-  const stateFile = path.join(dir, 'state.json');
-  if (!fs.existsSync(stateFile)) throw new UserError(`no checkpoint to resume from in ${dir}`);
-  let state: CheckpointState;
-  try {
-    state = JSON.parse(fs.readFileSync(stateFile, 'utf8')) as CheckpointState;
-  } catch {
-    throw new UserError(`checkpoint damaged: ${stateFile} is not valid JSON`);
-  }
-  if (!state.files) throw new UserError(`checkpoint in ${dir} was written by an older version (no file hashes); start again without --resume`);
+  const state = readCheckpointState(dir);
   if (state.mode !== model.mode) throw new UserError(`checkpoint in ${dir} is for ${state.mode} training, not ${model.mode}`);
-  const keep = [...(model.mode === 'finetune' ? model.backbone.weights : []), ...model.head.weights];
+  const keep = model.trainedWeights();
   const weights = readTensors(dir, 'weights', state.files);
   const best = readTensors(dir, 'best', state.files);
   if (weights.length !== keep.length || best.length !== keep.length) throw new UserError(`checkpoint in ${dir} does not match this model's weights`);
   keep.forEach((w, i) => w.write(weights[i].tensor));
   tf.dispose(weights.map((w) => w.tensor));
-  // Optimizer slot variables are created lazily; setWeights creates them with the saved values.
-  await optimizer.setWeights(readTensors(dir, 'optimizer', state.files));
+  // Optimizer slot variables are created lazily; setWeights creates them with the saved values. Its
+  // variables share (and reference-count) the read tensors' data, so the tensors themselves are disposed.
+  const slots = readTensors(dir, 'optimizer', state.files);
+  try {
+    await optimizer.setWeights(slots);
+  } finally {
+    tf.dispose(slots.map((s) => s.tensor));
+  }
   return { state, best: best.map((b) => b.tensor) };
 }

@@ -3,7 +3,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 
 import { UserError } from './errors';
-import { crashTestInSave } from './test-hooks';
+import { crashTestInSave, fullDiskTestInSave } from './test-hooks';
 
 /** Write a file atomically: write a temp file beside it, then rename over the target. */
 export function writeFileAtomic(file: string, data: string | Uint8Array): void {
@@ -139,9 +139,15 @@ export async function replaceOwnedDirectory(
   }
   requireWritableDirectory(path.dirname(target));
   const tmp = `${target}.tmp-${process.pid}-${crypto.randomBytes(3).toString('hex')}`;
-  fs.mkdirSync(tmp);
+  const hadBefore = fs.existsSync(target);
+  try {
+    fs.mkdirSync(tmp);
+  } catch (err) {
+    throw diskFullError(err, dir, hadBefore) ?? err;
+  }
   try {
     await build(tmp);
+    fullDiskTestInSave(marker.kind, tmp);
     crashTestInSave(marker.kind, 'build');
     fs.writeFileSync(path.join(tmp, OWNED_MARKER), JSON.stringify({ ...marker, writtenBy: 'boat' }, null, 2) + '\n');
     const old = `${target}.old-${process.pid}-${crypto.randomBytes(3).toString('hex')}`;
@@ -152,8 +158,19 @@ export async function replaceOwnedDirectory(
     if (hadOld) fs.rmSync(old, { recursive: true, force: true });
   } catch (err) {
     fs.rmSync(tmp, { recursive: true, force: true });
-    throw err;
+    throw diskFullError(err, dir, hadBefore) ?? err;
   }
+}
+
+/**
+ * A full disk (or quota) while building a folder, as one line. Nothing was swapped yet, so what was
+ * at `dir` before is still there, whole.
+ */
+function diskFullError(err: unknown, dir: string, hadBefore: boolean): UserError | null {
+  const code = (err as NodeJS.ErrnoException | undefined)?.code;
+  if (code !== 'ENOSPC' && code !== 'EDQUOT') return null;
+  const why = code === 'ENOSPC' ? 'no space left on the device' : 'disk quota exceeded';
+  return new UserError(`cannot save ${dir}: ${why} (${code}); ${hadBefore ? 'the previous one is unchanged' : 'nothing was saved'}; free some space and run again`);
 }
 
 /**
@@ -180,7 +197,8 @@ export function recoverInterruptedSave(target: string): void {
   }
 }
 
-function processAlive(pid: number): boolean {
+/** Whether a process with this pid is running (on this machine; one owned by another user counts). */
+export function processAlive(pid: number): boolean {
   if (pid === process.pid) return true;
   try {
     process.kill(pid, 0);

@@ -3,3 +3,4 @@ export * from './errors';
 export * from './files';
 export * from './random';
 export * from './time';
+export * from './lock';

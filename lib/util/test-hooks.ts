@@ -8,7 +8,12 @@
  *   BOAT_TEST_KILL_IN_SAVE=<kind>:<build|swap>[:<n>]  die at that stage of the n-th (default 1st) save of
  *                                                     a folder of that kind (boat-model, boat-checkpoint)
  *   BOAT_TEST_KILL_AFTER_EPOCH=<n>                    die right after epoch n's checkpoint is written
+ *   BOAT_TEST_FULL_DISK=<kind>[:<n>]                  the n-th save (default 1st) of a folder of that kind
+ *                                                     fails as a full disk does, after a partial file
  */
+
+import * as fs from 'node:fs';
+import * as path from 'node:path';
 
 const savesSeen = new Map<string, number>();
 
@@ -26,4 +31,20 @@ export function crashTestInSave(kind: string, stage: 'build' | 'swap'): void {
 /** Called after the checkpoint of `epoch` (counting from 1) is on disk. */
 export function crashTestAfterEpoch(epoch: number): void {
   if (process.env.BOAT_TEST_KILL_AFTER_EPOCH === String(epoch)) process.kill(process.pid, 'SIGKILL');
+}
+
+const diskTestSaves = new Map<string, number>();
+
+/** Called by the atomic folder writer once a folder's files are built in `tmp`, before its swap. */
+export function fullDiskTestInSave(kind: string, tmp: string): void {
+  const spec = process.env.BOAT_TEST_FULL_DISK;
+  if (!spec) return;
+  const [k, n] = spec.split(':');
+  if (k !== kind) return;
+  const count = (diskTestSaves.get(kind) ?? 0) + 1;
+  diskTestSaves.set(kind, count);
+  if (count !== Number(n ?? 1)) return;
+  const file = path.join(tmp, 'partial.bin');
+  fs.writeFileSync(file, Buffer.alloc(4096));
+  throw Object.assign(new Error(`ENOSPC: no space left on device, write '${file}'`), { code: 'ENOSPC', errno: -28, syscall: 'write', path: file });
 }
