@@ -297,7 +297,7 @@ test('a full disk while saving the model or a checkpoint: one line, and the prev
   assert.doesNotMatch(resumed.stdout, /epoch 1\/3/);
 });
 
-/** Bounds on growth from the end of epoch 1 to the end of epoch 3 (docs/reliability-training.md states them). */
+/** Bounds on growth from the end of epoch 1 to the end of epoch 3 (docs/reliability.md states them). */
 const WASM_HEAP_GROWTH_MAX_MB = 16;
 const RSS_GROWTH_MAX_MB = 100;
 
