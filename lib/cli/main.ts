@@ -16,7 +16,7 @@ ${EXPLAIN_USAGE}
   boat bench [--quick] [--json FILE] [--data DIR]   speed measurements (npm run bench)
   boat notebooks [--out DIR] [--only 01,02]   execute the notebooks headless (npm run notebooks)
 
-Set BOAT_DEBUG=1 to see stack traces, BOAT_BACKEND=wasm|cpu|tensorflow to pick the engine,
+Set BOAT_DEBUG=1 to see stack traces, BOAT_BACKEND=wasm|cpu|tensorflow|webgpu to pick the engine,
 BOAT_THREADS=N for the wasm engine's threads (default: one per core).`;
 
 const COMMANDS: Record<string, (argv: string[]) => Promise<void>> = {
