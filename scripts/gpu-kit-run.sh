@@ -31,4 +31,5 @@ icds=$(ls /usr/share/vulkan/icd.d/*.json /etc/vulkan/icd.d/*.json /usr/local/sha
 echo "Vulkan drivers (ICD files): ${VK_ICD_FILENAMES:-${icds:-none found}}" | tr '\n' ' '
 echo
 echo "== check"
-BOAT_KIT_DIR="$kit" BOAT_WASM_OUT="$kit/wasm-out" BOAT_DAWN_NODE="$tmp/dawn.node" "$tmp/node" "$kit/check.js" "$@"
+# TMPDIR: the wasm threads write their worker script to the temp folder; keep it in ours.
+TMPDIR="$tmp" BOAT_KIT_DIR="$kit" BOAT_WASM_OUT="$kit/wasm-out" BOAT_DAWN_NODE="$tmp/dawn.node" "$tmp/node" "$kit/check.js" "$@"

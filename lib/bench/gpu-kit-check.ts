@@ -79,12 +79,18 @@ export async function randomResNet50(size: number): Promise<BoatModel> {
     if (/moving_variance|gamma/.test(name)) values = seeded(n, i, 0.1).map((v) => 1 + v);
     else if (/moving_mean|beta|bias/.test(name)) values = seeded(n, i, 0.1);
     else values = seeded(n, i, Math.sqrt(3 / (n / shape[shape.length - 1]))); // variance 1/fan-in
-    w.write(tf.tensor(values, shape));
+    const t = tf.tensor(values, shape);
+    w.write(t); // the variable takes its own reference
+    t.dispose();
   });
   const pool = full.getLayer('avg_pool');
   const backbone = tf.model({ inputs: full.inputs, outputs: pool.output as tf.SymbolicTensor, name: 'backbone' });
   const head = buildHead(CLASSES, { seed: 7, dropout: 0 });
-  head.weights.forEach((w, i) => w.write(tf.tensor(seeded((w.shape as number[]).reduce((a, b) => a * b, 1), 1000 + i, 0.05), w.shape as number[])));
+  head.weights.forEach((w, i) => {
+    const t = tf.tensor(seeded((w.shape as number[]).reduce((a, b) => a * b, 1), 1000 + i, 0.05), w.shape as number[]);
+    w.write(t);
+    t.dispose();
+  });
   return new BoatModel(backbone, head, { classes: ['a', 'b', 'c', 'd', 'e'], preprocessing: 'caffe', inputSize: size, weightsId: 'random', weightsChecksum: '' }, 'finetune');
 }
 

@@ -83,8 +83,7 @@ export interface WebgpuStartOptions {
 export type WebgpuStart = { details: string; adapter: AdapterInfo; software: boolean } | { reason: string; adapter?: AdapterInfo };
 
 /** Starts tfjs' webgpu backend on Dawn, or says why it did not. */
-export async function startWebgpu(options: WebgpuStartOptions | boolean): Promise<WebgpuStart> {
-  const { forced, deviceNodes } = typeof options === 'boolean' ? { forced: options, deviceNodes: undefined } : options;
+export async function startWebgpu({ forced, deviceNodes }: WebgpuStartOptions): Promise<WebgpuStart> {
   if (!forced && !gpuDevicePresent(deviceNodes)) return { reason: 'no GPU device node' };
   if (!vulkanLoaderPresent()) return { reason: 'no Vulkan loader (apt-get install libvulkan1, plus the GPU vendor\'s Vulkan driver)' };
   const dawn = loadDawn();
