@@ -16,7 +16,7 @@ import { before, test } from 'node:test';
 import * as tf from '@tensorflow/tfjs';
 
 import { loadBoatModel, makeDemoDataset, predictImage, selectBackend } from '../lib';
-import { isSoftwareAdapter } from '../lib/model/webgpu';
+import { isSoftwareAdapter, SYNC_READ_MESSAGE } from '../lib/model/webgpu';
 import { readResult, runScenario, ScenarioResult, SIZE } from './engine-scenario';
 import { REPO_ROOT, tempDir } from './helpers';
 
@@ -149,6 +149,11 @@ test('webgpu: the fine-tune gradient of every ResNet50 variable (BatchNorm train
     assertClose(`finetune.${layer}.movingVariance`, 1e-4);
   }
   console.log(`${names.length - noise} gradients compared, worst relative error ${worst.err.toExponential(2)} (${worst.name}); 53 convolution biases ≈ 0 on both`);
+});
+
+test('webgpu: a synchronous read (tfjs would need OffscreenCanvas) fails with a sentence that says so; an asynchronous one works', { skip }, () => {
+  assert.equal(gpu.values.syncRead, SYNC_READ_MESSAGE);
+  assert.equal(gpu.values.asyncRead, 9);
 });
 
 test('webgpu: BatchNorm training and frozen, forward and backward, and the moving statistics they keep', { skip }, () => {

@@ -5,6 +5,7 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import * as tf from '@tensorflow/tfjs';
 
 import { selectBackend } from '../lib';
 import { startWebgpu } from '../lib/model/webgpu';
@@ -17,9 +18,21 @@ import { runScenario, writeResult } from './engine-scenario';
   fs.writeFileSync(fakeNode, '');
   const auto = await startWebgpu({ forced: false, deviceNodes: [fakeNode] });
   const backend = await selectBackend();
+  // A tensor computed on the GPU (past the backend's small-tensor CPU shortcut): a synchronous read is refused in a sentence, an asynchronous one works.
+  const onGpu = tf.square(tf.fill([4096], 3));
+  let syncRead = 'read';
+  try {
+    onGpu.dataSync();
+  } catch (err) {
+    syncRead = (err as Error).message;
+  }
+  const asyncRead = (await onGpu.data())[4095];
+  tf.dispose(onGpu);
   const result = await runScenario(work, demo);
   result.values.backendLine = backend.line;
   result.values.auto = auto;
+  result.values.syncRead = syncRead;
+  result.values.asyncRead = asyncRead;
   writeResult(work, result);
   process.exit(0); // Dawn's instance would keep the event loop alive
 })().catch((err) => {
