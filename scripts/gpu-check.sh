@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# The WebGPU check for a machine with a GPU: one short run, prints what it found.
+# The WebGPU check for a machine with a GPU and this repository set up: one short run, prints what it found.
 #   bash scripts/gpu-check.sh [OUT_DIR]
 # Needs the repo set up (bash scripts/run.sh setup) and a Vulkan driver for the GPU (libvulkan1 and
-# the vendor's ICD, e.g. NVIDIA's nvidia_icd.json). It measures forward and train-step img/s with
+# the vendor's ICD, e.g. NVIDIA's nvidia_icd.json). A GPU machine without npm or the repository takes the
+# GPU kit instead (npm run gpu-kit -- DIR here, then bash DIR/run.sh there; docs/gpu.md). It measures forward and train-step img/s with
 # BOAT_BACKEND=webgpu, then the same with the default backend, in one run.
 set -uo pipefail
 cd "$(dirname "$0")/.."

@@ -11,8 +11,9 @@ cd "$(dirname "$0")/.."
 
 # g++ builds the two native addons (scripts/build-native.js): libdnnl-dev (oneDNN) the model's kernels,
 # libjpeg-dev (libjpeg-turbo) the loader's JPEG decoder. Without them wasm computes everything and sharp
-# decodes everything, slower.
-APT_PACKAGES=(jupyter-notebook jupyter-nbconvert jupyter-client jupyter-nbformat chromium g++ libdnnl-dev libjpeg-dev)
+# decodes everything, slower. libvulkan1 (the Vulkan loader) lets the tests run the WebGPU backend on the
+# SwiftShader Vulkan driver that chromium ships (test/engine-webgpu.test.ts).
+APT_PACKAGES=(jupyter-notebook jupyter-nbconvert jupyter-client jupyter-nbformat chromium g++ libdnnl-dev libjpeg-dev libvulkan1)
 
 say() { printf '[setup] %s\n' "$*"; }
 

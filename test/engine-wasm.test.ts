@@ -240,7 +240,7 @@ test('webgpu: without a GPU it is skipped for wasm, and forcing it is a one-line
   fs.writeFileSync(node, '');
   assert.equal(gpuDevicePresent([node]), true);
   if (gpuDevicePresent()) return; // a GPU machine: scripts/gpu-check.sh covers it
-  assert.deepEqual(await startWebgpu(false), { reason: 'no GPU device node' });
+  assert.deepEqual(await startWebgpu({ forced: false }), { reason: 'no GPU device node' });
   // Forced: a fresh process, since a backend is chosen once per process.
   const r = runCli(['bench', '--quick'], REPO_ROOT, { BOAT_BACKEND: 'webgpu' });
   assert.equal(r.status, 2);

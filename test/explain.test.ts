@@ -79,7 +79,7 @@ test('Grad-CAM puts the heatmap peak where the planted class evidence is', async
     ['bottom-right', { top: 160, left: 160 }, (r: number, c: number) => r >= 4 && c >= 4],
   ] as const) {
     const x = tf.tensor4d(syntheticImage(101, mark), [1, 224, 224, 3]);
-    const cam = gradCamTensor(model, x, 0);
+    const cam = await gradCamTensor(model, x, 0);
     x.dispose();
     assert.equal(cam.size, 7);
     assert.ok(cam.probs[0] > 0.5, `the model should see the mark (${where}): p=${cam.probs[0]}`);
@@ -103,9 +103,9 @@ test('evalInput decodes a photo once for both the figure view and the model inpu
   x.dispose();
 });
 
-test('Grad-CAM pools the same feature maps the classifier uses (mean of the last stage = backbone features)', () => {
+test('Grad-CAM pools the same feature maps the classifier uses (mean of the last stage = backbone features)', async () => {
   const x = tf.tensor4d(syntheticImage(7), [1, 224, 224, 3]);
-  const cam = gradCamTensor(model, x);
+  const cam = await gradCamTensor(model, x);
   const probs = tf.tidy(() => tf.exp(model.forward(x)).dataSync());
   x.dispose();
   probs.forEach((p, i) => assert.ok(Math.abs(p - cam.probs[i]) < 1e-4, `class ${i}: ${p} vs ${cam.probs[i]}`));

@@ -28,8 +28,10 @@ export async function evalInput(model: BoatModel, file: string): Promise<{ view:
 
 export async function predictImage(model: BoatModel, file: string, k = 3): Promise<Prediction> {
   const x = await evalTensor(model, file);
-  const probs = tf.tidy(() => tf.exp(model.forward(x)).dataSync());
+  const probsT = tf.tidy(() => tf.exp(model.forward(x)));
   x.dispose();
+  const probs = await probsT.data(); // asynchronous: the webgpu backend cannot read synchronously in Node
+  probsT.dispose();
   const top = Array.from(probs, (p, i) => ({ class: model.classes[i], probability: p }))
     .sort((a, b) => b.probability - a.probability)
     .slice(0, Math.min(k, model.classes.length));

@@ -44,14 +44,24 @@ function logits(model: BoatModel, features: tf.Tensor2D): tf.Tensor2D {
   return x as tf.Tensor2D;
 }
 
+async function read(t: tf.Tensor): Promise<tf.TypedArray> {
+  const values = await t.data();
+  t.dispose();
+  return values;
+}
+
 /** Grad-CAM for one preprocessed image ([1, H, W, 3]); `classIndex` defaults to the predicted class. */
-export function gradCamTensor(model: BoatModel, x: tf.Tensor4D, classIndex?: number): { heatmap: Float32Array; size: number; probs: Float32Array; classIndex: number } {
+export async function gradCamTensor(model: BoatModel, x: tf.Tensor4D, classIndex?: number): Promise<{ heatmap: Float32Array; size: number; probs: Float32Array; classIndex: number }> {
   const convModel = lastConvModel(model);
   const maps = convModel.predict(x) as tf.Tensor4D;
-  const probs = tf.tidy(() => tf.softmax(logits(model, tf.mean<tf.Tensor2D>(maps, [1, 2]))).dataSync() as Float32Array);
+  // Reads are asynchronous: the webgpu backend cannot read synchronously in Node.
+  const probs = (await read(tf.tidy(() => tf.softmax(logits(model, tf.mean<tf.Tensor2D>(maps, [1, 2])))))) as Float32Array;
   const c = classIndex ?? probs.indexOf(Math.max(...probs));
-  if (!Number.isInteger(c) || c < 0 || c >= model.classes.length) throw new RangeError(`class index ${c} is outside 0..${model.classes.length - 1}`);
-  const heatmap = tf.tidy(() => {
+  if (!Number.isInteger(c) || c < 0 || c >= model.classes.length) {
+    maps.dispose();
+    throw new RangeError(`class index ${c} is outside 0..${model.classes.length - 1}`);
+  }
+  const heatmapT = tf.tidy(() => {
     // A one-hot mask rather than gather: gather's gradient needs UnsortedSegmentSum, which wasm lacks.
     const mask = tf.oneHot([c], model.classes.length).toFloat();
     const score = (a: tf.Tensor): tf.Scalar => tf.sum<tf.Scalar>(tf.mul(logits(model, tf.mean<tf.Tensor2D>(a, [1, 2])), mask));
@@ -59,8 +69,9 @@ export function gradCamTensor(model: BoatModel, x: tf.Tensor4D, classIndex?: num
     const weights = tf.mean(grads, [1, 2], true); // [1, 1, 1, channels]
     const cam = tf.relu(tf.sum(tf.mul(maps, weights), -1)).squeeze([0]); // [h, w]
     const max = tf.max(cam);
-    return tf.div(cam, tf.maximum(max, 1e-12)).dataSync() as Float32Array;
+    return tf.div(cam, tf.maximum(max, 1e-12));
   });
+  const heatmap = (await read(heatmapT)) as Float32Array;
   const size = maps.shape[1];
   maps.dispose();
   return { heatmap, size, probs, classIndex: c };
@@ -69,7 +80,7 @@ export function gradCamTensor(model: BoatModel, x: tf.Tensor4D, classIndex?: num
 /** Grad-CAM for a photo, through the model's eval transforms (Resize 256, CenterCrop 224). */
 export async function gradCam(model: BoatModel, file: string, classIndex?: number): Promise<GradCam> {
   const { view, x } = await evalInput(model, file);
-  const result = gradCamTensor(model, x, classIndex);
+  const result = await gradCamTensor(model, x, classIndex);
   x.dispose();
   const top = result.probs.indexOf(Math.max(...result.probs));
   return {

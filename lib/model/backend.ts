@@ -1,6 +1,6 @@
 /**
  * Backend selection: native TensorFlow (tfjs-node-gpu / tfjs-node) when it loads, else WebGPU when a
- * GPU answers (webgpu.ts), else WebAssembly (SIMD, with the native kernels when built), else the
+ * real GPU answers (webgpu.ts; a software adapter only when forced), else WebAssembly (SIMD, with the native kernels when built), else the
  * pure-JS cpu backend. BOAT_BACKEND=tensorflow|webgpu|wasm|cpu forces one.
  */
 import * as os from 'node:os';
@@ -11,7 +11,7 @@ import { installWasmKernels } from './wasm-kernels';
 import { installLeanBackprop } from './lean-backprop';
 import { startThreadedWasm } from './wasm-threads';
 import { installNativeKernels } from './native-kernels';
-import { startWebgpu } from './webgpu';
+import { AdapterInfo, adapterName, startWebgpu } from './webgpu';
 
 export type BackendName = 'tensorflow' | 'webgpu' | 'wasm' | 'cpu';
 
@@ -66,7 +66,11 @@ export function wasmThreadsWanted(env = process.env.BOAT_THREADS): number {
 }
 
 async function tryWasm(): Promise<Started | null> {
-  if (!tryRequire('@tensorflow/tfjs-backend-wasm')) return null;
+  try {
+    require('@tensorflow/tfjs-backend-wasm'); // a literal name, so that a bundler (the GPU kit's) includes it
+  } catch {
+    return null;
+  }
   const wanted = wasmThreadsWanted();
   let threads: number | null = null;
   if (wanted > 1) {
@@ -93,12 +97,17 @@ async function tryWasm(): Promise<Started | null> {
 const whyNot = new Map<BackendName, string>();
 
 async function tryWebgpu(forced: boolean): Promise<Started | null> {
-  const started = await startWebgpu(forced);
+  const started = await startWebgpu({ forced });
   if ('reason' in started) {
     whyNot.set('webgpu', started.reason);
     return null;
   }
+  if (started.software) process.stderr.write(`warning: ${softwareAdapterWarning(started.adapter)}\n`);
   return { details: started.details, threads: os.cpus().length };
+}
+
+export function softwareAdapterWarning(adapter: AdapterInfo): string {
+  return `the WebGPU adapter is a software renderer (${adapterName(adapter)}): the GPU code path runs, on the CPU, far slower than the wasm backend`;
 }
 
 async function tryCpu(): Promise<Started | null> {

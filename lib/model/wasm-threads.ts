@@ -36,9 +36,18 @@ const PACKAGE = '@tensorflow/tfjs-backend-wasm';
 // The module object itself: `import * as os` gives a read-only copy, and Emscripten calls this one.
 const nodeOs = require('node:os') as { cpus: () => os.CpuInfo[] };
 
+/**
+ * A file of the package's wasm-out folder. BOAT_WASM_OUT names a folder with copies instead: the GPU kit
+ * bundles tfjs into one file, but the pthread workers load the module factory from a file of its own.
+ */
+function wasmOutFile(name: string): string {
+  const dir = process.env.BOAT_WASM_OUT;
+  return dir ? path.join(dir, name) : require.resolve(`${PACKAGE}/wasm-out/${name}`);
+}
+
 /** The Emscripten pthread worker, written once per content to the temp folder. */
 function workerScript(factoryFile: string): string {
-  const { wasmWorkerContents } = require(`${PACKAGE}/wasm-out/tfjs-backend-wasm-threaded-simd.worker.js`) as { wasmWorkerContents: string };
+  const { wasmWorkerContents } = require(wasmOutFile('tfjs-backend-wasm-threaded-simd.worker.js')) as { wasmWorkerContents: string };
   // The worker asks URL.createObjectURL for the factory it received as a Blob: answer with the file.
   const source =
     `URL.createObjectURL = () => ${JSON.stringify(factoryFile)}; URL.revokeObjectURL = () => {};\n` +
@@ -54,8 +63,8 @@ function workerScript(factoryFile: string): string {
  * when the threaded build did not start (the caller then starts the single-threaded one).
  */
 export async function startThreadedWasm(threads: number): Promise<number | null> {
-  const wasm = require(PACKAGE) as WasmModule;
-  const factoryFile = require.resolve(`${PACKAGE}/wasm-out/tfjs-backend-wasm-threaded-simd.js`);
+  const wasm = require('@tensorflow/tfjs-backend-wasm') as WasmModule; // a literal name, so that a bundler includes it
+  const factoryFile = wasmOutFile('tfjs-backend-wasm-threaded-simd.js');
   const worker = workerScript(factoryFile);
   // eslint-disable-next-line @typescript-eslint/unbound-method -- put back exactly as found, never called from here
   const saved = { blob: globalThis.Blob, createObjectURL: URL.createObjectURL, cpus: nodeOs.cpus };

@@ -49,9 +49,9 @@ export interface SoupOptions {
   onLine?: (line: string) => void;
 }
 
-/** One model's every weight (backbone and head, trainable or not), copied out of the tensor engine. */
-function weightValues(model: BoatModel): Float32Array[] {
-  return model.allWeights().map((w) => w.read().dataSync() as Float32Array);
+/** One model's every weight (backbone and head, trainable or not), copied out of the tensor engine (asynchronously: webgpu cannot read synchronously). */
+async function weightValues(model: BoatModel): Promise<Float32Array[]> {
+  return Promise.all(model.allWeights().map(async (w) => (await w.read().data()) as Float32Array));
 }
 
 function checkCompatible(dirs: string[]): ModelMetadata[] {
@@ -121,7 +121,7 @@ export async function makeSoup(dirs: string[], valData: string, options: SoupOpt
   // The soup lives in the first ingredient's model; the running sum stays outside the tensor engine.
   const soup = await loadBoatModel(order[0].dir, options.weights);
   try {
-    let sum = weightValues(soup).map((v) => Float64Array.from(v));
+    let sum = (await weightValues(soup)).map((v) => Float64Array.from(v));
     let count = 1;
     let soupAcc = order[0].valAcc;
     const steps: SoupStep[] = [{ model: order[0].dir, valAcc: order[0].valAcc, soupValAcc: soupAcc, kept: true }];
@@ -129,7 +129,7 @@ export async function makeSoup(dirs: string[], valData: string, options: SoupOpt
       const model = await loadBoatModel(candidate.dir, options.weights);
       let values: Float32Array[];
       try {
-        values = weightValues(model);
+        values = await weightValues(model);
       } finally {
         model.dispose();
       }

@@ -205,22 +205,27 @@ export async function trainModel(model: BoatModel, data: { train: BatchSource; v
         const n = y.shape[0];
         if (phase === 'train') {
           model.setDropoutSeed(Random.derive(o.seed, 'dropout', epoch, step++).int(0, 2 ** 31 - 1));
+          let hits: tf.Scalar | null = null;
           const { value, grads } = tf.variableGrads(() => {
             const logProbs = forwardAny(model, x, true);
-            countCorrect(logProbs, y, (c) => (correct += c));
+            hits = tf.keep(countCorrect(logProbs, y));
             // Weighted by batch size so that accumulated micro-batches average like one big batch.
             return tf.mul<tf.Scalar>(nllLoss(logProbs, y, o.classWeights), n);
           }, variables);
           lossSum += (await value.data())[0];
-          value.dispose();
+          correct += (await hits!.data())[0];
+          tf.dispose([value, hits!]);
           pending = accumulate(pending, grads, n);
           if (step % o.accumulate === 0) pending = applyPending(optimizer, pending);
         } else {
-          tf.tidy(() => {
+          // Read asynchronously: the webgpu backend cannot read synchronously in Node.
+          const [loss, hits] = tf.tidy(() => {
             const logProbs = forwardAny(model, x, false);
-            lossSum += nllLoss(logProbs, y).dataSync()[0] * n;
-            countCorrect(logProbs, y, (c) => (correct += c));
+            return [nllLoss(logProbs, y), countCorrect(logProbs, y)];
           });
+          lossSum += (await loss.data())[0] * n;
+          correct += (await hits.data())[0];
+          tf.dispose([loss, hits]);
         }
         tf.dispose([x, y]);
         seen += n;
@@ -259,8 +264,8 @@ export function forwardAny(model: BoatModel, x: tf.Tensor, training: boolean): t
   return x.rank === 2 ? model.forwardHead(x as tf.Tensor2D, training) : model.forward(x as tf.Tensor4D, training);
 }
 
-function countCorrect(logProbs: tf.Tensor2D, y: tf.Tensor1D, add: (c: number) => void): void {
-  add(tf.tidy(() => tf.sum(tf.equal(tf.argMax(logProbs, 1).toInt(), y).toInt()).dataSync()[0]));
+function countCorrect(logProbs: tf.Tensor2D, y: tf.Tensor1D): tf.Scalar {
+  return tf.tidy(() => tf.sum(tf.equal(tf.argMax(logProbs, 1).toInt(), y).toInt()));
 }
 
 function accumulate(pending: { grads: tf.NamedTensorMap; count: number } | null, grads: tf.NamedTensorMap, n: number): { grads: tf.NamedTensorMap; count: number } {
