@@ -3,6 +3,7 @@ import { benchCommand } from './bench';
 import { dataCommand, DATA_USAGE } from './data-commands';
 import { mainJob } from './main-job';
 import { EXPLAIN_USAGE, explainCommand, lrFindCommand } from './explain-commands';
+import { EXPORT_USAGE, exportCommand, serveCommand } from './export-commands';
 import { evaluateCommand, MODEL_USAGE, predictCommand, soupCommand, trainCommand } from './model-commands';
 import { notebooksCommand } from './notebooks';
 
@@ -11,6 +12,7 @@ const USAGE = `boat: boat types recognition with ResNet50 (TypeScript port of th
 ${DATA_USAGE}
 ${MODEL_USAGE}
 ${EXPLAIN_USAGE}
+${EXPORT_USAGE}
   boat main [--data DIR] [--out runs/main]   the whole tutorial, headless (demo data when no real data)
             [--epochs 24] [--finetune-epochs 2] [--unfreeze 1|…|5|all] [--seed 38] [--demo-per-class 40]
   boat bench [--quick] [--json FILE] [--data DIR]   speed measurements (npm run bench)
@@ -30,6 +32,8 @@ const COMMANDS: Record<string, (argv: string[]) => Promise<void>> = {
   'lr-find': lrFindCommand,
   bench: benchCommand,
   notebooks: notebooksCommand,
+  export: exportCommand,
+  serve: serveCommand,
 };
 
 export async function main(argv: string[]): Promise<number> {

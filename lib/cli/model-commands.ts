@@ -2,8 +2,9 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 
 import { annotatePrediction, evaluateModel, EvaluationResult, formatMetrics, metricsOf, predictImage } from '../evaluate';
+import { loadAnyModel } from '../export';
 import { formatConfused, mostConfused, topLosses, topLossesLines, topLossesPng } from '../explain';
-import { loadBoatModel, readModelMetadata, saveBoatModel, selectBackend, TRAINING_MODES, TrainingMode } from '../model';
+import { readModelMetadata, saveBoatModel, selectBackend, TRAINING_MODES, TrainingMode } from '../model';
 import { resizeFor } from '../images';
 import { confusionMatrixPng } from '../plot/confusion';
 import { makeSoup, runExperiment, SoupRecipe } from '../train';
@@ -111,7 +112,7 @@ export async function evaluateCommand(argv: string[]): Promise<void> {
   requireWritableDirectory(out);
   console.log((await selectBackend()).line);
   const inputSize = intFlag(flags, 'input-size');
-  const model = await loadBoatModel(modelDir, undefined, { inputSize });
+  const model = await loadAnyModel(modelDir, { inputSize });
   if (inputSize !== undefined) console.log(`Input size ${inputSize} (Resize(${resizeFor(inputSize)}) + CenterCrop(${inputSize})); the model was trained at ${readModelMetadata(modelDir).inputSize}`);
   const result = await evaluateModel(model, data);
   console.log(formatMetrics(result));
@@ -151,7 +152,7 @@ export async function predictCommand(argv: string[]): Promise<void> {
   if (png) requireWritableDirectory(png);
   const backend = await selectBackend();
   if (!quiet) console.log(backend.line);
-  const model = await loadBoatModel(requiredString(flags, 'model'));
+  const model = await loadAnyModel(requiredString(flags, 'model'));
   const k = intFlag(flags, 'top') ?? 3;
   const results: Array<{ file: string; top?: Array<{ class: string; probability: number }>; error?: string }> = [];
   for (const file of positionals) {
