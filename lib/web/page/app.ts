@@ -136,16 +136,21 @@ function setResult(c: Classifier, name: string, top: Ranked[]): void {
 }
 
 async function handle(c: Classifier, name: string, blob: Blob): Promise<void> {
-  const { body } = card(name, blob);
+  const { root, body } = card(name, blob);
+  root.dataset.name = name;
   try {
     const top = await classify(c, blob);
     showBars(body, top);
+    root.dataset.top1 = top[0].class;
+    root.dataset.prob = top[0].probability.toFixed(6);
+    root.dataset.top = JSON.stringify(top);
     setResult(c, name, top);
   } catch (err) {
     const e = document.createElement('div');
     e.className = 'error';
     e.textContent = `Could not classify this photo: ${(err as Error).message}`;
     body.append(e);
+    root.dataset.error = (err as Error).message;
     $('result').dataset.error = `${name}: ${(err as Error).message}`;
   }
 }
