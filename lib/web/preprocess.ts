@@ -4,6 +4,7 @@
  * lib/images' transforms on the same pixels; only the resampling differs (the browser's, not libvips').
  */
 import type { ExportManifest } from './boat-json';
+import { resizeBox } from './resample';
 
 /** Python's round(): halves go to the even neighbour, as torchvision's CenterCrop rounds its offsets. */
 function pyRound(x: number): number {
@@ -19,6 +20,19 @@ export interface EvalGeometry {
   left: number;
   top: number;
   size: number;
+}
+
+/**
+ * The eval transforms' pixels from a decoded width×height image: Resize(resize) of the short side and
+ * CenterCrop(crop) as one PIL bilinear resample of the crop's box (the pixels are those of a resize
+ * followed by a crop: the filter reads past the box edges as the full resize would), RGB out.
+ */
+export function evalCropPixels(pixels: ArrayLike<number>, width: number, height: number, channels: 3 | 4, resize: number, crop: number): Uint8Array {
+  const g = evalGeometry(width, height, resize, crop);
+  if (g.left < 0 || g.top < 0) throw new Error(`Resize(${resize}) is smaller than CenterCrop(${crop})`);
+  const sx = width / g.width;
+  const sy = height / g.height;
+  return resizeBox(pixels, width, height, channels, { left: g.left * sx, top: g.top * sy, width: crop * sx, height: crop * sy }, crop, crop);
 }
 
 export function evalGeometry(width: number, height: number, resize: number, crop: number): EvalGeometry {

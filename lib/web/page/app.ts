@@ -11,7 +11,7 @@ import { LayersModel, loadLayersModel } from '@tensorflow/tfjs-layers';
 
 import type { ExportManifest } from '../boat-json';
 import { MODEL_JSON } from '../boat-json';
-import { evalGeometry, normalizePixels, Ranked, topK } from '../preprocess';
+import { evalCropPixels, normalizePixels, Ranked, topK } from '../preprocess';
 
 const BACKENDS = ['webgpu', 'webgl', 'wasm'] as const;
 
@@ -62,29 +62,27 @@ async function loadClassifier(forced: string | null): Promise<Classifier> {
   throw new Error(`no TensorFlow.js backend could run the model (${failures.join('; ')})`);
 }
 
-/** The photo as the model sees it: EXIF-oriented, short side resized, centre crop, as RGBA bytes. */
-async function cropPixels(blob: Blob, manifest: ExportManifest): Promise<Uint8ClampedArray> {
-  const whole = await createImageBitmap(blob, { imageOrientation: 'from-image' });
-  const { resize, crop } = manifest.preprocessing;
-  const g = evalGeometry(whole.width, whole.height, resize, crop);
-  whole.close();
-  const resized = await createImageBitmap(blob, { imageOrientation: 'from-image', resizeWidth: g.width, resizeHeight: g.height, resizeQuality: 'high' });
+/**
+ * The photo as the model sees it: EXIF-oriented, decoded at full size, then Resize + CenterCrop with
+ * PIL's bilinear filter in JS (lib/web/resample.ts), the library's own arithmetic; RGB bytes.
+ */
+async function cropPixels(blob: Blob, manifest: ExportManifest): Promise<Uint8Array> {
+  const bitmap = await createImageBitmap(blob, { imageOrientation: 'from-image', premultiplyAlpha: 'none', colorSpaceConversion: 'default' });
   const canvas = document.createElement('canvas');
-  canvas.width = crop;
-  canvas.height = crop;
+  canvas.width = bitmap.width;
+  canvas.height = bitmap.height;
   const ctx = canvas.getContext('2d', { willReadFrequently: true })!;
-  // torchvision pads a crop larger than the image with black.
-  ctx.fillStyle = '#000';
-  ctx.fillRect(0, 0, crop, crop);
-  ctx.drawImage(resized, -g.left, -g.top);
-  resized.close();
-  return ctx.getImageData(0, 0, crop, crop).data;
+  ctx.drawImage(bitmap, 0, 0);
+  bitmap.close();
+  const rgba = ctx.getImageData(0, 0, canvas.width, canvas.height).data;
+  const { resize, crop } = manifest.preprocessing;
+  return evalCropPixels(rgba, canvas.width, canvas.height, 4, resize, crop);
 }
 
 async function classify(c: Classifier, blob: Blob): Promise<Ranked[]> {
   const pixels = await cropPixels(blob, c.manifest);
   const s = c.manifest.inputSize;
-  const input = normalizePixels(pixels, 4, c.manifest.preprocessing);
+  const input = normalizePixels(pixels, 3, c.manifest.preprocessing);
   const probs = tf.tidy(() => c.model.predict(tf.tensor4d(input, [1, s, s, 3])) as tf.Tensor);
   const values = await probs.data();
   probs.dispose();
