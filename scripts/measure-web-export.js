@@ -5,7 +5,10 @@
 // by playwright-core) and classifies every photo through the page's own code (window.boat.classifyUrl).
 //
 //   node scripts/measure-web-export.js --export web/NAME --data data/test [--backend wasm|webgl|webgpu]
-//        [--compare DIR/predictions.csv] [--out FILE.csv]
+//        [--compare DIR/predictions.csv] [--out FILE.csv] [--pixels]
+//
+// --pixels also compares the pixels the page feeds the model with the library's eval transforms on the
+// same photo, on its default JPEG path and on the exact one (BOAT_JPEG_EXACT=1), in 8-bit levels.
 //
 // --compare takes a `boat evaluate` predictions.csv and reports top-1 agreement and the largest
 // difference of the top-1 probability. Needs `npm run build` first.
@@ -18,8 +21,10 @@ const root = path.resolve(__dirname, '..');
 const { chromium } = require('playwright-core');
 const { serveFolder } = require(path.join(root, 'dist', 'lib', 'export'));
 const { parseCsv, toCsv } = require(path.join(root, 'dist', 'lib', 'util'));
+const { evalTransforms, openImage, setJpegExact } = require(path.join(root, 'dist', 'lib', 'images'));
+const { Random } = require(path.join(root, 'dist', 'lib', 'util'));
 
-const { values } = parseArgs({ options: { export: { type: 'string' }, data: { type: 'string' }, backend: { type: 'string', default: 'wasm' }, compare: { type: 'string' }, out: { type: 'string' } } });
+const { values } = parseArgs({ options: { export: { type: 'string' }, data: { type: 'string' }, backend: { type: 'string', default: 'wasm' }, compare: { type: 'string' }, out: { type: 'string' }, pixels: { type: 'boolean', default: false } } });
 if (!values.export || !values.data) {
   console.error('usage: node scripts/measure-web-export.js --export web/NAME --data data/test [--backend wasm] [--compare predictions.csv] [--out FILE.csv]');
   process.exit(2);
@@ -60,14 +65,39 @@ for (const cls of fs.readdirSync(data).sort()) {
     const loadSeconds = (Date.now() - t0) / 1000;
     const rows = [];
     const t1 = Date.now();
+    const manifest = JSON.parse(fs.readFileSync(path.join(values.export, 'boat.json'), 'utf8'));
+    const pixelStats = { default: { sum: 0, max: 0, n: 0, worstMean: 0 }, exact: { sum: 0, max: 0, n: 0, worstMean: 0 } };
+    let pixelSeconds = 0;
     for (const p of photos) {
-      const top = await page.evaluate(`window.boat.classifyUrl(${JSON.stringify(photoBase + p.rel.split('/').map(encodeURIComponent).join('/'))})`);
+      const url = photoBase + p.rel.split('/').map(encodeURIComponent).join('/');
+      const top = await page.evaluate(`window.boat.classifyUrl(${JSON.stringify(url)})`);
       rows.push({ file: p.file, actual: p.cls, predicted: top[0].class, probability: top[0].probability });
+      if (!values.pixels) continue;
+      const t = Date.now();
+      const rgb = await page.evaluate(`window.boat.cropPixels(${JSON.stringify(url)})`);
+      for (const mode of ['default', 'exact']) {
+        setJpegExact(mode === 'exact');
+        const view = await evalTransforms(manifest.preprocessing.normalization, manifest.inputSize).preview(await openImage(p.file), new Random(0));
+        const st = pixelStats[mode];
+        let sum = 0;
+        for (let i = 0; i < rgb.length; i++) {
+          const d = Math.abs(rgb[i] - view.data[i]);
+          sum += d;
+          st.max = Math.max(st.max, d);
+        }
+        st.sum += sum;
+        st.n += rgb.length;
+        st.worstMean = Math.max(st.worstMean, sum / rgb.length);
+      }
+      pixelSeconds += (Date.now() - t) / 1000;
     }
-    const seconds = (Date.now() - t1) / 1000;
+    const seconds = (Date.now() - t1) / 1000 - pixelSeconds;
     const correct = rows.filter((r) => r.actual === r.predicted).length;
     console.log(status);
     console.log(`accuracy ${(correct / rows.length).toFixed(4)} (${correct} of ${rows.length}) in the browser; page load ${loadSeconds.toFixed(1)} s, ${(1000 * seconds / rows.length).toFixed(0)} ms per photo`);
+    for (const [mode, st] of Object.entries(values.pixels ? pixelStats : {})) {
+      console.log(`input pixels against the library's ${mode} JPEG path: mean difference ${(st.sum / st.n).toFixed(3)} levels (worst photo ${st.worstMean.toFixed(3)}, largest ${st.max})`);
+    }
     if (values.out) fs.writeFileSync(values.out, toCsv(['file', 'actual', 'predicted', 'probability'], rows.map((r) => [r.file, r.actual, r.predicted, r.probability.toFixed(6)])));
     if (values.compare) {
       const [header, ...lines] = parseCsv(fs.readFileSync(values.compare, 'utf8'));

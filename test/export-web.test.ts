@@ -20,7 +20,11 @@ if (skipReason && process.env.CI === 'true') throw new Error(`CI: ${skipReason}`
 
 const INPUT = 64;
 const PAGE_TIMEOUT_MS = 240_000;
-const BROWSER_ARGS = ['--no-sandbox', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run', '--use-angle=swiftshader', '--enable-unsafe-swiftshader'];
+// SwiftShader, Chromium's CPU renderer, gives headless Chromium both WebGL (through ANGLE) and WebGPU (through Vulkan).
+const BROWSER_ARGS = [
+  '--no-sandbox', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run',
+  '--use-angle=swiftshader', '--enable-unsafe-swiftshader', '--enable-unsafe-webgpu', '--enable-features=Vulkan', '--use-webgpu-adapter=swiftshader',
+];
 const FIXTURES = path.join(REPO_ROOT, 'test', 'fixtures', 'photos');
 const work = tempDir('boat-export-web-');
 const photosDir = path.join(work, 'photos');
@@ -207,7 +211,7 @@ describe('boat export in Chromium', { skip: skipReason }, () => {
     }
   });
 
-  for (const backend of ['wasm', 'webgl']) {
+  for (const backend of ['wasm', 'webgl', 'webgpu']) {
     test(`the page on ${backend}: ?image= and the file input give boat predict's top-1, probabilities within 0.02`, { timeout: PAGE_TIMEOUT_MS * 2 }, async (t) => {
       const url = servers[0]?.url ?? (await serve(path.join(work, 'web', 'fe')));
       const first = photos[0];

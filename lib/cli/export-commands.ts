@@ -6,7 +6,7 @@ import { intFlag, parseFlags, requiredString, stringFlag } from './args';
 export const EXPORT_USAGE = `  boat export --model models/NAME --out web/NAME [--quantize none|float16|uint8] [--force]
              (a static web site that classifies photos in the browser, offline; --force replaces
              an earlier export only)
-  boat serve web/NAME [--port 8080]   serve a folder on localhost (try an export before hosting it)`;
+  boat serve web/NAME [--port 8080] [--host 127.0.0.1]   serve a folder over HTTP (try an export before hosting it)`;
 
 const mb = (bytes: number): string => `${(bytes / 1e6).toFixed(1)} MB`;
 
