@@ -259,7 +259,7 @@ describe('boat export in Chromium', { skip: skipReason }, () => {
     });
   }
 
-  test('float16 export: top-1 agrees with the unquantized model on at least 95% of the photos', { timeout: PAGE_TIMEOUT_MS }, async (t) => {
+  test('float16 export: top-1 agrees with the unquantized model on at least 95% of the photos; a dropped photo is classified too', { timeout: PAGE_TIMEOUT_MS }, async (t) => {
     const url = await serve(path.join(work, 'web', 'fe16'));
     const page = await openPage(`${url}index.html?backend=wasm`);
     assert.match((await page.textContent('#status')) ?? '', /float16 weights/);
@@ -268,6 +268,18 @@ describe('boat export in Chromium', { skip: skipReason }, () => {
     const { agree, worst } = compare(await cards(page), nodeSource, 1);
     t.diagnostic(`float16: top-1 agrees on ${agree} of ${photos.length}; largest probability difference ${worst.toFixed(4)}`);
     assert.ok(agree >= 0.95 * photos.length, `${agree} of ${photos.length}`);
+    // A photo dropped on the drop zone is classified like an opened one.
+    const dropped = photos[photos.length - 1];
+    await inPage(page, `(async () => {
+      const blob = await (await fetch(${JSON.stringify(photoBase + dropped)})).blob();
+      const dt = new DataTransfer();
+      dt.items.add(new File([blob], ${JSON.stringify('dropped-' + dropped)}, { type: blob.type }));
+      document.getElementById('drop').dispatchEvent(new DragEvent('drop', { dataTransfer: dt, bubbles: true, cancelable: true }));
+    })()`);
+    await page.waitForFunction(`document.querySelectorAll('article.card[data-top]').length === ${photos.length + 1} && document.getElementById('result').dataset.state === 'done'`);
+    const result = await inPage<Record<string, string>>(page, `({ ...document.getElementById('result').dataset })`);
+    assert.equal(result.source, `dropped-${dropped}`);
+    assert.equal(result.top1, (await cards(page)).get(dropped)![0].class);
     await page.close();
   });
 
