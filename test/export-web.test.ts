@@ -283,6 +283,20 @@ describe('boat export in Chromium', { skip: skipReason }, () => {
     await page.close();
   });
 
+  test('without a WebGPU adapter the page falls back to webgl, and says so', { timeout: PAGE_TIMEOUT_MS }, async () => {
+    const glOnly = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: BROWSER_ARGS.filter((a) => !/webgpu|Vulkan/i.test(a)) });
+    try {
+      const page = await glOnly.newPage();
+      page.setDefaultTimeout(PAGE_TIMEOUT_MS);
+      await page.goto(`${servers[0].url}index.html`);
+      await page.waitForSelector('#result[data-state="ready"], #result[data-state="error"]');
+      assert.equal(await inPage<string>(page, `document.getElementById('result').dataset.backend`), 'webgl');
+      assert.match((await page.textContent('#status')) ?? '', /backend: webgl$/);
+    } finally {
+      await glOnly.close();
+    }
+  });
+
   for (const [label, viewport] of [['desktop', { width: 1280, height: 900 }], ['phone', { width: 390, height: 844 }]] as const) {
     test(`${label} width (${viewport.width} px): the photo and the bars are on screen, not covered, and drawn`, { timeout: PAGE_TIMEOUT_MS }, async (t) => {
       const url = servers[0].url;
