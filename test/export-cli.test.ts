@@ -87,6 +87,7 @@ test('predict on an export refuses a damaged shard in one line; serve refuses a 
   fs.writeFileSync(shard, bytes);
   refused(['predict', '--model', out, photo], /exported model file damaged \(SHA-256 mismatch\)/);
   refused(['evaluate', '--model', out, '--data', work, '--input-size', '64', '--out', path.join(work, 'eval')], /--input-size does not apply to an exported folder/);
+  refused(['evaluate', '--model', out, '--data', work], /is an exported web folder; give --out/);
   refused(['serve', path.join(work, 'nope')], /folder to serve not found/);
   refused(['serve', out, '--port', 'http'], /--port must be an integer/);
   refused(['serve'], /give one folder to serve/);

@@ -2,7 +2,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 
 import { annotatePrediction, evaluateModel, EvaluationResult, formatMetrics, metricsOf, predictImage } from '../evaluate';
-import { loadAnyModel } from '../export';
+import { isExportFolder, loadAnyModel } from '../export';
 import { formatConfused, mostConfused, topLosses, topLossesLines, topLossesPng } from '../explain';
 import { readModelMetadata, saveBoatModel, selectBackend, TRAINING_MODES, TrainingMode } from '../model';
 import { resizeFor } from '../images';
@@ -107,6 +107,8 @@ export async function evaluateCommand(argv: string[]): Promise<void> {
   const { flags } = parseFlags(argv, { model: { type: 'string' }, data: { type: 'string', default: 'data/test' }, out: { type: 'string' }, tta: { type: 'boolean', default: false }, 'top-losses': { type: 'string' }, 'input-size': { type: 'string' } });
   const modelDir = requiredString(flags, 'model');
   const data = requiredString(flags, 'data');
+  // An exported folder is a web site as it stands: reports go elsewhere.
+  if (stringFlag(flags, 'out') === undefined && isExportFolder(modelDir)) throw new UserError(`${modelDir} is an exported web folder; give --out for the evaluation reports`);
   const out = stringFlag(flags, 'out') ?? path.join(modelDir, 'evaluation');
   const topN = intFlag(flags, 'top-losses') ?? 9;
   requireWritableDirectory(out);
