@@ -35,6 +35,8 @@ const COMMANDS: Record<string, { options: string[]; args?: string[] }> = {
   'lr-find': { options: ['--data', '--steps', '--seed', '--cache', '--out'] },
   bench: { options: ['--quick', '--json', '--data'] },
   notebooks: { options: ['--out', '--only'] },
+  export: { options: ['--model', '--out', '--quantize', '--force'] },
+  serve: { options: ['--port', '--host'], args: ['dir'] },
 };
 
 /** Every runnable command of the tree, by its path below `boat` ("data split"). */

@@ -4,6 +4,7 @@ import { errorLine, UserError } from '../util';
 import { registerBenchCommand } from './bench';
 import { registerDataCommands } from './data-commands';
 import { registerExplainCommands } from './explain-commands';
+import { registerExportCommands } from './export-commands';
 import { registerMainJob } from './main-job';
 import { registerModelCommands } from './model-commands';
 import { registerNotebooksCommand } from './notebooks';
@@ -20,6 +21,7 @@ const COMMAND_GROUPS: Array<(program: Command) => void> = [
   registerMainJob,
   registerModelCommands,
   registerExplainCommands,
+  registerExportCommands,
   registerBenchCommand,
   registerNotebooksCommand,
 ];

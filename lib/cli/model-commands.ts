@@ -4,8 +4,9 @@ import * as path from 'node:path';
 import { Command, Option } from 'commander';
 
 import { annotatePrediction, evaluateModel, EvaluationResult, formatMetrics, metricsOf, predictImage } from '../evaluate';
+import { isExportFolder, loadAnyModel } from '../export';
 import { formatConfused, mostConfused, topLosses, topLossesLines, topLossesPng } from '../explain';
-import { loadBoatModel, readModelMetadata, saveBoatModel, selectBackend, TRAINING_MODES, TrainingMode } from '../model';
+import { readModelMetadata, saveBoatModel, selectBackend, TRAINING_MODES, TrainingMode } from '../model';
 import { resizeFor } from '../images';
 import { confusionMatrixPng } from '../plot/confusion';
 import { makeSoup, runExperiment, SoupRecipe } from '../train';
@@ -142,12 +143,14 @@ export interface EvaluateFlags {
 export async function evaluateCommand(flags: EvaluateFlags): Promise<void> {
   const modelDir = flags.model;
   const data = flags.data;
+  // An exported folder is a web site as it stands: reports go elsewhere.
+  if (flags.out === undefined && isExportFolder(modelDir)) throw new UserError(`${modelDir} is an exported web folder; give --out for the evaluation reports`);
   const out = flags.out ?? path.join(modelDir, 'evaluation');
   const topN = flags.topLosses;
   requireWritableDirectory(out);
   console.log((await selectBackend()).line);
   const inputSize = flags.inputSize;
-  const model = await loadBoatModel(modelDir, undefined, { inputSize });
+  const model = await loadAnyModel(modelDir, { inputSize });
   if (inputSize !== undefined) console.log(`Input size ${inputSize} (Resize(${resizeFor(inputSize)}) + CenterCrop(${inputSize})); the model was trained at ${readModelMetadata(modelDir).inputSize}`);
   const result = await evaluateModel(model, data);
   console.log(formatMetrics(result));
@@ -192,7 +195,7 @@ export async function predictCommand(images: string[], flags: PredictFlags): Pro
   if (png) requireWritableDirectory(png);
   const backend = await selectBackend();
   if (!quiet) console.log(backend.line);
-  const model = await loadBoatModel(flags.model);
+  const model = await loadAnyModel(flags.model);
   const k = flags.top;
   const results: Array<{ file: string; top?: Array<{ class: string; probability: number }>; error?: string }> = [];
   for (const file of images) {
