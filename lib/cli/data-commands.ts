@@ -3,13 +3,15 @@ import * as path from 'node:path';
 import { auditDataset, formatAudit, indexCsv, makeDemoDataset, prepareDataset, splitDataset, Skipped, skippedLines, SUBSETS, buildFileIndex, classCounts, sizeSummary } from '../data';
 import { UserError, writeFileAtomic } from '../util';
 import { intFlag, parseFlags, requiredString, stringFlag } from './args';
+import { issuesCommand, QUALITY_USAGE } from './quality-commands';
 
 export const DATA_USAGE = `Usage:
   boat data prepare --source <kaggle zip or folder> --out data/boats
   boat data demo    --out data/boats [--per-class N] [--seed S]
-  boat data split   --data data/boats --out data [--top 5] [--seed 38]
+  boat data split   --data data/boats --out data [--top 5] [--seed 38] [--exclude exclude.csv] [--relabel relabel.csv]
   boat data audit   --data data/boats [--split data/split.csv] [--json]
-  boat data index   --data data/boats [--out index.csv]`;
+  boat data index   --data data/boats [--out index.csv]
+${QUALITY_USAGE}`;
 
 export async function dataCommand(argv: string[]): Promise<void> {
   const [sub, ...rest] = argv;
@@ -24,6 +26,8 @@ export async function dataCommand(argv: string[]): Promise<void> {
       return auditCommand(rest);
     case 'index':
       return indexCommand(rest);
+    case 'issues':
+      return issuesCommand(rest);
     case undefined:
     case '--help':
       console.log(DATA_USAGE);
@@ -52,9 +56,10 @@ async function demoCommand(argv: string[]): Promise<void> {
 }
 
 async function splitCommand(argv: string[]): Promise<void> {
-  const { flags } = parseFlags(argv, { data: { type: 'string', default: 'data/boats' }, out: { type: 'string', default: 'data' }, top: { type: 'string' }, seed: { type: 'string' } });
-  const report = await splitDataset({ data: requiredString(flags, 'data'), out: requiredString(flags, 'out'), top: intFlag(flags, 'top'), seed: intFlag(flags, 'seed') });
+  const { flags } = parseFlags(argv, { data: { type: 'string', default: 'data/boats' }, out: { type: 'string', default: 'data' }, top: { type: 'string' }, seed: { type: 'string' }, exclude: { type: 'string' }, relabel: { type: 'string' } });
+  const report = await splitDataset({ data: requiredString(flags, 'data'), out: requiredString(flags, 'out'), top: intFlag(flags, 'top'), seed: intFlag(flags, 'seed'), exclude: stringFlag(flags, 'exclude'), relabel: stringFlag(flags, 'relabel') });
   printSplit(report.out, report.classes, report.counts, report.dropped, report.linked, report.copied);
+  printSplitEdits(report);
   console.log(`Wrote ${report.csv}`);
   printSkipped(report.skipped);
 }
@@ -71,6 +76,12 @@ export function printSplit(
   console.log(`  ${'class'.padEnd(18)} ${SUBSETS.map((s) => s.padStart(6)).join(' ')}`);
   for (const c of classes) console.log(`  ${c.padEnd(18)} ${SUBSETS.map((s) => String(counts[c][s]).padStart(6)).join(' ')}`);
   if (dropped.length > 0) console.log(`Dropped (outside --top): ${dropped.map((d) => `${d.class} (${d.images})`).join(', ')}`);
+}
+
+function printSplitEdits(report: Awaited<ReturnType<typeof splitDataset>>): void {
+  if (report.excluded.length > 0) console.log(`Excluded ${report.excluded.length} photo(s) (still in the data folder, recorded in split.csv as "excluded")`);
+  if (report.relabelled.length > 0) console.log(`Relabelled ${report.relabelled.length} photo(s): ${report.relabelled.slice(0, 5).map((r) => `${r.path} ${r.from} -> ${r.to}`).join(', ')}${report.relabelled.length > 5 ? ', ...' : ''}`);
+  if (report.ignored.length > 0) console.log(`Ignored ${report.ignored.length} row(s) naming photos of classes outside the split (--top)`);
 }
 
 async function auditCommand(argv: string[]): Promise<void> {
