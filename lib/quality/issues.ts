@@ -65,6 +65,7 @@ export interface DataIssuesReport {
   thresholds: { per_class: Record<string, number>; embedding_cosine: number; phash_max_bits: number };
   timing: { backbone_seconds: number; features_computed: number; cross_validation_seconds: number; phash_seconds: number; total_seconds: number };
   skipped: Skipped[];
+  notes: string[];
 }
 
 export interface DataIssuesResult {
@@ -106,15 +107,21 @@ export async function findDataIssues(options: DataIssuesOptions): Promise<DataIs
 
   const labels = Int32Array.from(photos.map((p) => p.label));
   const cvStarted = now();
-  const cv = await crossValidatedProbabilities(collected.features, collected.dim, labels, classes.length, {
-    folds,
-    seed,
-    epochs: options.epochs,
-    onFold: (fold, total) => options.onProgress?.('cross-validation', fold, total),
-  });
+  const notes: string[] = [];
+  // One class leaves nothing to confuse it with: near-duplicates only.
+  const cv =
+    classes.length > 1
+      ? await crossValidatedProbabilities(collected.features, collected.dim, labels, classes.length, {
+          folds,
+          seed,
+          epochs: options.epochs,
+          onFold: (fold, total) => options.onProgress?.('cross-validation', fold, total),
+        })
+      : { probabilities: photos.map(() => [1]), accuracy: 1 };
   const cvSeconds = secondsSince(cvStarted);
-  log(`cross-validation: ${folds} folds in ${cvSeconds.toFixed(1)} s, out-of-sample accuracy ${cv.accuracy.toFixed(4)}`);
-  const issues = findLabelIssues(cv.probabilities, labels, classes.length);
+  if (classes.length > 1) log(`cross-validation: ${folds} folds in ${cvSeconds.toFixed(1)} s, out-of-sample accuracy ${cv.accuracy.toFixed(4)}`);
+  else notes.push(`one class (${classes[0]}): label issues need at least two classes, so only near-duplicates were looked for`);
+  const issues = classes.length > 1 ? findLabelIssues(cv.probabilities, labels, classes.length) : [];
 
   const hashStarted = now();
   const hashed = await perceptualHashes(photos.map((p) => p.file));
@@ -158,6 +165,7 @@ export async function findDataIssues(options: DataIssuesOptions): Promise<DataIs
     },
     // The subsets' ownership markers are the split's own files, not data the scan missed.
     skipped: [...collected.skipped.filter((s) => path.basename(s.path) !== OWNED_MARKER), ...hashed.skipped],
+    notes,
   };
   return { report, photos, probabilities: cv.probabilities };
 }
@@ -186,6 +194,7 @@ export function formatDataIssues(report: DataIssuesReport, limit = 30): string {
   if (report.near_duplicates.length > limit) lines.push(`  ... and ${report.near_duplicates.length - limit} more`);
   const leaks = report.near_duplicates.filter((g) => g.leakage).length;
   if (report.near_duplicates.some((g) => g.subsets.some((s) => s !== null))) lines.push(`Leakage (near-duplicates across train/val/test): ${leaks} group(s)`);
+  for (const note of report.notes) lines.push(`Note: ${note}`);
   if (report.skipped.length > 0) {
     lines.push(`Skipped ${report.skipped.length} entr${report.skipped.length === 1 ? 'y' : 'ies'}:`);
     for (const s of report.skipped.slice(0, 20)) lines.push(`  ${s.path}: ${s.reason}`);
