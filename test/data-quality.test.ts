@@ -254,6 +254,19 @@ test('the CLI: --json has the stable shape, --out writes the review files, a sta
   assert.equal(fs.readFileSync(path.join(foreign, 'mine.txt'), 'utf8'), 'x');
 });
 
+test('issues: a missing data folder and a bad --folds are one-line errors, before any work', () => {
+  for (const [args, pattern] of [
+    [['--data', path.join(work, 'nope')], /data folder not found/],
+    [['--data', demo, '--folds', '1'], /--folds must be an integer of at least 2, got 1/],
+    [['--data', demo, '--folds', 'five'], /--folds must be an integer/],
+  ] as const) {
+    const r = runCli(['data', 'issues', ...args]);
+    assert.equal(r.status, 2, r.stderr);
+    assert.equal(r.stderr.trim().split('\n').length, 1, r.stderr);
+    assert.match(r.stderr.trim(), pattern);
+  }
+});
+
 test('split --exclude and --relabel: the split changes as stated, every other photo keeps its subset, no photo is touched', async () => {
   const dir = tempDir();
   const data = path.join(dir, 'boats');

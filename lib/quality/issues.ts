@@ -6,7 +6,7 @@ import * as path from 'node:path';
 
 import { readSplitCsv, Skipped, Subset } from '../data';
 import { createBoatModel, selectBackend } from '../model';
-import { now, OWNED_MARKER, requireDirectory, secondsSince } from '../util';
+import { now, OWNED_MARKER, requireDirectory, secondsSince, UserError } from '../util';
 import { findLabelIssues } from './confident-learning';
 import { crossValidatedProbabilities } from './cross-val';
 import { DuplicateMethod, EMBEDDING_THRESHOLD, embeddingPairs, groupPairs, mergeGroups, PHASH_MAX_DISTANCE, phashPairs } from './duplicates';
@@ -83,6 +83,7 @@ export async function findDataIssues(options: DataIssuesOptions): Promise<DataIs
   const seed = options.seed ?? 0;
   const embeddingThreshold = options.embeddingThreshold ?? EMBEDDING_THRESHOLD;
   const phashMax = options.phashMaxDistance ?? PHASH_MAX_DISTANCE;
+  if (!Number.isInteger(folds) || folds < 2) throw new UserError(`--folds must be an integer of at least 2, got ${folds}`);
   const backend = await selectBackend();
   log(backend.line);
   // Only the backbone runs here; the head's classes do not matter.
