@@ -47,7 +47,7 @@ export function stratifiedFolds(labels: ArrayLike<number>, folds: number, seed =
 /**
  * a·b whose gradient transposes explicitly. The engine's transposed matMul kernels, which autodiff of a
  * plain matMul uses, run far slower on wasm: x^T·g at 64×2048×256 took 378 ms, transpose then matMul 19 ms
- * (scratch timing on the shared 2-core machine; the forward matMul takes 11 ms either way).
+ * (measured on the shared 2-core machine; the forward matMul takes 11 ms either way).
  */
 const matMulTransposing = tf.customGrad((...inputs: Array<tf.Tensor | tf.GradSaveFunc>) => {
   const [a, b, save] = inputs as [tf.Tensor2D, tf.Tensor2D, tf.GradSaveFunc];
