@@ -6,3 +6,4 @@ export * from './evaluate';
 export * from './plot';
 export * from './util';
 export * from './explain';
+export * from './quality';

@@ -18,7 +18,8 @@ import { REPO_ROOT, runCli, tempDir } from './helpers';
 const COMMANDS: Record<string, { options: string[]; args?: string[] }> = {
   'data prepare': { options: ['--source', '--out'] },
   'data demo': { options: ['--out', '--per-class', '--seed'] },
-  'data split': { options: ['--data', '--out', '--top', '--seed'] },
+  'data split': { options: ['--data', '--out', '--top', '--seed', '--exclude', '--relabel'] },
+  'data issues': { options: ['--data', '--folds', '--seed', '--out', '--json', '--split', '--cache'] },
   'data audit': { options: ['--data', '--split', '--json'] },
   'data index': { options: ['--data', '--out'] },
   main: { options: ['--data', '--out', '--seed', '--top', '--epochs', '--finetune-epochs', '--unfreeze', '--demo-per-class'] },

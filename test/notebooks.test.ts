@@ -44,18 +44,19 @@ test('all notebooks execute headless on the demo set (npm run notebooks)', { ski
   process.env.BOAT_CACHE_DIR = path.join(work, 'cache');
   const r = runCli(['notebooks', '--out', out]);
   assert.equal(r.status, 0, r.stderr + r.stdout);
-  for (const n of ['01-data', '02-preprocessing', '03-finetuning', '04-feature-extractor', '05-inference', '06-going-further']) {
+  for (const n of ['01-data', '02-preprocessing', '03-finetuning', '04-feature-extractor', '05-inference', '06-going-further', '07-data-quality']) {
     assert.ok(fs.existsSync(path.join(out, `${n}.ipynb`)), n);
     assert.ok(fs.existsSync(path.join(out, `${n}.html`)), `${n}.html`);
   }
   const figures = fs.readdirSync(path.join(out, 'figures')).sort();
-  assert.deepEqual(figures, ['01_class_counts.png', '01_image_sizes.png', '03_accuracy.png', '03_loss.png', '04_accuracy.png', '04_loss.png', '06_lr_find.png']);
+  assert.deepEqual(figures, ['01_class_counts.png', '01_image_sizes.png', '03_accuracy.png', '03_loss.png', '04_accuracy.png', '04_loss.png', '06_lr_find.png', '07_duplicates.png', '07_label_issues.png']);
   // Every chart is a PNG output in the executed notebook (PNG shows in every front end).
   const pngs = (n: string): number => (JSON.parse(fs.readFileSync(path.join(out, `${n}.ipynb`), 'utf8')) as { cells: Array<{ outputs?: Array<{ data?: Record<string, string> }> }> }).cells.flatMap((c) => c.outputs ?? []).filter((o) => o.data?.['image/png']).length;
   assert.equal(pngs('01-data'), 3);
   assert.equal(pngs('04-feature-extractor'), 2);
   assert.ok(pngs('05-inference') >= 4);
   assert.equal(pngs('06-going-further'), 3); // Grad-CAM grid, top losses, learning-rate finder
+  assert.equal(pngs('07-data-quality'), 2); // the two review grids
   const nb04 = JSON.parse(fs.readFileSync(path.join(out, '04-feature-extractor.ipynb'), 'utf8')) as { cells: Array<{ cell_type: string; execution_count?: number; outputs?: Array<{ text?: string | string[] }> }> };
   const code = nb04.cells.filter((c) => c.cell_type === 'code');
   assert.deepEqual(code.map((c) => c.execution_count), code.map((_, i) => i + 1), 'cells numbered as executed');

@@ -7,6 +7,7 @@ import { auditDataset, formatAudit, indexCsv, makeDemoDataset, prepareDataset, s
 import { writeFileAtomic } from '../util';
 import { integer, positiveInteger } from './options';
 import { required } from './program';
+import { registerIssuesCommand } from './quality-commands';
 
 export function registerDataCommands(program: Command): void {
   const data = program.command('data').description('prepare, split and inspect the image folders');
@@ -30,6 +31,8 @@ export function registerDataCommands(program: Command): void {
     .option('--out <dir>', 'where train/, val/, test/ and split.csv go', 'data')
     .option('--top <n>', 'keep only the N largest classes (default: all; the tutorial keeps 5)', positiveInteger)
     .option('--seed <n>', 'random seed', integer, 38)
+    .option('--exclude <csv>', 'photos to leave out (a path column, as boat data issues writes); recorded in split.csv')
+    .option('--relabel <csv>', 'photos to move to another class (path,new_class rows); recorded in split.csv')
     .action(splitCommand);
   data
     .command('audit')
@@ -44,6 +47,7 @@ export function registerDataCommands(program: Command): void {
     .option('--data <dir>', 'the class folders', 'data/boats')
     .option('--out <csv>', 'also write the index as CSV')
     .action(indexCommand);
+  registerIssuesCommand(data);
 }
 
 export function printSkipped(skipped: readonly Skipped[], limit = 20): void {
@@ -78,11 +82,14 @@ export interface SplitFlags {
   out: string;
   top?: number;
   seed: number;
+  exclude?: string;
+  relabel?: string;
 }
 
 export async function splitCommand(flags: SplitFlags): Promise<void> {
-  const report = await splitDataset({ data: flags.data, out: flags.out, top: flags.top, seed: flags.seed });
+  const report = await splitDataset({ data: flags.data, out: flags.out, top: flags.top, seed: flags.seed, exclude: flags.exclude, relabel: flags.relabel });
   printSplit(report.out, report.classes, report.counts, report.dropped, report.linked, report.copied);
+  printSplitEdits(report);
   console.log(`Wrote ${report.csv}`);
   printSkipped(report.skipped);
 }
@@ -99,6 +106,12 @@ export function printSplit(
   console.log(`  ${'class'.padEnd(18)} ${SUBSETS.map((s) => s.padStart(6)).join(' ')}`);
   for (const c of classes) console.log(`  ${c.padEnd(18)} ${SUBSETS.map((s) => String(counts[c][s]).padStart(6)).join(' ')}`);
   if (dropped.length > 0) console.log(`Dropped (outside --top): ${dropped.map((d) => `${d.class} (${d.images})`).join(', ')}`);
+}
+
+function printSplitEdits(report: Awaited<ReturnType<typeof splitDataset>>): void {
+  if (report.excluded.length > 0) console.log(`Excluded ${report.excluded.length} photo(s) (still in the data folder, recorded in split.csv as "excluded")`);
+  if (report.relabelled.length > 0) console.log(`Relabelled ${report.relabelled.length} photo(s): ${report.relabelled.slice(0, 5).map((r) => `${r.path} ${r.from} -> ${r.to}`).join(', ')}${report.relabelled.length > 5 ? ', ...' : ''}`);
+  if (report.ignored.length > 0) console.log(`Ignored ${report.ignored.length} row(s) naming photos of classes outside the split (--top)`);
 }
 
 export interface AuditFlags {

@@ -5,3 +5,4 @@ export * from './prepare';
 export * from './probe';
 export * from './scan';
 export * from './split';
+export * from './split-edits';

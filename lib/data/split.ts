@@ -7,6 +7,7 @@ import * as path from 'node:path';
 
 import { linkOrCopy, parseCsv, Random, replaceOwnedDirectory, requireWritableDirectory, toCsv, UserError, writeFileAtomic } from '../util';
 import { compareStrings, LabelledFile, scanNonEmptyImageFolder, Skipped } from './scan';
+import { readExcludeFile, readRelabelFile, SplitEditRow } from './split-edits';
 
 export const SUBSETS = ['train', 'val', 'test'] as const;
 export type Subset = (typeof SUBSETS)[number];
@@ -24,6 +25,10 @@ export interface SplitOptions {
   testFraction?: number;
   /** Materialise the folders (default) or only write split.csv. */
   materialise?: boolean;
+  /** A CSV whose `path` column names photos to leave out of the split (the photos stay where they are). */
+  exclude?: string;
+  /** A CSV of `path,new_class` rows: photos that go into the split under another class than their folder's. */
+  relabel?: string;
 }
 
 export interface SplitRow {
@@ -31,6 +36,8 @@ export interface SplitRow {
   path: string;
   class: string;
   subset: Subset;
+  /** Set when an exclude or relabel file was applied: "relabelled from <class>", or "" (written as split.csv's note column). */
+  note?: string;
 }
 
 export interface SplitReport {
@@ -44,6 +51,12 @@ export interface SplitReport {
   linked: number;
   copied: number;
   skipped: Skipped[];
+  /** Photos left out by the exclude file, relative to the data folder. */
+  excluded: string[];
+  /** Photos given another class by the relabel file. */
+  relabelled: Array<{ path: string; from: string; to: string }>;
+  /** Rows of the exclude and relabel files naming photos of classes the split leaves out (--top): nothing to do. */
+  ignored: string[];
 }
 
 /** Per-class subset sizes: val and test are rounded shares, train gets the rest (each within ±1 of its share). */
@@ -96,7 +109,8 @@ export async function splitDataset(options: SplitOptions): Promise<SplitReport> 
     throw new UserError(`--out ${options.out} would replace the data folder itself`);
   }
   const { kept, dropped } = largestClasses(scanned.files, options.top);
-  const assigned = assignSubsets(scanned.files, kept, seed, options.valFraction, options.testFraction);
+  const edits = applySplitEdits(assignSubsets(scanned.files, kept, seed, options.valFraction, options.testFraction), scanned.files, scanned.root, kept, options);
+  const assigned = edits.assigned;
 
   const counts: Record<string, Record<Subset, number>> = {};
   for (const label of kept) counts[label] = { train: 0, val: 0, test: 0 };
@@ -106,7 +120,7 @@ export async function splitDataset(options: SplitOptions): Promise<SplitReport> 
   let copied = 0;
   if (options.materialise ?? true) {
     for (const subset of SUBSETS) {
-      await replaceOwnedDirectory(path.join(out, subset), { kind: 'split-subset', subset, seed, data: scanned.root }, async (tmp) => {
+      await replaceOwnedDirectory(path.join(out, subset), { kind: 'split-subset', subset, seed, data: scanned.root, ...edits.marker }, async (tmp) => {
         for (const label of kept) fs.mkdirSync(path.join(tmp, label));
         for (const f of assigned.filter((a) => a.subset === subset)) {
           // Files nested below the class folder keep their sub-path in the name.
@@ -117,14 +131,78 @@ export async function splitDataset(options: SplitOptions): Promise<SplitReport> 
       });
     }
   }
+  const rel = (file: string): string => path.relative(out, file).split(path.sep).join('/');
   const rows: SplitRow[] = assigned.map((f) => ({
-    path: path.relative(out, f.file).split(path.sep).join('/'),
+    path: rel(f.file),
     class: f.label,
     subset: f.subset,
+    ...(edits.applied ? { note: edits.notes.get(f.file) ?? '' } : {}),
   }));
   const csv = path.join(out, 'split.csv');
-  writeFileAtomic(csv, toCsv(['path', 'class', 'subset'], rows.map((r) => [r.path, r.class, r.subset])));
-  return { out, csv, seed, classes: kept, dropped, counts, rows, linked, copied, skipped: scanned.skipped };
+  if (edits.applied) {
+    // Excluded photos stay on record, with subset "excluded", so split.csv says what the split left out and why.
+    const excludedRows = edits.excluded.map((f) => [rel(f.file), f.label, EXCLUDED, `excluded by ${path.basename(options.exclude!)}`]);
+    writeFileAtomic(csv, toCsv(['path', 'class', 'subset', 'note'], [...rows.map((r) => [r.path, r.class, r.subset, r.note ?? '']), ...excludedRows]));
+  } else {
+    writeFileAtomic(csv, toCsv(['path', 'class', 'subset'], rows.map((r) => [r.path, r.class, r.subset])));
+  }
+  const relativeToData = (file: string): string => path.relative(scanned.root, file).split(path.sep).join('/');
+  return {
+    out, csv, seed, classes: kept, dropped, counts, rows, linked, copied, skipped: scanned.skipped,
+    excluded: edits.excluded.map((f) => relativeToData(f.file)),
+    relabelled: edits.relabelled.map((r) => ({ path: relativeToData(r.file), from: r.from, to: r.to })),
+    ignored: edits.ignored,
+  };
+}
+
+/** The subset name split.csv gives photos that an exclude file left out; readSplitCsv skips them. */
+export const EXCLUDED = 'excluded';
+
+/**
+ * Applies the exclude and relabel files after the subsets are drawn from the folders' own classes, so
+ * every other photo keeps the subset it has without them: a run on the cleaned split is compared with the
+ * original on the same val and test photos (minus the excluded ones), not on a fresh draw.
+ */
+function applySplitEdits(
+  drawn: Array<LabelledFile & { subset: Subset }>,
+  files: readonly LabelledFile[],
+  root: string,
+  kept: readonly string[],
+  options: SplitOptions,
+): {
+  assigned: Array<LabelledFile & { subset: Subset }>;
+  excluded: Array<LabelledFile & { subset: Subset }>;
+  relabelled: Array<{ file: string; from: string; to: string }>;
+  notes: Map<string, string>;
+  ignored: string[];
+  applied: boolean;
+  marker: Record<string, string>;
+} {
+  const exclude = options.exclude ? readExcludeFile(options.exclude, files, root) : new Map<string, SplitEditRow>();
+  const relabel = options.relabel ? readRelabelFile(options.relabel, files, root) : new Map<string, SplitEditRow & { newClass: string }>();
+  const inSplit = new Set(drawn.map((f) => f.file));
+  const ignored = [...new Set([...exclude.keys(), ...relabel.keys()].filter((file) => !inSplit.has(file)))].map((file) => path.relative(root, file).split(path.sep).join('/'));
+  for (const [file, row] of relabel) {
+    if (!inSplit.has(file)) continue;
+    if (!kept.includes(row.newClass)) throw new UserError(`${options.relabel} line ${row.line}: "${row.newClass}" is not one of the split's classes (${kept.join(', ')})`);
+    if (exclude.has(file)) throw new UserError(`${options.relabel} line ${row.line}: ${path.relative(root, file)} is also in the exclude file ${options.exclude} (line ${exclude.get(file)!.line}); keep it in one of them`);
+  }
+  const notes = new Map<string, string>();
+  const relabelled: Array<{ file: string; from: string; to: string }> = [];
+  const assigned = drawn
+    .filter((f) => !exclude.has(f.file))
+    .map((f) => {
+      const to = relabel.get(f.file)?.newClass;
+      if (to === undefined || to === f.label) return f;
+      notes.set(f.file, `relabelled from ${f.label}`);
+      relabelled.push({ file: f.file, from: f.label, to });
+      return { ...f, label: to };
+    })
+    .sort((a, b) => compareStrings(a.label, b.label) || compareStrings(a.relative, b.relative));
+  const marker: Record<string, string> = {};
+  if (options.exclude) marker.exclude = path.resolve(options.exclude);
+  if (options.relabel) marker.relabel = path.resolve(options.relabel);
+  return { assigned, excluded: drawn.filter((f) => exclude.has(f.file)), relabelled, notes, ignored, applied: !!(options.exclude || options.relabel), marker };
 }
 
 /** Reads a split.csv written by splitDataset; paths are resolved against the csv's folder. */
@@ -143,8 +221,9 @@ export function readSplitCsv(csv: string): Array<SplitRow & { file: string }> {
   };
   const [pi, ci, si] = [at('path'), at('class'), at('subset')];
   return rows
-    .filter((r) => r.length > 1)
-    .map((r, line) => {
+    .map((r, line) => ({ r, line }))
+    .filter(({ r }) => r.length > 1 && r[si] !== EXCLUDED)
+    .map(({ r, line }) => {
       const subset = r[si] as Subset;
       if (!SUBSETS.includes(subset)) throw new UserError(`${csv} line ${line + 2}: unknown subset "${r[si]}"`);
       return { path: r[pi], class: r[ci], subset, file: path.resolve(path.dirname(csv), r[pi]) };
