@@ -7,7 +7,8 @@ import { intFlag, parseFlags, requiredString, stringFlag } from './args';
 export const DATA_USAGE = `Usage:
   boat data prepare --source <kaggle zip or folder> --out data/boats
   boat data demo    --out data/boats [--per-class N] [--seed S]
-  boat data split   --data data/boats --out data [--top 5] [--seed 38]
+  boat data split   --data data/boats --out data [--top 5] [--seed 38] [--copy]
+                    (the subset folders hold hard links to the photos unless --copy)
   boat data audit   --data data/boats [--split data/split.csv] [--json]
   boat data index   --data data/boats [--out index.csv]`;
 
@@ -52,8 +53,8 @@ async function demoCommand(argv: string[]): Promise<void> {
 }
 
 async function splitCommand(argv: string[]): Promise<void> {
-  const { flags } = parseFlags(argv, { data: { type: 'string', default: 'data/boats' }, out: { type: 'string', default: 'data' }, top: { type: 'string' }, seed: { type: 'string' } });
-  const report = await splitDataset({ data: requiredString(flags, 'data'), out: requiredString(flags, 'out'), top: intFlag(flags, 'top'), seed: intFlag(flags, 'seed') });
+  const { flags } = parseFlags(argv, { data: { type: 'string', default: 'data/boats' }, out: { type: 'string', default: 'data' }, top: { type: 'string' }, seed: { type: 'string' }, copy: { type: 'boolean', default: false } });
+  const report = await splitDataset({ data: requiredString(flags, 'data'), out: requiredString(flags, 'out'), top: intFlag(flags, 'top'), seed: intFlag(flags, 'seed'), copy: flags.copy === true });
   printSplit(report.out, report.classes, report.counts, report.dropped, report.linked, report.copied);
   console.log(`Wrote ${report.csv}`);
   printSkipped(report.skipped);
@@ -71,6 +72,7 @@ export function printSplit(
   console.log(`  ${'class'.padEnd(18)} ${SUBSETS.map((s) => s.padStart(6)).join(' ')}`);
   for (const c of classes) console.log(`  ${c.padEnd(18)} ${SUBSETS.map((s) => String(counts[c][s]).padStart(6)).join(' ')}`);
   if (dropped.length > 0) console.log(`Dropped (outside --top): ${dropped.map((d) => `${d.class} (${d.images})`).join(', ')}`);
+  if (linked > 0) console.log('Note: hard links are the original files, so editing a photo in train/val/test edits it in the data folder too; --copy makes independent copies');
 }
 
 async function auditCommand(argv: string[]): Promise<void> {

@@ -6,7 +6,7 @@ import { evalTransforms, ImageFolder } from '../images';
 import { createBoatModel, loadBoatModel, selectBackend } from '../model';
 import { lrFinderSpec, vegaLiteToPng } from '../plot';
 import { extractFeatures, FeatureSource, findLearningRate } from '../train';
-import { requireDirectory, requireWritableDirectory, toCsv, UserError, writeFileAtomic } from '../util';
+import { distinctOutputNames, requireDirectory, requireWritableDirectory, toCsv, UserError, writeFileAtomic } from '../util';
 import { intFlag, parseFlags, requiredString, stringFlag } from './args';
 
 export const EXPLAIN_USAGE = `  boat explain --model models/NAME IMAGE... [--class NAME] [--out DIR]   Grad-CAM heatmap PNGs
@@ -23,10 +23,11 @@ export async function explainCommand(argv: string[]): Promise<void> {
   const className = stringFlag(flags, 'class');
   const classIndex = className === undefined ? undefined : model.classes.indexOf(className);
   if (classIndex === -1) throw new UserError(`--class ${className} is not one of the model's classes: ${model.classes.join(', ')}`);
-  for (const file of positionals) {
+  const names = distinctOutputNames(positionals, '.gradcam.png');
+  for (const [i, file] of positionals.entries()) {
     try {
       const cam = await gradCam(model, file, classIndex);
-      const png = path.join(out, `${path.parse(file).name}.gradcam.png`);
+      const png = path.join(out, names[i]);
       writeFileAtomic(png, await gradCamPng(cam));
       console.log(`${file}: predicted ${cam.predicted.className} ${(100 * cam.predicted.probability).toFixed(1)}%; heatmap for ${cam.className} → ${png}`);
     } catch (err) {

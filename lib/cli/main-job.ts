@@ -1,7 +1,8 @@
 /**
  * The main job: the tutorial end to end, headless. It uses the data in data/boats (the user's
  * prepared Kaggle photos) and makes the embedded synthetic demo set there when the folder is empty or
- * missing. Everything it produces goes under runs/main/.
+ * missing; a --data folder is used as given and never filled. Everything it produces goes under
+ * --out (runs/main/), a folder it made or marked as its own.
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
@@ -11,7 +12,7 @@ import { annotatePrediction, predictImage } from '../evaluate';
 import { createBoatModel, fineTuneSupport, selectBackend } from '../model';
 import { confusionMatrixPng } from '../plot/confusion';
 import { runExperiment } from '../train';
-import { requireWritableDirectory, toCsv, writeFileAtomic, writeJsonAtomic } from '../util';
+import { claimOutputDirectory, requireDirectory, toCsv, writeFileAtomic, writeJsonAtomic } from '../util';
 import { parseFlags, stringFlag, intFlag } from './args';
 import { unfreezeStagesFlag } from './model-commands';
 import { runNotebooks } from './notebooks';
@@ -27,20 +28,22 @@ export async function mainJob(argv: string[]): Promise<void> {
     'demo-per-class': { type: 'string' },
     'finetune-epochs': { type: 'string' },
     unfreeze: { type: 'string' },
+    copy: { type: 'boolean', default: false },
   });
+  const given = stringFlag(flags, 'data');
+  if (given !== undefined) requireDirectory(given, 'data folder');
   const out = path.resolve(stringFlag(flags, 'out') ?? 'runs/main');
-  requireWritableDirectory(out);
+  claimOutputDirectory(stringFlag(flags, 'out') ?? 'runs/main', 'main-run');
   const seed = intFlag(flags, 'seed') ?? 38;
   const top = intFlag(flags, 'top') ?? 5;
   const epochs = intFlag(flags, 'epochs') ?? 24;
   const finetuneEpochs = intFlag(flags, 'finetune-epochs') ?? Math.min(epochs, 2);
   const unfreeze = flags.unfreeze === undefined ? 1 : unfreezeStagesFlag(flags, true);
 
-  const given = stringFlag(flags, 'data');
-  const ready = await ensureDataset(given ?? 'data/boats', intFlag(flags, 'demo-per-class') ?? 40);
+  const ready = await ensureDataset(given ?? 'data/boats', intFlag(flags, 'demo-per-class') ?? 40, 0, { makeDemo: given === undefined });
   const data = ready.dir;
   if (ready.made) {
-    console.log(`[1/8] Data: no data in ${data}, so made the embedded SYNTHETIC demo set there (drawn images, not photos)`);
+    console.log(`[1/8] Data: no data in ${data} (the default when --data is not given), so made the embedded SYNTHETIC demo set there (drawn images, not photos)`);
     console.log('      For the real photos: boat data prepare --source boat-types-recognition.zip --out data/boats');
   } else {
     console.log(`[1/8] Data: using ${data}${ready.synthetic ? ' (the SYNTHETIC demo set)' : ''}`);
@@ -54,7 +57,7 @@ export async function mainJob(argv: string[]): Promise<void> {
   console.log(`[2/8] Explore: ${index.rows.length} images; ${counts.map((c) => `${c.category} ${c.count}`).join(', ')}`);
   printSkipped(index.skipped);
 
-  const split = await splitDataset({ data, out: path.join(out, 'data'), top, seed });
+  const split = await splitDataset({ data, out: path.join(out, 'data'), top, seed, copy: flags.copy === true });
   console.log(`[3/8] Split (top ${top}, seed ${seed}):`);
   printSplit(split.out, split.classes, split.counts, split.dropped, split.linked, split.copied);
 
@@ -110,7 +113,8 @@ export async function mainJob(argv: string[]): Promise<void> {
   const nbData = path.join(out, 'notebooks-data');
   fs.mkdirSync(nbData, { recursive: true });
   const link = path.join(nbData, 'boats');
-  fs.rmSync(link, { force: true });
+  // Only the link a previous run made is replaced.
+  if (fs.lstatSync(link, { throwIfNoEntry: false })?.isSymbolicLink()) fs.rmSync(link);
   fs.symlinkSync(data, link);
   console.log('[8/8] Notebooks: executing notebooks/*.ipynb with the tslab kernel');
   runNotebooks({

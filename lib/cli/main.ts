@@ -11,8 +11,10 @@ const USAGE = `boat: boat types recognition with ResNet50 (TypeScript port of th
 ${DATA_USAGE}
 ${MODEL_USAGE}
 ${EXPLAIN_USAGE}
-  boat main [--data DIR] [--out runs/main]   the whole tutorial, headless (demo data when no real data)
+  boat main [--data DIR] [--out runs/main]   the whole tutorial, headless (without --data: data/boats, and
+            the synthetic demo set there when it is empty or missing); --out must be new, empty or its own
             [--epochs 24] [--finetune-epochs 2] [--unfreeze 1|…|5|all] [--seed 38] [--demo-per-class 40]
+            [--copy] (the split copies the photos instead of hard-linking them)
   boat bench [--quick] [--json FILE] [--data DIR]   speed measurements (npm run bench)
   boat notebooks [--out DIR] [--only 01,02]   execute the notebooks headless (npm run notebooks)
 

@@ -7,7 +7,7 @@ import { loadBoatModel, readModelMetadata, saveBoatModel, selectBackend, TRAININ
 import { resizeFor } from '../images';
 import { confusionMatrixPng } from '../plot/confusion';
 import { makeSoup, runExperiment, SoupRecipe } from '../train';
-import { requireWritableDirectory, UserError, writeFileAtomic, writeJsonAtomic } from '../util';
+import { distinctOutputNames, requireWritableDirectory, UserError, writeFileAtomic, writeJsonAtomic } from '../util';
 import { intFlag, parseFlags, requiredString, stringFlag } from './args';
 import { printSkipped } from './data-commands';
 
@@ -153,14 +153,16 @@ export async function predictCommand(argv: string[]): Promise<void> {
   if (!quiet) console.log(backend.line);
   const model = await loadBoatModel(requiredString(flags, 'model'));
   const k = intFlag(flags, 'top') ?? 3;
-  const results: Array<{ file: string; top?: Array<{ class: string; probability: number }>; error?: string }> = [];
-  for (const file of positionals) {
+  const results: Array<{ file: string; top?: Array<{ class: string; probability: number }>; png?: string; error?: string }> = [];
+  const pngNames = distinctOutputNames(positionals, '.prediction.png');
+  for (const [i, file] of positionals.entries()) {
     try {
       if (!fs.existsSync(file)) throw new Error('file not found');
       const p = await predictImage(model, file, k);
-      results.push(p);
-      if (png) writeFileAtomic(path.join(png, `${path.parse(file).name}.prediction.png`), await annotatePrediction(file, p.top[0].class));
-      if (!quiet) console.log(`${file}: ${p.top.map((t) => `${t.class} ${(100 * t.probability).toFixed(1)}%`).join(', ')}`);
+      const drawn = png ? path.join(png, pngNames[i]) : undefined;
+      if (drawn) writeFileAtomic(drawn, await annotatePrediction(file, p.top[0].class));
+      results.push(drawn ? { ...p, png: drawn } : p);
+      if (!quiet) console.log(`${file}: ${p.top.map((t) => `${t.class} ${(100 * t.probability).toFixed(1)}%`).join(', ')}${drawn ? ` → ${drawn}` : ''}`);
     } catch (err) {
       const reason = (err as Error).message.split('\n')[0];
       results.push({ file, error: reason });
