@@ -11,6 +11,7 @@ import * as zlib from 'node:zlib';
 import { test } from 'node:test';
 import sharp from 'sharp';
 
+import { prepareDataset } from '../lib/data';
 import { scanImageFolder } from '../lib/data/scan';
 import { evalTransforms, ImageDecodeError, ImageFolder, jpegAddonActive, MAX_IMAGE_PIXELS, openImage, pixelLimitProblem, setJpegAddon } from '../lib/images';
 import { Random } from '../lib/util';
@@ -118,6 +119,10 @@ test('a file or class folder whose name is not UTF-8 is skipped with that reason
   const reasons = Object.fromEntries(scanned.skipped.map((s) => [path.relative(root, s.path), s.reason]));
   const notUtf8 = 'file name is not valid UTF-8, and the decoders take paths as UTF-8 text; rename it (convmv converts names) to use it';
   assert.deepEqual(reasons, { '\\xfeA': notUtf8, 'kayak/caf\\xff.jpg': notUtf8, 'kayak/dangling.jpg': 'unreadable entry (broken link)', 'kayak/self.jpg': 'unreadable entry (link loop)' });
+  // boat data prepare over a folder reports it too, where it used to drop it without a word.
+  const report = await prepareDataset({ source: root, out: path.join(dir, 'prepared') });
+  assert.deepEqual(report.skipped.filter((r) => r.reason === notUtf8).map((r) => path.relative(root, r.path)), ['\\xfeA', 'kayak/caf\\xff.jpg']);
+  assert.equal(report.images, 1);
 });
 
 test('under CI=true a missing part is a failing test; elsewhere a skip with its reason', () => {

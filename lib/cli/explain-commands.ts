@@ -1,4 +1,5 @@
 /** `boat explain` (Grad-CAM heatmaps) and `boat lr-find` (learning-rate finder for the head). */
+import * as fs from 'node:fs';
 import * as path from 'node:path';
 
 import { gradCam, gradCamPng } from '../explain';
@@ -23,11 +24,13 @@ export async function explainCommand(argv: string[]): Promise<void> {
   const className = stringFlag(flags, 'class');
   const classIndex = className === undefined ? undefined : model.classes.indexOf(className);
   if (classIndex === -1) throw new UserError(`--class ${className} is not one of the model's classes: ${model.classes.join(', ')}`);
-  const names = distinctOutputNames(positionals, '.gradcam.png');
-  for (const [i, file] of positionals.entries()) {
+  // Named over the files that exist, as predict --png does: a missing one draws nothing.
+  const found = positionals.filter((f) => fs.existsSync(f));
+  const names = new Map(distinctOutputNames(found, '.gradcam.png').map((name, i) => [found[i], name]));
+  for (const file of positionals) {
     try {
       const cam = await gradCam(model, file, classIndex);
-      const png = path.join(out, names[i]);
+      const png = path.join(out, names.get(file) ?? `${path.parse(file).name}.gradcam.png`);
       writeFileAtomic(png, await gradCamPng(cam));
       console.log(`${file}: predicted ${cam.predicted.className} ${(100 * cam.predicted.probability).toFixed(1)}%; heatmap for ${cam.className} → ${png}`);
     } catch (err) {

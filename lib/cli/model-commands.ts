@@ -154,12 +154,14 @@ export async function predictCommand(argv: string[]): Promise<void> {
   const model = await loadBoatModel(requiredString(flags, 'model'));
   const k = intFlag(flags, 'top') ?? 3;
   const results: Array<{ file: string; top?: Array<{ class: string; probability: number }>; png?: string; error?: string }> = [];
-  const pngNames = distinctOutputNames(positionals, '.prediction.png');
-  for (const [i, file] of positionals.entries()) {
+  // Named over the files that exist: a missing one draws nothing, so it does not move the common folder.
+  const found = positionals.filter((f) => fs.existsSync(f));
+  const pngNames = new Map(distinctOutputNames(found, '.prediction.png').map((name, i) => [found[i], name]));
+  for (const file of positionals) {
     try {
       if (!fs.existsSync(file)) throw new Error('file not found');
       const p = await predictImage(model, file, k);
-      const drawn = png ? path.join(png, pngNames[i]) : undefined;
+      const drawn = png ? path.join(png, pngNames.get(file)!) : undefined;
       if (drawn) writeFileAtomic(drawn, await annotatePrediction(file, p.top[0].class));
       results.push(drawn ? { ...p, png: drawn } : p);
       if (!quiet) console.log(`${file}: ${p.top.map((t) => `${t.class} ${(100 * t.probability).toFixed(1)}%`).join(', ')}${drawn ? ` → ${drawn}` : ''}`);

@@ -140,7 +140,7 @@ function statOrReason(file: string): fs.Stats | string {
  * A folder's entry names, sorted. Names that are not valid UTF-8 are left out and reported: Node's
  * string paths cannot name them (they decode lossily to another name), and neither can sharp.
  */
-function sortedEntries(dir: string): { names: string[]; undecodable: Skipped[] } {
+export function sortedEntries(dir: string): { names: string[]; undecodable: Skipped[] } {
   const names: string[] = [];
   const undecodable: Skipped[] = [];
   for (const raw of fs.readdirSync(dir, { encoding: 'buffer' })) {
