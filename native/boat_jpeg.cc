@@ -12,18 +12,28 @@
 //
 // It rejects, and the caller falls back to sharp, on anything unusual: a colour space other than YCbCr or
 // grayscale, and any libjpeg warning (corrupt or truncated data), so that sharp decides about bad files.
+// A header claiming more than kMaxPixels is rejected before any pixel buffer is made (a few bytes can
+// claim 60,000 × 60,000), and a failed allocation is a rejection too, never an abort of the process.
+//
+//   maxPixels → number   the limit, the same as lib/images/limits.ts's MAX_IMAGE_PIXELS
 #include <node_api.h>
 
 #include <csetjmp>
 #include <cmath>
 #include <cstdio>
+#include <cstdint>
 #include <cstring>
+#include <new>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
 #include <jpeglib.h>
 
 namespace {
+
+// sharp's default limitInputPixels, 0x3FFF * 0x3FFF (about 268 MP).
+constexpr uint64_t kMaxPixels = 0x3FFFull * 0x3FFFull;
 
 struct Geometry {
   double boxLeft, boxTop, boxWidth, boxHeight;
@@ -135,6 +145,11 @@ bool decodeBand(Job& job, const std::vector<uint8_t>& bytes, Coefficients& cx, C
   jpeg_create_decompress(&cinfo);
   jpeg_mem_src(&cinfo, bytes.data(), bytes.size());
   jpeg_read_header(&cinfo, TRUE);
+  if (static_cast<uint64_t>(cinfo.image_width) * cinfo.image_height > kMaxPixels) {
+    job.error = "image too large: " + std::to_string(cinfo.image_width) + "x" + std::to_string(cinfo.image_height) + " is over the limit of " + std::to_string(kMaxPixels) + " pixels";
+    jpeg_destroy_decompress(&cinfo);
+    return false;
+  }
   if (cinfo.jpeg_color_space != JCS_YCbCr && cinfo.jpeg_color_space != JCS_GRAYSCALE) {
     job.error = "colour space not YCbCr or grayscale";
     jpeg_destroy_decompress(&cinfo);
@@ -242,7 +257,14 @@ void run(Job& job) {
 }
 
 void execute(napi_env, void* data) {
-  run(*static_cast<Job*>(data));
+  Job& job = *static_cast<Job*>(data);
+  try {
+    run(job);
+  } catch (const std::bad_alloc&) {
+    job.error = "out of memory";
+  } catch (const std::exception& e) {
+    job.error = e.what();
+  }
 }
 
 void complete(napi_env env, napi_status, void* data) {
@@ -320,7 +342,10 @@ napi_value Describe(napi_env env, napi_callback_info) {
 }
 
 napi_value Init(napi_env env, napi_value exports) {
+  napi_value maxPixels;
+  napi_create_double(env, static_cast<double>(kMaxPixels), &maxPixels);
   const napi_property_descriptor fns[] = {
+      {"maxPixels", nullptr, nullptr, nullptr, nullptr, maxPixels, napi_enumerable, nullptr},
       {"resizedCropJpeg", nullptr, ResizedCropJpeg, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"describe", nullptr, Describe, nullptr, nullptr, nullptr, napi_default, nullptr},
   };

@@ -18,11 +18,11 @@ import { REPO_ROOT, runCli, tempDir } from './helpers';
 const COMMANDS: Record<string, { options: string[]; args?: string[] }> = {
   'data prepare': { options: ['--source', '--out'] },
   'data demo': { options: ['--out', '--per-class', '--seed'] },
-  'data split': { options: ['--data', '--out', '--top', '--seed', '--exclude', '--relabel'] },
+  'data split': { options: ['--data', '--out', '--top', '--seed', '--exclude', '--relabel', '--copy'] },
   'data issues': { options: ['--data', '--folds', '--seed', '--out', '--json', '--split', '--cache'] },
   'data audit': { options: ['--data', '--split', '--json'] },
   'data index': { options: ['--data', '--out'] },
-  main: { options: ['--data', '--out', '--seed', '--top', '--epochs', '--finetune-epochs', '--unfreeze', '--demo-per-class'] },
+  main: { options: ['--data', '--out', '--seed', '--top', '--epochs', '--finetune-epochs', '--unfreeze', '--demo-per-class', '--copy'] },
   train: {
     options: [
       '--mode', '--data', '--out', '--epochs', '--resume', '--seed', '--batch-size', '--accumulate', '--lr', '--optimizer', '--views',

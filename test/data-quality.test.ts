@@ -258,7 +258,7 @@ test('issues: a missing data folder and a bad --folds are one-line errors, befor
   for (const [args, pattern] of [
     [['--data', path.join(work, 'nope')], /data folder not found/],
     [['--data', demo, '--folds', '1'], /--folds must be an integer of at least 2, got 1/],
-    [['--data', demo, '--folds', 'five'], /--folds must be an integer/],
+    [['--data', demo, '--folds', 'five'], /option '--folds <k>' argument 'five' is invalid/],
   ] as const) {
     const r = runCli(['data', 'issues', ...args]);
     assert.equal(r.status, 2, r.stderr);

@@ -140,7 +140,10 @@ test('gradients of a small conv + BatchNorm + tanh net agree with finite differe
       };
       const numeric = (at(eps) - at(-eps)) / (2 * eps);
       v.assign(tf.tensor(values, v.shape));
-      assert.ok(Math.abs(numeric - analytic[i]) < 2e-2 * Math.max(1, Math.abs(numeric)), `${label}: ${v.name}[${i}]: analytic ${analytic[i]}, numeric ${numeric}`);
+      // Relative: these gradients run from 0.066 to 6.9. Measured: a relative error of at most 4.5e-4 (float32
+      // central differences, eps 1e-2), on both kernel sets; the 1e-5 floor is for a gradient near zero.
+      const error = Math.abs(numeric - analytic[i]);
+      assert.ok(error <= 2e-3 * Math.abs(numeric) + 1e-5, `${label}: ${v.name}[${i}]: analytic ${analytic[i]}, numeric ${numeric}, relative error ${error / Math.abs(numeric)}`);
     }
   }
   tf.dispose([x, w1, w2, gamma, beta, ...Object.values(grads)]);
@@ -233,13 +236,16 @@ test('threads: BOAT_THREADS is validated with a one-line error, and the wasm bac
   assert.equal(backend.line, `Using wasm backend (SIMD, ${n} thread${n === 1 ? '' : 's'}${native})`);
 });
 
-test('webgpu: without a GPU it is skipped for wasm, and forcing it is a one-line error that says what is missing', async () => {
+test('webgpu: without a GPU it is skipped for wasm, and forcing it is a one-line error that says what is missing', async (t) => {
   const dir = tempDir();
   const node = path.join(dir, 'renderD128');
   assert.equal(gpuDevicePresent([node]), false);
   fs.writeFileSync(node, '');
   assert.equal(gpuDevicePresent([node]), true);
-  if (gpuDevicePresent()) return; // a GPU machine: scripts/gpu-check.sh covers it
+  if (gpuDevicePresent()) {
+    t.skip('a GPU device node is present, so the no-GPU path cannot be checked here (scripts/gpu-check.sh covers GPU machines)');
+    return;
+  }
   assert.deepEqual(await startWebgpu({ forced: false }), { reason: 'no GPU device node' });
   // Forced: a fresh process, since a backend is chosen once per process.
   const r = runCli(['bench', '--quick'], REPO_ROOT, { BOAT_BACKEND: 'webgpu' });

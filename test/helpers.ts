@@ -1,8 +1,10 @@
+import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import { test, type TestContext } from 'node:test';
 import sharp from 'sharp';
 
 export const REPO_ROOT = path.resolve(__dirname, '..', '..');
@@ -68,4 +70,36 @@ export function hashTree(root: string): Record<string, string> {
 export function runCli(args: string[], cwd = REPO_ROOT, env: Record<string, string> = {}): { status: number; stdout: string; stderr: string } {
   const r = spawnSync(process.execPath, [path.join(REPO_ROOT, 'bin', 'boat.js'), ...args], { cwd, encoding: 'utf8', env: { ...process.env, BOAT_DEBUG: '', ...env } });
   return { status: r.status ?? -1, stdout: r.stdout, stderr: r.stderr };
+}
+
+/** CI (CI=true) installs every optional part: the native addons, Chromium, Debian's Jupyter. */
+export const IN_CI = process.env.CI === 'true';
+const failedParts = new Set<string>();
+
+/**
+ * For a test's (or a describe's) `skip` option, when `missing` names a part CI installs (false when it
+ * is here): a reported skip with that reason on a developer's machine, and under CI=true one failing
+ * test naming it as well, so that a missing install step cannot pass as a skip.
+ */
+export function skipUnlessCi(missing: string | false): string | false {
+  if (missing && IN_CI && !failedParts.has(missing)) {
+    failedParts.add(missing);
+    test(`CI installs what these tests need: ${missing}`, () => assert.fail(`${missing} (CI=true, where it is installed: a failure, not a skip)`));
+  }
+  return missing;
+}
+
+/** The same inside a test body: skips the rest of the test with the reason (returns true), or fails under CI=true. */
+export function skipRestUnlessCi(t: TestContext, missing: string | false): boolean {
+  if (!missing) return false;
+  if (IN_CI) assert.fail(`${missing} (CI=true, where it is installed: a failure, not a skip)`);
+  t.skip(missing);
+  return true;
+}
+
+/** The skip for tests of the JPEG addon: none when it is active, a plain one when turned off on purpose, else skipUnlessCi's. */
+export function jpegAddonSkip(active: boolean): string | false {
+  if (active) return false;
+  if (process.env.BOAT_NATIVE === '0' || process.env.BOAT_NATIVE_JPEG === '0') return 'JPEG addon turned off (BOAT_NATIVE=0 or BOAT_NATIVE_JPEG=0)';
+  return skipUnlessCi('JPEG addon not built (npm run build:native; needs libjpeg-dev)');
 }

@@ -14,7 +14,7 @@ import * as tf from '../lib/engine/tf';
 import { CaffePreprocess, CenterCrop, Compose, DataLoader, decodeJpeg, decodeRgb, evalTransforms, ImageFolder, jpegAddonActive, jpegDecoderName, jpegGeometry, jpegShrinkFor, loadImage, openImage, parsePlainJpeg, plainJpegSize, Random, Resize, setJpegAddon, setJpegExact } from '../lib';
 import { scanImageFolder } from '../lib/data/scan';
 import type { PendingImage } from '../lib';
-import { REPO_ROOT, SHARED_PHOTOS, tempDir } from './helpers';
+import { jpegAddonSkip, REPO_ROOT, SHARED_PHOTOS, tempDir } from './helpers';
 
 const PHOTO = path.join(REPO_ROOT, 'test', 'fixtures', 'photos', 'chelsea.jpg');
 const built = jpegAddonActive();
@@ -27,7 +27,7 @@ async function withAddon<T>(on: boolean, fn: () => Promise<T>): Promise<T> {
     setJpegAddon(built);
   }
 }
-const needsAddon = { skip: built ? false : 'JPEG addon not built (npm run build:native; needs libjpeg-dev)' };
+const needsAddon = { skip: jpegAddonSkip(built) };
 
 test('shrink-on-load: the largest of 8, 4, 2 that leaves the filter at least 1.5×', () => {
   const factors = [1, 2, 2.9, 3, 3.33, 5.9, 6, 11.9, 12, 20];

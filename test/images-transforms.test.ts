@@ -163,12 +163,62 @@ test('rotation keeps the size, fills corners with black, and rotate(0) is the id
   assert.deepEqual((await rotate(src, 0)).data, src.data);
 });
 
-test('ColorJitter() with no arguments is a no-op; with arguments it changes pixels within range', async () => {
+test('ColorJitter() with no arguments is a no-op; with all four it changes pixels', async () => {
   const src = await decodeRgb(await new Resize(64).apply(await openImage(PHOTO)));
   assert.deepEqual((await decodeRgb(await new ColorJitter().apply(src, new Random(1)))).data, src.data);
   const jittered = await decodeRgb(await new ColorJitter({ brightness: 0.5, contrast: 0.5, saturation: 0.5, hue: 0.2 }).apply(src, new Random(1)));
   assert.notDeepEqual(jittered.data, src.data);
   assert.equal(jittered.data.length, src.data.length);
+});
+
+test('ColorJitter draws brightness, contrast and saturation factors in [1 - x, 1 + x] and hue shifts in [-h, h], over the whole range', async () => {
+  const src = await decodeRgb(await new Resize(64).apply(await openImage(PHOTO)));
+  const gray = (p: ArrayLike<number>, i: number): number => 0.299 * p[i] + 0.587 * p[i + 1] + 0.114 * p[i + 2];
+  let mean = 0;
+  for (let i = 0; i < src.data.length; i += 3) mean += gray(src.data, i);
+  mean /= src.data.length / 3;
+  // Each op is px = other + f·(px - other): recover f by least squares over the pixels that a factor
+  // up to 1.5 never clamps, and check every such pixel against it (to rounding).
+  const others: Record<'brightness' | 'contrast' | 'saturation', (i: number) => number> = { brightness: () => 0, contrast: () => mean, saturation: (i) => gray(src.data, i - (i % 3)) };
+  for (const [op, other] of Object.entries(others) as Array<[keyof typeof others, (i: number) => number]>) {
+    const factors: number[] = [];
+    const rng = new Random(7); // one stream of draws: consecutive seeds' first draws are not spread evenly
+    for (let draw = 0; draw < 200; draw++) {
+      const out = (await decodeRgb(await new ColorJitter({ [op]: 0.5 }).apply(src, rng))).data;
+      const used = Array.from(src.data.keys()).filter((i) => {
+        const o = other(i);
+        return o + 1.5 * (src.data[i] - o) <= 254 && o + 1.5 * (src.data[i] - o) >= 1;
+      });
+      let num = 0;
+      let den = 0;
+      for (const i of used) {
+        num += (src.data[i] - other(i)) * (out[i] - other(i));
+        den += (src.data[i] - other(i)) ** 2;
+      }
+      const f = num / den;
+      for (const i of used) assert.ok(Math.abs(out[i] - (other(i) + f * (src.data[i] - other(i)))) <= 1, `${op} draw ${draw}: pixel ${i}`);
+      factors.push(f);
+    }
+    assert.ok(Math.min(...factors) >= 0.5 - 0.005 && Math.max(...factors) <= 1.5 + 0.005, `${op}: factors ${Math.min(...factors)} to ${Math.max(...factors)}`);
+    assert.ok(Math.min(...factors) < 0.55 && Math.max(...factors) > 1.45, `${op}: factors ${Math.min(...factors)} to ${Math.max(...factors)} cover [0.5, 1.5]`);
+  }
+  // Hue: a uniform, fully saturated colour of hue 0.4 (in turns), so that a shift of up to 0.2 stays clear of the wrap.
+  const hueOf = (r: number, g: number, b: number): number => {
+    const max = Math.max(r, g, b);
+    const d = max - Math.min(r, g, b);
+    const h = max === r ? ((g - b) / d) % 6 : max === g ? (b - r) / d + 2 : (r - g) / d + 4;
+    return (((h / 6) % 1) + 1) % 1;
+  };
+  const colour: RgbImage = { kind: 'rgb', data: Uint8Array.from({ length: 8 * 8 * 3 }, (_, i) => [0, 255, 153][i % 3]), width: 8, height: 8 };
+  const base = hueOf(0, 255, 153);
+  const shifts: number[] = [];
+  const rng = new Random(8);
+  for (let draw = 0; draw < 200; draw++) {
+    const out = (await decodeRgb(await new ColorJitter({ hue: 0.2 }).apply(colour, rng))).data;
+    shifts.push(hueOf(out[0], out[1], out[2]) - base);
+  }
+  assert.ok(Math.min(...shifts) >= -0.2 - 0.005 && Math.max(...shifts) <= 0.2 + 0.005, `hue shifts ${Math.min(...shifts)} to ${Math.max(...shifts)}`);
+  assert.ok(Math.min(...shifts) < -0.18 && Math.max(...shifts) > 0.18, `hue shifts ${Math.min(...shifts)} to ${Math.max(...shifts)} cover [-0.2, 0.2]`);
 });
 
 test('ToTensor/Normalize and CaffePreprocess compute what they say', async () => {

@@ -4,12 +4,12 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { test } from 'node:test';
 
-import { REPO_ROOT } from './helpers';
+import { REPO_ROOT, skipUnlessCi } from './helpers';
 
 const JUPYTER_PYTHON = '/usr/bin/python3';
 const hasJupyter = spawnSync(JUPYTER_PYTHON, ['-c', 'import nbconvert, nbclient'], { encoding: 'utf8' }).status === 0;
 
-test('the repo kernelspec runs TypeScript cells that import the typed library', { skip: !hasJupyter && 'Debian Jupyter (nbconvert) is not installed; bash scripts/run.sh setup installs it' }, () => {
+test('the repo kernelspec runs TypeScript cells that import the typed library', { skip: skipUnlessCi(!hasJupyter && 'Debian Jupyter (nbconvert) is not installed; bash scripts/run.sh setup installs it') }, () => {
   const dir = path.join(REPO_ROOT, 'runs', `kernel-test-${process.pid}`);
   fs.mkdirSync(dir, { recursive: true });
   const notebook = {

@@ -16,7 +16,7 @@ import { after, before, describe, test } from 'node:test';
 import { pathToFileURL } from 'node:url';
 import sharp from 'sharp';
 
-import { REPO_ROOT, runCli, tempDir } from './helpers';
+import { REPO_ROOT, runCli, skipUnlessCi, tempDir } from './helpers';
 
 const CHROMIUM = '/usr/bin/chromium';
 const JUPYTER_PYTHON = '/usr/bin/python3';
@@ -519,7 +519,7 @@ async function withBlankChart(html: string, index: number): Promise<string> {
 
 // ---------------------------------------------------------------------------------------------------
 
-describe('charts of executed notebooks are visible in a browser', { skip: skipReason }, () => {
+describe('charts of executed notebooks are visible in a browser', { skip: skipUnlessCi(skipReason) }, () => {
   let work = '';
   let out = '';
   let shotsDir = '';

@@ -6,7 +6,7 @@ import { test } from 'node:test';
 
 import { findFailedCell, numberExecutedCells } from '../lib/cli/notebooks';
 import { findChromium } from '../lib/plot/plotly';
-import { REPO_ROOT, runCli, tempDir } from './helpers';
+import { REPO_ROOT, runCli, skipRestUnlessCi, skipUnlessCi, tempDir } from './helpers';
 
 const hasJupyter = spawnSync('/usr/bin/python3', ['-c', 'import nbconvert, nbclient'], { encoding: 'utf8' }).status === 0;
 
@@ -31,7 +31,7 @@ test('executed code cells are numbered in order (tslab leaves the count empty), 
   assert.equal(numbered.cells[2].outputs[1].execution_count, undefined);
 });
 
-test('all notebooks execute headless on the demo set (npm run notebooks)', { skip: !hasJupyter && 'Debian Jupyter (nbconvert) is not installed; bash scripts/run.sh setup installs it' }, () => {
+test('all notebooks execute headless on the demo set (npm run notebooks)', { skip: skipUnlessCi(!hasJupyter && 'Debian Jupyter (nbconvert) is not installed; bash scripts/run.sh setup installs it') }, (t) => {
   const work = tempDir();
   const out = path.join(work, 'run');
   const before = Object.fromEntries(fs.readdirSync(path.join(REPO_ROOT, 'notebooks')).map((n) => [n, fs.readFileSync(path.join(REPO_ROOT, 'notebooks', n), 'utf8')]));
@@ -62,7 +62,8 @@ test('all notebooks execute headless on the demo set (npm run notebooks)', { ski
   assert.deepEqual(code.map((c) => c.execution_count), code.map((_, i) => i + 1), 'cells numbered as executed');
   // The curves are Plotly's (Chromium is installed by scripts/run.sh), not the Vega-Lite fallback.
   const text = code.flatMap((c) => c.outputs ?? []).map((o) => [o.text ?? ''].flat().join('')).join('');
-  if (findChromium()) assert.doesNotMatch(text, /showing the Vega-Lite version/);
+  const plotly = !!findChromium();
+  if (plotly) assert.doesNotMatch(text, /showing the Vega-Lite version/);
   // BOAT_RESUME=1 (resume: true) continues notebook 03's fine-tune from its checkpoint: one more epoch.
   process.env.BOAT_RESUME = '1';
   process.env.BOAT_FT_EPOCHS = '2';
@@ -75,4 +76,6 @@ test('all notebooks execute headless on the demo set (npm run notebooks)', { ski
   assert.deepEqual(history.slice(1).map((l) => l.split(',').slice(0, 2).join(',')), ['0,train', '0,val', '1,train', '1,val']);
   // The committed notebooks are untouched.
   for (const [n, text] of Object.entries(before)) assert.equal(fs.readFileSync(path.join(REPO_ROOT, 'notebooks', n), 'utf8'), text, n);
+  // Last, so that every other check has run: without Chromium the Plotly check was not made, and says so.
+  skipRestUnlessCi(t, !plotly && 'Chromium not installed (apt-get install chromium): the check that the curves are Plotly\'s, not the Vega-Lite fallback, was not made');
 });

@@ -11,7 +11,7 @@ import sharp from 'sharp';
 import { findChromium, historyFigure, historySpec, isBlank, plotlyToPng } from '../lib';
 import type { HistoryRow } from '../lib/train/train';
 import { showPlotly } from '../lib/notebook';
-import { tempDir } from './helpers';
+import { skipRestUnlessCi, tempDir } from './helpers';
 
 const history: HistoryRow[] = [0, 1, 2].flatMap((epoch) =>
   (['train', 'val'] as const).map((phase) => ({ epoch, phase, loss: 1 / (epoch + 1) + (phase === 'val' ? 0.1 : 0), acc: 0.5 + 0.1 * epoch, lr: 0.001, seconds: 1, imagesPerSecond: 10 })),
@@ -26,10 +26,7 @@ test('historyFigure: one line per phase, epochs counted from 1, the chosen metri
 });
 
 test('plotlyToPng draws the figure with headless Chromium at the asked size and scale', async (t) => {
-  if (!findChromium()) {
-    t.skip('Chromium not installed (apt-get install chromium)');
-    return;
-  }
+  if (skipRestUnlessCi(t, !findChromium() && 'Chromium not installed (apt-get install chromium)')) return;
   const png = await plotlyToPng(historyFigure(history, 'acc', 'Accuracy'), { width: 500, height: 300, scale: 2 });
   const meta = await sharp(png).metadata();
   assert.deepEqual([meta.format, meta.width, meta.height], ['png', 1000, 600]);

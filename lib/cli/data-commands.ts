@@ -26,13 +26,14 @@ export function registerDataCommands(program: Command): void {
     .action(demoCommand);
   data
     .command('split')
-    .description('stratified 60/20/20 split into <out>/train, val and test (hard links, copies as fallback) and <out>/split.csv')
+    .description('stratified 60/20/20 split into <out>/train, val and test (hard links unless --copy) and <out>/split.csv')
     .option('--data <dir>', 'the class folders', 'data/boats')
     .option('--out <dir>', 'where train/, val/, test/ and split.csv go', 'data')
     .option('--top <n>', 'keep only the N largest classes (default: all; the tutorial keeps 5)', positiveInteger)
     .option('--seed <n>', 'random seed', integer, 38)
     .option('--exclude <csv>', 'photos to leave out (a path column, as boat data issues writes); recorded in split.csv')
     .option('--relabel <csv>', 'photos to move to another class (path,new_class rows); recorded in split.csv')
+    .option('--copy', 'copy the photos instead of hard-linking them (a hard link is the original file: editing it in train/ edits the original)')
     .action(splitCommand);
   data
     .command('audit')
@@ -84,10 +85,11 @@ export interface SplitFlags {
   seed: number;
   exclude?: string;
   relabel?: string;
+  copy?: boolean;
 }
 
 export async function splitCommand(flags: SplitFlags): Promise<void> {
-  const report = await splitDataset({ data: flags.data, out: flags.out, top: flags.top, seed: flags.seed, exclude: flags.exclude, relabel: flags.relabel });
+  const report = await splitDataset({ data: flags.data, out: flags.out, top: flags.top, seed: flags.seed, exclude: flags.exclude, relabel: flags.relabel, copy: flags.copy === true });
   printSplit(report.out, report.classes, report.counts, report.dropped, report.linked, report.copied);
   printSplitEdits(report);
   console.log(`Wrote ${report.csv}`);
@@ -106,6 +108,7 @@ export function printSplit(
   console.log(`  ${'class'.padEnd(18)} ${SUBSETS.map((s) => s.padStart(6)).join(' ')}`);
   for (const c of classes) console.log(`  ${c.padEnd(18)} ${SUBSETS.map((s) => String(counts[c][s]).padStart(6)).join(' ')}`);
   if (dropped.length > 0) console.log(`Dropped (outside --top): ${dropped.map((d) => `${d.class} (${d.images})`).join(', ')}`);
+  if (linked > 0) console.log('Note: hard links are the original files, so editing a photo in train/val/test edits it in the data folder too; --copy makes independent copies');
 }
 
 function printSplitEdits(report: Awaited<ReturnType<typeof splitDataset>>): void {

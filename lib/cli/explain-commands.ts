@@ -1,4 +1,5 @@
 /** `boat explain` (Grad-CAM heatmaps) and `boat lr-find` (learning-rate finder for the head). */
+import * as fs from 'node:fs';
 import * as path from 'node:path';
 
 import { Command, Option } from 'commander';
@@ -8,7 +9,7 @@ import { evalTransforms, ImageFolder } from '../images';
 import { createBoatModel, loadBoatModel, selectBackend } from '../model';
 import { lrFinderSpec, vegaLiteToPng } from '../plot';
 import { extractFeatures, FeatureSource, findLearningRate } from '../train';
-import { requireDirectory, requireWritableDirectory, toCsv, UserError, writeFileAtomic } from '../util';
+import { distinctOutputNames, requireDirectory, requireWritableDirectory, toCsv, UserError, writeFileAtomic } from '../util';
 import { integer, positiveInteger } from './options';
 import { required } from './program';
 
@@ -47,10 +48,13 @@ export async function explainCommand(images: string[], flags: ExplainFlags): Pro
   const className = flags.class;
   const classIndex = className === undefined ? undefined : model.classes.indexOf(className);
   if (classIndex === -1) throw new UserError(`--class ${className} is not one of the model's classes: ${model.classes.join(', ')}`);
+  // Named over the files that exist, as predict --png does: a missing one draws nothing.
+  const found = images.filter((f) => fs.existsSync(f));
+  const names = new Map(distinctOutputNames(found, '.gradcam.png').map((name, i) => [found[i], name]));
   for (const file of images) {
     try {
       const cam = await gradCam(model, file, classIndex);
-      const png = path.join(out, `${path.parse(file).name}.gradcam.png`);
+      const png = path.join(out, names.get(file) ?? `${path.parse(file).name}.gradcam.png`);
       writeFileAtomic(png, await gradCamPng(cam));
       console.log(`${file}: predicted ${cam.predicted.className} ${(100 * cam.predicted.probability).toFixed(1)}%; heatmap for ${cam.className} → ${png}`);
     } catch (err) {

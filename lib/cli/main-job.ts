@@ -1,7 +1,8 @@
 /**
  * The main job: the tutorial end to end, headless. It uses the data in data/boats (the user's
  * prepared Kaggle photos) and makes the embedded synthetic demo set there when the folder is empty or
- * missing. Everything it produces goes under runs/main/.
+ * missing; a --data folder is used as given and never filled. Everything it produces goes under
+ * --out (runs/main/), a folder it made or marked as its own.
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
@@ -13,7 +14,7 @@ import { annotatePrediction, predictImage } from '../evaluate';
 import { createBoatModel, fineTuneSupport, selectBackend } from '../model';
 import { confusionMatrixPng } from '../plot/confusion';
 import { runExperiment } from '../train';
-import { requireWritableDirectory, toCsv, writeFileAtomic, writeJsonAtomic } from '../util';
+import { claimOutputDirectory, requireDirectory, toCsv, writeFileAtomic, writeJsonAtomic } from '../util';
 import { integer, nonNegativeInteger, positiveInteger, unfreezeStagesOrAll } from './options';
 import { runNotebooks } from './notebooks';
 import { printSkipped, printSplit } from './data-commands';
@@ -22,7 +23,7 @@ export function registerMainJob(program: Command): void {
   program
     .command('main')
     .description('the whole tutorial, headless: explore, split, audit, train both ways, predict, then run the notebooks (makes the SYNTHETIC demo set when there is no data)')
-    .option('--data <dir>', 'the class folders (the demo set is made there when missing or empty)', 'data/boats')
+    .option('--data <dir>', 'the class folders (default data/boats, where the demo set is made when it is missing or empty; a folder given here must exist)')
     .option('--out <dir>', 'where everything goes', 'runs/main')
     .option('--seed <n>', 'random seed (split and training)', integer, 38)
     .option('--top <n>', 'keep the N largest classes', positiveInteger, 5)
@@ -30,11 +31,12 @@ export function registerMainJob(program: Command): void {
     .option('--finetune-epochs <n>', 'fine-tuning epochs (default: 2, or --epochs when smaller)', nonNegativeInteger)
     .option('--unfreeze <n>', "fine-tune the last n of ResNet50's 5 stages, or all", unfreezeStagesOrAll, 1)
     .option('--demo-per-class <n>', 'images per class when the demo set is made', positiveInteger, 40)
+    .option('--copy', 'the split copies the photos instead of hard-linking them')
     .action(mainJob);
 }
 
 export interface MainJobFlags {
-  data: string;
+  data?: string;
   out: string;
   seed: number;
   top: number;
@@ -43,19 +45,22 @@ export interface MainJobFlags {
   /** Fine-tune the last N stages, or all of them. */
   unfreeze: number | 'all';
   demoPerClass: number;
+  copy?: boolean;
 }
 
 export async function mainJob(flags: MainJobFlags): Promise<void> {
+  const given = flags.data;
+  if (given !== undefined) requireDirectory(given, 'data folder');
   const out = path.resolve(flags.out);
-  requireWritableDirectory(out);
+  claimOutputDirectory(flags.out, 'main-run');
   const { seed, top, epochs } = flags;
   const unfreeze = flags.unfreeze === 'all' ? undefined : flags.unfreeze;
   const finetuneEpochs = flags.finetuneEpochs ?? Math.min(epochs, 2);
 
-  const ready = await ensureDataset(flags.data, flags.demoPerClass);
+  const ready = await ensureDataset(given ?? 'data/boats', flags.demoPerClass, 0, { makeDemo: given === undefined });
   const data = ready.dir;
   if (ready.made) {
-    console.log(`[1/8] Data: no data in ${data}, so made the embedded SYNTHETIC demo set there (drawn images, not photos)`);
+    console.log(`[1/8] Data: no data in ${data} (the default when --data is not given), so made the embedded SYNTHETIC demo set there (drawn images, not photos)`);
     console.log('      For the real photos: boat data prepare --source boat-types-recognition.zip --out data/boats');
   } else {
     console.log(`[1/8] Data: using ${data}${ready.synthetic ? ' (the SYNTHETIC demo set)' : ''}`);
@@ -69,7 +74,7 @@ export async function mainJob(flags: MainJobFlags): Promise<void> {
   console.log(`[2/8] Explore: ${index.rows.length} images; ${counts.map((c) => `${c.category} ${c.count}`).join(', ')}`);
   printSkipped(index.skipped);
 
-  const split = await splitDataset({ data, out: path.join(out, 'data'), top, seed });
+  const split = await splitDataset({ data, out: path.join(out, 'data'), top, seed, copy: flags.copy === true });
   console.log(`[3/8] Split (top ${top}, seed ${seed}):`);
   printSplit(split.out, split.classes, split.counts, split.dropped, split.linked, split.copied);
 
@@ -125,7 +130,8 @@ export async function mainJob(flags: MainJobFlags): Promise<void> {
   const nbData = path.join(out, 'notebooks-data');
   fs.mkdirSync(nbData, { recursive: true });
   const link = path.join(nbData, 'boats');
-  fs.rmSync(link, { force: true });
+  // Only the link a previous run made is replaced.
+  if (fs.lstatSync(link, { throwIfNoEntry: false })?.isSymbolicLink()) fs.rmSync(link);
   fs.symlinkSync(data, link);
   console.log('[8/8] Notebooks: executing notebooks/*.ipynb with the tslab kernel');
   runNotebooks({

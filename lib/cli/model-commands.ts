@@ -10,7 +10,7 @@ import { readModelMetadata, saveBoatModel, selectBackend, TRAINING_MODES, Traini
 import { resizeFor } from '../images';
 import { confusionMatrixPng } from '../plot/confusion';
 import { makeSoup, runExperiment, SoupRecipe } from '../train';
-import { requireWritableDirectory, UserError, writeFileAtomic, writeJsonAtomic } from '../util';
+import { distinctOutputNames, requireWritableDirectory, UserError, writeFileAtomic, writeJsonAtomic } from '../util';
 import { crashTestAfterEpoch } from '../util/test-hooks';
 import { integer, nonNegativeInteger, positiveInteger, positiveNumber, unfreezeStages } from './options';
 import { required } from './program';
@@ -197,14 +197,18 @@ export async function predictCommand(images: string[], flags: PredictFlags): Pro
   if (!quiet) console.log(backend.line);
   const model = await loadAnyModel(flags.model);
   const k = flags.top;
-  const results: Array<{ file: string; top?: Array<{ class: string; probability: number }>; error?: string }> = [];
+  const results: Array<{ file: string; top?: Array<{ class: string; probability: number }>; png?: string; error?: string }> = [];
+  // Named over the files that exist: a missing one draws nothing, so it does not move the common folder.
+  const found = images.filter((f) => fs.existsSync(f));
+  const pngNames = new Map(distinctOutputNames(found, '.prediction.png').map((name, i) => [found[i], name]));
   for (const file of images) {
     try {
       if (!fs.existsSync(file)) throw new Error('file not found');
       const p = await predictImage(model, file, k);
-      results.push(p);
-      if (png) writeFileAtomic(path.join(png, `${path.parse(file).name}.prediction.png`), await annotatePrediction(file, p.top[0].class));
-      if (!quiet) console.log(`${file}: ${p.top.map((t) => `${t.class} ${(100 * t.probability).toFixed(1)}%`).join(', ')}`);
+      const drawn = png ? path.join(png, pngNames.get(file)!) : undefined;
+      if (drawn) writeFileAtomic(drawn, await annotatePrediction(file, p.top[0].class));
+      results.push(drawn ? { ...p, png: drawn } : p);
+      if (!quiet) console.log(`${file}: ${p.top.map((t) => `${t.class} ${(100 * t.probability).toFixed(1)}%`).join(', ')}${drawn ? ` → ${drawn}` : ''}`);
     } catch (err) {
       const reason = (err as Error).message.split('\n')[0];
       results.push({ file, error: reason });

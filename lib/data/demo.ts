@@ -12,7 +12,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import sharp from 'sharp';
 
-import { mapLimit, Random, readOwnedMarker, replaceOwnedDirectory, UserError } from '../util';
+import { mapLimit, Random, readOwnedMarker, replaceOwnedDirectory, requireDirectory, UserError } from '../util';
 
 export const DEMO_CLASSES = ['sailboat', 'kayak', 'gondola', 'cruise_ship', 'ferry_boat'] as const;
 export type DemoClass = (typeof DEMO_CLASSES)[number];
@@ -153,10 +153,15 @@ export interface DatasetReady {
   made: boolean;
 }
 
-/** Uses the images in `dir`; when it is missing or empty, writes the synthetic demo set there first. */
-export async function ensureDataset(dir: string, demoPerClass = 40, seed = 0): Promise<DatasetReady> {
+/**
+ * Uses the images in `dir`. With `makeDemo` (the default data folder only: a folder the user named is
+ * theirs, and a missing one is a typo, not a request for drawn pictures), a missing or empty folder first
+ * gets the synthetic demo set; without it, a missing folder is a one-line error.
+ */
+export async function ensureDataset(dir: string, demoPerClass = 40, seed = 0, options: { makeDemo?: boolean } = {}): Promise<DatasetReady> {
   const full = path.resolve(dir);
-  if (!fs.existsSync(full) || fs.readdirSync(full).length === 0) {
+  if (options.makeDemo === false) requireDirectory(dir, 'data folder');
+  else if (!fs.existsSync(full) || fs.readdirSync(full).length === 0) {
     await makeDemoDataset({ out: full, perClass: demoPerClass, seed });
     return { dir: full, synthetic: true, made: true };
   }

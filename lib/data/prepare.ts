@@ -13,7 +13,7 @@ import { pipeline } from 'node:stream/promises';
 import * as yauzl from 'yauzl';
 
 import { replaceOwnedDirectory, UserError } from '../util';
-import { compareStrings, hasImageExtension, Skipped } from './scan';
+import { compareStrings, hasImageExtension, Skipped, sortedEntries } from './scan';
 
 export interface PrepareOptions {
   /** The Kaggle zip or an unpacked folder. */
@@ -54,7 +54,9 @@ export async function prepareDataset(options: PrepareOptions): Promise<PrepareRe
   if (!fs.existsSync(source)) throw new UserError(`source not found: ${options.source}`);
   const stat = fs.statSync(source);
   if (stat.isDirectory()) {
-    return ingest(source, options.out, listFolder(source));
+    const listed = listFolder(source);
+    const report = await ingest(source, options.out, listed.files);
+    return { ...report, skipped: [...listed.skipped, ...report.skipped] };
   }
   if (!source.toLowerCase().endsWith('.zip')) {
     throw new UserError(`source must be the Kaggle .zip or an unpacked folder: ${options.source}`);
@@ -123,10 +125,13 @@ function isPreferredCopy(candidate: string, current: string, byDir: Map<string, 
   return candidate.split('/').length > current.split('/').length;
 }
 
-function listFolder(root: string): SourceFile[] {
+function listFolder(root: string): { files: SourceFile[]; skipped: Skipped[] } {
   const out: SourceFile[] = [];
+  const skipped: Skipped[] = [];
   const visit = (dir: string, seen: Set<string>): void => {
-    for (const entry of fs.readdirSync(dir).sort(compareStrings)) {
+    const listed = sortedEntries(dir);
+    skipped.push(...listed.undecodable);
+    for (const entry of listed.names) {
       const full = path.join(dir, entry);
       let stat: fs.Stats;
       try {
@@ -147,7 +152,7 @@ function listFolder(root: string): SourceFile[] {
     }
   };
   visit(root, new Set([fs.realpathSync(root)]));
-  return out;
+  return { files: out, skipped };
 }
 
 function openZip(file: string): Promise<yauzl.ZipFile> {

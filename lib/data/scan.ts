@@ -62,12 +62,14 @@ export function scanImageFolder(root: string): ScannedFolder {
   const files: LabelledFile[] = [];
   const classes: string[] = [];
 
-  for (const entry of sortedEntries(absRoot)) {
+  const top = sortedEntries(absRoot);
+  skipped.push(...top.undecodable);
+  for (const entry of top.names) {
     const full = path.join(absRoot, entry);
     if (isIgnoredFolderName(entry)) continue;
-    const stat = statOrNull(full);
-    if (!stat) {
-      skipped.push({ path: full, reason: 'unreadable entry (broken link or no permission)' });
+    const stat = statOrReason(full);
+    if (typeof stat === 'string') {
+      skipped.push({ path: full, reason: `unreadable entry (${stat})` });
       continue;
     }
     if (!stat.isDirectory()) {
@@ -90,16 +92,18 @@ export function scanImageFolder(root: string): ScannedFolder {
 function walk(dir: string, label: string, root: string, seen: Set<string>, out: LabelledFile[], skipped: Skipped[]): void {
   let entries: string[];
   try {
-    entries = sortedEntries(dir);
+    const listed = sortedEntries(dir);
+    skipped.push(...listed.undecodable);
+    entries = listed.names;
   } catch {
     skipped.push({ path: dir, reason: 'folder cannot be read' });
     return;
   }
   for (const entry of entries) {
     const full = path.join(dir, entry);
-    const stat = statOrNull(full);
-    if (!stat) {
-      skipped.push({ path: full, reason: 'unreadable entry (broken link, link loop or no permission)' });
+    const stat = statOrReason(full);
+    if (typeof stat === 'string') {
+      skipped.push({ path: full, reason: `unreadable entry (${stat})` });
     } else if (stat.isDirectory()) {
       const real = fs.realpathSync(full);
       if (seen.has(real)) {
@@ -119,16 +123,37 @@ function walk(dir: string, label: string, root: string, seen: Set<string>, out: 
   }
 }
 
-function statOrNull(file: string): fs.Stats | null {
+/** The entry's stats (links followed), or why they cannot be had. */
+function statOrReason(file: string): fs.Stats | string {
   try {
     return fs.statSync(file);
-  } catch {
-    return null;
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'ELOOP') return 'link loop';
+    if (code === 'EACCES' || code === 'EPERM') return 'no permission';
+    if (code === 'ENOENT' && fs.lstatSync(file, { throwIfNoEntry: false })?.isSymbolicLink()) return 'broken link';
+    return `cannot be read: ${code ?? (err as Error).message}`;
   }
 }
 
-function sortedEntries(dir: string): string[] {
-  return fs.readdirSync(dir).sort(compareStrings);
+/**
+ * A folder's entry names, sorted. Names that are not valid UTF-8 are left out and reported: Node's
+ * string paths cannot name them (they decode lossily to another name), and neither can sharp.
+ */
+export function sortedEntries(dir: string): { names: string[]; undecodable: Skipped[] } {
+  const names: string[] = [];
+  const undecodable: Skipped[] = [];
+  for (const raw of fs.readdirSync(dir, { encoding: 'buffer' })) {
+    const name = raw.toString('utf8');
+    if (Buffer.from(name, 'utf8').equals(raw)) names.push(name);
+    else undecodable.push({ path: path.join(dir, escapeBytes(raw)), reason: 'file name is not valid UTF-8, and the decoders take paths as UTF-8 text; rename it (convmv converts names) to use it' });
+  }
+  return { names: names.sort(compareStrings), undecodable };
+}
+
+/** A raw name for display: printable ASCII as is, every other byte as \xNN. */
+function escapeBytes(raw: Buffer): string {
+  return Array.from(raw, (b) => (b >= 0x20 && b < 0x7f && b !== 0x5c ? String.fromCharCode(b) : `\\x${b.toString(16).padStart(2, '0')}`)).join('');
 }
 
 /** Code-point order, like Python's sorted(): independent of locale. */

@@ -5,7 +5,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 
-import { linkOrCopy, parseCsv, Random, replaceOwnedDirectory, requireWritableDirectory, toCsv, UserError, writeFileAtomic } from '../util';
+import { linkOrCopy, OWNED_MARKER, parseCsv, Random, readOwnedMarker, replaceOwnedDirectory, requireWritableDirectory, toCsv, UserError, writeFileAtomic } from '../util';
 import { compareStrings, LabelledFile, scanNonEmptyImageFolder, Skipped } from './scan';
 import { readExcludeFile, readRelabelFile, SplitEditRow } from './split-edits';
 
@@ -29,6 +29,11 @@ export interface SplitOptions {
   exclude?: string;
   /** A CSV of `path,new_class` rows: photos that go into the split under another class than their folder's. */
   relabel?: string;
+  /**
+   * Copy the photos into the subset folders instead of hard-linking them. A hard link is the same file
+   * as the original, so editing a photo in train/ edits it in the data folder too; a copy is independent.
+   */
+  copy?: boolean;
 }
 
 export interface SplitRow {
@@ -119,13 +124,18 @@ export async function splitDataset(options: SplitOptions): Promise<SplitReport> 
   let linked = 0;
   let copied = 0;
   if (options.materialise ?? true) {
+    refuseForeignFiles(out, scanned.files);
     for (const subset of SUBSETS) {
-      await replaceOwnedDirectory(path.join(out, subset), { kind: 'split-subset', subset, seed, data: scanned.root, ...edits.marker }, async (tmp) => {
+      const members = assigned.filter((a) => a.subset === subset).map((f) => ({ file: f.file, entry: subsetEntry(f) }));
+      const files = members.map((m) => m.entry);
+      await replaceOwnedDirectory(path.join(out, subset), { kind: 'split-subset', subset, seed, data: scanned.root, files, ...edits.marker }, async (tmp) => {
         for (const label of kept) fs.mkdirSync(path.join(tmp, label));
-        for (const f of assigned.filter((a) => a.subset === subset)) {
-          // Files nested below the class folder keep their sub-path in the name.
-          const name = f.relative.split('/').slice(1).join('__');
-          if (linkOrCopy(f.file, path.join(tmp, f.label, name)) === 'link') linked++;
+        for (const m of members) {
+          const dest = path.join(tmp, ...m.entry.split('/'));
+          if (options.copy) {
+            fs.copyFileSync(m.file, dest);
+            copied++;
+          } else if (linkOrCopy(m.file, dest) === 'link') linked++;
           else copied++;
         }
       });
@@ -203,6 +213,42 @@ function applySplitEdits(
   if (options.exclude) marker.exclude = path.resolve(options.exclude);
   if (options.relabel) marker.relabel = path.resolve(options.relabel);
   return { assigned, excluded: drawn.filter((f) => exclude.has(f.file)), relabelled, notes, ignored, applied: !!(options.exclude || options.relabel), marker };
+}
+
+/** Where a file goes inside its subset folder, '/' separators: files nested below the class folder keep their sub-path in the name. */
+function subsetEntry(f: LabelledFile): string {
+  return `${f.label}/${f.relative.split('/').slice(1).join('__')}`;
+}
+
+/**
+ * Re-running a split replaces the subset folders, so a file the user put into one would be deleted: fail,
+ * naming them, before any work. A subset folder's marker lists the files the split put there; one written
+ * before markers had that list is judged by name (any name the split could have made from the data folder).
+ */
+function refuseForeignFiles(out: string, dataFiles: readonly LabelledFile[]): void {
+  const foreign: string[] = [];
+  for (const subset of SUBSETS) {
+    const dir = path.join(out, subset);
+    const marker = readOwnedMarker(dir);
+    if (!marker) continue; // not ours: replaceOwnedDirectory refuses it unless it is empty
+    const ours = new Set(Array.isArray(marker.files) ? (marker.files as string[]) : dataFiles.map(subsetEntry));
+    for (const entry of filesBelow(dir)) if (entry !== OWNED_MARKER && !ours.has(entry)) foreign.push(`${subset}/${entry}`);
+  }
+  if (foreign.length === 0) return;
+  const named = foreign.slice(0, 5).map((f) => path.join(out, f)).join(', ');
+  const more = foreign.length > 5 ? ` and ${foreign.length - 5} more` : '';
+  throw new UserError(`the split folders hold ${foreign.length} file${foreign.length === 1 ? '' : 's'} the split did not put there, which re-running it would delete: ${named}${more}; move them out first`);
+}
+
+/** Paths of the files below `dir`, relative, '/' separators. */
+function filesBelow(dir: string, prefix = ''): string[] {
+  const out: string[] = [];
+  for (const entry of fs.readdirSync(dir, { withFileTypes: true })) {
+    const relative = prefix ? `${prefix}/${entry.name}` : entry.name;
+    if (entry.isDirectory()) out.push(...filesBelow(path.join(dir, entry.name), relative));
+    else out.push(relative);
+  }
+  return out;
 }
 
 /** Reads a split.csv written by splitDataset; paths are resolved against the csv's folder. */

@@ -11,6 +11,7 @@ import type { Sharp } from 'sharp';
 
 import { errorLine } from '../util';
 import { decodeJpeg, jpegAddonActive, plainJpegSize } from './jpeg';
+import { pixelLimitProblem } from './limits';
 
 export interface ImageSource {
   kind: 'source';
@@ -74,14 +75,25 @@ export class ImageDecodeError extends Error {
   }
 }
 
-/** Reads the header of an image file (EXIF orientation applied); fails with ImageDecodeError. */
+/**
+ * Reads the header of an image file (EXIF orientation applied); fails with ImageDecodeError, also for
+ * a header claiming more than MAX_IMAGE_PIXELS, so that no decoder allocates for it.
+ */
 export async function openImage(file: string): Promise<ImageSource> {
+  const source = await readSource(file);
+  const tooLarge = pixelLimitProblem(source.width, source.height);
+  if (tooLarge) throw new ImageDecodeError(file, tooLarge);
+  return source;
+}
+
+async function readSource(file: string): Promise<ImageSource> {
   if (jpegAddonActive()) {
     const size = await plainJpegSize(file);
     if (size) return { kind: 'source', file, ...size, plainJpeg: true };
   }
   try {
-    const meta = await sharp(file).metadata();
+    // Only the header is read here; the pixel limit is checked by openImage, with a reason that says so.
+    const meta = await sharp(file, { limitInputPixels: false }).metadata();
     if (!meta.width || !meta.height) throw new Error('no size in header');
     const swap = (meta.orientation ?? 1) >= 5;
     const plainJpeg = meta.format === 'jpeg' && (meta.orientation ?? 1) === 1 && !meta.hasProfile && meta.channels === 3 && meta.space === 'srgb';

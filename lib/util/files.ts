@@ -118,6 +118,31 @@ export function isOwnedDirectory(dir: string): boolean {
 }
 
 /**
+ * Claims `dir` for a job that writes many files into it over time (the main job's --out), where a
+ * whole-folder swap (replaceOwnedDirectory) does not fit. The rule is the one model and split folders
+ * follow: a missing folder is created, an empty one is taken, and either then gets the marker of `kind`;
+ * a folder with that marker is reused; anything else is the user's, and the call fails before any work.
+ */
+export function claimOutputDirectory(dir: string, kind: string, flag = '--out'): void {
+  const target = path.resolve(dir);
+  let stat: fs.Stats | null = null;
+  try {
+    stat = fs.statSync(target);
+  } catch {
+    // Missing: created below.
+  }
+  if (stat && !stat.isDirectory()) throw new UserError(`${flag} ${dir} exists and is not a folder`);
+  if (stat) {
+    const marker = readOwnedMarker(target);
+    if (marker?.kind === kind) return;
+    if (marker) throw new UserError(`${flag} ${dir} is a folder boat made for something else (${String(marker.kind)}); choose another ${flag}`);
+    if (fs.readdirSync(target).length > 0) throw new UserError(`${flag} ${dir} exists and was not made by boat; choose another ${flag} or empty it yourself`);
+  }
+  requireWritableDirectory(target);
+  writeJsonAtomic(path.join(target, OWNED_MARKER), { kind, writtenBy: 'boat' });
+}
+
+/**
  * Builds a folder in a temp sibling, then swaps it into place at `dir`.
  *
  * A previous folder at `dir` is replaced only if this project wrote it (it has the marker file);
