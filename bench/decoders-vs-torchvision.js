@@ -31,7 +31,8 @@ for (const f of scanImageFolder(root).files) byClass.set(f.label, [...(byClass.g
 const files = [];
 for (let i = 0; files.length < count && i < 1e6; i++) {
   let added = false;
-  for (const list of byClass.values()) if (i < list.length && files.length < count) files.push(list[i]), (added = true);
+  for (const list of byClass.values())
+    if (i < list.length && files.length < count) (files.push(list[i]), (added = true));
   if (!added) break;
 }
 
@@ -84,8 +85,11 @@ if (made.status !== 0) {
     }
   }
   fs.rmSync(dir, { recursive: true, force: true });
-  console.log(`Resize(256) + CenterCrop(224) against torchvision (Pillow), ${files.length} photos from ${root}, 8-bit levels:`);
-  for (const [name, t] of Object.entries(totals)) console.log(`  ${name.padEnd(38)} mean |diff| ${t.mean.toFixed(3)}, max ${t.max}`);
+  console.log(
+    `Resize(256) + CenterCrop(224) against torchvision (Pillow), ${files.length} photos from ${root}, 8-bit levels:`,
+  );
+  for (const [name, t] of Object.entries(totals))
+    console.log(`  ${name.padEnd(38)} mean |diff| ${t.mean.toFixed(3)}, max ${t.max}`);
 })();
 
 function evalCrop(src) {

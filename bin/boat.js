@@ -7,7 +7,10 @@ try {
   cli = require(path.join(__dirname, '..', 'dist', 'lib', 'cli', 'main.js'));
 } catch (err) {
   if (err && err.code === 'MODULE_NOT_FOUND') {
-    console.error('boat: error: the library is not built; run `npm install` (or `npm run build`) in ' + path.resolve(__dirname, '..'));
+    console.error(
+      'boat: error: the library is not built; run `npm install` (or `npm run build`) in ' +
+        path.resolve(__dirname, '..'),
+    );
     process.exit(1);
   }
   throw err;

@@ -52,7 +52,12 @@ function nodeApiInclude() {
 }
 
 function includeDirWith(header) {
-  for (const dir of ['/usr/include', '/usr/local/include', '/usr/include/x86_64-linux-gnu', '/usr/include/aarch64-linux-gnu']) {
+  for (const dir of [
+    '/usr/include',
+    '/usr/local/include',
+    '/usr/include/x86_64-linux-gnu',
+    '/usr/include/aarch64-linux-gnu',
+  ]) {
     if (fs.existsSync(path.join(dir, header))) return dir;
   }
   return null;
@@ -65,9 +70,28 @@ function build(addon, napi) {
   const source = path.join(root, 'native', `${addon.name}.cc`);
   const output = path.join(outDir, `${addon.name}.node`);
   const stamp = path.join(outDir, `${addon.name}.sha256`);
-  const flags = ['-std=c++17', '-O3', '-shared', '-fPIC', ...addon.flags, `-DNODE_GYP_MODULE_NAME=${addon.name}`, `-I${napi}`, `-I${include}`];
-  const want = crypto.createHash('sha256').update(fs.readFileSync(source)).update(JSON.stringify([compiler, flags, addon.libs])).digest('hex');
-  if (!args.has('--force') && fs.existsSync(output) && fs.existsSync(stamp) && fs.readFileSync(stamp, 'utf8').trim() === want) return null;
+  const flags = [
+    '-std=c++17',
+    '-O3',
+    '-shared',
+    '-fPIC',
+    ...addon.flags,
+    `-DNODE_GYP_MODULE_NAME=${addon.name}`,
+    `-I${napi}`,
+    `-I${include}`,
+  ];
+  const want = crypto
+    .createHash('sha256')
+    .update(fs.readFileSync(source))
+    .update(JSON.stringify([compiler, flags, addon.libs]))
+    .digest('hex');
+  if (
+    !args.has('--force') &&
+    fs.existsSync(output) &&
+    fs.existsSync(stamp) &&
+    fs.readFileSync(stamp, 'utf8').trim() === want
+  )
+    return null;
 
   fs.mkdirSync(outDir, { recursive: true });
   const temp = path.join(outDir, `${addon.name}.${process.pid}.tmp.node`); // .node: require() picks the loader by extension
@@ -76,10 +100,16 @@ function build(addon, napi) {
     execFileSync(compiler, [...flags, source, ...addon.libs, '-o', temp], { stdio: ['ignore', 'inherit', 'pipe'] });
   } catch (err) {
     fs.rmSync(temp, { force: true });
-    return `compile failed: ${String(err.stderr || err.message).trim().split('\n').slice(-3).join(' | ')}`;
+    return `compile failed: ${String(err.stderr || err.message)
+      .trim()
+      .split('\n')
+      .slice(-3)
+      .join(' | ')}`;
   }
   // Load it once in a child process: a library missing at run time (libdnnl.so.2) shows up here.
-  const check = spawnSync(process.execPath, ['-e', `require(${JSON.stringify(temp)}).describe()`], { encoding: 'utf8' });
+  const check = spawnSync(process.execPath, ['-e', `require(${JSON.stringify(temp)}).describe()`], {
+    encoding: 'utf8',
+  });
   if (check.status !== 0) {
     fs.rmSync(temp, { force: true });
     return `built but does not load: ${(check.stderr || '').trim().split('\n')[0]}`;
@@ -94,7 +124,8 @@ const napi = nodeApiInclude();
 let failed = false;
 for (const addon of ADDONS) {
   let reason = null;
-  if (spawnSync(compiler, ['--version'], { stdio: 'ignore' }).status !== 0) reason = `no C++ compiler (${compiler}); apt-get install g++`;
+  if (spawnSync(compiler, ['--version'], { stdio: 'ignore' }).status !== 0)
+    reason = `no C++ compiler (${compiler}); apt-get install g++`;
   else if (!napi) reason = 'no Node-API headers (npm package node-api-headers)';
   else reason = build(addon, napi);
   if (reason) {

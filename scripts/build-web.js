@@ -11,7 +11,11 @@ const root = path.resolve(__dirname, '..');
 const page = path.join(root, 'lib', 'web', 'page');
 const out = path.join(root, 'dist', 'web');
 
-const check = spawnSync(process.execPath, [require.resolve('typescript/bin/tsc'), '-p', path.join(page, 'tsconfig.json')], { stdio: 'inherit' });
+const check = spawnSync(
+  process.execPath,
+  [require.resolve('typescript/bin/tsc'), '-p', path.join(page, 'tsconfig.json')],
+  { stdio: 'inherit' },
+);
 if (check.status !== 0) process.exit(check.status ?? 1);
 
 fs.mkdirSync(out, { recursive: true });
@@ -27,4 +31,6 @@ require('esbuild').buildSync({
   logLevel: 'warning',
 });
 fs.copyFileSync(path.join(page, 'index.html'), path.join(out, 'index.html'));
-console.log(`web page built: ${path.relative(root, out)}/ (boat-web.js ${(fs.statSync(path.join(out, 'boat-web.js')).size / 1e6).toFixed(2)} MB)`);
+console.log(
+  `web page built: ${path.relative(root, out)}/ (boat-web.js ${(fs.statSync(path.join(out, 'boat-web.js')).size / 1e6).toFixed(2)} MB)`,
+);

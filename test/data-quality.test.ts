@@ -43,18 +43,52 @@ function copyTree(from: string, to: string): void {
 
 test('confident learning by hand: thresholds, the calibrated joint, pruning, the rule that agreeing predictions are no issue', () => {
   // Six samples, two classes; sample 2 is labelled 0 but looks like 1, sample 5 is labelled 1 but is unsure.
-  const probs = [[0.9, 0.1], [0.8, 0.2], [0.2, 0.8], [0.1, 0.9], [0.3, 0.7], [0.55, 0.45]];
+  const probs = [
+    [0.9, 0.1],
+    [0.8, 0.2],
+    [0.2, 0.8],
+    [0.1, 0.9],
+    [0.3, 0.7],
+    [0.55, 0.45],
+  ];
   const labels = [0, 0, 0, 1, 1, 1];
   const t = confidentThresholds(probs, labels, 2);
-  assert.ok(Math.abs(t[0] - (0.9 + 0.8 + 0.2) / 3) < 1e-12 && Math.abs(t[1] - (0.9 + 0.7 + 0.45) / 3) < 1e-12, String(t));
+  assert.ok(
+    Math.abs(t[0] - (0.9 + 0.8 + 0.2) / 3) < 1e-12 && Math.abs(t[1] - (0.9 + 0.7 + 0.45) / 3) < 1e-12,
+    String(t),
+  );
   // t = [0.633, 0.683]: sample 2 is confidently 1 (given 0); sample 5 passes neither threshold (0.55 < 0.633).
-  assert.deepEqual(confidentJoint(probs, labels, 2), [[2, 1], [0, 3]]);
-  assert.deepEqual(pruneCounts([[2, 1], [0, 3]]), [[2, 0], [1, 3]]);
+  assert.deepEqual(confidentJoint(probs, labels, 2), [
+    [2, 1],
+    [0, 3],
+  ]);
+  assert.deepEqual(
+    pruneCounts([
+      [2, 1],
+      [0, 3],
+    ]),
+    [
+      [2, 0],
+      [1, 3],
+    ],
+  );
   const issues = findLabelIssues(probs, labels, 2);
-  assert.deepEqual(issues.map((i) => [i.index, i.given, i.suggested, i.rank]), [[2, 0, 1, 1]]);
+  assert.deepEqual(
+    issues.map((i) => [i.index, i.given, i.suggested, i.rank]),
+    [[2, 0, 1, 1]],
+  );
   assert.equal(issues[0].score, 0.2);
   // Rounding keeps each row's total.
-  assert.deepEqual(roundPreservingRowTotals([[0.4, 0.4, 0.2], [2.5, 0.5, 0]]), [[1, 0, 0], [2, 1, 0]]);
+  assert.deepEqual(
+    roundPreservingRowTotals([
+      [0.4, 0.4, 0.2],
+      [2.5, 0.5, 0],
+    ]),
+    [
+      [1, 0, 0],
+      [2, 1, 0],
+    ],
+  );
 });
 
 test('stratified folds: every class spread over all folds within one', () => {
@@ -70,7 +104,10 @@ test('stratified folds: every class spread over all folds within one', () => {
 
 /** Moves 5% of the demo pictures, spread over the classes, into another class's folder. */
 function plantLabelErrors(root: string): Map<string, { from: string; to: string }> {
-  const classes = fs.readdirSync(root).filter((c) => !c.startsWith('.')).sort();
+  const classes = fs
+    .readdirSync(root)
+    .filter((c) => !c.startsWith('.'))
+    .sort();
   const total = classes.reduce((n, c) => n + fs.readdirSync(path.join(root, c)).length, 0);
   const planted = new Map<string, { from: string; to: string }>();
   const perClass = Math.round((0.05 * total) / classes.length);
@@ -86,7 +123,8 @@ function plantLabelErrors(root: string): Map<string, { from: string; to: string 
   return planted;
 }
 
-let labelRun: { root: string; planted: Map<string, { from: string; to: string }>; result: DataIssuesResult } | undefined;
+let labelRun:
+  { root: string; planted: Map<string, { from: string; to: string }>; result: DataIssuesResult } | undefined;
 
 test('planted label errors: 5% of the demo set moved to a wrong class folder are found with precision and recall >= 0.8', async () => {
   const root = path.join(work, 'mislabelled');
@@ -100,12 +138,23 @@ test('planted label errors: 5% of the demo set moved to a wrong class folder are
   const hits = found.filter((i) => planted.has(i.path));
   const precision = hits.length / Math.max(1, found.length);
   const recall = hits.length / planted.size;
-  const detail = found.map((i) => `${i.rank} ${i.path} ${i.given}->${i.suggested} ${i.score}${planted.has(i.path) ? ' planted' : ''}`).join('\n');
-  console.log(`planted label errors: ${planted.size}, reported ${found.length}, precision ${precision.toFixed(3)}, recall ${recall.toFixed(3)}, cross-validated accuracy ${result.report.cross_validated_accuracy}`);
-  assert.ok(precision >= 0.8 && recall >= 0.8, `precision ${precision.toFixed(2)}, recall ${recall.toFixed(2)}\n${detail}`);
+  const detail = found
+    .map((i) => `${i.rank} ${i.path} ${i.given}->${i.suggested} ${i.score}${planted.has(i.path) ? ' planted' : ''}`)
+    .join('\n');
+  console.log(
+    `planted label errors: ${planted.size}, reported ${found.length}, precision ${precision.toFixed(3)}, recall ${recall.toFixed(3)}, cross-validated accuracy ${result.report.cross_validated_accuracy}`,
+  );
+  assert.ok(
+    precision >= 0.8 && recall >= 0.8,
+    `precision ${precision.toFixed(2)}, recall ${recall.toFixed(2)}\n${detail}`,
+  );
   // Each found planted error is given its folder's class and the true class is suggested.
-  for (const i of hits) assert.deepEqual([i.given, i.suggested], [planted.get(i.path)!.to, planted.get(i.path)!.from], i.path);
-  assert.deepEqual(found.map((i) => i.rank), found.map((_, k) => k + 1));
+  for (const i of hits)
+    assert.deepEqual([i.given, i.suggested], [planted.get(i.path)!.to, planted.get(i.path)!.from], i.path);
+  assert.deepEqual(
+    found.map((i) => i.rank),
+    found.map((_, k) => k + 1),
+  );
   for (let k = 1; k < found.length; k++) assert.ok(found[k - 1].score <= found[k].score, 'ranked by self-confidence');
   assert.equal(result.report.images, 5 * PER_CLASS);
   assert.equal(result.report.folds, 5);
@@ -113,19 +162,34 @@ test('planted label errors: 5% of the demo set moved to a wrong class folder are
 });
 
 /** The four edits of the issue, each applied to its own original. */
-async function plantNearDuplicates(originals: string[], dir: string): Promise<Array<{ original: string; copy: string; edit: string }>> {
+async function plantNearDuplicates(
+  originals: string[],
+  dir: string,
+): Promise<Array<{ original: string; copy: string; edit: string }>> {
   const out = [];
   const edits: Array<[string, (file: string) => Promise<Buffer>]> = [
-    ['resized to 60%', async (f) => {
-      const m = await sharp(f).metadata();
-      return sharp(f).resize(Math.round(m.width * 0.6)).jpeg().toBuffer();
-    }],
+    [
+      'resized to 60%',
+      async (f) => {
+        const m = await sharp(f).metadata();
+        return sharp(f)
+          .resize(Math.round(m.width * 0.6))
+          .jpeg()
+          .toBuffer();
+      },
+    ],
     ['JPEG quality 40', async (f) => sharp(f).jpeg({ quality: 40 }).toBuffer()],
-    ['centre crop 90%', async (f) => {
-      const m = await sharp(f).metadata();
-      const [w, h] = [Math.round(m.width * 0.9), Math.round(m.height * 0.9)];
-      return sharp(f).extract({ left: Math.floor((m.width - w) / 2), top: Math.floor((m.height - h) / 2), width: w, height: h }).jpeg({ quality: 90 }).toBuffer();
-    }],
+    [
+      'centre crop 90%',
+      async (f) => {
+        const m = await sharp(f).metadata();
+        const [w, h] = [Math.round(m.width * 0.9), Math.round(m.height * 0.9)];
+        return sharp(f)
+          .extract({ left: Math.floor((m.width - w) / 2), top: Math.floor((m.height - h) / 2), width: w, height: h })
+          .jpeg({ quality: 90 })
+          .toBuffer();
+      },
+    ],
     ['brightened 10%', async (f) => sharp(f).modulate({ brightness: 1.1 }).jpeg({ quality: 90 }).toBuffer()],
   ];
   for (const [k, [edit, make]] of edits.entries()) {
@@ -152,19 +216,41 @@ async function checkNearDuplicates(source: string, pick: (files: string[]) => st
   const planted = await plantNearDuplicates(placedOriginals, path.join(root, 'boats'));
   const result = await findDataIssues({ data: root, cacheDir, folds: 2 });
   const groups = result.report.near_duplicates;
-  const groupOf = (method: 'embedding' | 'phash', file: string) => groups.find((g) => (g.method === method || g.method === 'both') && g.paths.includes(`boats/${path.basename(file)}`));
-  const seen = planted.map((p) => `${p.edit}: ${(['embedding', 'phash'] as const).map((m) => { const g = groupOf(m, p.copy); return g ? `${g.method} ${g.similarity}` : `no ${m} group`; }).join(', ')}`).join('; ');
+  const groupOf = (method: 'embedding' | 'phash', file: string) =>
+    groups.find(
+      (g) => (g.method === method || g.method === 'both') && g.paths.includes(`boats/${path.basename(file)}`),
+    );
+  const seen = planted
+    .map(
+      (p) =>
+        `${p.edit}: ${(['embedding', 'phash'] as const)
+          .map((m) => {
+            const g = groupOf(m, p.copy);
+            return g ? `${g.method} ${g.similarity}` : `no ${m} group`;
+          })
+          .join(', ')}`,
+    )
+    .join('; ');
   console.log(`near-duplicates (${label}): ${seen}`);
   // What each method must catch: the perceptual hash is not crop-invariant (a 90% crop moves its low
   // frequencies: 2 to 17 bits on the real photos), and a 10% brightening can move the embedding below the
   // threshold; each is caught by the other method.
-  const expected: Record<string, Array<'embedding' | 'phash'>> = { 'resized to 60%': ['embedding', 'phash'], 'JPEG quality 40': ['embedding', 'phash'], 'centre crop 90%': ['embedding'], 'brightened 10%': ['phash'] };
+  const expected: Record<string, Array<'embedding' | 'phash'>> = {
+    'resized to 60%': ['embedding', 'phash'],
+    'JPEG quality 40': ['embedding', 'phash'],
+    'centre crop 90%': ['embedding'],
+    'brightened 10%': ['phash'],
+  };
   for (const p of planted) {
     const names = [path.basename(p.original), path.basename(p.copy)].map((n) => `boats/${n}`).sort();
     for (const method of expected[p.edit]) {
       const group = groupOf(method, p.copy);
       assert.ok(group, `${label}, ${method}: the copy ${p.edit} is in no group (${seen})`);
-      assert.deepEqual([...group.paths].sort(), names, `${label}, ${method}: ${p.edit} is grouped with its original only`);
+      assert.deepEqual(
+        [...group.paths].sort(),
+        names,
+        `${label}, ${method}: ${p.edit} is grouped with its original only`,
+      );
     }
   }
   const grouped = groups.flatMap((g) => g.paths).filter((p) => p.includes('distinct_'));
@@ -173,12 +259,30 @@ async function checkNearDuplicates(source: string, pick: (files: string[]) => st
 
 test('planted near-duplicates in the demo set: each edit grouped with its original by both methods, twenty distinct pictures not grouped', async () => {
   // One class at a time keeps the distinct pictures as alike as the set has: same kind of boat, sky and water.
-  await checkNearDuplicates(demo, (files) => [...files.filter((f) => f.includes('sailboat')).slice(0, 12), ...files.filter((f) => f.includes('gondola')).slice(0, 12)], 'demo');
+  await checkNearDuplicates(
+    demo,
+    (files) => [
+      ...files.filter((f) => f.includes('sailboat')).slice(0, 12),
+      ...files.filter((f) => f.includes('gondola')).slice(0, 12),
+    ],
+    'demo',
+  );
 });
 
-test('planted near-duplicates in the real photos (when present)', { skip: !fs.existsSync(SHARED_PHOTOS) && 'no ../shared/data/boat-types on this machine' }, async () => {
-  await checkNearDuplicates(SHARED_PHOTOS, (files) => [...files.filter((f) => f.includes('/sailboat/')).slice(0, 12), ...files.filter((f) => f.includes('/kayak/')).slice(0, 12)], 'real');
-});
+test(
+  'planted near-duplicates in the real photos (when present)',
+  { skip: !fs.existsSync(SHARED_PHOTOS) && 'no ../shared/data/boat-types on this machine' },
+  async () => {
+    await checkNearDuplicates(
+      SHARED_PHOTOS,
+      (files) => [
+        ...files.filter((f) => f.includes('/sailboat/')).slice(0, 12),
+        ...files.filter((f) => f.includes('/kayak/')).slice(0, 12),
+      ],
+      'real',
+    );
+  },
+);
 
 test('the thresholds are the documented ones', () => {
   assert.equal(EMBEDDING_THRESHOLD, 0.93);
@@ -186,7 +290,10 @@ test('the thresholds are the documented ones', () => {
   // A feature row against itself, rescaled, and against an orthogonal row.
   const dim = 4;
   const pairs = embeddingPairs(Float32Array.from([1, 2, 0, 0, 2, 4, 0, 0, 0, 0, 3, 1]), dim);
-  assert.deepEqual(pairs.map((p) => [p.a, p.b, +p.similarity.toFixed(5)]), [[0, 1, 1]]);
+  assert.deepEqual(
+    pairs.map((p) => [p.a, p.b, +p.similarity.toFixed(5)]),
+    [[0, 1, 1]],
+  );
 });
 
 test('cross-validation leaves no tensors behind and predicts every sample out of fold', async () => {
@@ -205,7 +312,10 @@ test('cross-validation leaves no tensors behind and predicts every sample out of
   assert.equal(cv.probabilities.length, n);
   assert.ok(cv.accuracy > 0.9, `accuracy ${cv.accuracy}`);
   for (const p of cv.probabilities) assert.ok(Math.abs(p.reduce((a, b) => a + b, 0) - 1) < 1e-4);
-  await assert.rejects(crossValidatedProbabilities(features, dim, labels, 3, { folds: 1 }), /--folds must be an integer of at least 2/);
+  await assert.rejects(
+    crossValidatedProbabilities(features, dim, labels, 3, { folds: 1 }),
+    /--folds must be an integer of at least 2/,
+  );
 });
 
 test('bad images are reported as skips and the run goes on', async () => {
@@ -232,15 +342,36 @@ test('the CLI: --json has the stable shape, --out writes the review files, a sta
   const report = JSON.parse(r.stdout);
   assert.deepEqual(Object.keys(report).slice(0, 5), ['label_issues', 'near_duplicates', 'folds', 'images', 'seconds']);
   assert.deepEqual(Object.keys(report.label_issues[0]).slice(0, 5), ['path', 'given', 'suggested', 'score', 'rank']);
-  assert.deepEqual(report.label_issues, labelRun.result.report.label_issues, 'the CLI and the library agree (same seed)');
-  for (const name of ['issues.csv', 'duplicates.csv', 'label-issues.png', 'duplicates.png', 'exclude.csv', 'relabel.csv', 'report.json']) assert.ok(fs.existsSync(path.join(out, name)), name);
-  for (const png of ['label-issues.png', 'duplicates.png']) assert.equal((await sharp(path.join(out, png)).metadata()).format, 'png');
+  assert.deepEqual(
+    report.label_issues,
+    labelRun.result.report.label_issues,
+    'the CLI and the library agree (same seed)',
+  );
+  for (const name of [
+    'issues.csv',
+    'duplicates.csv',
+    'label-issues.png',
+    'duplicates.png',
+    'exclude.csv',
+    'relabel.csv',
+    'report.json',
+  ])
+    assert.ok(fs.existsSync(path.join(out, name)), name);
+  for (const png of ['label-issues.png', 'duplicates.png'])
+    assert.equal((await sharp(path.join(out, png)).metadata()).format, 'png');
   const csvLines = fs.readFileSync(path.join(out, 'issues.csv'), 'utf8').trim().split('\n');
   assert.equal(csvLines[0], 'rank,path,subset,given,suggested,score');
   assert.equal(csvLines.length, report.label_issues.length + 1);
   // The starter exclude file, as written, builds a split without those photos.
-  const split = await splitDataset({ data: root, out: path.join(work, 'split-from-issues'), seed: 38, exclude: path.join(out, 'exclude.csv') });
-  const inSplit = new Set(split.rows.map((row) => path.relative(root, path.resolve(split.out, row.path)).split(path.sep).join('/')));
+  const split = await splitDataset({
+    data: root,
+    out: path.join(work, 'split-from-issues'),
+    seed: 38,
+    exclude: path.join(out, 'exclude.csv'),
+  });
+  const inSplit = new Set(
+    split.rows.map((row) => path.relative(root, path.resolve(split.out, row.path)).split(path.sep).join('/')),
+  );
   for (const i of report.label_issues) assert.ok(!inSplit.has(i.path), i.path);
   assert.ok([...planted.keys()].filter((p) => !inSplit.has(p)).length >= 0.8 * planted.size);
   assert.deepEqual(hashTree(root), before, 'the photos are untouched');
@@ -273,11 +404,26 @@ test('split --exclude and --relabel: the split changes as stated, every other ph
   await makeImageFolder(data, { sailboat: 15, kayak: 10, gondola: 10 });
   const before = hashTree(data);
   const plain = await splitDataset({ data, out: path.join(dir, 'plain'), seed: 38 });
-  fs.writeFileSync(path.join(dir, 'exclude.csv'), 'path,reason\nsailboat/sailboat_003.jpg,looks like a kayak\n"kayak/kayak_001.jpg",dup\n\n');
-  fs.writeFileSync(path.join(dir, 'relabel.csv'), `path,new_class\ngondola/gondola_002.jpg,kayak\n${path.join(data, 'sailboat', 'sailboat_004.jpg')},gondola\n`);
-  const edited = await splitDataset({ data, out: path.join(dir, 'edited'), seed: 38, exclude: path.join(dir, 'exclude.csv'), relabel: path.join(dir, 'relabel.csv') });
+  fs.writeFileSync(
+    path.join(dir, 'exclude.csv'),
+    'path,reason\nsailboat/sailboat_003.jpg,looks like a kayak\n"kayak/kayak_001.jpg",dup\n\n',
+  );
+  fs.writeFileSync(
+    path.join(dir, 'relabel.csv'),
+    `path,new_class\ngondola/gondola_002.jpg,kayak\n${path.join(data, 'sailboat', 'sailboat_004.jpg')},gondola\n`,
+  );
+  const edited = await splitDataset({
+    data,
+    out: path.join(dir, 'edited'),
+    seed: 38,
+    exclude: path.join(dir, 'exclude.csv'),
+    relabel: path.join(dir, 'relabel.csv'),
+  });
   assert.deepEqual(edited.excluded.sort(), ['kayak/kayak_001.jpg', 'sailboat/sailboat_003.jpg']);
-  assert.deepEqual(edited.relabelled.map((r) => [r.path, r.from, r.to]).sort(), [['gondola/gondola_002.jpg', 'gondola', 'kayak'], ['sailboat/sailboat_004.jpg', 'sailboat', 'gondola']]);
+  assert.deepEqual(edited.relabelled.map((r) => [r.path, r.from, r.to]).sort(), [
+    ['gondola/gondola_002.jpg', 'gondola', 'kayak'],
+    ['sailboat/sailboat_004.jpg', 'sailboat', 'gondola'],
+  ]);
   const key = (p: string): string => path.basename(p);
   const plainRows = new Map(plain.rows.map((r) => [key(r.path), r]));
   const editedRows = new Map(edited.rows.map((r) => [key(r.path), r]));
@@ -285,9 +431,13 @@ test('split --exclude and --relabel: the split changes as stated, every other ph
   assert.ok(!editedRows.has('sailboat_003.jpg') && !editedRows.has('kayak_001.jpg'));
   for (const [name, row] of editedRows) {
     assert.equal(row.subset, plainRows.get(name)!.subset, `${name} keeps its subset`);
-    const expected = name === 'gondola_002.jpg' ? 'kayak' : name === 'sailboat_004.jpg' ? 'gondola' : plainRows.get(name)!.class;
+    const expected =
+      name === 'gondola_002.jpg' ? 'kayak' : name === 'sailboat_004.jpg' ? 'gondola' : plainRows.get(name)!.class;
     assert.equal(row.class, expected, name);
-    assert.ok(fs.existsSync(path.join(dir, 'edited', row.subset, row.class, name)), `${name} materialised under ${row.class}`);
+    assert.ok(
+      fs.existsSync(path.join(dir, 'edited', row.subset, row.class, name)),
+      `${name} materialised under ${row.class}`,
+    );
   }
   // split.csv records what was done; readers of the split see only the photos in it.
   const csv = fs.readFileSync(edited.csv, 'utf8');
@@ -308,7 +458,12 @@ test('split --exclude / --relabel: a row naming a file not in the data, or a cla
   fs.writeFileSync(path.join(dir, 'missing.csv'), 'path\nsailboat/sailboat_001.jpg\nsailboat/no_such_photo.jpg\n');
   fs.writeFileSync(path.join(dir, 'badclass.csv'), 'path,new_class\nkayak/kayak_000.jpg,submarine\n');
   fs.writeFileSync(path.join(dir, 'nocolumn.csv'), 'file\nkayak/kayak_000.jpg\n');
-  await assert.rejects(splitDataset({ data, out: path.join(dir, 'a'), exclude: path.join(dir, 'missing.csv') }), (err: Error) => err instanceof UserError && /missing\.csv line 3: "sailboat\/no_such_photo\.jpg" is not a photo in/.test(err.message));
+  await assert.rejects(
+    splitDataset({ data, out: path.join(dir, 'a'), exclude: path.join(dir, 'missing.csv') }),
+    (err: Error) =>
+      err instanceof UserError &&
+      /missing\.csv line 3: "sailboat\/no_such_photo\.jpg" is not a photo in/.test(err.message),
+  );
   for (const [flag, file, pattern] of [
     ['--exclude', 'missing.csv', /line 3: "sailboat\/no_such_photo\.jpg" is not a photo in/],
     ['--relabel', 'missing.csv', /no "new_class" column/],

@@ -30,7 +30,11 @@ test('stratified assignment: each class split 60/20/20 (±1), every file exactly
   assert.equal(assigned.length, files.length);
   assert.equal(new Set(assigned.map((a) => a.file)).size, files.length);
   for (const [label, n] of Object.entries(counts)) {
-    for (const [subset, share] of [['train', 0.6], ['val', 0.2], ['test', 0.2]] as const) {
+    for (const [subset, share] of [
+      ['train', 0.6],
+      ['val', 0.2],
+      ['test', 0.2],
+    ] as const) {
       const k = assigned.filter((a) => a.label === label && a.subset === subset).length;
       assert.ok(Math.abs(k - share * n) <= 1, `${label}/${subset}: ${k} of ${n}`);
     }
@@ -57,7 +61,10 @@ test('splitDataset keeps the top classes, materialises folders and split.csv, id
   for (const [label, n] of entries) {
     for (let i = n - 1; i >= 0; i--) {
       fs.mkdirSync(path.join(b, 'boats', label), { recursive: true });
-      fs.copyFileSync(path.join(a, 'boats', label, `${label}_${String(i).padStart(3, '0')}.jpg`), path.join(b, 'boats', label, `${label}_${String(i).padStart(3, '0')}.jpg`));
+      fs.copyFileSync(
+        path.join(a, 'boats', label, `${label}_${String(i).padStart(3, '0')}.jpg`),
+        path.join(b, 'boats', label, `${label}_${String(i).padStart(3, '0')}.jpg`),
+      );
     }
   }
   const ra = await splitDataset({ data: path.join(a, 'boats'), out: path.join(a, 'out'), top: 3, seed: 38 });
@@ -71,8 +78,19 @@ test('splitDataset keeps the top classes, materialises folders and split.csv, id
     const materialised = path.join(a, 'out', row.subset, row.class, path.basename(row.path));
     assert.ok(fs.existsSync(materialised), materialised);
   }
-  assert.equal(scanImageFolder(path.join(a, 'out', 'train')).files.length, ra.rows.filter((r) => r.subset === 'train').length);
-  assert.deepEqual(readSplitCsv(ra.csv).map((r) => r.file).sort(), scanImageFolder(path.join(a, 'boats')).files.filter((f) => f.label !== 'buoy').map((f) => f.file).sort());
+  assert.equal(
+    scanImageFolder(path.join(a, 'out', 'train')).files.length,
+    ra.rows.filter((r) => r.subset === 'train').length,
+  );
+  assert.deepEqual(
+    readSplitCsv(ra.csv)
+      .map((r) => r.file)
+      .sort(),
+    scanImageFolder(path.join(a, 'boats'))
+      .files.filter((f) => f.label !== 'buoy')
+      .map((f) => f.file)
+      .sort(),
+  );
 });
 
 test('re-running a split replaces the previous one cleanly', async () => {
@@ -82,7 +100,13 @@ test('re-running a split replaces the previous one cleanly', async () => {
   assert.ok(fs.existsSync(path.join(dir, 'train', 'buoy')));
   const second = await splitDataset({ data: path.join(dir, 'boats'), out: dir, top: 2, seed: 2 });
   for (const subset of ['train', 'val', 'test']) {
-    assert.deepEqual(fs.readdirSync(path.join(dir, subset)).filter((n) => !n.startsWith('.')).sort(), ['kayak', 'sailboat']);
+    assert.deepEqual(
+      fs
+        .readdirSync(path.join(dir, subset))
+        .filter((n) => !n.startsWith('.'))
+        .sort(),
+      ['kayak', 'sailboat'],
+    );
   }
   const onDisk = ['train', 'val', 'test'].reduce((n, s) => n + scanImageFolder(path.join(dir, s)).files.length, 0);
   assert.equal(onDisk, second.rows.length);

@@ -54,13 +54,31 @@ export function seededArray(n: number, seed: number): Float32Array {
 /** A conv + BatchNorm + ReLU + pool backbone with the tutorial's head: every kernel ResNet50 uses, in milliseconds. */
 export function tinyModel(classes = 3): BoatModel {
   const input = tf.input({ shape: [8, 8, 3] });
-  let x = tf.layers.conv2d({ filters: 4, kernelSize: 3, padding: 'same', kernelInitializer: tf.initializers.glorotUniform({ seed: 1 }) }).apply(input) as tf.SymbolicTensor;
+  let x = tf.layers
+    .conv2d({
+      filters: 4,
+      kernelSize: 3,
+      padding: 'same',
+      kernelInitializer: tf.initializers.glorotUniform({ seed: 1 }),
+    })
+    .apply(input) as tf.SymbolicTensor;
   x = tf.layers.batchNormalization().apply(x) as tf.SymbolicTensor;
   x = tf.layers.reLU().apply(x) as tf.SymbolicTensor;
   x = tf.layers.globalAveragePooling2d({}).apply(x) as tf.SymbolicTensor;
   const backbone = tf.model({ inputs: input, outputs: x });
   const head = buildHead(classes, { features: 4, hidden: 6, dropout: 0, seed: 2 });
-  return new BoatModel(backbone, head, { classes: Array.from({ length: classes }, (_, i) => `class${i}`), preprocessing: 'caffe', inputSize: 8, weightsId: 'tiny', weightsChecksum: 'x' }, 'finetune');
+  return new BoatModel(
+    backbone,
+    head,
+    {
+      classes: Array.from({ length: classes }, (_, i) => `class${i}`),
+      preprocessing: 'caffe',
+      inputSize: 8,
+      weightsId: 'tiny',
+      weightsChecksum: 'x',
+    },
+    'finetune',
+  );
 }
 
 async function read(t: tf.Tensor): Promise<Float32Array> {
@@ -95,7 +113,10 @@ export async function runScenario(work: string, demoRoot: string): Promise<Scena
 
   // 1. BatchNorm, training and frozen, forward and backward (the fused ops the fine-tune uses).
   {
-    const x = tf.tensor4d(seededArray(3 * 4 * 5 * 6, 1).map((v) => v * 3 + 1), [3, 4, 5, 6]);
+    const x = tf.tensor4d(
+      seededArray(3 * 4 * 5 * 6, 1).map((v) => v * 3 + 1),
+      [3, 4, 5, 6],
+    );
     const gamma = tf.tensor1d(seededArray(6, 2).map((v) => v + 1));
     const beta = tf.tensor1d(seededArray(6, 3));
     const mean = tf.tensor1d(seededArray(6, 4).map((v) => v + 1));
@@ -106,8 +127,14 @@ export async function runScenario(work: string, demoRoot: string): Promise<Scena
       tf.dispose([r.mean, r.variance]);
       return r.y.mul(probe).sum();
     };
-    const frozen = (a: tf.Tensor, g: tf.Tensor, b: tf.Tensor): tf.Tensor => batchNormFrozen(a, g as tf.Tensor1D, b as tf.Tensor1D, mean, variance, 1e-3).mul(probe).sum();
-    for (const [name, f] of [['bnTraining', training], ['bnFrozen', frozen]] as const) {
+    const frozen = (a: tf.Tensor, g: tf.Tensor, b: tf.Tensor): tf.Tensor =>
+      batchNormFrozen(a, g as tf.Tensor1D, b as tf.Tensor1D, mean, variance, 1e-3)
+        .mul(probe)
+        .sum();
+    for (const [name, f] of [
+      ['bnTraining', training],
+      ['bnFrozen', frozen],
+    ] as const) {
       const { value, grads } = tf.valueAndGrads(f)([x, gamma, beta]);
       arrays[`${name}.value`] = await read(value);
       for (const [i, g] of grads.entries()) arrays[`${name}.grad${i}`] = await read(g);
@@ -119,7 +146,10 @@ export async function runScenario(work: string, demoRoot: string): Promise<Scena
   // 2. A tiny fine-tune with BatchNorm in training mode, then frozen: gradients and moving statistics.
   {
     const model = tinyModel();
-    const x = tf.tensor4d(seededArray(2 * 8 * 8 * 3, 7).map((v) => v * 100), [2, 8, 8, 3]);
+    const x = tf.tensor4d(
+      seededArray(2 * 8 * 8 * 3, 7).map((v) => v * 100),
+      [2, 8, 8, 3],
+    );
     const y = tf.tensor1d([0, 2], 'int32');
     for (const frozen of [false, true]) {
       model.batchNormFrozen = frozen;
@@ -134,7 +164,10 @@ export async function runScenario(work: string, demoRoot: string): Promise<Scena
       arrays[`${tag}.movingVariance`] = await read(movingVariance.clone());
     }
     // Grad-CAM over the tiny net's last conv maps (8×8), for class 1.
-    const one = tf.tensor4d(seededArray(8 * 8 * 3, 8).map((v) => v * 100), [1, 8, 8, 3]);
+    const one = tf.tensor4d(
+      seededArray(8 * 8 * 3, 8).map((v) => v * 100),
+      [1, 8, 8, 3],
+    );
     const cam = await gradCamTensor(model, one, 1);
     arrays['gradcam.heatmap'] = cam.heatmap;
     arrays['gradcam.probs'] = cam.probs;
@@ -148,7 +181,11 @@ export async function runScenario(work: string, demoRoot: string): Promise<Scena
   {
     const model = tinyModel(5);
     const loader = new DataLoader(new ImageFolder(demoRoot, evalTransforms('caffe', 8)), { batchSize: 5 });
-    const trained = await trainModel(model, { train: new LoaderSource(loader), val: new LoaderSource(loader) }, { epochs: 4, optimizer: 'sgd', lr: 0.01, momentum: 0.9, seed: 1 });
+    const trained = await trainModel(
+      model,
+      { train: new LoaderSource(loader), val: new LoaderSource(loader) },
+      { epochs: 4, optimizer: 'sgd', lr: 0.01, momentum: 0.9, seed: 1 },
+    );
     values.trainLoss = trained.history.filter((r) => r.phase === 'train').map((r) => r.loss);
     values.valLoss = trained.history.filter((r) => r.phase === 'val').map((r) => r.loss);
     model.dispose();
@@ -163,12 +200,16 @@ export async function runScenario(work: string, demoRoot: string): Promise<Scena
   const files = folder.samples.slice(0, GRAD_BATCH);
   const images = await Promise.all(files.map((f) => loadImage(f.file, transform, new Random(0))));
   const x = tf.tensor4d(Float32Array.from(images.flatMap((im) => Array.from(im.data))), [GRAD_BATCH, SIZE, SIZE, 3]);
-  const y = tf.tensor1d(files.map((f) => f.label), 'int32');
+  const y = tf.tensor1d(
+    files.map((f) => f.label),
+    'int32',
+  );
   const variables = model.trainableVariables();
   const { value, grads } = tf.variableGrads(() => nllLoss(model.forward(x, true), y), variables);
   arrays['finetune.loss'] = await read(value.clone());
   values['finetune.variables'] = variables.map((v) => v.name);
-  for (const [i, v] of variables.entries()) arrays[`finetune.grad.${i}`] = Float32Array.from(await grads[v.name].data());
+  for (const [i, v] of variables.entries())
+    arrays[`finetune.grad.${i}`] = Float32Array.from(await grads[v.name].data());
   for (const layer of ['bn_conv1', 'bn5c_branch2c']) {
     const [, , movingMean, movingVariance] = model.backbone.getLayer(layer).getWeights();
     arrays[`finetune.${layer}.movingMean`] = await read(movingMean.clone());
@@ -185,7 +226,9 @@ export async function runScenario(work: string, demoRoot: string): Promise<Scena
   lap('finetune');
 
   // 5. `boat predict --json` on the saved model, in this process (so on this process' backend): every class' probability.
-  const predicted = await capture(() => main(['predict', '--model', saved, files[0].file, '--json', '--top', String(folder.classes.length)]));
+  const predicted = await capture(() =>
+    main(['predict', '--model', saved, files[0].file, '--json', '--top', String(folder.classes.length)]),
+  );
   values.predictCode = predicted.code;
   values.predict = JSON.parse(predicted.stdout);
   lap('predict');
@@ -203,7 +246,10 @@ export function writeResult(dir: string, r: ScenarioResult): void {
   const all = new Float32Array(offset);
   for (const [k, a] of Object.entries(r.arrays)) all.set(a, index[k][0]);
   fs.writeFileSync(path.join(dir, 'arrays.f32'), Buffer.from(all.buffer));
-  fs.writeFileSync(path.join(dir, 'result.json'), JSON.stringify({ index, values: r.values, counts: r.counts, seconds: r.seconds }));
+  fs.writeFileSync(
+    path.join(dir, 'result.json'),
+    JSON.stringify({ index, values: r.values, counts: r.counts, seconds: r.seconds }),
+  );
 }
 
 export function readResult(dir: string): ScenarioResult {

@@ -9,7 +9,17 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as tf from '../lib/engine/tf';
 
-import { batchNormFrozen, batchNormTraining, createBoatModel, nllLoss, resnetStage, nativeKernelsInUse, selectBackend, setNativeKernels, wasmThreadsWanted } from '../lib';
+import {
+  batchNormFrozen,
+  batchNormTraining,
+  createBoatModel,
+  nllLoss,
+  resnetStage,
+  nativeKernelsInUse,
+  selectBackend,
+  setNativeKernels,
+  wasmThreadsWanted,
+} from '../lib';
 import { gpuDevicePresent, startWebgpu } from '../lib/model/webgpu';
 import { REPO_ROOT, runCli, tempDir } from './helpers';
 
@@ -41,10 +51,22 @@ function randomArray(shape: number[], seed: number): number[] {
 }
 
 /** Gradients of sum(conv2d(x, w)²) with respect to x and w, on the named backend. */
-async function convGrads(backend: string, x: number[], xShape: number[], w: number[], wShape: number[], stride: number, pad: Pad): Promise<[Float32Array, Float32Array]> {
+async function convGrads(
+  backend: string,
+  x: number[],
+  xShape: number[],
+  w: number[],
+  wShape: number[],
+  stride: number,
+  pad: Pad,
+): Promise<[Float32Array, Float32Array]> {
   await tf.setBackend(backend);
   return tf.tidy(() => {
-    const f = (X: tf.Tensor, W: tf.Tensor): tf.Tensor => tf.conv2d(X as tf.Tensor4D, W as tf.Tensor4D, stride, pad).square().sum();
+    const f = (X: tf.Tensor, W: tf.Tensor): tf.Tensor =>
+      tf
+        .conv2d(X as tf.Tensor4D, W as tf.Tensor4D, stride, pad)
+        .square()
+        .sum();
     const [gx, gw] = tf.grads(f)([tf.tensor(x, xShape), tf.tensor(w, wShape)]);
     return [gx.dataSync() as Float32Array, gw.dataSync() as Float32Array] as [Float32Array, Float32Array];
   });
@@ -72,7 +94,16 @@ async function compareConvGradients(): Promise<void> {
   const cases: Array<{ k: number; s: number; pad: Pad; h: number; ci: number }> = [];
   for (const k of [1, 3, 7]) {
     for (const s of [1, 2]) {
-      for (const pad of ['same', 'valid', [[0, 0], [1, 2], [2, 1], [0, 0]]] as Pad[]) {
+      for (const pad of [
+        'same',
+        'valid',
+        [
+          [0, 0],
+          [1, 2],
+          [2, 1],
+          [0, 0],
+        ],
+      ] as Pad[]) {
         for (const ci of [3, 16]) cases.push({ k, s, pad, h: k === 7 ? 11 : 9 + s - 1, ci }); // odd and even sizes
       }
     }
@@ -88,7 +119,10 @@ async function compareConvGradients(): Promise<void> {
     const [wx, ww] = await convGrads('wasm', x, xShape, w, wShape, c.s, c.pad);
     assert.equal(tf.memory().numTensors, before, `tensors leaked for ${JSON.stringify(c)}`);
     const err = Math.max(maxRelativeError(cx, wx), maxRelativeError(cw, ww));
-    assert.ok(err < 1e-5, `kernel ${c.k} stride ${c.s} pad ${JSON.stringify(c.pad)} channels ${c.ci}: relative error ${err}`);
+    assert.ok(
+      err < 1e-5,
+      `kernel ${c.k} stride ${c.s} pad ${JSON.stringify(c.pad)} channels ${c.ci}: relative error ${err}`,
+    );
     worst = Math.max(worst, err);
   }
   await tf.setBackend('wasm');
@@ -99,7 +133,12 @@ async function compareConvGradients(): Promise<void> {
  * The gradients of `candidate` with respect to each input equal those of `reference` (relative error
  * < 1e-4), and computing them leaves only the gradients behind.
  */
-function assertSameGradients(label: string, reference: (...a: tf.Tensor[]) => tf.Tensor, candidate: (...a: tf.Tensor[]) => tf.Tensor, inputs: tf.Tensor[]): void {
+function assertSameGradients(
+  label: string,
+  reference: (...a: tf.Tensor[]) => tf.Tensor,
+  candidate: (...a: tf.Tensor[]) => tf.Tensor,
+  inputs: tf.Tensor[],
+): void {
   type Grads = (xs: tf.Tensor[]) => tf.Tensor[];
   const expected = (tf.grads(reference) as Grads)(inputs);
   const before = tf.memory().numTensors;
@@ -112,74 +151,100 @@ function assertSameGradients(label: string, reference: (...a: tf.Tensor[]) => tf
   tf.dispose([...expected, ...actual]);
 }
 
-test('gradients of a small conv + BatchNorm + tanh net agree with finite differences on wasm', () => withEachKernelSet(async (label) => {
-  await tf.setBackend('wasm');
-  const x = tf.tensor4d(randomArray([2, 6, 6, 3], 1), [2, 6, 6, 3]);
-  const w1 = tf.variable(tf.tensor4d(randomArray([3, 3, 3, 4], 2), [3, 3, 3, 4]));
-  const w2 = tf.variable(tf.tensor4d(randomArray([1, 1, 4, 2], 3), [1, 1, 4, 2]));
-  const gamma = tf.variable(tf.tensor1d([1.2, 0.8, 1, 0.5]));
-  const beta = tf.variable(tf.tensor1d([0.1, -0.2, 0, 0.3]));
-  const loss = (): tf.Scalar =>
-    tf.tidy(() => {
-      const h = tf.conv2d(x, w1, 2, 'same');
-      const { y, mean, variance } = batchNormTraining(h, gamma, beta, 1e-3);
-      tf.dispose([mean, variance]);
-      return tf.conv2d(tf.tanh(y as tf.Tensor4D), w2, 1, 'valid').sin().sum<tf.Scalar>(); // smooth: finite differences and ReLU kinks do not mix
-    });
-  const { grads } = tf.variableGrads(loss, [w1, w2, gamma, beta]);
-  const eps = 1e-2;
-  for (const v of [w1, w2, gamma, beta] as tf.Variable[]) {
-    const analytic = grads[v.name].dataSync();
-    const values = v.dataSync().slice();
-    for (const i of [0, Math.floor(values.length / 2), values.length - 1]) {
-      const at = (delta: number): number => {
-        const shifted = values.slice();
-        shifted[i] += delta;
-        v.assign(tf.tensor(shifted, v.shape));
-        return loss().arraySync();
-      };
-      const numeric = (at(eps) - at(-eps)) / (2 * eps);
-      v.assign(tf.tensor(values, v.shape));
-      // Relative: these gradients run from 0.066 to 6.9. Measured: a relative error of at most 4.5e-4 (float32
-      // central differences, eps 1e-2), on both kernel sets; the 1e-5 floor is for a gradient near zero.
-      const error = Math.abs(numeric - analytic[i]);
-      assert.ok(error <= 2e-3 * Math.abs(numeric) + 1e-5, `${label}: ${v.name}[${i}]: analytic ${analytic[i]}, numeric ${numeric}, relative error ${error / Math.abs(numeric)}`);
+test('gradients of a small conv + BatchNorm + tanh net agree with finite differences on wasm', () =>
+  withEachKernelSet(async (label) => {
+    await tf.setBackend('wasm');
+    const x = tf.tensor4d(randomArray([2, 6, 6, 3], 1), [2, 6, 6, 3]);
+    const w1 = tf.variable(tf.tensor4d(randomArray([3, 3, 3, 4], 2), [3, 3, 3, 4]));
+    const w2 = tf.variable(tf.tensor4d(randomArray([1, 1, 4, 2], 3), [1, 1, 4, 2]));
+    const gamma = tf.variable(tf.tensor1d([1.2, 0.8, 1, 0.5]));
+    const beta = tf.variable(tf.tensor1d([0.1, -0.2, 0, 0.3]));
+    const loss = (): tf.Scalar =>
+      tf.tidy(() => {
+        const h = tf.conv2d(x, w1, 2, 'same');
+        const { y, mean, variance } = batchNormTraining(h, gamma, beta, 1e-3);
+        tf.dispose([mean, variance]);
+        return tf
+          .conv2d(tf.tanh(y as tf.Tensor4D), w2, 1, 'valid')
+          .sin()
+          .sum<tf.Scalar>(); // smooth: finite differences and ReLU kinks do not mix
+      });
+    const { grads } = tf.variableGrads(loss, [w1, w2, gamma, beta]);
+    const eps = 1e-2;
+    for (const v of [w1, w2, gamma, beta] as tf.Variable[]) {
+      const analytic = grads[v.name].dataSync();
+      const values = v.dataSync().slice();
+      for (const i of [0, Math.floor(values.length / 2), values.length - 1]) {
+        const at = (delta: number): number => {
+          const shifted = values.slice();
+          shifted[i] += delta;
+          v.assign(tf.tensor(shifted, v.shape));
+          return loss().arraySync();
+        };
+        const numeric = (at(eps) - at(-eps)) / (2 * eps);
+        v.assign(tf.tensor(values, v.shape));
+        // Relative: these gradients run from 0.066 to 6.9. Measured: a relative error of at most 4.5e-4 (float32
+        // central differences, eps 1e-2), on both kernel sets; the 1e-5 floor is for a gradient near zero.
+        const error = Math.abs(numeric - analytic[i]);
+        assert.ok(
+          error <= 2e-3 * Math.abs(numeric) + 1e-5,
+          `${label}: ${v.name}[${i}]: analytic ${analytic[i]}, numeric ${numeric}, relative error ${error / Math.abs(numeric)}`,
+        );
+      }
     }
-  }
-  tf.dispose([x, w1, w2, gamma, beta, ...Object.values(grads)]);
-}));
+    tf.dispose([x, w1, w2, gamma, beta, ...Object.values(grads)]);
+  }));
 
-test('the fused BatchNorm backward equals the gradient of the composed ops (moments + batchNorm)', () => withEachKernelSet((label) => {
-  const x = tf.tensor4d(randomArray([3, 4, 5, 6], 5), [3, 4, 5, 6]);
-  const gamma = tf.tensor1d(randomArray([6], 6).map((v) => v + 1));
-  const beta = tf.tensor1d(randomArray([6], 7));
-  const probe = tf.tensor4d(randomArray([3, 4, 5, 6], 8), [3, 4, 5, 6]); // makes every output matter differently
-  const composed = (a: tf.Tensor, g: tf.Tensor, b: tf.Tensor): tf.Tensor => {
-    const { mean, variance } = tf.moments(a, [0, 1, 2]);
-    return tf.batchNorm(a, mean, variance, b as tf.Tensor1D, g as tf.Tensor1D, 1e-3).mul(probe).sum();
-  };
-  const fused = (a: tf.Tensor, g: tf.Tensor, b: tf.Tensor): tf.Tensor => {
-    const { y, mean, variance } = batchNormTraining(a, g as tf.Tensor1D, b as tf.Tensor1D, 1e-3);
-    tf.dispose([mean, variance]);
-    return y.mul(probe).sum();
-  };
-  assertSameGradients(label, composed, fused, [x, gamma, beta]);
-  tf.dispose([x, gamma, beta, probe]);
-}));
+test('the fused BatchNorm backward equals the gradient of the composed ops (moments + batchNorm)', () =>
+  withEachKernelSet((label) => {
+    const x = tf.tensor4d(randomArray([3, 4, 5, 6], 5), [3, 4, 5, 6]);
+    const gamma = tf.tensor1d(randomArray([6], 6).map((v) => v + 1));
+    const beta = tf.tensor1d(randomArray([6], 7));
+    const probe = tf.tensor4d(randomArray([3, 4, 5, 6], 8), [3, 4, 5, 6]); // makes every output matter differently
+    const composed = (a: tf.Tensor, g: tf.Tensor, b: tf.Tensor): tf.Tensor => {
+      const { mean, variance } = tf.moments(a, [0, 1, 2]);
+      return tf
+        .batchNorm(a, mean, variance, b as tf.Tensor1D, g as tf.Tensor1D, 1e-3)
+        .mul(probe)
+        .sum();
+    };
+    const fused = (a: tf.Tensor, g: tf.Tensor, b: tf.Tensor): tf.Tensor => {
+      const { y, mean, variance } = batchNormTraining(a, g as tf.Tensor1D, b as tf.Tensor1D, 1e-3);
+      tf.dispose([mean, variance]);
+      return y.mul(probe).sum();
+    };
+    assertSameGradients(label, composed, fused, [x, gamma, beta]);
+    tf.dispose([x, gamma, beta, probe]);
+  }));
 
-test('the frozen BatchNorm backward equals tfjs\' gradient of batchNorm with constant statistics', () => withEachKernelSet((label) => {
-  const x = tf.tensor4d(randomArray([3, 4, 5, 6], 15).map((v) => v * 3 + 2), [3, 4, 5, 6]);
-  const gamma = tf.tensor1d(randomArray([6], 16).map((v) => v + 1));
-  const beta = tf.tensor1d(randomArray([6], 17));
-  const mean = tf.tensor1d(randomArray([6], 18).map((v) => v + 2));
-  const variance = tf.tensor1d(randomArray([6], 19).map((v) => v + 4));
-  const probe = tf.tensor4d(randomArray([3, 4, 5, 6], 20), [3, 4, 5, 6]);
-  const composed = (a: tf.Tensor, g: tf.Tensor, b: tf.Tensor): tf.Tensor => tf.batchNorm(a, mean, variance, b as tf.Tensor1D, g as tf.Tensor1D, 1e-3).mul(probe).sum();
-  const frozen = (a: tf.Tensor, g: tf.Tensor, b: tf.Tensor): tf.Tensor => batchNormFrozen(a, g as tf.Tensor1D, b as tf.Tensor1D, mean, variance, 1e-3).mul(probe).sum();
-  assert.ok(Math.abs((composed(x, gamma, beta).arraySync() as number) - (frozen(x, gamma, beta).arraySync() as number)) < 1e-4, `${label}: forward`);
-  assertSameGradients(label, composed, frozen, [x, gamma, beta]);
-  tf.dispose([x, gamma, beta, mean, variance, probe]);
-}));
+test("the frozen BatchNorm backward equals tfjs' gradient of batchNorm with constant statistics", () =>
+  withEachKernelSet((label) => {
+    const x = tf.tensor4d(
+      randomArray([3, 4, 5, 6], 15).map((v) => v * 3 + 2),
+      [3, 4, 5, 6],
+    );
+    const gamma = tf.tensor1d(randomArray([6], 16).map((v) => v + 1));
+    const beta = tf.tensor1d(randomArray([6], 17));
+    const mean = tf.tensor1d(randomArray([6], 18).map((v) => v + 2));
+    const variance = tf.tensor1d(randomArray([6], 19).map((v) => v + 4));
+    const probe = tf.tensor4d(randomArray([3, 4, 5, 6], 20), [3, 4, 5, 6]);
+    const composed = (a: tf.Tensor, g: tf.Tensor, b: tf.Tensor): tf.Tensor =>
+      tf
+        .batchNorm(a, mean, variance, b as tf.Tensor1D, g as tf.Tensor1D, 1e-3)
+        .mul(probe)
+        .sum();
+    const frozen = (a: tf.Tensor, g: tf.Tensor, b: tf.Tensor): tf.Tensor =>
+      batchNormFrozen(a, g as tf.Tensor1D, b as tf.Tensor1D, mean, variance, 1e-3)
+        .mul(probe)
+        .sum();
+    assert.ok(
+      Math.abs((composed(x, gamma, beta).arraySync() as number) - (frozen(x, gamma, beta).arraySync() as number)) <
+        1e-4,
+      `${label}: forward`,
+    );
+    assertSameGradients(label, composed, frozen, [x, gamma, beta]);
+    tf.dispose([x, gamma, beta, mean, variance, probe]);
+  }));
 
 test('clone shares the buffer on wasm (no copy per saved tensor) and stays valid after the original is disposed', () => {
   const a = tf.tensor1d([1, 2, 3]);
@@ -220,8 +285,16 @@ test('a ResNet50 fine-tune step on wasm: loss falls, numTensors is flat across s
     counts.push(tf.memory().numTensors);
   }
   assert.ok(losses[3] < losses[0], `loss ${losses.join(' → ')}`);
-  assert.deepEqual(counts.slice(1), [counts[1], counts[1], counts[1]], `numTensors after each step: ${counts.join(', ')}`);
-  assert.deepEqual(Array.from(model.backbone.getLayer('res4f_branch2c').getWeights()[0].dataSync().slice(0, 16)), Array.from(frozen), 'a frozen stage kept its weights');
+  assert.deepEqual(
+    counts.slice(1),
+    [counts[1], counts[1], counts[1]],
+    `numTensors after each step: ${counts.join(', ')}`,
+  );
+  assert.deepEqual(
+    Array.from(model.backbone.getLayer('res4f_branch2c').getWeights()[0].dataSync().slice(0, 16)),
+    Array.from(frozen),
+    'a frozen stage kept its weights',
+  );
   tf.dispose([x, y]);
   opt.dispose();
   model.dispose();
@@ -232,7 +305,8 @@ test('threads: BOAT_THREADS is validated with a one-line error, and the wasm bac
   assert.throws(() => wasmThreadsWanted('0'), /BOAT_THREADS must be a whole number from 1 to 8, got "0"/);
   const backend = await selectBackend();
   const n = wasmThreadsWanted();
-  const native = backend.native && 'description' in backend.native ? `; native kernels: ${backend.native.description}` : '';
+  const native =
+    backend.native && 'description' in backend.native ? `; native kernels: ${backend.native.description}` : '';
   assert.equal(backend.line, `Using wasm backend (SIMD, ${n} thread${n === 1 ? '' : 's'}${native})`);
 });
 
@@ -243,7 +317,9 @@ test('webgpu: without a GPU it is skipped for wasm, and forcing it is a one-line
   fs.writeFileSync(node, '');
   assert.equal(gpuDevicePresent([node]), true);
   if (gpuDevicePresent()) {
-    t.skip('a GPU device node is present, so the no-GPU path cannot be checked here (scripts/gpu-check.sh covers GPU machines)');
+    t.skip(
+      'a GPU device node is present, so the no-GPU path cannot be checked here (scripts/gpu-check.sh covers GPU machines)',
+    );
     return;
   }
   assert.deepEqual(await startWebgpu({ forced: false }), { reason: 'no GPU device node' });
@@ -252,16 +328,22 @@ test('webgpu: without a GPU it is skipped for wasm, and forcing it is a one-line
   assert.equal(r.status, 2);
   const errorLines = r.stderr.split('\n').filter((line) => line.startsWith('boat: error:'));
   assert.equal(errorLines.length, 1, r.stderr);
-  assert.match(errorLines[0], /^boat: error: backend "webgpu" is not available on this machine: (no Vulkan loader|no WebGPU adapter|the optional npm package "webgpu")/);
+  assert.match(
+    errorLines[0],
+    /^boat: error: backend "webgpu" is not available on this machine: (no Vulkan loader|no WebGPU adapter|the optional npm package "webgpu")/,
+  );
   assert.doesNotMatch(r.stderr, /\n\s+at .*\.js:\d+/, 'no JavaScript stack trace (Dawn may log its own C++ locations)');
 });
 
-test('batchNormFrozen: fine-tuning keeps BatchNorm\'s moving statistics (gamma and beta still train); unfrozen, they move', () => {
+test("batchNormFrozen: fine-tuning keeps BatchNorm's moving statistics (gamma and beta still train); unfrozen, they move", () => {
   return (async () => {
     const model = await createBoatModel({ classes: ['a', 'b'], mode: 'finetune', inputSize: 64 });
     const bn = model.backbone.getLayer('bn2a_branch2a');
     const [gamma, , movingMean] = bn.getWeights();
-    const x = tf.tensor4d(randomArray([2, 64, 64, 3], 21).map((v) => v * 200), [2, 64, 64, 3]);
+    const x = tf.tensor4d(
+      randomArray([2, 64, 64, 3], 21).map((v) => v * 200),
+      [2, 64, 64, 3],
+    );
     const y = tf.tensor1d([0, 1], 'int32');
     const step = (): void => {
       const opt = tf.train.sgd(0.1);

@@ -70,7 +70,11 @@ test('Grad-CAM puts the heatmap peak where the planted class evidence is', async
     tf.dispose([x, f]);
   }
   const set: FeatureSet = { features, labels, files: [], dim: 2048, computed: n, unreadable: 0, seconds: 0 };
-  const run = await trainModel(model, { train: new FeatureSource([set], 8, true, 1), val: new FeatureSource([set], 8, false, 1) }, { epochs: 15, lr: 0.01 });
+  const run = await trainModel(
+    model,
+    { train: new FeatureSource([set], 8, true, 1), val: new FeatureSource([set], 8, false, 1) },
+    { epochs: 15, lr: 0.01 },
+  );
   assert.ok(run.bestValAcc >= 0.9, `the head should learn the planted class (val acc ${run.bestValAcc})`);
 
   const numTensors = tf.memory().numTensors;
@@ -113,7 +117,9 @@ test('Grad-CAM pools the same feature maps the classifier uses (mean of the last
 
 function evaluation(rows: Array<[number, number[]]>, classes: string[]): EvaluationResult {
   const predicted = rows.map(([, p]) => p.indexOf(Math.max(...p)));
-  const confusion = classes.map((_, a) => classes.map((__, q) => rows.filter(([act], i) => act === a && predicted[i] === q).length));
+  const confusion = classes.map((_, a) =>
+    classes.map((__, q) => rows.filter(([act], i) => act === a && predicted[i] === q).length),
+  );
   return {
     accuracy: 0,
     samples: rows.length,
@@ -144,7 +150,10 @@ test('top losses rank by the loss of the actual class; most confused lists off-d
     classes,
   );
   const top = topLosses(e, classes, 3);
-  assert.deepEqual(top.map((t) => t.file), ['img4.jpg', 'img2.jpg', 'img1.jpg']);
+  assert.deepEqual(
+    top.map((t) => t.file),
+    ['img4.jpg', 'img2.jpg', 'img1.jpg'],
+  );
   assert.ok(Math.abs(top[0].loss + Math.log(0.05)) < 1e-9);
   assert.deepEqual([top[0].actual, top[0].predicted, top[0].probability], ['c', 'b', 0.9]);
   assert.deepEqual(mostConfused(e), [
@@ -155,14 +164,21 @@ test('top losses rank by the loss of the actual class; most confused lists off-d
 });
 
 test('TTA views: centre crop, its mirror, and the four corners', () => {
-  const x = tf.tensor4d(Float32Array.from({ length: 1 * 6 * 8 * 3 }, (_, i) => i), [1, 6, 8, 3]);
+  const x = tf.tensor4d(
+    Float32Array.from({ length: 1 * 6 * 8 * 3 }, (_, i) => i),
+    [1, 6, 8, 3],
+  );
   const v = ttaViews(x, 4);
   assert.deepEqual(v.shape, [6, 4, 4, 3]);
   const views = v.arraySync();
   const image = x.arraySync()[0];
-  const crop = (top: number, left: number): number[][][] => image.slice(top, top + 4).map((row) => row.slice(left, left + 4));
+  const crop = (top: number, left: number): number[][][] =>
+    image.slice(top, top + 4).map((row) => row.slice(left, left + 4));
   assert.deepEqual(views[0], crop(1, 2));
-  assert.deepEqual(views[1], crop(1, 2).map((row) => [...row].reverse()));
+  assert.deepEqual(
+    views[1],
+    crop(1, 2).map((row) => [...row].reverse()),
+  );
   assert.deepEqual(views.slice(2), [crop(0, 0), crop(0, 4), crop(2, 0), crop(2, 4)]);
   tf.dispose([x, v]);
 });
@@ -178,7 +194,11 @@ test('learning-rate finder: loss recorded over an exponential sweep, divergence 
   const set: FeatureSet = { features, labels, files: [], dim: 2048, computed: n, unreadable: 0, seconds: 0 };
   const before = model.trainableVariables().map((v) => v.dataSync().slice());
   const numTensors = tf.memory().numTensors;
-  const result = await findLearningRate(model, new FeatureSource([set], 16, true, 3), { steps: 80, startLr: 1e-6, endLr: 100 });
+  const result = await findLearningRate(model, new FeatureSource([set], 16, true, 3), {
+    steps: 80,
+    startLr: 1e-6,
+    endLr: 100,
+  });
   assert.ok(result.points.length > 10);
   for (let i = 1; i < result.points.length; i++) assert.ok(result.points[i].lr > result.points[i - 1].lr);
   assert.equal(result.points[0].lr, 1e-6);
@@ -191,8 +211,14 @@ test('learning-rate finder: loss recorded over an exponential sweep, divergence 
   assert.equal(tf.memory().numTensors, numTensors);
 });
 
-test('class-weighted NLL is PyTorch\'s weighted mean; balanced weights equalise class totals', () => {
-  const logProbs = tf.log(tf.tensor2d([[0.7, 0.3], [0.2, 0.8], [0.6, 0.4]]));
+test("class-weighted NLL is PyTorch's weighted mean; balanced weights equalise class totals", () => {
+  const logProbs = tf.log(
+    tf.tensor2d([
+      [0.7, 0.3],
+      [0.2, 0.8],
+      [0.6, 0.4],
+    ]),
+  );
   const y = tf.tensor1d([0, 1, 1], 'int32');
   const w = [1, 3];
   const expected = -(1 * Math.log(0.7) + 3 * Math.log(0.8) + 3 * Math.log(0.4)) / (1 + 3 + 3);

@@ -29,7 +29,10 @@ before(async () => {
 
 test('export refuses an unknown quantization, a missing model and a damaged one, and writes nothing', () => {
   const out = path.join(work, 'web', 'never');
-  refused(['export', '--model', model, '--out', out, '--quantize', 'int4'], /option '--quantize <kind>' argument 'int4' is invalid\. Allowed choices are none, float16, uint8/);
+  refused(
+    ['export', '--model', model, '--out', out, '--quantize', 'int4'],
+    /option '--quantize <kind>' argument 'int4' is invalid\. Allowed choices are none, float16, uint8/,
+  );
   refused(['export', '--model', path.join(work, 'nope'), '--out', out], /model not found/);
   const damaged = path.join(work, 'models', 'damaged');
   fs.cpSync(model, damaged, { recursive: true });
@@ -52,7 +55,14 @@ test('export replaces only its own earlier export, and only with --force', () =>
   assert.equal(manifest.precision, 'float16');
   assert.deepEqual(manifest.options, { quantize: 'float16', shardBytes: 4 * 1024 * 1024 });
   assert.equal(manifest.source.metadataSha256.length, 64);
-  for (const f of ['index.html', 'boat-web.js', 'model/model.json', 'wasm/tfjs-backend-wasm.wasm', 'wasm/tfjs-backend-wasm-simd.wasm']) assert.ok(fs.existsSync(path.join(out, f)), f);
+  for (const f of [
+    'index.html',
+    'boat-web.js',
+    'model/model.json',
+    'wasm/tfjs-backend-wasm.wasm',
+    'wasm/tfjs-backend-wasm-simd.wasm',
+  ])
+    assert.ok(fs.existsSync(path.join(out, f)), f);
 
   refused(['export', '--model', model, '--out', out], /exists; add --force/);
   const again = runCli(['export', '--model', model, '--out', out, '--force']);
@@ -86,7 +96,10 @@ test('predict on an export refuses a damaged shard in one line; serve refuses a 
   bytes[100] ^= 0xff;
   fs.writeFileSync(shard, bytes);
   refused(['predict', '--model', out, photo], /exported model file damaged \(SHA-256 mismatch\)/);
-  refused(['evaluate', '--model', out, '--data', work, '--input-size', '64', '--out', path.join(work, 'eval')], /--input-size does not apply to an exported folder/);
+  refused(
+    ['evaluate', '--model', out, '--data', work, '--input-size', '64', '--out', path.join(work, 'eval')],
+    /--input-size does not apply to an exported folder/,
+  );
   refused(['evaluate', '--model', out, '--data', work], /is an exported web folder; give --out/);
   refused(['serve', path.join(work, 'nope')], /folder to serve not found/);
   refused(['serve', out, '--port', 'http'], /--port must be an integer/);

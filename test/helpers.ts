@@ -29,7 +29,11 @@ export function tempDir(prefix = 'boat-test-'): string {
 }
 
 /** A small solid-colour JPEG (or other format) with a seeded noise pattern so contents differ. */
-export async function writeImage(file: string, seed: number, options: { width?: number; height?: number; format?: 'jpeg' | 'png' | 'webp' } = {}): Promise<void> {
+export async function writeImage(
+  file: string,
+  seed: number,
+  options: { width?: number; height?: number; format?: 'jpeg' | 'png' | 'webp' } = {},
+): Promise<void> {
   const width = options.width ?? 48;
   const height = options.height ?? 32;
   const pixels = Buffer.alloc(width * height * 3);
@@ -48,7 +52,8 @@ export async function writeImage(file: string, seed: number, options: { width?: 
 export async function makeImageFolder(root: string, counts: Record<string, number>, seedBase = 0): Promise<void> {
   let seed = seedBase;
   for (const [label, n] of Object.entries(counts)) {
-    for (let i = 0; i < n; i++) await writeImage(path.join(root, label, `${label}_${String(i).padStart(3, '0')}.jpg`), seed++);
+    for (let i = 0; i < n; i++)
+      await writeImage(path.join(root, label, `${label}_${String(i).padStart(3, '0')}.jpg`), seed++);
   }
 }
 
@@ -59,7 +64,8 @@ export function hashTree(root: string): Record<string, string> {
     for (const entry of fs.readdirSync(dir, { withFileTypes: true })) {
       const full = path.join(dir, entry.name);
       if (entry.isDirectory()) visit(full);
-      else if (entry.isFile()) out[path.relative(root, full)] = crypto.createHash('sha256').update(fs.readFileSync(full)).digest('hex');
+      else if (entry.isFile())
+        out[path.relative(root, full)] = crypto.createHash('sha256').update(fs.readFileSync(full)).digest('hex');
     }
   };
   visit(root);
@@ -67,8 +73,16 @@ export function hashTree(root: string): Record<string, string> {
 }
 
 /** Runs the CLI as a user would; returns its exit code and output. */
-export function runCli(args: string[], cwd = REPO_ROOT, env: Record<string, string> = {}): { status: number; stdout: string; stderr: string } {
-  const r = spawnSync(process.execPath, [path.join(REPO_ROOT, 'bin', 'boat.js'), ...args], { cwd, encoding: 'utf8', env: { ...process.env, BOAT_DEBUG: '', ...env } });
+export function runCli(
+  args: string[],
+  cwd = REPO_ROOT,
+  env: Record<string, string> = {},
+): { status: number; stdout: string; stderr: string } {
+  const r = spawnSync(process.execPath, [path.join(REPO_ROOT, 'bin', 'boat.js'), ...args], {
+    cwd,
+    encoding: 'utf8',
+    env: { ...process.env, BOAT_DEBUG: '', ...env },
+  });
   return { status: r.status ?? -1, stdout: r.stdout, stderr: r.stderr };
 }
 
@@ -84,7 +98,8 @@ const failedParts = new Set<string>();
 export function skipUnlessCi(missing: string | false): string | false {
   if (missing && IN_CI && !failedParts.has(missing)) {
     failedParts.add(missing);
-    test(`CI installs what these tests need: ${missing}`, () => assert.fail(`${missing} (CI=true, where it is installed: a failure, not a skip)`));
+    test(`CI installs what these tests need: ${missing}`, () =>
+      assert.fail(`${missing} (CI=true, where it is installed: a failure, not a skip)`));
   }
   return missing;
 }
@@ -100,6 +115,7 @@ export function skipRestUnlessCi(t: TestContext, missing: string | false): boole
 /** The skip for tests of the JPEG addon: none when it is active, a plain one when turned off on purpose, else skipUnlessCi's. */
 export function jpegAddonSkip(active: boolean): string | false {
   if (active) return false;
-  if (process.env.BOAT_NATIVE === '0' || process.env.BOAT_NATIVE_JPEG === '0') return 'JPEG addon turned off (BOAT_NATIVE=0 or BOAT_NATIVE_JPEG=0)';
+  if (process.env.BOAT_NATIVE === '0' || process.env.BOAT_NATIVE_JPEG === '0')
+    return 'JPEG addon turned off (BOAT_NATIVE=0 or BOAT_NATIVE_JPEG=0)';
   return skipUnlessCi('JPEG addon not built (npm run build:native; needs libjpeg-dev)');
 }

@@ -20,7 +20,10 @@ test('ImageFolder: sorted classes, torchvision-style classToIdx, labels from fol
   assert.deepEqual(ds.classes, ['cruise_ship', 'kayak', 'sailboat']);
   assert.deepEqual(ds.classToIdx, { cruise_ship: 0, kayak: 1, sailboat: 2 });
   assert.equal(ds.length, 6);
-  assert.deepEqual(ds.samples.map((s) => s.label), [0, 1, 1, 1, 2, 2]);
+  assert.deepEqual(
+    ds.samples.map((s) => s.label),
+    [0, 1, 1, 1, 2, 2],
+  );
   assert.ok(ds.skipped.some((s) => s.path.endsWith('notes.txt')));
 });
 
@@ -138,7 +141,13 @@ test('prefetching more batches ahead changes nothing in what comes out; a prefet
   const ds = new ImageFolder(dir, trainTransforms());
   const all = async (prefetch: number): Promise<{ x: number[]; files: string[] }> => {
     const out = { x: [] as number[], files: [] as string[] };
-    for await (const batch of new DataLoader(ds, { batchSize: 2, shuffle: true, seed: 4, workers: 2, prefetch }).batches(0)) {
+    for await (const batch of new DataLoader(ds, {
+      batchSize: 2,
+      shuffle: true,
+      seed: 4,
+      workers: 2,
+      prefetch,
+    }).batches(0)) {
       out.x.push(...((await batch.x.data()) as Float32Array).filter((_, i) => i % 997 === 0));
       out.files.push(...batch.files);
       tf.dispose([batch.x, batch.y]);
@@ -163,7 +172,10 @@ test('a loader over a subset of indices gives each sample the same augmentation 
       const x = (await batch.x.data()) as Float32Array;
       const size = x.length / batch.indices.length;
       batch.indices.forEach((i, j) => out.set(i, x.slice(j * size, (j + 1) * size)));
-      assert.deepEqual(batch.files, batch.indices.map((i) => ds.samples[i].file));
+      assert.deepEqual(
+        batch.files,
+        batch.indices.map((i) => ds.samples[i].file),
+      );
       tf.dispose([batch.x, batch.y]);
     }
     return out;

@@ -21,7 +21,19 @@ import * as path from 'node:path';
 import { test } from 'node:test';
 import sharp from 'sharp';
 
-import { CenterCrop, Compose, decodeRgb, hflip, jpegAddonActive, openImage, Random, resizedCrop, Resize, rotate, setJpegAddon } from '../lib';
+import {
+  CenterCrop,
+  Compose,
+  decodeRgb,
+  hflip,
+  jpegAddonActive,
+  openImage,
+  Random,
+  resizedCrop,
+  Resize,
+  rotate,
+  setJpegAddon,
+} from '../lib';
 import type { RgbImage } from '../lib';
 import { jpegAddonSkip, REPO_ROOT } from './helpers';
 
@@ -33,7 +45,8 @@ interface Case {
   box?: { left: number; top: number; width: number; height: number };
   angle?: number;
 }
-const cases = (JSON.parse(fs.readFileSync(path.join(FIXTURES, 'reference', 'cases.json'), 'utf8')) as { cases: Case[] }).cases;
+const cases = (JSON.parse(fs.readFileSync(path.join(FIXTURES, 'reference', 'cases.json'), 'utf8')) as { cases: Case[] })
+  .cases;
 
 async function ours(c: Case): Promise<RgbImage> {
   const src = await openImage(path.join(FIXTURES, c.input));
@@ -49,7 +62,10 @@ async function ours(c: Case): Promise<RgbImage> {
   }
 }
 
-function compare(a: RgbImage, b: { data: Buffer; width: number; height: number }): { mean: number; max: number; differing: number } {
+function compare(
+  a: RgbImage,
+  b: { data: Buffer; width: number; height: number },
+): { mean: number; max: number; differing: number } {
   assert.deepEqual([a.width, a.height], [b.width, b.height]);
   let sum = 0;
   let max = 0;
@@ -87,11 +103,15 @@ for (const c of cases) {
 }
 
 for (const c of cases.filter((x) => x.kind === 'resize256_crop224' || x.kind === 'resized_crop256')) {
-  test(`the JPEG addon matches torchvision to a level: ${c.reference}`, { skip: jpegAddonSkip(addonBuilt) }, async () => {
-    const { data, info } = await sharp(path.join(FIXTURES, c.reference)).raw().toBuffer({ resolveWithObject: true });
-    const diff = compare(await oursWith(true, c), { data, width: info.width, height: info.height });
-    assert.ok(diff.mean < 0.05 && diff.max <= 1, `mean ${diff.mean}, max ${diff.max}`);
-  });
+  test(
+    `the JPEG addon matches torchvision to a level: ${c.reference}`,
+    { skip: jpegAddonSkip(addonBuilt) },
+    async () => {
+      const { data, info } = await sharp(path.join(FIXTURES, c.reference)).raw().toBuffer({ resolveWithObject: true });
+      const diff = compare(await oursWith(true, c), { data, width: info.width, height: info.height });
+      assert.ok(diff.mean < 0.05 && diff.max <= 1, `mean ${diff.mean}, max ${diff.max}`);
+    },
+  );
 }
 
 test('rotating the wrong way would fail the rotation check (the check can fail)', async () => {

@@ -13,7 +13,16 @@ import * as path from 'node:path';
 import { test } from 'node:test';
 import sharp from 'sharp';
 
-import { CenterCrop, decodeRgb, jpegAddonActive, jpegGeometry, openImage, resizedCrop, Resize, setJpegExact } from '../lib';
+import {
+  CenterCrop,
+  decodeRgb,
+  jpegAddonActive,
+  jpegGeometry,
+  openImage,
+  resizedCrop,
+  Resize,
+  setJpegExact,
+} from '../lib';
 import type { PendingImage, RgbImage } from '../lib';
 import { jpegAddonSkip, REPO_ROOT } from './helpers';
 
@@ -24,7 +33,9 @@ interface Case {
   reference: string;
   box?: { left: number; top: number; width: number; height: number };
 }
-const cases = (JSON.parse(fs.readFileSync(path.join(FIXTURES, 'reference', 'shrink-cases.json'), 'utf8')) as { cases: Case[] }).cases;
+const cases = (
+  JSON.parse(fs.readFileSync(path.join(FIXTURES, 'reference', 'shrink-cases.json'), 'utf8')) as { cases: Case[] }
+).cases;
 
 /** Bounds per case, in 8-bit levels: a little above what was measured (comment), so a worse shrink fails. */
 const BOUNDS: Record<string, { shrink: number; mean: number; max: number }> = {
@@ -35,7 +46,8 @@ const BOUNDS: Record<string, { shrink: number; mean: number; max: number }> = {
 
 async function pending(c: Case): Promise<PendingImage> {
   const src = await openImage(path.join(FIXTURES, c.input));
-  if (c.kind === 'resize256_crop224') return (await new CenterCrop(224).apply(await new Resize(256).apply(src))) as PendingImage;
+  if (c.kind === 'resize256_crop224')
+    return (await new CenterCrop(224).apply(await new Resize(256).apply(src))) as PendingImage;
   return resizedCrop(src, c.box!, 224);
 }
 

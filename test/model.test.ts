@@ -25,14 +25,20 @@ const CLASSES = ['cruise_ship', 'ferry_boat', 'gondola', 'kayak', 'sailboat'];
 let model: BoatModel;
 
 async function photo(name: string): Promise<tf.Tensor4D> {
-  const img = (await evalTransforms('caffe').apply(await openImage(path.join(PHOTOS, `${name}.jpg`)), new Random(0))) as FloatImage;
+  const img = (await evalTransforms('caffe').apply(
+    await openImage(path.join(PHOTOS, `${name}.jpg`)),
+    new Random(0),
+  )) as FloatImage;
   return tf.tensor4d(img.data, [1, 224, 224, 3]);
 }
 
 before(async () => {
   const backend = await selectBackend();
   assert.equal(backend.name, 'wasm', 'the wasm backend is the one that always installs');
-  assert.match(backend.line, /^Using wasm backend \(SIMD, \d+ threads?(; native kernels: oneDNN \d+\.\d+\.\d+, \d+ threads?)?\)$/);
+  assert.match(
+    backend.line,
+    /^Using wasm backend \(SIMD, \d+ threads?(; native kernels: oneDNN \d+\.\d+\.\d+, \d+ threads?)?\)$/,
+  );
   model = await createBoatModel({ classes: CLASSES, mode: 'feature-extractor' });
 });
 
@@ -62,7 +68,10 @@ test('a corrupt or missing weight shard is a clear error naming the file', async
   const bytes = fs.readFileSync(path.join(real, 'group1-shard7of25.bin'));
   bytes[1000] ^= 0xff;
   fs.writeFileSync(shard, bytes);
-  await assert.rejects(new KerasResNet50Imagenet(dir).load(), /weights file corrupt \(SHA-256 mismatch\): .*group1-shard7of25\.bin/);
+  await assert.rejects(
+    new KerasResNet50Imagenet(dir).load(),
+    /weights file corrupt \(SHA-256 mismatch\): .*group1-shard7of25\.bin/,
+  );
   fs.unlinkSync(shard);
   await assert.rejects(new KerasResNet50Imagenet(dir).load(), /weights file missing: .*group1-shard7of25\.bin/);
 });
@@ -82,7 +91,8 @@ test('feature-extractor mode runs BatchNorm in inference mode even while trainin
   const both = tf.concat([a, b]);
   const featuresOfA = (m: BoatModel, x: tf.Tensor4D): tf.Tensor =>
     tf.tidy(() => (m.backbone.apply(x, { training: m.mode === 'finetune' }) as tf.Tensor).slice([0, 0], [1, 2048]));
-  const gap = (m: BoatModel): number => tf.tidy(() => tf.max(tf.abs(tf.sub(featuresOfA(m, a), featuresOfA(m, both)))).dataSync()[0]);
+  const gap = (m: BoatModel): number =>
+    tf.tidy(() => tf.max(tf.abs(tf.sub(featuresOfA(m, a), featuresOfA(m, both)))).dataSync()[0]);
   model.mode = 'feature-extractor';
   assert.ok(gap(model) < 1e-3, 'a frozen backbone gives an image the same features alone or in a batch');
   // forward(training=true) must not let batch statistics in: A's log-probs with dropout off are batch-independent.
@@ -104,7 +114,11 @@ test('the head trains on the wasm backend (NLL falls) without leaking tensors', 
   const losses: number[] = [];
   const counts: number[] = [];
   for (let step = 0; step < 15; step++) {
-    const loss = optimizer.minimize(() => nllLoss(model.forwardHead(features, true), y), true, model.trainableVariables())!;
+    const loss = optimizer.minimize(
+      () => nllLoss(model.forwardHead(features, true), y),
+      true,
+      model.trainableVariables(),
+    )!;
     losses.push((await loss.data())[0]);
     loss.dispose();
     counts.push(tf.memory().numTensors);
@@ -124,7 +138,10 @@ test('save and load: a feature extractor stores its head and finds its backbone 
   assert.equal(model.backboneChanged, false);
   assert.deepEqual(fs.readdirSync(dir).sort(), ['.boat-generated.json', 'head', 'metadata.json']);
   const saved = JSON.parse(fs.readFileSync(path.join(dir, 'metadata.json'), 'utf8'));
-  assert.deepEqual([saved.classes, saved.preprocessing, saved.inputSize, saved.mode, saved.weightsId], [CLASSES, 'caffe', 224, 'feature-extractor', 'keras-resnet50-imagenet']);
+  assert.deepEqual(
+    [saved.classes, saved.preprocessing, saved.inputSize, saved.mode, saved.weightsId],
+    [CLASSES, 'caffe', 224, 'feature-extractor', 'keras-resnet50-imagenet'],
+  );
   const loaded = await loadBoatModel(dir);
   const after = tf.tidy(() => loaded.forward(x).dataSync());
   for (let i = 0; i < before.length; i++) assert.ok(Math.abs(before[i] - after[i]) < 1e-5);
@@ -170,7 +187,8 @@ test('a fine-tuned model saves its backbone too, and loads back to the same outp
   const loaded = await loadBoatModel(dir);
   assert.equal(loaded.mode, 'finetune');
   const actual = tf.tidy(() => loaded.forward(x).dataSync());
-  for (let i = 0; i < expected.length; i++) assert.ok(Math.abs(expected[i] - actual[i]) < 1e-4, `${expected[i]} vs ${actual[i]}`);
+  for (let i = 0; i < expected.length; i++)
+    assert.ok(Math.abs(expected[i] - actual[i]) < 1e-4, `${expected[i]} vs ${actual[i]}`);
   loaded.dispose();
   tf.dispose(x);
 });

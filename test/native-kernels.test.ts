@@ -8,7 +8,15 @@ import assert from 'node:assert/strict';
 import { before, test, type TestContext } from 'node:test';
 import * as tf from '../lib/engine/tf';
 
-import { batchNormTraining, createBoatModel, loadNativeAddon, nativeKernelsInUse, nllLoss, selectBackend, setNativeKernels } from '../lib';
+import {
+  batchNormTraining,
+  createBoatModel,
+  loadNativeAddon,
+  nativeKernelsInUse,
+  nllLoss,
+  selectBackend,
+  setNativeKernels,
+} from '../lib';
 import { skipRestUnlessCi } from './helpers';
 
 let available = false;
@@ -71,7 +79,16 @@ test('native convolutions (plain, with bias, with bias + ReLU) and both gradient
   let cases = 0;
   for (const k of [1, 3, 7]) {
     for (const s of [1, 2]) {
-      for (const pad of ['same', 'valid', [[0, 0], [1, 2], [2, 1], [0, 0]]] as Pad[]) {
+      for (const pad of [
+        'same',
+        'valid',
+        [
+          [0, 0],
+          [1, 2],
+          [2, 1],
+          [0, 0],
+        ],
+      ] as Pad[]) {
         for (const ci of [3, 16]) {
           const h = k === 7 ? 11 : 9 + s - 1;
           const xShape = [2, h, h + 1, ci];
@@ -86,14 +103,29 @@ test('native convolutions (plain, with bias, with bias + ReLU) and both gradient
             const B = tf.tensor1d(b);
             const plain = tf.conv2d(X, W, s, pad, 'NHWC', dilation);
             const biased = tf.fused.conv2d({ x: X, filter: W, bias: B, strides: s, pad, dilations: dilation });
-            const relu = tf.fused.conv2d({ x: X, filter: W, bias: B, strides: s, pad, dilations: dilation, activation: 'relu' });
-            const f = (A: tf.Tensor, V: tf.Tensor) => tf.conv2d(A as tf.Tensor4D, V as tf.Tensor4D, s, pad).square().sum();
+            const relu = tf.fused.conv2d({
+              x: X,
+              filter: W,
+              bias: B,
+              strides: s,
+              pad,
+              dilations: dilation,
+              activation: 'relu',
+            });
+            const f = (A: tf.Tensor, V: tf.Tensor) =>
+              tf
+                .conv2d(A as tf.Tensor4D, V as tf.Tensor4D, s, pad)
+                .square()
+                .sum();
             const [gx, gw] = tf.grads(f)([X, W]);
             return [plain, biased, relu, gx, gw];
           });
           for (let i = 0; i < cpu.length; i++) {
             const err = maxRelativeError(cpu[i], native[i]);
-            assert.ok(err < 1e-5, `kernel ${k} stride ${s} pad ${JSON.stringify(pad)} channels ${ci} output ${i}: relative error ${err}`);
+            assert.ok(
+              err < 1e-5,
+              `kernel ${k} stride ${s} pad ${JSON.stringify(pad)} channels ${ci} output ${i}: relative error ${err}`,
+            );
             worst = Math.max(worst, err);
           }
           cases++;
@@ -123,24 +155,38 @@ test('native BatchNorm in inference (with and without scale and offset, 2-D and 
   for (let i = 0; i < cpu.length; i++) assert.ok(maxRelativeError(cpu[i], native[i]) < 1e-6, `output ${i}`);
 });
 
-test('native MaxPoolGrad (ResNet50\'s 3×3 stride-2 pool, padded and not) matches the cpu backend', async (t) => {
+test("native MaxPoolGrad (ResNet50's 3×3 stride-2 pool, padded and not) matches the cpu backend", async (t) => {
   if (skipWithoutAddon(t)) return;
   for (const pad of ['same', 'valid'] as const) {
     const [cpu, native] = await onCpuAndNative(() => {
       const x = tf.tensor4d(randomArray([2, 9, 10, 4], 7), [2, 9, 10, 4]);
       const pooledShape = tf.maxPool(x, 3, 2, pad).shape;
       const probe = tf.tensor4d(randomArray(pooledShape, 8), pooledShape);
-      return [tf.grad((a: tf.Tensor) => tf.maxPool(a as tf.Tensor4D, 3, 2, pad).mul(probe).sum())(x)];
+      return [
+        tf.grad((a: tf.Tensor) =>
+          tf
+            .maxPool(a as tf.Tensor4D, 3, 2, pad)
+            .mul(probe)
+            .sum(),
+        )(x),
+      ];
     });
     assert.ok(maxRelativeError(cpu[0], native[0]) < 1e-6, pad);
   }
 });
 
-test('native column sums (a bias gradient\'s Sum over all axes but the last) match the cpu backend; other sums fall back to wasm', async (t) => {
+test("native column sums (a bias gradient's Sum over all axes but the last) match the cpu backend; other sums fall back to wasm", async (t) => {
   if (skipWithoutAddon(t)) return;
   const [cpu, native] = await onCpuAndNative(() => {
     const x = tf.tensor4d(randomArray([3, 5, 7, 6], 11, 2), [3, 5, 7, 6]);
-    return [x.sum([0, 1, 2]), x.sum([2, 0, 1], true), x.sum([-4, -3, -2]), x.sum([1]), x.sum(), tf.tensor2d(randomArray([9, 4], 12), [9, 4]).sum(0)];
+    return [
+      x.sum([0, 1, 2]),
+      x.sum([2, 0, 1], true),
+      x.sum([-4, -3, -2]),
+      x.sum([1]),
+      x.sum(),
+      tf.tensor2d(randomArray([9, 4], 12), [9, 4]).sum(0),
+    ];
   });
   for (let i = 0; i < cpu.length; i++) assert.ok(maxRelativeError(cpu[i], native[i]) < 1e-6, `sum ${i}`);
 });
@@ -175,13 +221,18 @@ test('a whole ResNet50 forward pass and fine-tune gradients agree with and witho
   if (skipWithoutAddon(t)) return;
   await tf.setBackend('wasm');
   const model = await createBoatModel({ classes: ['a', 'b', 'c'], mode: 'finetune', inputSize: 64 });
-  const x = tf.tensor4d(randomArray([2, 64, 64, 3], 9).map((v) => v * 200), [2, 64, 64, 3]);
+  const x = tf.tensor4d(
+    randomArray([2, 64, 64, 3], 9).map((v) => v * 200),
+    [2, 64, 64, 3],
+  );
   const y = tf.tensor1d([0, 2], 'int32');
   const probe = ['conv1', 'res2a_branch2b', 'res5c_branch2c', 'bn5c_branch2c'];
   // Conv biases are left out: BatchNorm follows every conv and removes them, so their exact gradient
   // is zero and both sides return rounding noise (~1e-7).
-  const variables = model.trainableVariables().filter((v) => probe.some((p) => new RegExp(`(^|/)${p}/(kernel|gamma|beta)`).test(v.name)));
-  assert.equal(variables.length, 5, 'the probed convolutions\' kernels, gamma and beta of the probed BatchNorm');
+  const variables = model
+    .trainableVariables()
+    .filter((v) => probe.some((p) => new RegExp(`(^|/)${p}/(kernel|gamma|beta)`).test(v.name)));
+  assert.equal(variables.length, 5, "the probed convolutions' kernels, gamma and beta of the probed BatchNorm");
   // Logits first for both kernel sets: a training pass updates BatchNorm's moving statistics.
   const logits = (): Float32Array[] => [tf.tidy(() => model.forward(x, false).dataSync() as Float32Array)];
   const gradients = (): Float32Array[] => {
@@ -202,7 +253,10 @@ test('a whole ResNet50 forward pass and fine-tune gradients agree with and witho
       setNativeKernels(true);
     }
   };
-  for (const [name, f] of [['logits', logits], ['gradient', gradients]] as const) {
+  for (const [name, f] of [
+    ['logits', logits],
+    ['gradient', gradients],
+  ] as const) {
     const [wasm, native] = both(f);
     for (let i = 0; i < wasm.length; i++) {
       const err = maxRelativeError(wasm[i], native[i]);

@@ -20,7 +20,8 @@ import { REPO_ROOT, runCli, skipUnlessCi, tempDir } from './helpers';
 
 const CHROMIUM = '/usr/bin/chromium';
 const JUPYTER_PYTHON = '/usr/bin/python3';
-const hasNotebook = spawnSync(JUPYTER_PYTHON, ['-c', 'import notebook, nbconvert, nbclient'], { encoding: 'utf8' }).status === 0;
+const hasNotebook =
+  spawnSync(JUPYTER_PYTHON, ['-c', 'import notebook, nbconvert, nbclient'], { encoding: 'utf8' }).status === 0;
 const hasChromium = fs.existsSync(CHROMIUM);
 const skipReason = !hasNotebook
   ? 'Debian Jupyter (notebook, nbconvert) is not installed; bash scripts/run.sh setup installs it'
@@ -43,8 +44,16 @@ interface FrontEnd {
   /** The <img> elements of PNG outputs, in document order (not images inside Markdown cells). */
   imageSelector: string;
 }
-const NOTEBOOK6: FrontEnd = { name: 'Jupyter Notebook 6', slug: 'notebook6', imageSelector: '#notebook .output_area .output_png img' };
-const HTML_EXPORT: FrontEnd = { name: 'nbconvert HTML export', slug: 'html', imageSelector: '.jp-OutputArea-output.jp-RenderedImage img[src^="data:image/png"]' };
+const NOTEBOOK6: FrontEnd = {
+  name: 'Jupyter Notebook 6',
+  slug: 'notebook6',
+  imageSelector: '#notebook .output_area .output_png img',
+};
+const HTML_EXPORT: FrontEnd = {
+  name: 'nbconvert HTML export',
+  slug: 'html',
+  imageSelector: '.jp-OutputArea-output.jp-RenderedImage img[src^="data:image/png"]',
+};
 
 // ---------------------------------------------------------------------------------------------------
 // Small utilities
@@ -54,7 +63,8 @@ function isRecord(value: unknown): value is Record<string, unknown> {
 }
 
 function num(value: unknown, what: string): number {
-  if (typeof value !== 'number' || !Number.isFinite(value)) throw new Error(`${what}: expected a number, got ${JSON.stringify(value)}`);
+  if (typeof value !== 'number' || !Number.isFinite(value))
+    throw new Error(`${what}: expected a number, got ${JSON.stringify(value)}`);
   return value;
 }
 
@@ -80,7 +90,8 @@ function pngOutputCount(ipynb: string): number {
   let count = 0;
   for (const cell of cells) {
     const outputs = isRecord(cell) && Array.isArray(cell.outputs) ? cell.outputs : [];
-    for (const output of outputs) if (isRecord(output) && isRecord(output.data) && output.data['image/png'] !== undefined) count++;
+    for (const output of outputs)
+      if (isRecord(output) && isRecord(output.data) && output.data['image/png'] !== undefined) count++;
   }
   return count;
 }
@@ -182,7 +193,12 @@ class CdpClient {
   }
 
   /** Sends one command (to the browser, or to an attached page when `sessionId` is given) and resolves its result. */
-  send(method: string, params: Record<string, unknown> = {}, sessionId?: string, timeoutMs = 30_000): Promise<CdpResult> {
+  send(
+    method: string,
+    params: Record<string, unknown> = {},
+    sessionId?: string,
+    timeoutMs = 30_000,
+  ): Promise<CdpResult> {
     if (this.closedBecause) return Promise.reject(this.closedBecause);
     const id = this.nextId++;
     return new Promise<CdpResult>((resolve, reject) => {
@@ -220,7 +236,8 @@ class CdpClient {
     if (!isRecord(message) || typeof message.id !== 'number') return; // an event: none is needed here
     const waiter = this.pending.get(message.id);
     if (!waiter) return;
-    if (isRecord(message.error)) waiter.reject(new Error(`DevTools ${waiter.method}: ${String(message.error.message)}`));
+    if (isRecord(message.error))
+      waiter.reject(new Error(`DevTools ${waiter.method}: ${String(message.error.message)}`));
     else waiter.resolve(isRecord(message.result) ? message.result : {});
   }
 
@@ -261,7 +278,9 @@ class Tab {
   async evaluate(expression: string): Promise<unknown> {
     const reply = await this.send('Runtime.evaluate', { expression, returnByValue: true, awaitPromise: true });
     if (isRecord(reply.exceptionDetails)) {
-      const exception = isRecord(reply.exceptionDetails.exception) ? reply.exceptionDetails.exception.description : reply.exceptionDetails.text;
+      const exception = isRecord(reply.exceptionDetails.exception)
+        ? reply.exceptionDetails.exception.description
+        : reply.exceptionDetails.text;
       throw new Error(`script failed in the page: ${String(exception)}`);
     }
     return isRecord(reply.result) ? reply.result.value : undefined;
@@ -274,7 +293,8 @@ class Tab {
     for (;;) {
       last = await this.evaluate(expression).catch((error: unknown) => `evaluate failed: ${String(error)}`);
       if (isRecord(last) && last.done === true) return last;
-      if (Date.now() > deadline) throw new Error(`${what}: not done after ${Math.round(timeoutMs / 1000)} s; last seen ${JSON.stringify(last)}`);
+      if (Date.now() > deadline)
+        throw new Error(`${what}: not done after ${Math.round(timeoutMs / 1000)} s; last seen ${JSON.stringify(last)}`);
       await sleep(250);
     }
   }
@@ -312,11 +332,16 @@ async function launchChromium(profileDir: string): Promise<Browser> {
   ];
   // detached: its own process group, so that renderer and helper processes can be ended with it.
   // Its own config and cache folders too: the crash handler keeps its database there, not in the profile.
-  const env = { ...process.env, XDG_CONFIG_HOME: path.join(profileDir, 'config'), XDG_CACHE_HOME: path.join(profileDir, 'cache') };
+  const env = {
+    ...process.env,
+    XDG_CONFIG_HOME: path.join(profileDir, 'config'),
+    XDG_CACHE_HOME: path.join(profileDir, 'cache'),
+  };
   const child = spawn(CHROMIUM, args, { env, stdio: ['ignore', 'ignore', 'pipe', 'pipe', 'pipe'], detached: true });
   const log = tailOf([child.stderr]);
   const [toBrowser, fromBrowser] = [child.stdio[3], child.stdio[4]];
-  if (!(toBrowser instanceof Writable) || !(fromBrowser instanceof Readable)) throw new Error('no DevTools pipe to Chromium');
+  if (!(toBrowser instanceof Writable) || !(fromBrowser instanceof Readable))
+    throw new Error('no DevTools pipe to Chromium');
   const cdp = new CdpClient(toBrowser, fromBrowser);
   const close = async (): Promise<void> => {
     void cdp.send('Browser.close', {}, undefined, 5_000).catch(() => undefined);
@@ -379,7 +404,17 @@ async function startNotebookServer(notebookDir: string, stateDir: string): Promi
     JUPYTER_RUNTIME_DIR: path.join(stateDir, 'runtime'),
     JUPYTER_CONFIG_DIR: path.join(stateDir, 'config'), // no user configuration
   };
-  const args = ['-m', 'notebook', '--no-browser', '--ip=127.0.0.1', `--port=${port}`, '--port-retries=0', `--NotebookApp.token=${token}`, `--notebook-dir=${notebookDir}`, '--allow-root'];
+  const args = [
+    '-m',
+    'notebook',
+    '--no-browser',
+    '--ip=127.0.0.1',
+    `--port=${port}`,
+    '--port-retries=0',
+    `--NotebookApp.token=${token}`,
+    `--notebook-dir=${notebookDir}`,
+    '--allow-root',
+  ];
   const child = spawn(JUPYTER_PYTHON, args, { env, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
   const log = tailOf([child.stdout, child.stderr]);
   const stop = async (): Promise<void> => {
@@ -463,7 +498,14 @@ interface ChartShot {
 }
 
 /** Opens `url`, waits for its chart images and checks each one on screen; screenshots go to `shotsDir`. */
-async function checkCharts(browser: Browser, frontEnd: FrontEnd, notebook: string, url: string, expected: number, shotsDir: string): Promise<{ shots: ChartShot[]; seconds: number }> {
+async function checkCharts(
+  browser: Browser,
+  frontEnd: FrontEnd,
+  notebook: string,
+  url: string,
+  expected: number,
+  shotsDir: string,
+): Promise<{ shots: ChartShot[]; seconds: number }> {
   const where = `${notebook} in ${frontEnd.name}`;
   const tab = await Tab.open(browser.cdp);
   const look = async (): Promise<{ shots: ChartShot[]; seconds: number }> => {
@@ -471,15 +513,31 @@ async function checkCharts(browser: Browser, frontEnd: FrontEnd, notebook: strin
     await tab.navigate(url);
     // Leaves a few seconds of the page's budget for the screenshots, so that a slow page gets this (more telling) error.
     const waitBudget = PAGE_TIMEOUT_MS - 5_000 - (Date.now() - started);
-    const state = await tab.waitFor(imagesState(frontEnd.imageSelector, expected), waitBudget, `${where}: waiting for ${expected} decoded chart images`);
-    assert.equal(state.count, expected, `${where}: ${String(state.count)} PNG chart images on the page, the notebook has ${expected} PNG outputs`);
+    const state = await tab.waitFor(
+      imagesState(frontEnd.imageSelector, expected),
+      waitBudget,
+      `${where}: waiting for ${expected} decoded chart images`,
+    );
+    assert.equal(
+      state.count,
+      expected,
+      `${where}: ${String(state.count)} PNG chart images on the page, the notebook has ${expected} PNG outputs`,
+    );
     const shots: ChartShot[] = [];
     for (let i = 0; i < expected; i++) {
       const which = `${where}, chart image ${i + 1} of ${expected}`;
       const box: unknown = await tab.evaluate(scrollToImage(frontEnd.imageSelector, i));
       if (!isRecord(box)) throw new Error(`${which}: no box`);
-      const clip = { x: num(box.x, 'x'), y: num(box.y, 'y'), width: num(box.width, 'width'), height: num(box.height, 'height') };
-      assert.ok(clip.width >= 50 && clip.height >= 50, `${which}: shown at ${clip.width}x${clip.height} px, too small to see`);
+      const clip = {
+        x: num(box.x, 'x'),
+        y: num(box.y, 'y'),
+        width: num(box.width, 'width'),
+        height: num(box.height, 'height'),
+      };
+      assert.ok(
+        clip.width >= 50 && clip.height >= 50,
+        `${which}: shown at ${clip.width}x${clip.height} px, too small to see`,
+      );
       assert.equal(box.inViewport, true, `${which}: does not fit on the ${VIEWPORT.width}x${VIEWPORT.height} screen`);
       assert.equal(box.covered, '', `${which}: covered by ${String(box.covered)}`);
       const png = await tab.screenshot(clip);
@@ -493,7 +551,11 @@ async function checkCharts(browser: Browser, frontEnd: FrontEnd, notebook: strin
     return { shots, seconds: (Date.now() - started) / 1000 };
   };
   try {
-    return await withTimeout(look(), PAGE_TIMEOUT_MS, `${where}: the page check did not finish within ${PAGE_TIMEOUT_MS / 1000} s (${url})`);
+    return await withTimeout(
+      look(),
+      PAGE_TIMEOUT_MS,
+      `${where}: the page check did not finish within ${PAGE_TIMEOUT_MS / 1000} s (${url})`,
+    );
   } finally {
     await tab.close();
   }
@@ -501,7 +563,10 @@ async function checkCharts(browser: Browser, frontEnd: FrontEnd, notebook: strin
 
 /** One line for the test log: how long the page took and what each chart looked like. */
 function summary(notebook: string, shots: ChartShot[], seconds: number): string {
-  const charts = shots.map(({ stats }) => `${stats.width}x${stats.height} px stdev ${stats.stdev.toFixed(0)} ink ${(stats.ink * 100).toFixed(1)}%`);
+  const charts = shots.map(
+    ({ stats }) =>
+      `${stats.width}x${stats.height} px stdev ${stats.stdev.toFixed(0)} ink ${(stats.ink * 100).toFixed(1)}%`,
+  );
   return `${notebook}: ${seconds.toFixed(1)} s; ${charts.join('; ')}`;
 }
 
@@ -513,8 +578,14 @@ async function withBlankChart(html: string, index: number): Promise<string> {
   if (!match || match.index === undefined) throw new Error(`the export has no PNG output number ${index + 1}`);
   const { width, height } = await sharp(Buffer.from(match[1], 'base64')).metadata();
   if (!width || !height) throw new Error('cannot read the size of the PNG');
-  const white = await sharp({ create: { width, height, channels: 3, background: '#ffffff' } }).png().toBuffer();
-  return html.slice(0, match.index) + `<img src="data:image/png;base64,${white.toString('base64')}"` + html.slice(match.index + match[0].length);
+  const white = await sharp({ create: { width, height, channels: 3, background: '#ffffff' } })
+    .png()
+    .toBuffer();
+  return (
+    html.slice(0, match.index) +
+    `<img src="data:image/png;base64,${white.toString('base64')}"` +
+    html.slice(match.index + match[0].length)
+  );
 }
 
 // ---------------------------------------------------------------------------------------------------
@@ -555,7 +626,14 @@ describe('charts of executed notebooks are visible in a browser', { skip: skipUn
       const browser = await launchChromium(path.join(work, 'chromium-notebook6'));
       try {
         for (const n of NOTEBOOKS) {
-          const { shots, seconds } = await checkCharts(browser, NOTEBOOK6, n, server.pageUrl(n), expected.get(n) ?? 0, shotsDir);
+          const { shots, seconds } = await checkCharts(
+            browser,
+            NOTEBOOK6,
+            n,
+            server.pageUrl(n),
+            expected.get(n) ?? 0,
+            shotsDir,
+          );
           t.diagnostic(summary(n, shots, seconds));
         }
       } finally {
@@ -571,7 +649,14 @@ describe('charts of executed notebooks are visible in a browser', { skip: skipUn
     const browser = await launchChromium(path.join(work, 'chromium-html'));
     try {
       for (const n of NOTEBOOKS) {
-        const { shots, seconds } = await checkCharts(browser, HTML_EXPORT, n, pathToFileURL(path.join(out, `${n}.html`)).href, expected.get(n) ?? 0, shotsDir);
+        const { shots, seconds } = await checkCharts(
+          browser,
+          HTML_EXPORT,
+          n,
+          pathToFileURL(path.join(out, `${n}.html`)).href,
+          expected.get(n) ?? 0,
+          shotsDir,
+        );
         t.diagnostic(summary(n, shots, seconds));
       }
     } finally {
@@ -587,11 +672,24 @@ describe('charts of executed notebooks are visible in a browser', { skip: skipUn
     fs.writeFileSync(file, await withBlankChart(fs.readFileSync(path.join(out, '01-data.html'), 'utf8'), 1)); // the second chart
     const browser = await launchChromium(path.join(work, 'chromium-blank'));
     try {
-      const check = checkCharts(browser, HTML_EXPORT, '01-data', pathToFileURL(file).href, expected.get('01-data') ?? 0, blankDir);
-      await assert.rejects(check, /^AssertionError \[ERR_ASSERTION\]: 01-data in nbconvert HTML export, chart image 2 of 3: looks blank \(stdev 0\.0, ink 0\.00%/);
+      const check = checkCharts(
+        browser,
+        HTML_EXPORT,
+        '01-data',
+        pathToFileURL(file).href,
+        expected.get('01-data') ?? 0,
+        blankDir,
+      );
+      await assert.rejects(
+        check,
+        /^AssertionError \[ERR_ASSERTION\]: 01-data in nbconvert HTML export, chart image 2 of 3: looks blank \(stdev 0\.0, ink 0\.00%/,
+      );
     } finally {
       await browser.close();
     }
-    assert.ok(fs.existsSync(path.join(blankDir, '01-data.html.1.png')), 'chart 1 was checked (and passed) before chart 2 failed');
+    assert.ok(
+      fs.existsSync(path.join(blankDir, '01-data.html.1.png')),
+      'chart 1 was checked (and passed) before chart 2 failed',
+    );
   });
 });

@@ -16,12 +16,21 @@ import { hashTree, makeImageFolder, runCli, tempDir, writeImage } from './helper
 
 test('distinctOutputNames keeps the path below the common folder, and disambiguates what still collides', () => {
   const d = path.resolve('/photos');
-  assert.deepEqual(distinctOutputNames([path.join(d, 'kayak', '1.jpg'), path.join(d, 'sailboat', '1.jpg')], '.p.png'), [path.join('kayak', '1.p.png'), path.join('sailboat', '1.p.png')]);
+  assert.deepEqual(distinctOutputNames([path.join(d, 'kayak', '1.jpg'), path.join(d, 'sailboat', '1.jpg')], '.p.png'), [
+    path.join('kayak', '1.p.png'),
+    path.join('sailboat', '1.p.png'),
+  ]);
   assert.deepEqual(distinctOutputNames([path.join(d, 'kayak', '1.jpg')], '.p.png'), ['1.p.png']);
   // Same stem, other extension; a name that already ends like the first's; the same file twice.
-  const names = distinctOutputNames([path.join(d, '1.jpg'), path.join(d, '1.png'), path.join(d, '1.JPG'), path.join(d, '1.jpg')], '.p.png');
+  const names = distinctOutputNames(
+    [path.join(d, '1.jpg'), path.join(d, '1.png'), path.join(d, '1.JPG'), path.join(d, '1.jpg')],
+    '.p.png',
+  );
   assert.deepEqual(names, ['1.p.png', '1.png.p.png', '1.JPG.p.png', '1.p.png']);
-  const many = distinctOutputNames(['a.jpg', 'a.png', 'a.webp', 'A.jpeg', 'a.PNG'].map((n) => path.join(d, n)), '.p.png');
+  const many = distinctOutputNames(
+    ['a.jpg', 'a.png', 'a.webp', 'A.jpeg', 'a.PNG'].map((n) => path.join(d, n)),
+    '.p.png',
+  );
   assert.equal(new Set(many.map((n) => n.toLowerCase())).size, 5, many.join(' '));
 });
 
@@ -40,9 +49,14 @@ test('predict --png and explain: two 1.jpg from different class folders give two
   const r = runCli(['predict', '--model', modelDir, '--json', '--png', png, ...photos]);
   assert.equal(r.status, 0, r.stderr);
   const results = JSON.parse(r.stdout) as Array<{ file: string; png?: string }>;
-  assert.deepEqual(results.map((p) => p.png), [path.join(png, 'kayak', '1.prediction.png'), path.join(png, 'sailboat', '1.prediction.png')]);
+  assert.deepEqual(
+    results.map((p) => p.png),
+    [path.join(png, 'kayak', '1.prediction.png'), path.join(png, 'sailboat', '1.prediction.png')],
+  );
   // Each drawing is of its own photo: the photos' shapes differ.
-  const sizes = await Promise.all(results.map(async (p) => (await sharp(p.png).metadata()).width > (await sharp(p.png).metadata()).height));
+  const sizes = await Promise.all(
+    results.map(async (p) => (await sharp(p.png).metadata()).width > (await sharp(p.png).metadata()).height),
+  );
   assert.deepEqual(sizes, [true, false]);
 
   const out = path.join(work, 'explain');
@@ -62,7 +76,10 @@ test('boat main --out: a folder it did not make is a one-line error, and nothing
   const before = hashTree(out);
   const r = runCli(['main', '--out', out, '--demo-per-class', '2', '--epochs', '1'], cwd);
   assert.equal(r.status, 2, r.stdout);
-  assert.match(r.stderr, /^boat: error: --out .*mine exists and was not made by boat; choose another --out or empty it yourself\n$/);
+  assert.match(
+    r.stderr,
+    /^boat: error: --out .*mine exists and was not made by boat; choose another --out or empty it yourself\n$/,
+  );
   assert.deepEqual(hashTree(out), before);
   assert.ok(!fs.existsSync(path.join(cwd, 'data')), 'no demo set was made before the check');
   // A file, and a folder boat made for something else (a model), are refused too.
@@ -70,7 +87,10 @@ test('boat main --out: a folder it did not make is a one-line error, and nothing
   assert.match(runCli(['main', '--out', 'file'], cwd).stderr, /^boat: error: --out file exists and is not a folder\n$/);
   fs.mkdirSync(path.join(cwd, 'model'));
   fs.writeFileSync(path.join(cwd, 'model', OWNED_MARKER), JSON.stringify({ kind: 'boat-model', writtenBy: 'boat' }));
-  assert.match(runCli(['main', '--out', 'model'], cwd).stderr, /^boat: error: --out model is a folder boat made for something else \(boat-model\); choose another --out\n$/);
+  assert.match(
+    runCli(['main', '--out', 'model'], cwd).stderr,
+    /^boat: error: --out model is a folder boat made for something else \(boat-model\); choose another --out\n$/,
+  );
 });
 
 test('claimOutputDirectory: a new or empty folder gets the marker and is reusable; a marked one is reused', () => {
@@ -100,7 +120,10 @@ test('the demo set is made only in the default data/boats, and the log says so',
   fs.mkdirSync(path.join(cwd, 'empty'));
   const explicit = await ensureDataset(path.join(cwd, 'empty'), 2, 0, { makeDemo: false });
   assert.deepEqual([explicit.made, fs.readdirSync(path.join(cwd, 'empty'))], [false, []]);
-  await assert.rejects(ensureDataset(path.join(cwd, 'missing'), 2, 0, { makeDemo: false }), /^UserError: data folder not found: .*missing$/);
+  await assert.rejects(
+    ensureDataset(path.join(cwd, 'missing'), 2, 0, { makeDemo: false }),
+    /^UserError: data folder not found: .*missing$/,
+  );
   const made = await ensureDataset(path.join(cwd, 'data', 'boats'), 2);
   assert.equal(made.made, true);
   assert.equal(readOwnedMarker(made.dir)?.kind, 'demo-dataset');
@@ -115,7 +138,10 @@ test('re-running a split refuses, naming them, when the user put files into trai
   const before = hashTree(dir);
   const r = runCli(['data', 'split', '--data', path.join(dir, 'boats'), '--out', dir, '--seed', '2']);
   assert.equal(r.status, 2, r.stdout);
-  assert.match(r.stderr, /^boat: error: the split folders hold 2 files the split did not put there, which re-running it would delete: .*train\/kayak\/my_extra\.jpg, .*val\/notes\.txt; move them out first\n$/);
+  assert.match(
+    r.stderr,
+    /^boat: error: the split folders hold 2 files the split did not put there, which re-running it would delete: .*train\/kayak\/my_extra\.jpg, .*val\/notes\.txt; move them out first\n$/,
+  );
   assert.deepEqual(hashTree(dir), before);
   // Once they are moved out, the split runs again.
   fs.rmSync(path.join(dir, 'train', 'kayak', 'my_extra.jpg'));
@@ -133,7 +159,10 @@ test('a split folder from before markers listed their files is judged by name', 
   await splitDataset({ data: path.join(dir, 'boats'), out: dir, seed: 2 }); // only names it made: fine
   fs.writeFileSync(marker, JSON.stringify(legacy));
   await writeImage(path.join(dir, 'train', 'sailboat', 'mine.jpg'), 9);
-  await assert.rejects(splitDataset({ data: path.join(dir, 'boats'), out: dir, seed: 3 }), /1 file the split did not put there.*train\/sailboat\/mine\.jpg/);
+  await assert.rejects(
+    splitDataset({ data: path.join(dir, 'boats'), out: dir, seed: 3 }),
+    /1 file the split did not put there.*train\/sailboat\/mine\.jpg/,
+  );
 });
 
 test('the split says its folders are hard links; --copy makes copies, so an edit in train/ leaves the original alone', async () => {
@@ -142,9 +171,20 @@ test('the split says its folders are hard links; --copy makes copies, so an edit
   const linked = runCli(['data', 'split', '--data', path.join(dir, 'boats'), '--out', path.join(dir, 'linked')]);
   assert.equal(linked.status, 0, linked.stderr);
   assert.match(linked.stdout, /\(10 hard links, 0 copies\)/);
-  assert.match(linked.stdout, /Note: hard links are the original files, so editing a photo in train\/val\/test edits it in the data folder too; --copy makes independent copies/);
+  assert.match(
+    linked.stdout,
+    /Note: hard links are the original files, so editing a photo in train\/val\/test edits it in the data folder too; --copy makes independent copies/,
+  );
 
-  const copied = runCli(['data', 'split', '--data', path.join(dir, 'boats'), '--out', path.join(dir, 'copied'), '--copy']);
+  const copied = runCli([
+    'data',
+    'split',
+    '--data',
+    path.join(dir, 'boats'),
+    '--out',
+    path.join(dir, 'copied'),
+    '--copy',
+  ]);
   assert.equal(copied.status, 0, copied.stderr);
   assert.match(copied.stdout, /\(0 hard links, 10 copies\)/);
   assert.doesNotMatch(copied.stdout, /Note: hard links/);

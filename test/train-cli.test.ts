@@ -18,11 +18,33 @@ import { REPO_ROOT, runCli, tempDir } from './helpers';
 
 const work = tempDir();
 const cache = path.join(work, 'cache');
-const TRAIN = ['train', '--mode', 'feature-extractor', '--data', path.join(work, 'data'), '--epochs', '4', '--batch-size', '6', '--lr', '0.01', '--seed', '7', '--cache', cache];
+const TRAIN = [
+  'train',
+  '--mode',
+  'feature-extractor',
+  '--data',
+  path.join(work, 'data'),
+  '--epochs',
+  '4',
+  '--batch-size',
+  '6',
+  '--lr',
+  '0.01',
+  '--seed',
+  '7',
+  '--cache',
+  cache,
+];
 
 before(() => {
-  assert.equal(runCli(['data', 'demo', '--out', path.join(work, 'data', 'boats'), '--per-class', '6', '--seed', '1']).status, 0);
-  assert.equal(runCli(['data', 'split', '--data', path.join(work, 'data', 'boats'), '--out', path.join(work, 'data')]).status, 0);
+  assert.equal(
+    runCli(['data', 'demo', '--out', path.join(work, 'data', 'boats'), '--per-class', '6', '--seed', '1']).status,
+    0,
+  );
+  assert.equal(
+    runCli(['data', 'split', '--data', path.join(work, 'data', 'boats'), '--out', path.join(work, 'data')]).status,
+    0,
+  );
 });
 
 function historyWithoutTimes(dir: string): string[][] {
@@ -42,7 +64,8 @@ test('train writes the model, history.csv, metrics.json and config.json', () => 
   assert.match(r.stdout, /features train: 20 images, 20 computed/);
   assert.match(r.stdout, /epoch 4\/4 val/);
   assert.match(r.stdout, /recomputing the backbone every epoch as the tutorial does would take about \d+ s/);
-  for (const f of ['metadata.json', 'head/weights.bin', 'history.csv', 'metrics.json', 'config.json']) assert.ok(fs.existsSync(path.join(out, f)), f);
+  for (const f of ['metadata.json', 'head/weights.bin', 'history.csv', 'metrics.json', 'config.json'])
+    assert.ok(fs.existsSync(path.join(out, f)), f);
   assert.equal(historyWithoutTimes(out).length, 1 + 8);
   const metrics = JSON.parse(fs.readFileSync(path.join(out, 'metrics.json'), 'utf8'));
   assert.equal(typeof metrics.test_acc, 'number');
@@ -60,7 +83,10 @@ test('train writes the model, history.csv, metrics.json and config.json', () => 
 
 test('SIGKILL after epoch 2, then --resume: the same final weights and history as an uninterrupted run', () => {
   const out = path.join(work, 'models', 'crashed');
-  const crashed = spawnSync(process.execPath, [path.join(REPO_ROOT, 'bin', 'boat.js'), ...TRAIN, '--out', out], { encoding: 'utf8', env: { ...process.env, BOAT_TEST_KILL_AFTER_EPOCH: '2' } });
+  const crashed = spawnSync(process.execPath, [path.join(REPO_ROOT, 'bin', 'boat.js'), ...TRAIN, '--out', out], {
+    encoding: 'utf8',
+    env: { ...process.env, BOAT_TEST_KILL_AFTER_EPOCH: '2' },
+  });
   assert.equal(crashed.signal, 'SIGKILL');
   assert.ok(!fs.existsSync(out), 'no model is saved by a killed run');
   assert.ok(fs.existsSync(`${out}.checkpoint/state.json`));
@@ -75,7 +101,12 @@ test('SIGKILL after epoch 2, then --resume: the same final weights and history a
 
 test('Ctrl-C stops at a clean point, keeps the checkpoint and says how to resume', async () => {
   const out = path.join(work, 'models', 'interrupted');
-  const child = spawn(process.execPath, [path.join(REPO_ROOT, 'bin', 'boat.js'), ...TRAIN.map((a) => (a === '4' ? '500' : a)), '--out', out]);
+  const child = spawn(process.execPath, [
+    path.join(REPO_ROOT, 'bin', 'boat.js'),
+    ...TRAIN.map((a) => (a === '4' ? '500' : a)),
+    '--out',
+    out,
+  ]);
   let stdout = '';
   let stderr = '';
   child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
@@ -88,7 +119,10 @@ test('Ctrl-C stops at a clean point, keeps the checkpoint and says how to resume
   });
   assert.equal(code, 0, stderr);
   assert.match(stderr, /Interrupted: stopping after this epoch's checkpoint/);
-  assert.match(stdout, /Stopped after epoch \d+; the checkpoint is in .*interrupted\.checkpoint\. Resume with the same command plus --resume/);
+  assert.match(
+    stdout,
+    /Stopped after epoch \d+; the checkpoint is in .*interrupted\.checkpoint\. Resume with the same command plus --resume/,
+  );
   assert.ok(fs.existsSync(`${out}.checkpoint/state.json`));
 });
 
@@ -101,7 +135,14 @@ test('evaluate prints accuracy and the confusion matrix and writes metrics.json'
   const metrics = JSON.parse(fs.readFileSync(path.join(model, 'evaluation', 'metrics.json'), 'utf8'));
   assert.equal(metrics.samples, 5);
   for (const png of ['confusion_matrix.png', 'confusion_matrix_normalized.png']) {
-    assert.equal(fs.readFileSync(path.join(model, 'evaluation', png)).subarray(1, 4).toString(), 'PNG', png);
+    assert.equal(
+      fs
+        .readFileSync(path.join(model, 'evaluation', png))
+        .subarray(1, 4)
+        .toString(),
+      'PNG',
+      png,
+    );
   }
 });
 
@@ -111,19 +152,43 @@ test('evaluating on a folder with other classes names the mismatch', () => {
   for (const c of fs.readdirSync(path.join(work, 'data', 'test')).filter((n) => !n.startsWith('.'))) {
     fs.cpSync(path.join(work, 'data', 'test', c), path.join(other, c), { recursive: true });
   }
-  fs.copyFileSync(path.join(other, 'kayak', fs.readdirSync(path.join(other, 'kayak'))[0]), path.join(other, 'buoy', 'b.jpg'));
+  fs.copyFileSync(
+    path.join(other, 'kayak', fs.readdirSync(path.join(other, 'kayak'))[0]),
+    path.join(other, 'buoy', 'b.jpg'),
+  );
   const r = runCli(['evaluate', '--model', path.join(work, 'models', 'fe'), '--data', other]);
   assert.equal(r.status, 2);
-  assert.match(r.stderr, /^boat: error: the model's 5 classes do not match the 6 classes of .*other \(not in the model: buoy\)\n$/);
+  assert.match(
+    r.stderr,
+    /^boat: error: the model's 5 classes do not match the 6 classes of .*other \(not in the model: buoy\)\n$/,
+  );
 });
 
 test('predict gives the top-k as JSON and draws the class on the photo', () => {
   const kayak = path.join(work, 'data', 'test', 'kayak');
-  const image = path.join(kayak, fs.readdirSync(kayak).find((n) => n.endsWith('.jpg'))!);
+  const image = path.join(
+    kayak,
+    fs.readdirSync(kayak).find((n) => n.endsWith('.jpg'))!,
+  );
   const pngDir = path.join(work, 'pred');
-  const r = runCli(['predict', '--model', path.join(work, 'models', 'fe'), '--json', '--top', '2', '--png', pngDir, image, path.join(work, 'missing.jpg')]);
+  const r = runCli([
+    'predict',
+    '--model',
+    path.join(work, 'models', 'fe'),
+    '--json',
+    '--top',
+    '2',
+    '--png',
+    pngDir,
+    image,
+    path.join(work, 'missing.jpg'),
+  ]);
   assert.equal(r.status, 0, r.stderr);
-  const results = JSON.parse(r.stdout) as Array<{ file: string; top?: Array<{ class: string; probability: number }>; error?: string }>;
+  const results = JSON.parse(r.stdout) as Array<{
+    file: string;
+    top?: Array<{ class: string; probability: number }>;
+    error?: string;
+  }>;
   assert.equal(results[0].top!.length, 2);
   assert.ok(results[0].top![0].probability >= results[0].top![1].probability);
   assert.deepEqual(results[1], { file: path.join(work, 'missing.jpg'), error: 'file not found' });
@@ -133,7 +198,10 @@ test('predict gives the top-k as JSON and draws the class on the photo', () => {
 
 test('explain writes a Grad-CAM PNG per image; an unknown --class is a one-line error', () => {
   const kayak = path.join(work, 'data', 'test', 'kayak');
-  const image = path.join(kayak, fs.readdirSync(kayak).find((n) => n.endsWith('.jpg'))!);
+  const image = path.join(
+    kayak,
+    fs.readdirSync(kayak).find((n) => n.endsWith('.jpg'))!,
+  );
   const out = path.join(work, 'explain');
   const r = runCli(['explain', '--model', path.join(work, 'models', 'fe'), '--out', out, '--class', 'kayak', image]);
   assert.equal(r.status, 0, r.stderr);
@@ -148,23 +216,44 @@ test('explain writes a Grad-CAM PNG per image; an unknown --class is a one-line 
 test('evaluate --tta reports the accuracy change, the most confused pairs and the top losses', () => {
   const model = path.join(work, 'models', 'fe');
   const out = path.join(work, 'eval-tta');
-  const r = runCli(['evaluate', '--model', model, '--data', path.join(work, 'data', 'test'), '--out', out, '--tta', '--top-losses', '4']);
+  const r = runCli([
+    'evaluate',
+    '--model',
+    model,
+    '--data',
+    path.join(work, 'data', 'test'),
+    '--out',
+    out,
+    '--tta',
+    '--top-losses',
+    '4',
+  ]);
   assert.equal(r.status, 0, r.stderr);
-  assert.match(r.stdout, /test-time augmentation \(6 views: centre, mirror, 4 corners\): accuracy \d\.\d{4} vs \d\.\d{4} \([+-]\d\.\d{4}\)/);
+  assert.match(
+    r.stdout,
+    /test-time augmentation \(6 views: centre, mirror, 4 corners\): accuracy \d\.\d{4} vs \d\.\d{4} \([+-]\d\.\d{4}\)/,
+  );
   assert.match(r.stdout, /most confused|no misclassified images/);
   assert.match(r.stdout, /top losses \(predicted \/ actual \/ loss \/ probability\)/);
-  const metrics = JSON.parse(fs.readFileSync(path.join(out, 'metrics.json'), 'utf8')) as { accuracy: number; tta: { accuracy: number; views: number; samples: number }; top_losses: unknown[] };
+  const metrics = JSON.parse(fs.readFileSync(path.join(out, 'metrics.json'), 'utf8')) as {
+    accuracy: number;
+    tta: { accuracy: number; views: number; samples: number };
+    top_losses: unknown[];
+  };
   assert.equal(metrics.tta.views, 6);
   assert.equal(metrics.tta.samples, 5);
   assert.equal(metrics.top_losses.length, 4);
   assert.equal(fs.readFileSync(path.join(out, 'top_losses.png')).subarray(1, 4).toString(), 'PNG');
 });
 
-test('lr-find sweeps the head\'s learning rate on cached features and suggests one', () => {
+test("lr-find sweeps the head's learning rate on cached features and suggests one", () => {
   const out = path.join(work, 'lr-find');
   const r = runCli(['lr-find', '--data', path.join(work, 'data'), '--cache', cache, '--out', out, '--steps', '60']);
   assert.equal(r.status, 0, r.stderr);
-  assert.match(r.stdout, /suggested learning rate for the head: \d\.\d{2}e-\d+ \(boat train --mode feature-extractor --lr [\d.e-]+\)/);
+  assert.match(
+    r.stdout,
+    /suggested learning rate for the head: \d\.\d{2}e-\d+ \(boat train --mode feature-extractor --lr [\d.e-]+\)/,
+  );
   const rows = parseCsv(fs.readFileSync(path.join(out, 'lr_find.csv'), 'utf8'));
   assert.deepEqual(rows[0], ['lr', 'loss', 'smoothed']);
   assert.ok(rows.length > 10);
@@ -173,32 +262,96 @@ test('lr-find sweeps the head\'s learning rate on cached features and suggests o
 
 test('train --input-size 96 trains and evaluates on 96 px crops (Resize(110) + CenterCrop(96))', () => {
   const out = path.join(work, 'models', 'fe96');
-  const r = runCli(['train', '--mode', 'feature-extractor', '--data', path.join(work, 'data'), '--out', out, '--epochs', '1', '--cache', cache, '--input-size', '96']);
+  const r = runCli([
+    'train',
+    '--mode',
+    'feature-extractor',
+    '--data',
+    path.join(work, 'data'),
+    '--out',
+    out,
+    '--epochs',
+    '1',
+    '--cache',
+    cache,
+    '--input-size',
+    '96',
+  ]);
   assert.equal(r.status, 0, r.stderr);
   assert.match(r.stdout, /features train: 20 images, 20 computed/); // not the 224 px features cached by the first test
   assert.equal(JSON.parse(fs.readFileSync(path.join(out, 'metadata.json'), 'utf8')).inputSize, 96);
-  const evaluated = runCli(['evaluate', '--model', out, '--data', path.join(work, 'data', 'test'), '--tta', '--out', path.join(work, 'eval96')]);
+  const evaluated = runCli([
+    'evaluate',
+    '--model',
+    out,
+    '--data',
+    path.join(work, 'data', 'test'),
+    '--tta',
+    '--out',
+    path.join(work, 'eval96'),
+  ]);
   assert.equal(evaluated.status, 0, evaluated.stderr);
   assert.match(evaluated.stdout, /accuracy/i);
 });
 
 test('train --class-weights balanced weighs the loss by class and records the weights', () => {
   const out = path.join(work, 'models', 'weighted');
-  const r = runCli(['train', '--mode', 'feature-extractor', '--data', path.join(work, 'data'), '--out', out, '--epochs', '1', '--cache', cache, '--class-weights', 'balanced']);
+  const r = runCli([
+    'train',
+    '--mode',
+    'feature-extractor',
+    '--data',
+    path.join(work, 'data'),
+    '--out',
+    out,
+    '--epochs',
+    '1',
+    '--cache',
+    cache,
+    '--class-weights',
+    'balanced',
+  ]);
   assert.equal(r.status, 0, r.stderr);
   assert.match(r.stdout, /class weights: \w+ \d\.\d{2}, /);
   const config = JSON.parse(fs.readFileSync(path.join(out, 'config.json'), 'utf8')) as { classWeights: number[] };
   assert.equal(config.classWeights.length, 5);
-  const bad = runCli(['train', '--mode', 'feature-extractor', '--data', path.join(work, 'data'), '--out', out, '--class-weights', 'heavy']);
+  const bad = runCli([
+    'train',
+    '--mode',
+    'feature-extractor',
+    '--data',
+    path.join(work, 'data'),
+    '--out',
+    out,
+    '--class-weights',
+    'heavy',
+  ]);
   assert.equal(bad.status, 2);
-  assert.match(bad.stderr, /^boat: error: option '--class-weights <kind>' argument 'heavy' is invalid\. Allowed choices are none, balanced\.\n$/);
+  assert.match(
+    bad.stderr,
+    /^boat: error: option '--class-weights <kind>' argument 'heavy' is invalid\. Allowed choices are none, balanced\.\n$/,
+  );
 });
 
 test('train --init starts from a saved model (two-stage fine-tuning); a missing or mismatched one is a one-line error', () => {
   const fe = path.join(work, 'models', 'fe'); // trained by the first test
   const data = path.join(work, 'data');
   const out = path.join(work, 'models', 'ft-from-fe');
-  const base = ['train', '--mode', 'finetune', '--data', data, '--epochs', '1', '--batch-size', '6', '--unfreeze', '1', '--seed', '7'];
+  const base = [
+    'train',
+    '--mode',
+    'finetune',
+    '--data',
+    data,
+    '--epochs',
+    '1',
+    '--batch-size',
+    '6',
+    '--unfreeze',
+    '1',
+    '--seed',
+    '7',
+  ];
   // With a vanishing learning rate nothing moves, so the saved head must be the initial one.
   const r = runCli([...base, '--lr', '1e-30', '--init', fe, '--out', out]);
   assert.equal(r.status, 0, r.stderr);
@@ -207,7 +360,8 @@ test('train --init starts from a saved model (two-stage fine-tuning); a missing 
     const bytes = fs.readFileSync(path.join(dir, 'head', 'weights.bin'));
     return new Float32Array(bytes.buffer, bytes.byteOffset, bytes.length / 4);
   };
-  const maxDiff = (a: Float32Array, b: Float32Array): number => a.reduce((m, v, i) => Math.max(m, Math.abs(v - b[i])), 0);
+  const maxDiff = (a: Float32Array, b: Float32Array): number =>
+    a.reduce((m, v, i) => Math.max(m, Math.abs(v - b[i])), 0);
   assert.ok(maxDiff(headOf(out), headOf(fe)) < 1e-6, 'the head started from the saved one');
   assert.equal(JSON.parse(fs.readFileSync(path.join(out, 'metadata.json'), 'utf8')).mode, 'finetune');
   // Without --init the head starts from fresh random weights.
@@ -215,10 +369,25 @@ test('train --init starts from a saved model (two-stage fine-tuning); a missing 
   assert.equal(fresh.status, 0, fresh.stderr);
   assert.ok(maxDiff(headOf(path.join(work, 'models', 'ft-fresh')), headOf(fe)) > 1e-3, 'a fresh head differs');
 
-  const notFinetune = runCli(['train', '--mode', 'feature-extractor', '--freeze-bn', '--data', data, '--out', path.join(work, 'models', 'z')]);
+  const notFinetune = runCli([
+    'train',
+    '--mode',
+    'feature-extractor',
+    '--freeze-bn',
+    '--data',
+    data,
+    '--out',
+    path.join(work, 'models', 'z'),
+  ]);
   assert.equal(notFinetune.status, 2);
   assert.match(notFinetune.stderr, /^boat: error: --freeze-bn applies to --mode finetune only\n$/);
-  const missing = runCli([...base, '--init', path.join(work, 'no-such-model'), '--out', path.join(work, 'models', 'x')]);
+  const missing = runCli([
+    ...base,
+    '--init',
+    path.join(work, 'no-such-model'),
+    '--out',
+    path.join(work, 'models', 'x'),
+  ]);
   assert.equal(missing.status, 2);
   assert.match(missing.stderr, /^boat: error: model to start from \(--init\) not found: .*no-such-model\n$/);
   const shuffled = path.join(work, 'models', 'fe-other-order');
@@ -233,14 +402,33 @@ test('train --init starts from a saved model (two-stage fine-tuning); a missing 
 });
 
 test('evaluate --input-size runs a saved model at another crop size, pretrained or fine-tuned backbone alike', () => {
-  for (const name of ['fe', 'ft-from-fe']) { // trained by the tests above: a feature extractor and a fine-tune
+  for (const name of ['fe', 'ft-from-fe']) {
+    // trained by the tests above: a feature extractor and a fine-tune
     const out = path.join(work, `eval-${name}-96`);
-    const r = runCli(['evaluate', '--model', path.join(work, 'models', name), '--data', path.join(work, 'data', 'test'), '--input-size', '96', '--out', out]);
+    const r = runCli([
+      'evaluate',
+      '--model',
+      path.join(work, 'models', name),
+      '--data',
+      path.join(work, 'data', 'test'),
+      '--input-size',
+      '96',
+      '--out',
+      out,
+    ]);
     assert.equal(r.status, 0, r.stderr);
     assert.match(r.stdout, /Input size 96 \(Resize\(110\) \+ CenterCrop\(96\)\); the model was trained at 224/);
     assert.equal(JSON.parse(fs.readFileSync(path.join(out, 'metrics.json'), 'utf8')).input_size, 96);
   }
-  const bad = runCli(['evaluate', '--model', path.join(work, 'models', 'fe'), '--data', path.join(work, 'data', 'test'), '--input-size', '8']);
+  const bad = runCli([
+    'evaluate',
+    '--model',
+    path.join(work, 'models', 'fe'),
+    '--data',
+    path.join(work, 'data', 'test'),
+    '--input-size',
+    '8',
+  ]);
   assert.equal(bad.status, 2);
   assert.match(bad.stderr, /^boat: error: input size must be an integer of at least 32, got 8\n$/);
 });
@@ -250,13 +438,34 @@ test('soup averages the weights of fine-tunes from one start; greedy keeps an in
   const val = path.join(data, 'val');
   const a = path.join(work, 'models', 'ft-from-fe'); // trained by the --init test (lr 1e-30: the head it started from)
   const b = path.join(work, 'models', 'ft-from-fe-b');
-  const trained = runCli(['train', '--mode', 'finetune', '--data', data, '--epochs', '1', '--batch-size', '6', '--unfreeze', '1', '--seed', '8', '--lr', '0.05', '--init', path.join(work, 'models', 'fe'), '--out', b]);
+  const trained = runCli([
+    'train',
+    '--mode',
+    'finetune',
+    '--data',
+    data,
+    '--epochs',
+    '1',
+    '--batch-size',
+    '6',
+    '--unfreeze',
+    '1',
+    '--seed',
+    '8',
+    '--lr',
+    '0.05',
+    '--init',
+    path.join(work, 'models', 'fe'),
+    '--out',
+    b,
+  ]);
   assert.equal(trained.status, 0, trained.stderr);
   const floats = (dir: string, part: string): Float32Array => {
     const bytes = fs.readFileSync(path.join(dir, part, 'weights.bin'));
     return new Float32Array(bytes.buffer, bytes.byteOffset, bytes.length / 4);
   };
-  const maxDiff = (x: Float32Array, y: Float32Array): number => x.reduce((m, v, i) => Math.max(m, Math.abs(v - y[i])), 0);
+  const maxDiff = (x: Float32Array, y: Float32Array): number =>
+    x.reduce((m, v, i) => Math.max(m, Math.abs(v - y[i])), 0);
   assert.ok(maxDiff(floats(a, 'backbone'), floats(b, 'backbone')) > 1e-4, 'the second fine-tune moved the last stage');
 
   const uniform = path.join(work, 'models', 'soup-uniform');
@@ -280,7 +489,12 @@ test('soup averages the weights of fine-tunes from one start; greedy keeps an in
   const greedy = path.join(work, 'models', 'soup-greedy');
   const g = runCli(['soup', b, a, '--out', greedy, '--data', val]);
   assert.equal(g.status, 0, g.stderr);
-  const steps = JSON.parse(fs.readFileSync(path.join(greedy, 'soup.json'), 'utf8')).steps as Array<{ model: string; val_acc: number; soup_val_acc: number; kept: boolean }>;
+  const steps = JSON.parse(fs.readFileSync(path.join(greedy, 'soup.json'), 'utf8')).steps as Array<{
+    model: string;
+    val_acc: number;
+    soup_val_acc: number;
+    kept: boolean;
+  }>;
   assert.equal(steps.length, 2);
   assert.ok(steps[0].val_acc >= steps[1].val_acc, 'best ingredient first');
   assert.equal(steps[1].kept, steps[1].soup_val_acc >= steps[0].val_acc, 'kept exactly when val accuracy did not drop');
@@ -289,7 +503,10 @@ test('soup averages the weights of fine-tunes from one start; greedy keeps an in
   assert.ok(greedySummary.val_acc >= steps[0].val_acc, 'a greedy soup is never worse on val than its best ingredient');
   const greedyEval = path.join(work, 'eval-soup-greedy');
   assert.equal(runCli(['evaluate', '--model', greedy, '--data', val, '--out', greedyEval]).status, 0);
-  assert.equal(JSON.parse(fs.readFileSync(path.join(greedyEval, 'metrics.json'), 'utf8')).accuracy, greedySummary.val_acc);
+  assert.equal(
+    JSON.parse(fs.readFileSync(path.join(greedyEval, 'metrics.json'), 'utf8')).accuracy,
+    greedySummary.val_acc,
+  );
 
   // In-process: no tensors left behind once the soup is disposed.
   await selectBackend();
@@ -305,9 +522,18 @@ test('soup averages the weights of fine-tunes from one start; greedy keeps an in
     assert.equal(r.stderr.trim().split('\n').length, 1, r.stderr);
   };
   fail([a, '--out', path.join(work, 'models', 's1'), '--data', val], /a soup needs at least two models/);
-  fail([a, path.join(work, 'models', 'fe'), '--out', path.join(work, 'models', 's2'), '--data', val], /training modes differ/);
-  fail([a, path.join(work, 'models', 'fe-other-order'), '--out', path.join(work, 'models', 's3'), '--data', val], /classes differ/);
+  fail(
+    [a, path.join(work, 'models', 'fe'), '--out', path.join(work, 'models', 's2'), '--data', val],
+    /training modes differ/,
+  );
+  fail(
+    [a, path.join(work, 'models', 'fe-other-order'), '--out', path.join(work, 'models', 's3'), '--data', val],
+    /classes differ/,
+  );
   fail([a, b, '--out', b, '--data', val], /is one of the models to average/);
-  fail([a, b, '--out', path.join(work, 'models', 's4'), '--data', val, '--recipe', 'best'], /^boat: error: option '--recipe <recipe>' argument 'best' is invalid\. Allowed choices are greedy, uniform\.\n$/);
+  fail(
+    [a, b, '--out', path.join(work, 'models', 's4'), '--data', val, '--recipe', 'best'],
+    /^boat: error: option '--recipe <recipe>' argument 'best' is invalid\. Allowed choices are greedy, uniform\.\n$/,
+  );
   assert.ok(!fs.existsSync(path.join(work, 'models', 's2')), 'nothing written on error');
 });

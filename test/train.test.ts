@@ -8,7 +8,19 @@ import * as path from 'node:path';
 import { before, test } from 'node:test';
 import * as tf from '../lib/engine/tf';
 
-import { BatchSource, BoatModel, buildHead, computeMetrics, FeatureSet, FeatureSource, selectBackend, stepLr, trainModel, TrainBatch, TrainingMode } from '../lib';
+import {
+  BatchSource,
+  BoatModel,
+  buildHead,
+  computeMetrics,
+  FeatureSet,
+  FeatureSource,
+  selectBackend,
+  stepLr,
+  trainModel,
+  TrainBatch,
+  TrainingMode,
+} from '../lib';
 import { tempDir } from './helpers';
 
 before(async () => {
@@ -17,13 +29,25 @@ before(async () => {
 
 function tinyModel(mode: TrainingMode, dropout = 0.4): BoatModel {
   const input = tf.input({ shape: [8, 8, 3] });
-  let x = tf.layers.conv2d({ filters: 4, kernelSize: 3, padding: 'same', kernelInitializer: tf.initializers.glorotUniform({ seed: 1 }) }).apply(input) as tf.SymbolicTensor;
+  let x = tf.layers
+    .conv2d({
+      filters: 4,
+      kernelSize: 3,
+      padding: 'same',
+      kernelInitializer: tf.initializers.glorotUniform({ seed: 1 }),
+    })
+    .apply(input) as tf.SymbolicTensor;
   x = tf.layers.batchNormalization().apply(x) as tf.SymbolicTensor;
   x = tf.layers.reLU().apply(x) as tf.SymbolicTensor;
   x = tf.layers.globalAveragePooling2d({}).apply(x) as tf.SymbolicTensor;
   const backbone = tf.model({ inputs: input, outputs: x });
   const head = buildHead(3, { features: 4, hidden: 6, dropout, seed: 2 });
-  return new BoatModel(backbone, head, { classes: ['a', 'b', 'c'], preprocessing: 'caffe', inputSize: 8, weightsId: 'tiny', weightsChecksum: 'x' }, mode);
+  return new BoatModel(
+    backbone,
+    head,
+    { classes: ['a', 'b', 'c'], preprocessing: 'caffe', inputSize: 8, weightsId: 'tiny', weightsChecksum: 'x' },
+    mode,
+  );
 }
 
 /** 24 images whose class is the colour channel that is brightest: learnable in a few epochs. */
@@ -34,7 +58,16 @@ class ColourSource implements BatchSource {
     for (let start = 0; start < this.size; start += this.batchSize) {
       const n = Math.min(this.batchSize, this.size - start);
       const labels = Array.from({ length: n }, (_, i) => (start + i + epoch) % 3);
-      const x = tf.tidy(() => tf.stack(labels.map((c, i) => tf.oneHot(tf.fill([8, 8], c, 'int32'), 3).toFloat().mul(50 + i))));
+      const x = tf.tidy(() =>
+        tf.stack(
+          labels.map((c, i) =>
+            tf
+              .oneHot(tf.fill([8, 8], c, 'int32'), 3)
+              .toFloat()
+              .mul(50 + i),
+          ),
+        ),
+      );
       yield { x, y: tf.tensor1d(labels, 'int32') };
     }
   }
@@ -47,7 +80,10 @@ async function weightsOf(model: BoatModel): Promise<number[]> {
 }
 
 test('StepLR follows the tutorial schedule', () => {
-  assert.deepEqual([0, 6, 7, 13, 14, 23].map((e) => +stepLr(0.001, e, 7, 0.1).toExponential(3)), [0.001, 0.001, 0.0001, 0.0001, 0.00001, 0.000001]);
+  assert.deepEqual(
+    [0, 6, 7, 13, 14, 23].map((e) => +stepLr(0.001, e, 7, 0.1).toExponential(3)),
+    [0.001, 0.001, 0.0001, 0.0001, 0.00001, 0.000001],
+  );
 });
 
 test('StepLR really changes the SGD step: with gamma 0 the weights freeze after the first step size', async () => {
@@ -55,10 +91,21 @@ test('StepLR really changes the SGD step: with gamma 0 the weights freeze after 
     const model = tinyModel('feature-extractor', 0);
     const set = featureSet(24);
     const before = tf.memory().numTensors;
-    const result = await trainModel(model, { train: new FeatureSource([set], 8, true, 1), val: new FeatureSource([set], 8, false, 1) }, { epochs: 3, lr: 0.05, stepSize: 1, gamma: 0, optimizer });
+    const result = await trainModel(
+      model,
+      { train: new FeatureSource([set], 8, true, 1), val: new FeatureSource([set], 8, false, 1) },
+      { epochs: 3, lr: 0.05, stepSize: 1, gamma: 0, optimizer },
+    );
     const valLoss = result.history.filter((r) => r.phase === 'val').map((r) => r.loss);
-    assert.deepEqual(result.history.filter((r) => r.phase === 'val').map((r) => r.lr), [0.05, 0, 0]);
-    assert.equal(valLoss[1], valLoss[0], `${optimizer}: lr 0 in epoch 2 must leave the weights alone (val loss ${valLoss})`);
+    assert.deepEqual(
+      result.history.filter((r) => r.phase === 'val').map((r) => r.lr),
+      [0.05, 0, 0],
+    );
+    assert.equal(
+      valLoss[1],
+      valLoss[0],
+      `${optimizer}: lr 0 in epoch 2 must leave the weights alone (val loss ${valLoss})`,
+    );
     assert.equal(valLoss[2], valLoss[0], optimizer);
     assert.equal(tf.memory().numTensors, before, `${optimizer}: the optimizer is disposed completely`);
     model.dispose();
@@ -68,9 +115,19 @@ test('StepLR really changes the SGD step: with gamma 0 the weights freeze after 
 test('fine-tuning learns, records history rows, restores the best epoch and leaks no tensors', async () => {
   const model = tinyModel('finetune');
   const counts: number[] = [];
-  const result = await trainModel(model, { train: new ColourSource(6), val: new ColourSource(6) }, { epochs: 5, lr: 0.05, stepSize: 3, onPhase: (r) => r.phase === 'val' && counts.push(tf.memory().numTensors) });
+  const result = await trainModel(
+    model,
+    { train: new ColourSource(6), val: new ColourSource(6) },
+    { epochs: 5, lr: 0.05, stepSize: 3, onPhase: (r) => r.phase === 'val' && counts.push(tf.memory().numTensors) },
+  );
   assert.equal(result.history.length, 10);
-  assert.deepEqual(result.history.slice(0, 2).map((r) => [r.epoch, r.phase, r.lr]), [[0, 'train', 0.05], [0, 'val', 0.05]]);
+  assert.deepEqual(
+    result.history.slice(0, 2).map((r) => [r.epoch, r.phase, r.lr]),
+    [
+      [0, 'train', 0.05],
+      [0, 'val', 0.05],
+    ],
+  );
   assert.ok(Math.abs(result.history[7].lr - 0.005) < 1e-12);
   const valAcc = result.history.filter((r) => r.phase === 'val').map((r) => r.acc);
   assert.equal(result.bestValAcc, Math.max(...valAcc));
@@ -81,7 +138,15 @@ test('fine-tuning learns, records history rows, restores the best epoch and leak
 
 function featureSet(n: number): FeatureSet {
   const features = new Float32Array(n * 4).map((_, i) => ((i * 7919) % 13) / 13);
-  return { features, labels: Int32Array.from({ length: n }, (_, i) => i % 3), files: [], dim: 4, computed: 0, unreadable: 0, seconds: 0 };
+  return {
+    features,
+    labels: Int32Array.from({ length: n }, (_, i) => i % 3),
+    files: [],
+    dim: 4,
+    computed: 0,
+    unreadable: 0,
+    seconds: 0,
+  };
 }
 
 test('gradient accumulation: 2 micro-batches of 6 step exactly like one batch of 12', async () => {
@@ -89,14 +154,26 @@ test('gradient accumulation: 2 micro-batches of 6 step exactly like one batch of
   const a = tinyModel('feature-extractor', 0);
   const b = tinyModel('feature-extractor', 0);
   const set = featureSet(24);
-  await trainModel(a, { train: new FeatureSource([set], 12, true, 5), val: new FeatureSource([set], 12, false, 5) }, { epochs: 2, lr: 0.05 });
-  await trainModel(b, { train: new FeatureSource([set], 6, true, 5), val: new FeatureSource([set], 12, false, 5) }, { epochs: 2, lr: 0.05, accumulate: 2 });
+  await trainModel(
+    a,
+    { train: new FeatureSource([set], 12, true, 5), val: new FeatureSource([set], 12, false, 5) },
+    { epochs: 2, lr: 0.05 },
+  );
+  await trainModel(
+    b,
+    { train: new FeatureSource([set], 6, true, 5), val: new FeatureSource([set], 12, false, 5) },
+    { epochs: 2, lr: 0.05, accumulate: 2 },
+  );
   const wa = await weightsOf(a);
   const wb = await weightsOf(b);
   assert.equal(wa.length, wb.length);
   for (let i = 0; i < wa.length; i++) assert.ok(Math.abs(wa[i] - wb[i]) < 1e-5, `weight ${i}: ${wa[i]} vs ${wb[i]}`);
   const c = tinyModel('feature-extractor', 0);
-  await trainModel(c, { train: new FeatureSource([set], 6, true, 5), val: new FeatureSource([set], 12, false, 5) }, { epochs: 2, lr: 0.05 });
+  await trainModel(
+    c,
+    { train: new FeatureSource([set], 6, true, 5), val: new FeatureSource([set], 12, false, 5) },
+    { epochs: 2, lr: 0.05 },
+  );
   assert.notDeepEqual(await weightsOf(c), wa, 'without accumulation, batches of 6 take twice the steps');
   a.dispose();
   b.dispose();
@@ -107,7 +184,11 @@ test('feature-extractor training changes only the head', async () => {
   const model = tinyModel('feature-extractor');
   const backboneBefore = await Promise.all(model.backbone.weights.map((w) => w.read().data()));
   const set = featureSet(30);
-  await trainModel(model, { train: new FeatureSource([set], 8, true, 1), val: new FeatureSource([set], 8, false, 1) }, { epochs: 3, lr: 0.1 });
+  await trainModel(
+    model,
+    { train: new FeatureSource([set], 8, true, 1), val: new FeatureSource([set], 8, false, 1) },
+    { epochs: 3, lr: 0.1 },
+  );
   const backboneAfter = await Promise.all(model.backbone.weights.map((w) => w.read().data()));
   assert.deepEqual(backboneAfter, backboneBefore);
   model.dispose();
@@ -116,15 +197,27 @@ test('feature-extractor training changes only the head', async () => {
 test('a run interrupted after an epoch resumes to exactly the uninterrupted result', async () => {
   const dir = tempDir();
   const reference = tinyModel('finetune');
-  const full = await trainModel(reference, { train: new ColourSource(6), val: new ColourSource(6) }, { epochs: 4, lr: 0.05, seed: 3, checkpointDir: path.join(dir, 'a') });
+  const full = await trainModel(
+    reference,
+    { train: new ColourSource(6), val: new ColourSource(6) },
+    { epochs: 4, lr: 0.05, seed: 3, checkpointDir: path.join(dir, 'a') },
+  );
 
   const first = tinyModel('finetune');
-  const part = await trainModel(first, { train: new ColourSource(6), val: new ColourSource(6) }, { epochs: 4, lr: 0.05, seed: 3, checkpointDir: path.join(dir, 'b'), shouldStop: () => true });
+  const part = await trainModel(
+    first,
+    { train: new ColourSource(6), val: new ColourSource(6) },
+    { epochs: 4, lr: 0.05, seed: 3, checkpointDir: path.join(dir, 'b'), shouldStop: () => true },
+  );
   assert.equal(part.stopped, true);
   assert.equal(part.history.length, 2);
   first.dispose();
   const resumed = tinyModel('finetune'); // fresh weights: everything must come from the checkpoint
-  const rest = await trainModel(resumed, { train: new ColourSource(6), val: new ColourSource(6) }, { epochs: 4, lr: 0.05, seed: 3, checkpointDir: path.join(dir, 'b'), resume: true });
+  const rest = await trainModel(
+    resumed,
+    { train: new ColourSource(6), val: new ColourSource(6) },
+    { epochs: 4, lr: 0.05, seed: 3, checkpointDir: path.join(dir, 'b'), resume: true },
+  );
   const strip = (rows: typeof full.history): unknown[] => rows.map(({ seconds: _s, imagesPerSecond: _i, ...r }) => r);
   assert.deepEqual(strip(rest.history), strip(full.history));
   assert.deepEqual(await weightsOf(resumed), await weightsOf(reference));
@@ -149,8 +242,19 @@ test('a batch of another image size than the model takes is a clear error, not a
 test('metrics: accuracy, per-class precision/recall/F1, confusion raw and normalised', () => {
   const m = computeMetrics([0, 0, 1, 1, 2, 2], [0, 1, 1, 1, 2, 0], ['a', 'b', 'c']);
   assert.equal(m.accuracy, 4 / 6);
-  assert.deepEqual(m.confusion, [[1, 1, 0], [0, 2, 0], [1, 0, 1]]);
+  assert.deepEqual(m.confusion, [
+    [1, 1, 0],
+    [0, 2, 0],
+    [1, 0, 1],
+  ]);
   assert.deepEqual(m.confusionNormalized[0], [0.5, 0.5, 0]);
-  assert.deepEqual(m.perClass.map((c) => [c.class, c.precision, c.recall, c.support]), [['a', 0.5, 0.5, 2], ['b', 2 / 3, 1, 2], ['c', 1, 0.5, 2]]);
+  assert.deepEqual(
+    m.perClass.map((c) => [c.class, c.precision, c.recall, c.support]),
+    [
+      ['a', 0.5, 0.5, 2],
+      ['b', 2 / 3, 1, 2],
+      ['c', 1, 0.5, 2],
+    ],
+  );
   assert.ok(Math.abs(m.perClass[1].f1 - 0.8) < 1e-12);
 });

@@ -48,7 +48,12 @@ class RecomputedFeatures implements BatchSource {
   }
 }
 
-export async function benchFeatureExtractor(data: string, perClass: number, recomputeEpochs: number, epochs = 24): Promise<FeatureExtractorBench> {
+export async function benchFeatureExtractor(
+  data: string,
+  perClass: number,
+  recomputeEpochs: number,
+  epochs = 24,
+): Promise<FeatureExtractorBench> {
   const work = fs.mkdtempSync(path.join(os.tmpdir(), 'boat-bench-fe-'));
   try {
     // A stratified subset: the first `perClass` files of the 5 largest classes, split 60/20/20.
@@ -58,18 +63,34 @@ export async function benchFeatureExtractor(data: string, perClass: number, reco
     const top = [...byClass.entries()].sort((a, b) => b[1].length - a[1].length).slice(0, 5);
     for (const [label, files] of top) {
       fs.mkdirSync(path.join(work, 'subset', label), { recursive: true });
-      files.slice(0, perClass).forEach((file, i) => linkOrCopy(file, path.join(work, 'subset', label, `${i}${path.extname(file)}`)));
+      files
+        .slice(0, perClass)
+        .forEach((file, i) => linkOrCopy(file, path.join(work, 'subset', label, `${i}${path.extname(file)}`)));
     }
     const split = path.join(work, 'split');
     await splitDataset({ data: path.join(work, 'subset'), out: split, seed: 38 });
 
-    const cached = await runExperiment({ mode: 'feature-extractor', data: split, out: path.join(work, 'model'), epochs, cacheDir: path.join(work, 'cache'), progress: SILENT, log: () => undefined });
+    const cached = await runExperiment({
+      mode: 'feature-extractor',
+      data: split,
+      out: path.join(work, 'model'),
+      epochs,
+      cacheDir: path.join(work, 'cache'),
+      progress: SILENT,
+      log: () => undefined,
+    });
     cached.model.dispose();
     const cachedSeconds = cached.timing.extractSeconds + cached.timing.trainSeconds;
 
     const model = await createBoatModel({ classes: cached.model.classes, mode: 'feature-extractor' });
     const source = (subset: string, shuffle: boolean): RecomputedFeatures =>
-      new RecomputedFeatures(new DataLoader(new ImageFolder(path.join(split, subset), evalTransforms(model.info.preprocessing, model.info.inputSize)), { batchSize: 32, shuffle, seed: 38 }), model);
+      new RecomputedFeatures(
+        new DataLoader(
+          new ImageFolder(path.join(split, subset), evalTransforms(model.info.preprocessing, model.info.inputSize)),
+          { batchSize: 32, shuffle, seed: 38 },
+        ),
+        model,
+      );
     const train = source('train', true);
     const val = source('val', false);
     const recompute = await trainModel(model, { train, val }, { epochs: recomputeEpochs });

@@ -36,7 +36,8 @@ function parseArgs(argv: string[]): Options {
   const o: Options = { size: 224, reps: 3, batches: [8, 32], cpuBatches: [8], cpuReps: 1 };
   const count = (flag: string, v: string | undefined, min: number): number => {
     const n = Number(v);
-    if (!Number.isInteger(n) || n < min) throw new Error(`${flag} needs a whole number of at least ${min}, got "${v ?? ''}"`);
+    if (!Number.isInteger(n) || n < min)
+      throw new Error(`${flag} needs a whole number of at least ${min}, got "${v ?? ''}"`);
     return n;
   };
   const list = (flag: string, v: string | undefined): number[] => (v ?? '').split(',').map((s) => count(flag, s, 1));
@@ -48,7 +49,10 @@ function parseArgs(argv: string[]): Options {
     else if (flag === '--cpu-batches') o.cpuBatches = v === 'none' ? [] : list(flag, v);
     else if (flag === '--cpu-reps') o.cpuReps = count(flag, v, 1);
     else if (flag === '--make-reference') o.makeReference = v;
-    else throw new Error(`unknown option "${flag}" (options: --size N --reps N --batches 8,32 --cpu-batches 8|none --cpu-reps N)`);
+    else
+      throw new Error(
+        `unknown option "${flag}" (options: --size N --reps N --batches 8,32 --cpu-batches 8|none --cpu-reps N)`,
+      );
     i++;
   }
   return o;
@@ -67,7 +71,9 @@ function seeded(n: number, seed: number, scale: number): Float32Array {
 
 /** ResNet50 (Keras' topology, stored in the kit) at `size` px with seeded weights, cut at avg_pool, plus the tutorial's head. */
 export async function randomResNet50(size: number): Promise<BoatModel> {
-  const topology = JSON.parse(fs.readFileSync(path.join(KIT_DIR, 'resnet50-topology.json'), 'utf8')) as tf.serialization.ConfigDict;
+  const topology = JSON.parse(
+    fs.readFileSync(path.join(KIT_DIR, 'resnet50-topology.json'), 'utf8'),
+  ) as tf.serialization.ConfigDict;
   setInputSize(topology, size);
   const full = await tf.models.modelFromJSON({ modelTopology: topology });
   full.weights.forEach((w, i) => {
@@ -86,11 +92,29 @@ export async function randomResNet50(size: number): Promise<BoatModel> {
   const backbone = tf.model({ inputs: full.inputs, outputs: pool.output, name: 'backbone' });
   const head = buildHead(CLASSES, { seed: 7, dropout: 0 });
   head.weights.forEach((w, i) => {
-    const t = tf.tensor(seeded((w.shape as number[]).reduce((a, b) => a * b, 1), 1000 + i, 0.05), w.shape as number[]);
+    const t = tf.tensor(
+      seeded(
+        (w.shape as number[]).reduce((a, b) => a * b, 1),
+        1000 + i,
+        0.05,
+      ),
+      w.shape as number[],
+    );
     w.write(t);
     t.dispose();
   });
-  return new BoatModel(backbone, head, { classes: ['a', 'b', 'c', 'd', 'e'], preprocessing: 'caffe', inputSize: size, weightsId: 'random', weightsChecksum: '' }, 'finetune');
+  return new BoatModel(
+    backbone,
+    head,
+    {
+      classes: ['a', 'b', 'c', 'd', 'e'],
+      preprocessing: 'caffe',
+      inputSize: size,
+      weightsId: 'random',
+      weightsChecksum: '',
+    },
+    'finetune',
+  );
 }
 
 function fixedInput(batch: number, size: number): tf.Tensor4D {
@@ -120,7 +144,10 @@ async function measure(label: string, size: number, batches: number[], reps: num
   const out: Record<string, number> = {};
   for (const batch of batches) {
     const x = tf.randomNormal<tf.Rank.R4>([batch, size, size, 3], 0, 50, 'float32', 1);
-    const y = tf.tensor1d(Array.from({ length: batch }, (_, i) => i % CLASSES), 'int32');
+    const y = tf.tensor1d(
+      Array.from({ length: batch }, (_, i) => i % CLASSES),
+      'int32',
+    );
     out[`forward${batch}`] = await imagesPerSecond(batch, reps, async () => {
       const p = model.forward(x);
       await p.data();
@@ -134,7 +161,9 @@ async function measure(label: string, size: number, batches: number[], reps: num
       loss.dispose();
     });
     optimizer.dispose();
-    console.log(`${label}: train step, batch ${batch}, ${size} px: ${out[`train${batch}`].toFixed(2)} img/s; tensors ${tf.memory().numTensors}`);
+    console.log(
+      `${label}: train step, batch ${batch}, ${size} px: ${out[`train${batch}`].toFixed(2)} img/s; tensors ${tf.memory().numTensors}`,
+    );
     tf.dispose([x, y]);
   }
   model.dispose();
@@ -161,10 +190,21 @@ export async function runCheck(argv: string[]): Promise<number> {
   if (o.makeReference) {
     const backend = await selectBackend('wasm');
     const values = await referenceLogProbs();
-    fs.writeFileSync(o.makeReference, JSON.stringify({ backend: backend.line, size: REFERENCE_SIZE, batch: REFERENCE_BATCH, logProbs: Array.from(values) }) + '\n');
+    fs.writeFileSync(
+      o.makeReference,
+      JSON.stringify({
+        backend: backend.line,
+        size: REFERENCE_SIZE,
+        batch: REFERENCE_BATCH,
+        logProbs: Array.from(values),
+      }) + '\n',
+    );
     return 0;
   }
-  const reference = JSON.parse(fs.readFileSync(path.join(KIT_DIR, 'reference.json'), 'utf8')) as { backend: string; logProbs: number[] };
+  const reference = JSON.parse(fs.readFileSync(path.join(KIT_DIR, 'reference.json'), 'utf8')) as {
+    backend: string;
+    logProbs: number[];
+  };
   let ok = true;
   const gpu = await selectBackend('webgpu');
   console.log(gpu.line);
@@ -172,7 +212,9 @@ export async function runCheck(argv: string[]): Promise<number> {
   const { maxAbs, sameTop1 } = compare(reference.logProbs, actual);
   const pass = sameTop1 && maxAbs < 1e-3;
   ok &&= pass;
-  console.log(`correctness: log-probabilities of a fixed ${REFERENCE_BATCH}×${REFERENCE_SIZE}px input vs the kit's reference (${reference.backend}): max |diff| ${maxAbs.toExponential(2)}, top-1 ${sameTop1 ? 'same' : 'DIFFERENT'}: ${pass ? 'PASS' : 'FAIL'} (tolerance 1e-3)`);
+  console.log(
+    `correctness: log-probabilities of a fixed ${REFERENCE_BATCH}×${REFERENCE_SIZE}px input vs the kit's reference (${reference.backend}): max |diff| ${maxAbs.toExponential(2)}, top-1 ${sameTop1 ? 'same' : 'DIFFERENT'}: ${pass ? 'PASS' : 'FAIL'} (tolerance 1e-3)`,
+  );
   const onGpu = await measure('webgpu', o.size, o.batches, o.reps);
   let onCpu: Record<string, number> = {};
   if (o.cpuBatches.length > 0) {
@@ -181,10 +223,14 @@ export async function runCheck(argv: string[]): Promise<number> {
     onCpu = await measure('cpu', o.size, o.cpuBatches, o.cpuReps);
     const base = o.cpuBatches[0];
     for (const batch of o.batches) {
-      console.log(`ratio webgpu batch ${batch} / cpu batch ${base}: forward ${(onGpu[`forward${batch}`] / onCpu[`forward${base}`]).toFixed(2)}×, train step ${(onGpu[`train${batch}`] / onCpu[`train${base}`]).toFixed(2)}×`);
+      console.log(
+        `ratio webgpu batch ${batch} / cpu batch ${base}: forward ${(onGpu[`forward${batch}`] / onCpu[`forward${base}`]).toFixed(2)}×, train step ${(onGpu[`train${batch}`] / onCpu[`train${base}`]).toFixed(2)}×`,
+      );
     }
   }
-  console.log(`summary: ${JSON.stringify({ adapter: gpu.details, size: o.size, reps: o.reps, webgpu: onGpu, cpu: onCpu, correctness: { maxAbs, sameTop1, pass } })}`);
+  console.log(
+    `summary: ${JSON.stringify({ adapter: gpu.details, size: o.size, reps: o.reps, webgpu: onGpu, cpu: onCpu, correctness: { maxAbs, sameTop1, pass } })}`,
+  );
   return ok ? 0 : 1;
 }
 

@@ -8,7 +8,20 @@ import * as tf from '../engine/tf';
 import sharp from 'sharp';
 
 import { scanImageFolder } from '../data/scan';
-import { DataLoader, decodeRgb, evalTransforms, ImageFolder, jpegAddonActive, jpegDecoderName, openImage, randomResizedCropBox, resizedCrop, resizedCropOnGrid, setJpegAddon, trainTransforms } from '../images';
+import {
+  DataLoader,
+  decodeRgb,
+  evalTransforms,
+  ImageFolder,
+  jpegAddonActive,
+  jpegDecoderName,
+  openImage,
+  randomResizedCropBox,
+  resizedCrop,
+  resizedCropOnGrid,
+  setJpegAddon,
+  trainTransforms,
+} from '../images';
 import { defaultConcurrency, mapLimit, now, Random, secondsSince } from '../util';
 
 export interface LoaderBenchResult {
@@ -40,7 +53,10 @@ async function resizedCropTimes(files: string[]): Promise<{ exact: number; grid:
   for (let round = 0; round < 3; round++) {
     for (const way of ['exact', 'grid'] as const) {
       const t = now();
-      for (let i = 0; i < sources.length; i++) await decodeRgb(way === 'exact' ? await resizedCrop(sources[i], boxes[i], 256) : resizedCropOnGrid(sources[i], boxes[i], 256));
+      for (let i = 0; i < sources.length; i++)
+        await decodeRgb(
+          way === 'exact' ? await resizedCrop(sources[i], boxes[i], 256) : resizedCropOnGrid(sources[i], boxes[i], 256),
+        );
       total[way] += secondsSince(t);
     }
   }
@@ -55,12 +71,20 @@ async function plainSharp(files: string[], concurrency: number): Promise<number>
     const short = Math.min(meta.width ?? 0, meta.height ?? 0);
     const w = Math.floor(((meta.width ?? 0) * 256) / short);
     const h = Math.floor(((meta.height ?? 0) * 256) / short);
-    await sharp(f).resize(w, h).extract({ left: (w - 224) >> 1, top: (h - 224) >> 1, width: 224, height: 224 }).raw().toBuffer();
+    await sharp(f)
+      .resize(w, h)
+      .extract({ left: (w - 224) >> 1, top: (h - 224) >> 1, width: 224, height: 224 })
+      .raw()
+      .toBuffer();
   });
   return files.length / secondsSince(t);
 }
 
-async function drain(loader: DataLoader, epoch: number, busyMs = 0): Promise<{ seconds: number; waited: number; images: number }> {
+async function drain(
+  loader: DataLoader,
+  epoch: number,
+  busyMs = 0,
+): Promise<{ seconds: number; waited: number; images: number }> {
   const t = now();
   let waited = 0;
   let images = 0;
@@ -79,12 +103,24 @@ async function drain(loader: DataLoader, epoch: number, busyMs = 0): Promise<{ s
   return { seconds: secondsSince(t), waited, images };
 }
 
-export async function benchLoader(root: string, limit: number, concurrency = defaultConcurrency()): Promise<LoaderBenchResult> {
-  const files = scanImageFolder(root).files.map((f) => f.file).slice(0, limit);
+export async function benchLoader(
+  root: string,
+  limit: number,
+  concurrency = defaultConcurrency(),
+): Promise<LoaderBenchResult> {
+  const files = scanImageFolder(root)
+    .files.map((f) => f.file)
+    .slice(0, limit);
   // ImageFolder lists files in the scan's order, so its first `limit` samples are the plain pipeline's files.
   const indices = files.map((_, i) => i);
   const make = (train: boolean): DataLoader =>
-    new DataLoader(new ImageFolder(root, train ? trainTransforms() : evalTransforms()), { batchSize: 32, shuffle: true, seed: 0, concurrency, indices });
+    new DataLoader(new ImageFolder(root, train ? trainTransforms() : evalTransforms()), {
+      batchSize: 32,
+      shuffle: true,
+      seed: 0,
+      concurrency,
+      indices,
+    });
   await plainSharp(files.slice(0, 16), concurrency); // warm-up
   const plain = await plainSharp(files, concurrency);
   const evalRun = await drain(make(false), 0);

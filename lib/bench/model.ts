@@ -39,7 +39,13 @@ class RandomImages implements BatchSource {
 
   async *batches(): AsyncGenerator<TrainBatch> {
     for (let i = 0; i < this.batchCount; i++) {
-      yield { x: tf.randomNormal([this.batchSize, 224, 224, 3], 0, 50), y: tf.tensor1d(Array.from({ length: this.batchSize }, (_, j) => (i + j) % 5), 'int32') };
+      yield {
+        x: tf.randomNormal([this.batchSize, 224, 224, 3], 0, 50),
+        y: tf.tensor1d(
+          Array.from({ length: this.batchSize }, (_, j) => (i + j) % 5),
+          'int32',
+        ),
+      };
     }
   }
 }
@@ -64,7 +70,10 @@ function timeTrainStep(model: BoatModel, reps: number): number {
   const x = tf.randomNormal<tf.Rank.R4>([8, 224, 224, 3], 0, 50);
   const y = tf.tensor1d([0, 1, 2, 3, 4, 0, 1, 2], 'int32');
   const optimizer = tf.train.momentum(0.001, 0.9);
-  const step = (): void => tf.dispose(optimizer.minimize(() => nllLoss(model.forward(x, true), y), true, model.trainableVariables()) ?? undefined);
+  const step = (): void =>
+    tf.dispose(
+      optimizer.minimize(() => nllLoss(model.forward(x, true), y), true, model.trainableVariables()) ?? undefined,
+    );
   step();
   const t = now();
   for (let i = 0; i < reps; i++) step();
@@ -82,9 +91,15 @@ export async function benchModel(batches: number[], reps: number, accumulated128
   // Head step: batch 32 of cached 2048-d features, SGD with momentum.
   model.mode = 'feature-extractor';
   const f = tf.randomNormal<tf.Rank.R2>([32, 2048]);
-  const y = tf.tensor1d(Array.from({ length: 32 }, (_, i) => i % 5), 'int32');
+  const y = tf.tensor1d(
+    Array.from({ length: 32 }, (_, i) => i % 5),
+    'int32',
+  );
   const opt = tf.train.momentum(0.001, 0.9);
-  const stepHead = (): void => tf.dispose(opt.minimize(() => nllLoss(model.forwardHead(f, true), y), true, model.trainableVariables()) ?? undefined);
+  const stepHead = (): void =>
+    tf.dispose(
+      opt.minimize(() => nllLoss(model.forwardHead(f, true), y), true, model.trainableVariables()) ?? undefined,
+    );
   stepHead();
   const t = now();
   for (let i = 0; i < 20; i++) stepHead();
@@ -101,7 +116,11 @@ export async function benchModel(batches: number[], reps: number, accumulated128
     trainImgS8 = timeTrainStep(model, reps);
     peakRssTrainMb = peakRssMb();
     if (accumulated128) {
-      const run = await trainModel(model, { train: new RandomImages(16), val: new RandomImages(1) }, { epochs: 1, accumulate: 16 });
+      const run = await trainModel(
+        model,
+        { train: new RandomImages(16), val: new RandomImages(1) },
+        { epochs: 1, accumulate: 16 },
+      );
       accumulated = { seconds: run.history[0].seconds, peakRssMb: peakRssMb() };
     }
   } else {
@@ -111,13 +130,25 @@ export async function benchModel(batches: number[], reps: number, accumulated128
   if (setNativeKernels(false)) {
     try {
       // One rep each: wasm alone is several times slower, and this is context, not a target.
-      wasmOnly = { forwardImgS8: await timeForward(model, 8, 1), trainImgS8: support.ok ? timeTrainStep(model, 1) : null };
+      wasmOnly = {
+        forwardImgS8: await timeForward(model, 8, 1),
+        trainImgS8: support.ok ? timeTrainStep(model, 1) : null,
+      };
     } finally {
       setNativeKernels(true);
     }
   }
   model.dispose();
-  return { forward, headStepMs, trainImgS8, trainSkipped, peakRssForwardMb, peakRssTrainMb, accumulated128: accumulated, wasmOnly };
+  return {
+    forward,
+    headStepMs,
+    trainImgS8,
+    trainSkipped,
+    peakRssForwardMb,
+    peakRssTrainMb,
+    accumulated128: accumulated,
+    wasmOnly,
+  };
 }
 
 export interface TorchBenchResult {
@@ -133,10 +164,17 @@ export interface TorchBenchResult {
 export function benchTorch(threads: number, batch: number, reps: number): TorchBenchResult | { missing: string } {
   const script = path.resolve(__dirname, '..', '..', '..', 'bench', 'torch_resnet50.py');
   if (!fs.existsSync('/usr/bin/python3')) return { missing: '/usr/bin/python3 not found' };
-  const r = spawnSync('/usr/bin/python3', [script, String(threads), String(batch), String(reps)], { encoding: 'utf8', timeout: 600_000 });
+  const r = spawnSync('/usr/bin/python3', [script, String(threads), String(batch), String(reps)], {
+    encoding: 'utf8',
+    timeout: 600_000,
+  });
   if (r.status !== 0) {
     const why = /No module named '?(torch\w*)/.exec(r.stderr ?? '')?.[1];
-    return { missing: why ? `PyTorch not installed (no module ${why}; apt-get install python3-torch python3-torchvision)` : `PyTorch run failed: ${(r.stderr ?? '').trim().split('\n').pop()}` };
+    return {
+      missing: why
+        ? `PyTorch not installed (no module ${why}; apt-get install python3-torch python3-torchvision)`
+        : `PyTorch run failed: ${(r.stderr ?? '').trim().split('\n').pop()}`,
+    };
   }
   return JSON.parse(r.stdout.trim().split('\n').pop()!) as TorchBenchResult;
 }

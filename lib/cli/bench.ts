@@ -21,10 +21,15 @@ const SHARED_PHOTOS = path.resolve(__dirname, '..', '..', '..', '..', 'shared', 
 export function registerBenchCommand(program: Command): void {
   program
     .command('bench')
-    .description("speed measurements: image loader, ResNet50 forward and train step, head step, and PyTorch's side by side when it is installed")
+    .description(
+      "speed measurements: image loader, ResNet50 forward and train step, head step, and PyTorch's side by side when it is installed",
+    )
     .option('--quick', 'fewer images, batch sizes and repeats')
     .option('--json <file>', 'also write the numbers as JSON')
-    .option('--data <dir>', `class folders of photos to load (default: the Kaggle photos at ${path.join('..', 'shared', 'data', 'boat-types')} when present, else a SYNTHETIC demo set at 1280 px)`)
+    .option(
+      '--data <dir>',
+      `class folders of photos to load (default: the Kaggle photos at ${path.join('..', 'shared', 'data', 'boat-types')} when present, else a SYNTHETIC demo set at 1280 px)`,
+    )
     .action(benchCommand);
 }
 
@@ -63,32 +68,90 @@ export async function benchCommand(flags: BenchFlags): Promise<void> {
     ['concurrency', String(loader.concurrency)],
     ['plain sharp decode+resize+crop (reference)', `${loader.plain_sharp_img_s.toFixed(1)} img/s`],
     ['JPEG decoder', loader.jpeg_decoder],
-    ['loader, eval transforms', `${loader.loader_eval_img_s.toFixed(1)} img/s (${ratio(loader.loader_eval_img_s, loader.plain_sharp_img_s)} of plain sharp; target 200)`],
-    ['loader, train transforms', `${loader.loader_train_img_s.toFixed(1)} img/s (${ratio(loader.loader_train_img_s, loader.plain_sharp_img_s)} of plain sharp; target 150)`],
+    [
+      'loader, eval transforms',
+      `${loader.loader_eval_img_s.toFixed(1)} img/s (${ratio(loader.loader_eval_img_s, loader.plain_sharp_img_s)} of plain sharp; target 200)`,
+    ],
+    [
+      'loader, train transforms',
+      `${loader.loader_train_img_s.toFixed(1)} img/s (${ratio(loader.loader_train_img_s, loader.plain_sharp_img_s)} of plain sharp; target 150)`,
+    ],
     ...(loader.loader_eval_sharp_img_s !== undefined && loader.loader_train_sharp_img_s !== undefined
-      ? [['loader with sharp only, eval / train', `${loader.loader_eval_sharp_img_s.toFixed(1)} / ${loader.loader_train_sharp_img_s.toFixed(1)} img/s (JPEG addon off)`] as [string, string]]
+      ? [
+          [
+            'loader with sharp only, eval / train',
+            `${loader.loader_eval_sharp_img_s.toFixed(1)} / ${loader.loader_train_sharp_img_s.toFixed(1)} img/s (JPEG addon off)`,
+          ] as [string, string],
+        ]
       : []),
-    ['RandomResizedCrop decode, crop first / resize first', `${loader.rrc_exact_ms.toFixed(2)} / ${loader.rrc_grid_ms.toFixed(2)} ms per image (one at a time)`],
+    [
+      'RandomResizedCrop decode, crop first / resize first',
+      `${loader.rrc_exact_ms.toFixed(2)} / ${loader.rrc_grid_ms.toFixed(2)} ms per image (one at a time)`,
+    ],
     ['prefetch: wait share with a busy consumer', `${(100 * loader.prefetch_wait_fraction).toFixed(1)}% of wall time`],
-    ['prefetch: wall / (decode + consumer)', `${loader.prefetch_overlap_ratio.toFixed(2)} (0.5 = full overlap, 1 = none)`],
+    [
+      'prefetch: wall / (decode + consumer)',
+      `${loader.prefetch_overlap_ratio.toFixed(2)} (0.5 = full overlap, 1 = none)`,
+    ],
     ['backend', `${backend.line}; ${threads} thread(s) for both sides`],
-    ...Object.entries(model.forward).map(([b, v]): [string, string] => [`ResNet50 forward, batch ${b}`, `${v.toFixed(2)} img/s`]),
-    ['ResNet50 train step, batch 8', model.trainImgS8 !== null ? `${model.trainImgS8.toFixed(2)} img/s` : `not measured: ${model.trainSkipped}`],
+    ...Object.entries(model.forward).map(([b, v]): [string, string] => [
+      `ResNet50 forward, batch ${b}`,
+      `${v.toFixed(2)} img/s`,
+    ]),
+    [
+      'ResNet50 train step, batch 8',
+      model.trainImgS8 !== null ? `${model.trainImgS8.toFixed(2)} img/s` : `not measured: ${model.trainSkipped}`,
+    ],
     ...(model.wasmOnly
       ? ([
-          ['wasm kernels alone (BOAT_NATIVE=0): forward, batch 8', `${model.wasmOnly.forwardImgS8.toFixed(2)} img/s → native kernels ${(model.forward[8] / model.wasmOnly.forwardImgS8).toFixed(1)}× faster`],
-          ['wasm kernels alone: train step, batch 8', model.wasmOnly.trainImgS8 !== null && model.trainImgS8 !== null ? `${model.wasmOnly.trainImgS8.toFixed(2)} img/s → native kernels ${(model.trainImgS8 / model.wasmOnly.trainImgS8).toFixed(1)}× faster` : 'n/a'],
+          [
+            'wasm kernels alone (BOAT_NATIVE=0): forward, batch 8',
+            `${model.wasmOnly.forwardImgS8.toFixed(2)} img/s → native kernels ${(model.forward[8] / model.wasmOnly.forwardImgS8).toFixed(1)}× faster`,
+          ],
+          [
+            'wasm kernels alone: train step, batch 8',
+            model.wasmOnly.trainImgS8 !== null && model.trainImgS8 !== null
+              ? `${model.wasmOnly.trainImgS8.toFixed(2)} img/s → native kernels ${(model.trainImgS8 / model.wasmOnly.trainImgS8).toFixed(1)}× faster`
+              : 'n/a',
+          ],
         ] as Array<[string, string]>)
-      : ([['native kernels', `not used: ${backend.native && 'reason' in backend.native ? backend.native.reason : `backend ${backend.name}`}`]] as Array<[string, string]>)),
+      : ([
+          [
+            'native kernels',
+            `not used: ${backend.native && 'reason' in backend.native ? backend.native.reason : `backend ${backend.name}`}`,
+          ],
+        ] as Array<[string, string]>)),
     ['head step on cached features, batch 32', `${model.headStepMs.toFixed(1)} ms`],
-    ['tutorial batch 128 (16 accumulated micro-batches of 8)', model.accumulated128 ? `${model.accumulated128.seconds.toFixed(1)} s per step, peak RSS ${model.accumulated128.peakRssMb.toFixed(0)} MB (limit 8,192)` : quick ? 'not measured with --quick' : `not measured: ${model.trainSkipped}`],
-    [`feature extractor, ${fe.epochs} epochs, ${fe.images} train+val images: cached`, `${fe.cachedSeconds.toFixed(1)} s (backbone once per image, then the head)`],
-    [`feature extractor, ${fe.epochs} epochs: recomputing`, `${fe.recomputeSeconds.toFixed(1)} s (extrapolated from ${fe.recomputeEpochsMeasured} measured epoch${fe.recomputeEpochsMeasured === 1 ? '' : 's'}) → cached is ${(fe.recomputeSeconds / fe.cachedSeconds).toFixed(1)}× faster (target ≥ 10)`],
+    [
+      'tutorial batch 128 (16 accumulated micro-batches of 8)',
+      model.accumulated128
+        ? `${model.accumulated128.seconds.toFixed(1)} s per step, peak RSS ${model.accumulated128.peakRssMb.toFixed(0)} MB (limit 8,192)`
+        : quick
+          ? 'not measured with --quick'
+          : `not measured: ${model.trainSkipped}`,
+    ],
+    [
+      `feature extractor, ${fe.epochs} epochs, ${fe.images} train+val images: cached`,
+      `${fe.cachedSeconds.toFixed(1)} s (backbone once per image, then the head)`,
+    ],
+    [
+      `feature extractor, ${fe.epochs} epochs: recomputing`,
+      `${fe.recomputeSeconds.toFixed(1)} s (extrapolated from ${fe.recomputeEpochsMeasured} measured epoch${fe.recomputeEpochsMeasured === 1 ? '' : 's'}) → cached is ${(fe.recomputeSeconds / fe.cachedSeconds).toFixed(1)}× faster (target ≥ 10)`,
+    ],
     ...(torchOk
       ? ([
-          ['PyTorch ' + torchOk.torch_version + ' params (tutorial head)', `${torchOk.params.toLocaleString('en-US')} ${torchOk.params === 24_033_861 ? '(= 24,033,861, like for like)' : '(expected 24,033,861!)'}`],
-          ['PyTorch forward, batch 8', `${torchOk.forward_img_s.toFixed(2)} img/s → ours/PyTorch ${(model.forward[8] / torchOk.forward_img_s).toFixed(2)} (target ≥ 0.5)`],
-          ['PyTorch train step, batch 8', `${torchOk.train_img_s.toFixed(2)} img/s → ours/PyTorch ${model.trainImgS8 !== null ? (model.trainImgS8 / torchOk.train_img_s).toFixed(2) : 'n/a'} (target ≥ 0.33)`],
+          [
+            'PyTorch ' + torchOk.torch_version + ' params (tutorial head)',
+            `${torchOk.params.toLocaleString('en-US')} ${torchOk.params === 24_033_861 ? '(= 24,033,861, like for like)' : '(expected 24,033,861!)'}`,
+          ],
+          [
+            'PyTorch forward, batch 8',
+            `${torchOk.forward_img_s.toFixed(2)} img/s → ours/PyTorch ${(model.forward[8] / torchOk.forward_img_s).toFixed(2)} (target ≥ 0.5)`,
+          ],
+          [
+            'PyTorch train step, batch 8',
+            `${torchOk.train_img_s.toFixed(2)} img/s → ours/PyTorch ${model.trainImgS8 !== null ? (model.trainImgS8 / torchOk.train_img_s).toFixed(2) : 'n/a'} (target ≥ 0.33)`,
+          ],
         ] as Array<[string, string]>)
       : ([['PyTorch', `not run: ${(torch as { missing: string }).missing}`]] as Array<[string, string]>)),
     ['peak RSS after forward passes (feature extraction)', `${model.peakRssForwardMb.toFixed(0)} MB`],

@@ -9,7 +9,14 @@ import { evalTransforms, ImageFolder } from '../images';
 import { createBoatModel, loadBoatModel, selectBackend } from '../model';
 import { lrFinderSpec, vegaLiteToPng } from '../plot';
 import { extractFeatures, FeatureSource, findLearningRate } from '../train';
-import { distinctOutputNames, requireDirectory, requireWritableDirectory, toCsv, UserError, writeFileAtomic } from '../util';
+import {
+  distinctOutputNames,
+  requireDirectory,
+  requireWritableDirectory,
+  toCsv,
+  UserError,
+  writeFileAtomic,
+} from '../util';
 import { integer, positiveInteger } from './options';
 import { required } from './program';
 
@@ -26,7 +33,12 @@ export function registerExplainCommands(program: Command): void {
     .command('lr-find')
     .description('learning-rate finder for the head on cached features: lr_find.png, lr_find.csv and a suggested --lr')
     .option('--data <dir>', 'folder holding train/', 'data')
-    .option('--steps <n>', 'learning rates to try, log-spaced from 1e-7 to 10 (stops early when the loss diverges)', positiveInteger, 100)
+    .option(
+      '--steps <n>',
+      'learning rates to try, log-spaced from 1e-7 to 10 (stops early when the loss diverges)',
+      positiveInteger,
+      100,
+    )
     .option('--seed <n>', 'random seed (head initialisation and batch order)', integer, 0)
     .option('--cache <dir>', 'feature cache', '.cache/features')
     .option('--out <dir>', 'where lr_find.png and lr_find.csv go', 'runs/lr-find')
@@ -47,7 +59,8 @@ export async function explainCommand(images: string[], flags: ExplainFlags): Pro
   const model = await loadBoatModel(modelDir);
   const className = flags.class;
   const classIndex = className === undefined ? undefined : model.classes.indexOf(className);
-  if (classIndex === -1) throw new UserError(`--class ${className} is not one of the model's classes: ${model.classes.join(', ')}`);
+  if (classIndex === -1)
+    throw new UserError(`--class ${className} is not one of the model's classes: ${model.classes.join(', ')}`);
   // Named over the files that exist, as predict --png does: a missing one draws nothing.
   const found = images.filter((f) => fs.existsSync(f));
   const names = new Map(distinctOutputNames(found, '.gradcam.png').map((name, i) => [found[i], name]));
@@ -56,7 +69,9 @@ export async function explainCommand(images: string[], flags: ExplainFlags): Pro
       const cam = await gradCam(model, file, classIndex);
       const png = path.join(out, names.get(file) ?? `${path.parse(file).name}.gradcam.png`);
       writeFileAtomic(png, await gradCamPng(cam));
-      console.log(`${file}: predicted ${cam.predicted.className} ${(100 * cam.predicted.probability).toFixed(1)}%; heatmap for ${cam.className} → ${png}`);
+      console.log(
+        `${file}: predicted ${cam.predicted.className} ${(100 * cam.predicted.probability).toFixed(1)}%; heatmap for ${cam.className} → ${png}`,
+      );
     } catch (err) {
       if (err instanceof UserError) throw err;
       console.log(`${file}: skipped (${(err as Error).message.split('\n')[0]})`);
@@ -82,14 +97,30 @@ export async function lrFindCommand(flags: LrFindFlags): Promise<void> {
   const classes = new ImageFolder(trainDir, evalTransforms()).classes;
   const seed = flags.seed;
   const model = await createBoatModel({ classes, mode: 'feature-extractor', seed });
-  const set = await extractFeatures(model, trainDir, { cacheDir: path.resolve(flags.cache), transform: evalTransforms(model.info.preprocessing, model.info.inputSize) });
+  const set = await extractFeatures(model, trainDir, {
+    cacheDir: path.resolve(flags.cache),
+    transform: evalTransforms(model.info.preprocessing, model.info.inputSize),
+  });
   console.log(`features train: ${set.labels.length} images, ${set.computed} computed in ${set.seconds.toFixed(1)} s`);
   const result = await findLearningRate(model, new FeatureSource([set], 32, true, seed), { steps: flags.steps });
-  writeFileAtomic(path.join(out, 'lr_find.csv'), toCsv(['lr', 'loss', 'smoothed'], result.points.map((p) => [p.lr, p.loss, p.smoothed])));
+  writeFileAtomic(
+    path.join(out, 'lr_find.csv'),
+    toCsv(
+      ['lr', 'loss', 'smoothed'],
+      result.points.map((p) => [p.lr, p.loss, p.smoothed]),
+    ),
+  );
   writeFileAtomic(path.join(out, 'lr_find.png'), await vegaLiteToPng(lrFinderSpec(result)));
-  console.log(`${result.points.length} steps${result.diverged ? ' (stopped: the loss diverged)' : ''}; lowest smoothed loss at lr ${result.minLossLr.toExponential(2)}`);
-  if (!result.diverged) console.log('note: the loss never diverged, so the sweep may have stopped short of the useful range; more training images (or --steps) make the suggestion more reliable');
-  console.log(`suggested learning rate for the head: ${result.suggestedLr.toExponential(2)} (boat train --mode feature-extractor --lr ${Number(result.suggestedLr.toPrecision(2))})`);
+  console.log(
+    `${result.points.length} steps${result.diverged ? ' (stopped: the loss diverged)' : ''}; lowest smoothed loss at lr ${result.minLossLr.toExponential(2)}`,
+  );
+  if (!result.diverged)
+    console.log(
+      'note: the loss never diverged, so the sweep may have stopped short of the useful range; more training images (or --steps) make the suggestion more reliable',
+    );
+  console.log(
+    `suggested learning rate for the head: ${result.suggestedLr.toExponential(2)} (boat train --mode feature-extractor --lr ${Number(result.suggestedLr.toPrecision(2))})`,
+  );
   console.log(`Wrote ${path.join(out, 'lr_find.png')} and lr_find.csv`);
   model.dispose();
 }

@@ -14,7 +14,11 @@ export function registerExportCommands(program: Command): void {
     .description('a trained model as a static web site that classifies photos in the browser, offline')
     .addOption(required(new Option('--model <dir>', 'a model saved by boat train or boat soup')))
     .addOption(required(new Option('--out <dir>', 'the folder to write (web/NAME)')))
-    .addOption(new Option('--quantize <kind>', 'weight storage: float32, float16 or 8-bit affine').choices(QUANTIZATIONS).default('none'))
+    .addOption(
+      new Option('--quantize <kind>', 'weight storage: float32, float16 or 8-bit affine')
+        .choices(QUANTIZATIONS)
+        .default('none'),
+    )
     .option('--force', 'replace an earlier export at --out (never any other folder)', false)
     .action(exportCommand);
   program
@@ -44,8 +48,12 @@ export async function exportCommand(flags: ExportFlags): Promise<void> {
   console.log((await selectBackend()).line);
   const r = await exportModel({ model, out, quantize: flags.quantize, force: flags.force });
   const m = r.manifest;
-  console.log(`Exported ${model} (${m.classes.length} classes, ${m.inputSize} px, ${m.precision} weights) to ${out}: model ${mb(r.modelBytes)} in ${m.model.shards} shards, folder ${mb(r.totalBytes)}`);
-  console.log(`Largest probability difference from the source model on a test input: ${r.maxProbabilityDifference.toExponential(2)}`);
+  console.log(
+    `Exported ${model} (${m.classes.length} classes, ${m.inputSize} px, ${m.precision} weights) to ${out}: model ${mb(r.modelBytes)} in ${m.model.shards} shards, folder ${mb(r.totalBytes)}`,
+  );
+  console.log(
+    `Largest probability difference from the source model on a test input: ${r.maxProbabilityDifference.toExponential(2)}`,
+  );
   console.log(`Try it: boat serve ${out}   (or boat predict --model ${out} IMAGE)`);
 }
 

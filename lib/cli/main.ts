@@ -57,7 +57,10 @@ function commanderExit(err: CommanderError): number {
   // A command group given without its sub-command: commander has printed that group's help to stderr.
   if (err.code === 'commander.help') return 2;
   // Commander's messages read "error: unknown option '--epoch'\n(Did you mean --epochs?)".
-  const message = err.message.replace(/^error: /, '').replace(/\s*\n\s*/g, ' ').trim();
+  const message = err.message
+    .replace(/^error: /, '')
+    .replace(/\s*\n\s*/g, ' ')
+    .trim();
   console.error(`boat: error: ${message}`);
   return 2;
 }

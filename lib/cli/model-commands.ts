@@ -3,7 +3,14 @@ import * as path from 'node:path';
 
 import { Command, Option } from 'commander';
 
-import { annotatePrediction, evaluateModel, EvaluationResult, formatMetrics, metricsOf, predictImage } from '../evaluate';
+import {
+  annotatePrediction,
+  evaluateModel,
+  EvaluationResult,
+  formatMetrics,
+  metricsOf,
+  predictImage,
+} from '../evaluate';
 import { isExportFolder, loadAnyModel } from '../export';
 import { formatConfused, mostConfused, topLosses, topLossesLines, topLossesPng } from '../explain';
 import { readModelMetadata, saveBoatModel, selectBackend, TRAINING_MODES, TrainingMode } from '../model';
@@ -19,24 +26,56 @@ import { printSkipped } from './data-commands';
 export function registerModelCommands(program: Command): void {
   program
     .command('train')
-    .description("train ResNet50 + the tutorial's head; the best epoch by val accuracy is saved to --out, with a checkpoint beside it for --resume")
-    .addOption(required(new Option('--mode <mode>', 'fine-tune the network, or train the head on a frozen backbone').choices(TRAINING_MODES)))
+    .description(
+      "train ResNet50 + the tutorial's head; the best epoch by val accuracy is saved to --out, with a checkpoint beside it for --resume",
+    )
+    .addOption(
+      required(
+        new Option('--mode <mode>', 'fine-tune the network, or train the head on a frozen backbone').choices(
+          TRAINING_MODES,
+        ),
+      ),
+    )
     .option('--data <dir>', 'folder holding train/, val/ and optionally test/', 'data')
     .addOption(required(new Option('--out <dir>', 'where the model goes, e.g. models/NAME')))
     .option('--epochs <n>', 'epochs (with --resume: the total to reach)', nonNegativeInteger, 24)
     .option('--resume', 'continue from the checkpoint in <out>.checkpoint')
     .option('--seed <n>', 'random seed (data order, augmentation, dropout, head initialisation)', integer, 0)
     .option('--batch-size <n>', 'images per step', positiveInteger, 32)
-    .option('--accumulate <k>', 'split each batch into k accumulated micro-batches (default: as needed to fit the wasm heap when fine-tuning)', positiveInteger)
+    .option(
+      '--accumulate <k>',
+      'split each batch into k accumulated micro-batches (default: as needed to fit the wasm heap when fine-tuning)',
+      positiveInteger,
+    )
     .option('--lr <x>', 'learning rate (StepLR: x0.1 every 7 epochs)', positiveNumber, 0.001)
-    .addOption(new Option('--optimizer <name>', "SGD with momentum 0.9 (the tutorial's) or Adam").choices(['sgd', 'adam']).default('sgd'))
-    .option('--views <k>', 'feature extractor: augmented views of the training set to cache (0: the eval transform only)', nonNegativeInteger, 0)
+    .addOption(
+      new Option('--optimizer <name>', "SGD with momentum 0.9 (the tutorial's) or Adam")
+        .choices(['sgd', 'adam'])
+        .default('sgd'),
+    )
+    .option(
+      '--views <k>',
+      'feature extractor: augmented views of the training set to cache (0: the eval transform only)',
+      nonNegativeInteger,
+      0,
+    )
     .option('--input-size <n>', "crop size in pixels (default: 224, or the --init model's)", integer)
     .option('--cache <dir>', 'feature cache (feature extractor)', '.cache/features')
-    .option('--unfreeze <n>', "fine-tune only the last n of ResNet50's 5 stages (default: the whole network)", unfreezeStages)
-    .addOption(new Option('--class-weights <kind>', 'weight the loss by balanced class weights, for unbalanced data').choices(['none', 'balanced']).default('none'))
+    .option(
+      '--unfreeze <n>',
+      "fine-tune only the last n of ResNet50's 5 stages (default: the whole network)",
+      unfreezeStages,
+    )
+    .addOption(
+      new Option('--class-weights <kind>', 'weight the loss by balanced class weights, for unbalanced data')
+        .choices(['none', 'balanced'])
+        .default('none'),
+    )
     .option('--init <dir>', "start from a saved model's weights instead of ImageNet's and a fresh head")
-    .option('--freeze-bn', 'fine-tune: BatchNorm keeps normalising with its moving statistics, which it keeps (gamma and beta train)')
+    .option(
+      '--freeze-bn',
+      'fine-tune: BatchNorm keeps normalising with its moving statistics, which it keeps (gamma and beta train)',
+    )
     .action(trainCommand);
   program
     .command('evaluate')
@@ -46,7 +85,11 @@ export function registerModelCommands(program: Command): void {
     .option('--out <dir>', 'where metrics.json, predictions.csv and the PNGs go (default: <model>/evaluation)')
     .option('--tta', 'also evaluate with test-time augmentation (centre, mirror, 4 corners) and report the change')
     .option('--top-losses <n>', 'the n most confidently wrong images to list and draw', nonNegativeInteger, 9)
-    .option('--input-size <n>', 'rebuild the network for n px crops (Resize(round(n*256/224)) + CenterCrop(n)) whatever size it was trained at', integer)
+    .option(
+      '--input-size <n>',
+      'rebuild the network for n px crops (Resize(round(n*256/224)) + CenterCrop(n)) whatever size it was trained at',
+      integer,
+    )
     .action(evaluateCommand);
   program
     .command('predict')
@@ -59,11 +102,17 @@ export function registerModelCommands(program: Command): void {
     .action(predictCommand);
   program
     .command('soup')
-    .description('average the weights of models fine-tuned from the same start into one model (model soup); writes the model and soup.json')
+    .description(
+      'average the weights of models fine-tuned from the same start into one model (model soup); writes the model and soup.json',
+    )
     .argument('<model...>', 'model folders to average')
     .addOption(required(new Option('--out <dir>', 'where the soup goes, e.g. models/NAME (a new folder)')))
     .option('--data <dir>', 'val data that scores the ingredients', 'data/val')
-    .addOption(new Option('--recipe <recipe>', 'uniform: average all; greedy: add a model only if val accuracy does not drop').choices(['greedy', 'uniform']).default('greedy'))
+    .addOption(
+      new Option('--recipe <recipe>', 'uniform: average all; greedy: add a model only if val accuracy does not drop')
+        .choices(['greedy', 'uniform'])
+        .default('greedy'),
+    )
     .action(soupCommand);
 }
 
@@ -89,13 +138,15 @@ export interface TrainFlags {
 
 export async function trainCommand(flags: TrainFlags): Promise<void> {
   const mode = flags.mode;
-  if (flags.unfreeze !== undefined && mode !== 'finetune') throw new UserError('--unfreeze applies to --mode finetune only');
-  if (flags.freezeBn === true && mode !== 'finetune') throw new UserError('--freeze-bn applies to --mode finetune only');
+  if (flags.unfreeze !== undefined && mode !== 'finetune')
+    throw new UserError('--unfreeze applies to --mode finetune only');
+  if (flags.freezeBn === true && mode !== 'finetune')
+    throw new UserError('--freeze-bn applies to --mode finetune only');
   let interrupted = false;
   const onSigint = (): void => {
     if (interrupted) process.exit(130);
     interrupted = true;
-    process.stderr.write('\nInterrupted: stopping after this epoch\'s checkpoint (Ctrl-C again to quit now)\n');
+    process.stderr.write("\nInterrupted: stopping after this epoch's checkpoint (Ctrl-C again to quit now)\n");
   };
   process.on('SIGINT', onSigint);
   try {
@@ -121,9 +172,13 @@ export async function trainCommand(flags: TrainFlags): Promise<void> {
       onCheckpoint: (epoch) => crashTestAfterEpoch(epoch + 1),
     });
     if (mode === 'feature-extractor' && result.timing.recomputeEstimateSeconds === undefined) {
-      console.log('Feature extractor time: all features came from the cache, so only the head trained; a run with an empty cache (--cache elsewhere) measures the backbone and compares with recomputing it every epoch');
+      console.log(
+        'Feature extractor time: all features came from the cache, so only the head trained; a run with an empty cache (--cache elsewhere) measures the backbone and compares with recomputing it every epoch',
+      );
     } else if (result.timing.recomputeEstimateSeconds !== undefined) {
-      console.log(`Feature extractor time: ${result.timing.totalSeconds.toFixed(1)} s with cached features (backbone ${result.timing.extractSeconds.toFixed(1)} s, head ${result.timing.trainSeconds.toFixed(1)} s); recomputing the backbone every epoch as the tutorial does would take about ${result.timing.recomputeEstimateSeconds.toFixed(0)} s here (estimated from this run's backbone speed; the tutorial took 12m 23s on a GPU)`);
+      console.log(
+        `Feature extractor time: ${result.timing.totalSeconds.toFixed(1)} s with cached features (backbone ${result.timing.extractSeconds.toFixed(1)} s, head ${result.timing.trainSeconds.toFixed(1)} s); recomputing the backbone every epoch as the tutorial does would take about ${result.timing.recomputeEstimateSeconds.toFixed(0)} s here (estimated from this run's backbone speed; the tutorial took 12m 23s on a GPU)`,
+      );
     }
     result.model.dispose();
   } finally {
@@ -144,14 +199,18 @@ export async function evaluateCommand(flags: EvaluateFlags): Promise<void> {
   const modelDir = flags.model;
   const data = flags.data;
   // An exported folder is a web site as it stands: reports go elsewhere.
-  if (flags.out === undefined && isExportFolder(modelDir)) throw new UserError(`${modelDir} is an exported web folder; give --out for the evaluation reports`);
+  if (flags.out === undefined && isExportFolder(modelDir))
+    throw new UserError(`${modelDir} is an exported web folder; give --out for the evaluation reports`);
   const out = flags.out ?? path.join(modelDir, 'evaluation');
   const topN = flags.topLosses;
   requireWritableDirectory(out);
   console.log((await selectBackend()).line);
   const inputSize = flags.inputSize;
   const model = await loadAnyModel(modelDir, { inputSize });
-  if (inputSize !== undefined) console.log(`Input size ${inputSize} (Resize(${resizeFor(inputSize)}) + CenterCrop(${inputSize})); the model was trained at ${readModelMetadata(modelDir).inputSize}`);
+  if (inputSize !== undefined)
+    console.log(
+      `Input size ${inputSize} (Resize(${resizeFor(inputSize)}) + CenterCrop(${inputSize})); the model was trained at ${readModelMetadata(modelDir).inputSize}`,
+    );
   const result = await evaluateModel(model, data);
   console.log(formatMetrics(result));
   printSkipped(result.skipped);
@@ -159,7 +218,9 @@ export async function evaluateCommand(flags: EvaluateFlags): Promise<void> {
   if (flags.tta === true) {
     tta = await evaluateModel(model, data, { tta: true });
     const change = tta.accuracy - result.accuracy;
-    console.log(`test-time augmentation (${tta.views} views: centre, mirror, 4 corners): accuracy ${tta.accuracy.toFixed(4)} vs ${result.accuracy.toFixed(4)} (${change >= 0 ? '+' : ''}${change.toFixed(4)})`);
+    console.log(
+      `test-time augmentation (${tta.views} views: centre, mirror, 4 corners): accuracy ${tta.accuracy.toFixed(4)} vs ${result.accuracy.toFixed(4)} (${change >= 0 ? '+' : ''}${change.toFixed(4)})`,
+    );
   }
   const confused = mostConfused(result);
   console.log(formatConfused(confused));
@@ -174,11 +235,25 @@ export async function evaluateCommand(flags: EvaluateFlags): Promise<void> {
     top_losses: losses,
     skipped: result.skipped,
   });
-  writeFileAtomic(path.join(out, 'predictions.csv'), ['file,actual,predicted,probability', ...result.files.map((f, i) => `"${f.replace(/"/g, '""')}",${model.classes[result.actual[i]]},${model.classes[result.predicted[i]]},${result.probabilities[i][result.predicted[i]].toFixed(6)}`)].join('\n') + '\n');
+  writeFileAtomic(
+    path.join(out, 'predictions.csv'),
+    [
+      'file,actual,predicted,probability',
+      ...result.files.map(
+        (f, i) =>
+          `"${f.replace(/"/g, '""')}",${model.classes[result.actual[i]]},${model.classes[result.predicted[i]]},${result.probabilities[i][result.predicted[i]].toFixed(6)}`,
+      ),
+    ].join('\n') + '\n',
+  );
   writeFileAtomic(path.join(out, 'confusion_matrix.png'), await confusionMatrixPng(result));
-  writeFileAtomic(path.join(out, 'confusion_matrix_normalized.png'), await confusionMatrixPng(result, { normalize: true }));
+  writeFileAtomic(
+    path.join(out, 'confusion_matrix_normalized.png'),
+    await confusionMatrixPng(result, { normalize: true }),
+  );
   if (losses.length > 0) writeFileAtomic(path.join(out, 'top_losses.png'), await topLossesPng(losses));
-  console.log(`Wrote ${path.join(out, 'metrics.json')}, predictions.csv, confusion_matrix.png, confusion_matrix_normalized.png${losses.length > 0 ? ' and top_losses.png' : ''}`);
+  console.log(
+    `Wrote ${path.join(out, 'metrics.json')}, predictions.csv, confusion_matrix.png, confusion_matrix_normalized.png${losses.length > 0 ? ' and top_losses.png' : ''}`,
+  );
   model.dispose();
 }
 
@@ -197,7 +272,12 @@ export async function predictCommand(images: string[], flags: PredictFlags): Pro
   if (!quiet) console.log(backend.line);
   const model = await loadAnyModel(flags.model);
   const k = flags.top;
-  const results: Array<{ file: string; top?: Array<{ class: string; probability: number }>; png?: string; error?: string }> = [];
+  const results: Array<{
+    file: string;
+    top?: Array<{ class: string; probability: number }>;
+    png?: string;
+    error?: string;
+  }> = [];
   // Named over the files that exist: a missing one draws nothing, so it does not move the common folder.
   const found = images.filter((f) => fs.existsSync(f));
   const pngNames = new Map(distinctOutputNames(found, '.prediction.png').map((name, i) => [found[i], name]));
@@ -208,7 +288,10 @@ export async function predictCommand(images: string[], flags: PredictFlags): Pro
       const drawn = png ? path.join(png, pngNames.get(file)!) : undefined;
       if (drawn) writeFileAtomic(drawn, await annotatePrediction(file, p.top[0].class));
       results.push(drawn ? { ...p, png: drawn } : p);
-      if (!quiet) console.log(`${file}: ${p.top.map((t) => `${t.class} ${(100 * t.probability).toFixed(1)}%`).join(', ')}${drawn ? ` → ${drawn}` : ''}`);
+      if (!quiet)
+        console.log(
+          `${file}: ${p.top.map((t) => `${t.class} ${(100 * t.probability).toFixed(1)}%`).join(', ')}${drawn ? ` → ${drawn}` : ''}`,
+        );
     } catch (err) {
       const reason = (err as Error).message.split('\n')[0];
       results.push({ file, error: reason });
@@ -229,7 +312,8 @@ export async function soupCommand(modelDirs: string[], flags: SoupFlags): Promis
   const { out, data, recipe } = flags;
   const models = modelDirs.map((p) => path.resolve(p));
   for (const dir of models) if (!fs.existsSync(dir)) throw new UserError(`model not found: ${dir}`);
-  if (models.includes(path.resolve(out))) throw new UserError(`--out ${out} is one of the models to average; choose a new folder`);
+  if (models.includes(path.resolve(out)))
+    throw new UserError(`--out ${out} is one of the models to average; choose a new folder`);
   if (!fs.existsSync(data)) throw new UserError(`val data not found: ${data}`);
   requireWritableDirectory(path.dirname(path.resolve(out)));
   console.log((await selectBackend()).line);
@@ -240,10 +324,19 @@ export async function soupCommand(modelDirs: string[], flags: SoupFlags): Promis
       data: path.resolve(data),
       val_acc: result.valAcc,
       ingredients: result.ingredients,
-      steps: result.steps.map((s) => ({ model: s.model, val_acc: s.valAcc, soup_val_acc: s.soupValAcc ?? null, kept: s.kept })),
+      steps: result.steps.map((s) => ({
+        model: s.model,
+        val_acc: s.valAcc,
+        soup_val_acc: s.soupValAcc ?? null,
+        kept: s.kept,
+      })),
     };
-    await saveBoatModel(result.model, out, { soup: summary }, `${recipe} soup of ${result.ingredients.length} models`, { 'soup.json': JSON.stringify(summary, null, 2) + '\n' });
-    console.log(`${recipe} soup of ${result.ingredients.length} of ${models.length} models: val accuracy ${result.valAcc.toFixed(4)} (best single model ${Math.max(...result.steps.map((s) => s.valAcc)).toFixed(4)})`);
+    await saveBoatModel(result.model, out, { soup: summary }, `${recipe} soup of ${result.ingredients.length} models`, {
+      'soup.json': JSON.stringify(summary, null, 2) + '\n',
+    });
+    console.log(
+      `${recipe} soup of ${result.ingredients.length} of ${models.length} models: val accuracy ${result.valAcc.toFixed(4)} (best single model ${Math.max(...result.steps.map((s) => s.valAcc)).toFixed(4)})`,
+    );
     console.log(`Wrote ${out} (evaluate it on test with: boat evaluate --model ${out} --data data/test)`);
   } finally {
     result.model.dispose();

@@ -70,12 +70,19 @@ export interface NotebookRunOptions {
  * reply, and tslab leaves it empty, so every executed cell read "In [ ]" as if it had never run.
  */
 export function numberExecutedCells(notebookJson: string): string {
-  const nb = JSON.parse(notebookJson) as { cells: Array<{ cell_type: string; execution_count?: number | null; outputs?: Array<{ output_type: string; execution_count?: number | null }> }> };
+  const nb = JSON.parse(notebookJson) as {
+    cells: Array<{
+      cell_type: string;
+      execution_count?: number | null;
+      outputs?: Array<{ output_type: string; execution_count?: number | null }>;
+    }>;
+  };
   let count = 0;
   for (const cell of nb.cells) {
     if (cell.cell_type !== 'code') continue;
     cell.execution_count = ++count;
-    for (const output of cell.outputs ?? []) if (output.output_type === 'execute_result') output.execution_count = count;
+    for (const output of cell.outputs ?? [])
+      if (output.output_type === 'execute_result') output.execution_count = count;
   }
   return `${JSON.stringify(nb, null, 1)}\n`;
 }
@@ -86,7 +93,11 @@ export function runNotebooks(options: NotebookRunOptions): string[] {
     throw new UserError('Jupyter nbconvert is not installed for /usr/bin/python3; run: bash scripts/run.sh setup');
   }
   const dir = path.join(REPO, 'notebooks');
-  const names = fs.readdirSync(dir).filter((n) => /^\d\d-.*\.ipynb$/.test(n)).sort().filter((n) => !options.only || options.only.some((o) => n.startsWith(o)));
+  const names = fs
+    .readdirSync(dir)
+    .filter((n) => /^\d\d-.*\.ipynb$/.test(n))
+    .sort()
+    .filter((n) => !options.only || options.only.some((o) => n.startsWith(o)));
   const out = path.resolve(options.out);
   fs.mkdirSync(path.join(out, 'figures'), { recursive: true });
   const env = notebookEnv({ BOAT_FIGURES: path.join(out, 'figures'), ...options.env });
@@ -94,13 +105,35 @@ export function runNotebooks(options: NotebookRunOptions): string[] {
   for (const name of names) {
     const started = Date.now();
     // The input stays in notebooks/ so the kernel starts there and '../dist/lib' resolves; the executed copy goes to `out`.
-    const r = spawnSync(PYTHON, ['-m', 'nbconvert', '--to', 'notebook', '--execute', '--allow-errors', '--ExecutePreprocessor.timeout=-1', '--output-dir', out, '--output', name, path.join(dir, name)], { env, encoding: 'utf8', maxBuffer: 64 * 1024 * 1024 });
+    const r = spawnSync(
+      PYTHON,
+      [
+        '-m',
+        'nbconvert',
+        '--to',
+        'notebook',
+        '--execute',
+        '--allow-errors',
+        '--ExecutePreprocessor.timeout=-1',
+        '--output-dir',
+        out,
+        '--output',
+        name,
+        path.join(dir, name),
+      ],
+      { env, encoding: 'utf8', maxBuffer: 64 * 1024 * 1024 },
+    );
     const executed = path.join(out, name);
-    if (r.status !== 0 || !fs.existsSync(executed)) throw new UserError(`${name}: nbconvert failed: ${(r.stderr || '').trim().split('\n').slice(-3).join(' | ')}`);
+    if (r.status !== 0 || !fs.existsSync(executed))
+      throw new UserError(`${name}: nbconvert failed: ${(r.stderr || '').trim().split('\n').slice(-3).join(' | ')}`);
     const failed = findFailedCell(fs.readFileSync(executed, 'utf8'));
     if (failed) {
-      console.error(`--- ${name}, cell ${failed.index + 1} failed ---\n${failed.source}\n--- error ---\n${failed.error}\n---`);
-      throw new UserError(`${name}: cell ${failed.index + 1} failed: ${failed.error.split('\n')[0]} (executed copy: ${executed})`);
+      console.error(
+        `--- ${name}, cell ${failed.index + 1} failed ---\n${failed.source}\n--- error ---\n${failed.error}\n---`,
+      );
+      throw new UserError(
+        `${name}: cell ${failed.index + 1} failed: ${failed.error.split('\n')[0]} (executed copy: ${executed})`,
+      );
     }
     writeFileAtomic(executed, numberExecutedCells(fs.readFileSync(executed, 'utf8')));
     spawnSync(PYTHON, ['-m', 'nbconvert', '--to', 'html', '--output-dir', out, executed], { env, encoding: 'utf8' });
@@ -120,9 +153,15 @@ Each notebook's first cell holds its parameters; these variables override them:
 export function registerNotebooksCommand(program: Command): void {
   program
     .command('notebooks')
-    .description('execute notebooks/*.ipynb headless with the tslab kernel: executed copies, HTML exports and figures (the committed notebooks are not touched)')
+    .description(
+      'execute notebooks/*.ipynb headless with the tslab kernel: executed copies, HTML exports and figures (the committed notebooks are not touched)',
+    )
     .option('--out <dir>', 'where they go (default: runs/notebooks/<time stamp>)')
-    .option('--only <prefixes>', 'only the notebooks whose names start with these, comma-separated, e.g. 01,02', commaList)
+    .option(
+      '--only <prefixes>',
+      'only the notebooks whose names start with these, comma-separated, e.g. 01,02',
+      commaList,
+    )
     .addHelpText('after', NOTEBOOK_ENVIRONMENT)
     .action(notebooksCommand);
 }

@@ -26,7 +26,8 @@ export function positiveInteger(value: string): number {
 /** A finite number above zero: learning rates. */
 export function positiveNumber(value: string): number {
   const n = Number(value);
-  if (value.trim() === '' || !Number.isFinite(n) || n <= 0) throw new InvalidArgumentError('Expected a number above 0.');
+  if (value.trim() === '' || !Number.isFinite(n) || n <= 0)
+    throw new InvalidArgumentError('Expected a number above 0.');
   return n;
 }
 
@@ -48,7 +49,10 @@ export function unfreezeStagesOrAll(value: string): number | 'all' {
 
 /** A comma-separated list, empty items dropped: --only 01,02. */
 export function commaList(value: string): string[] {
-  const items = value.split(',').map((s) => s.trim()).filter((s) => s !== '');
+  const items = value
+    .split(',')
+    .map((s) => s.trim())
+    .filter((s) => s !== '');
   if (items.length === 0) throw new InvalidArgumentError('Expected a comma-separated list.');
   return items;
 }

@@ -29,7 +29,10 @@ export const ENVIRONMENT: ReadonlyArray<[setting: string, meaning: string]> = [
   ['BOAT_THREADS=N', 'threads for the wasm engine, 1 to 8 (default: one per core)'],
   ['BOAT_NATIVE=0', 'turn off the native oneDNN kernels and the JPEG addon'],
   ['BOAT_NATIVE_JPEG=0', 'decode JPEGs with sharp instead of the libjpeg-turbo addon'],
-  ['BOAT_JPEG_EXACT=1', "the JPEG addon skips its DCT-domain shrink, so the pixels match torchvision's to the bit (slower)"],
+  [
+    'BOAT_JPEG_EXACT=1',
+    "the JPEG addon skips its DCT-domain shrink, so the pixels match torchvision's to the bit (slower)",
+  ],
 ];
 
 /** A help section laid out (and wrapped to 80 columns) by commander, like its own Options section. */
@@ -64,9 +67,14 @@ function checkOptions(_root: Command, command: Command): void {
   for (const option of command.options) {
     const value: unknown = command.getOptionValue(option.attributeName());
     if (REQUIRED.has(option) && value === undefined) {
-      command.error(`error: required option '${option.flags}' not specified`, { code: 'commander.missingMandatoryOptionValue' });
+      command.error(`error: required option '${option.flags}' not specified`, {
+        code: 'commander.missingMandatoryOptionValue',
+      });
     }
-    if (value === '') command.error(`error: option '${option.flags}' argument '' is invalid. Expected a value.`, { code: 'commander.invalidArgument' });
+    if (value === '')
+      command.error(`error: option '${option.flags}' argument '' is invalid. Expected a value.`, {
+        code: 'commander.invalidArgument',
+      });
   }
 }
 

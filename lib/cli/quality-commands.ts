@@ -11,13 +11,15 @@ import { integer, positiveInteger } from './options';
 export function registerIssuesCommand(data: Command): void {
   data
     .command('issues')
-    .description('likely label errors (confident learning on cross-validated probabilities) and near-duplicates (embeddings, perceptual hash)')
+    .description(
+      'likely label errors (confident learning on cross-validated probabilities) and near-duplicates (embeddings, perceptual hash)',
+    )
     .option('--data <dir>', 'class folders, or a split root with train/val/test (pooled)', 'data/boats')
     .option('--folds <k>', 'cross-validation folds (default 5)', positiveInteger)
     .option('--seed <n>', 'random seed for the folds and the heads (default 0)', integer)
     .option('--out <dir>', 'write issues.csv, duplicates.csv, review grids and starter exclude/relabel files here')
     .option('--json', 'print the report as JSON (progress goes to stderr)')
-    .option('--split <csv>', 'a split.csv, to report each photo\'s subset and leakage across it')
+    .option('--split <csv>', "a split.csv, to report each photo's subset and leakage across it")
     .option('--cache <dir>', 'feature cache (default .cache/features)')
     .action(issuesCommand);
 }
@@ -49,7 +51,10 @@ export async function issuesCommand(flags: IssuesFlags): Promise<void> {
     log,
     onProgress: (stage, done, total) => {
       if (!tty) return;
-      const line = stage === 'features' ? progressLine('features', done, total, (Date.now() - started) / 1000) : `cross-validation: fold ${done + 1}/${total}`;
+      const line =
+        stage === 'features'
+          ? progressLine('features', done, total, (Date.now() - started) / 1000)
+          : `cross-validation: fold ${done + 1}/${total}`;
       process.stderr.write(`\r${line}\x1b[K`);
       if (stage !== 'features' && done + 1 === total) process.stderr.write('\n');
     },
@@ -59,6 +64,8 @@ export async function issuesCommand(flags: IssuesFlags): Promise<void> {
   if (out) {
     const written = await writeIssueOutputs(result, out);
     log(`Wrote ${written.files.map((f) => path.basename(f)).join(', ')} to ${written.out}`);
-    log(`Edit exclude.csv (or relabel.csv), then: boat data split --data <the class folders> --out <split folder> --exclude ${path.join(written.out, 'exclude.csv')}`);
+    log(
+      `Edit exclude.csv (or relabel.csv), then: boat data split --data <the class folders> --out <split folder> --exclude ${path.join(written.out, 'exclude.csv')}`,
+    );
   }
 }

@@ -7,7 +7,8 @@ import { Command, Option } from 'commander';
 import { NOTEBOOK_ENVIRONMENT } from './notebooks';
 import { ENVIRONMENT, EXIT_CODES, isRequired } from './program';
 
-const cell = (text: string): string => text.replace(/\|/g, '\\|').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/\n/g, ' ');
+const cell = (text: string): string =>
+  text.replace(/\|/g, '\\|').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/\n/g, ' ');
 const code = (text: string): string => `\`${text}\``;
 
 /** Every command below `command` that runs something, depth first, in help order. */
@@ -24,14 +25,24 @@ function fullName(command: Command): string {
 function optionDetails(option: Option): string {
   const details: string[] = isRequired(option) ? ['required'] : [];
   if (option.argChoices) details.push(`one of ${option.argChoices.map(code).join(', ')}`);
-  if (option.defaultValue !== undefined && !option.isBoolean()) details.push(`default ${code(String(option.defaultValue))}`);
+  if (option.defaultValue !== undefined && !option.isBoolean())
+    details.push(`default ${code(String(option.defaultValue))}`);
   return details.join('; ');
 }
 
 function commandSection(command: Command): string {
   const help = command.createHelp(); // with the root's configureHelp, so the usage names required options
   const description = command.description();
-  const lines = [`### ${code(fullName(command))}`, '', `${cell(description[0].toUpperCase() + description.slice(1))}.`, '', '```', help.commandUsage(command), '```', ''];
+  const lines = [
+    `### ${code(fullName(command))}`,
+    '',
+    `${cell(description[0].toUpperCase() + description.slice(1))}.`,
+    '',
+    '```',
+    help.commandUsage(command),
+    '```',
+    '',
+  ];
   const args = help.visibleArguments(command);
   if (args.length > 0) {
     lines.push('| argument | meaning |', '|---|---|');
@@ -64,7 +75,7 @@ export function cliReference(program: Command): string {
     'Run it as `npx boat …`, `node bin/boat.js …` or `npm run boat -- …`. Every command prints its options',
     'with `--help` (`boat train --help`, `boat data split --help`, or `boat help train`), and `boat --version`',
     'prints the version. An unknown option or command is a one-line error that suggests the nearest valid',
-    'one: `boat train --epoch 3` says `boat: error: unknown option \'--epoch\' (Did you mean --epochs?)`.',
+    "one: `boat train --epoch 3` says `boat: error: unknown option '--epoch' (Did you mean --epochs?)`.",
     'Errors are one line on stderr, `boat: error: …`, never a stack trace unless `BOAT_DEBUG=1`.',
     '',
     '## Exit codes',

@@ -74,10 +74,20 @@ export async function auditDataset(options: AuditOptions): Promise<AuditReport> 
     }))
     .sort((a, b) => compareStrings(a.files[0].path, b.files[0].path));
 
-  const report: AuditReport = { root: scanned.root, images: readable.length, classes, duplicates, unreadable, skipped: scanned.skipped, notes };
+  const report: AuditReport = {
+    root: scanned.root,
+    images: readable.length,
+    classes,
+    duplicates,
+    unreadable,
+    skipped: scanned.skipped,
+    notes,
+  };
   if (subsetOf) {
     report.splitCsv = path.resolve(options.split!);
-    report.leakage = duplicates.filter((g) => new Set(g.files.map((f) => f.subset).filter((s) => s !== undefined)).size > 1);
+    report.leakage = duplicates.filter(
+      (g) => new Set(g.files.map((f) => f.subset).filter((s) => s !== undefined)).size > 1,
+    );
   }
   return report;
 }
@@ -85,11 +95,14 @@ export async function auditDataset(options: AuditOptions): Promise<AuditReport> 
 /** The audit as readable text, one finding per line. */
 export function formatAudit(report: AuditReport): string {
   const lines: string[] = [];
-  const classList = Object.entries(report.classes).map(([c, n]) => `${c} ${n}`).join(', ');
+  const classList = Object.entries(report.classes)
+    .map(([c, n]) => `${c} ${n}`)
+    .join(', ');
   lines.push(`Audited ${report.images} readable images in ${report.root} (${classList})`);
   const within = report.duplicates.filter((d) => d.kind === 'within-class');
   const across = report.duplicates.filter((d) => d.kind === 'across-classes');
-  const describe = (g: DuplicateGroup): string => g.files.map((f) => (f.subset ? `${f.path} [${f.subset}]` : f.path)).join(' = ');
+  const describe = (g: DuplicateGroup): string =>
+    g.files.map((f) => (f.subset ? `${f.path} [${f.subset}]` : f.path)).join(' = ');
   lines.push(`Exact duplicates within a class: ${within.length} group(s)`);
   for (const g of within) lines.push(`  ${describe(g)}`);
   lines.push(`Exact duplicates across classes (one image, two labels): ${across.length} group(s)`);

@@ -38,7 +38,8 @@ export async function makeDemoDataset(options: DemoOptions): Promise<DemoResult>
   const seed = options.seed ?? 0;
   const minWidth = options.minWidth ?? 500;
   const maxWidth = options.maxWidth ?? 1400;
-  if (!Number.isInteger(perClass) || perClass < 1) throw new UserError(`--per-class must be a positive integer, got ${perClass}`);
+  if (!Number.isInteger(perClass) || perClass < 1)
+    throw new UserError(`--per-class must be a positive integer, got ${perClass}`);
   const jobs = DEMO_CLASSES.flatMap((label) => Array.from({ length: perClass }, (_, i) => ({ label, i })));
   await replaceOwnedDirectory(options.out, { kind: 'demo-dataset', synthetic: true, seed, perClass }, async (tmp) => {
     for (const label of DEMO_CLASSES) fs.mkdirSync(path.join(tmp, label));
@@ -65,17 +66,25 @@ export function drawScene(label: DemoClass, rng: Random, minWidth = 500, maxWidt
     <stop offset="1" stop-color="${hsl(skyHue + rng.uniform(-20, 20), 50, rng.uniform(75, 90))}"/></linearGradient></defs>`);
   parts.push(`<rect width="${w}" height="${h}" fill="url(#sky)"/>`);
   for (let c = rng.int(0, 3); c > 0; c--) {
-    parts.push(`<ellipse cx="${rng.uniform(0, w)}" cy="${rng.uniform(0, horizon * 0.7)}" rx="${rng.uniform(w * 0.05, w * 0.15)}" ry="${rng.uniform(h * 0.02, h * 0.06)}" fill="white" opacity="${rng.uniform(0.5, 0.9)}"/>`);
+    parts.push(
+      `<ellipse cx="${rng.uniform(0, w)}" cy="${rng.uniform(0, horizon * 0.7)}" rx="${rng.uniform(w * 0.05, w * 0.15)}" ry="${rng.uniform(h * 0.02, h * 0.06)}" fill="white" opacity="${rng.uniform(0.5, 0.9)}"/>`,
+    );
   }
   if (rng.next() < 0.5) {
     // A far shore.
-    parts.push(`<rect x="0" y="${horizon - h * 0.04}" width="${w}" height="${h * 0.04}" fill="${hsl(rng.uniform(80, 140), 25, rng.uniform(25, 45))}"/>`);
+    parts.push(
+      `<rect x="0" y="${horizon - h * 0.04}" width="${w}" height="${h * 0.04}" fill="${hsl(rng.uniform(80, 140), 25, rng.uniform(25, 45))}"/>`,
+    );
   }
-  parts.push(`<rect y="${horizon}" width="${w}" height="${h - horizon}" fill="${hsl(waterHue, 45, rng.uniform(30, 50))}"/>`);
+  parts.push(
+    `<rect y="${horizon}" width="${w}" height="${h - horizon}" fill="${hsl(waterHue, 45, rng.uniform(30, 50))}"/>`,
+  );
   for (let k = rng.int(6, 16); k > 0; k--) {
     const y = rng.uniform(horizon, h);
     const x = rng.uniform(-w * 0.1, w);
-    parts.push(`<rect x="${x}" y="${y}" width="${rng.uniform(w * 0.05, w * 0.3)}" height="${Math.max(1, h * 0.005)}" fill="white" opacity="0.35"/>`);
+    parts.push(
+      `<rect x="${x}" y="${y}" width="${rng.uniform(w * 0.05, w * 0.3)}" height="${Math.max(1, h * 0.005)}" fill="white" opacity="0.35"/>`,
+    );
   }
   // The boat is drawn in a unit box (width 1, waterline at y = 0, up is negative) and placed by a transform.
   const scale = w * rng.uniform(label === 'cruise_ship' ? 0.55 : 0.35, label === 'cruise_ship' ? 0.9 : 0.7);
@@ -158,7 +167,12 @@ export interface DatasetReady {
  * theirs, and a missing one is a typo, not a request for drawn pictures), a missing or empty folder first
  * gets the synthetic demo set; without it, a missing folder is a one-line error.
  */
-export async function ensureDataset(dir: string, demoPerClass = 40, seed = 0, options: { makeDemo?: boolean } = {}): Promise<DatasetReady> {
+export async function ensureDataset(
+  dir: string,
+  demoPerClass = 40,
+  seed = 0,
+  options: { makeDemo?: boolean } = {},
+): Promise<DatasetReady> {
   const full = path.resolve(dir);
   if (options.makeDemo === false) requireDirectory(dir, 'data folder');
   else if (!fs.existsSync(full) || fs.readdirSync(full).length === 0) {

@@ -44,7 +44,10 @@ export async function buildFileIndex(root: string, concurrency = defaultConcurre
 
 /** The file index as CSV (category, filepath, width, height). */
 export function indexCsv(rows: readonly IndexRow[]): string {
-  return toCsv(['category', 'filepath', 'width', 'height'], rows.map((r) => [r.category, r.filepath, r.width, r.height]));
+  return toCsv(
+    ['category', 'filepath', 'width', 'height'],
+    rows.map((r) => [r.category, r.filepath, r.width, r.height]),
+  );
 }
 
 export interface ClassCount {
@@ -56,7 +59,9 @@ export interface ClassCount {
 export function classCounts(rows: readonly IndexRow[]): ClassCount[] {
   const counts = new Map<string, number>();
   for (const r of rows) counts.set(r.category, (counts.get(r.category) ?? 0) + 1);
-  return [...counts.entries()].map(([category, count]) => ({ category, count })).sort((a, b) => b.count - a.count || compareStrings(a.category, b.category));
+  return [...counts.entries()]
+    .map(([category, count]) => ({ category, count }))
+    .sort((a, b) => b.count - a.count || compareStrings(a.category, b.category));
 }
 
 export interface SizeSummary {
@@ -85,14 +90,25 @@ function describe(values: number[]): Record<string, number> {
     const hi = Math.min(n - 1, lo + 1);
     return sorted[lo] + (sorted[hi] - sorted[lo]) * (x - lo);
   };
-  return { count: n, mean, std, min: n ? sorted[0] : NaN, '25%': q(0.25), '50%': q(0.5), '75%': q(0.75), max: n ? sorted[n - 1] : NaN };
+  return {
+    count: n,
+    mean,
+    std,
+    min: n ? sorted[0] : NaN,
+    '25%': q(0.25),
+    '50%': q(0.5),
+    '75%': q(0.75),
+    max: n ? sorted[n - 1] : NaN,
+  };
 }
 
 /** One file per class, picked with a seeded generator (the tutorial's random sample grid). */
 export function samplePerClass(rows: readonly IndexRow[], seed = 0): IndexRow[] {
   const byClass = new Map<string, IndexRow[]>();
   for (const r of rows) byClass.set(r.category, [...(byClass.get(r.category) ?? []), r]);
-  return [...byClass.entries()].sort(([a], [b]) => compareStrings(a, b)).map(([c, members]) => Random.derive(seed, 'sample', c).pick(members));
+  return [...byClass.entries()]
+    .sort(([a], [b]) => compareStrings(a, b))
+    .map(([c, members]) => Random.derive(seed, 'sample', c).pick(members));
 }
 
 /** The folder tree of a split (like the tutorial's `tree -d`), with image counts. */
@@ -103,7 +119,10 @@ export function folderTree(root: string, subsets: readonly string[] = ['train', 
     if (!fs.existsSync(dir)) return;
     const last = i === subsets.length - 1;
     lines.push(`${last ? '└── ' : '├── '}${subset}/`);
-    const classes = fs.readdirSync(dir).filter((n) => !n.startsWith('.') && fs.statSync(path.join(dir, n)).isDirectory()).sort(compareStrings);
+    const classes = fs
+      .readdirSync(dir)
+      .filter((n) => !n.startsWith('.') && fs.statSync(path.join(dir, n)).isDirectory())
+      .sort(compareStrings);
     classes.forEach((c, j) => {
       const n = fs.readdirSync(path.join(dir, c)).length;
       lines.push(`${last ? '    ' : '│   '}${j === classes.length - 1 ? '└── ' : '├── '}${c}/ (${n} images)`);

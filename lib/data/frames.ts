@@ -10,7 +10,10 @@ import type { SplitRow } from './split';
 type Row = Record<string, string | number>;
 
 function frame(rows: ReadonlyArray<Row>, columns: string[]): DataFrame {
-  return new DataFrame(rows.map((r) => ({ ...r })), { columns });
+  return new DataFrame(
+    rows.map((r) => ({ ...r })),
+    { columns },
+  );
 }
 
 export function indexFrame(rows: readonly IndexRow[]): DataFrame {

@@ -100,7 +100,10 @@ async function ingest(source: string, out: string, files: SourceFile[]): Promise
   for (const dir of [...byDir.keys()].sort(compareStrings)) {
     const name = normaliseClassName(path.posix.basename(dir));
     if (chosen.get(name) !== dir) {
-      skipped.push({ path: path.posix.join(source, dir), reason: `second copy of class "${name}" (kept ${chosen.get(name)})` });
+      skipped.push({
+        path: path.posix.join(source, dir),
+        reason: `second copy of class "${name}" (kept ${chosen.get(name)})`,
+      });
     }
   }
   if (chosen.size === 0) throw new UserError(`no class folders with images found in ${source}`);
@@ -112,7 +115,8 @@ async function ingest(source: string, out: string, files: SourceFile[]): Promise
     for (const cls of classes) {
       const classDir = path.join(tmp, cls.name);
       fs.mkdirSync(classDir);
-      for (const file of byDir.get(cls.from)!) await file.copyTo(path.join(classDir, path.posix.basename(file.relative)));
+      for (const file of byDir.get(cls.from)!)
+        await file.copyTo(path.join(classDir, path.posix.basename(file.relative)));
     }
   });
   return { source, out: path.resolve(out), classes, images: classes.reduce((n, c) => n + c.images, 0), skipped };

@@ -24,7 +24,12 @@ export async function readImageHeader(file: string): Promise<ImageHeader> {
   }
   if (!meta.width || !meta.height || !meta.format) throw new Error('not a readable image: no size in header');
   const swap = (meta.orientation ?? 1) >= 5;
-  return { width: swap ? meta.height : meta.width, height: swap ? meta.width : meta.height, format: meta.format, pages: meta.pages ?? 1 };
+  return {
+    width: swap ? meta.height : meta.width,
+    height: swap ? meta.width : meta.height,
+    format: meta.format,
+    pages: meta.pages ?? 1,
+  };
 }
 
 /**

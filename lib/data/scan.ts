@@ -89,7 +89,14 @@ export function scanImageFolder(root: string): ScannedFolder {
   return { root: absRoot, classes, files, skipped };
 }
 
-function walk(dir: string, label: string, root: string, seen: Set<string>, out: LabelledFile[], skipped: Skipped[]): void {
+function walk(
+  dir: string,
+  label: string,
+  root: string,
+  seen: Set<string>,
+  out: LabelledFile[],
+  skipped: Skipped[],
+): void {
   let entries: string[];
   try {
     const listed = sortedEntries(dir);
@@ -146,14 +153,21 @@ export function sortedEntries(dir: string): { names: string[]; undecodable: Skip
   for (const raw of fs.readdirSync(dir, { encoding: 'buffer' })) {
     const name = raw.toString('utf8');
     if (Buffer.from(name, 'utf8').equals(raw)) names.push(name);
-    else undecodable.push({ path: path.join(dir, escapeBytes(raw)), reason: 'file name is not valid UTF-8, and the decoders take paths as UTF-8 text; rename it (convmv converts names) to use it' });
+    else
+      undecodable.push({
+        path: path.join(dir, escapeBytes(raw)),
+        reason:
+          'file name is not valid UTF-8, and the decoders take paths as UTF-8 text; rename it (convmv converts names) to use it',
+      });
   }
   return { names: names.sort(compareStrings), undecodable };
 }
 
 /** A raw name for display: printable ASCII as is, every other byte as \xNN. */
 function escapeBytes(raw: Buffer): string {
-  return Array.from(raw, (b) => (b >= 0x20 && b < 0x7f && b !== 0x5c ? String.fromCharCode(b) : `\\x${b.toString(16).padStart(2, '0')}`)).join('');
+  return Array.from(raw, (b) =>
+    b >= 0x20 && b < 0x7f && b !== 0x5c ? String.fromCharCode(b) : `\\x${b.toString(16).padStart(2, '0')}`,
+  ).join('');
 }
 
 /** Code-point order, like Python's sorted(): independent of locale. */
@@ -165,7 +179,9 @@ export function compareStrings(a: string, b: string): number {
 export function scanNonEmptyImageFolder(root: string): ScannedFolder {
   const scanned = scanImageFolder(root);
   if (scanned.files.length === 0) {
-    throw new UserError(`no images found in ${root}: expected class folders with image files (${IMAGE_EXTENSIONS.join(' ')})`);
+    throw new UserError(
+      `no images found in ${root}: expected class folders with image files (${IMAGE_EXTENSIONS.join(' ')})`,
+    );
   }
   return scanned;
 }

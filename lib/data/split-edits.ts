@@ -27,26 +27,42 @@ function readRows(csv: string, what: string, columns: readonly string[]): { rows
   const names = (header ?? []).map((h) => h.trim().toLowerCase());
   const at = columns.map((c) => {
     const i = names.indexOf(c);
-    if (i < 0) throw new UserError(`${csv} is not ${what === 'exclude' ? 'an' : 'a'} ${what} file: no "${c}" column in its first line (expected ${columns.join(',')})`);
+    if (i < 0)
+      throw new UserError(
+        `${csv} is not ${what === 'exclude' ? 'an' : 'a'} ${what} file: no "${c}" column in its first line (expected ${columns.join(',')})`,
+      );
     return i;
   });
   return { rows, at };
 }
 
 /** Finds the data file a row names, or fails with a one-line error naming the CSV line. */
-function resolver(csv: string, files: readonly LabelledFile[], dataRoot: string): (value: string, line: number) => string {
+function resolver(
+  csv: string,
+  files: readonly LabelledFile[],
+  dataRoot: string,
+): (value: string, line: number) => string {
   const byRelative = new Map(files.map((f) => [f.relative, f.file]));
   const byAbsolute = new Map(files.map((f) => [f.file, f.file]));
   return (value, line) => {
     const p = value.trim();
-    const found = path.isAbsolute(p) ? byAbsolute.get(path.resolve(p)) : byRelative.get(path.posix.normalize(p.split(path.sep).join('/')));
-    if (!found) throw new UserError(`${csv} line ${line}: "${p}" is not a photo in ${dataRoot} (paths are relative to the data folder, like kayak/12.jpg)`);
+    const found = path.isAbsolute(p)
+      ? byAbsolute.get(path.resolve(p))
+      : byRelative.get(path.posix.normalize(p.split(path.sep).join('/')));
+    if (!found)
+      throw new UserError(
+        `${csv} line ${line}: "${p}" is not a photo in ${dataRoot} (paths are relative to the data folder, like kayak/12.jpg)`,
+      );
     return found;
   };
 }
 
 /** The photos an exclude file names. */
-export function readExcludeFile(csv: string, files: readonly LabelledFile[], dataRoot: string): Map<string, SplitEditRow> {
+export function readExcludeFile(
+  csv: string,
+  files: readonly LabelledFile[],
+  dataRoot: string,
+): Map<string, SplitEditRow> {
   const { rows, at } = readRows(csv, 'exclude', ['path']);
   const resolve = resolver(csv, files, dataRoot);
   const out = new Map<string, SplitEditRow>();
@@ -59,7 +75,11 @@ export function readExcludeFile(csv: string, files: readonly LabelledFile[], dat
 }
 
 /** The photos a relabel file names, each with its new class. */
-export function readRelabelFile(csv: string, files: readonly LabelledFile[], dataRoot: string): Map<string, SplitEditRow & { newClass: string }> {
+export function readRelabelFile(
+  csv: string,
+  files: readonly LabelledFile[],
+  dataRoot: string,
+): Map<string, SplitEditRow & { newClass: string }> {
   const { rows, at } = readRows(csv, 'relabel', ['path', 'new_class']);
   const resolve = resolver(csv, files, dataRoot);
   const out = new Map<string, SplitEditRow & { newClass: string }>();
@@ -69,7 +89,10 @@ export function readRelabelFile(csv: string, files: readonly LabelledFile[], dat
     const newClass = (r[at[1]] ?? '').trim();
     if (newClass === '') throw new UserError(`${csv} line ${k + 2}: no new_class for ${r[at[0]]}`);
     const earlier = out.get(file);
-    if (earlier && earlier.newClass !== newClass) throw new UserError(`${csv} line ${k + 2}: ${r[at[0]]} is relabelled twice (line ${earlier.line} says ${earlier.newClass})`);
+    if (earlier && earlier.newClass !== newClass)
+      throw new UserError(
+        `${csv} line ${k + 2}: ${r[at[0]]} is relabelled twice (line ${earlier.line} says ${earlier.newClass})`,
+      );
     out.set(file, { file, line: k + 2, newClass });
   });
   return out;

@@ -5,7 +5,18 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 
-import { linkOrCopy, OWNED_MARKER, parseCsv, Random, readOwnedMarker, replaceOwnedDirectory, requireWritableDirectory, toCsv, UserError, writeFileAtomic } from '../util';
+import {
+  linkOrCopy,
+  OWNED_MARKER,
+  parseCsv,
+  Random,
+  readOwnedMarker,
+  replaceOwnedDirectory,
+  requireWritableDirectory,
+  toCsv,
+  UserError,
+  writeFileAtomic,
+} from '../util';
 import { compareStrings, LabelledFile, scanNonEmptyImageFolder, Skipped } from './scan';
 import { readExcludeFile, readRelabelFile, SplitEditRow } from './split-edits';
 
@@ -72,13 +83,19 @@ export function subsetSizes(n: number, valFraction = 0.2, testFraction = 0.2): R
 }
 
 /** Keeps the `top` classes with most files; ties are broken by name so the choice is stable. */
-export function largestClasses(files: readonly LabelledFile[], top: number | undefined): { kept: string[]; dropped: Array<{ class: string; images: number }> } {
+export function largestClasses(
+  files: readonly LabelledFile[],
+  top: number | undefined,
+): { kept: string[]; dropped: Array<{ class: string; images: number }> } {
   const counts = new Map<string, number>();
   for (const f of files) counts.set(f.label, (counts.get(f.label) ?? 0) + 1);
   const ranked = [...counts.entries()].sort(([a, na], [b, nb]) => nb - na || compareStrings(a, b));
   const keep = top === undefined ? ranked.length : top;
   return {
-    kept: ranked.slice(0, keep).map(([c]) => c).sort(compareStrings),
+    kept: ranked
+      .slice(0, keep)
+      .map(([c]) => c)
+      .sort(compareStrings),
     dropped: ranked.slice(keep).map(([c, n]) => ({ class: c, images: n })),
   };
 }
@@ -88,7 +105,13 @@ export function largestClasses(files: readonly LabelledFile[], top: number | und
  * derived from (seed, class), after sorting by path, so the result does not depend on the order in
  * which the file system lists files.
  */
-export function assignSubsets(files: readonly LabelledFile[], classes: readonly string[], seed: number, valFraction = 0.2, testFraction = 0.2): Array<LabelledFile & { subset: Subset }> {
+export function assignSubsets(
+  files: readonly LabelledFile[],
+  classes: readonly string[],
+  seed: number,
+  valFraction = 0.2,
+  testFraction = 0.2,
+): Array<LabelledFile & { subset: Subset }> {
   const out: Array<LabelledFile & { subset: Subset }> = [];
   for (const label of classes) {
     const members = files.filter((f) => f.label === label).sort((a, b) => compareStrings(a.relative, b.relative));
@@ -114,7 +137,13 @@ export async function splitDataset(options: SplitOptions): Promise<SplitReport> 
     throw new UserError(`--out ${options.out} would replace the data folder itself`);
   }
   const { kept, dropped } = largestClasses(scanned.files, options.top);
-  const edits = applySplitEdits(assignSubsets(scanned.files, kept, seed, options.valFraction, options.testFraction), scanned.files, scanned.root, kept, options);
+  const edits = applySplitEdits(
+    assignSubsets(scanned.files, kept, seed, options.valFraction, options.testFraction),
+    scanned.files,
+    scanned.root,
+    kept,
+    options,
+  );
   const assigned = edits.assigned;
 
   const counts: Record<string, Record<Subset, number>> = {};
@@ -128,17 +157,21 @@ export async function splitDataset(options: SplitOptions): Promise<SplitReport> 
     for (const subset of SUBSETS) {
       const members = assigned.filter((a) => a.subset === subset).map((f) => ({ file: f.file, entry: subsetEntry(f) }));
       const files = members.map((m) => m.entry);
-      await replaceOwnedDirectory(path.join(out, subset), { kind: 'split-subset', subset, seed, data: scanned.root, files, ...edits.marker }, async (tmp) => {
-        for (const label of kept) fs.mkdirSync(path.join(tmp, label));
-        for (const m of members) {
-          const dest = path.join(tmp, ...m.entry.split('/'));
-          if (options.copy) {
-            fs.copyFileSync(m.file, dest);
-            copied++;
-          } else if (linkOrCopy(m.file, dest) === 'link') linked++;
-          else copied++;
-        }
-      });
+      await replaceOwnedDirectory(
+        path.join(out, subset),
+        { kind: 'split-subset', subset, seed, data: scanned.root, files, ...edits.marker },
+        async (tmp) => {
+          for (const label of kept) fs.mkdirSync(path.join(tmp, label));
+          for (const m of members) {
+            const dest = path.join(tmp, ...m.entry.split('/'));
+            if (options.copy) {
+              fs.copyFileSync(m.file, dest);
+              copied++;
+            } else if (linkOrCopy(m.file, dest) === 'link') linked++;
+            else copied++;
+          }
+        },
+      );
     }
   }
   const rel = (file: string): string => path.relative(out, file).split(path.sep).join('/');
@@ -151,14 +184,40 @@ export async function splitDataset(options: SplitOptions): Promise<SplitReport> 
   const csv = path.join(out, 'split.csv');
   if (edits.applied) {
     // Excluded photos stay on record, with subset "excluded", so split.csv says what the split left out and why.
-    const excludedRows = edits.excluded.map((f) => [rel(f.file), f.label, EXCLUDED, `excluded by ${path.basename(options.exclude!)}`]);
-    writeFileAtomic(csv, toCsv(['path', 'class', 'subset', 'note'], [...rows.map((r) => [r.path, r.class, r.subset, r.note ?? '']), ...excludedRows]));
+    const excludedRows = edits.excluded.map((f) => [
+      rel(f.file),
+      f.label,
+      EXCLUDED,
+      `excluded by ${path.basename(options.exclude!)}`,
+    ]);
+    writeFileAtomic(
+      csv,
+      toCsv(
+        ['path', 'class', 'subset', 'note'],
+        [...rows.map((r) => [r.path, r.class, r.subset, r.note ?? '']), ...excludedRows],
+      ),
+    );
   } else {
-    writeFileAtomic(csv, toCsv(['path', 'class', 'subset'], rows.map((r) => [r.path, r.class, r.subset])));
+    writeFileAtomic(
+      csv,
+      toCsv(
+        ['path', 'class', 'subset'],
+        rows.map((r) => [r.path, r.class, r.subset]),
+      ),
+    );
   }
   const relativeToData = (file: string): string => path.relative(scanned.root, file).split(path.sep).join('/');
   return {
-    out, csv, seed, classes: kept, dropped, counts, rows, linked, copied, skipped: scanned.skipped,
+    out,
+    csv,
+    seed,
+    classes: kept,
+    dropped,
+    counts,
+    rows,
+    linked,
+    copied,
+    skipped: scanned.skipped,
     excluded: edits.excluded.map((f) => relativeToData(f.file)),
     relabelled: edits.relabelled.map((r) => ({ path: relativeToData(r.file), from: r.from, to: r.to })),
     ignored: edits.ignored,
@@ -189,13 +248,23 @@ function applySplitEdits(
   marker: Record<string, string>;
 } {
   const exclude = options.exclude ? readExcludeFile(options.exclude, files, root) : new Map<string, SplitEditRow>();
-  const relabel = options.relabel ? readRelabelFile(options.relabel, files, root) : new Map<string, SplitEditRow & { newClass: string }>();
+  const relabel = options.relabel
+    ? readRelabelFile(options.relabel, files, root)
+    : new Map<string, SplitEditRow & { newClass: string }>();
   const inSplit = new Set(drawn.map((f) => f.file));
-  const ignored = [...new Set([...exclude.keys(), ...relabel.keys()].filter((file) => !inSplit.has(file)))].map((file) => path.relative(root, file).split(path.sep).join('/'));
+  const ignored = [...new Set([...exclude.keys(), ...relabel.keys()].filter((file) => !inSplit.has(file)))].map(
+    (file) => path.relative(root, file).split(path.sep).join('/'),
+  );
   for (const [file, row] of relabel) {
     if (!inSplit.has(file)) continue;
-    if (!kept.includes(row.newClass)) throw new UserError(`${options.relabel} line ${row.line}: "${row.newClass}" is not one of the split's classes (${kept.join(', ')})`);
-    if (exclude.has(file)) throw new UserError(`${options.relabel} line ${row.line}: ${path.relative(root, file)} is also in the exclude file ${options.exclude} (line ${exclude.get(file)!.line}); keep it in one of them`);
+    if (!kept.includes(row.newClass))
+      throw new UserError(
+        `${options.relabel} line ${row.line}: "${row.newClass}" is not one of the split's classes (${kept.join(', ')})`,
+      );
+    if (exclude.has(file))
+      throw new UserError(
+        `${options.relabel} line ${row.line}: ${path.relative(root, file)} is also in the exclude file ${options.exclude} (line ${exclude.get(file)!.line}); keep it in one of them`,
+      );
   }
   const notes = new Map<string, string>();
   const relabelled: Array<{ file: string; from: string; to: string }> = [];
@@ -212,7 +281,15 @@ function applySplitEdits(
   const marker: Record<string, string> = {};
   if (options.exclude) marker.exclude = path.resolve(options.exclude);
   if (options.relabel) marker.relabel = path.resolve(options.relabel);
-  return { assigned, excluded: drawn.filter((f) => exclude.has(f.file)), relabelled, notes, ignored, applied: !!(options.exclude || options.relabel), marker };
+  return {
+    assigned,
+    excluded: drawn.filter((f) => exclude.has(f.file)),
+    relabelled,
+    notes,
+    ignored,
+    applied: !!(options.exclude || options.relabel),
+    marker,
+  };
 }
 
 /** Where a file goes inside its subset folder, '/' separators: files nested below the class folder keep their sub-path in the name. */
@@ -232,12 +309,18 @@ function refuseForeignFiles(out: string, dataFiles: readonly LabelledFile[]): vo
     const marker = readOwnedMarker(dir);
     if (!marker) continue; // not ours: replaceOwnedDirectory refuses it unless it is empty
     const ours = new Set(Array.isArray(marker.files) ? (marker.files as string[]) : dataFiles.map(subsetEntry));
-    for (const entry of filesBelow(dir)) if (entry !== OWNED_MARKER && !ours.has(entry)) foreign.push(`${subset}/${entry}`);
+    for (const entry of filesBelow(dir))
+      if (entry !== OWNED_MARKER && !ours.has(entry)) foreign.push(`${subset}/${entry}`);
   }
   if (foreign.length === 0) return;
-  const named = foreign.slice(0, 5).map((f) => path.join(out, f)).join(', ');
+  const named = foreign
+    .slice(0, 5)
+    .map((f) => path.join(out, f))
+    .join(', ');
   const more = foreign.length > 5 ? ` and ${foreign.length - 5} more` : '';
-  throw new UserError(`the split folders hold ${foreign.length} file${foreign.length === 1 ? '' : 's'} the split did not put there, which re-running it would delete: ${named}${more}; move them out first`);
+  throw new UserError(
+    `the split folders hold ${foreign.length} file${foreign.length === 1 ? '' : 's'} the split did not put there, which re-running it would delete: ${named}${more}; move them out first`,
+  );
 }
 
 /** Paths of the files below `dir`, relative, '/' separators. */

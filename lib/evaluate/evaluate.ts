@@ -34,11 +34,22 @@ export function ttaViews(x: tf.Tensor4D, size = 224): tf.Tensor4D {
     const [, h, w] = x.shape;
     const crop = (top: number, left: number): tf.Tensor4D => tf.slice(x, [0, top, left, 0], [1, size, size, 3]);
     const centre = crop(Math.round((h - size) / 2), Math.round((w - size) / 2));
-    return tf.concat<tf.Tensor4D>([centre, tf.reverse(centre, 2), crop(0, 0), crop(0, w - size), crop(h - size, 0), crop(h - size, w - size)]);
+    return tf.concat<tf.Tensor4D>([
+      centre,
+      tf.reverse(centre, 2),
+      crop(0, 0),
+      crop(0, w - size),
+      crop(h - size, 0),
+      crop(h - size, w - size),
+    ]);
   });
 }
 
-export async function evaluateModel(model: BoatModel, root: string, options: EvaluateOptions = {}): Promise<EvaluationResult> {
+export async function evaluateModel(
+  model: BoatModel,
+  root: string,
+  options: EvaluateOptions = {},
+): Promise<EvaluationResult> {
   const { preprocessing: pre, inputSize } = model.info;
   const dataset = new ImageFolder(root, options.tta ? ttaTransforms(pre, inputSize) : evalTransforms(pre, inputSize));
   checkClassesMatch(model.classes, dataset.classes, root);
@@ -60,11 +71,26 @@ export async function evaluateModel(model: BoatModel, root: string, options: Eva
     options.onProgress?.(files.length, dataset.length);
   }
   const predicted = probabilities.map((p) => p.indexOf(Math.max(...p)));
-  return { ...computeMetrics(actual, predicted, model.classes), files, actual, predicted, probabilities, skipped: dataset.skipped, views: options.tta ? 6 : 1 };
+  return {
+    ...computeMetrics(actual, predicted, model.classes),
+    files,
+    actual,
+    predicted,
+    probabilities,
+    skipped: dataset.skipped,
+    views: options.tta ? 6 : 1,
+  };
 }
 
 /** The summary metrics of an evaluation, without the per-image rows (for metrics.json). */
 export function metricsOf(evaluation: EvaluationResult): Metrics & { views: number } {
-  const { files: _files, actual: _actual, predicted: _predicted, probabilities: _probabilities, skipped: _skipped, ...metrics } = evaluation;
+  const {
+    files: _files,
+    actual: _actual,
+    predicted: _predicted,
+    probabilities: _probabilities,
+    skipped: _skipped,
+    ...metrics
+  } = evaluation;
   return metrics;
 }

@@ -18,7 +18,11 @@ export interface Metrics {
   confusionNormalized: number[][];
 }
 
-export function computeMetrics(actual: ArrayLike<number>, predicted: ArrayLike<number>, classes: readonly string[]): Metrics {
+export function computeMetrics(
+  actual: ArrayLike<number>,
+  predicted: ArrayLike<number>,
+  classes: readonly string[],
+): Metrics {
   const k = classes.length;
   const confusion = Array.from({ length: k }, () => new Array<number>(k).fill(0));
   for (let i = 0; i < actual.length; i++) confusion[actual[i]][predicted[i]]++;
@@ -36,16 +40,32 @@ export function computeMetrics(actual: ArrayLike<number>, predicted: ArrayLike<n
     const total = row.reduce((a, b) => a + b, 0);
     return row.map((v) => (total ? v / total : 0));
   });
-  return { accuracy: actual.length ? correct / actual.length : 0, samples: actual.length, classes: [...classes], perClass, confusion, confusionNormalized };
+  return {
+    accuracy: actual.length ? correct / actual.length : 0,
+    samples: actual.length,
+    classes: [...classes],
+    perClass,
+    confusion,
+    confusionNormalized,
+  };
 }
 
 /** The confusion matrix and per-class scores as text. */
 export function formatMetrics(m: Metrics): string {
   const w = Math.max(10, ...m.classes.map((c) => c.length));
-  const lines = [`accuracy ${m.accuracy.toFixed(4)} on ${m.samples} images`, '', `confusion (rows: actual, columns: predicted)`];
+  const lines = [
+    `accuracy ${m.accuracy.toFixed(4)} on ${m.samples} images`,
+    '',
+    `confusion (rows: actual, columns: predicted)`,
+  ];
   lines.push(`${''.padEnd(w)} ${m.classes.map((c) => c.slice(0, 8).padStart(8)).join(' ')}`);
-  m.confusion.forEach((row, i) => lines.push(`${m.classes[i].padEnd(w)} ${row.map((v) => String(v).padStart(8)).join(' ')}`));
+  m.confusion.forEach((row, i) =>
+    lines.push(`${m.classes[i].padEnd(w)} ${row.map((v) => String(v).padStart(8)).join(' ')}`),
+  );
   lines.push('', `${'class'.padEnd(w)} precision   recall       f1  support`);
-  for (const c of m.perClass) lines.push(`${c.class.padEnd(w)} ${c.precision.toFixed(4).padStart(9)} ${c.recall.toFixed(4).padStart(8)} ${c.f1.toFixed(4).padStart(8)} ${String(c.support).padStart(8)}`);
+  for (const c of m.perClass)
+    lines.push(
+      `${c.class.padEnd(w)} ${c.precision.toFixed(4).padStart(9)} ${c.recall.toFixed(4).padStart(8)} ${c.f1.toFixed(4).padStart(8)} ${String(c.support).padStart(8)}`,
+    );
   return lines.join('\n');
 }

@@ -21,8 +21,14 @@ export async function evalTensor(model: BoatModel, file: string): Promise<tf.Ten
  * and the batch of one made from those pixels: one decode for both.
  */
 export async function evalInput(model: BoatModel, file: string): Promise<{ view: RgbImage; x: tf.Tensor4D }> {
-  const view = await evalTransforms(model.info.preprocessing, model.info.inputSize).preview(await openImage(file), new Random(0));
-  const image = (await new Compose(preprocessingSteps(model.info.preprocessing)).apply(view, new Random(0))) as FloatImage;
+  const view = await evalTransforms(model.info.preprocessing, model.info.inputSize).preview(
+    await openImage(file),
+    new Random(0),
+  );
+  const image = (await new Compose(preprocessingSteps(model.info.preprocessing)).apply(
+    view,
+    new Random(0),
+  )) as FloatImage;
   return { view, x: tf.tensor4d(image.data, [1, image.height, image.width, 3]) };
 }
 
@@ -38,10 +44,14 @@ export async function predictImage(model: BoatModel, file: string, k = 3): Promi
   return { file, top };
 }
 
-
 /** The photo (EXIF-oriented, at most `maxSide` px) with "Output class: …" in its top-right corner, as PNG. */
 export async function annotatePrediction(file: string, label: string, maxSide = 640): Promise<Buffer> {
-  const base = await sharp(file, { autoOrient: true }).resize(maxSide, maxSide, { fit: 'inside', withoutEnlargement: true }).removeAlpha().toColourspace('srgb').png().toBuffer({ resolveWithObject: true });
+  const base = await sharp(file, { autoOrient: true })
+    .resize(maxSide, maxSide, { fit: 'inside', withoutEnlargement: true })
+    .removeAlpha()
+    .toColourspace('srgb')
+    .png()
+    .toBuffer({ resolveWithObject: true });
   const { width, height } = base.info;
   const size = Math.max(12, Math.round(width / 28));
   const text = escapeXml(`Output class: ${label}`);
@@ -49,5 +59,8 @@ export async function annotatePrediction(file: string, label: string, maxSide = 
   const svg = `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}">
     <rect x="${width - boxWidth}" y="0" width="${boxWidth}" height="${size * 1.8}" fill="black" opacity="0.6"/>
     <text x="${width - size / 2}" y="${size * 1.3}" font-family="DejaVu Sans, sans-serif" font-size="${size}" fill="white" text-anchor="end">${text}</text></svg>`;
-  return sharp(base.data).composite([{ input: Buffer.from(svg), left: 0, top: 0 }]).png().toBuffer();
+  return sharp(base.data)
+    .composite([{ input: Buffer.from(svg), left: 0, top: 0 }])
+    .png()
+    .toBuffer();
 }

@@ -51,11 +51,17 @@ async function read(t: tf.Tensor): Promise<tf.TypedArray> {
 }
 
 /** Grad-CAM for one preprocessed image ([1, H, W, 3]); `classIndex` defaults to the predicted class. */
-export async function gradCamTensor(model: BoatModel, x: tf.Tensor4D, classIndex?: number): Promise<{ heatmap: Float32Array; size: number; probs: Float32Array; classIndex: number }> {
+export async function gradCamTensor(
+  model: BoatModel,
+  x: tf.Tensor4D,
+  classIndex?: number,
+): Promise<{ heatmap: Float32Array; size: number; probs: Float32Array; classIndex: number }> {
   const convModel = lastConvModel(model);
   const maps = convModel.predict(x) as tf.Tensor4D;
   // Reads are asynchronous: the webgpu backend cannot read synchronously in Node.
-  const probs = (await read(tf.tidy(() => tf.softmax(logits(model, tf.mean<tf.Tensor2D>(maps, [1, 2])))))) as Float32Array;
+  const probs = (await read(
+    tf.tidy(() => tf.softmax(logits(model, tf.mean<tf.Tensor2D>(maps, [1, 2])))),
+  )) as Float32Array;
   const c = classIndex ?? probs.indexOf(Math.max(...probs));
   if (!Number.isInteger(c) || c < 0 || c >= model.classes.length) {
     maps.dispose();
@@ -64,7 +70,8 @@ export async function gradCamTensor(model: BoatModel, x: tf.Tensor4D, classIndex
   const heatmapT = tf.tidy(() => {
     // A one-hot mask rather than gather: gather's gradient needs UnsortedSegmentSum, which wasm lacks.
     const mask = tf.oneHot([c], model.classes.length).toFloat();
-    const score = (a: tf.Tensor): tf.Scalar => tf.sum<tf.Scalar>(tf.mul(logits(model, tf.mean<tf.Tensor2D>(a, [1, 2])), mask));
+    const score = (a: tf.Tensor): tf.Scalar =>
+      tf.sum<tf.Scalar>(tf.mul(logits(model, tf.mean<tf.Tensor2D>(a, [1, 2])), mask));
     const grads = tf.grad(score)(maps);
     const weights = tf.mean(grads, [1, 2], true); // [1, 1, 1, channels]
     const cam = tf.relu(tf.sum(tf.mul(maps, weights), -1)).squeeze([0]); // [h, w]
@@ -109,15 +116,23 @@ export async function gradCamPng(cam: GradCam, options: { side?: number; opacity
   const side = options.side ?? 336;
   const opacity = options.opacity ?? 0.45;
   const { data, width, height } = cam.view;
-  const photo = await sharp(data, { raw: { width, height, channels: 3 } }).resize(side, side).png().toBuffer();
+  const photo = await sharp(data, { raw: { width, height, channels: 3 } })
+    .resize(side, side)
+    .png()
+    .toBuffer();
   const rgba = Buffer.alloc(cam.size * cam.size * 4);
   cam.heatmap.forEach((v, i) => {
     const [r, g, b] = colour(v);
     rgba.set([r, g, b, Math.round(255 * opacity * (0.25 + 0.75 * v))], i * 4);
   });
-  const overlay = await sharp(rgba, { raw: { width: cam.size, height: cam.size, channels: 4 } }).resize(side, side, { kernel: 'cubic' }).png().toBuffer();
+  const overlay = await sharp(rgba, { raw: { width: cam.size, height: cam.size, channels: 4 } })
+    .resize(side, side, { kernel: 'cubic' })
+    .png()
+    .toBuffer();
   const text = escapeXml(`${cam.className} ${(100 * cam.probability).toFixed(0)}%`);
-  const caption = Buffer.from(`<svg xmlns="http://www.w3.org/2000/svg" width="${side}" height="24"><rect width="100%" height="100%" fill="black" opacity="0.6"/><text x="6" y="17" font-size="15" font-family="DejaVu Sans, sans-serif" fill="white">Grad-CAM: ${text}</text></svg>`);
+  const caption = Buffer.from(
+    `<svg xmlns="http://www.w3.org/2000/svg" width="${side}" height="24"><rect width="100%" height="100%" fill="black" opacity="0.6"/><text x="6" y="17" font-size="15" font-family="DejaVu Sans, sans-serif" fill="white">Grad-CAM: ${text}</text></svg>`,
+  );
   return sharp(photo)
     .composite([
       { input: overlay, left: 0, top: 0 },

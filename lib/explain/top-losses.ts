@@ -44,20 +44,29 @@ export interface ConfusedPair {
 }
 
 /** Off-diagonal cells of the confusion matrix with at least `minCount` images, most frequent first. */
-export function mostConfused(evaluation: Pick<EvaluationResult, 'confusion' | 'classes'>, minCount = 1): ConfusedPair[] {
+export function mostConfused(
+  evaluation: Pick<EvaluationResult, 'confusion' | 'classes'>,
+  minCount = 1,
+): ConfusedPair[] {
   const pairs: ConfusedPair[] = [];
   evaluation.confusion.forEach((row, a) =>
     row.forEach((count, p) => {
-      if (a !== p && count >= minCount) pairs.push({ actual: evaluation.classes[a], predicted: evaluation.classes[p], count });
+      if (a !== p && count >= minCount)
+        pairs.push({ actual: evaluation.classes[a], predicted: evaluation.classes[p], count });
     }),
   );
-  return pairs.sort((x, y) => y.count - x.count || x.actual.localeCompare(y.actual) || x.predicted.localeCompare(y.predicted));
+  return pairs.sort(
+    (x, y) => y.count - x.count || x.actual.localeCompare(y.actual) || x.predicted.localeCompare(y.predicted),
+  );
 }
 
 /** The top losses as a captioned photo grid: "predicted / actual / loss / probability", as fastai labels it. */
 export function topLossesPng(items: readonly TopLoss[], columns = 3): Promise<Buffer> {
   return photoGrid(
-    items.map((t) => ({ file: t.file, caption: `${t.predicted} / ${t.actual} / ${t.loss.toFixed(2)} / ${t.probability.toFixed(2)}` })),
+    items.map((t) => ({
+      file: t.file,
+      caption: `${t.predicted} / ${t.actual} / ${t.loss.toFixed(2)} / ${t.probability.toFixed(2)}`,
+    })),
     { columns, tile: 240 },
   );
 }
@@ -65,9 +74,18 @@ export function topLossesPng(items: readonly TopLoss[], columns = 3): Promise<Bu
 /** One line per pair, for the terminal. */
 export function formatConfused(pairs: readonly ConfusedPair[]): string {
   if (pairs.length === 0) return 'most confused: none (no misclassified images)';
-  return ['most confused (actual → predicted: images)', ...pairs.map((p) => `  ${p.actual} → ${p.predicted}: ${p.count}`)].join('\n');
+  return [
+    'most confused (actual → predicted: images)',
+    ...pairs.map((p) => `  ${p.actual} → ${p.predicted}: ${p.count}`),
+  ].join('\n');
 }
 
 export function topLossesLines(items: readonly TopLoss[]): string {
-  return ['top losses (predicted / actual / loss / probability)', ...items.map((t) => `  ${path.basename(t.file)}: ${t.predicted} / ${t.actual} / ${t.loss.toFixed(2)} / ${t.probability.toFixed(2)}`)].join('\n');
+  return [
+    'top losses (predicted / actual / loss / probability)',
+    ...items.map(
+      (t) =>
+        `  ${path.basename(t.file)}: ${t.predicted} / ${t.actual} / ${t.loss.toFixed(2)} / ${t.probability.toFixed(2)}`,
+    ),
+  ].join('\n');
 }

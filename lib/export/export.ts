@@ -10,7 +10,14 @@ import * as tf from '../engine/tf';
 import { resizeFor, CAFFE_MEAN_BGR, IMAGENET_MEAN, IMAGENET_STD } from '../images/transforms';
 import { BoatModel, loadBoatModel, readModelMetadata } from '../model';
 import { replaceOwnedDirectory, sha256Hex, UserError } from '../util';
-import { EXPORT_FORMAT, EXPORT_MARKER_KIND, ExportManifest, MODEL_JSON, Quantization, QUANTIZATIONS } from '../web/boat-json';
+import {
+  EXPORT_FORMAT,
+  EXPORT_MARKER_KIND,
+  ExportManifest,
+  MODEL_JSON,
+  Quantization,
+  QUANTIZATIONS,
+} from '../web/boat-json';
 import { webModelArtifacts } from './layers-artifacts';
 import { BOAT_JSON, isExportFolder, isOwnExport, loadExportedLayersModel } from './load';
 import { quantizeWeights } from './quantize';
@@ -46,16 +53,23 @@ export function parseQuantization(value: string | undefined): Quantization {
 function checkOut(modelDir: string, out: string, force: boolean): void {
   const target = path.resolve(out);
   const source = path.resolve(modelDir);
-  if (target === source || target.startsWith(source + path.sep) || source.startsWith(target + path.sep)) throw new UserError(`--out ${out} overlaps the model folder ${modelDir}; choose another folder`);
+  if (target === source || target.startsWith(source + path.sep) || source.startsWith(target + path.sep))
+    throw new UserError(`--out ${out} overlaps the model folder ${modelDir}; choose another folder`);
   if (!fs.existsSync(target)) return;
   if (!force) throw new UserError(`--out ${out} exists; add --force to replace an earlier export there`);
-  if (!isOwnExport(target)) throw new UserError(`--out ${out} exists and is not a folder made by boat export (no boat.json with its marker); refusing to replace it`);
+  if (!isOwnExport(target))
+    throw new UserError(
+      `--out ${out} exists and is not a folder made by boat export (no boat.json with its marker); refusing to replace it`,
+    );
 }
 
 /** The weights files: shards of at most `shardBytes`, named like the converter's. */
 function shard(data: Uint8Array, shardBytes: number): Array<{ name: string; data: Uint8Array }> {
   const count = Math.max(1, Math.ceil(data.byteLength / shardBytes));
-  return Array.from({ length: count }, (_, i) => ({ name: `group1-shard${i + 1}of${count}.bin`, data: data.subarray(i * shardBytes, Math.min(data.byteLength, (i + 1) * shardBytes)) }));
+  return Array.from({ length: count }, (_, i) => ({
+    name: `group1-shard${i + 1}of${count}.bin`,
+    data: data.subarray(i * shardBytes, Math.min(data.byteLength, (i + 1) * shardBytes)),
+  }));
 }
 
 /** A fixed pseudo-random image in the model's input range, to compare the export with its source. */
@@ -63,7 +77,9 @@ function probeInput(model: BoatModel): tf.Tensor4D {
   const s = model.info.inputSize;
   return tf.tidy(() => {
     const pixels = tf.randomUniform([1, s, s, 3], 0, 255, 'float32', 7);
-    return (model.info.preprocessing === 'caffe' ? pixels.reverse(-1).sub(CAFFE_MEAN_BGR) : pixels.div(255).sub(IMAGENET_MEAN).div(IMAGENET_STD));
+    return model.info.preprocessing === 'caffe'
+      ? pixels.reverse(-1).sub(CAFFE_MEAN_BGR)
+      : pixels.div(255).sub(IMAGENET_MEAN).div(IMAGENET_STD);
   });
 }
 
@@ -71,14 +87,18 @@ export async function exportModel(options: ExportOptions): Promise<ExportResult>
   const quantize = parseQuantization(options.quantize);
   const shardBytes = options.shardBytes ?? DEFAULT_SHARD_BYTES;
   if (!fs.existsSync(options.model)) throw new UserError(`model not found: ${options.model}`);
-  if (isExportFolder(options.model)) throw new UserError(`${options.model} is already an export; export the saved model it came from`);
+  if (isExportFolder(options.model))
+    throw new UserError(`${options.model} is already an export; export the saved model it came from`);
   const metadata = readModelMetadata(options.model);
   checkOut(options.model, options.out, options.force === true);
   const site = pageFiles();
   const model = await loadBoatModel(options.model);
   try {
     const artifacts = await webModelArtifacts(model);
-    const weights = quantize === 'none' ? { specs: artifacts.weightSpecs, data: artifacts.weightData } : quantizeWeights(artifacts.weightSpecs, artifacts.weightData, quantize);
+    const weights =
+      quantize === 'none'
+        ? { specs: artifacts.weightSpecs, data: artifacts.weightData }
+        : quantizeWeights(artifacts.weightSpecs, artifacts.weightData, quantize);
     const shards = shard(weights.data, shardBytes);
     const modelJson = JSON.stringify({
       format: 'layers-model',
@@ -153,10 +173,13 @@ async function compareWithSource(model: BoatModel, dir: string, manifest: Export
   const exported = await loadExportedLayersModel(dir, manifest);
   try {
     const x = probeInput(model);
-    const diff = tf.tidy(() => tf.max(tf.abs(tf.sub(tf.exp(model.forward(x)), exported.predict(x) as tf.Tensor))).dataSync()[0]);
+    const diff = tf.tidy(
+      () => tf.max(tf.abs(tf.sub(tf.exp(model.forward(x)), exported.predict(x) as tf.Tensor))).dataSync()[0],
+    );
     x.dispose();
     // Quantized weights change the probabilities by design; NaN there still means a broken export.
-    if (Number.isNaN(diff) || (manifest.precision === 'float32' && diff > 1e-4)) throw new Error(`the exported model's probabilities differ from the source model's by ${diff}`);
+    if (Number.isNaN(diff) || (manifest.precision === 'float32' && diff > 1e-4))
+      throw new Error(`the exported model's probabilities differ from the source model's by ${diff}`);
     return diff;
   } finally {
     exported.dispose();

@@ -20,7 +20,12 @@ interface LayerJson {
 }
 interface TopologyJson {
   class_name: string;
-  config: { name: string; layers: LayerJson[]; input_layers: unknown[]; output_layers: Array<[string, number, number]> };
+  config: {
+    name: string;
+    layers: LayerJson[];
+    input_layers: unknown[];
+    output_layers: Array<[string, number, number]>;
+  };
   [key: string]: unknown;
 }
 
@@ -36,7 +41,11 @@ export async function artifactsOf(model: tf.LayersModel): Promise<LayersArtifact
   await model.save({
     save: async (a: tf.io.ModelArtifacts) => {
       const data = Array.isArray(a.weightData) ? a.weightData : [a.weightData as ArrayBuffer];
-      out = { modelTopology: a.modelTopology as TopologyJson, weightSpecs: a.weightSpecs ?? [], weightData: concatBytes(data.map((d) => new Uint8Array(d))) };
+      out = {
+        modelTopology: a.modelTopology as TopologyJson,
+        weightSpecs: a.weightSpecs ?? [],
+        weightData: concatBytes(data.map((d) => new Uint8Array(d))),
+      };
       return { modelArtifactsInfo: { dateSaved: new Date(), modelTopologyType: 'JSON' } };
     },
   });
@@ -46,14 +55,25 @@ export async function artifactsOf(model: tf.LayersModel): Promise<LayersArtifact
 
 /** Rewrites the head's layers so that a stock tfjs-layers loads them (see the file comment). */
 function webHeadLayer(layer: LayerJson, featuresInput: string, featureLayer: string): LayerJson {
-  const rewire = (nodes: unknown): unknown => JSON.parse(JSON.stringify(nodes).replaceAll(JSON.stringify(featuresInput), JSON.stringify(featureLayer)));
+  const rewire = (nodes: unknown): unknown =>
+    JSON.parse(JSON.stringify(nodes).replaceAll(JSON.stringify(featuresInput), JSON.stringify(featureLayer)));
   const inbound_nodes = rewire(layer.inbound_nodes) as unknown[];
   const name = (layer.config.name ?? layer.name) as string;
   switch (layer.class_name) {
     case 'StepDropout':
-      return { class_name: 'Dropout', name, config: { name, trainable: false, rate: layer.config.rate, noise_shape: null, seed: null }, inbound_nodes };
+      return {
+        class_name: 'Dropout',
+        name,
+        config: { name, trainable: false, rate: layer.config.rate, noise_shape: null, seed: null },
+        inbound_nodes,
+      };
     case 'LogSoftmax':
-      return { class_name: 'Activation', name: OUTPUT_LAYER, config: { name: OUTPUT_LAYER, trainable: false, activation: 'softmax' }, inbound_nodes };
+      return {
+        class_name: 'Activation',
+        name: OUTPUT_LAYER,
+        config: { name: OUTPUT_LAYER, trainable: false, activation: 'softmax' },
+        inbound_nodes,
+      };
     default:
       return { ...layer, inbound_nodes };
   }
@@ -67,12 +87,26 @@ export async function webModelArtifacts(model: BoatModel): Promise<LayersArtifac
   const headInput = head.modelTopology.config.layers.find((l) => l.class_name === 'InputLayer');
   if (!headInput) throw new Error('the head has no input layer');
   const inputName = (headInput.config.name ?? headInput.name) as string;
-  const headLayers = head.modelTopology.config.layers.filter((l) => l !== headInput).map((l) => webHeadLayer(l, inputName, featureLayer));
-  const clash = headLayers.find((l) => backbone.modelTopology.config.layers.some((b) => b.config.name === l.config.name));
+  const headLayers = head.modelTopology.config.layers
+    .filter((l) => l !== headInput)
+    .map((l) => webHeadLayer(l, inputName, featureLayer));
+  const clash = headLayers.find((l) =>
+    backbone.modelTopology.config.layers.some((b) => b.config.name === l.config.name),
+  );
   if (clash) throw new Error(`head layer ${String(clash.config.name)} has the name of a backbone layer`);
   const modelTopology: TopologyJson = {
     ...backbone.modelTopology,
-    config: { ...backbone.modelTopology.config, name: 'boat', layers: [...backbone.modelTopology.config.layers, ...headLayers], output_layers: [[OUTPUT_LAYER, 0, 0]] },
+    config: {
+      ...backbone.modelTopology.config,
+      name: 'boat',
+      layers: [...backbone.modelTopology.config.layers, ...headLayers],
+      output_layers: [[OUTPUT_LAYER, 0, 0]],
+    },
   };
-  return { modelTopology, weightSpecs: [...backbone.weightSpecs, ...head.weightSpecs], weightData: concatBytes([backbone.weightData, head.weightData]), featureLayer };
+  return {
+    modelTopology,
+    weightSpecs: [...backbone.weightSpecs, ...head.weightSpecs],
+    weightData: concatBytes([backbone.weightData, head.weightData]),
+    featureLayer,
+  };
 }

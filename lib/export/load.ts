@@ -35,15 +35,24 @@ export function readExportManifest(dir: string): ExportManifest {
   try {
     manifest = JSON.parse(fs.readFileSync(file, 'utf8')) as ExportManifest;
   } catch {
-    throw new UserError(fs.existsSync(file) ? `export description damaged (not JSON): ${file}` : `not an exported model (no ${BOAT_JSON}): ${dir}`);
+    throw new UserError(
+      fs.existsSync(file)
+        ? `export description damaged (not JSON): ${file}`
+        : `not an exported model (no ${BOAT_JSON}): ${dir}`,
+    );
   }
-  if (manifest.format !== EXPORT_FORMAT) throw new UserError(`${file}: unsupported export format "${manifest.format}" (expected ${EXPORT_FORMAT})`);
+  if (manifest.format !== EXPORT_FORMAT)
+    throw new UserError(`${file}: unsupported export format "${manifest.format}" (expected ${EXPORT_FORMAT})`);
   return manifest;
 }
 
 /** The exported LayersModel (probabilities out), every file checked against boat.json's hashes. */
-export async function loadExportedLayersModel(dir: string, manifest = readExportManifest(dir)): Promise<tf.LayersModel> {
-  const read = (rel: string): Buffer => readFileSha256Checked(path.join(dir, rel), manifest.files[rel], 'exported model file', 'damaged');
+export async function loadExportedLayersModel(
+  dir: string,
+  manifest = readExportManifest(dir),
+): Promise<tf.LayersModel> {
+  const read = (rel: string): Buffer =>
+    readFileSha256Checked(path.join(dir, rel), manifest.files[rel], 'exported model file', 'damaged');
   let json: { modelTopology: object; weightsManifest: tf.io.WeightsManifestConfig };
   try {
     json = JSON.parse(read(manifest.model.path).toString('utf8')) as typeof json;
@@ -59,7 +68,13 @@ export async function loadExportedLayersModel(dir: string, manifest = readExport
     for (const p of group.paths) shards.push(read(path.posix.join(base, p)));
   }
   const weightData = Buffer.concat(shards);
-  return tf.loadLayersModel(tf.io.fromMemory({ modelTopology: json.modelTopology, weightSpecs, weightData: weightData.buffer.slice(weightData.byteOffset, weightData.byteOffset + weightData.byteLength) }));
+  return tf.loadLayersModel(
+    tf.io.fromMemory({
+      modelTopology: json.modelTopology,
+      weightSpecs,
+      weightData: weightData.buffer.slice(weightData.byteOffset, weightData.byteOffset + weightData.byteLength),
+    }),
+  );
 }
 
 /**
@@ -69,7 +84,10 @@ export async function loadExportedLayersModel(dir: string, manifest = readExport
 export async function loadExportedModel(dir: string): Promise<BoatModel> {
   const manifest = readExportManifest(dir);
   const full = await loadExportedLayersModel(dir, manifest);
-  const head = buildHead(manifest.classes.length, { features: full.getLayer(manifest.model.featureLayer).outputShape[1] as number, ...manifest.model.head });
+  const head = buildHead(manifest.classes.length, {
+    features: full.getLayer(manifest.model.featureLayer).outputShape[1] as number,
+    ...manifest.model.head,
+  });
   for (const name of ['fc1', 'fc2']) head.getLayer(name).setWeights(full.getLayer(name).getWeights());
   const backbone = cutAtFeatures(full, manifest.model.featureLayer);
   const info = {
@@ -85,6 +103,9 @@ export async function loadExportedModel(dir: string): Promise<BoatModel> {
 /** A saved model folder or an exported web folder, whichever `dir` is. */
 export async function loadAnyModel(dir: string, options: { inputSize?: number } = {}): Promise<BoatModel> {
   if (!isExportFolder(dir)) return loadBoatModel(dir, undefined, options);
-  if (options.inputSize !== undefined) throw new UserError(`--input-size does not apply to an exported folder (${dir} is fixed at ${readExportManifest(dir).inputSize} px)`);
+  if (options.inputSize !== undefined)
+    throw new UserError(
+      `--input-size does not apply to an exported folder (${dir} is fixed at ${readExportManifest(dir).inputSize} px)`,
+    );
   return loadExportedModel(dir);
 }

@@ -51,7 +51,10 @@ export function encodeFloat16(values: Float32Array, name: string): Uint16Array {
   const out = new Uint16Array(values.length);
   for (let i = 0; i < values.length; i++) {
     const h = float16Bits(values[i]);
-    if ((h & 0x7c00) === 0x7c00 && Number.isFinite(values[i])) throw new UserError(`weight ${name} has a value (${values[i]}) beyond float16's range (65504); export it with --quantize none or uint8`);
+    if ((h & 0x7c00) === 0x7c00 && Number.isFinite(values[i]))
+      throw new UserError(
+        `weight ${name} has a value (${values[i]}) beyond float16's range (65504); export it with --quantize none or uint8`,
+      );
     out[i] = h;
   }
   return out;
@@ -86,7 +89,11 @@ export function shouldQuantize(spec: tf.io.WeightsManifestEntry): boolean {
  * Re-encodes full-precision weights (tfjs' encodeWeights layout: the specs in order, values packed
  * back to back) with `quantization`; returns the new specs and bytes in the same layout.
  */
-export function quantizeWeights(specs: tf.io.WeightsManifestEntry[], data: Uint8Array, quantization: WeightQuantization): { specs: tf.io.WeightsManifestEntry[]; data: Uint8Array } {
+export function quantizeWeights(
+  specs: tf.io.WeightsManifestEntry[],
+  data: Uint8Array,
+  quantization: WeightQuantization,
+): { specs: tf.io.WeightsManifestEntry[]; data: Uint8Array } {
   const parts: Uint8Array[] = [];
   const outSpecs: tf.io.WeightsManifestEntry[] = [];
   let offset = 0;

@@ -58,7 +58,8 @@ export function serveFolder(options: ServeOptions): Promise<RunningServer> {
   requireDirectory(options.dir, 'folder to serve');
   const root = fs.realpathSync(path.resolve(options.dir));
   const port = options.port ?? 8080;
-  if (!Number.isInteger(port) || port < 0 || port > 65535) throw new UserError(`--port must be 0 to 65535, got ${port}`);
+  if (!Number.isInteger(port) || port < 0 || port > 65535)
+    throw new UserError(`--port must be 0 to 65535, got ${port}`);
   const server = http.createServer((req, res) => {
     if (req.method !== 'GET' && req.method !== 'HEAD') return send(res, 405, 'method not allowed');
     let file = resolveInside(root, req.url ?? '/');
@@ -66,10 +67,15 @@ export function serveFolder(options: ServeOptions): Promise<RunningServer> {
     try {
       if (fs.statSync(file).isDirectory()) file = path.join(file, 'index.html');
       const real = fs.realpathSync(file);
-      if (real !== root && !real.startsWith(root + path.sep)) return send(res, 403, 'forbidden: outside the served folder');
+      if (real !== root && !real.startsWith(root + path.sep))
+        return send(res, 403, 'forbidden: outside the served folder');
       const stat = fs.statSync(real);
       if (!stat.isFile()) return send(res, 404, 'not found');
-      res.writeHead(200, { 'content-type': TYPES[path.extname(real).toLowerCase()] ?? 'application/octet-stream', 'content-length': stat.size, 'cache-control': 'no-cache' });
+      res.writeHead(200, {
+        'content-type': TYPES[path.extname(real).toLowerCase()] ?? 'application/octet-stream',
+        'content-length': stat.size,
+        'cache-control': 'no-cache',
+      });
       if (req.method === 'HEAD') return res.end();
       fs.createReadStream(real).pipe(res);
     } catch {
@@ -78,16 +84,19 @@ export function serveFolder(options: ServeOptions): Promise<RunningServer> {
   });
   const host = options.host ?? '127.0.0.1';
   return new Promise((resolve, reject) => {
-    server.once('error', (err: NodeJS.ErrnoException) => reject(err.code === 'EADDRINUSE' ? new UserError(`port ${port} is in use; choose another with --port`) : err));
+    server.once('error', (err: NodeJS.ErrnoException) =>
+      reject(err.code === 'EADDRINUSE' ? new UserError(`port ${port} is in use; choose another with --port`) : err),
+    );
     server.listen(port, host, () => {
       const address = server.address() as AddressInfo;
       resolve({
         url: `http://${host}:${address.port}/`,
         server,
-        close: () => new Promise((done) => {
-          server.close(() => done());
-          server.closeAllConnections();
-        }),
+        close: () =>
+          new Promise((done) => {
+            server.close(() => done());
+            server.closeAllConnections();
+          }),
       });
     });
   });

@@ -34,7 +34,10 @@ interface Slot {
 
 export class DecodePool {
   private readonly slots: Slot[];
-  private readonly pending = new Map<number, { resolve: (r: DecodeReply) => void; reject: (e: Error) => void; slot: Slot }>();
+  private readonly pending = new Map<
+    number,
+    { resolve: (r: DecodeReply) => void; reject: (e: Error) => void; slot: Slot }
+  >();
   private seq = 0;
   private closed = false;
 
@@ -57,7 +60,14 @@ export class DecodePool {
     return new Promise((resolve, reject) => {
       this.pending.set(id, { resolve, reject, slot });
       if (slot.busy++ === 0) slot.worker.ref();
-      slot.worker.postMessage({ id, file, spec, rngState, jpegAddon: jpegAddonActive(), jpegExact: jpegExact() } satisfies DecodeRequest);
+      slot.worker.postMessage({
+        id,
+        file,
+        spec,
+        rngState,
+        jpegAddon: jpegAddonActive(),
+        jpegExact: jpegExact(),
+      } satisfies DecodeRequest);
     });
   }
 

@@ -25,11 +25,17 @@ async function answer(request: DecodeRequest): Promise<void> {
     const rng = new Random(0);
     rng.setState(request.rngState);
     const image = await loadImage(request.file, transform, rng);
-    const data = image.data.byteOffset === 0 && image.data.byteLength === image.data.buffer.byteLength ? image.data : image.data.slice();
+    const data =
+      image.data.byteOffset === 0 && image.data.byteLength === image.data.buffer.byteLength
+        ? image.data
+        : image.data.slice();
     reply = { id: request.id, ok: true, data, width: image.width, height: image.height };
     transfer = [data.buffer as ArrayBuffer];
   } catch (err) {
-    reply = err instanceof ImageDecodeError ? { id: request.id, ok: false, reason: err.reason } : { id: request.id, ok: false, fatal: errorLine(err) };
+    reply =
+      err instanceof ImageDecodeError
+        ? { id: request.id, ok: false, reason: err.reason }
+        : { id: request.id, ok: false, fatal: errorLine(err) };
   }
   parentPort!.postMessage(reply, transfer);
 }

@@ -13,7 +13,11 @@ export interface AugmentationFigureOptions {
   gap?: number;
 }
 
-export async function augmentationFigure(file: string, transform: Compose, options: AugmentationFigureOptions = {}): Promise<Buffer> {
+export async function augmentationFigure(
+  file: string,
+  transform: Compose,
+  options: AugmentationFigureOptions = {},
+): Promise<Buffer> {
   const tile = options.tile ?? 224;
   const gap = options.gap ?? 6;
   const seed = options.seed ?? 0;
@@ -24,7 +28,9 @@ export async function augmentationFigure(file: string, transform: Compose, optio
   const side = 3 * tile + 4 * gap;
   const tiles = await Promise.all(
     views.map(async (v, k) => ({
-      input: await sharp(await decodeRgb(v).then((img) => img.data), { raw: { width: v.width, height: v.height, channels: 3 } })
+      input: await sharp(await decodeRgb(v).then((img) => img.data), {
+        raw: { width: v.width, height: v.height, channels: 3 },
+      })
         .resize(tile, tile, { fit: 'fill' })
         .png()
         .toBuffer(),
@@ -32,5 +38,8 @@ export async function augmentationFigure(file: string, transform: Compose, optio
       top: gap + Math.floor(k / 3) * (tile + gap),
     })),
   );
-  return sharp({ create: { width: side, height: side, channels: 3, background: '#ffffff' } }).composite(tiles).png().toBuffer();
+  return sharp({ create: { width: side, height: side, channels: 3, background: '#ffffff' } })
+    .composite(tiles)
+    .png()
+    .toBuffer();
 }

@@ -61,6 +61,7 @@ export class ImageFolder {
 /** Opens, decodes and transforms one image file. Throws ImageDecodeError for a bad file. */
 export async function loadImage(file: string, transform: Transform, rng: Random): Promise<FloatImage> {
   const out = await transform.apply(await openImage(file), rng);
-  if (out.kind !== 'float') throw new Error(`the transform must end with ToTensor/Normalize or CaffePreprocess (${transform.name})`);
+  if (out.kind !== 'float')
+    throw new Error(`the transform must end with ToTensor/Normalize or CaffePreprocess (${transform.name})`);
   return out;
 }

@@ -80,7 +80,10 @@ export function jpegShrinkFor(factor: number): number {
 }
 
 /** The source box, the pixels the filter may read, the output size and the shrink of a pending decode. */
-export function jpegGeometry(base: ImageSource, pending: Pick<PendingImage, 'cropBefore' | 'resize' | 'cropAfter'>): { geometry: Float64Array; shrink: number } {
+export function jpegGeometry(
+  base: ImageSource,
+  pending: Pick<PendingImage, 'cropBefore' | 'resize' | 'cropAfter'>,
+): { geometry: Float64Array; shrink: number } {
   const clip: Box = pending.cropBefore ?? { left: 0, top: 0, width: base.width, height: base.height };
   let box = clip;
   let out = { width: clip.width, height: clip.height };
@@ -89,11 +92,27 @@ export function jpegGeometry(base: ImageSource, pending: Pick<PendingImage, 'cro
     const sx = clip.width / pending.resize.width;
     const sy = clip.height / pending.resize.height;
     const after = pending.cropAfter ?? { left: 0, top: 0, ...pending.resize };
-    box = { left: clip.left + after.left * sx, top: clip.top + after.top * sy, width: after.width * sx, height: after.height * sy };
+    box = {
+      left: clip.left + after.left * sx,
+      top: clip.top + after.top * sy,
+      width: after.width * sx,
+      height: after.height * sy,
+    };
     out = { width: after.width, height: after.height };
     shrink = exact ? 1 : jpegShrinkFor(Math.min(sx, sy));
   }
-  const geometry = Float64Array.from([box.left, box.top, box.width, box.height, clip.left, clip.top, clip.left + clip.width, clip.top + clip.height, out.width, out.height]);
+  const geometry = Float64Array.from([
+    box.left,
+    box.top,
+    box.width,
+    box.height,
+    clip.left,
+    clip.top,
+    clip.left + clip.width,
+    clip.top + clip.height,
+    out.width,
+    out.height,
+  ]);
   return { geometry, shrink };
 }
 
@@ -101,7 +120,10 @@ export function jpegGeometry(base: ImageSource, pending: Pick<PendingImage, 'cro
  * Decodes a plain JPEG's pending crop/resize with the addon; null when the addon is off or the file
  * is not one it takes, or it failed on the file (the caller then uses sharp).
  */
-export async function decodeJpeg(base: ImageSource, pending: Pick<PendingImage, 'cropBefore' | 'resize' | 'cropAfter'>): Promise<RgbImage | null> {
+export async function decodeJpeg(
+  base: ImageSource,
+  pending: Pick<PendingImage, 'cropBefore' | 'resize' | 'cropAfter'>,
+): Promise<RgbImage | null> {
   if (!base.plainJpeg || !jpegAddonActive()) return null;
   const { geometry, shrink } = jpegGeometry(base, pending);
   try {
@@ -165,7 +187,12 @@ export function parsePlainJpeg(b: Buffer): { width: number; height: number } | n
       if (orientation === null || orientation !== 1) return null;
     } else if (marker === 0xe2 && b.toString('latin1', body, body + 12) === 'ICC_PROFILE\0') {
       return null; // colour-managed: sharp converts it to sRGB
-    } else if (marker === 0xee && b.toString('latin1', body, body + 5) === 'Adobe' && length >= 14 && b[body + 11] === 0) {
+    } else if (
+      marker === 0xee &&
+      b.toString('latin1', body, body + 5) === 'Adobe' &&
+      length >= 14 &&
+      b[body + 11] === 0
+    ) {
       return null; // Adobe transform 0: RGB or CMYK samples, not YCbCr
     }
     at = body + length - 2;

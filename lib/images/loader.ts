@@ -81,8 +81,10 @@ export class DataLoader {
     this.indices = options.indices ?? Array.from({ length: dataset.length }, (_, i) => i);
     this.spec = specOf(dataset.transform);
     this.workers = this.spec ? (options.workers ?? defaultDecodeWorkers()) : 0;
-    if (!Number.isInteger(this.batchSize) || this.batchSize < 1) throw new Error(`batchSize must be a positive integer, got ${this.batchSize}`);
-    if (!Number.isInteger(this.prefetch) || this.prefetch < 1) throw new Error(`prefetch must be a positive integer, got ${this.prefetch}`);
+    if (!Number.isInteger(this.batchSize) || this.batchSize < 1)
+      throw new Error(`batchSize must be a positive integer, got ${this.batchSize}`);
+    if (!Number.isInteger(this.prefetch) || this.prefetch < 1)
+      throw new Error(`prefetch must be a positive integer, got ${this.prefetch}`);
   }
 
   /** Number of batches per epoch (before any undecodable file is dropped). */
@@ -136,7 +138,8 @@ export class DataLoader {
     if (this.workers === 0 || !this.spec) return this.dataset.load(index, rng);
     const { file, label } = this.dataset.samples[index];
     const reply = await DecodePool.shared(this.workers).run(file, this.spec, rng.getState());
-    if (reply.ok) return { image: { kind: 'float', data: reply.data, width: reply.width, height: reply.height }, label, file };
+    if (reply.ok)
+      return { image: { kind: 'float', data: reply.data, width: reply.width, height: reply.height }, label, file };
     if ('reason' in reply) {
       this.dataset.recordSkip(file, reply.reason);
       return null;
@@ -156,10 +159,19 @@ export class DataLoader {
     const data = new Float32Array(ok.length * size);
     ok.forEach((s, j) => {
       if (s.image.width !== width || s.image.height !== height) {
-        throw new Error(`images in a batch must share one size: ${s.file} is ${s.image.width}×${s.image.height}, expected ${width}×${height} (end the transform with a fixed-size crop)`);
+        throw new Error(
+          `images in a batch must share one size: ${s.file} is ${s.image.width}×${s.image.height}, expected ${width}×${height} (end the transform with a fixed-size crop)`,
+        );
       }
       data.set(s.image.data, j * size);
     });
-    return { data, labels: Int32Array.from(ok.map((s) => s.label)), files: ok.map((s) => s.file), indices: okIndices, height, width };
+    return {
+      data,
+      labels: Int32Array.from(ok.map((s) => s.label)),
+      files: ok.map((s) => s.file),
+      indices: okIndices,
+      height,
+      width,
+    };
   }
 }

@@ -96,8 +96,19 @@ async function readSource(file: string): Promise<ImageSource> {
     const meta = await sharp(file, { limitInputPixels: false }).metadata();
     if (!meta.width || !meta.height) throw new Error('no size in header');
     const swap = (meta.orientation ?? 1) >= 5;
-    const plainJpeg = meta.format === 'jpeg' && (meta.orientation ?? 1) === 1 && !meta.hasProfile && meta.channels === 3 && meta.space === 'srgb';
-    return { kind: 'source', file, width: swap ? meta.height : meta.width, height: swap ? meta.width : meta.height, plainJpeg };
+    const plainJpeg =
+      meta.format === 'jpeg' &&
+      (meta.orientation ?? 1) === 1 &&
+      !meta.hasProfile &&
+      meta.channels === 3 &&
+      meta.space === 'srgb';
+    return {
+      kind: 'source',
+      file,
+      width: swap ? meta.height : meta.width,
+      height: swap ? meta.width : meta.height,
+      plainJpeg,
+    };
   } catch (err) {
     throw new ImageDecodeError(file, `not a readable image (${errorLine(err)})`);
   }
@@ -118,13 +129,25 @@ export function pipelineOf(sample: ImageSource | RgbImage): Sharp {
  */
 export async function toRgb(pipeline: Sharp, file?: string): Promise<RgbImage> {
   try {
-    const { data, info } = await pipeline.removeAlpha().toColourspace('srgb').raw({ depth: 'uchar' }).toBuffer({ resolveWithObject: true });
+    const { data, info } = await pipeline
+      .removeAlpha()
+      .toColourspace('srgb')
+      .raw({ depth: 'uchar' })
+      .toBuffer({ resolveWithObject: true });
     if (info.channels !== 3) throw new Error(`expected 3 channels after conversion, got ${info.channels}`);
-    return { kind: 'rgb', data: new Uint8Array(data.buffer, data.byteOffset, data.length), width: info.width, height: info.height };
+    return {
+      kind: 'rgb',
+      data: new Uint8Array(data.buffer, data.byteOffset, data.length),
+      width: info.width,
+      height: info.height,
+    };
   } catch (err) {
     // libvips reports some failures from its worker threads only as "Unknown error".
     const detail = errorLine(err);
-    throw new ImageDecodeError(file ?? '<pixels>', `cannot decode (${detail === 'Unknown error' ? 'corrupt or truncated image data' : detail})`);
+    throw new ImageDecodeError(
+      file ?? '<pixels>',
+      `cannot decode (${detail === 'Unknown error' ? 'corrupt or truncated image data' : detail})`,
+    );
   }
 }
 
@@ -139,14 +162,16 @@ export async function decodeRgb(sample: Sample): Promise<RgbImage> {
       return (await decodeJpeg(sample, {})) ?? toRgb(pipelineOf(sample), sample.file);
     case 'pending': {
       // A crop of pixels already decoded is a copy: no sharp round trip.
-      if (sample.base.kind === 'rgb' && !sample.resize && sample.cropBefore) return cropRgb(sample.base, sample.cropBefore);
+      if (sample.base.kind === 'rgb' && !sample.resize && sample.cropBefore)
+        return cropRgb(sample.base, sample.cropBefore);
       if (sample.base.kind === 'source') {
         const fast = await decodeJpeg(sample.base, sample);
         if (fast) return fast;
       }
       let pipeline = pipelineOf(sample.base);
       if (sample.cropBefore) pipeline = pipeline.extract(sample.cropBefore);
-      if (sample.resize) pipeline = pipeline.resize(sample.resize.width, sample.resize.height, { fit: 'fill', kernel: 'linear' });
+      if (sample.resize)
+        pipeline = pipeline.resize(sample.resize.width, sample.resize.height, { fit: 'fill', kernel: 'linear' });
       if (sample.cropAfter) pipeline = pipeline.extract(sample.cropAfter);
       return toRgb(pipeline, sample.base.kind === 'source' ? sample.base.file : undefined);
     }

@@ -4,7 +4,17 @@
  * always gives the same augmented image.
  */
 import { Random } from '../util';
-import { Box, decodeRgb, FloatImage, ImageSource, PendingImage, RgbImage, Sample, withCrop, withResize } from './sample';
+import {
+  Box,
+  decodeRgb,
+  FloatImage,
+  ImageSource,
+  PendingImage,
+  RgbImage,
+  Sample,
+  withCrop,
+  withResize,
+} from './sample';
 
 export interface Transform {
   /** torchvision-style description, e.g. "Resize(256)". */
@@ -38,7 +48,8 @@ export interface TransformSpec {
 type Geometric = ImageSource | RgbImage | PendingImage;
 
 function geometric(sample: Sample, who: string): Geometric {
-  if (sample.kind === 'float') throw new Error(`${who} works on images; put it before ToTensor/Normalize/CaffePreprocess`);
+  if (sample.kind === 'float')
+    throw new Error(`${who} works on images; put it before ToTensor/Normalize/CaffePreprocess`);
   return sample;
 }
 
@@ -52,7 +63,13 @@ export class Compose implements Transform {
   readonly name: string;
 
   spec(): TransformSpec {
-    return { type: 'Compose', args: this.transforms.map((t) => { if (!t.spec) throw new Error(`${t.name} has no spec`); return t.spec(); }) };
+    return {
+      type: 'Compose',
+      args: this.transforms.map((t) => {
+        if (!t.spec) throw new Error(`${t.name} has no spec`);
+        return t.spec();
+      }),
+    };
   }
   constructor(readonly transforms: readonly Transform[]) {
     this.name = `Compose(${transforms.map((t) => t.name).join(', ')})`;
@@ -94,7 +111,8 @@ export class Resize implements Transform {
   async apply(sample: Sample): Promise<Geometric> {
     const img = geometric(sample, this.name);
     const { width: w, height: h } = img;
-    const [tw, th] = w <= h ? [this.size, Math.floor((this.size * h) / w)] : [Math.floor((this.size * w) / h), this.size];
+    const [tw, th] =
+      w <= h ? [this.size, Math.floor((this.size * h) / w)] : [Math.floor((this.size * w) / h), this.size];
     return tw === w && th === h ? img : withResize(img, tw, th);
   }
 }
@@ -116,7 +134,12 @@ export class CenterCrop implements Transform {
     const s = this.size;
     if (img.width >= s && img.height >= s) {
       // Fits: record the crop so that it runs in the same sharp pass as a preceding resize.
-      return withCrop(img, { left: pyRound((img.width - s) / 2), top: pyRound((img.height - s) / 2), width: s, height: s });
+      return withCrop(img, {
+        left: pyRound((img.width - s) / 2),
+        top: pyRound((img.height - s) / 2),
+        width: s,
+        height: s,
+      });
     }
     return centerCrop(await decodeRgb(img), s);
   }
@@ -132,13 +155,23 @@ export function centerCrop(img: RgbImage, size: number): RgbImage {
     if (sy < 0 || sy >= img.height) continue;
     const x0 = Math.max(0, -left);
     const x1 = Math.min(size, img.width - left);
-    if (x1 > x0) out.set(img.data.subarray((sy * img.width + left + x0) * 3, (sy * img.width + left + x1) * 3), (y * size + x0) * 3);
+    if (x1 > x0)
+      out.set(
+        img.data.subarray((sy * img.width + left + x0) * 3, (sy * img.width + left + x1) * 3),
+        (y * size + x0) * 3,
+      );
   }
   return { kind: 'rgb', data: out, width: size, height: size };
 }
 
 /** The crop box torchvision's RandomResizedCrop.get_params picks (10 tries, then a centre crop). */
-export function randomResizedCropBox(width: number, height: number, scale: [number, number], ratio: [number, number], rng: Random): Box {
+export function randomResizedCropBox(
+  width: number,
+  height: number,
+  scale: [number, number],
+  ratio: [number, number],
+  rng: Random,
+): Box {
   const area = width * height;
   const logRatio = [Math.log(ratio[0]), Math.log(ratio[1])];
   for (let attempt = 0; attempt < 10; attempt++) {
@@ -179,7 +212,8 @@ export class RandomResizedCrop implements Transform {
     const img = geometric(sample, this.name);
     const box = randomResizedCropBox(img.width, img.height, this.scale, this.ratio, rng);
     // sharp shrinks a JPEG on load by 2 only when the resize shrinks it by 3 or more (pipeline.cc) and never after a crop, so smaller boxes stay exact (the JPEG addon, jpeg.ts, shrinks both).
-    if (img.kind === 'source' && box.width >= 3 * this.size && box.height >= 3 * this.size) return resizedCropOnGrid(img, box, this.size);
+    if (img.kind === 'source' && box.width >= 3 * this.size && box.height >= 3 * this.size)
+      return resizedCropOnGrid(img, box, this.size);
     return resizedCrop(img, box, this.size);
   }
 }
@@ -196,7 +230,14 @@ export function resizedCropOnGrid(img: ImageSource, box: Box, size: number): Pen
   const height = Math.max(size, Math.round((img.height * size) / box.height));
   const left = Math.min(width - size, Math.round((box.left * width) / img.width));
   const top = Math.min(height - size, Math.round((box.top * height) / img.height));
-  return { kind: 'pending', base: img, resize: { width, height }, cropAfter: { left, top, width: size, height: size }, width: size, height: size };
+  return {
+    kind: 'pending',
+    base: img,
+    resize: { width, height },
+    cropAfter: { left, top, width: size, height: size },
+    width: size,
+    height: size,
+  };
 }
 
 /** torchvision's functional resized_crop: cut `box`, resize it to size×size (bilinear). One sharp pass. */
@@ -216,7 +257,12 @@ export async function rotate(sample: Geometric, angle: number): Promise<RgbImage
   const { width: w, height: h, data } = img;
   const theta = -(angle * (Math.PI / 180));
   const round15 = (v: number): number => Number(v.toFixed(15));
-  const [a, b, d, e] = [round15(Math.cos(theta)), round15(Math.sin(theta)), round15(-Math.sin(theta)), round15(Math.cos(theta))];
+  const [a, b, d, e] = [
+    round15(Math.cos(theta)),
+    round15(Math.sin(theta)),
+    round15(-Math.sin(theta)),
+    round15(Math.cos(theta)),
+  ];
   const c = a * -(w / 2) + b * -(h / 2) + w / 2;
   const f = d * -(w / 2) + e * -(h / 2) + h / 2;
   const fix = (v: number): number => Math.floor(v * 65536 + 0.5);
@@ -381,7 +427,14 @@ function shiftHue(px: Float32Array, shift: number): void {
     const p = max * (1 - s);
     const q = max * (1 - f * s);
     const t = max * (1 - (1 - f) * s);
-    const rgb = [[max, t, p], [q, max, p], [p, max, t], [p, q, max], [t, p, max], [max, p, q]][sector % 6];
+    const rgb = [
+      [max, t, p],
+      [q, max, p],
+      [p, max, t],
+      [p, q, max],
+      [t, p, max],
+      [max, p, q],
+    ][sector % 6];
     px[i] = rgb[0] * 255;
     px[i + 1] = rgb[1] * 255;
     px[i + 2] = rgb[2] * 255;
@@ -443,7 +496,8 @@ export class CaffePreprocess implements Transform {
     return { type: 'CaffePreprocess', args: [] };
   }
   async apply(sample: Sample): Promise<FloatImage> {
-    if (sample.kind === 'float') throw new Error('CaffePreprocess takes 0-255 pixels: use it instead of ToTensor/Normalize');
+    if (sample.kind === 'float')
+      throw new Error('CaffePreprocess takes 0-255 pixels: use it instead of ToTensor/Normalize');
     const img = await decodeRgb(sample);
     const [b, g, r] = CAFFE_MEAN_BGR;
     const px = img.data;
@@ -465,7 +519,9 @@ export type Preprocessing = 'imagenet' | 'caffe';
 
 /** The steps that turn 8-bit pixels into the backbone's input: ToTensor + Normalize, or CaffePreprocess. */
 export function preprocessingSteps(preprocessing: Preprocessing): Transform[] {
-  return preprocessing === 'caffe' ? [new CaffePreprocess()] : [new ToTensor(), new Normalize(IMAGENET_MEAN, IMAGENET_STD)];
+  return preprocessing === 'caffe'
+    ? [new CaffePreprocess()]
+    : [new ToTensor(), new Normalize(IMAGENET_MEAN, IMAGENET_STD)];
 }
 
 /** The resize that goes with a crop of `inputSize`, in the tutorial's 256 : 224 proportion (366 for 320). */
@@ -490,7 +546,11 @@ export function trainTransforms(preprocessing: Preprocessing = 'caffe', inputSiz
 
 /** The tutorial's validation and test transforms: Resize(256), CenterCrop(224), then the model's preprocessing. */
 export function evalTransforms(preprocessing: Preprocessing = 'caffe', inputSize = 224): Compose {
-  return new Compose([new Resize(resizeFor(inputSize)), new CenterCrop(inputSize), ...preprocessingSteps(preprocessing)]);
+  return new Compose([
+    new Resize(resizeFor(inputSize)),
+    new CenterCrop(inputSize),
+    ...preprocessingSteps(preprocessing),
+  ]);
 }
 
 /**

@@ -59,7 +59,8 @@ async function tryTensorflow(): Promise<Started | null> {
 export function wasmThreadsWanted(env = process.env.BOAT_THREADS): number {
   if (env !== undefined && env !== '') {
     const n = Number(env);
-    if (!Number.isInteger(n) || n < 1 || n > 8) throw new UserError(`BOAT_THREADS must be a whole number from 1 to 8, got "${env}"`);
+    if (!Number.isInteger(n) || n < 1 || n > 8)
+      throw new UserError(`BOAT_THREADS must be a whole number from 1 to 8, got "${env}"`);
     return n;
   }
   return Math.min(8, Math.max(1, os.cpus().length));
@@ -77,7 +78,9 @@ async function tryWasm(): Promise<Started | null> {
     try {
       threads = await startThreadedWasm(wanted);
     } catch (err) {
-      process.stderr.write(`note: wasm threads unavailable (${(err as Error).message.split('\n')[0]}); using one thread\n`);
+      process.stderr.write(
+        `note: wasm threads unavailable (${(err as Error).message.split('\n')[0]}); using one thread\n`,
+      );
     }
   }
   if (threads === null) {
@@ -90,7 +93,11 @@ async function tryWasm(): Promise<Started | null> {
   const simd = await tf.env().getAsync('WASM_HAS_SIMD_SUPPORT');
   const native = installNativeKernels(wanted);
   const kernels = 'description' in native ? `; native kernels: ${native.description}` : '';
-  return { details: `${simd ? 'SIMD' : 'no SIMD'}, ${threads} thread${threads === 1 ? '' : 's'}${kernels}`, threads, native };
+  return {
+    details: `${simd ? 'SIMD' : 'no SIMD'}, ${threads} thread${threads === 1 ? '' : 's'}${kernels}`,
+    threads,
+    native,
+  };
 }
 
 /** Why the last attempt at a backend failed, for the error when it was forced. */
@@ -127,7 +134,13 @@ export async function selectBackend(forced = process.env.BOAT_BACKEND): Promise<
   const candidates = forced ? [forced as BackendName] : ORDER;
   for (const name of candidates) {
     const started =
-      name === 'tensorflow' ? await tryTensorflow() : name === 'webgpu' ? await tryWebgpu(forced === 'webgpu') : name === 'wasm' ? await tryWasm() : await tryCpu();
+      name === 'tensorflow'
+        ? await tryTensorflow()
+        : name === 'webgpu'
+          ? await tryWebgpu(forced === 'webgpu')
+          : name === 'wasm'
+            ? await tryWasm()
+            : await tryCpu();
     if (started) {
       await tf.ready();
       resolved = { name, ...started, line: `Using ${name} backend (${started.details})` };
@@ -135,7 +148,11 @@ export async function selectBackend(forced = process.env.BOAT_BACKEND): Promise<
     }
   }
   const why = forced ? whyNot.get(forced as BackendName) : undefined;
-  throw new UserError(forced ? `backend "${forced}" is not available on this machine${why ? `: ${why}` : ''}` : 'no TensorFlow.js backend could be started');
+  throw new UserError(
+    forced
+      ? `backend "${forced}" is not available on this machine${why ? `: ${why}` : ''}`
+      : 'no TensorFlow.js backend could be started',
+  );
 }
 
 /**
@@ -146,5 +163,8 @@ export function fineTuneSupport(): { ok: boolean; reason: string } {
   const backend = tf.getBackend();
   return tf.getKernel('Conv2DBackpropFilter', backend)
     ? { ok: true, reason: `the ${backend} backend has convolution gradients` }
-    : { ok: false, reason: `the ${backend} backend has no Conv2DBackpropFilter kernel yet (tensorflow/tfjs#8474), so it cannot train convolutions; fine-tuning runs on the tensorflow and cpu backends` };
+    : {
+        ok: false,
+        reason: `the ${backend} backend has no Conv2DBackpropFilter kernel yet (tensorflow/tfjs#8474), so it cannot train convolutions; fine-tuning runs on the tensorflow and cpu backends`,
+      };
 }

@@ -42,7 +42,12 @@ interface LayerVariableInternals {
 }
 
 /** Normalises x [..., C] with its own batch statistics; returns y and (kept) mean and variance. */
-export function batchNormTraining(x: tf.Tensor, gamma: tf.Tensor1D, beta: tf.Tensor1D, epsilon: number): { y: tf.Tensor; mean: tf.Tensor1D; variance: tf.Tensor1D } {
+export function batchNormTraining(
+  x: tf.Tensor,
+  gamma: tf.Tensor1D,
+  beta: tf.Tensor1D,
+  epsilon: number,
+): { y: tf.Tensor; mean: tf.Tensor1D; variance: tf.Tensor1D } {
   const axes = x.shape.slice(0, -1).map((_, i) => i);
   const count = x.size / x.shape[x.rank - 1];
   let mean: tf.Tensor1D | null = null;
@@ -51,7 +56,9 @@ export function batchNormTraining(x: tf.Tensor, gamma: tf.Tensor1D, beta: tf.Ten
   const op = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
     const [input, g, b, save] = args as [tf.Tensor, tf.Tensor, tf.Tensor, tf.GradSaveFunc];
     if (native) {
-      const [value, m, v, invStd] = tf.engine().runKernel<tf.Tensor[]>(BATCH_NORM_TRAIN, { x: input, gamma: g, beta: b }, { epsilon });
+      const [value, m, v, invStd] = tf
+        .engine()
+        .runKernel<tf.Tensor[]>(BATCH_NORM_TRAIN, { x: input, gamma: g, beta: b }, { epsilon });
       mean = tf.keep(m as tf.Tensor1D);
       variance = tf.keep(v as tf.Tensor1D);
       save([input, m, invStd, g]);
@@ -59,7 +66,9 @@ export function batchNormTraining(x: tf.Tensor, gamma: tf.Tensor1D, beta: tf.Ten
         value,
         gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
           const [xs, mu, inv, gm] = saved;
-          return tf.engine().runKernel<tf.Tensor[]>(BATCH_NORM_TRAIN_GRAD, { dy, x: xs, mean: mu, invStd: inv, gamma: gm }, {});
+          return tf
+            .engine()
+            .runKernel<tf.Tensor[]>(BATCH_NORM_TRAIN_GRAD, { dy, x: xs, mean: mu, invStd: inv, gamma: gm }, {});
         },
       };
     }
@@ -97,7 +106,14 @@ export function batchNormTraining(x: tf.Tensor, gamma: tf.Tensor1D, beta: tf.Ten
  * gradient tiles the statistics to the activation's size and also differentiates them, which made a
  * frozen-BatchNorm fine-tune step several times slower than a training-mode one on wasm.
  */
-export function batchNormFrozen(x: tf.Tensor, gamma: tf.Tensor1D, beta: tf.Tensor1D, mean: tf.Tensor1D, variance: tf.Tensor1D, epsilon: number): tf.Tensor {
+export function batchNormFrozen(
+  x: tf.Tensor,
+  gamma: tf.Tensor1D,
+  beta: tf.Tensor1D,
+  mean: tf.Tensor1D,
+  variance: tf.Tensor1D,
+  epsilon: number,
+): tf.Tensor {
   const axes = x.shape.slice(0, -1).map((_, i) => i);
   const native = tf.getKernel(BATCH_NORM_FROZEN_GRAD, tf.getBackend()) !== undefined;
   const op = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
@@ -108,7 +124,10 @@ export function batchNormFrozen(x: tf.Tensor, gamma: tf.Tensor1D, beta: tf.Tenso
       value: tf.batchNorm(input, mean, variance, b, g, epsilon),
       gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
         const [xs, inv, gm] = saved;
-        if (native) return tf.engine().runKernel<tf.Tensor[]>(BATCH_NORM_FROZEN_GRAD, { dy, x: xs, mean, invStd: inv, gamma: gm }, {});
+        if (native)
+          return tf
+            .engine()
+            .runKernel<tf.Tensor[]>(BATCH_NORM_FROZEN_GRAD, { dy, x: xs, mean, invStd: inv, gamma: gm }, {});
         return tf.tidy(() => {
           const xHat = tf.mul(tf.sub(xs, mean), inv);
           return [tf.mul(dy, tf.mul(gm, inv)), tf.sum(tf.mul(dy, xHat), axes), tf.sum(dy, axes)];
@@ -127,13 +146,25 @@ function patchLayer(layer: KerasBatchNorm): void {
     const channelsLast = axes.length === 1 && (axes[0] === -1 || axes[0] === x.rank - 1);
     if (!kwargs.training) return original(inputs, kwargs);
     if (!channelsLast) return original(inputs, { ...kwargs, training: !layer.frozen });
-    const read = (v: tf.LayerVariable): tf.Tensor1D => (v as unknown as LayerVariableInternals).read() as unknown as tf.Tensor1D;
-    if (layer.frozen) return batchNormFrozen(x, read(layer.gamma), read(layer.beta), read(layer.movingMean), read(layer.movingVariance), layer.epsilon);
+    const read = (v: tf.LayerVariable): tf.Tensor1D =>
+      (v as unknown as LayerVariableInternals).read() as unknown as tf.Tensor1D;
+    if (layer.frozen)
+      return batchNormFrozen(
+        x,
+        read(layer.gamma),
+        read(layer.beta),
+        read(layer.movingMean),
+        read(layer.movingVariance),
+        layer.epsilon,
+      );
     return tf.tidy(() => {
       const gamma = read(layer.gamma);
       const beta = read(layer.beta);
       const { y, mean, variance } = batchNormTraining(x, gamma, beta, layer.epsilon);
-      for (const [variable, value] of [[layer.movingMean, mean], [layer.movingVariance, variance]] as const) {
+      for (const [variable, value] of [
+        [layer.movingMean, mean],
+        [layer.movingVariance, variance],
+      ] as const) {
         const v = variable as unknown as LayerVariableInternals;
         const old = v.read();
         v.write(tf.sub(old, tf.mul(tf.sub(old, value), 1 - layer.momentum)));

@@ -66,7 +66,14 @@ function spread(t: Tensor4D, [sh, sw]: [number, number]): Tensor4D {
   const [n, oh, ow, c] = t.shape;
   const spaced = t
     .reshape([n, oh, 1, ow, 1, c])
-    .pad([[0, 0], [0, 0], [0, sh - 1], [0, 0], [0, sw - 1], [0, 0]])
+    .pad([
+      [0, 0],
+      [0, 0],
+      [0, sh - 1],
+      [0, 0],
+      [0, sw - 1],
+      [0, 0],
+    ])
     .reshape<Tensor4D>([n, oh * sh, ow * sw, c]);
   return spaced.slice([0, 0, 0, 0], [n, (oh - 1) * sh + 1, (ow - 1) * sw + 1, c]);
 }
@@ -87,7 +94,12 @@ function padOrCrop(t: Tensor4D, top: number, left: number, height: number, width
   const bottom = height - h - top;
   const right = width - w - left;
   if (top === 0 && left === 0 && bottom === 0 && right === 0) return t;
-  const padded = t.pad<Tensor4D>([[0, 0], [Math.max(top, 0), Math.max(bottom, 0)], [Math.max(left, 0), Math.max(right, 0)], [0, 0]]);
+  const padded = t.pad<Tensor4D>([
+    [0, 0],
+    [Math.max(top, 0), Math.max(bottom, 0)],
+    [Math.max(left, 0), Math.max(right, 0)],
+    [0, 0],
+  ]);
   if (top >= 0 && left >= 0 && bottom >= 0 && right >= 0) return padded;
   return padded.slice([0, Math.max(-top, 0), Math.max(-left, 0), 0], [n, height, width, c]);
 }
@@ -157,7 +169,13 @@ export function conv2dInputGradient(dy: Tensor4D, filter: Tensor4D, g: ConvGeome
       return padOrCrop(spread(dx, g.strides), 0, 0, h, w);
     }
     if (ci < 16) return inputGradientByTaps(dy, filter, g);
-    const padded = padOrCrop(spread(dy, g.strides), kh - 1 - g.padInfo.top, kw - 1 - g.padInfo.left, h + kh - 1, w + kw - 1);
+    const padded = padOrCrop(
+      spread(dy, g.strides),
+      kh - 1 - g.padInfo.top,
+      kw - 1 - g.padInfo.left,
+      h + kh - 1,
+      w + kw - 1,
+    );
     return tf.conv2d(padded, rotateFilter(filter), 1, 'valid');
   });
 }
@@ -175,7 +193,19 @@ export function conv2dFilterGradient(x: Tensor4D, dy: Tensor4D, g: ConvGeometry)
     const { top, left, bottom, right } = g.padInfo;
     const xT = x.transpose<Tensor4D>([3, 1, 2, 0]); // [Ci,H,W,N]: the batch becomes the channels
     const dyFilter = dy.transpose<Tensor4D>([1, 2, 0, 3]); // [OH,OW,N,Co]
-    const full = tf.conv2d(xT, dyFilter, 1, [[0, 0], [top, bottom], [left, right], [0, 0]], 'NHWC', [sh, sw]);
+    const full = tf.conv2d(
+      xT,
+      dyFilter,
+      1,
+      [
+        [0, 0],
+        [top, bottom],
+        [left, right],
+        [0, 0],
+      ],
+      'NHWC',
+      [sh, sw],
+    );
     // The forward conv may ignore up to s-1 trailing rows/cols; they show up here as extra taps.
     const taps = full.shape[1] === kh && full.shape[2] === kw ? full : full.slice([0, 0, 0, 0], [ci, kh, kw, co]);
     return taps.transpose<Tensor4D>([1, 2, 0, 3]);

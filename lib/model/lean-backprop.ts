@@ -31,7 +31,12 @@ interface EngineInternals {
   endTape(): void;
   scopedRun<T>(start: () => void, end: () => void, f: () => T): T;
   tidy<T extends tf.TensorContainer>(name: string | (() => T), f?: () => T): T;
-  gradients(f: () => tf.Tensor, xs: tf.Tensor[], dy?: tf.Tensor, allowNoGradients?: boolean): { value: tf.Tensor; grads: tf.Tensor[] };
+  gradients(
+    f: () => tf.Tensor,
+    xs: tf.Tensor[],
+    dy?: tf.Tensor,
+    allowNoGradients?: boolean,
+  ): { value: tf.Tensor; grads: tf.Tensor[] };
 }
 
 /** The nodes on a path from some x to y, with inputs pruned to those that depend on an x. */
@@ -63,14 +68,26 @@ function nodesFromXToY(tape: TapeNode[], xs: tf.Tensor[], y: tf.Tensor): TapeNod
   return filtered;
 }
 
-function leanGradients(engine: EngineInternals, f: () => tf.Tensor, xs: tf.Tensor[], dy: tf.Tensor | undefined, allowNoGradients: boolean): { value: tf.Tensor; grads: tf.Tensor[] } {
+function leanGradients(
+  engine: EngineInternals,
+  f: () => tf.Tensor,
+  xs: tf.Tensor[],
+  dy: tf.Tensor | undefined,
+  allowNoGradients: boolean,
+): { value: tf.Tensor; grads: tf.Tensor[] } {
   if (dy != null && dy.dtype !== 'float32') throw new Error(`dy must have 'float32' dtype, but has '${dy.dtype}'`);
-  const y = engine.scopedRun(() => engine.startTape(), () => engine.endTape(), () => engine.tidy('forward', f));
+  const y = engine.scopedRun(
+    () => engine.startTape(),
+    () => engine.endTape(),
+    () => engine.tidy('forward', f),
+  );
   if (!(y instanceof tf.Tensor)) throw new Error('The result y returned by f() must be a tensor.');
   const tape = engine.state.activeTape ?? [];
   const filtered = nodesFromXToY(tape, xs, y);
   if (!allowNoGradients && filtered.length === 0 && xs.length > 0) {
-    throw new Error('Cannot compute gradient of y=f(x) with respect to x. Make sure that the f you passed encloses all operations that lead from x to y.');
+    throw new Error(
+      'Cannot compute gradient of y=f(x) with respect to x. Make sure that the f you passed encloses all operations that lead from x to y.',
+    );
   }
   return engine.tidy('backward', () => {
     const keep = new Set<number>(xs.map((x) => x.id));
@@ -78,7 +95,8 @@ function leanGradients(engine: EngineInternals, f: () => tf.Tensor, xs: tf.Tenso
     grads.set(y.id, dy ?? tf.onesLike(y));
     for (let i = filtered.length - 1; i >= 0; i--) {
       const node = filtered[i];
-      if (!node.gradient) throw new Error(`Cannot compute gradient: gradient function not found for ${node.kernelName}.`);
+      if (!node.gradient)
+        throw new Error(`Cannot compute gradient: gradient function not found for ${node.kernelName}.`);
       const names = Object.keys(node.inputs);
       const zeros: tf.Tensor[] = []; // outputs that no path to y reached get a zero gradient, as in tfjs
       const dys = node.outputs.map((o) => grads.get(o.id) ?? zeros[zeros.push(tf.zeros(o.shape, o.dtype)) - 1]);
@@ -86,15 +104,24 @@ function leanGradients(engine: EngineInternals, f: () => tf.Tensor, xs: tf.Tenso
       const dxs = tf.tidy(() => {
         const inputGradients = node.gradient!(dys);
         return names.map((name) => {
-          if (!(name in inputGradients)) throw new Error(`Cannot backprop through input ${name}. Available gradients found: ${Object.keys(inputGradients)}.`);
+          if (!(name in inputGradients))
+            throw new Error(
+              `Cannot backprop through input ${name}. Available gradients found: ${Object.keys(inputGradients)}.`,
+            );
           return inputGradients[name]();
         });
       });
       names.forEach((name, k) => {
         const dx = dxs[k];
         const x = node.inputs[name];
-        if (dx.dtype !== 'float32') throw new Error(`Error in gradient for op ${node.kernelName}. The gradient of input ${name} must have 'float32' dtype, but has '${dx.dtype}'`);
-        if (!tf.util.arraysEqual(dx.shape, x.shape)) throw new Error(`Error in gradient for op ${node.kernelName}. The gradient of input '${name}' has shape '${dx.shape}', which does not match the shape of the input '${x.shape}'`);
+        if (dx.dtype !== 'float32')
+          throw new Error(
+            `Error in gradient for op ${node.kernelName}. The gradient of input ${name} must have 'float32' dtype, but has '${dx.dtype}'`,
+          );
+        if (!tf.util.arraysEqual(dx.shape, x.shape))
+          throw new Error(
+            `Error in gradient for op ${node.kernelName}. The gradient of input '${name}' has shape '${dx.shape}', which does not match the shape of the input '${x.shape}'`,
+          );
         const previous = grads.get(x.id);
         if (previous == null) {
           grads.set(x.id, dx);
@@ -130,5 +157,7 @@ export function installLeanBackprop(): void {
   const engine = tf.engine() as unknown as EngineInternals;
   const original = engine.gradients.bind(engine);
   engine.gradients = (f, xs, dy, allowNoGradients = false) =>
-    engine.state.gradientDepth > 0 ? original(f, xs, dy, allowNoGradients) : leanGradients(engine, f, xs, dy, allowNoGradients);
+    engine.state.gradientDepth > 0
+      ? original(f, xs, dy, allowNoGradients)
+      : leanGradients(engine, f, xs, dy, allowNoGradients);
 }

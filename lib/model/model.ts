@@ -73,9 +73,18 @@ export interface HeadOptions {
 export function buildHead(classes: number, options: HeadOptions = {}): tf.LayersModel {
   const { features = 2048, hidden = 256, dropout = 0.4, seed = 0 } = options;
   const input = tf.input({ shape: [features], name: 'features' });
-  let x = tf.layers.dense({ units: hidden, activation: 'relu', name: 'fc1', kernelInitializer: tf.initializers.glorotUniform({ seed }) }).apply(input) as tf.SymbolicTensor;
+  let x = tf.layers
+    .dense({
+      units: hidden,
+      activation: 'relu',
+      name: 'fc1',
+      kernelInitializer: tf.initializers.glorotUniform({ seed }),
+    })
+    .apply(input) as tf.SymbolicTensor;
   x = new StepDropout({ rate: dropout, name: 'dropout' }).apply(x) as tf.SymbolicTensor;
-  x = tf.layers.dense({ units: classes, name: 'fc2', kernelInitializer: tf.initializers.glorotUniform({ seed: seed + 1 }) }).apply(x) as tf.SymbolicTensor;
+  x = tf.layers
+    .dense({ units: classes, name: 'fc2', kernelInitializer: tf.initializers.glorotUniform({ seed: seed + 1 }) })
+    .apply(x) as tf.SymbolicTensor;
   const out = new LogSoftmax({ name: 'log_softmax' }).apply(x) as tf.SymbolicTensor;
   return tf.model({ inputs: input, outputs: out, name: 'head' });
 }
@@ -174,7 +183,8 @@ export class BoatModel {
    * inference mode, and the backward pass stops where they begin.
    */
   set unfrozenStages(n: number | null) {
-    if (n !== null && (!Number.isInteger(n) || n < 1 || n > 5)) throw new UserError(`the number of unfrozen stages must be 1 to 5, got ${n}`);
+    if (n !== null && (!Number.isInteger(n) || n < 1 || n > 5))
+      throw new UserError(`the number of unfrozen stages must be 1 to 5, got ${n}`);
     this._unfrozenStages = n;
     this.applyBatchNormFreezing();
   }
@@ -195,7 +205,8 @@ export class BoatModel {
 
   private applyBatchNormFreezing(): void {
     for (const layer of this.backbone.layers) {
-      if (layer.getClassName() === 'BatchNormalization') (layer as unknown as FreezableBatchNorm).frozen = this._batchNormFrozen || !this.inTrainedStage(layer.name);
+      if (layer.getClassName() === 'BatchNormalization')
+        (layer as unknown as FreezableBatchNorm).frozen = this._batchNormFrozen || !this.inTrainedStage(layer.name);
     }
   }
 
@@ -227,7 +238,9 @@ export class BoatModel {
   private checkInput(x: tf.Tensor4D): void {
     const size = this.info.inputSize;
     if (x.shape[1] !== size || x.shape[2] !== size || x.shape[3] !== 3) {
-      throw new Error(`the model takes ${size}×${size}×3 images, got ${x.shape.slice(1).join('×')} (use the transforms for its inputSize, e.g. evalTransforms(preprocessing, ${size}))`);
+      throw new Error(
+        `the model takes ${size}×${size}×3 images, got ${x.shape.slice(1).join('×')} (use the transforms for its inputSize, e.g. evalTransforms(preprocessing, ${size}))`,
+      );
     }
   }
 
@@ -247,7 +260,8 @@ export class BoatModel {
   }
 
   private trainableWeights(): tf.LayerVariable[] {
-    const backbone = this._mode === 'finetune' ? this.backbone.trainableWeights.filter((w) => this.inTrainedStage(w.name)) : [];
+    const backbone =
+      this._mode === 'finetune' ? this.backbone.trainableWeights.filter((w) => this.inTrainedStage(w.name)) : [];
     return [...backbone, ...this.head.trainableWeights];
   }
 
@@ -286,7 +300,8 @@ export class BoatModel {
    * mean and variance as (non-trainable) weights.
    */
   paramCounts(): ParamCounts {
-    const size = (ws: tf.LayerVariable[]): number => ws.reduce((n, w) => n + (w.shape as number[]).reduce((a, b) => a * b, 1), 0);
+    const size = (ws: tf.LayerVariable[]): number =>
+      ws.reduce((n, w) => n + (w.shape as number[]).reduce((a, b) => a * b, 1), 0);
     const trainable = size(this.trainableWeights());
     const total = size(this.allWeights());
     return { total, trainable, nonTrainable: total - trainable };
@@ -313,7 +328,18 @@ export async function createBoatModel(options: CreateModelOptions): Promise<Boat
   const backbone = cutAtFeatures(model, source.featureLayer);
   const head = buildHead(options.classes.length, { ...options, features: backbone.outputs[0].shape[1] as number });
   const inputSize = backbone.inputs[0].shape[1] as number;
-  return new BoatModel(backbone, head, { classes: options.classes, preprocessing: source.preprocessing, inputSize, weightsId: source.id, weightsChecksum: checksum }, options.mode);
+  return new BoatModel(
+    backbone,
+    head,
+    {
+      classes: options.classes,
+      preprocessing: source.preprocessing,
+      inputSize,
+      weightsId: source.id,
+      weightsChecksum: checksum,
+    },
+    options.mode,
+  );
 }
 
 /** The model up to `layerName` (its classifier layers are disposed). */

@@ -69,7 +69,12 @@ function readChecked(dir: string, relative: string, expected: string | undefined
   return readFileSha256Checked(path.join(dir, relative), expected, 'model file', 'damaged');
 }
 
-async function readLayersModel(dir: string, prefix: string, files: Record<string, string>, inputSize?: number): Promise<tf.LayersModel> {
+async function readLayersModel(
+  dir: string,
+  prefix: string,
+  files: Record<string, string>,
+  inputSize?: number,
+): Promise<tf.LayersModel> {
   const json = JSON.parse(readChecked(dir, `${prefix}/model.json`, files[`${prefix}/model.json`]).toString('utf8')) as {
     modelTopology: object;
     weightsManifest: tf.io.WeightsManifestConfig;
@@ -77,7 +82,9 @@ async function readLayersModel(dir: string, prefix: string, files: Record<string
   if (inputSize !== undefined) setInputSize(json.modelTopology, inputSize);
   const weights = readChecked(dir, `${prefix}/weights.bin`, files[`${prefix}/weights.bin`]);
   const weightData = weights.buffer.slice(weights.byteOffset, weights.byteOffset + weights.byteLength);
-  return tf.loadLayersModel(tf.io.fromMemory({ modelTopology: json.modelTopology, weightSpecs: json.weightsManifest[0].weights, weightData }));
+  return tf.loadLayersModel(
+    tf.io.fromMemory({ modelTopology: json.modelTopology, weightSpecs: json.weightsManifest[0].weights, weightData }),
+  );
 }
 
 /** Saves the model (atomically replacing a previous save at `dir`). */
@@ -94,7 +101,8 @@ export async function saveBoatModel(
   await replaceOwnedDirectory(dir, marker, async (tmp) => {
     const files = await writeLayersModel(model.head, path.join(tmp, 'head'), 'head');
     const saveBackbone = model.mode === 'finetune' || model.backboneChanged;
-    if (saveBackbone) Object.assign(files, await writeLayersModel(model.backbone, path.join(tmp, 'backbone'), 'backbone'));
+    if (saveBackbone)
+      Object.assign(files, await writeLayersModel(model.backbone, path.join(tmp, 'backbone'), 'backbone'));
     const counts = model.paramCounts();
     metadata = {
       format: MODEL_FORMAT,
@@ -120,15 +128,28 @@ export function readModelMetadata(dir: string): ModelMetadata {
   try {
     metadata = JSON.parse(fs.readFileSync(file, 'utf8')) as ModelMetadata;
   } catch {
-    throw new UserError(fs.existsSync(file) ? `model metadata damaged: ${file}` : `not a saved model (no metadata.json): ${dir}`);
+    throw new UserError(
+      fs.existsSync(file) ? `model metadata damaged: ${file}` : `not a saved model (no metadata.json): ${dir}`,
+    );
   }
-  if (metadata === null || typeof metadata !== 'object' || Array.isArray(metadata)) throw new UserError(`model metadata damaged (not a JSON object): ${file}`);
+  if (metadata === null || typeof metadata !== 'object' || Array.isArray(metadata))
+    throw new UserError(`model metadata damaged (not a JSON object): ${file}`);
   if (metadata.format !== MODEL_FORMAT) {
-    const version = typeof metadata.format === 'string' ? `format "${metadata.format}"` : 'no format field (written before formats were recorded)';
-    throw new UserError(`${file}: model in ${version}; this version of boat reads ${MODEL_FORMAT} only: train it again, or use the boat version that wrote it`);
+    const version =
+      typeof metadata.format === 'string'
+        ? `format "${metadata.format}"`
+        : 'no format field (written before formats were recorded)';
+    throw new UserError(
+      `${file}: model in ${version}; this version of boat reads ${MODEL_FORMAT} only: train it again, or use the boat version that wrote it`,
+    );
   }
-  const missing = METADATA_FIELDS.filter(([name, valid]) => !valid((metadata as unknown as Record<string, unknown>)[name])).map(([name]) => name);
-  if (missing.length > 0) throw new UserError(`${file}: ${MODEL_FORMAT} metadata with ${missing.map((m) => `"${m}"`).join(', ')} missing or invalid: the file is damaged or was edited; train the model again`);
+  const missing = METADATA_FIELDS.filter(
+    ([name, valid]) => !valid((metadata as unknown as Record<string, unknown>)[name]),
+  ).map(([name]) => name);
+  if (missing.length > 0)
+    throw new UserError(
+      `${file}: ${MODEL_FORMAT} metadata with ${missing.map((m) => `"${m}"`).join(', ')} missing or invalid: the file is damaged or was edited; train the model again`,
+    );
   return metadata;
 }
 
@@ -152,9 +173,14 @@ const METADATA_FIELDS: ReadonlyArray<[keyof ModelMetadata, (v: unknown) => boole
  * the network for another input size than it was trained at (the weights do not depend on it), e.g. to
  * evaluate a 224 px model on larger crops.
  */
-export async function loadBoatModel(dir: string, weights: WeightsSource = defaultWeights(), options: { inputSize?: number } = {}): Promise<BoatModel> {
+export async function loadBoatModel(
+  dir: string,
+  weights: WeightsSource = defaultWeights(),
+  options: { inputSize?: number } = {},
+): Promise<BoatModel> {
   const metadata = readModelMetadata(dir);
-  const resize = options.inputSize !== undefined && options.inputSize !== metadata.inputSize ? options.inputSize : undefined;
+  const resize =
+    options.inputSize !== undefined && options.inputSize !== metadata.inputSize ? options.inputSize : undefined;
   if (resize !== undefined) metadata.inputSize = resize;
   const head = await readLayersModel(dir, 'head', metadata.files);
   let backbone: tf.LayersModel;
@@ -162,17 +188,26 @@ export async function loadBoatModel(dir: string, weights: WeightsSource = defaul
     backbone = await readLayersModel(dir, 'backbone', metadata.files, resize);
   } else {
     if (weights.id !== metadata.weightsId || weights.preprocessing !== metadata.preprocessing) {
-      throw new UserError(`model ${dir} was trained on backbone "${metadata.weightsId}" (${metadata.preprocessing} preprocessing), not "${weights.id}" (${weights.preprocessing})`);
+      throw new UserError(
+        `model ${dir} was trained on backbone "${metadata.weightsId}" (${metadata.preprocessing} preprocessing), not "${weights.id}" (${weights.preprocessing})`,
+      );
     }
     const loaded = await weights.load(metadata.inputSize);
     if (loaded.checksum !== metadata.weightsChecksum) {
       loaded.model.dispose();
-      throw new UserError(`model ${dir} was trained on other "${metadata.weightsId}" weights (checksum ${metadata.weightsChecksum.slice(0, 12)}…, installed ${loaded.checksum.slice(0, 12)}…)`);
+      throw new UserError(
+        `model ${dir} was trained on other "${metadata.weightsId}" weights (checksum ${metadata.weightsChecksum.slice(0, 12)}…, installed ${loaded.checksum.slice(0, 12)}…)`,
+      );
     }
     backbone = cutAtFeatures(loaded.model, weights.featureLayer);
   }
   const { classes, preprocessing, inputSize, weightsId, weightsChecksum } = metadata;
-  const model = new BoatModel(backbone, head, { classes, preprocessing, inputSize, weightsId, weightsChecksum }, metadata.mode);
+  const model = new BoatModel(
+    backbone,
+    head,
+    { classes, preprocessing, inputSize, weightsId, weightsChecksum },
+    metadata.mode,
+  );
   // A saved backbone is one that training changed: it stays "changed" in any mode, so that a feature
   // extractor started from a fine-tune (--init) saves it again and never caches it as the pretrained one.
   model.backboneChanged = metadata.backbone === 'saved';
@@ -180,7 +215,11 @@ export async function loadBoatModel(dir: string, weights: WeightsSource = defaul
 }
 
 /** A clear error when a model's classes are not the data's classes. */
-export function checkClassesMatch(modelClasses: readonly string[], dataClasses: readonly string[], where: string): void {
+export function checkClassesMatch(
+  modelClasses: readonly string[],
+  dataClasses: readonly string[],
+  where: string,
+): void {
   const same = modelClasses.length === dataClasses.length && modelClasses.every((c, i) => c === dataClasses[i]);
   if (same) return;
   const missing = dataClasses.filter((c) => !modelClasses.includes(c));
@@ -190,5 +229,7 @@ export function checkClassesMatch(modelClasses: readonly string[], dataClasses: 
     extra.length ? `not in the data: ${extra.join(', ')}` : '',
     !missing.length && !extra.length ? 'same names in another order' : '',
   ].filter(Boolean);
-  throw new UserError(`the model's ${modelClasses.length} classes do not match the ${dataClasses.length} classes of ${where} (${parts.join('; ')})`);
+  throw new UserError(
+    `the model's ${modelClasses.length} classes do not match the ${dataClasses.length} classes of ${where} (${parts.join('; ')})`,
+  );
 }

@@ -26,7 +26,10 @@ type BackpropKernelAttrs = BackpropAttrs & { filterShape: Shape4D; inputShape: S
  * A wasm kernel computed with tf ops on 4-D NHWC inputs. Kernel inputs arrive as the op's tensors
  * (ops pass them through runKernel unchanged).
  */
-function backpropKernel(kernelName: string, compute: (input: (name: string) => tf.Tensor4D, attrs: BackpropKernelAttrs) => tf.Tensor): tf.KernelConfig {
+function backpropKernel(
+  kernelName: string,
+  compute: (input: (name: string) => tf.Tensor4D, attrs: BackpropKernelAttrs) => tf.Tensor,
+): tf.KernelConfig {
   return {
     kernelName,
     backendName: 'wasm',

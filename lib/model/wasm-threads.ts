@@ -47,7 +47,9 @@ function wasmOutFile(name: string): string {
 
 /** The Emscripten pthread worker, written once per content to the temp folder. */
 function workerScript(factoryFile: string): string {
-  const { wasmWorkerContents } = require(wasmOutFile('tfjs-backend-wasm-threaded-simd.worker.js')) as { wasmWorkerContents: string };
+  const { wasmWorkerContents } = require(wasmOutFile('tfjs-backend-wasm-threaded-simd.worker.js')) as {
+    wasmWorkerContents: string;
+  };
   // The worker asks URL.createObjectURL for the factory it received as a Blob: answer with the file.
   const source =
     `URL.createObjectURL = () => ${JSON.stringify(factoryFile)}; URL.revokeObjectURL = () => {};\n` +

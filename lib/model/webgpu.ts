@@ -60,7 +60,9 @@ const SOFTWARE_RENDERERS = /swiftshader|lavapipe|llvmpipe|softpipe|software/i;
 /** A software (CPU-emulated) adapter: the fallback flag, or a known software renderer's name. */
 export function isSoftwareAdapter(info: AdapterInfo, adapterFlag?: boolean): boolean {
   if (info.isFallbackAdapter || adapterFlag) return true;
-  return [info.vendor, info.architecture, info.device, info.description].some((s) => s !== undefined && SOFTWARE_RENDERERS.test(s));
+  return [info.vendor, info.architecture, info.device, info.description].some(
+    (s) => s !== undefined && SOFTWARE_RENDERERS.test(s),
+  );
 }
 
 export function adapterName(info: AdapterInfo): string {
@@ -70,7 +72,13 @@ export function adapterName(info: AdapterInfo): string {
 /** Copies the getters of Dawn's GPUAdapterInfo (they live on its prototype, so spreading it gives nothing). */
 function readInfo(adapter: GpuAdapter): AdapterInfo {
   const i = adapter.info ?? {};
-  return { vendor: i.vendor, architecture: i.architecture, device: i.device, description: i.description, isFallbackAdapter: i.isFallbackAdapter };
+  return {
+    vendor: i.vendor,
+    architecture: i.architecture,
+    device: i.device,
+    description: i.description,
+    isFallbackAdapter: i.isFallbackAdapter,
+  };
 }
 
 export interface WebgpuStartOptions {
@@ -80,26 +88,37 @@ export interface WebgpuStartOptions {
   deviceNodes?: string[];
 }
 
-export type WebgpuStart = { details: string; adapter: AdapterInfo; software: boolean } | { reason: string; adapter?: AdapterInfo };
+export type WebgpuStart =
+  { details: string; adapter: AdapterInfo; software: boolean } | { reason: string; adapter?: AdapterInfo };
 
 /** Starts tfjs' webgpu backend on Dawn, or says why it did not. */
 export async function startWebgpu({ forced, deviceNodes }: WebgpuStartOptions): Promise<WebgpuStart> {
   if (!forced && !gpuDevicePresent(deviceNodes)) return { reason: 'no GPU device node' };
-  if (!vulkanLoaderPresent()) return { reason: 'no Vulkan loader (apt-get install libvulkan1, plus the GPU vendor\'s Vulkan driver)' };
+  if (!vulkanLoaderPresent())
+    return { reason: "no Vulkan loader (apt-get install libvulkan1, plus the GPU vendor's Vulkan driver)" };
   const dawn = loadDawn();
   if (!dawn) return { reason: 'the optional npm package "webgpu" (Dawn) is not installed for this platform' };
   const gpu = dawn.create([]);
   const adapter = await gpu.requestAdapter({ powerPreference: 'high-performance' });
-  if (!adapter) return { reason: 'no WebGPU adapter: it needs a Vulkan driver for the GPU (apt-get install libvulkan1 and the vendor driver)' };
+  if (!adapter)
+    return {
+      reason:
+        'no WebGPU adapter: it needs a Vulkan driver for the GPU (apt-get install libvulkan1 and the vendor driver)',
+    };
   const info = readInfo(adapter);
   const software = isSoftwareAdapter(info, adapter.isFallbackAdapter);
   const name = adapterName(info) || 'unnamed adapter';
-  if (software && !forced) return { reason: `the only WebGPU adapter is a software renderer (${name}), slower than wasm; BOAT_BACKEND=webgpu forces it`, adapter: info };
+  if (software && !forced)
+    return {
+      reason: `the only WebGPU adapter is a software renderer (${name}), slower than wasm; BOAT_BACKEND=webgpu forces it`,
+      adapter: info,
+    };
   Object.assign(globalThis, dawn.globals); // GPUBufferUsage, GPUMapMode, … which the backend reads as globals
   const navigator = { ...((globalThis as { navigator?: object }).navigator ?? {}), gpu };
   Object.defineProperty(globalThis, 'navigator', { value: navigator, configurable: true, writable: true });
   require('@tensorflow/tfjs-backend-webgpu'); // registers "webgpu" only when navigator.gpu exists
-  if (!(await tf.setBackend('webgpu'))) return { reason: 'tfjs could not start its webgpu backend on this adapter', adapter: info };
+  if (!(await tf.setBackend('webgpu')))
+    return { reason: 'tfjs could not start its webgpu backend on this adapter', adapter: info };
   refuseSyncReads();
   return { details: `WebGPU via Dawn: ${name}${software ? ', software renderer' : ''}`, adapter: info, software };
 }

@@ -74,7 +74,9 @@ export class KerasResNet50Imagenet implements WeightsSource {
       weightData.set(b, offset);
       offset += b.length;
     }
-    const model = await tf.loadLayersModel(tf.io.fromMemory({ modelTopology: artifacts.modelTopology, weightSpecs, weightData: weightData.buffer }));
+    const model = await tf.loadLayersModel(
+      tf.io.fromMemory({ modelTopology: artifacts.modelTopology, weightSpecs, weightData: weightData.buffer }),
+    );
     const checksum = sha256Hex(Buffer.from(Object.values(expected).join('\n')));
     return { model, checksum };
   }
@@ -86,15 +88,19 @@ export class KerasResNet50Imagenet implements WeightsSource {
   }
 }
 
-type Topology = { config?: { layers?: Array<{ class_name: string; config: { batch_input_shape?: Array<number | null> } }> } };
+type Topology = {
+  config?: { layers?: Array<{ class_name: string; config: { batch_input_shape?: Array<number | null> } }> };
+};
 
 /** Rewrites a Keras topology's input layer to [null, size, size, channels] (converted Keras files and TF.js saves). */
 export function setInputSize(topology: object, size: number): void {
-  if (!Number.isInteger(size) || size < 32) throw new UserError(`input size must be an integer of at least 32, got ${size}`);
+  if (!Number.isInteger(size) || size < 32)
+    throw new UserError(`input size must be an integer of at least 32, got ${size}`);
   const config: Topology = (topology as { model_config?: Topology }).model_config ?? topology;
   const input = config?.config?.layers?.find((l) => l.class_name === 'InputLayer');
   const shape = input?.config.batch_input_shape;
-  if (!shape || shape.length !== 4) throw new UserError('cannot change the input size: no 4-d InputLayer in the model topology');
+  if (!shape || shape.length !== 4)
+    throw new UserError('cannot change the input size: no 4-d InputLayer in the model topology');
   input.config.batch_input_shape = [null, size, size, shape[3]];
 }
 

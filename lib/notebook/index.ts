@@ -62,7 +62,8 @@ export interface NotebookParams {
  */
 export function notebookParams(defaults: Partial<NotebookParams> = {}): NotebookParams {
   const env = process.env;
-  const num = (name: string, fallback: number): number => (env[name] !== undefined && env[name] !== '' ? Number(env[name]) : fallback);
+  const num = (name: string, fallback: number): number =>
+    env[name] !== undefined && env[name] !== '' ? Number(env[name]) : fallback;
   const epochs = num('BOAT_EPOCHS', defaults.epochs ?? 24);
   const params: NotebookParams = {
     dataRoot: path.resolve(env.BOAT_DATA_ROOT || defaults.dataRoot || '../data'),
@@ -75,9 +76,13 @@ export function notebookParams(defaults: Partial<NotebookParams> = {}): Notebook
     demoPerClass: num('BOAT_DEMO_PER_CLASS', defaults.demoPerClass ?? 40),
     views: num('BOAT_VIEWS', defaults.views ?? 0),
     cacheDir: path.resolve(env.BOAT_CACHE_DIR || defaults.cacheDir || '../.cache/features'),
-    resume: env.BOAT_RESUME !== undefined && env.BOAT_RESUME !== '' ? env.BOAT_RESUME === '1' || env.BOAT_RESUME === 'true' : defaults.resume ?? false,
+    resume:
+      env.BOAT_RESUME !== undefined && env.BOAT_RESUME !== ''
+        ? env.BOAT_RESUME === '1' || env.BOAT_RESUME === 'true'
+        : (defaults.resume ?? false),
   };
-  for (const [k, v] of Object.entries(params)) if (typeof v === 'number' && !Number.isFinite(v)) throw new Error(`parameter ${k} is not a number`);
+  for (const [k, v] of Object.entries(params))
+    if (typeof v === 'number' && !Number.isFinite(v)) throw new Error(`parameter ${k} is not a number`);
   return params;
 }
 
@@ -122,7 +127,14 @@ export async function showPlotly(figure: PlotlyFigure, file?: string, fallback?:
 /** Progress for trainModel/runExperiment that rewrites one line of the cell's output. */
 export function notebookProgress(epochs: number): ProgressSink {
   const t = tslab();
-  if (!t) return { batch: () => undefined, phase: (row) => console.log(`epoch ${row.epoch + 1}/${epochs} ${row.phase} loss ${row.loss.toFixed(4)} acc ${row.acc.toFixed(4)}`) };
+  if (!t)
+    return {
+      batch: () => undefined,
+      phase: (row) =>
+        console.log(
+          `epoch ${row.epoch + 1}/${epochs} ${row.phase} loss ${row.loss.toFixed(4)} acc ${row.acc.toFixed(4)}`,
+        ),
+    };
   const live = t.newDisplay();
   let last = 0;
   return {
@@ -133,7 +145,9 @@ export function notebookProgress(epochs: number): ProgressSink {
       live.text(progressLine(epoch < 0 ? 'features' : `epoch ${epoch + 1}/${epochs} ${phase}`, done, total, seconds));
     },
     phase(row) {
-      console.log(`epoch ${row.epoch + 1}/${epochs} ${row.phase.padEnd(5)} loss ${row.loss.toFixed(4)} acc ${row.acc.toFixed(4)} lr ${row.lr.toExponential(1)} ${row.seconds.toFixed(1)} s`);
+      console.log(
+        `epoch ${row.epoch + 1}/${epochs} ${row.phase.padEnd(5)} loss ${row.loss.toFixed(4)} acc ${row.acc.toFixed(4)} lr ${row.lr.toExponential(1)} ${row.seconds.toFixed(1)} s`,
+      );
     },
   };
 }

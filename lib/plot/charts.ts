@@ -24,7 +24,10 @@ export async function vegaLiteToSvg(spec: TopLevelSpec): Promise<string> {
 
 /** Vega-Lite spec → PNG (at `scale`× for sharp text). */
 export async function vegaLiteToPng(spec: TopLevelSpec, scale = 2): Promise<Buffer> {
-  return sharp(Buffer.from(await vegaLiteToSvg(spec)), { density: 72 * scale }).flatten({ background: '#ffffff' }).png().toBuffer();
+  return sharp(Buffer.from(await vegaLiteToSvg(spec)), { density: 72 * scale })
+    .flatten({ background: '#ffffff' })
+    .png()
+    .toBuffer();
 }
 
 const FONT = { config: { font: 'DejaVu Sans' } };
@@ -57,7 +60,14 @@ export function sizeDensitySpec(rows: readonly IndexRow[], title = 'Image width 
     width: 420,
     height: 240,
     data: { values },
-    transform: [{ density: 'pixels', groupby: ['dimension'], bandwidth: 40, extent: [0, Math.max(...rows.map((r) => Math.max(r.width, r.height))) + 100] }],
+    transform: [
+      {
+        density: 'pixels',
+        groupby: ['dimension'],
+        bandwidth: 40,
+        extent: [0, Math.max(...rows.map((r) => Math.max(r.width, r.height))) + 100],
+      },
+    ],
     mark: 'line',
     encoding: {
       x: { field: 'value', type: 'quantitative', title: 'pixels' },
@@ -78,14 +88,22 @@ export function historySpec(history: readonly HistoryRow[], metric: 'loss' | 'ac
     mark: { type: 'line', point: true },
     encoding: {
       x: { field: 'epoch', type: 'quantitative', title: 'epoch', axis: { tickMinStep: 1 } },
-      y: { field: 'value', type: 'quantitative', title: metric === 'loss' ? 'NLL loss' : 'accuracy', scale: { zero: false } },
+      y: {
+        field: 'value',
+        type: 'quantitative',
+        title: metric === 'loss' ? 'NLL loss' : 'accuracy',
+        scale: { zero: false },
+      },
       color: { field: 'phase', type: 'nominal', title: null },
     },
   };
 }
 
 /** The learning-rate finder's curve: smoothed loss against a log-scaled learning rate, with the suggestion marked. */
-export function lrFinderSpec(result: Pick<LrFinderResult, 'points' | 'suggestedLr'>, title = 'Learning-rate finder'): TopLevelSpec {
+export function lrFinderSpec(
+  result: Pick<LrFinderResult, 'points' | 'suggestedLr'>,
+  title = 'Learning-rate finder',
+): TopLevelSpec {
   const finite = result.points.filter((p) => Number.isFinite(p.smoothed));
   const floor = Math.min(...finite.map((p) => p.smoothed));
   // Past divergence the loss explodes; clip the axis so that the descent stays readable.
@@ -101,7 +119,12 @@ export function lrFinderSpec(result: Pick<LrFinderResult, 'points' | 'suggestedL
         mark: 'line',
         encoding: {
           x: { field: 'lr', type: 'quantitative', scale: { type: 'log' }, title: 'learning rate (log scale)' },
-          y: { field: 'loss', type: 'quantitative', title: 'smoothed loss', scale: { zero: false, domain: [floor * 0.95, ceiling] } },
+          y: {
+            field: 'loss',
+            type: 'quantitative',
+            title: 'smoothed loss',
+            scale: { zero: false, domain: [floor * 0.95, ceiling] },
+          },
         },
       },
       {

@@ -9,8 +9,10 @@ export interface GridItem {
   caption: string;
 }
 
-
-export async function photoGrid(items: readonly GridItem[], options: { columns?: number; tile?: number } = {}): Promise<Buffer> {
+export async function photoGrid(
+  items: readonly GridItem[],
+  options: { columns?: number; tile?: number } = {},
+): Promise<Buffer> {
   const columns = options.columns ?? 3;
   const tile = options.tile ?? 220;
   const captionHeight = 26;
@@ -19,15 +21,23 @@ export async function photoGrid(items: readonly GridItem[], options: { columns?:
     items.map(async (item, k) => {
       const left = (k % columns) * tile;
       const top = Math.floor(k / columns) * (tile + captionHeight);
-      const image = await sharp(item.file, { autoOrient: true }).resize(tile, tile, { fit: 'cover' }).removeAlpha().png().toBuffer();
-      const caption = Buffer.from(`<svg xmlns="http://www.w3.org/2000/svg" width="${tile}" height="${captionHeight}"><rect width="100%" height="100%" fill="white"/><text x="${tile / 2}" y="18" font-size="14" text-anchor="middle" font-family="DejaVu Sans, sans-serif">${escapeXml(item.caption)}</text></svg>`);
+      const image = await sharp(item.file, { autoOrient: true })
+        .resize(tile, tile, { fit: 'cover' })
+        .removeAlpha()
+        .png()
+        .toBuffer();
+      const caption = Buffer.from(
+        `<svg xmlns="http://www.w3.org/2000/svg" width="${tile}" height="${captionHeight}"><rect width="100%" height="100%" fill="white"/><text x="${tile / 2}" y="18" font-size="14" text-anchor="middle" font-family="DejaVu Sans, sans-serif">${escapeXml(item.caption)}</text></svg>`,
+      );
       return [
         { input: image, left, top },
         { input: caption, left, top: top + tile },
       ];
     }),
   );
-  return sharp({ create: { width: columns * tile, height: rows * (tile + captionHeight), channels: 3, background: '#ffffff' } })
+  return sharp({
+    create: { width: columns * tile, height: rows * (tile + captionHeight), channels: 3, background: '#ffffff' },
+  })
     .composite(composites.flat())
     .png()
     .toBuffer();

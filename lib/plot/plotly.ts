@@ -71,26 +71,46 @@ Plotly.newPlot('chart', figure.data, Object.assign({ width: ${width}, height: ${
 export async function plotlyToPng(figure: PlotlyFigure, options: PlotlyRenderOptions = {}): Promise<Buffer> {
   const { width = 720, height = 420, scale = 2 } = options;
   const chromium = findChromium();
-  if (!chromium) throw new UserError('Plotly charts render with Chromium, which was not found (apt-get install chromium, or set CHROMIUM)');
+  if (!chromium)
+    throw new UserError(
+      'Plotly charts render with Chromium, which was not found (apt-get install chromium, or set CHROMIUM)',
+    );
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'boat-plotly-'));
   try {
     const page = path.join(dir, 'chart.html');
     const png = path.join(dir, 'chart.png');
     fs.writeFileSync(page, pageHtml(figure, width, height));
     const args = [
-      '--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--hide-scrollbars',
-      '--allow-file-access-from-files', `--user-data-dir=${path.join(dir, 'profile')}`,
-      `--window-size=${width},${height}`, `--force-device-scale-factor=${scale}`, '--virtual-time-budget=10000',
-      `--screenshot=${png}`, pathToFileURL(page).href,
+      '--headless',
+      '--no-sandbox',
+      '--disable-gpu',
+      '--disable-background-networking',
+      '--hide-scrollbars',
+      '--allow-file-access-from-files',
+      `--user-data-dir=${path.join(dir, 'profile')}`,
+      `--window-size=${width},${height}`,
+      `--force-device-scale-factor=${scale}`,
+      '--virtual-time-budget=10000',
+      `--screenshot=${png}`,
+      pathToFileURL(page).href,
     ];
     await new Promise<void>((resolve, reject) => {
       execFile(chromium, args, { timeout: 60_000 }, (err, _stdout, stderr) => {
-        if (err && !fs.existsSync(png)) reject(new UserError(`Chromium could not render a Plotly chart: ${String(stderr || err.message).trim().split('\n').pop()}`));
+        if (err && !fs.existsSync(png))
+          reject(
+            new UserError(
+              `Chromium could not render a Plotly chart: ${String(stderr || err.message)
+                .trim()
+                .split('\n')
+                .pop()}`,
+            ),
+          );
         else resolve();
       });
     });
     const image = fs.readFileSync(png);
-    if (await isBlank(image)) throw new UserError('Chromium rendered a blank Plotly chart (plotly.js did not load or draw)');
+    if (await isBlank(image))
+      throw new UserError('Chromium rendered a blank Plotly chart (plotly.js did not load or draw)');
     return image;
   } finally {
     fs.rmSync(dir, { recursive: true, force: true });
@@ -107,7 +127,15 @@ export async function isBlank(png: Buffer): Promise<boolean> {
 export function historyFigure(history: readonly HistoryRow[], metric: 'loss' | 'acc', title?: string): PlotlyFigure {
   const trace = (phase: 'train' | 'val', color: string): PlotlyTrace => {
     const rows = history.filter((r) => r.phase === phase);
-    return { type: 'scatter', mode: 'lines+markers', name: phase, x: rows.map((r) => r.epoch + 1), y: rows.map((r) => r[metric]), line: { color }, marker: { size: 6 } };
+    return {
+      type: 'scatter',
+      mode: 'lines+markers',
+      name: phase,
+      x: rows.map((r) => r.epoch + 1),
+      y: rows.map((r) => r[metric]),
+      line: { color },
+      marker: { size: 6 },
+    };
   };
   const epochs = Math.max(0, ...history.map((r) => r.epoch + 1));
   return {

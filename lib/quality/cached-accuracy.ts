@@ -11,8 +11,13 @@ import { checkClassesMatch } from '../model';
 import { extractFeatures } from '../train/features';
 import { UserError } from '../util';
 
-export async function cachedFeatureAccuracy(model: BoatModel, dir: string, cacheDir: string): Promise<{ accuracy: number; images: number; correct: number }> {
-  if (model.mode !== 'feature-extractor') throw new UserError('cached features give the accuracy of a feature extractor only (its backbone is frozen)');
+export async function cachedFeatureAccuracy(
+  model: BoatModel,
+  dir: string,
+  cacheDir: string,
+): Promise<{ accuracy: number; images: number; correct: number }> {
+  if (model.mode !== 'feature-extractor')
+    throw new UserError('cached features give the accuracy of a feature extractor only (its backbone is frozen)');
   const { preprocessing, inputSize } = model.info;
   const set = await extractFeatures(model, dir, { cacheDir, transform: evalTransforms(preprocessing, inputSize) });
   checkClassesMatch(model.classes, set.dataset.classes, dir);

@@ -24,7 +24,11 @@ export interface LabelIssueIndex {
 }
 
 /** t_j: the mean probability of class j over the samples labelled j (cleanlab's get_confident_thresholds). */
-export function confidentThresholds(probabilities: readonly number[][], labels: ArrayLike<number>, classes: number): number[] {
+export function confidentThresholds(
+  probabilities: readonly number[][],
+  labels: ArrayLike<number>,
+  classes: number,
+): number[] {
   const sum = new Array<number>(classes).fill(0);
   const count = new Array<number>(classes).fill(0);
   for (let i = 0; i < labels.length; i++) {
@@ -41,7 +45,9 @@ export function roundPreservingRowTotals(matrix: readonly number[][]): number[][
     const ints = row.map((v) => Math.round(v));
     const target = Math.round(row.reduce((a, b) => a + b, 0));
     let diff = target - ints.reduce((a, b) => a + b, 0);
-    const order = row.map((v, j) => j).sort((a, b) => (diff > 0 ? row[b] - ints[b] - (row[a] - ints[a]) : row[a] - ints[a] - (row[b] - ints[b])));
+    const order = row
+      .map((v, j) => j)
+      .sort((a, b) => (diff > 0 ? row[b] - ints[b] - (row[a] - ints[a]) : row[a] - ints[a] - (row[b] - ints[b])));
     for (let k = 0; diff !== 0 && k < order.length; k++) {
       const step = diff > 0 ? 1 : -1;
       ints[order[k]] += step;
@@ -55,7 +61,12 @@ export function roundPreservingRowTotals(matrix: readonly number[][]): number[][
  * The confident joint C[given][true], calibrated (cleanlab's compute_confident_joint with calibrate=True):
  * rows rescaled to the given-label counts, the whole to the number of samples, then rounded.
  */
-export function confidentJoint(probabilities: readonly number[][], labels: ArrayLike<number>, classes: number, thresholds = confidentThresholds(probabilities, labels, classes)): number[][] {
+export function confidentJoint(
+  probabilities: readonly number[][],
+  labels: ArrayLike<number>,
+  classes: number,
+  thresholds = confidentThresholds(probabilities, labels, classes),
+): number[][] {
   const raw = Array.from({ length: classes }, () => new Array<number>(classes).fill(0));
   for (let i = 0; i < labels.length; i++) {
     const p = probabilities[i];
@@ -103,7 +114,12 @@ export interface FindIssuesOptions {
 }
 
 /** The label issues, ranked (rank 1 = the lowest self-confidence). */
-export function findLabelIssues(probabilities: readonly number[][], labels: ArrayLike<number>, classes: number, options: FindIssuesOptions = {}): LabelIssueIndex[] {
+export function findLabelIssues(
+  probabilities: readonly number[][],
+  labels: ArrayLike<number>,
+  classes: number,
+  options: FindIssuesOptions = {},
+): LabelIssueIndex[] {
   const n = labels.length;
   const minPerClass = options.minPerClass ?? 1;
   const joint = confidentJoint(probabilities, labels, classes);
@@ -118,7 +134,11 @@ export function findLabelIssues(probabilities: readonly number[][], labels: Arra
       const remove = prune[j][k];
       if (j === k || remove <= 0) continue;
       // The `remove` samples labelled k that look most like j rather than k.
-      const byMargin = members.slice().sort((a, b) => probabilities[b][j] - probabilities[b][k] - (probabilities[a][j] - probabilities[a][k]) || a - b);
+      const byMargin = members
+        .slice()
+        .sort(
+          (a, b) => probabilities[b][j] - probabilities[b][k] - (probabilities[a][j] - probabilities[a][k]) || a - b,
+        );
       for (const i of byMargin.slice(0, remove)) flagged[i] = 1;
     }
   }

@@ -38,7 +38,9 @@ export function stratifiedFolds(labels: ArrayLike<number>, folds: number, seed =
   for (let i = 0; i < labels.length; i++) byClass.set(labels[i], [...(byClass.get(labels[i]) ?? []), i]);
   let offset = 0;
   for (const [label, members] of [...byClass.entries()].sort(([a], [b]) => a - b)) {
-    Random.derive(seed, 'folds', label).shuffled(members).forEach((i, k) => (out[i] = (offset + k) % folds));
+    Random.derive(seed, 'folds', label)
+      .shuffled(members)
+      .forEach((i, k) => (out[i] = (offset + k) % folds));
     offset += members.length;
   }
   return out;
@@ -54,7 +56,10 @@ const matMulTransposing = tf.customGrad((...inputs: Array<tf.Tensor | tf.GradSav
   save([a, b]);
   return {
     value: tf.matMul(a, b),
-    gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => [tf.matMul(dy, tf.transpose(saved[1])), tf.matMul(tf.transpose(saved[0]), dy)],
+    gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => [
+      tf.matMul(dy, tf.transpose(saved[1])),
+      tf.matMul(tf.transpose(saved[0]), dy),
+    ],
   };
 }) as (a: tf.Tensor2D, b: tf.Tensor2D) => tf.Tensor2D;
 
@@ -67,7 +72,9 @@ class FastHead {
   readonly rate: number;
 
   constructor(readonly head: tf.LayersModel) {
-    this.variables = ['fc1', 'fc2'].flatMap((name) => head.getLayer(name).trainableWeights.map((w) => w.read() as tf.Variable));
+    this.variables = ['fc1', 'fc2'].flatMap((name) =>
+      head.getLayer(name).trainableWeights.map((w) => w.read() as tf.Variable),
+    );
     this.rate = head.layers.find((l): l is StepDropout => l instanceof StepDropout)?.rate ?? 0;
   }
 
@@ -80,13 +87,20 @@ class FastHead {
 }
 
 /** Trains one head per fold on the other folds' features and predicts the held-out fold. */
-export async function crossValidatedProbabilities(features: Float32Array, dim: number, labels: Int32Array, classes: number, options: CrossValOptions = {}): Promise<CrossValResult> {
+export async function crossValidatedProbabilities(
+  features: Float32Array,
+  dim: number,
+  labels: Int32Array,
+  classes: number,
+  options: CrossValOptions = {},
+): Promise<CrossValResult> {
   const n = labels.length;
   const folds = options.folds ?? 5;
   const seed = options.seed ?? 0;
   const epochs = options.epochs ?? 10;
   const batchSize = options.batchSize ?? 128;
-  if (!Number.isInteger(folds) || folds < 2) throw new UserError(`--folds must be an integer of at least 2, got ${folds}`);
+  if (!Number.isInteger(folds) || folds < 2)
+    throw new UserError(`--folds must be an integer of at least 2, got ${folds}`);
   if (folds > n) throw new UserError(`--folds ${folds} is more than the ${n} images`);
   const foldOf = stratifiedFolds(labels, folds, seed);
   const probabilities = new Array<number[]>(n);
@@ -107,13 +121,19 @@ export async function crossValidatedProbabilities(features: Float32Array, dim: n
           for (let start = 0; start < order.length; start += batchSize) {
             const dropoutSeed = Random.derive(seed, 'cv-dropout', fold, step++).int(0, 2 ** 31 - 1);
             const idx = tf.tensor1d(order.slice(start, start + batchSize), 'int32');
-            const cost = optimizer.minimize(() => nllLoss(fast.apply(tf.gather<tf.Tensor2D>(all, idx), dropoutSeed), tf.gather(allLabels, idx)), false, fast.variables);
+            const cost = optimizer.minimize(
+              () => nllLoss(fast.apply(tf.gather<tf.Tensor2D>(all, idx), dropoutSeed), tf.gather(allLabels, idx)),
+              false,
+              fast.variables,
+            );
             tf.dispose(cost ? [idx, cost] : [idx]);
           }
           // Let the event loop breathe between epochs (progress output, Ctrl-C).
           await new Promise((resolve) => setImmediate(resolve));
         }
-        const rows = tf.tidy(() => tf.exp(fast.apply(tf.gather<tf.Tensor2D>(all, tf.tensor1d(held, 'int32')))).arraySync());
+        const rows = tf.tidy(() =>
+          tf.exp(fast.apply(tf.gather<tf.Tensor2D>(all, tf.tensor1d(held, 'int32')))).arraySync(),
+        );
         held.forEach((i, k) => (probabilities[i] = rows[k]));
       } finally {
         disposeOptimizer(optimizer);

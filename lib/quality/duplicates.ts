@@ -34,7 +34,12 @@ export interface SimilarPair {
 }
 
 /** Pairs (a < b) of rows whose cosine similarity is at least `threshold`, computed in row blocks. */
-export function embeddingPairs(features: Float32Array, dim: number, threshold = EMBEDDING_THRESHOLD, block = 512): SimilarPair[] {
+export function embeddingPairs(
+  features: Float32Array,
+  dim: number,
+  threshold = EMBEDDING_THRESHOLD,
+  block = 512,
+): SimilarPair[] {
   const n = features.length / dim;
   const pairs: SimilarPair[] = [];
   if (n < 2) return pairs;
@@ -45,7 +50,9 @@ export function embeddingPairs(features: Float32Array, dim: number, threshold = 
   try {
     for (let start = 0; start < n; start += block) {
       const rows = Math.min(block, n - start);
-      const sims = tf.tidy(() => tf.matMul(tf.slice(unit, [start, 0], [rows, dim]), unit, false, true).dataSync() as Float32Array);
+      const sims = tf.tidy(
+        () => tf.matMul(tf.slice(unit, [start, 0], [rows, dim]), unit, false, true).dataSync() as Float32Array,
+      );
       for (let r = 0; r < rows; r++) {
         const a = start + r;
         for (let b = a + 1; b < n; b++) {
@@ -113,7 +120,9 @@ export function groupPairs(pairs: readonly SimilarPair[], method: Exclude<Duplic
     const g = groups.get(find(a))!;
     g.similarity = Math.min(g.similarity, similarity);
   }
-  return [...groups.values()].map((g) => ({ ...g, members: g.members.sort((x, y) => x - y) })).sort((x, y) => x.members[0] - y.members[0]);
+  return [...groups.values()]
+    .map((g) => ({ ...g, members: g.members.sort((x, y) => x - y) }))
+    .sort((x, y) => x.members[0] - y.members[0]);
 }
 
 /** Both methods' groups; a group that both found with the same members is listed once, as 'both'. */

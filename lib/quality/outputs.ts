@@ -26,7 +26,10 @@ export async function labelIssuesGrid(result: DataIssuesResult, limit = 24): Pro
   const issues = result.report.label_issues.slice(0, limit);
   if (issues.length === 0) return textTile('no label issues found');
   const byPath = new Map(result.photos.map((p) => [p.path, p.file]));
-  const items: GridItem[] = issues.map((i) => ({ file: byPath.get(i.path)!, caption: `${i.rank}. ${i.given} → ${i.suggested} ${i.score.toFixed(2)}` }));
+  const items: GridItem[] = issues.map((i) => ({
+    file: byPath.get(i.path)!,
+    caption: `${i.rank}. ${i.given} → ${i.suggested} ${i.score.toFixed(2)}`,
+  }));
   return photoGrid(items, { columns: 4, tile: 240 });
 }
 
@@ -35,7 +38,9 @@ export async function duplicatesGrid(result: DataIssuesResult, limit = 12, colum
   const groups = result.report.near_duplicates.slice(0, limit);
   if (groups.length === 0) return textTile('no near-duplicates found');
   const byPath = new Map(result.photos.map((p) => [p.path, p.file]));
-  const blank = await sharp({ create: { width: 8, height: 8, channels: 3, background: '#ffffff' } }).png().toBuffer();
+  const blank = await sharp({ create: { width: 8, height: 8, channels: 3, background: '#ffffff' } })
+    .png()
+    .toBuffer();
   const items: GridItem[] = [];
   groups.forEach((g, k) => {
     for (let c = 0; c < columns; c++) {
@@ -44,7 +49,10 @@ export async function duplicatesGrid(result: DataIssuesResult, limit = 12, colum
         continue;
       }
       const where = `${g.classes[c]}${g.subsets[c] ? ` [${g.subsets[c]}]` : ''}`;
-      const head = c === 0 ? `${k + 1}. ${g.method === 'both' ? 'both' : g.method === 'embedding' ? 'emb' : 'phash'} ${g.similarity.toFixed(2)}${g.leakage ? ' LEAK' : ''}: ` : '';
+      const head =
+        c === 0
+          ? `${k + 1}. ${g.method === 'both' ? 'both' : g.method === 'embedding' ? 'emb' : 'phash'} ${g.similarity.toFixed(2)}${g.leakage ? ' LEAK' : ''}: `
+          : '';
       items.push({ file: byPath.get(g.paths[c])!, caption: `${head}${where}` });
     }
   });
@@ -55,12 +63,19 @@ export async function duplicatesGrid(result: DataIssuesResult, limit = 12, colum
 export function excludeRows(result: DataIssuesResult): string[][] {
   const sourceOf = new Map(result.photos.map((p) => [p.path, p.source]));
   const rows = new Map<string, string>();
-  for (const i of result.report.label_issues) rows.set(sourceOf.get(i.path)!, `label issue ${i.rank}: given ${i.given}, suggested ${i.suggested}, self-confidence ${i.score.toFixed(4)}`);
+  for (const i of result.report.label_issues)
+    rows.set(
+      sourceOf.get(i.path)!,
+      `label issue ${i.rank}: given ${i.given}, suggested ${i.suggested}, self-confidence ${i.score.toFixed(4)}`,
+    );
   for (const g of result.report.near_duplicates) {
     const keep = Math.max(0, g.subsets.indexOf('train'));
     g.paths.forEach((p, k) => {
       if (k === keep || rows.has(sourceOf.get(p)!)) return;
-      rows.set(sourceOf.get(p)!, `near-duplicate (${g.method} ${g.similarity.toFixed(3)}${g.leakage ? ', leakage' : ''}) of ${sourceOf.get(g.paths[keep])}`);
+      rows.set(
+        sourceOf.get(p)!,
+        `near-duplicate (${g.method} ${g.similarity.toFixed(3)}${g.leakage ? ', leakage' : ''}) of ${sourceOf.get(g.paths[keep])}`,
+      );
     });
   }
   return [...rows.entries()].map(([p, reason]) => [p, reason]);
@@ -76,7 +91,10 @@ export function relabelRows(result: DataIssuesResult): string[][] {
 export function checkIssuesOut(out: string): void {
   if (!fs.existsSync(out)) return;
   if (!fs.statSync(out).isDirectory()) throw new UserError(`output path exists and is not a folder: ${out}`);
-  if (!isOwnedDirectory(out) && fs.readdirSync(out).length > 0) throw new UserError(`output folder ${out} exists and was not made by boat; choose another --out or empty it yourself`);
+  if (!isOwnedDirectory(out) && fs.readdirSync(out).length > 0)
+    throw new UserError(
+      `output folder ${out} exists and was not made by boat; choose another --out or empty it yourself`,
+    );
 }
 
 /**
@@ -84,17 +102,41 @@ export function checkIssuesOut(out: string): void {
  * made it); a folder with other files in it is refused before anything is written.
  */
 export async function writeIssueOutputs(result: DataIssuesResult, out: string): Promise<WrittenOutputs> {
-  const names = ['issues.csv', 'duplicates.csv', 'label-issues.png', 'duplicates.png', 'exclude.csv', 'relabel.csv', 'report.json'];
+  const names = [
+    'issues.csv',
+    'duplicates.csv',
+    'label-issues.png',
+    'duplicates.png',
+    'exclude.csv',
+    'relabel.csv',
+    'report.json',
+  ];
   const [issuesPng, duplicatesPng] = [await labelIssuesGrid(result), await duplicatesGrid(result)];
   const { report } = result;
   await replaceOwnedDirectory(out, { kind: 'data-issues', data: report.root }, async (tmp) => {
     const write = (name: string, data: string | Buffer): void => fs.writeFileSync(path.join(tmp, name), data);
-    write('issues.csv', toCsv(['rank', 'path', 'subset', 'given', 'suggested', 'score'], report.label_issues.map((i) => [i.rank, i.path, i.subset ?? '', i.given, i.suggested, i.score])));
+    write(
+      'issues.csv',
+      toCsv(
+        ['rank', 'path', 'subset', 'given', 'suggested', 'score'],
+        report.label_issues.map((i) => [i.rank, i.path, i.subset ?? '', i.given, i.suggested, i.score]),
+      ),
+    );
     write(
       'duplicates.csv',
       toCsv(
         ['group', 'method', 'similarity', 'leakage', 'path', 'class', 'subset'],
-        report.near_duplicates.flatMap((g, k) => g.paths.map((p, m) => [k + 1, g.method, g.similarity, g.leakage ? 'yes' : 'no', p, g.classes[m], g.subsets[m] ?? ''])),
+        report.near_duplicates.flatMap((g, k) =>
+          g.paths.map((p, m) => [
+            k + 1,
+            g.method,
+            g.similarity,
+            g.leakage ? 'yes' : 'no',
+            p,
+            g.classes[m],
+            g.subsets[m] ?? '',
+          ]),
+        ),
       ),
     );
     write('label-issues.png', issuesPng);

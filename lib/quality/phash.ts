@@ -28,7 +28,10 @@ export function packHash(bits: string): Uint32Array {
 }
 
 /** The pHash of every file; a file sharp cannot read gets null and a skip with its reason. */
-export async function perceptualHashes(files: readonly string[], concurrency = defaultConcurrency()): Promise<{ hashes: Array<Uint32Array | null>; skipped: Skipped[] }> {
+export async function perceptualHashes(
+  files: readonly string[],
+  concurrency = defaultConcurrency(),
+): Promise<{ hashes: Array<Uint32Array | null>; skipped: Skipped[] }> {
   const skipped: Skipped[] = [];
   const hashes = await mapLimit(files, concurrency, async (file) => {
     try {

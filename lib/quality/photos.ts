@@ -92,7 +92,10 @@ export async function collectPhotoFeatures(options: CollectOptions): Promise<Pho
   requireDirectory(options.data, 'data folder');
   const root = path.resolve(options.data);
   const layout = isSplitRoot(root) ? 'split' : 'classes';
-  const parts: Array<{ dir: string; subset?: Subset }> = layout === 'split' ? SUBSETS.filter((s) => isDirectory(path.join(root, s))).map((s) => ({ dir: path.join(root, s), subset: s })) : [{ dir: root }];
+  const parts: Array<{ dir: string; subset?: Subset }> =
+    layout === 'split'
+      ? SUBSETS.filter((s) => isDirectory(path.join(root, s))).map((s) => ({ dir: path.join(root, s), subset: s }))
+      : [{ dir: root }];
   const { preprocessing, inputSize } = options.model.info;
   const sources = layout === 'split' ? splitSources(root) : new Map<string, string>();
   const sets = [];
@@ -116,7 +119,13 @@ export async function collectPhotoFeatures(options: CollectOptions): Promise<Pho
     dim = set.dim;
     set.files.forEach((file, i) => {
       const relative = path.relative(root, file).split(path.sep).join('/');
-      photos.push({ file, path: relative, label: index.get(set.dataset.classes[set.labels[i]])!, subset, source: sources.get(file) ?? relative });
+      photos.push({
+        file,
+        path: relative,
+        label: index.get(set.dataset.classes[set.labels[i]])!,
+        subset,
+        source: sources.get(file) ?? relative,
+      });
       rows.push(set.features.subarray(i * set.dim, (i + 1) * set.dim));
     });
     skipped.push(...set.dataset.skipped);

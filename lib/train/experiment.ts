@@ -11,8 +11,24 @@ import { skippedLines, type Skipped } from '../data/scan';
 import { evaluateModel, metricsOf } from '../evaluate/evaluate';
 import { formatMetrics, Metrics } from '../evaluate/metrics';
 import { DataLoader, evalTransforms, ImageFolder, trainTransforms } from '../images';
-import { balancedClassWeights, BoatModel, checkClassesMatch, createBoatModel, loadBoatModel, saveBoatModel, selectBackend, TrainingMode } from '../model';
-import { acquireLock, recoverInterruptedSave, requireDirectory, requireWritableDirectory, toCsv, UserError } from '../util';
+import {
+  balancedClassWeights,
+  BoatModel,
+  checkClassesMatch,
+  createBoatModel,
+  loadBoatModel,
+  saveBoatModel,
+  selectBackend,
+  TrainingMode,
+} from '../model';
+import {
+  acquireLock,
+  recoverInterruptedSave,
+  requireDirectory,
+  requireWritableDirectory,
+  toCsv,
+  UserError,
+} from '../util';
 import { extractFeatures, FeatureSet } from './features';
 import { terminalProgress, ProgressSink } from './progress';
 import { runSettings } from './run-settings';
@@ -65,12 +81,19 @@ export interface ExperimentResult {
 }
 
 /** A saved model to continue from, checked against the data's classes and the asked input size. */
-async function initialModel(dir: string, classes: readonly string[], mode: TrainingMode, inputSize: number | undefined, log: (line: string) => void): Promise<BoatModel> {
+async function initialModel(
+  dir: string,
+  classes: readonly string[],
+  mode: TrainingMode,
+  inputSize: number | undefined,
+  log: (line: string) => void,
+): Promise<BoatModel> {
   requireDirectory(dir, 'model to start from (--init)');
   const model = await loadBoatModel(dir);
   try {
     checkClassesMatch(model.classes, classes, dir);
-    if (inputSize !== undefined && inputSize !== model.info.inputSize) throw new UserError(`--input-size ${inputSize} differs from ${dir}'s ${model.info.inputSize}`);
+    if (inputSize !== undefined && inputSize !== model.info.inputSize)
+      throw new UserError(`--input-size ${inputSize} differs from ${dir}'s ${model.info.inputSize}`);
   } catch (err) {
     model.dispose();
     throw err;
@@ -89,9 +112,13 @@ export async function runExperiment(options: ExperimentOptions): Promise<Experim
   requireDirectory(path.join(options.data, 'train'), 'training folder');
   requireDirectory(path.join(options.data, 'val'), 'validation folder');
   requireWritableDirectory(path.dirname(path.resolve(options.out)));
-  const out = path.join(fs.realpathSync(path.dirname(path.resolve(options.out))), path.basename(path.resolve(options.out)));
+  const out = path.join(
+    fs.realpathSync(path.dirname(path.resolve(options.out))),
+    path.basename(path.resolve(options.out)),
+  );
   const lock = acquireLock(`${out}.lock`, `the output ${options.out}`);
-  if (lock.tookOverFrom !== undefined) log(`note: took over ${lock.file}, left by pid ${lock.tookOverFrom}, which is no longer running`);
+  if (lock.tookOverFrom !== undefined)
+    log(`note: took over ${lock.file}, left by pid ${lock.tookOverFrom}, which is no longer running`);
   try {
     return await runLocked(options, log);
   } finally {
@@ -106,7 +133,8 @@ async function runLocked(options: ExperimentOptions, log: (line: string) => void
   const testDir = path.join(options.data, 'test');
   const checkpointDir = `${path.resolve(options.out)}.checkpoint`;
   recoverInterruptedSave(checkpointDir);
-  if (options.resume && !fs.existsSync(path.join(checkpointDir, 'state.json'))) throw new UserError(`nothing to resume: no checkpoint in ${checkpointDir}`);
+  if (options.resume && !fs.existsSync(path.join(checkpointDir, 'state.json')))
+    throw new UserError(`nothing to resume: no checkpoint in ${checkpointDir}`);
 
   const backend = await selectBackend();
   log(backend.line);
@@ -117,19 +145,46 @@ async function runLocked(options: ExperimentOptions, log: (line: string) => void
   const seed = options.seed ?? 0;
   const batchSize = options.batchSize ?? 32;
   let accumulate = options.accumulate;
-  const wasmMicroBatches = options.mode === 'finetune' && options.accumulate === undefined && backend.name === 'wasm' && batchSize > WASM_FINETUNE_MICRO_BATCH;
+  const wasmMicroBatches =
+    options.mode === 'finetune' &&
+    options.accumulate === undefined &&
+    backend.name === 'wasm' &&
+    batchSize > WASM_FINETUNE_MICRO_BATCH;
   if (wasmMicroBatches) accumulate = Math.ceil(batchSize / WASM_FINETUNE_MICRO_BATCH);
-  const classWeights = options.balanceClasses ? balancedClassWeights(trainFolder.samples.map((s) => s.label), classes.length) : options.classWeights;
+  const classWeights = options.balanceClasses
+    ? balancedClassWeights(
+        trainFolder.samples.map((s) => s.label),
+        classes.length,
+      )
+    : options.classWeights;
 
   const model = options.init
     ? await initialModel(options.init, classes, options.mode, options.inputSize, log)
     : await createBoatModel({ classes, mode: options.mode, inputSize: options.inputSize, seed: options.seed });
-  if (options.mode === 'finetune' && options.unfreezeStages !== undefined) model.unfrozenStages = options.unfreezeStages;
+  if (options.mode === 'finetune' && options.unfreezeStages !== undefined)
+    model.unfrozenStages = options.unfreezeStages;
   if (options.mode === 'finetune' && options.freezeBatchNorm) model.batchNormFrozen = true;
   const views = options.views ?? 0;
   const progress = options.progress ?? terminalProgress(options.epochs ?? 24);
-  const settings = runSettings({ mode: options.mode, batchSize, folders: [trainFolder, valFolder], model, init: options.init, views, unfreezeStages: model.unfrozenStages, freezeBatchNorm: model.batchNormFrozen });
-  const trainOptions: TrainOptions = { ...options, accumulate, classWeights, checkpointDir, settings, onBatch: (info) => progress.batch(info), onPhase: (row) => progress.phase(row) };
+  const settings = runSettings({
+    mode: options.mode,
+    batchSize,
+    folders: [trainFolder, valFolder],
+    model,
+    init: options.init,
+    views,
+    unfreezeStages: model.unfrozenStages,
+    freezeBatchNorm: model.batchNormFrozen,
+  });
+  const trainOptions: TrainOptions = {
+    ...options,
+    accumulate,
+    classWeights,
+    checkpointDir,
+    settings,
+    onBatch: (info) => progress.batch(info),
+    onPhase: (row) => progress.phase(row),
+  };
   try {
     // Before any features are extracted: a resume with other settings is refused at once.
     if (options.resume) checkResumeSettings(checkpointDir, resumeSettings(trainOptions));
@@ -139,8 +194,13 @@ async function runLocked(options: ExperimentOptions, log: (line: string) => void
   }
   const counts = model.paramCounts();
   const scope = model.unfrozenStages === null ? '' : ` (last ${model.unfrozenStages} of 5 stages unfrozen)`;
-  log(`ResNet50 + head, ${options.mode}${scope}: ${counts.total.toLocaleString('en-US')} parameters, ${counts.trainable.toLocaleString('en-US')} trainable`);
-  if (model.batchNormFrozen) log('BatchNorm frozen: it normalises with its moving (ImageNet) statistics and leaves them as they are; gamma and beta train');
+  log(
+    `ResNet50 + head, ${options.mode}${scope}: ${counts.total.toLocaleString('en-US')} parameters, ${counts.trainable.toLocaleString('en-US')} trainable`,
+  );
+  if (model.batchNormFrozen)
+    log(
+      'BatchNorm frozen: it normalises with its moving (ImageNet) statistics and leaves them as they are; gamma and beta train',
+    );
   const { preprocessing: pre, inputSize: size } = model.info;
 
   const datasets: ImageFolder[] = [];
@@ -159,23 +219,35 @@ async function runLocked(options: ExperimentOptions, log: (line: string) => void
         onProgress: (done, total) => progress.batch({ epoch: -1, phase: 'train', done, total, seconds: 0 }),
       });
       const unreadable = set.unreadable > 0 ? ` (${set.unreadable} unreadable, skipped)` : '';
-      log(`features ${label}: ${set.labels.length} images${unreadable}, ${set.computed} computed in ${set.seconds.toFixed(1)} s, ${set.labels.length - set.computed} from the cache`);
+      log(
+        `features ${label}: ${set.labels.length} images${unreadable}, ${set.computed} computed in ${set.seconds.toFixed(1)} s, ${set.labels.length - set.computed} from the cache`,
+      );
       extractSeconds += set.seconds;
       datasets.push(set.dataset);
       if (set.computed > 0) recomputePerEpoch += (set.seconds / set.computed) * set.labels.length;
       return set;
     };
-    const trainViews = views > 0 ? await Promise.all(Array.from({ length: views }, (_, v) => extract(trainDir, `train view ${v + 1}/${views}`, true, v))) : [await extract(trainDir, 'train', false, 0)];
+    const trainViews =
+      views > 0
+        ? await Promise.all(
+            Array.from({ length: views }, (_, v) => extract(trainDir, `train view ${v + 1}/${views}`, true, v)),
+          )
+        : [await extract(trainDir, 'train', false, 0)];
     // Recomputing per epoch, as the tutorial does, runs one training view and the val set every epoch.
     if (views > 0) recomputePerEpoch /= views;
     train = new FeatureSource(trainViews, batchSize, true, seed);
     val = new FeatureSource([await extract(valDir, 'val', false, 0)], batchSize, false, seed);
   } else {
     if (wasmMicroBatches) {
-      log(`batch ${batchSize} runs as ${accumulate} accumulated micro-batches of up to ${WASM_FINETUNE_MICRO_BATCH} (the wasm engine's heap is capped at 4 GB)${model.batchNormFrozen ? '' : '; BatchNorm sees micro-batch statistics'}`);
+      log(
+        `batch ${batchSize} runs as ${accumulate} accumulated micro-batches of up to ${WASM_FINETUNE_MICRO_BATCH} (the wasm engine's heap is capped at 4 GB)${model.batchNormFrozen ? '' : '; BatchNorm sees micro-batch statistics'}`,
+      );
     }
     const micro = Math.min(batchSize, accumulate ? Math.ceil(batchSize / accumulate) : batchSize);
-    const [trainSet, valSet] = [new ImageFolder(trainDir, trainTransforms(pre, size)), new ImageFolder(valDir, evalTransforms(pre, size))];
+    const [trainSet, valSet] = [
+      new ImageFolder(trainDir, trainTransforms(pre, size)),
+      new ImageFolder(valDir, evalTransforms(pre, size)),
+    ];
     datasets.push(trainSet, valSet);
     train = new LoaderSource(new DataLoader(trainSet, { batchSize: micro, shuffle: true, seed }));
     val = new LoaderSource(new DataLoader(valSet, { batchSize: micro, seed }));
@@ -184,7 +256,9 @@ async function runLocked(options: ExperimentOptions, log: (line: string) => void
   if (classWeights) log(`class weights: ${classes.map((c, i) => `${c} ${classWeights[i].toFixed(2)}`).join(', ')}`);
   if (options.resume) log(`Resuming from ${checkpointDir}`);
   const result = await trainModel(model, { train, val }, trainOptions);
-  log(`Training complete in ${(result.seconds / 60).toFixed(0)}m ${(result.seconds % 60).toFixed(0)}s; best val acc ${result.bestValAcc.toFixed(4)} (epoch ${result.bestEpoch + 1})`);
+  log(
+    `Training complete in ${(result.seconds / 60).toFixed(0)}m ${(result.seconds % 60).toFixed(0)}s; best val acc ${result.bestValAcc.toFixed(4)} (epoch ${result.bestEpoch + 1})`,
+  );
 
   let test: Metrics | undefined;
   const skippedLists: Skipped[][] = datasets.map((d) => d.skipped);
@@ -204,21 +278,57 @@ async function runLocked(options: ExperimentOptions, log: (line: string) => void
     extractSeconds,
     trainSeconds: result.seconds,
     totalSeconds,
-    recomputeEstimateSeconds: options.mode === 'feature-extractor' && recomputePerEpoch > 0 ? recomputePerEpoch * epochs + headSeconds : undefined,
+    recomputeEstimateSeconds:
+      options.mode === 'feature-extractor' && recomputePerEpoch > 0
+        ? recomputePerEpoch * epochs + headSeconds
+        : undefined,
   };
   if (!result.stopped) {
-    const metrics = { best_val_acc: result.bestValAcc, best_epoch: result.bestEpoch, test_acc: test?.accuracy ?? null, test, timing, backend: backend.line, skipped };
-    const config = { ...options, accumulate, classWeights, progress: undefined, log: undefined, classes, backend: backend.name, checkpointDir, weights: model.info };
+    const metrics = {
+      best_val_acc: result.bestValAcc,
+      best_epoch: result.bestEpoch,
+      test_acc: test?.accuracy ?? null,
+      test,
+      timing,
+      backend: backend.line,
+      skipped,
+    };
+    const config = {
+      ...options,
+      accumulate,
+      classWeights,
+      progress: undefined,
+      log: undefined,
+      classes,
+      backend: backend.name,
+      checkpointDir,
+      weights: model.info,
+    };
     await saveBoatModel(model, options.out, metrics, '', {
-      'history.csv': toCsv(['epoch', 'phase', 'loss', 'acc', 'lr', 'seconds', 'images_per_second'], result.history.map((r) => [r.epoch, r.phase, r.loss, r.acc, r.lr, r.seconds, r.imagesPerSecond])),
+      'history.csv': toCsv(
+        ['epoch', 'phase', 'loss', 'acc', 'lr', 'seconds', 'images_per_second'],
+        result.history.map((r) => [r.epoch, r.phase, r.loss, r.acc, r.lr, r.seconds, r.imagesPerSecond]),
+      ),
       'metrics.json': JSON.stringify(metrics, null, 2) + '\n',
       'config.json': JSON.stringify(config, null, 2) + '\n',
     });
     log(`Saved ${path.resolve(options.out)} (metadata.json, weights, history.csv, metrics.json, config.json)`);
   } else {
-    log(`Stopped after epoch ${(result.history.at(-1)?.epoch ?? -1) + 1}; the checkpoint is in ${checkpointDir}. Resume with the same command plus --resume.`);
+    log(
+      `Stopped after epoch ${(result.history.at(-1)?.epoch ?? -1) + 1}; the checkpoint is in ${checkpointDir}. Resume with the same command plus --resume.`,
+    );
   }
-  return { model, history: result.history, bestValAcc: result.bestValAcc, bestEpoch: result.bestEpoch, test, timing, stopped: result.stopped, out: path.resolve(options.out), skipped };
+  return {
+    model,
+    history: result.history,
+    bestValAcc: result.bestValAcc,
+    bestEpoch: result.bestEpoch,
+    test,
+    timing,
+    stopped: result.stopped,
+    out: path.resolve(options.out),
+    skipped,
+  };
 }
 
 function uniqueSkips(list: Skipped[]): Skipped[] {

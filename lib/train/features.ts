@@ -38,7 +38,11 @@ export interface ExtractOptions {
   onProgress?: (done: number, total: number) => void;
 }
 
-export async function extractFeatures(model: BoatModel, root: string, options: ExtractOptions): Promise<FeatureSet & { dataset: ImageFolder }> {
+export async function extractFeatures(
+  model: BoatModel,
+  root: string,
+  options: ExtractOptions,
+): Promise<FeatureSet & { dataset: ImageFolder }> {
   const dataset = new ImageFolder(root, options.transform);
   const view = options.view ?? 0;
   const seed = options.seed ?? 0;
@@ -52,7 +56,17 @@ export async function extractFeatures(model: BoatModel, root: string, options: E
   const keys = await Promise.all(
     dataset.samples.map(async (s) => {
       const content = await sha256File(s.file);
-      return sha256Hex([content, transformKey, random ? view : 0, random ? seed : 'any-seed', backboneId, model.info.inputSize, backboneKind].join('|'));
+      return sha256Hex(
+        [
+          content,
+          transformKey,
+          random ? view : 0,
+          random ? seed : 'any-seed',
+          backboneId,
+          model.info.inputSize,
+          backboneKind,
+        ].join('|'),
+      );
     }),
   );
   const cacheFile = (key: string): string => path.join(options.cacheDir, key.slice(0, 2), `${key}.f32`);
@@ -70,7 +84,11 @@ export async function extractFeatures(model: BoatModel, root: string, options: E
   const started = now();
   if (missing.length > 0) {
     // Decode only the missing images; each keeps the randomness of its own index, whatever was cached.
-    const loader = new DataLoader(dataset, { batchSize: options.batchSize ?? 16, seed: viewSeed(seed, view), indices: missing });
+    const loader = new DataLoader(dataset, {
+      batchSize: options.batchSize ?? 16,
+      seed: viewSeed(seed, view),
+      indices: missing,
+    });
     let done = 0;
     for await (const batch of loader.batches(0)) {
       const out = model.features(batch.x);

@@ -35,7 +35,11 @@ export interface LrFinderResult {
   diverged: boolean;
 }
 
-export async function findLearningRate(model: BoatModel, source: BatchSource, options: LrFinderOptions = {}): Promise<LrFinderResult> {
+export async function findLearningRate(
+  model: BoatModel,
+  source: BatchSource,
+  options: LrFinderOptions = {},
+): Promise<LrFinderResult> {
   const { startLr = 1e-7, endLr = 10, steps = 100, momentum = 0.9, beta = 0.98, divergeFactor = 4 } = options;
   const variables = model.trainableVariables();
   const saved = variables.map((v) => v.clone());
@@ -71,6 +75,9 @@ export async function findLearningRate(model: BoatModel, source: BatchSource, op
     disposeOptimizer(optimizer);
   }
   const finite = points.filter((p) => Number.isFinite(p.smoothed));
-  const minimum = finite.reduce((a, b) => (b.smoothed < a.smoothed ? b : a), finite[0] ?? { lr: startLr, loss: NaN, smoothed: NaN });
+  const minimum = finite.reduce(
+    (a, b) => (b.smoothed < a.smoothed ? b : a),
+    finite[0] ?? { lr: startLr, loss: NaN, smoothed: NaN },
+  );
   return { points, minLossLr: minimum.lr, suggestedLr: minimum.lr / 10, diverged };
 }

@@ -21,7 +21,11 @@ export function progressLine(label: string, done: number, total: number, seconds
 }
 
 /** Bars on stderr when it is a terminal; one line per finished phase on stdout either way. */
-export function terminalProgress(epochs: number, stream: NodeJS.WriteStream = process.stderr, out: NodeJS.WriteStream = process.stdout): ProgressSink {
+export function terminalProgress(
+  epochs: number,
+  stream: NodeJS.WriteStream = process.stderr,
+  out: NodeJS.WriteStream = process.stdout,
+): ProgressSink {
   const tty = stream.isTTY === true;
   let last = 0;
   return {

@@ -32,7 +32,9 @@ export function runSettings(input: RunSettingsInput): Record<string, unknown> {
     data: fileListHash(input.folders),
     'batch-size': input.batchSize,
     // The saved model's metadata lists the SHA-256 of each of its files, so its hash stands for all of them.
-    init: input.init ? `model ${sha256Hex(fs.readFileSync(path.join(input.init, 'metadata.json'))).slice(0, 16)}` : null,
+    init: input.init
+      ? `model ${sha256Hex(fs.readFileSync(path.join(input.init, 'metadata.json'))).slice(0, 16)}`
+      : null,
     weights: `${input.model.info.weightsId} ${input.model.info.weightsChecksum.slice(0, 16)}`,
     'input-size': input.model.info.inputSize,
     unfreeze: fe ? null : (input.unfreezeStages ?? 'all'),

@@ -60,10 +60,12 @@ function checkCompatible(dirs: string[]): ModelMetadata[] {
   metas.forEach((m, i) => {
     const other = (what: string, a: unknown, b: unknown): UserError =>
       new UserError(`cannot average ${dirs[i]} with ${dirs[0]}: ${what} differ (${String(b)} vs ${String(a)})`);
-    if (m.classes.join(',') !== first.classes.join(',')) throw other('classes', first.classes.join(','), m.classes.join(','));
+    if (m.classes.join(',') !== first.classes.join(','))
+      throw other('classes', first.classes.join(','), m.classes.join(','));
     if (m.mode !== first.mode) throw other('training modes', first.mode, m.mode);
     if (m.inputSize !== first.inputSize) throw other('input sizes', first.inputSize, m.inputSize);
-    if (m.weightsId !== first.weightsId || m.weightsChecksum !== first.weightsChecksum) throw other('backbone weights', first.weightsId, m.weightsId);
+    if (m.weightsId !== first.weightsId || m.weightsChecksum !== first.weightsChecksum)
+      throw other('backbone weights', first.weightsId, m.weightsId);
   });
   return metas;
 }
@@ -80,9 +82,11 @@ function writeAverage(model: BoatModel, sum: Float64Array[], count: number): voi
 }
 
 function addInto(sum: Float64Array[], values: Float32Array[], from: string): void {
-  if (values.length !== sum.length) throw new UserError(`cannot average ${from}: it has ${values.length} weight tensors, the soup ${sum.length}`);
+  if (values.length !== sum.length)
+    throw new UserError(`cannot average ${from}: it has ${values.length} weight tensors, the soup ${sum.length}`);
   values.forEach((v, i) => {
-    if (v.length !== sum[i].length) throw new UserError(`cannot average ${from}: weight ${i} has ${v.length} values, the soup's ${sum[i].length}`);
+    if (v.length !== sum[i].length)
+      throw new UserError(`cannot average ${from}: weight ${i} has ${v.length} values, the soup's ${sum[i].length}`);
     for (let j = 0; j < v.length; j++) sum[i][j] += v[j];
   });
 }
@@ -144,7 +148,9 @@ export async function makeSoup(dirs: string[], valData: string, options: SoupOpt
       writeAverage(soup, trial, count + 1);
       const acc = await valAccuracy(soup, valData);
       const kept = acc >= soupAcc;
-      log(`+ ${candidate.dir}: soup val accuracy ${acc.toFixed(4)} (${kept ? 'kept' : `dropped; stays ${soupAcc.toFixed(4)}`})`);
+      log(
+        `+ ${candidate.dir}: soup val accuracy ${acc.toFixed(4)} (${kept ? 'kept' : `dropped; stays ${soupAcc.toFixed(4)}`})`,
+      );
       steps.push({ model: candidate.dir, valAcc: candidate.valAcc, soupValAcc: acc, kept });
       if (kept) {
         sum = trial;
@@ -160,7 +166,13 @@ export async function makeSoup(dirs: string[], valData: string, options: SoupOpt
       steps[steps.length - 1].soupValAcc = soupAcc;
       log(`uniform soup of ${count}: val accuracy ${soupAcc.toFixed(4)}`);
     }
-    return { model: soup, recipe, steps, ingredients: steps.filter((s) => s.kept).map((s) => s.model), valAcc: soupAcc };
+    return {
+      model: soup,
+      recipe,
+      steps,
+      ingredients: steps.filter((s) => s.kept).map((s) => s.model),
+      valAcc: soupAcc,
+    };
   } catch (err) {
     soup.dispose();
     throw err;

@@ -31,7 +31,10 @@ export class FeatureSource implements BatchSource {
       const chunk = indices.slice(start, start + this.batchSize);
       const x = new Float32Array(chunk.length * set.dim);
       chunk.forEach((i, j) => x.set(set.features.subarray(i * set.dim, (i + 1) * set.dim), j * set.dim));
-      yield { x: tf.tensor2d(x, [chunk.length, set.dim]), y: tf.tensor1d(Int32Array.from(chunk.map((i) => set.labels[i])), 'int32') };
+      yield {
+        x: tf.tensor2d(x, [chunk.length, set.dim]),
+        y: tf.tensor1d(Int32Array.from(chunk.map((i) => set.labels[i])), 'int32'),
+      };
     }
   }
 }

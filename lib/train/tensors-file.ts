@@ -39,11 +39,13 @@ export async function writeTensors(dir: string, stem: string, tensors: NamedTens
 
 /** Reads what writeTensors wrote, checking both files against the hashes it returned. */
 export function readTensors(dir: string, stem: string, hashes: Record<string, string>): NamedTensor[] {
-  const read = (name: string): Buffer => readFileSha256Checked(path.join(dir, name), hashes[name], 'checkpoint file', 'damaged');
+  const read = (name: string): Buffer =>
+    readFileSha256Checked(path.join(dir, name), hashes[name], 'checkpoint file', 'damaged');
   const entries = JSON.parse(read(`${stem}.json`).toString('utf8')) as Entry[];
   const blob = read(`${stem}.bin`);
   return entries.map((e) => {
-    if (e.offset + e.length > blob.length) throw new UserError(`checkpoint damaged: ${path.join(dir, stem)}.bin is too short`);
+    if (e.offset + e.length > blob.length)
+      throw new UserError(`checkpoint damaged: ${path.join(dir, stem)}.bin is too short`);
     const slice = blob.buffer.slice(blob.byteOffset + e.offset, blob.byteOffset + e.offset + e.length);
     const values = e.dtype === 'int32' ? new Int32Array(slice) : new Float32Array(slice);
     return { name: e.name, tensor: tf.tensor(values, e.shape, e.dtype) };

@@ -14,7 +14,15 @@ import * as tf from '../engine/tf';
 
 import type { BoatModel, TrainingMode } from '../model';
 import { nllLoss } from '../model';
-import { now, Random, recoverInterruptedSave, replaceOwnedDirectory, secondsSince, UserError, writeJsonAtomic } from '../util';
+import {
+  now,
+  Random,
+  recoverInterruptedSave,
+  replaceOwnedDirectory,
+  secondsSince,
+  UserError,
+  writeJsonAtomic,
+} from '../util';
 import { readTensors, writeTensors } from './tensors-file';
 
 /** One batch of inputs (images for fine-tuning, backbone features for a feature extractor). */
@@ -84,7 +92,16 @@ export interface TrainResult {
   stopped: boolean;
 }
 
-const DEFAULTS = { epochs: 24, optimizer: 'sgd' as 'sgd' | 'adam', lr: 0.001, momentum: 0.9, stepSize: 7, gamma: 0.1, accumulate: 1, seed: 0 };
+const DEFAULTS = {
+  epochs: 24,
+  optimizer: 'sgd' as 'sgd' | 'adam',
+  lr: 0.001,
+  momentum: 0.9,
+  stepSize: 7,
+  gamma: 0.1,
+  accumulate: 1,
+  seed: 0,
+};
 
 /** StepLR: lr · gamma^floor(epoch / stepSize). */
 export function stepLr(lr: number, epoch: number, stepSize: number, gamma: number): number {
@@ -133,11 +150,16 @@ export function resumeSettings(options: TrainOptions): Record<string, unknown> {
 export function checkResumeSettings(dir: string, current: Record<string, unknown>): void {
   const state = readCheckpointState(dir);
   const saved = state.settings;
-  const show = (v: unknown): string => (v === undefined ? 'unset' : v === null ? 'none' : typeof v === 'string' ? v : JSON.stringify(v));
+  const show = (v: unknown): string =>
+    v === undefined ? 'unset' : v === null ? 'none' : typeof v === 'string' ? v : JSON.stringify(v);
   const names = [...new Set([...Object.keys(saved), ...Object.keys(current)])];
-  const differ = names.filter((k) => show(saved[k]) !== show(current[k])).map((k) => `${k} ${show(current[k])} (checkpoint: ${show(saved[k])})`);
+  const differ = names
+    .filter((k) => show(saved[k]) !== show(current[k]))
+    .map((k) => `${k} ${show(current[k])} (checkpoint: ${show(saved[k])})`);
   if (differ.length > 0) {
-    throw new UserError(`cannot resume from ${dir}: ${differ.join(', ')}; resume with the checkpoint's settings, or start again without --resume`);
+    throw new UserError(
+      `cannot resume from ${dir}: ${differ.join(', ')}; resume with the checkpoint's settings, or start again without --resume`,
+    );
   }
 }
 
@@ -151,12 +173,22 @@ function readCheckpointState(dir: string): CheckpointState {
   } catch {
     throw new UserError(`checkpoint damaged: ${stateFile} is not valid JSON`);
   }
-  if (!state.files) throw new UserError(`checkpoint in ${dir} was written by an older version (no file hashes); start again without --resume`);
-  if (!state.settings) throw new UserError(`checkpoint in ${dir} was written by an older version (no record of its settings); start again without --resume`);
+  if (!state.files)
+    throw new UserError(
+      `checkpoint in ${dir} was written by an older version (no file hashes); start again without --resume`,
+    );
+  if (!state.settings)
+    throw new UserError(
+      `checkpoint in ${dir} was written by an older version (no record of its settings); start again without --resume`,
+    );
   return state;
 }
 
-export async function trainModel(model: BoatModel, data: { train: BatchSource; val: BatchSource }, options: TrainOptions = {}): Promise<TrainResult> {
+export async function trainModel(
+  model: BoatModel,
+  data: { train: BatchSource; val: BatchSource },
+  options: TrainOptions = {},
+): Promise<TrainResult> {
   const o = withDefaults(options);
   const variables = model.trainableVariables();
   const sgd = o.optimizer === 'adam' ? null : tf.train.momentum(o.lr, o.momentum);
@@ -236,7 +268,15 @@ export async function trainModel(model: BoatModel, data: { train: BatchSource; v
       }
       if (pending) pending = applyPending(optimizer, pending);
       const seconds = secondsSince(t0);
-      const row: HistoryRow = { epoch, phase, loss: lossSum / Math.max(1, seen), acc: correct / Math.max(1, seen), lr, seconds, imagesPerSecond: seen / Math.max(seconds, 1e-9) };
+      const row: HistoryRow = {
+        epoch,
+        phase,
+        loss: lossSum / Math.max(1, seen),
+        acc: correct / Math.max(1, seen),
+        lr,
+        seconds,
+        imagesPerSecond: seen / Math.max(seconds, 1e-9),
+      };
       history.push(row);
       o.onPhase?.(row);
       if (phase === 'val' && row.acc > bestValAcc) {
@@ -247,7 +287,16 @@ export async function trainModel(model: BoatModel, data: { train: BatchSource; v
       }
     }
     if (o.checkpointDir) {
-      await saveCheckpoint(o.checkpointDir, model, optimizer, best, { epoch, bestValAcc, bestEpoch, history, mode: model.mode, options: publicOptions(o), settings: resumeSettings(o), seconds: elapsed() });
+      await saveCheckpoint(o.checkpointDir, model, optimizer, best, {
+        epoch,
+        bestValAcc,
+        bestEpoch,
+        history,
+        mode: model.mode,
+        options: publicOptions(o),
+        settings: resumeSettings(o),
+        seconds: elapsed(),
+      });
       o.onCheckpoint?.(epoch);
     }
   }
@@ -268,7 +317,11 @@ function countCorrect(logProbs: tf.Tensor2D, y: tf.Tensor1D): tf.Scalar {
   return tf.tidy(() => tf.sum(tf.equal(tf.argMax(logProbs, 1).toInt(), y).toInt()));
 }
 
-function accumulate(pending: { grads: tf.NamedTensorMap; count: number } | null, grads: tf.NamedTensorMap, n: number): { grads: tf.NamedTensorMap; count: number } {
+function accumulate(
+  pending: { grads: tf.NamedTensorMap; count: number } | null,
+  grads: tf.NamedTensorMap,
+  n: number,
+): { grads: tf.NamedTensorMap; count: number } {
   if (!pending) return { grads, count: n };
   for (const name of Object.keys(grads)) {
     const sum = tf.add(pending.grads[name], grads[name]);
@@ -305,7 +358,13 @@ function publicOptions(o: typeof DEFAULTS & TrainOptions): Record<string, unknow
   return { epochs, optimizer, lr, momentum, stepSize, gamma, accumulate: acc, seed, classWeights };
 }
 
-async function saveCheckpoint(dir: string, model: BoatModel, optimizer: tf.Optimizer, best: tf.Tensor[], state: Omit<CheckpointState, 'files'>): Promise<void> {
+async function saveCheckpoint(
+  dir: string,
+  model: BoatModel,
+  optimizer: tf.Optimizer,
+  best: tf.Tensor[],
+  state: Omit<CheckpointState, 'files'>,
+): Promise<void> {
   const keep = model.trainedWeights();
   // getWeights() returns the optimizer's own slot variables plus a new scalar of its step count ("iter"),
   // which is ours to dispose: left alone, it leaked one tensor per checkpoint.
@@ -313,8 +372,16 @@ async function saveCheckpoint(dir: string, model: BoatModel, optimizer: tf.Optim
   try {
     await replaceOwnedDirectory(dir, { kind: 'boat-checkpoint' }, async (tmp) => {
       const files = {
-        ...(await writeTensors(tmp, 'weights', keep.map((w) => ({ name: w.name, tensor: w.read() })))),
-        ...(await writeTensors(tmp, 'best', best.map((t, i) => ({ name: keep[i].name, tensor: t })))),
+        ...(await writeTensors(
+          tmp,
+          'weights',
+          keep.map((w) => ({ name: w.name, tensor: w.read() })),
+        )),
+        ...(await writeTensors(
+          tmp,
+          'best',
+          best.map((t, i) => ({ name: keep[i].name, tensor: t })),
+        )),
         ...(await writeTensors(tmp, 'optimizer', slots)),
       };
       writeJsonAtomic(path.join(tmp, 'state.json'), { ...state, files });
@@ -324,13 +391,19 @@ async function saveCheckpoint(dir: string, model: BoatModel, optimizer: tf.Optim
   }
 }
 
-async function loadCheckpoint(dir: string, model: BoatModel, optimizer: tf.Optimizer): Promise<{ state: CheckpointState; best: tf.Tensor[] }> {
+async function loadCheckpoint(
+  dir: string,
+  model: BoatModel,
+  optimizer: tf.Optimizer,
+): Promise<{ state: CheckpointState; best: tf.Tensor[] }> {
   const state = readCheckpointState(dir);
-  if (state.mode !== model.mode) throw new UserError(`checkpoint in ${dir} is for ${state.mode} training, not ${model.mode}`);
+  if (state.mode !== model.mode)
+    throw new UserError(`checkpoint in ${dir} is for ${state.mode} training, not ${model.mode}`);
   const keep = model.trainedWeights();
   const weights = readTensors(dir, 'weights', state.files);
   const best = readTensors(dir, 'best', state.files);
-  if (weights.length !== keep.length || best.length !== keep.length) throw new UserError(`checkpoint in ${dir} does not match this model's weights`);
+  if (weights.length !== keep.length || best.length !== keep.length)
+    throw new UserError(`checkpoint in ${dir} does not match this model's weights`);
   keep.forEach((w, i) => w.write(weights[i].tensor));
   tf.dispose(weights.map((w) => w.tensor));
   // Optimizer slot variables are created lazily; setWeights creates them with the saved values. Its

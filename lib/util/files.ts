@@ -8,7 +8,10 @@ import { crashTestInSave, fullDiskTestInSave } from './test-hooks';
 /** Write a file atomically: write a temp file beside it, then rename over the target. */
 export function writeFileAtomic(file: string, data: string | Uint8Array): void {
   fs.mkdirSync(path.dirname(file), { recursive: true });
-  const tmp = path.join(path.dirname(file), `.${path.basename(file)}.${process.pid}.${crypto.randomBytes(4).toString('hex')}.tmp`);
+  const tmp = path.join(
+    path.dirname(file),
+    `.${path.basename(file)}.${process.pid}.${crypto.randomBytes(4).toString('hex')}.tmp`,
+  );
   try {
     fs.writeFileSync(tmp, data);
     fs.renameSync(tmp, file);
@@ -135,8 +138,14 @@ export function claimOutputDirectory(dir: string, kind: string, flag = '--out'):
   if (stat) {
     const marker = readOwnedMarker(target);
     if (marker?.kind === kind) return;
-    if (marker) throw new UserError(`${flag} ${dir} is a folder boat made for something else (${String(marker.kind)}); choose another ${flag}`);
-    if (fs.readdirSync(target).length > 0) throw new UserError(`${flag} ${dir} exists and was not made by boat; choose another ${flag} or empty it yourself`);
+    if (marker)
+      throw new UserError(
+        `${flag} ${dir} is a folder boat made for something else (${String(marker.kind)}); choose another ${flag}`,
+      );
+    if (fs.readdirSync(target).length > 0)
+      throw new UserError(
+        `${flag} ${dir} exists and was not made by boat; choose another ${flag} or empty it yourself`,
+      );
   }
   requireWritableDirectory(target);
   writeJsonAtomic(path.join(target, OWNED_MARKER), { kind, writtenBy: 'boat' });
@@ -159,7 +168,9 @@ export async function replaceOwnedDirectory(
   if (fs.existsSync(target)) {
     if (!fs.statSync(target).isDirectory()) throw new UserError(`output path exists and is not a folder: ${dir}`);
     if (!isOwnedDirectory(target) && fs.readdirSync(target).length > 0) {
-      throw new UserError(`output folder ${dir} exists and was not made by boat; choose another --out or empty it yourself`);
+      throw new UserError(
+        `output folder ${dir} exists and was not made by boat; choose another --out or empty it yourself`,
+      );
     }
   }
   requireWritableDirectory(path.dirname(target));
@@ -195,7 +206,9 @@ function diskFullError(err: unknown, dir: string, hadBefore: boolean): UserError
   const code = (err as NodeJS.ErrnoException | undefined)?.code;
   if (code !== 'ENOSPC' && code !== 'EDQUOT') return null;
   const why = code === 'ENOSPC' ? 'no space left on the device' : 'disk quota exceeded';
-  return new UserError(`cannot save ${dir}: ${why} (${code}); ${hadBefore ? 'the previous one is unchanged' : 'nothing was saved'}; free some space and run again`);
+  return new UserError(
+    `cannot save ${dir}: ${why} (${code}); ${hadBefore ? 'the previous one is unchanged' : 'nothing was saved'}; free some space and run again`,
+  );
 }
 
 /**
@@ -217,7 +230,8 @@ export function recoverInterruptedSave(target: string): void {
     .filter((m): m is RegExpExecArray => m !== null && m[1] === base && !processAlive(Number(m[3])));
   for (const m of leftovers) {
     const full = path.join(dir, m[0]);
-    if (m[2] === 'old' && !fs.existsSync(path.resolve(target)) && isOwnedDirectory(full)) fs.renameSync(full, path.resolve(target));
+    if (m[2] === 'old' && !fs.existsSync(path.resolve(target)) && isOwnedDirectory(full))
+      fs.renameSync(full, path.resolve(target));
     else if (m[2] === 'tmp' || isOwnedDirectory(full)) fs.rmSync(full, { recursive: true, force: true });
   }
 }
@@ -246,7 +260,13 @@ export function readOwnedMarker(dir: string): Record<string, unknown> | null {
  * Reads a file and checks its SHA-256. Errors name the file: "<what> missing: …" or
  * "<what> <badWord> (SHA-256 mismatch): …", followed by `hint` when given.
  */
-export function readFileSha256Checked(file: string, expected: string | undefined, what: string, badWord = 'corrupt', hint = ''): Buffer {
+export function readFileSha256Checked(
+  file: string,
+  expected: string | undefined,
+  what: string,
+  badWord = 'corrupt',
+  hint = '',
+): Buffer {
   const suffix = hint ? ` (${hint})` : '';
   let data: Buffer;
   try {

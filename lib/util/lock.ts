@@ -46,7 +46,15 @@ function held(info: LockInfo | null): boolean {
  * file with O_EXCL is the atomic step: of two runs, exactly one creates it.
  */
 export function acquireLock(file: string, what: string): HeldLock {
-  const mine: LockInfo = { pid: process.pid, host: os.hostname(), started: new Date().toISOString(), command: process.argv.slice(1).map((a) => path.basename(a)).join(' ') };
+  const mine: LockInfo = {
+    pid: process.pid,
+    host: os.hostname(),
+    started: new Date().toISOString(),
+    command: process.argv
+      .slice(1)
+      .map((a) => path.basename(a))
+      .join(' '),
+  };
   let tookOverFrom: number | undefined;
   for (let attempt = 0; attempt < 5; attempt++) {
     try {
@@ -59,10 +67,14 @@ export function acquireLock(file: string, what: string): HeldLock {
       process.on('exit', release);
       return { file, tookOverFrom, release };
     } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw new UserError(`cannot create the lock file ${file}: ${(err as Error).message}`);
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST')
+        throw new UserError(`cannot create the lock file ${file}: ${(err as Error).message}`);
     }
     const info = readLock(file);
-    if (info && held(info)) throw new UserError(`${what} is in use by another run (pid ${info.pid} on ${info.host}, since ${info.started}; lock file ${file}); wait for it to end, or stop it`);
+    if (info && held(info))
+      throw new UserError(
+        `${what} is in use by another run (pid ${info.pid} on ${info.host}, since ${info.started}; lock file ${file}); wait for it to end, or stop it`,
+      );
     if (info === null && Date.now() - mtimeMs(file) < 2000) {
       // Just created and not yet written by its owner: give it a moment, then look again.
       sleepMs(100);
@@ -84,7 +96,9 @@ export function acquireLock(file: string, what: string): HeldLock {
         // Someone locked again meanwhile; the live run keeps its open files either way.
       }
       fs.rmSync(aside, { force: true });
-      throw new UserError(`${what} is in use by another run (pid ${moved.pid} on ${moved.host}; lock file ${file}); wait for it to end, or stop it`);
+      throw new UserError(
+        `${what} is in use by another run (pid ${moved.pid} on ${moved.host}; lock file ${file}); wait for it to end, or stop it`,
+      );
     }
     fs.rmSync(aside, { force: true });
     tookOverFrom = moved?.pid ?? -1;

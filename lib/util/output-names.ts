@@ -10,7 +10,9 @@ import * as path from 'node:path';
  */
 export function distinctOutputNames(files: readonly string[], suffix: string): string[] {
   const resolved = files.map((f) => path.resolve(f));
-  const common = resolved.map((f) => path.dirname(f)).reduce((a, b) => commonFolder(a, b), resolved.length > 0 ? path.dirname(resolved[0]) : '');
+  const common = resolved
+    .map((f) => path.dirname(f))
+    .reduce((a, b) => commonFolder(a, b), resolved.length > 0 ? path.dirname(resolved[0]) : '');
   const byFile = new Map<string, string>();
   const taken = new Set<string>();
   return resolved.map((file) => {
@@ -20,7 +22,8 @@ export function distinctOutputNames(files: readonly string[], suffix: string): s
     const stem = relative.slice(0, relative.length - path.extname(relative).length);
     const candidates = [`${stem}${suffix}`, `${relative}${suffix}`];
     let name = candidates.find((c) => !taken.has(c.toLowerCase()));
-    for (let k = 2; name === undefined; k++) if (!taken.has(`${stem}-${k}${suffix}`.toLowerCase())) name = `${stem}-${k}${suffix}`;
+    for (let k = 2; name === undefined; k++)
+      if (!taken.has(`${stem}-${k}${suffix}`.toLowerCase())) name = `${stem}-${k}${suffix}`;
     taken.add(name.toLowerCase());
     byFile.set(file, name);
     return name;

@@ -46,5 +46,10 @@ export function fullDiskTestInSave(kind: string, tmp: string): void {
   if (count !== Number(n ?? 1)) return;
   const file = path.join(tmp, 'partial.bin');
   fs.writeFileSync(file, Buffer.alloc(4096));
-  throw Object.assign(new Error(`ENOSPC: no space left on device, write '${file}'`), { code: 'ENOSPC', errno: -28, syscall: 'write', path: file });
+  throw Object.assign(new Error(`ENOSPC: no space left on device, write '${file}'`), {
+    code: 'ENOSPC',
+    errno: -28,
+    syscall: 'write',
+    path: file,
+  });
 }

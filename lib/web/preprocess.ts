@@ -27,16 +27,32 @@ export interface EvalGeometry {
  * CenterCrop(crop) as one PIL bilinear resample of the crop's box (the pixels are those of a resize
  * followed by a crop: the filter reads past the box edges as the full resize would), RGB out.
  */
-export function evalCropPixels(pixels: ArrayLike<number>, width: number, height: number, channels: 3 | 4, resize: number, crop: number): Uint8Array {
+export function evalCropPixels(
+  pixels: ArrayLike<number>,
+  width: number,
+  height: number,
+  channels: 3 | 4,
+  resize: number,
+  crop: number,
+): Uint8Array {
   const g = evalGeometry(width, height, resize, crop);
   if (g.left < 0 || g.top < 0) throw new Error(`Resize(${resize}) is smaller than CenterCrop(${crop})`);
   const sx = width / g.width;
   const sy = height / g.height;
-  return resizeBox(pixels, width, height, channels, { left: g.left * sx, top: g.top * sy, width: crop * sx, height: crop * sy }, crop, crop);
+  return resizeBox(
+    pixels,
+    width,
+    height,
+    channels,
+    { left: g.left * sx, top: g.top * sy, width: crop * sx, height: crop * sy },
+    crop,
+    crop,
+  );
 }
 
 export function evalGeometry(width: number, height: number, resize: number, crop: number): EvalGeometry {
-  const [w, h] = width <= height ? [resize, Math.floor((resize * height) / width)] : [Math.floor((resize * width) / height), resize];
+  const [w, h] =
+    width <= height ? [resize, Math.floor((resize * height) / width)] : [Math.floor((resize * width) / height), resize];
   return { width: w, height: h, left: pyRound((w - crop) / 2), top: pyRound((h - crop) / 2), size: crop };
 }
 
@@ -44,7 +60,11 @@ export function evalGeometry(width: number, height: number, resize: number, crop
  * Normalises size×size pixels (`channels` 3 or 4 bytes each, alpha ignored) into the model's HWC float
  * input: caffe (BGR minus the mean) or imagenet ((RGB/255 − mean) / std).
  */
-export function normalizePixels(pixels: ArrayLike<number>, channels: 3 | 4, p: ExportManifest['preprocessing']): Float32Array {
+export function normalizePixels(
+  pixels: ArrayLike<number>,
+  channels: 3 | 4,
+  p: ExportManifest['preprocessing'],
+): Float32Array {
   const n = Math.floor(pixels.length / channels);
   const out = new Float32Array(n * 3);
   const [m0, m1, m2] = p.mean;

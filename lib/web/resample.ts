@@ -22,7 +22,12 @@ function coefficients(in0: number, in1: number, clip0: number, clip1: number, ou
   const filterScale = Math.max(scale, 1);
   const support = filterScale;
   const stride = Math.ceil(support) * 2 + 1;
-  const c: Coefficients = { first: new Int32Array(outSize), count: new Int32Array(outSize), weights: new Int32Array(outSize * stride), stride };
+  const c: Coefficients = {
+    first: new Int32Array(outSize),
+    count: new Int32Array(outSize),
+    weights: new Int32Array(outSize * stride),
+    stride,
+  };
   const w = new Float64Array(stride);
   for (let x = 0; x < outSize; x++) {
     const center = in0 + (x + 0.5) * scale;
@@ -42,7 +47,9 @@ function coefficients(in0: number, in1: number, clip0: number, clip1: number, ou
     }
     for (let i = 0; i < hi - lo; i++) {
       const k = total > 0 ? w[i] / total : 1 / (hi - lo);
-      c.weights[x * stride + i] = Math.trunc(k < 0 ? -0.5 + k * (1 << PRECISION_BITS) : 0.5 + k * (1 << PRECISION_BITS));
+      c.weights[x * stride + i] = Math.trunc(
+        k < 0 ? -0.5 + k * (1 << PRECISION_BITS) : 0.5 + k * (1 << PRECISION_BITS),
+      );
     }
     c.first[x] = lo;
     c.count[x] = hi - lo;
@@ -66,7 +73,15 @@ export interface PixelBox {
  * Resamples `box` (source pixel coordinates, fractional allowed) of a width×height image with
  * `channels` bytes per pixel (3 or 4; RGB is kept, alpha dropped) to outWidth×outHeight RGB.
  */
-export function resizeBox(src: ArrayLike<number>, width: number, height: number, channels: 3 | 4, box: PixelBox, outWidth: number, outHeight: number): Uint8Array {
+export function resizeBox(
+  src: ArrayLike<number>,
+  width: number,
+  height: number,
+  channels: 3 | 4,
+  box: PixelBox,
+  outWidth: number,
+  outHeight: number,
+): Uint8Array {
   const cx = coefficients(box.left, box.left + box.width, 0, width, outWidth);
   const cy = coefficients(box.top, box.top + box.height, 0, height, outHeight);
   let rowFirst = height;

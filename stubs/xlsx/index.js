@@ -4,4 +4,10 @@
 function unavailable() {
   throw new Error('Excel files are not supported in this install (xlsx is not installed); use CSV or JSON');
 }
-module.exports = { read: unavailable, readFile: unavailable, write: unavailable, writeFile: unavailable, utils: new Proxy({}, { get: () => unavailable }) };
+module.exports = {
+  read: unavailable,
+  readFile: unavailable,
+  write: unavailable,
+  writeFile: unavailable,
+  utils: new Proxy({}, { get: () => unavailable }),
+};

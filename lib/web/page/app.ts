@@ -67,7 +67,11 @@ async function loadClassifier(forced: string | null): Promise<Classifier> {
  * PIL's bilinear filter in JS (lib/web/resample.ts), the library's own arithmetic; RGB bytes.
  */
 async function cropPixels(blob: Blob, manifest: ExportManifest): Promise<Uint8Array> {
-  const bitmap = await createImageBitmap(blob, { imageOrientation: 'from-image', premultiplyAlpha: 'none', colorSpaceConversion: 'default' });
+  const bitmap = await createImageBitmap(blob, {
+    imageOrientation: 'from-image',
+    premultiplyAlpha: 'none',
+    colorSpaceConversion: 'default',
+  });
   const canvas = document.createElement('canvas');
   canvas.width = bitmap.width;
   canvas.height = bitmap.height;
@@ -113,7 +117,8 @@ function showBars(body: HTMLElement, top: Ranked[]): void {
     const row = document.createElement('div');
     row.className = 'bar';
     const pct = `${(100 * t.probability).toFixed(1)}%`;
-    row.innerHTML = '<span class="label"></span><span class="track"><span class="fill"></span></span><span class="pct"></span>';
+    row.innerHTML =
+      '<span class="label"></span><span class="track"><span class="fill"></span></span><span class="pct"></span>';
     (row.querySelector('.label') as HTMLElement).textContent = t.class;
     (row.querySelector('.label') as HTMLElement).title = t.class;
     (row.querySelector('.fill') as HTMLElement).style.width = `${Math.max(0.5, 100 * t.probability)}%`;
@@ -180,7 +185,9 @@ async function main(): Promise<void> {
     return;
   }
   const m = c.manifest;
-  setStatus(`${m.classes.length} classes (${m.classes.join(', ')}), ${m.inputSize} px, ${m.precision} weights · backend: ${c.backend}`);
+  setStatus(
+    `${m.classes.length} classes (${m.classes.join(', ')}), ${m.inputSize} px, ${m.precision} weights · backend: ${c.backend}`,
+  );
   out.dataset.backend = c.backend;
   out.dataset.state = 'ready';
   const input = $<HTMLInputElement>('file');
