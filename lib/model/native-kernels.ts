@@ -17,13 +17,55 @@ import * as path from 'node:path';
 import * as tf from '../engine/tf';
 
 export interface NativeAddon {
-  conv2d(geometry: Int32Array, x: Float32Array, filter: Float32Array, bias: Float32Array | null, y: Float32Array, relu: boolean): void;
+  conv2d(
+    geometry: Int32Array,
+    x: Float32Array,
+    filter: Float32Array,
+    bias: Float32Array | null,
+    y: Float32Array,
+    relu: boolean,
+  ): void;
   conv2dBackpropInput(geometry: Int32Array, dy: Float32Array, filter: Float32Array, dx: Float32Array): void;
   conv2dBackpropFilter(geometry: Int32Array, x: Float32Array, dy: Float32Array, dw: Float32Array): void;
-  batchNorm(x: Float32Array, mean: Float32Array, variance: Float32Array, offset: Float32Array | null, scale: Float32Array | null, epsilon: number, y: Float32Array): void;
-  batchNormTrain(x: Float32Array, gamma: Float32Array, beta: Float32Array, epsilon: number, y: Float32Array, mean: Float32Array, variance: Float32Array, invStd: Float32Array): void;
-  batchNormTrainGrad(dy: Float32Array, x: Float32Array, mean: Float32Array, invStd: Float32Array, gamma: Float32Array, dx: Float32Array, dGamma: Float32Array, dBeta: Float32Array): void;
-  batchNormFrozenGrad(dy: Float32Array, x: Float32Array, mean: Float32Array, invStd: Float32Array, gamma: Float32Array, dx: Float32Array, dGamma: Float32Array, dBeta: Float32Array): void;
+  batchNorm(
+    x: Float32Array,
+    mean: Float32Array,
+    variance: Float32Array,
+    offset: Float32Array | null,
+    scale: Float32Array | null,
+    epsilon: number,
+    y: Float32Array,
+  ): void;
+  batchNormTrain(
+    x: Float32Array,
+    gamma: Float32Array,
+    beta: Float32Array,
+    epsilon: number,
+    y: Float32Array,
+    mean: Float32Array,
+    variance: Float32Array,
+    invStd: Float32Array,
+  ): void;
+  batchNormTrainGrad(
+    dy: Float32Array,
+    x: Float32Array,
+    mean: Float32Array,
+    invStd: Float32Array,
+    gamma: Float32Array,
+    dx: Float32Array,
+    dGamma: Float32Array,
+    dBeta: Float32Array,
+  ): void;
+  batchNormFrozenGrad(
+    dy: Float32Array,
+    x: Float32Array,
+    mean: Float32Array,
+    invStd: Float32Array,
+    gamma: Float32Array,
+    dx: Float32Array,
+    dGamma: Float32Array,
+    dBeta: Float32Array,
+  ): void;
   columnSums(x: Float32Array, out: Float32Array): void;
   maxPoolGrad(geometry: Int32Array, dy: Float32Array, x: Float32Array, dx: Float32Array): void;
   setThreads(threads: number): void;
@@ -58,10 +100,23 @@ type Conv2DInfo = tf.backend_util.Conv2DInfo;
 function geometryOf(c: Conv2DInfo): Int32Array {
   const { top, left, bottom, right } = c.padInfo;
   return Int32Array.from([
-    c.batchSize, c.inHeight, c.inWidth, c.inChannels,
-    c.filterHeight, c.filterWidth, c.outChannels, c.outHeight, c.outWidth,
-    c.strideHeight, c.strideWidth, c.dilationHeight, c.dilationWidth,
-    top, left, bottom, right,
+    c.batchSize,
+    c.inHeight,
+    c.inWidth,
+    c.inChannels,
+    c.filterHeight,
+    c.filterWidth,
+    c.outChannels,
+    c.outHeight,
+    c.outWidth,
+    c.strideHeight,
+    c.strideWidth,
+    c.dilationHeight,
+    c.dilationWidth,
+    top,
+    left,
+    bottom,
+    right,
   ]);
 }
 
@@ -86,11 +141,17 @@ function convInfo(xShape: number[], filterShape: number[], a: KernelAttrs): Conv
   return tf.backend_util.computeConv2DInfo(
     xShape as [number, number, number, number],
     filterShape as [number, number, number, number],
-    a.strides, a.dilations ?? 1, a.pad, a.dimRoundingMode, false, 'channelsLast',
+    a.strides,
+    a.dilations ?? 1,
+    a.pad,
+    a.dimRoundingMode,
+    false,
+    'channelsLast',
   );
 }
 
-const isFloat4D = (t: tf.TensorInfo | undefined): t is tf.TensorInfo => !!t && t.dtype === 'float32' && t.shape.length === 4;
+const isFloat4D = (t: tf.TensorInfo | undefined): t is tf.TensorInfo =>
+  !!t && t.dtype === 'float32' && t.shape.length === 4;
 
 /**
  * A kernel that runs natively when `native` returns an output, else the kernel it replaces
@@ -114,17 +175,28 @@ function withFallback(
 }
 
 function nativeKernels(addon: NativeAddon): tf.KernelConfig[] {
-  const forward = (inputs: tf.NamedTensorInfoMap, a: KernelAttrs, heap: WasmHeap, fused: boolean): tf.TensorInfo | null => {
+  const forward = (
+    inputs: tf.NamedTensorInfoMap,
+    a: KernelAttrs,
+    heap: WasmHeap,
+    fused: boolean,
+  ): tf.TensorInfo | null => {
     const { x, filter, bias, preluActivationWeights } = inputs;
-    const activation = fused ? a.activation ?? 'linear' : 'linear';
+    const activation = fused ? (a.activation ?? 'linear') : 'linear';
     if (!isFloat4D(x) || !isFloat4D(filter) || a.dataFormat === 'NCHW' || preluActivationWeights) return null;
     if (activation !== 'linear' && activation !== 'relu') return null;
     if (bias && (bias.shape.length !== 1 || bias.dtype !== 'float32')) return null;
     const c = convInfo(x.shape, filter.shape, a);
     const y = heap.makeOutput(c.outShape, 'float32');
     if (tf.util.sizeFromShape(c.outShape) === 0) return y;
-    addon.conv2d(geometryOf(c), heap.typedArrayFromHeap(x), heap.typedArrayFromHeap(filter),
-      bias ? heap.typedArrayFromHeap(bias) : null, heap.typedArrayFromHeap(y), activation === 'relu');
+    addon.conv2d(
+      geometryOf(c),
+      heap.typedArrayFromHeap(x),
+      heap.typedArrayFromHeap(filter),
+      bias ? heap.typedArrayFromHeap(bias) : null,
+      heap.typedArrayFromHeap(y),
+      activation === 'relu',
+    );
     return y;
   };
   return [
@@ -135,7 +207,12 @@ function nativeKernels(addon: NativeAddon): tf.KernelConfig[] {
       if (!isFloat4D(dy) || !isFloat4D(filter) || a.dataFormat === 'NCHW' || !a.inputShape) return null;
       const c = convInfo(a.inputShape, filter.shape, a);
       const dx = heap.makeOutput(c.inShape, 'float32');
-      addon.conv2dBackpropInput(geometryOf(c), heap.typedArrayFromHeap(dy), heap.typedArrayFromHeap(filter), heap.typedArrayFromHeap(dx));
+      addon.conv2dBackpropInput(
+        geometryOf(c),
+        heap.typedArrayFromHeap(dy),
+        heap.typedArrayFromHeap(filter),
+        heap.typedArrayFromHeap(dx),
+      );
       return dx;
     }),
     withFallback('Conv2DBackpropFilter', (inputs, a, heap) => {
@@ -143,19 +220,31 @@ function nativeKernels(addon: NativeAddon): tf.KernelConfig[] {
       if (!isFloat4D(x) || !isFloat4D(dy) || a.dataFormat === 'NCHW' || !a.filterShape) return null;
       const c = convInfo(x.shape, a.filterShape, a);
       const dw = heap.makeOutput(a.filterShape, 'float32');
-      addon.conv2dBackpropFilter(geometryOf(c), heap.typedArrayFromHeap(x), heap.typedArrayFromHeap(dy), heap.typedArrayFromHeap(dw));
+      addon.conv2dBackpropFilter(
+        geometryOf(c),
+        heap.typedArrayFromHeap(x),
+        heap.typedArrayFromHeap(dy),
+        heap.typedArrayFromHeap(dw),
+      );
       return dw;
     }),
     withFallback('FusedBatchNorm', (inputs, a, heap) => {
       const { x, mean, variance, offset, scale } = inputs;
       const channels = x?.shape[x.shape.length - 1];
-      const perChannel = (t: tf.TensorInfo | undefined) => !t || (t.dtype === 'float32' && t.shape.length === 1 && t.shape[0] === channels);
+      const perChannel = (t: tf.TensorInfo | undefined) =>
+        !t || (t.dtype === 'float32' && t.shape.length === 1 && t.shape[0] === channels);
       if (!x || x.dtype !== 'float32' || x.shape.length === 0 || !mean || !variance) return null;
       if (![mean, variance, offset, scale].every(perChannel) || tf.util.sizeFromShape(x.shape) === 0) return null;
       const y = heap.makeOutput(x.shape, 'float32');
-      addon.batchNorm(heap.typedArrayFromHeap(x), heap.typedArrayFromHeap(mean), heap.typedArrayFromHeap(variance),
-        offset ? heap.typedArrayFromHeap(offset) : null, scale ? heap.typedArrayFromHeap(scale) : null,
-        a.varianceEpsilon ?? 0.001, heap.typedArrayFromHeap(y));
+      addon.batchNorm(
+        heap.typedArrayFromHeap(x),
+        heap.typedArrayFromHeap(mean),
+        heap.typedArrayFromHeap(variance),
+        offset ? heap.typedArrayFromHeap(offset) : null,
+        scale ? heap.typedArrayFromHeap(scale) : null,
+        a.varianceEpsilon ?? 0.001,
+        heap.typedArrayFromHeap(y),
+      );
       return y;
     }),
     withFallback('Sum', (inputs, a, heap) => {
@@ -163,7 +252,9 @@ function nativeKernels(addon: NativeAddon): tf.KernelConfig[] {
       const { x } = inputs;
       if (!x || x.dtype !== 'float32' || x.shape.length < 2 || a.axis === undefined) return null;
       const rank = x.shape.length;
-      const axes = [...new Set((Array.isArray(a.axis) ? a.axis : [a.axis]).map((d) => (d < 0 ? d + rank : d)))].sort((p, q) => p - q);
+      const axes = [...new Set((Array.isArray(a.axis) ? a.axis : [a.axis]).map((d) => (d < 0 ? d + rank : d)))].sort(
+        (p, q) => p - q,
+      );
       if (axes.length !== rank - 1 || axes.some((d, i) => d !== i) || tf.util.sizeFromShape(x.shape) === 0) return null;
       const channels = x.shape[rank - 1];
       const out = heap.makeOutput(a.keepDims ? [...axes.map(() => 1), channels] : [channels], 'float32');
@@ -173,9 +264,21 @@ function nativeKernels(addon: NativeAddon): tf.KernelConfig[] {
     withFallback('MaxPoolGrad', (inputs, a, heap) => {
       const { dy, input } = inputs;
       if (!isFloat4D(dy) || !isFloat4D(input) || a.filterSize === undefined) return null;
-      const c = tf.backend_util.computePool2DInfo(input.shape as [number, number, number, number], a.filterSize, a.strides, 1, a.pad, a.dimRoundingMode);
+      const c = tf.backend_util.computePool2DInfo(
+        input.shape as [number, number, number, number],
+        a.filterSize,
+        a.strides,
+        1,
+        a.pad,
+        a.dimRoundingMode,
+      );
       const dx = heap.makeOutput(input.shape, 'float32');
-      addon.maxPoolGrad(geometryOf(c), heap.typedArrayFromHeap(dy), heap.typedArrayFromHeap(input), heap.typedArrayFromHeap(dx));
+      addon.maxPoolGrad(
+        geometryOf(c),
+        heap.typedArrayFromHeap(dy),
+        heap.typedArrayFromHeap(input),
+        heap.typedArrayFromHeap(dx),
+      );
       return dx;
     }),
     ...batchNormTrainingKernels(addon),
@@ -202,24 +305,49 @@ function batchNormTrainingKernels(addon: NativeAddon): tf.KernelConfig[] {
         const y = heap.makeOutput(x.shape, 'float32');
         const stats = [0, 1, 2].map(() => heap.makeOutput(channels, 'float32'));
         const [mean, variance, invStd] = stats.map((t) => heap.typedArrayFromHeap(t));
-        addon.batchNormTrain(heap.typedArrayFromHeap(x), heap.typedArrayFromHeap(gamma), heap.typedArrayFromHeap(beta),
-          (attrs as unknown as KernelAttrs).epsilon ?? 0.001, heap.typedArrayFromHeap(y), mean, variance, invStd);
+        addon.batchNormTrain(
+          heap.typedArrayFromHeap(x),
+          heap.typedArrayFromHeap(gamma),
+          heap.typedArrayFromHeap(beta),
+          (attrs as unknown as KernelAttrs).epsilon ?? 0.001,
+          heap.typedArrayFromHeap(y),
+          mean,
+          variance,
+          invStd,
+        );
         return [y, ...stats];
       },
     },
-    // eslint-disable-next-line @typescript-eslint/unbound-method -- each is called with .call(addon, ...) below
-    ...([[BATCH_NORM_TRAIN_GRAD, addon.batchNormTrainGrad], [BATCH_NORM_FROZEN_GRAD, addon.batchNormFrozenGrad]] as const).map(([kernelName, grad]): tf.KernelConfig => ({
+    ...(
+      [
+        [BATCH_NORM_TRAIN_GRAD, 'batchNormTrainGrad'],
+        [BATCH_NORM_FROZEN_GRAD, 'batchNormFrozenGrad'],
+      ] as const
+    ).map(([kernelName, grad]): tf.KernelConfig => ({
       // inputs dy, x [..., C], mean, invStd, gamma [C]; outputs dx, dGamma, dBeta
       kernelName,
       backendName: 'wasm',
       kernelFunc: ({ inputs, backend }) => {
         const heap = heapOf(backend);
-        const { dy, x, mean, invStd, gamma } = inputs as Record<'dy' | 'x' | 'mean' | 'invStd' | 'gamma', tf.TensorInfo>;
+        const { dy, x, mean, invStd, gamma } = inputs as Record<
+          'dy' | 'x' | 'mean' | 'invStd' | 'gamma',
+          tf.TensorInfo
+        >;
         const dx = heap.makeOutput(x.shape, 'float32');
         const dGamma = heap.makeOutput(gamma.shape, 'float32');
         const dBeta = heap.makeOutput(gamma.shape, 'float32');
-        grad.call(addon, ...([dy, x, mean, invStd, gamma, dx, dGamma, dBeta].map((t) => heap.typedArrayFromHeap(t)) as
-          [Float32Array, Float32Array, Float32Array, Float32Array, Float32Array, Float32Array, Float32Array, Float32Array]));
+        addon[grad](
+          ...([dy, x, mean, invStd, gamma, dx, dGamma, dBeta].map((t) => heap.typedArrayFromHeap(t)) as [
+            Float32Array,
+            Float32Array,
+            Float32Array,
+            Float32Array,
+            Float32Array,
+            Float32Array,
+            Float32Array,
+            Float32Array,
+          ]),
+        );
         return [dx, dGamma, dBeta];
       },
     })),
