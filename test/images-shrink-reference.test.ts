@@ -4,7 +4,7 @@
  * scripts/make-shrink-references.py (test/fixtures/README.md). torchvision decodes every pixel, the addon
  * decodes at 1/2 or 1/4 size and resamples from there, so they differ by a few levels on average and by
  * more on sharp edges: both the mean and the maximum are bounded here (measured values in the comments,
- * docs/reliability-io.md). Without the shrink (exact mode) the same decodes match to a level, which says
+ * docs/reliability.md). Without the shrink (exact mode) the same decodes match to a level, which says
  * the references and the geometry are right and the shrink is the whole difference.
  */
 import assert from 'node:assert/strict';
