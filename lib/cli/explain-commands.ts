@@ -11,6 +11,7 @@ import { lrFinderSpec, vegaLiteToPng } from '../plot';
 import { extractFeatures, FeatureSource, findLearningRate } from '../train';
 import {
   distinctOutputNames,
+  errorLine,
   requireDirectory,
   requireWritableDirectory,
   toCsv,
@@ -74,7 +75,7 @@ export async function explainCommand(images: string[], flags: ExplainFlags): Pro
       );
     } catch (err) {
       if (err instanceof UserError) throw err;
-      console.log(`${file}: skipped (${(err as Error).message.split('\n')[0]})`);
+      console.log(`${file}: skipped (${errorLine(err)})`);
     }
   }
   model.dispose();

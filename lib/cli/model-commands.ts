@@ -17,7 +17,14 @@ import { readModelMetadata, saveBoatModel, selectBackend, TRAINING_MODES, Traini
 import { resizeFor } from '../images';
 import { confusionMatrixPng } from '../plot/confusion';
 import { makeSoup, runExperiment, SoupRecipe } from '../train';
-import { distinctOutputNames, requireWritableDirectory, UserError, writeFileAtomic, writeJsonAtomic } from '../util';
+import {
+  distinctOutputNames,
+  errorLine,
+  requireWritableDirectory,
+  UserError,
+  writeFileAtomic,
+  writeJsonAtomic,
+} from '../util';
 import { crashTestAfterEpoch } from '../util/test-hooks';
 import { integer, nonNegativeInteger, positiveInteger, positiveNumber, unfreezeStages } from './options';
 import { required } from './program';
@@ -293,7 +300,7 @@ export async function predictCommand(images: string[], flags: PredictFlags): Pro
           `${file}: ${p.top.map((t) => `${t.class} ${(100 * t.probability).toFixed(1)}%`).join(', ')}${drawn ? ` → ${drawn}` : ''}`,
         );
     } catch (err) {
-      const reason = (err as Error).message.split('\n')[0];
+      const reason = errorLine(err);
       results.push({ file, error: reason });
       if (!quiet) console.log(`${file}: skipped (${reason})`);
     }

@@ -2,7 +2,8 @@
 import sharp from 'sharp';
 
 import { Random } from '../util';
-import { decodeRgb, openImage, RgbImage } from './sample';
+import { decodeRgb, openImage } from './sample';
+import type { RgbImage } from './types';
 import { CenterCrop, Compose, Resize } from './transforms';
 
 export interface AugmentationFigureOptions {

@@ -1,7 +1,8 @@
 /** ImageFolder: torchvision's class-per-folder dataset, on top of the data scan. */
 import { scanImageFolder, Skipped } from '../data/scan';
 import { Random, UserError } from '../util';
-import { FloatImage, ImageDecodeError, openImage } from './sample';
+import { ImageDecodeError, openImage } from './sample';
+import type { FloatImage } from './types';
 import type { Transform } from './transforms';
 
 export interface LoadedSample {

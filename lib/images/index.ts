@@ -6,3 +6,4 @@ export * from './limits';
 export * from './loader';
 export * from './sample';
 export * from './transforms';
+export * from './types';

@@ -16,7 +16,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 
-import type { Box, ImageSource, PendingImage, RgbImage } from './sample';
+import type { Box, ImageSource, PendingImage, RgbImage } from './types';
 
 interface JpegAddon {
   resizedCropJpeg(file: string, geometry: Float64Array, shrink: number): Promise<Uint8Array>;

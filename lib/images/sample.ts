@@ -12,57 +12,7 @@ import type { Sharp } from 'sharp';
 import { errorLine } from '../util';
 import { decodeJpeg, jpegAddonActive, plainJpegSize } from './jpeg';
 import { pixelLimitProblem } from './limits';
-
-export interface ImageSource {
-  kind: 'source';
-  file: string;
-  /** Size after EXIF orientation. */
-  width: number;
-  height: number;
-  /** A baseline case for the JPEG addon: JPEG, 3 channels, no EXIF rotation, no ICC profile (see jpeg.ts). */
-  plainJpeg?: boolean;
-}
-
-export interface RgbImage {
-  kind: 'rgb';
-  /** 8-bit RGB, row-major, 3 bytes per pixel. */
-  data: Uint8Array;
-  width: number;
-  height: number;
-}
-
-export interface FloatImage {
-  kind: 'float';
-  /** Float RGB (or BGR after CaffePreprocess), row-major HWC. */
-  data: Float32Array;
-  width: number;
-  height: number;
-}
-
-export interface Box {
-  left: number;
-  top: number;
-  width: number;
-  height: number;
-}
-
-/**
- * Geometric work recorded but not yet run: up to one crop, one resize and one crop after it, which
- * sharp runs in a single decode (a Resize + CenterCrop, or a RandomResizedCrop, costs one pass).
- * Any transform that needs pixels materialises it with decodeRgb.
- */
-export interface PendingImage {
-  kind: 'pending';
-  base: ImageSource | RgbImage;
-  cropBefore?: Box;
-  resize?: { width: number; height: number };
-  cropAfter?: Box;
-  /** Size the image will have once materialised. */
-  width: number;
-  height: number;
-}
-
-export type Sample = ImageSource | RgbImage | PendingImage | FloatImage;
+import type { Box, Geometric, ImageSource, PendingImage, RgbImage, Sample } from './types';
 
 /** An error for one image file; loaders skip such a file and report this one-line reason. */
 export class ImageDecodeError extends Error {
@@ -188,8 +138,6 @@ export function cropRgb(img: RgbImage, box: Box): RgbImage {
   }
   return { kind: 'rgb', data: out, width: box.width, height: box.height };
 }
-
-type Geometric = ImageSource | RgbImage | PendingImage;
 
 /** Records a resize; materialises earlier work first when a resize or a later crop is already recorded. */
 export async function withResize(sample: Geometric, width: number, height: number): Promise<PendingImage> {

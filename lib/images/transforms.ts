@@ -4,17 +4,8 @@
  * always gives the same augmented image.
  */
 import { Random } from '../util';
-import {
-  Box,
-  decodeRgb,
-  FloatImage,
-  ImageSource,
-  PendingImage,
-  RgbImage,
-  Sample,
-  withCrop,
-  withResize,
-} from './sample';
+import { decodeRgb, withCrop, withResize } from './sample';
+import type { Box, FloatImage, Geometric, ImageSource, PendingImage, RgbImage, Sample } from './types';
 
 export interface Transform {
   /** torchvision-style description, e.g. "Resize(256)". */
@@ -44,8 +35,6 @@ export interface TransformSpec {
   /** Bumped when a transform's output changes for the same arguments (the feature cache keys on specs). */
   version?: number;
 }
-
-type Geometric = ImageSource | RgbImage | PendingImage;
 
 function geometric(sample: Sample, who: string): Geometric {
   if (sample.kind === 'float')

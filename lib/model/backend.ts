@@ -6,7 +6,7 @@
 import * as os from 'node:os';
 import * as tf from '../engine/tf';
 
-import { UserError } from '../util';
+import { errorLine, UserError } from '../util';
 import { installWasmKernels } from './wasm-kernels';
 import { installLeanBackprop } from './lean-backprop';
 import { startThreadedWasm } from './wasm-threads';
@@ -78,9 +78,7 @@ async function tryWasm(): Promise<Started | null> {
     try {
       threads = await startThreadedWasm(wanted);
     } catch (err) {
-      process.stderr.write(
-        `note: wasm threads unavailable (${(err as Error).message.split('\n')[0]}); using one thread\n`,
-      );
+      process.stderr.write(`note: wasm threads unavailable (${errorLine(err)}); using one thread\n`);
     }
   }
   if (threads === null) {
