@@ -4,7 +4,7 @@
 // (class folders of photos), opens the page in headless Chromium (Debian's /usr/bin/chromium, driven
 // by playwright-core) and classifies every photo through the page's own code (window.boat.classifyUrl).
 //
-//   node scripts/measure-web-export.js --export web/NAME --data data/test [--backend wasm|webgl|webgpu]
+//   node bench/measure-web-export.js --export web/NAME --data data/test [--backend wasm|webgl|webgpu]
 //        [--compare DIR/predictions.csv] [--out FILE.csv] [--pixels]
 //
 // --pixels also compares the pixels the page feeds the model with the library's eval transforms on the
@@ -36,7 +36,7 @@ const { values } = parseArgs({
 });
 if (!values.export || !values.data) {
   console.error(
-    'usage: node scripts/measure-web-export.js --export web/NAME --data data/test [--backend wasm] [--compare predictions.csv] [--out FILE.csv]',
+    'usage: node bench/measure-web-export.js --export web/NAME --data data/test [--backend wasm] [--compare predictions.csv] [--out FILE.csv]',
   );
   process.exit(2);
 }

@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 // ResNet50 forward and fine-tune step img/s on the backend selectBackend picks (BOAT_BACKEND to force).
-//   node scripts/measure-speed.js [batch=8] [reps=3]
+//   node bench/measure-speed.js [batch=8] [reps=3]
 // Needs `npm run build`. Used by scripts/gpu-check.sh; `npm run bench` is the full comparison.
 'use strict';
 const lib = require('../dist/lib');

@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 // Times SGD steps of the whole ResNet50 + head (fine-tune mode) on one backend.
-//   node scripts/measure-train-step.js [backend=cpu] [inputSize=64] [batch=2] [steps=2]
+//   node bench/measure-train-step.js [backend=cpu] [inputSize=64] [batch=2] [steps=2]
 // Needs `npm run build`. docs/engine.md quotes its cpu-backend figure.
 'use strict';
 const lib = require('../dist/lib');
