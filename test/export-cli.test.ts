@@ -102,6 +102,10 @@ test('predict on an export refuses a damaged shard in one line; serve refuses a 
   );
   refused(['evaluate', '--model', out, '--data', work], /is an exported web folder; give --out/);
   refused(['serve', path.join(work, 'nope')], /folder to serve not found/);
-  refused(['serve', out, '--port', 'http'], /--port must be an integer/);
-  refused(['serve'], /give one folder to serve/);
+  refused(
+    ['serve', out, '--port', 'http'],
+    /option '--port <n>' argument 'http' is invalid\. Expected a port from 0 to 65535/,
+  );
+  refused(['serve', out, '--port', '70000'], /argument '70000' is invalid\. Expected a port/);
+  refused(['serve'], /missing required argument 'dir'/);
 });

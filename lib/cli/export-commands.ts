@@ -3,7 +3,7 @@ import { Command, Option } from 'commander';
 
 import { exportModel, serveFolder } from '../export';
 import { selectBackend } from '../model';
-import { positiveInteger } from './options';
+import { port } from './options';
 import { required } from './program';
 
 const QUANTIZATIONS = ['none', 'float16', 'uint8'] as const;
@@ -25,13 +25,9 @@ export function registerExportCommands(program: Command): void {
     .command('serve')
     .description('serve a folder (an export) over HTTP on this machine, to try it before hosting it')
     .argument('<dir>', 'the folder to serve')
-    .option('--port <n>', 'TCP port (0 picks a free one)', nonNegativePort, 8080)
+    .option('--port <n>', 'TCP port (0 picks a free one)', port, 8080)
     .option('--host <address>', 'address to listen on', '127.0.0.1')
     .action(serveCommand);
-}
-
-function nonNegativePort(value: string): number {
-  return value === '0' ? 0 : positiveInteger(value);
 }
 
 export interface ExportFlags {

@@ -23,6 +23,12 @@ export function positiveInteger(value: string): number {
   return Number(value);
 }
 
+/** A TCP port, 0 to 65535 (0: the system picks a free one). */
+export function port(value: string): number {
+  if (!/^\d+$/.test(value) || Number(value) > 65535) throw new InvalidArgumentError('Expected a port from 0 to 65535.');
+  return Number(value);
+}
+
 /** A finite number above zero: learning rates. */
 export function positiveNumber(value: string): number {
   const n = Number(value);
