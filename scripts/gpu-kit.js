@@ -36,6 +36,11 @@ async function main() {
     fail('the kit is for linux-x64 and is made on linux-x64 (it packs this Node binary)');
   const dawn = path.join(ROOT, 'node_modules', 'webgpu', 'dist', 'linux-x64', 'dawn.node');
   if (!fs.existsSync(dawn)) fail('node_modules/webgpu (Dawn) is missing: npm ci');
+  // The compiled library, not its TypeScript: dist/ also holds the tfjs registrations npm run build bundles.
+  const check = path.join(ROOT, 'dist', 'lib', 'bench', 'gpu-kit-check.js');
+  if (!fs.existsSync(check) || !fs.existsSync(path.join(ROOT, 'dist', 'lib', 'engine', 'tf-registrations.js'))) {
+    fail('the library is not built: npm run build');
+  }
   const started = Date.now();
   // Built next to its target and renamed into place, so a failed build leaves nothing half-made.
   fs.mkdirSync(path.dirname(out), { recursive: true });
@@ -43,7 +48,7 @@ async function main() {
   try {
     const esbuild = require('esbuild');
     await esbuild.build({
-      stdin: { contents: "require('./lib/bench/gpu-kit-check').gpuKitMain();", resolveDir: ROOT, loader: 'js' },
+      stdin: { contents: "require('./dist/lib/bench/gpu-kit-check').gpuKitMain();", resolveDir: ROOT, loader: 'js' },
       bundle: true,
       platform: 'node',
       target: 'node20',
