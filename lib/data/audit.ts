@@ -4,7 +4,7 @@
  */
 import * as path from 'node:path';
 
-import { defaultConcurrency, mapLimit, sha256File } from '../util';
+import { defaultConcurrency, displayPath, mapLimit, sha256File } from '../util';
 import { findDecodeProblem, readImageHeader, extensionMismatch } from './probe';
 import { compareStrings, scanImageFolder, Skipped } from './scan';
 import { readSplitCsv, Subset } from './split';
@@ -98,26 +98,28 @@ export function formatAudit(report: AuditReport): string {
   const classList = Object.entries(report.classes)
     .map(([c, n]) => `${c} ${n}`)
     .join(', ');
-  lines.push(`Audited ${report.images} readable images in ${report.root} (${classList})`);
+  lines.push(`Audited ${report.images} readable images in ${displayPath(report.root)} (${classList})`);
   const within = report.duplicates.filter((d) => d.kind === 'within-class');
   const across = report.duplicates.filter((d) => d.kind === 'across-classes');
   const describe = (g: DuplicateGroup): string =>
-    g.files.map((f) => (f.subset ? `${f.path} [${f.subset}]` : f.path)).join(' = ');
+    g.files.map((f) => (f.subset ? `${displayPath(f.path)} [${f.subset}]` : displayPath(f.path))).join(' = ');
   lines.push(`Exact duplicates within a class: ${within.length} group(s)`);
   for (const g of within) lines.push(`  ${describe(g)}`);
   lines.push(`Exact duplicates across classes (one image, two labels): ${across.length} group(s)`);
   for (const g of across) lines.push(`  ${describe(g)}`);
   if (report.leakage) {
-    lines.push(`Leakage (duplicates split across subsets, per ${report.splitCsv}): ${report.leakage.length} group(s)`);
+    lines.push(
+      `Leakage (duplicates split across subsets, per ${displayPath(report.splitCsv!)}): ${report.leakage.length} group(s)`,
+    );
     for (const g of report.leakage) lines.push(`  ${describe(g)}`);
   }
   lines.push(`Unreadable images: ${report.unreadable.length}`);
-  for (const s of report.unreadable) lines.push(`  ${s.path}: ${s.reason}`);
+  for (const s of report.unreadable) lines.push(`  ${displayPath(s.path)}: ${s.reason}`);
   lines.push(`Skipped entries: ${report.skipped.length}`);
-  for (const s of report.skipped) lines.push(`  ${s.path}: ${s.reason}`);
+  for (const s of report.skipped) lines.push(`  ${displayPath(s.path)}: ${s.reason}`);
   if (report.notes.length > 0) {
     lines.push(`Notes: ${report.notes.length}`);
-    for (const s of report.notes) lines.push(`  ${s.path}: ${s.reason}`);
+    for (const s of report.notes) lines.push(`  ${displayPath(s.path)}: ${s.reason}`);
   }
   return lines.join('\n');
 }

@@ -4,6 +4,7 @@
  */
 import { DataFrame } from 'danfojs-node';
 
+import { displayPath } from '../util/paths';
 import type { ClassCount, IndexRow, SizeSummary } from './explore';
 import type { SplitRow } from './split';
 
@@ -17,7 +18,10 @@ function frame(rows: ReadonlyArray<Row>, columns: string[]): DataFrame {
 }
 
 export function indexFrame(rows: readonly IndexRow[]): DataFrame {
-  return frame(rows as unknown as Row[], ['category', 'filepath', 'width', 'height']);
+  return frame(
+    rows.map((r) => ({ ...r, filepath: displayPath(r.filepath) })),
+    ['category', 'filepath', 'width', 'height'],
+  );
 }
 
 export function classCountFrame(counts: readonly ClassCount[]): DataFrame {

@@ -7,8 +7,10 @@ import * as path from 'node:path';
 import type { TopLevelSpec } from 'vega-lite';
 
 import { vegaLiteToPng } from '../plot/charts';
+import { displayPath, showPathsRelativeUnder } from '../util/paths';
 import { PlotlyFigure, plotlyToPng } from '../plot/plotly';
 import { progressLine, ProgressSink } from '../train/progress';
+import type { HistoryRow } from '../train/train';
 
 interface TslabDisplay {
   png(b: Uint8Array): void;
@@ -54,6 +56,18 @@ export interface NotebookParams {
   resume: boolean;
 }
 
+/** The checkout this module was built in (dist/lib/notebook/ is three levels below it). */
+const REPO_ROOT = path.resolve(__dirname, '..', '..', '..');
+
+/**
+ * A folder as the notebook shows and uses it: relative to the notebook's folder when it lies inside this
+ * checkout (see showPathsRelativeUnder), absolute elsewhere.
+ */
+export function notebookPath(p: string): string {
+  showPathsRelativeUnder(REPO_ROOT);
+  return displayPath(p);
+}
+
 /**
  * The parameters cell: defaults for a full run, each overridable by an environment variable
  * (BOAT_DATA_ROOT, BOAT_MODELS, BOAT_FIGURES, BOAT_EPOCHS, BOAT_FT_EPOCHS, BOAT_UNFREEZE, BOAT_SEED,
@@ -66,16 +80,16 @@ export function notebookParams(defaults: Partial<NotebookParams> = {}): Notebook
     env[name] !== undefined && env[name] !== '' ? Number(env[name]) : fallback;
   const epochs = num('BOAT_EPOCHS', defaults.epochs ?? 24);
   const params: NotebookParams = {
-    dataRoot: path.resolve(env.BOAT_DATA_ROOT || defaults.dataRoot || '../data'),
-    modelsDir: path.resolve(env.BOAT_MODELS || defaults.modelsDir || '../models'),
-    figuresDir: path.resolve(env.BOAT_FIGURES || defaults.figuresDir || '../runs/figures'),
+    dataRoot: notebookPath(env.BOAT_DATA_ROOT || defaults.dataRoot || '../data'),
+    modelsDir: notebookPath(env.BOAT_MODELS || defaults.modelsDir || '../models'),
+    figuresDir: notebookPath(env.BOAT_FIGURES || defaults.figuresDir || '../runs/figures'),
     epochs,
     finetuneEpochs: num('BOAT_FT_EPOCHS', defaults.finetuneEpochs ?? epochs),
     unfreeze: num('BOAT_UNFREEZE', defaults.unfreeze ?? 0),
     seed: num('BOAT_SEED', defaults.seed ?? 38),
     demoPerClass: num('BOAT_DEMO_PER_CLASS', defaults.demoPerClass ?? 40),
     views: num('BOAT_VIEWS', defaults.views ?? 0),
-    cacheDir: path.resolve(env.BOAT_CACHE_DIR || defaults.cacheDir || '../.cache/features'),
+    cacheDir: notebookPath(env.BOAT_CACHE_DIR || defaults.cacheDir || '../.cache/features'),
     resume:
       env.BOAT_RESUME !== undefined && env.BOAT_RESUME !== ''
         ? env.BOAT_RESUME === '1' || env.BOAT_RESUME === 'true'
@@ -124,30 +138,32 @@ export async function showPlotly(figure: PlotlyFigure, file?: string, fallback?:
   await showAndSave(png, file);
 }
 
-/** Progress for trainModel/runExperiment that rewrites one line of the cell's output. */
+/**
+ * Progress for trainModel/runExperiment that rewrites one output of the cell in place: the bar of the
+ * phase running now and the last finished epoch. Nothing is printed per epoch, so the cell ends with the
+ * final bar; print `historyTable(result.history)` after the run for the whole story.
+ */
 export function notebookProgress(epochs: number): ProgressSink {
   const t = tslab();
-  if (!t)
-    return {
-      batch: () => undefined,
-      phase: (row) =>
-        console.log(
-          `epoch ${row.epoch + 1}/${epochs} ${row.phase} loss ${row.loss.toFixed(4)} acc ${row.acc.toFixed(4)}`,
-        ),
-    };
+  const summary = (row: HistoryRow): string =>
+    `epoch ${row.epoch + 1}/${epochs} ${row.phase.padEnd(5)} loss ${row.loss.toFixed(4)} acc ${row.acc.toFixed(4)} ` +
+    `lr ${row.lr.toExponential(1)} ${row.seconds.toFixed(1)} s`;
+  if (!t) return { batch: () => undefined, phase: (row) => console.log(summary(row)) };
   const live = t.newDisplay();
+  let bar = '';
+  let finished = '';
   let last = 0;
   return {
     batch({ epoch, phase, done, total, seconds }) {
       const now = Date.now();
       if (now - last < 250 && done < total) return;
       last = now;
-      live.text(progressLine(epoch < 0 ? 'features' : `epoch ${epoch + 1}/${epochs} ${phase}`, done, total, seconds));
+      bar = progressLine(epoch < 0 ? 'features' : `epoch ${epoch + 1}/${epochs} ${phase}`, done, total, seconds);
+      live.text(finished ? `${bar}\nlast finished: ${finished}` : bar);
     },
     phase(row) {
-      console.log(
-        `epoch ${row.epoch + 1}/${epochs} ${row.phase.padEnd(5)} loss ${row.loss.toFixed(4)} acc ${row.acc.toFixed(4)} lr ${row.lr.toExponential(1)} ${row.seconds.toFixed(1)} s`,
-      );
+      finished = summary(row);
+      live.text(bar ? `${bar}\nlast finished: ${finished}` : finished);
     },
   };
 }

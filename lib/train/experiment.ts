@@ -7,6 +7,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 
+import { displayPath } from '../util/paths';
 import { skippedLines, type Skipped } from '../data/scan';
 import { evaluateModel, metricsOf } from '../evaluate/evaluate';
 import { formatMetrics, Metrics } from '../evaluate/metrics';
@@ -98,7 +99,7 @@ async function initialModel(
     model.dispose();
     throw err;
   }
-  log(`Starting from ${path.resolve(dir)} (a ${model.mode} model), not from ImageNet's weights and a fresh head`);
+  log(`Starting from ${displayPath(dir)} (a ${model.mode} model), not from ImageNet's weights and a fresh head`);
   model.mode = mode;
   return model;
 }
@@ -254,7 +255,7 @@ async function runLocked(options: ExperimentOptions, log: (line: string) => void
   }
 
   if (classWeights) log(`class weights: ${classes.map((c, i) => `${c} ${classWeights[i].toFixed(2)}`).join(', ')}`);
-  if (options.resume) log(`Resuming from ${checkpointDir}`);
+  if (options.resume) log(`Resuming from ${displayPath(checkpointDir)}`);
   const result = await trainModel(model, { train, val }, trainOptions);
   log(
     `Training complete in ${(result.seconds / 60).toFixed(0)}m ${(result.seconds % 60).toFixed(0)}s; best val acc ${result.bestValAcc.toFixed(4)} (epoch ${result.bestEpoch + 1})`,
@@ -312,7 +313,7 @@ async function runLocked(options: ExperimentOptions, log: (line: string) => void
       'metrics.json': JSON.stringify(metrics, null, 2) + '\n',
       'config.json': JSON.stringify(config, null, 2) + '\n',
     });
-    log(`Saved ${path.resolve(options.out)} (metadata.json, weights, history.csv, metrics.json, config.json)`);
+    log(`Saved ${displayPath(options.out)} (metadata.json, weights, history.csv, metrics.json, config.json)`);
   } else {
     log(
       `Stopped after epoch ${(result.history.at(-1)?.epoch ?? -1) + 1}; the checkpoint is in ${checkpointDir}. Resume with the same command plus --resume.`,

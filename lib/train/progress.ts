@@ -44,3 +44,28 @@ export function terminalProgress(
     },
   };
 }
+
+/**
+ * The history as one line per epoch (train and val side by side), the best-val epoch marked: what a reader
+ * needs after a run, where a line per phase would bury the story.
+ */
+export function historyTable(history: readonly HistoryRow[]): string {
+  const epochs = [...new Set(history.map((r) => r.epoch))].sort((a, b) => a - b);
+  const row = (epoch: number, phase: Phase): HistoryRow | undefined =>
+    history.find((r) => r.epoch === epoch && r.phase === phase);
+  const vals = history.filter((r) => r.phase === 'val');
+  const best = vals.length > 0 ? vals.reduce((a, b) => (b.acc > a.acc ? b : a)).epoch : -1;
+  const cell = (v: number | undefined, digits: number, width: number): string =>
+    (v === undefined ? '' : v.toFixed(digits)).padStart(width);
+  const lines = ['epoch  train loss  train acc  val loss  val acc      lr  seconds'];
+  for (const e of epochs) {
+    const t = row(e, 'train');
+    const v = row(e, 'val');
+    lines.push(
+      `${String(e + 1).padStart(5)}  ${cell(t?.loss, 4, 10)}  ${cell(t?.acc, 4, 9)}  ${cell(v?.loss, 4, 8)}  ` +
+        `${cell(v?.acc, 4, 7)}  ${(t ?? v)!.lr.toExponential(1).padStart(6)}  ` +
+        `${cell((t?.seconds ?? 0) + (v?.seconds ?? 0), 1, 7)}${e === best ? '  ← best val' : ''}`,
+    );
+  }
+  return lines.join('\n');
+}

@@ -5,3 +5,4 @@ export * from './output-names';
 export * from './random';
 export * from './time';
 export * from './lock';
+export * from './paths';
