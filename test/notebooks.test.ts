@@ -6,10 +6,56 @@ import { test } from 'node:test';
 
 import { findFailedCell, numberExecutedCells } from '../lib/cli/notebooks';
 import { findChromium } from '../lib/plot/plotly';
+import { historyTable } from '../lib/train/progress';
+import type { HistoryRow } from '../lib/train/train';
+import { displayPath, showPathsRelativeUnder } from '../lib/util/paths';
 import { REPO_ROOT, runCli, skipRestUnlessCi, skipUnlessCi, tempDir } from './helpers';
 
 const hasJupyter =
   spawnSync('/usr/bin/python3', ['-c', 'import nbconvert, nbclient'], { encoding: 'utf8' }).status === 0;
+
+test('the history prints one line per epoch, train and val side by side, the best val epoch marked', () => {
+  const row = (epoch: number, phase: 'train' | 'val', acc: number): HistoryRow => ({
+    epoch,
+    phase,
+    loss: 1 - acc,
+    acc,
+    lr: 1e-3,
+    seconds: 2,
+    imagesPerSecond: 10,
+  });
+  const lines = historyTable([
+    row(0, 'train', 0.5),
+    row(0, 'val', 0.6),
+    row(1, 'train', 0.7),
+    row(1, 'val', 0.8),
+    row(2, 'train', 0.9),
+    row(2, 'val', 0.7),
+  ]).split('\n');
+  assert.equal(lines.length, 4);
+  assert.match(lines[0], /^epoch\s+train loss\s+train acc\s+val loss\s+val acc\s+lr\s+seconds$/);
+  assert.match(lines[1], /^\s+1\s+0\.5000\s+0\.5000\s+0\.4000\s+0\.6000\s+1\.0e-3\s+4\.0$/);
+  assert.match(lines[2], /^\s+2\s.*0\.8000.*← best val$/);
+  assert.doesNotMatch(lines[3], /best/);
+});
+
+test('paths under the chosen root are shown relative to the working directory, others stay absolute', () => {
+  const root = tempDir();
+  const cwd = process.cwd();
+  fs.mkdirSync(path.join(root, 'notebooks'));
+  try {
+    assert.equal(displayPath(path.join(root, 'runs', 'x')), path.join(root, 'runs', 'x'), 'absolute by default');
+    showPathsRelativeUnder(root);
+    process.chdir(path.join(root, 'notebooks'));
+    assert.equal(displayPath(path.join(root, 'runs', 'data')), path.join('..', 'runs', 'data'));
+    assert.equal(displayPath('.'), '.');
+    assert.equal(displayPath('/elsewhere/photos'), '/elsewhere/photos');
+    assert.equal(displayPath(`${root}-sibling/x`), `${root}-sibling/x`, 'a sibling with the same prefix is outside');
+  } finally {
+    process.chdir(cwd);
+    showPathsRelativeUnder(undefined);
+  }
+});
 
 test('a failing cell is found with its source and error text', () => {
   const nb = (outputs: unknown[]): string =>
