@@ -284,12 +284,12 @@ test(
   },
 );
 
-test('the thresholds are the documented ones', () => {
+test('the thresholds are the documented ones', async () => {
   assert.equal(EMBEDDING_THRESHOLD, 0.93);
   assert.equal(PHASH_MAX_DISTANCE, 10);
   // A feature row against itself, rescaled, and against an orthogonal row.
   const dim = 4;
-  const pairs = embeddingPairs(Float32Array.from([1, 2, 0, 0, 2, 4, 0, 0, 0, 0, 3, 1]), dim);
+  const pairs = await embeddingPairs(Float32Array.from([1, 2, 0, 0, 2, 4, 0, 0, 0, 0, 3, 1]), dim);
   assert.deepEqual(
     pairs.map((p) => [p.a, p.b, +p.similarity.toFixed(5)]),
     [[0, 1, 1]],

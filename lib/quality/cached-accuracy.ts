@@ -22,7 +22,9 @@ export async function cachedFeatureAccuracy(
   const set = await extractFeatures(model, dir, { cacheDir, transform: evalTransforms(preprocessing, inputSize) });
   checkClassesMatch(model.classes, set.dataset.classes, dir);
   const n = set.labels.length;
-  const predicted = tf.tidy(() => tf.argMax(model.forwardHead(tf.tensor2d(set.features, [n, set.dim])), 1).dataSync());
+  const argmax = tf.tidy(() => tf.argMax(model.forwardHead(tf.tensor2d(set.features, [n, set.dim])), 1));
+  const predicted = await argmax.data();
+  argmax.dispose();
   let correct = 0;
   for (let i = 0; i < n; i++) if (predicted[i] === set.labels[i]) correct++;
   return { accuracy: n > 0 ? correct / n : 0, images: n, correct };

@@ -131,9 +131,11 @@ export async function crossValidatedProbabilities(
           // Let the event loop breathe between epochs (progress output, Ctrl-C).
           await new Promise((resolve) => setImmediate(resolve));
         }
-        const rows = tf.tidy(() =>
-          tf.exp(fast.apply(tf.gather<tf.Tensor2D>(all, tf.tensor1d(held, 'int32')))).arraySync(),
+        const heldProbabilities = tf.tidy(() =>
+          tf.exp(fast.apply(tf.gather<tf.Tensor2D>(all, tf.tensor1d(held, 'int32')))),
         );
+        const rows = await heldProbabilities.array();
+        heldProbabilities.dispose();
         held.forEach((i, k) => (probabilities[i] = rows[k]));
       } finally {
         disposeOptimizer(optimizer);

@@ -33,13 +33,16 @@ export interface SimilarPair {
   similarity: number;
 }
 
-/** Pairs (a < b) of rows whose cosine similarity is at least `threshold`, computed in row blocks. */
-export function embeddingPairs(
+/**
+ * Pairs (a < b) of rows whose cosine similarity is at least `threshold`, computed in row blocks. Read
+ * asynchronously: WebGPU has no synchronous reads.
+ */
+export async function embeddingPairs(
   features: Float32Array,
   dim: number,
   threshold = EMBEDDING_THRESHOLD,
   block = 512,
-): SimilarPair[] {
+): Promise<SimilarPair[]> {
   const n = features.length / dim;
   const pairs: SimilarPair[] = [];
   if (n < 2) return pairs;
@@ -50,9 +53,9 @@ export function embeddingPairs(
   try {
     for (let start = 0; start < n; start += block) {
       const rows = Math.min(block, n - start);
-      const sims = tf.tidy(
-        () => tf.matMul(tf.slice(unit, [start, 0], [rows, dim]), unit, false, true).dataSync() as Float32Array,
-      );
+      const similarities = tf.tidy(() => tf.matMul(tf.slice(unit, [start, 0], [rows, dim]), unit, false, true));
+      const sims = (await similarities.data()) as Float32Array;
+      similarities.dispose();
       for (let r = 0; r < rows; r++) {
         const a = start + r;
         for (let b = a + 1; b < n; b++) {

@@ -151,7 +151,7 @@ export async function findDataIssues(options: DataIssuesOptions): Promise<DataIs
   const hashed = await perceptualHashes(photos.map((p) => p.file));
   const phashSeconds = secondsSince(hashStarted);
   const groups = mergeGroups(
-    groupPairs(embeddingPairs(collected.features, collected.dim, embeddingThreshold), 'embedding'),
+    groupPairs(await embeddingPairs(collected.features, collected.dim, embeddingThreshold), 'embedding'),
     groupPairs(phashPairs(hashed.hashes, phashMax), 'phash'),
   );
   const perClass: Record<string, number> = {};
