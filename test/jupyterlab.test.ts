@@ -130,11 +130,15 @@ async function openNotebook(page: Page, server: LabServer, name: string): Promis
 }
 
 /** Run > Run All Cells, as a user clicks it; resolves when every cell has run and the kernel is idle again. */
-async function runAllFromMenu(page: Page, name: string): Promise<{ seconds: number; progressSeen: Set<string> }> {
+async function runAllFromMenu(
+  page: Page,
+  name: string,
+): Promise<{ seconds: number; progressSeen: Set<string>; mostBarsAtOnce: number }> {
   const start = Date.now();
   await page.locator('.lm-MenuBar-itemLabel', { hasText: /^Run$/ }).click();
   await page.locator('.lm-Menu-itemLabel', { hasText: /^Run All Cells$/ }).click();
   const progressSeen = new Set<string>();
+  let mostBarsAtOnce = 0;
   await waitFor(`${name}: a cell running`, 60_000, async () => {
     const s = await panelState(page);
     return s !== null && (s.running > 0 || s.status === 'busy');
@@ -143,11 +147,12 @@ async function runAllFromMenu(page: Page, name: string): Promise<{ seconds: numb
   await waitFor(`${name}: all cells run and the kernel idle`, RUN_TIMEOUT_MS, async () => {
     const s = await panelState(page);
     for (const p of s?.progress ?? []) progressSeen.add(p);
+    mostBarsAtOnce = Math.max(mostBarsAtOnce, s?.progress.length ?? 0);
     // Twice in a row: between two queued cells the kernel can be idle for a moment.
     idlePolls = s && s.running === 0 && s.status === 'idle' ? idlePolls + 1 : 0;
     return idlePolls >= 2;
   });
-  return { seconds: (Date.now() - start) / 1000, progressSeen };
+  return { seconds: (Date.now() - start) / 1000, progressSeen, mostBarsAtOnce };
 }
 
 interface ImageCheck {
@@ -291,7 +296,7 @@ describe('the notebooks in the offline JupyterLab build (Chromium)', { skip: ski
   test('notebook 04 runs on the demo set: the progress bar updates in place and ends on the last epoch', async (t) => {
     const name = '04-feature-extractor';
     await openNotebook(page, server!, name);
-    const { seconds, progressSeen } = await runAllFromMenu(page, name);
+    const { seconds, progressSeen, mostBarsAtOnce } = await runAllFromMenu(page, name);
     const nb = JSON.parse(await page.evaluate<string>(NOTEBOOK_JSON)) as Notebook;
     assertNoErrors(nb, name);
     // One display per training cell, updated in place (tslab's update_display_data), not one output per update.
@@ -299,6 +304,7 @@ describe('the notebooks in the offline JupyterLab build (Chromium)', { skip: ski
       (c.outputs ?? []).filter((o) => PROGRESS.test(joined(o.data?.['text/plain'] as string | string[]))),
     );
     assert.equal(bars.length, 1, `${name}: progress displays`);
+    assert.equal(mostBarsAtOnce, 1, `${name}: progress lines on the page at once while running`);
     const final = PROGRESS.exec(joined(bars[0].data?.['text/plain'] as string[]))!;
     assert.equal(final[1].startsWith('epoch') ? `${final[2]}/${final[3]}` : final[1], `${EPOCHS}/${EPOCHS}`);
     assert.equal(final[5], final[6], 'the last phase finished');
