@@ -3,7 +3,18 @@ import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
 
 export default tseslint.config(
-  { ignores: ['dist/', 'node_modules/', 'runs/', 'native/build/', 'jupyter/', 'notebooks/', 'web/dist/'] },
+  {
+    ignores: [
+      'dist/',
+      'node_modules/',
+      'runs/',
+      'native/build/',
+      'jupyter/',
+      'notebooks/',
+      'web/dist/',
+      'jupyterlab/build/',
+    ],
+  },
   js.configs.recommended,
   {
     files: ['**/*.ts'],
@@ -56,5 +67,10 @@ export default tseslint.config(
         setTimeout: 'readonly',
       },
     },
+  },
+  {
+    // The offline JupyterLab's entry point is an ES module bundled by webpack for the browser.
+    files: ['jupyterlab/index.js'],
+    languageOptions: { sourceType: 'module', globals: { window: 'readonly', document: 'readonly' } },
   },
 );

@@ -3,6 +3,7 @@
 #   bash scripts/run.sh main    install what is needed, then run the whole tutorial headless
 #   bash scripts/run.sh test    install what is needed, then run the test suite
 #   bash scripts/run.sh setup   only install
+#   bash scripts/run.sh lab     install, build the offline JupyterLab (jupyterlab/) and open the notebooks in it
 # Installs Debian's Jupyter (classic Notebook + nbconvert), Chromium (chart screenshots), g++, oneDNN
 # and libjpeg-turbo (native addons), and the npm packages from the lock file.
 # Nothing is downloaded from anywhere but Debian's archive and the npm registry.
@@ -13,7 +14,9 @@ cd "$(dirname "$0")/.."
 # libjpeg-dev (libjpeg-turbo) the loader's JPEG decoder. Without them wasm computes everything and sharp
 # decodes everything, slower. libvulkan1 (the Vulkan loader) lets the tests run the WebGPU backend on the
 # SwiftShader Vulkan driver that chromium ships (test/engine-webgpu.test.ts).
-APT_PACKAGES=(jupyter-notebook jupyter-nbconvert jupyter-client jupyter-nbformat chromium g++ libdnnl-dev libjpeg-dev libvulkan1)
+# python3-jupyterlab-server and python3-jupyter-server serve the offline JupyterLab build (jupyterlab/).
+APT_PACKAGES=(jupyter-notebook jupyter-nbconvert jupyter-client jupyter-nbformat chromium g++ libdnnl-dev libjpeg-dev libvulkan1
+  python3-jupyterlab-server python3-jupyter-server)
 
 say() { printf '[setup] %s\n' "$*"; }
 
@@ -61,13 +64,33 @@ install_npm_packages() {
   fi
 }
 
+install_lab() {
+  # jupyterlab/ has its own lock file: npm ci there only when it changed, the webpack build only when its
+  # inputs did (a few seconds to a minute each; see docs/notebooks.md).
+  local stamp=jupyterlab/node_modules/.boat-lock.sha256 built=jupyterlab/build/.boat-inputs.sha256 want
+  want=$(sha256sum jupyterlab/package-lock.json | cut -d' ' -f1)
+  if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
+    say "npm ci (jupyterlab/)"
+    (cd jupyterlab && npm ci --no-audit --no-fund --loglevel=error)
+    echo "$want" > "$stamp"
+  fi
+  want=$(cat jupyterlab/package-lock.json jupyterlab/webpack.config.js jupyterlab/index.js | sha256sum | cut -d' ' -f1)
+  if [ ! -f "$built" ] || [ "$(cat "$built")" != "$want" ]; then
+    say "building the offline JupyterLab (jupyterlab/build)"
+    (cd jupyterlab && npm run --silent build)
+    echo "$want" > "$built"
+  fi
+}
+
 install_apt_packages
 check_node
 install_npm_packages
+case "${1:-setup}" in lab | test) install_lab ;; esac
 
 case "${1:-setup}" in
   setup) say "done" ;;
   main) exec node bin/boat.js main "${@:2}" ;;
   test) exec npm test --silent ;;
-  *) echo "usage: bash scripts/run.sh main|test|setup" >&2; exit 2 ;;
+  lab) BOAT_LAB_FRONTEND=build exec bash scripts/lab.sh "${@:2}" ;;
+  *) echo "usage: bash scripts/run.sh main|test|setup|lab" >&2; exit 2 ;;
 esac
