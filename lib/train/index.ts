@@ -8,3 +8,4 @@ export * from './soup';
 export * from './two-stage';
 export * from './schedule';
 export * from './rates';
+export * from './repeat';
