@@ -65,6 +65,7 @@ const COMMANDS: Record<string, { options: string[]; args?: string[] }> = {
       '--recipe',
       '--head-epochs',
       '--lr-mult',
+      '--lr-factor',
       '--schedule',
       '--pct-start',
       '--div',

@@ -159,6 +159,20 @@ test('--recipe two-stage runs both stages and records the rates it chose, both s
   assert.equal(recipe.stage2.rates.head, recipe.stage2.lr);
   assert.deepEqual(recipe.stage2.schedule, { kind: 'one-cycle', pctStart: 0.3, div: 5, divFinal: 1e5 });
   assert.deepEqual([recipe.stage1.epochs, recipe.stage2.epochs, recipe.stage2.lr_mult], [3, 2, 100]);
+  // --lr-factor moves stage 2's rates with it (stage 1 and its finder are as before: the same cache, seed, data).
+  const scaled = path.join(models, 'lr-factor');
+  const r2 = runCli([
+    ...RECIPE.map((a, i) => (RECIPE[i - 1] === '--epochs' ? '1' : a)),
+    '--lr-factor',
+    '0.1',
+    '--out',
+    scaled,
+  ]);
+  assert.equal(r2.status, 0, r2.stderr);
+  const recipe2 = readJson(path.join(scaled, 'metrics.json')).recipe as typeof recipe;
+  assert.equal(recipe2.stage1.lr, recipe.stage1.lr);
+  assert.equal(recipe2.stage2.lr, recipe.stage1.lr * 0.1);
+  assert.equal(recipe2.stage2.rates.head, recipe.stage1.lr * 0.1);
   const stages = metrics.stages as Record<string, { val_acc: number; test_acc: number }>;
   assert.equal(metrics.best_val_acc, stages[metrics.kept as string].val_acc);
   assert.ok(Number(metrics.best_val_acc) >= stages.stage1.val_acc, 'never below stage 1 on val');

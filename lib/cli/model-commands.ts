@@ -121,6 +121,11 @@ export function registerModelCommands(program: Command): void {
       `two-stage: ResNet's first stage trains at lr/x, the head at lr, geometric in between (default ${TWO_STAGE_DEFAULTS.lrMult})`,
       atLeastOne,
     )
+    .option(
+      '--lr-factor <x>',
+      `two-stage: stage 2's peak rate (the head's) is stage 1's times x (default ${TWO_STAGE_DEFAULTS.lrFactor}, fastai's)`,
+      positiveNumber,
+    )
     .addOption(
       new Option('--schedule <kind>', `two-stage: stage 2's schedule (default ${TWO_STAGE_DEFAULTS.schedule})`).choices(
         SCHEDULE_KINDS,
@@ -177,6 +182,7 @@ export interface TrainFlags {
   recipe?: Recipe;
   headEpochs?: number;
   lrMult?: number;
+  lrFactor?: number;
   schedule?: ScheduleKind;
   pctStart?: number;
   div?: number;
@@ -199,7 +205,7 @@ export interface TrainFlags {
 }
 
 /** Flags that only the two-stage recipe reads, and flags it decides itself (so refuses). */
-const RECIPE_ONLY = ['headEpochs', 'lrMult', 'schedule', 'pctStart', 'div'] as const;
+const RECIPE_ONLY = ['headEpochs', 'lrMult', 'lrFactor', 'schedule', 'pctStart', 'div'] as const;
 const RECIPE_DECIDES = ['mode', 'lr', 'optimizer', 'init', 'unfreeze', 'freezeBn'] as const;
 
 const flagName = (key: string): string => `--${key.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`;
@@ -297,6 +303,7 @@ async function twoStageCommand(flags: TrainFlags, epochs: number | undefined): P
       views: flags.views,
       balanceClasses: flags.classWeights === 'balanced',
       lrMult: flags.lrMult,
+      lrFactor: flags.lrFactor,
       schedule: flags.schedule,
       pctStart: flags.pctStart,
       div: flags.div,

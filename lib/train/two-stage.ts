@@ -47,6 +47,8 @@ export const TWO_STAGE_DEFAULTS = {
   headEpochs: 10,
   epochs: 3,
   lrMult: 100,
+  /** Stage 2's peak rate for the head is stage 1's rate times this (fastai's fine_tune halves it). */
+  lrFactor: 0.5,
   schedule: 'one-cycle' as ScheduleKind,
   pctStart: 0.3,
   div: 5,
@@ -56,8 +58,6 @@ export const TWO_STAGE_DEFAULTS = {
 
 /** Stage 1's schedule: fastai's fit_one_cycle defaults (many cheap epochs on cached features). */
 export const STAGE1_SCHEDULE: LrSchedule = { kind: 'one-cycle', pctStart: 0.25, div: 25, divFinal: 1e5 };
-/** Stage 2's peak rate for the head is stage 1's rate times this (fastai's fine_tune halves it). */
-export const STAGE2_LR_FACTOR = 0.5;
 const DIV_FINAL = 1e5;
 
 export interface TwoStageOptions {
@@ -78,6 +78,8 @@ export interface TwoStageOptions {
   balanceClasses?: boolean;
   /** Stage 2: the earliest stage trains at lr / lrMult. */
   lrMult?: number;
+  /** Stage 2's peak rate (the head's) is stage 1's times this. */
+  lrFactor?: number;
   schedule?: ScheduleKind;
   pctStart?: number;
   div?: number;
@@ -170,6 +172,7 @@ async function runLocked(options: TwoStageOptions, log: (line: string) => void):
       'head-epochs': o.headEpochs,
       'finder-steps': o.finderSteps,
       'lr-mult': o.lrMult,
+      'lr-factor': o.lrFactor,
     };
     // Stage 1's settings; the rate (and the finder's record) comes from its checkpoint on --resume.
     const settings1Base = {
@@ -274,7 +277,7 @@ async function runLocked(options: TwoStageOptions, log: (line: string) => void):
       testAcc: testFeatures && !r1.stopped ? await headAccuracy(model, testFeatures, batchSize) : undefined,
     };
     const multipliers = groupMultipliers(o.lrMult);
-    const lr2 = lr1 * STAGE2_LR_FACTOR;
+    const lr2 = lr1 * o.lrFactor;
     const recipe = resolvedRecipe({
       o,
       lr1,
@@ -574,7 +577,8 @@ function resolvedRecipe(input: {
       optimizer: 'sgd',
       momentum: o.momentum,
       lr: lr2,
-      lr_from: `stage 1's rate x ${STAGE2_LR_FACTOR}`,
+      lr_from: `stage 1's rate x ${o.lrFactor}`,
+      lr_factor: o.lrFactor,
       lr_mult: o.lrMult,
       rates: Object.fromEntries(Object.entries(multipliers).map(([g, k]) => [g, lr2 * k])),
       schedule: schedule2,
