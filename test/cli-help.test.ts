@@ -62,8 +62,16 @@ const COMMANDS: Record<string, { options: string[]; args?: string[] }> = {
       '--class-weights',
       '--init',
       '--freeze-bn',
+      '--recipe',
+      '--head-epochs',
+      '--lr-mult',
+      '--lr-factor',
+      '--schedule',
+      '--pct-start',
+      '--div',
     ],
   },
+  repeat: { options: ['--seeds'], args: ['command...'] },
   evaluate: { options: ['--model', '--data', '--out', '--tta', '--top-losses', '--input-size'] },
   predict: { options: ['--model', '--top', '--json', '--png'], args: ['image...'] },
   soup: { options: ['--out', '--data', '--recipe'], args: ['model...'] },
@@ -135,7 +143,8 @@ test('every command and sub-command has help (exit 0) that lists each option it 
 
 test('required options are named in the usage line and marked in help', async () => {
   const train = await run(['train', '--help']);
-  assert.match(train.out, /^Usage: boat train --mode <mode> --out <dir> \[options\]\n/);
+  assert.match(train.out, /^Usage: boat train --out <dir> \[options\]\n/);
+  assert.match(train.out, /--mode <mode> .*\(required, unless --recipe\)/s);
   assert.match(train.out, /--out <dir> +where the model goes, e.g\. models\/NAME \(required\)/);
   assert.match((await run(['soup', '--help'])).out, /^Usage: boat soup --out <dir> \[options\] <model\.\.\.>\n/);
 });
@@ -206,7 +215,11 @@ test('exit codes: 0 ok, 1 failure, 2 usage', async () => {
 
   // 2: usage errors from parsing, each one line.
   const usage: Array<[string[], RegExp]> = [
-    [['train', '--data', 'd'], /^boat: error: required option '--mode <mode>' not specified\n$/],
+    [['train', '--data', 'd'], /^boat: error: required option '--out <dir>' not specified\n$/],
+    [
+      ['train', '--out', 'm'],
+      /^boat: error: --mode is required \(feature-extractor or finetune\), unless --recipe two-stage is given\n$/,
+    ],
     [
       ['train', '--mode', 'finetune', '--out', 'm', '--lr', 'fast'],
       /^boat: error: option '--lr <x>' argument 'fast' is invalid\. Expected a number above 0\.\n$/,

@@ -8,6 +8,7 @@ import { registerExportCommands } from './export-commands';
 import { registerMainJob } from './main-job';
 import { registerModelCommands } from './model-commands';
 import { registerNotebooksCommand } from './notebooks';
+import { registerRepeatCommands } from './repeat-commands';
 import { createRootCommand } from './program';
 
 /**
@@ -20,6 +21,7 @@ const COMMAND_GROUPS: Array<(program: Command) => void> = [
   registerDataCommands,
   registerMainJob,
   registerModelCommands,
+  registerRepeatCommands,
   registerExplainCommands,
   registerExportCommands,
   registerBenchCommand,

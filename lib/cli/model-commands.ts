@@ -16,7 +16,17 @@ import { formatConfused, mostConfused, topLosses, topLossesLines, topLossesPng }
 import { readModelMetadata, saveBoatModel, selectBackend, TRAINING_MODES, TrainingMode } from '../model';
 import { resizeFor } from '../images';
 import { confusionMatrixPng } from '../plot/confusion';
-import { makeSoup, runExperiment, SoupRecipe } from '../train';
+import {
+  makeSoup,
+  Recipe,
+  RECIPES,
+  runExperiment,
+  runTwoStage,
+  SCHEDULE_KINDS,
+  ScheduleKind,
+  SoupRecipe,
+  TWO_STAGE_DEFAULTS,
+} from '../train';
 import {
   distinctOutputNames,
   errorLine,
@@ -26,7 +36,15 @@ import {
   writeJsonAtomic,
 } from '../util';
 import { crashTestAfterEpoch } from '../util/test-hooks';
-import { integer, nonNegativeInteger, positiveInteger, positiveNumber, unfreezeStages } from './options';
+import {
+  atLeastOne,
+  fraction,
+  integer,
+  nonNegativeInteger,
+  positiveInteger,
+  positiveNumber,
+  unfreezeStages,
+} from './options';
 import { required } from './program';
 import { printSkipped } from './data-commands';
 
@@ -37,15 +55,25 @@ export function registerModelCommands(program: Command): void {
       "train ResNet50 + the tutorial's head; the best epoch by val accuracy is saved to --out, with a checkpoint beside it for --resume",
     )
     .addOption(
-      required(
-        new Option('--mode <mode>', 'fine-tune the network, or train the head on a frozen backbone').choices(
-          TRAINING_MODES,
-        ),
-      ),
+      new Option(
+        '--mode <mode>',
+        'fine-tune the network, or train the head on a frozen backbone (required, unless --recipe)',
+      ).choices(TRAINING_MODES),
+    )
+    .addOption(
+      new Option(
+        '--recipe <name>',
+        'two-stage: the head on cached features at the rate the lr finder picks, then the whole network with BatchNorm frozen, per-stage rates and warm-up (docs/training.md)',
+      ).choices(RECIPES),
     )
     .option('--data <dir>', 'folder holding train/, val/ and optionally test/', 'data')
     .addOption(required(new Option('--out <dir>', 'where the model goes, e.g. models/NAME')))
-    .option('--epochs <n>', 'epochs (with --resume: the total to reach)', nonNegativeInteger, 24)
+    .option(
+      '--epochs <n>',
+      `epochs (with --resume: the total to reach; two-stage: stage 2's, default ${TWO_STAGE_DEFAULTS.epochs})`,
+      nonNegativeInteger,
+      24,
+    )
     .option('--resume', 'continue from the checkpoint in <out>.checkpoint')
     .option('--seed <n>', 'random seed (data order, augmentation, dropout, head initialisation)', integer, 0)
     .option('--batch-size <n>', 'images per step', positiveInteger, 32)
@@ -83,6 +111,32 @@ export function registerModelCommands(program: Command): void {
       '--freeze-bn',
       'fine-tune: BatchNorm keeps normalising with its moving statistics, which it keeps (gamma and beta train)',
     )
+    .option(
+      '--head-epochs <n>',
+      `two-stage: stage 1's epochs (the head on cached features; default ${TWO_STAGE_DEFAULTS.headEpochs})`,
+      positiveInteger,
+    )
+    .option(
+      '--lr-mult <x>',
+      `two-stage: ResNet's first stage trains at lr/x, the head at lr, geometric in between (default ${TWO_STAGE_DEFAULTS.lrMult})`,
+      atLeastOne,
+    )
+    .option(
+      '--lr-factor <x>',
+      `two-stage: stage 2's peak rate (the head's) is stage 1's times x (default ${TWO_STAGE_DEFAULTS.lrFactor}, fastai's)`,
+      positiveNumber,
+    )
+    .addOption(
+      new Option('--schedule <kind>', `two-stage: stage 2's schedule (default ${TWO_STAGE_DEFAULTS.schedule})`).choices(
+        SCHEDULE_KINDS,
+      ),
+    )
+    .option(
+      '--pct-start <x>',
+      `two-stage: share of stage 2 spent warming up (default ${TWO_STAGE_DEFAULTS.pctStart})`,
+      fraction,
+    )
+    .option('--div <x>', `two-stage: stage 2 warms up from lr/x (default ${TWO_STAGE_DEFAULTS.div})`, atLeastOne)
     .action(trainCommand);
   program
     .command('evaluate')
@@ -124,7 +178,14 @@ export function registerModelCommands(program: Command): void {
 }
 
 export interface TrainFlags {
-  mode: TrainingMode;
+  mode?: TrainingMode;
+  recipe?: Recipe;
+  headEpochs?: number;
+  lrMult?: number;
+  lrFactor?: number;
+  schedule?: ScheduleKind;
+  pctStart?: number;
+  div?: number;
   data: string;
   out: string;
   epochs: number;
@@ -143,21 +204,38 @@ export interface TrainFlags {
   freezeBn?: boolean;
 }
 
-export async function trainCommand(flags: TrainFlags): Promise<void> {
+/** Flags that only the two-stage recipe reads, and flags it decides itself (so refuses). */
+const RECIPE_ONLY = ['headEpochs', 'lrMult', 'lrFactor', 'schedule', 'pctStart', 'div'] as const;
+const RECIPE_DECIDES = ['mode', 'lr', 'optimizer', 'init', 'unfreeze', 'freezeBn'] as const;
+
+const flagName = (key: string): string => `--${key.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`;
+
+export async function trainCommand(flags: TrainFlags, command?: Command): Promise<void> {
+  // Given on the command line (not a default): commander knows; in-process callers pass no command.
+  const given = (key: string): boolean =>
+    command
+      ? command.getOptionValueSource(key) === 'cli'
+      : (flags as unknown as Record<string, unknown>)[key] !== undefined;
+  if (flags.recipe !== undefined) {
+    const decided = RECIPE_DECIDES.filter(given);
+    if (decided.length > 0)
+      throw new UserError(
+        `--recipe ${flags.recipe} chooses ${decided.map(flagName).join(', ')} itself; leave ${decided.length > 1 ? 'them' : 'it'} out`,
+      );
+    return twoStageCommand(flags, given('epochs') ? flags.epochs : undefined);
+  }
+  const recipeOnly = RECIPE_ONLY.filter((k) => flags[k] !== undefined);
+  if (recipeOnly.length > 0)
+    throw new UserError(`${recipeOnly.map(flagName).join(', ')} applies to --recipe two-stage only`);
+  if (flags.mode === undefined)
+    throw new UserError('--mode is required (feature-extractor or finetune), unless --recipe two-stage is given');
   const mode = flags.mode;
   if (flags.unfreeze !== undefined && mode !== 'finetune')
     throw new UserError('--unfreeze applies to --mode finetune only');
   if (flags.freezeBn === true && mode !== 'finetune')
     throw new UserError('--freeze-bn applies to --mode finetune only');
-  let interrupted = false;
-  const onSigint = (): void => {
-    if (interrupted) process.exit(130);
-    interrupted = true;
-    process.stderr.write("\nInterrupted: stopping after this epoch's checkpoint (Ctrl-C again to quit now)\n");
-  };
-  process.on('SIGINT', onSigint);
-  try {
-    const result = await runExperiment({
+  const result = await withInterrupt((interrupted) =>
+    runExperiment({
       mode,
       data: flags.data,
       out: flags.out,
@@ -175,9 +253,11 @@ export async function trainCommand(flags: TrainFlags): Promise<void> {
       init: flags.init,
       freezeBatchNorm: flags.freezeBn === true,
       cacheDir: flags.cache,
-      shouldStop: () => interrupted,
+      shouldStop: interrupted,
       onCheckpoint: (epoch) => crashTestAfterEpoch(epoch + 1),
-    });
+    }),
+  );
+  try {
     if (mode === 'feature-extractor' && result.timing.recomputeEstimateSeconds === undefined) {
       console.log(
         'Feature extractor time: all features came from the cache, so only the head trained; a run with an empty cache (--cache elsewhere) measures the backbone and compares with recomputing it every epoch',
@@ -187,9 +267,62 @@ export async function trainCommand(flags: TrainFlags): Promise<void> {
         `Feature extractor time: ${result.timing.totalSeconds.toFixed(1)} s with cached features (backbone ${result.timing.extractSeconds.toFixed(1)} s, head ${result.timing.trainSeconds.toFixed(1)} s); recomputing the backbone every epoch as the tutorial does would take about ${result.timing.recomputeEstimateSeconds.toFixed(0)} s here (estimated from this run's backbone speed; the tutorial took 12m 23s on a GPU)`,
       );
     }
+  } finally {
     result.model.dispose();
+  }
+}
+
+/** Ctrl-C stops after the current epoch's checkpoint; a second one quits at once. */
+async function withInterrupt<T>(run: (interrupted: () => boolean) => Promise<T>): Promise<T> {
+  let interrupted = false;
+  const onSigint = (): void => {
+    if (interrupted) process.exit(130);
+    interrupted = true;
+    process.stderr.write("\nInterrupted: stopping after this epoch's checkpoint (Ctrl-C again to quit now)\n");
+  };
+  process.on('SIGINT', onSigint);
+  try {
+    return await run(() => interrupted);
   } finally {
     process.off('SIGINT', onSigint);
+  }
+}
+
+async function twoStageCommand(flags: TrainFlags, epochs: number | undefined): Promise<void> {
+  const result = await withInterrupt((interrupted) =>
+    runTwoStage({
+      data: flags.data,
+      out: flags.out,
+      seed: flags.seed,
+      epochs,
+      headEpochs: flags.headEpochs,
+      batchSize: flags.batchSize,
+      accumulate: flags.accumulate,
+      inputSize: flags.inputSize,
+      cacheDir: flags.cache,
+      views: flags.views,
+      balanceClasses: flags.classWeights === 'balanced',
+      lrMult: flags.lrMult,
+      lrFactor: flags.lrFactor,
+      schedule: flags.schedule,
+      pctStart: flags.pctStart,
+      div: flags.div,
+      resume: flags.resume === true,
+      shouldStop: interrupted,
+      // The crash-test hook counts epochs across both stages, stage 1's first.
+      onCheckpoint: (stage, epoch) =>
+        crashTestAfterEpoch(stage === 1 ? epoch + 1 : (flags.headEpochs ?? TWO_STAGE_DEFAULTS.headEpochs) + epoch + 1),
+    }),
+  );
+  try {
+    if (!result.stopped) {
+      const acc = (x: number | undefined): string => (x === undefined || x < 0 ? 'n/a' : x.toFixed(4));
+      console.log(
+        `Two-stage recipe: stage 1 val ${acc(result.stage1.valAcc)} test ${acc(result.stage1.testAcc)}; stage 2 val ${acc(result.stage2?.valAcc)} test ${acc(result.stage2?.testAcc)}; kept ${result.kept === 'stage1' ? "stage 1's model" : "stage 2's model"}`,
+      );
+    }
+  } finally {
+    result.model.dispose();
   }
 }
 

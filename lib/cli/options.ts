@@ -62,3 +62,28 @@ export function commaList(value: string): string[] {
   if (items.length === 0) throw new InvalidArgumentError('Expected a comma-separated list.');
   return items;
 }
+
+/** A share from 0 to 1: the warm-up part of a schedule. */
+export function fraction(value: string): number {
+  const n = Number(value);
+  if (value.trim() === '' || !(n >= 0 && n <= 1)) throw new InvalidArgumentError('Expected a number from 0 to 1.');
+  return n;
+}
+
+/** A finite number of at least 1: ratios between learning rates. */
+export function atLeastOne(value: string): number {
+  const n = Number(value);
+  if (value.trim() === '' || !Number.isFinite(n) || n < 1)
+    throw new InvalidArgumentError('Expected a number of at least 1.');
+  return n;
+}
+
+/** --seeds 1,2,3: distinct integers, at least one. */
+export function seedList(value: string): number[] {
+  const items = value.split(',').map((s) => s.trim());
+  if (items.length === 0 || items.some((s) => !/^-?\d+$/.test(s)))
+    throw new InvalidArgumentError('Expected comma-separated integers, e.g. 1,2,3.');
+  const seeds = items.map(Number);
+  if (new Set(seeds).size !== seeds.length) throw new InvalidArgumentError('Expected distinct seeds.');
+  return seeds;
+}

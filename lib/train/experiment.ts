@@ -110,18 +110,28 @@ async function initialModel(
  */
 export async function runExperiment(options: ExperimentOptions): Promise<ExperimentResult> {
   const log = options.log ?? ((line: string) => console.log(line));
-  requireDirectory(path.join(options.data, 'train'), 'training folder');
-  requireDirectory(path.join(options.data, 'val'), 'validation folder');
-  requireWritableDirectory(path.dirname(path.resolve(options.out)));
-  const out = path.join(
-    fs.realpathSync(path.dirname(path.resolve(options.out))),
-    path.basename(path.resolve(options.out)),
-  );
-  const lock = acquireLock(`${out}.lock`, `the output ${options.out}`);
+  return withOutputLock(options.data, options.out, log, () => runLocked(options, log));
+}
+
+/**
+ * Checks the data's train/ and val/ and the output's parent, then runs `run` holding <out>.lock (this
+ * process' pid): a second run on the same output is refused while this one lives.
+ */
+export async function withOutputLock<T>(
+  data: string,
+  outDir: string,
+  log: (line: string) => void,
+  run: () => Promise<T>,
+): Promise<T> {
+  requireDirectory(path.join(data, 'train'), 'training folder');
+  requireDirectory(path.join(data, 'val'), 'validation folder');
+  requireWritableDirectory(path.dirname(path.resolve(outDir)));
+  const out = path.join(fs.realpathSync(path.dirname(path.resolve(outDir))), path.basename(path.resolve(outDir)));
+  const lock = acquireLock(`${out}.lock`, `the output ${outDir}`);
   if (lock.tookOverFrom !== undefined)
     log(`note: took over ${lock.file}, left by pid ${lock.tookOverFrom}, which is no longer running`);
   try {
-    return await runLocked(options, log);
+    return await run();
   } finally {
     lock.release();
   }
@@ -332,7 +342,8 @@ async function runLocked(options: ExperimentOptions, log: (line: string) => void
   };
 }
 
-function uniqueSkips(list: Skipped[]): Skipped[] {
+/** Each skipped file once (train, val and test scans may each list it). */
+export function uniqueSkips(list: Skipped[]): Skipped[] {
   const seen = new Set<string>();
   return list.filter((s) => !seen.has(s.path) && (seen.add(s.path), true));
 }

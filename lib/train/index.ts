@@ -5,3 +5,7 @@ export * from './sources';
 export * from './train';
 export * from './lr-finder';
 export * from './soup';
+export * from './two-stage';
+export * from './schedule';
+export * from './rates';
+export * from './repeat';

@@ -23,6 +23,8 @@ import {
   UserError,
   writeJsonAtomic,
 } from '../util';
+import { applyScaledGradients } from './rates';
+import { checkSchedule, LrSchedule, scheduledLr } from './schedule';
 import { readTensors, writeTensors } from './tensors-file';
 
 /** One batch of inputs (images for fine-tuning, backbone features for a feature extractor). */
@@ -56,6 +58,13 @@ export interface TrainOptions {
   momentum?: number;
   stepSize?: number;
   gamma?: number;
+  /**
+   * A warm-up schedule stepped at every optimizer step, peaking at `lr`, instead of StepLR (stepSize and
+   * gamma are then unused). It spans `epochs`, which a resume must therefore keep.
+   */
+  schedule?: LrSchedule;
+  /** Per-variable rate multipliers keyed by variable name (SGD only: see rates.ts), e.g. stageRateMultipliers. */
+  rateMultipliers?: Record<string, number>;
   /** Batches from the source are micro-batches; gradients of this many are summed into one step. */
   accumulate?: number;
   /** Per-class weights of the training loss (e.g. balancedClassWeights); val loss stays the plain NLL. */
@@ -133,17 +142,39 @@ function withDefaults(options: TrainOptions): typeof DEFAULTS & TrainOptions {
  */
 export function resumeSettings(options: TrainOptions): Record<string, unknown> {
   const o = withDefaults(options);
+  // Only runs with a schedule or multipliers record them, so older checkpoints still resume.
+  const scheduled = o.schedule
+    ? {
+        schedule: o.schedule.kind,
+        'pct-start': o.schedule.pctStart,
+        div: o.schedule.div,
+        'div-final': o.schedule.divFinal,
+        epochs: o.epochs,
+      }
+    : { 'step-size': o.stepSize, gamma: o.gamma };
   return {
     optimizer: o.optimizer,
     lr: o.lr,
     momentum: o.momentum,
-    'step-size': o.stepSize,
-    gamma: o.gamma,
+    ...scheduled,
+    ...(o.rateMultipliers ? { 'rate-multipliers': multiplierDigest(o.rateMultipliers) } : {}),
     accumulate: o.accumulate,
     seed: o.seed,
     'class-weights': o.classWeights ?? null,
     ...o.settings,
   };
+}
+
+/** The distinct multipliers and how many variables have each: short enough to print in a refusal. */
+function multiplierDigest(multipliers: Record<string, number>): string {
+  const counts = new Map<string, number>();
+  for (const k of Object.values(multipliers)) counts.set(k.toPrecision(6), (counts.get(k.toPrecision(6)) ?? 0) + 1);
+  return [...counts].map(([k, n]) => `${k}x${n}`).join(' ');
+}
+
+/** The settings a checkpoint was written with (what resumeSettings recorded), e.g. to reuse a rate it chose. */
+export function checkpointSettings(dir: string): Record<string, unknown> {
+  return readCheckpointState(dir).settings;
 }
 
 /** Refuses, in one line naming every difference, a resume whose settings are not the checkpoint's. */
@@ -190,6 +221,9 @@ export async function trainModel(
   options: TrainOptions = {},
 ): Promise<TrainResult> {
   const o = withDefaults(options);
+  if (o.schedule) checkSchedule(o.schedule);
+  if (o.rateMultipliers && o.optimizer === 'adam')
+    throw new UserError('per-layer learning rates need SGD: Adam divides each step by its gradient scale');
   const variables = model.trainableVariables();
   const sgd = o.optimizer === 'adam' ? null : tf.train.momentum(o.lr, o.momentum);
   const optimizer = sgd ?? tf.train.adam(o.lr);
@@ -222,7 +256,15 @@ export async function trainModel(
   const elapsed = (): number => secondsBefore + secondsSince(started);
   let stopped = false;
   for (let epoch = startEpoch; epoch < o.epochs && !stopped; epoch++) {
-    const lr = stepLr(o.lr, epoch, o.stepSize, o.gamma);
+    const size = Math.max(1, data.train.size);
+    const schedule = o.schedule;
+    // A schedule's rate at the step that starts after `seen` samples of this epoch; StepLR's for the epoch.
+    const rateAt = (seen: number): number =>
+      schedule
+        ? scheduledLr(schedule, o.lr, (epoch + seen / size) / o.epochs)
+        : stepLr(o.lr, epoch, o.stepSize, o.gamma);
+    // The history's lr column: the rate of the epoch's first step.
+    const lr = rateAt(0);
     setLr(lr);
     for (const phase of ['train', 'val'] as const) {
       const source = phase === 'train' ? data.train : data.val;
@@ -232,7 +274,12 @@ export async function trainModel(
       let seen = 0;
       let step = 0;
       let pending: { grads: tf.NamedTensorMap; count: number } | null = null;
+      let stepStart = 0;
       const total = source.size;
+      const stepOptimizer = (p: { grads: tf.NamedTensorMap; count: number }): null => {
+        if (schedule) setLr(rateAt(stepStart));
+        return applyPending(optimizer, p, o.rateMultipliers);
+      };
       for await (const { x, y } of source.batches(epoch)) {
         const n = y.shape[0];
         if (phase === 'train') {
@@ -247,8 +294,9 @@ export async function trainModel(
           lossSum += (await value.data())[0];
           correct += (await hits!.data())[0];
           tf.dispose([value, hits!]);
+          if (!pending) stepStart = seen;
           pending = accumulate(pending, grads, n);
-          if (step % o.accumulate === 0) pending = applyPending(optimizer, pending);
+          if (step % o.accumulate === 0) pending = stepOptimizer(pending);
         } else {
           // Read asynchronously: the webgpu backend cannot read synchronously in Node.
           const [loss, hits] = tf.tidy(() => {
@@ -266,7 +314,7 @@ export async function trainModel(
         await new Promise((resolve) => setImmediate(resolve));
         if (o.shouldStop?.()) stopped = true;
       }
-      if (pending) pending = applyPending(optimizer, pending);
+      if (pending) pending = stepOptimizer(pending);
       const seconds = secondsSince(t0);
       const row: HistoryRow = {
         epoch,
@@ -332,14 +380,21 @@ function accumulate(
 }
 
 /** One optimizer step with the mean gradient over the accumulated samples. */
-function applyPending(optimizer: tf.Optimizer, pending: { grads: tf.NamedTensorMap; count: number }): null {
+function applyPending(
+  optimizer: tf.Optimizer,
+  pending: { grads: tf.NamedTensorMap; count: number },
+  multipliers?: Record<string, number>,
+): null {
   const mean: tf.NamedTensorMap = {};
   for (const [name, g] of Object.entries(pending.grads)) {
     mean[name] = tf.div(g, pending.count);
     g.dispose();
   }
-  optimizer.applyGradients(mean);
-  tf.dispose(Object.values(mean));
+  try {
+    applyScaledGradients(optimizer, mean, multipliers);
+  } finally {
+    tf.dispose(Object.values(mean));
+  }
   return null;
 }
 
@@ -354,8 +409,8 @@ export function disposeOptimizer(optimizer: tf.Optimizer): void {
 }
 
 function publicOptions(o: typeof DEFAULTS & TrainOptions): Record<string, unknown> {
-  const { epochs, optimizer, lr, momentum, stepSize, gamma, accumulate: acc, seed, classWeights } = o;
-  return { epochs, optimizer, lr, momentum, stepSize, gamma, accumulate: acc, seed, classWeights };
+  const { epochs, optimizer, lr, momentum, stepSize, gamma, accumulate: acc, seed, classWeights, schedule } = o;
+  return { epochs, optimizer, lr, momentum, stepSize, gamma, accumulate: acc, seed, classWeights, schedule };
 }
 
 async function saveCheckpoint(

@@ -1,0 +1,590 @@
+/**
+ * `boat train --recipe two-stage`: transfer learning as fastai's `fine_tune` does it, in one command.
+ *
+ * Stage 1 trains the head alone on cached backbone features (the backbone runs once per image), at the
+ * rate the learning-rate finder suggests, with a one-cycle schedule. Stage 2 then trains the whole network
+ * from that head with BatchNorm frozen (it keeps normalising with ImageNet's statistics, which the
+ * head's inputs were computed with), discriminative rates per ResNet stage, and a warm-up schedule, at
+ * half stage 1's rate (fastai halves it too). The best val epoch of each stage is kept; if stage 2's best
+ * is below stage 1's on val, stage 1's model is the result.
+ *
+ * Each stage has its own checkpoint (<out>.stage1.checkpoint, <out>.checkpoint), so --resume continues
+ * either; everything random is a function of (seed, epoch, step), so a resumed run ends where an
+ * uninterrupted one does.
+ */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import * as tf from '../engine/tf';
+
+import { skippedLines, type Skipped } from '../data/scan';
+import { evaluateModel, metricsOf } from '../evaluate/evaluate';
+import { formatMetrics, Metrics } from '../evaluate/metrics';
+import { DataLoader, evalTransforms, ImageFolder, trainTransforms } from '../images';
+import {
+  balancedClassWeights,
+  BoatModel,
+  checkClassesMatch,
+  createBoatModel,
+  saveBoatModel,
+  selectBackend,
+} from '../model';
+import { recoverInterruptedSave, toCsv, UserError } from '../util';
+import { uniqueSkips, WASM_FINETUNE_MICRO_BATCH, withOutputLock } from './experiment';
+import { extractFeatures, FeatureSet } from './features';
+import { findLearningRate, LrFinderResult } from './lr-finder';
+import { terminalProgress, ProgressSink } from './progress';
+import { groupMultipliers, RateGroup, stageRateMultipliers } from './rates';
+import { runSettings } from './run-settings';
+import { LrSchedule, ScheduleKind } from './schedule';
+import { FeatureSource, LoaderSource } from './sources';
+import { checkpointSettings, checkResumeSettings, HistoryRow, resumeSettings, trainModel, TrainOptions } from './train';
+
+export const RECIPES = ['two-stage'] as const;
+export type Recipe = (typeof RECIPES)[number];
+
+/** The recipe's defaults: fastai's fine_tune where it has one (lr_mult, pct_start, div), else as documented. */
+export const TWO_STAGE_DEFAULTS = {
+  headEpochs: 10,
+  epochs: 3,
+  lrMult: 100,
+  /** Stage 2's peak rate for the head is stage 1's rate times this (fastai's fine_tune halves it). */
+  lrFactor: 0.5,
+  schedule: 'one-cycle' as ScheduleKind,
+  pctStart: 0.3,
+  div: 5,
+  finderSteps: 100,
+  momentum: 0.9,
+};
+
+/** Stage 1's schedule: fastai's fit_one_cycle defaults (many cheap epochs on cached features). */
+export const STAGE1_SCHEDULE: LrSchedule = { kind: 'one-cycle', pctStart: 0.25, div: 25, divFinal: 1e5 };
+const DIV_FINAL = 1e5;
+
+export interface TwoStageOptions {
+  data: string;
+  out: string;
+  seed?: number;
+  /** Stage 2's epochs. */
+  epochs?: number;
+  /** Stage 1's epochs (the head on cached features). */
+  headEpochs?: number;
+  batchSize?: number;
+  /** Stage 2: micro-batches per step (default: as needed for the wasm heap). */
+  accumulate?: number;
+  inputSize?: number;
+  cacheDir?: string;
+  /** Stage 1: augmented views of the training set to cache (0: the eval transform only). */
+  views?: number;
+  balanceClasses?: boolean;
+  /** Stage 2: the earliest stage trains at lr / lrMult. */
+  lrMult?: number;
+  /** Stage 2's peak rate (the head's) is stage 1's times this. */
+  lrFactor?: number;
+  schedule?: ScheduleKind;
+  pctStart?: number;
+  div?: number;
+  /** Steps of the learning-rate finder. */
+  finderSteps?: number;
+  resume?: boolean;
+  progress?: ProgressSink;
+  log?: (line: string) => void;
+  shouldStop?: () => boolean;
+  /** After each epoch's checkpoint; `epoch` counts from 0 within its stage. */
+  onCheckpoint?: (stage: 1 | 2, epoch: number) => void;
+}
+
+export interface StageSummary {
+  valAcc: number;
+  /** Best epoch within the stage, from 0. */
+  bestEpoch: number;
+  /** Test accuracy of the stage's best model (when data/test exists and the stage finished). */
+  testAcc?: number;
+  /** Peak rate (stage 2: the head's). */
+  lr: number;
+  seconds: number;
+}
+
+export interface TwoStageResult {
+  model: BoatModel;
+  stage1: StageSummary;
+  stage2?: StageSummary;
+  /** Which stage's model was saved. */
+  kept?: 'stage1' | 'stage2';
+  /** The kept model's test metrics. */
+  test?: Metrics;
+  recipe: Record<string, unknown>;
+  history: Array<HistoryRow & { stage: 1 | 2 }>;
+  stopped: boolean;
+  out: string;
+  skipped: Skipped[];
+}
+
+export async function runTwoStage(options: TwoStageOptions): Promise<TwoStageResult> {
+  const log = options.log ?? ((line: string) => console.log(line));
+  return withOutputLock(options.data, options.out, log, () => runLocked(options, log));
+}
+
+/** The checkpoint folders: stage 1's, and stage 2's (the place a plain `boat train` uses). */
+export function twoStageCheckpoints(out: string): { stage1: string; stage2: string } {
+  const base = path.resolve(out);
+  return { stage1: `${base}.stage1.checkpoint`, stage2: `${base}.checkpoint` };
+}
+
+const hasState = (dir: string): boolean => fs.existsSync(path.join(dir, 'state.json'));
+
+async function runLocked(options: TwoStageOptions, log: (line: string) => void): Promise<TwoStageResult> {
+  const started = Date.now();
+  const o = { ...TWO_STAGE_DEFAULTS, ...definedOnly(options) };
+  const seed = options.seed ?? 0;
+  const batchSize = options.batchSize ?? 32;
+  const views = options.views ?? 0;
+  const schedule2: LrSchedule = { kind: o.schedule, pctStart: o.pctStart, div: o.div, divFinal: DIV_FINAL };
+  const trainDir = path.join(options.data, 'train');
+  const valDir = path.join(options.data, 'val');
+  const testDir = path.join(options.data, 'test');
+  const hasTest = fs.existsSync(testDir);
+  const checkpoints = twoStageCheckpoints(options.out);
+  recoverInterruptedSave(checkpoints.stage1);
+  recoverInterruptedSave(checkpoints.stage2);
+  if (options.resume && !hasState(checkpoints.stage1))
+    throw new UserError(`nothing to resume: no checkpoint in ${checkpoints.stage1}`);
+
+  const backend = await selectBackend();
+  log(backend.line);
+  const trainFolder = new ImageFolder(trainDir, evalTransforms());
+  const valFolder = new ImageFolder(valDir, evalTransforms());
+  const classes = trainFolder.classes;
+  checkClassesMatch(classes, valFolder.classes, valDir);
+  const classWeights = options.balanceClasses
+    ? balancedClassWeights(
+        trainFolder.samples.map((s) => s.label),
+        classes.length,
+      )
+    : undefined;
+  const model = await createBoatModel({ classes, mode: 'feature-extractor', inputSize: options.inputSize, seed });
+  // Stage 1's weights, by variable: a backbone's weight order changes with its trainable flag.
+  const snapshot: Array<{ weight: tf.LayerVariable; value: tf.Tensor }> = [];
+  try {
+    const { preprocessing: pre, inputSize: size } = model.info;
+    const folders = [trainFolder, valFolder];
+    const shared = {
+      recipe: 'two-stage',
+      'head-epochs': o.headEpochs,
+      'finder-steps': o.finderSteps,
+      'lr-mult': o.lrMult,
+      'lr-factor': o.lrFactor,
+    };
+    // Stage 1's settings; the rate (and the finder's record) comes from its checkpoint on --resume.
+    const settings1Base = {
+      ...runSettings({
+        mode: 'feature-extractor',
+        batchSize,
+        folders,
+        model,
+        views,
+        unfreezeStages: null,
+        freezeBatchNorm: false,
+      }),
+      ...shared,
+    };
+    const resume1 = options.resume === true;
+    const stage1Options = (lr: number, settings: Record<string, unknown>): TrainOptions => ({
+      epochs: o.headEpochs,
+      lr,
+      momentum: o.momentum,
+      schedule: STAGE1_SCHEDULE,
+      seed,
+      classWeights,
+      checkpointDir: checkpoints.stage1,
+      resume: resume1,
+      settings,
+    });
+    let finder: Record<string, unknown> | undefined;
+    let lr1: number | undefined;
+    if (resume1) {
+      const saved = checkpointSettings(checkpoints.stage1);
+      if (typeof saved.lr === 'number' && saved['lr-finder'] && typeof saved['lr-finder'] === 'object') {
+        lr1 = saved.lr;
+        finder = saved['lr-finder'] as Record<string, unknown>;
+      } else {
+        throw new UserError(`cannot resume from ${checkpoints.stage1}: it is not a two-stage recipe's checkpoint`);
+      }
+      const check: TrainOptions = stage1Options(lr1, { ...settings1Base, 'lr-finder': finder });
+      checkResumeSettings(checkpoints.stage1, resumeSettings(check));
+    }
+
+    const progress1 = options.progress ?? terminalProgress(o.headEpochs);
+    const cacheDir = options.cacheDir ?? path.resolve('.cache', 'features');
+    const datasets: ImageFolder[] = [];
+    let extractSeconds = 0;
+    const extract = async (dir: string, label: string, augment: boolean, view: number): Promise<FeatureSet> => {
+      const set = await extractFeatures(model, dir, {
+        cacheDir,
+        transform: augment ? trainTransforms(pre, size) : evalTransforms(pre, size),
+        view,
+        seed,
+        onProgress: (done, total) => progress1.batch({ epoch: -1, phase: 'train', done, total, seconds: 0 }),
+      });
+      log(
+        `features ${label}: ${set.labels.length} images, ${set.computed} computed in ${set.seconds.toFixed(1)} s, ${set.labels.length - set.computed} from the cache`,
+      );
+      extractSeconds += set.seconds;
+      datasets.push(set.dataset);
+      return set;
+    };
+    log(`Stage 1: the head on cached backbone features, ${o.headEpochs} epochs`);
+    const trainViews =
+      views > 0
+        ? await Promise.all(
+            Array.from({ length: views }, (_, v) => extract(trainDir, `train view ${v + 1}/${views}`, true, v)),
+          )
+        : [await extract(trainDir, 'train', false, 0)];
+    const featureTrain = new FeatureSource(trainViews, batchSize, true, seed);
+    const featureVal = new FeatureSource([await extract(valDir, 'val', false, 0)], batchSize, false, seed);
+    // Test features now, while the backbone is still the pretrained one that keys the cache.
+    const testFeatures = hasTest ? await extract(testDir, 'test', false, 0) : undefined;
+
+    if (lr1 === undefined) {
+      const found = await findLearningRate(model, featureTrain, { steps: o.finderSteps, momentum: o.momentum });
+      lr1 = found.suggestedLr;
+      finder = finderRecord(found, o.finderSteps);
+      log(
+        `learning-rate finder: loss lowest at ${found.minLossLr.toExponential(2)}, so stage 1 peaks at ${lr1.toExponential(2)} (that / 10)${found.diverged ? '' : '; the loss never diverged within the sweep, so the suggestion may be high'}`,
+      );
+    } else {
+      log(`stage 1 rate ${lr1.toExponential(2)}, found by the learning-rate finder of the run being resumed`);
+    }
+    const settings1 = { ...settings1Base, 'lr-finder': finder };
+    const stage1Done = resume1 && stageFinished(checkpoints.stage1, o.headEpochs);
+    if (resume1) log(`Resuming stage 1 from ${checkpoints.stage1}`);
+    const r1 = await trainModel(
+      model,
+      { train: featureTrain, val: featureVal },
+      {
+        ...stage1Options(lr1, settings1),
+        onBatch: (info) => progress1.batch(info),
+        onPhase: (row) => progress1.phase(row),
+        onCheckpoint: (epoch) => options.onCheckpoint?.(1, epoch),
+        shouldStop: options.shouldStop,
+      },
+    );
+    const history: Array<HistoryRow & { stage: 1 | 2 }> = r1.history.map((r) => ({ ...r, stage: 1 }));
+    const stage1: StageSummary = {
+      valAcc: r1.bestValAcc,
+      bestEpoch: r1.bestEpoch,
+      lr: lr1,
+      seconds: r1.seconds,
+      testAcc: testFeatures && !r1.stopped ? await headAccuracy(model, testFeatures, batchSize) : undefined,
+    };
+    const multipliers = groupMultipliers(o.lrMult);
+    const lr2 = lr1 * o.lrFactor;
+    const recipe = resolvedRecipe({
+      o,
+      lr1,
+      lr2,
+      finder: finder!,
+      schedule2,
+      multipliers,
+      batchSize,
+      views,
+      classWeights: classWeights !== undefined,
+    });
+    const skippedOf = (): Skipped[] => uniqueSkips(datasets.flatMap((d) => d.skipped));
+    if (r1.stopped) {
+      log(
+        `Stopped in stage 1; the checkpoint is in ${checkpoints.stage1}. Resume with the same command plus --resume.`,
+      );
+      return { model, stage1, recipe, history, stopped: true, out: path.resolve(options.out), skipped: skippedOf() };
+    }
+    log(
+      `Stage 1 done: best val acc ${stage1.valAcc.toFixed(4)} (epoch ${stage1.bestEpoch + 1})${stage1.testAcc !== undefined ? `, test acc ${stage1.testAcc.toFixed(4)}` : ''}`,
+    );
+
+    // Stage 2, from stage 1's best head; its weights are kept aside in case stage 2 ends lower on val.
+    for (const weight of model.allWeights()) snapshot.push({ weight, value: weight.read().clone() });
+    model.mode = 'finetune';
+    model.batchNormFrozen = true;
+    const rateMultipliers = stageRateMultipliers(model, o.lrMult);
+    const micro = stage2MicroBatch(backend.name, batchSize, options.accumulate);
+    const progress2 = options.progress ?? terminalProgress(o.epochs);
+    const settings2 = {
+      ...runSettings({
+        mode: 'finetune',
+        batchSize,
+        folders,
+        model,
+        views: 0,
+        unfreezeStages: null,
+        freezeBatchNorm: true,
+      }),
+      ...shared,
+      'stage1-lr': lr1,
+    };
+    const options2: TrainOptions = {
+      epochs: o.epochs,
+      lr: lr2,
+      momentum: o.momentum,
+      schedule: schedule2,
+      rateMultipliers,
+      accumulate: micro.accumulate,
+      seed,
+      classWeights,
+      checkpointDir: checkpoints.stage2,
+      // Stage 2's checkpoint continues only a run whose stage 1 had finished before this one began.
+      resume: stage1Done && hasState(checkpoints.stage2),
+      settings: settings2,
+      onCheckpoint: (epoch) => options.onCheckpoint?.(2, epoch),
+      shouldStop: options.shouldStop,
+    };
+    if (options2.resume) checkResumeSettings(checkpoints.stage2, resumeSettings(options2));
+    const ratesLine = (['stage1', 'stage5', 'head'] as RateGroup[])
+      .map((g) => `${g} ${(lr2 * multipliers[g]).toExponential(2)}`)
+      .join(', ');
+    log(
+      `Stage 2: the whole network, BatchNorm frozen, ${o.epochs} epochs, ${o.schedule} schedule (warm-up ${o.pctStart} from lr/${o.div}); peak rates ${ratesLine} (geometric per stage, lr-mult ${o.lrMult})`,
+    );
+    if (micro.note) log(micro.note);
+    if (options2.resume) log(`Resuming stage 2 from ${checkpoints.stage2}`);
+    const trainSet = new ImageFolder(trainDir, trainTransforms(pre, size));
+    const valSet = new ImageFolder(valDir, evalTransforms(pre, size));
+    datasets.push(trainSet, valSet);
+    const r2 = await trainModel(
+      model,
+      {
+        train: new LoaderSource(new DataLoader(trainSet, { batchSize: micro.size, shuffle: true, seed })),
+        val: new LoaderSource(new DataLoader(valSet, { batchSize: micro.size, seed })),
+      },
+      { ...options2, onBatch: (info) => progress2.batch(info), onPhase: (row) => progress2.phase(row) },
+    );
+    history.push(...r2.history.map((r) => ({ ...r, stage: 2 as const })));
+    const stage2: StageSummary = { valAcc: r2.bestValAcc, bestEpoch: r2.bestEpoch, lr: lr2, seconds: r2.seconds };
+    if (r2.stopped) {
+      log(
+        `Stopped in stage 2; the checkpoints are in ${checkpoints.stage1} and ${checkpoints.stage2}. Resume with the same command plus --resume.`,
+      );
+      return {
+        model,
+        stage1,
+        stage2,
+        recipe,
+        history,
+        stopped: true,
+        out: path.resolve(options.out),
+        skipped: skippedOf(),
+      };
+    }
+    // --epochs 0: stage 1 alone (its model is kept below, as when stage 2 ends lower).
+    const trained2 = r2.history.length > 0;
+    const evaluations: Skipped[] = [];
+    let test: Metrics | undefined;
+    if (hasTest && trained2) {
+      const evaluation = await evaluateModel(model, testDir);
+      evaluations.push(...evaluation.skipped);
+      test = metricsOf(evaluation);
+      stage2.testAcc = test.accuracy;
+    }
+    if (trained2)
+      log(
+        `Stage 2 done: best val acc ${stage2.valAcc.toFixed(4)} (epoch ${stage2.bestEpoch + 1})${stage2.testAcc !== undefined ? `, test acc ${stage2.testAcc.toFixed(4)}` : ''}`,
+      );
+    let kept: 'stage1' | 'stage2' = 'stage2';
+    if (stage2.valAcc < stage1.valAcc) {
+      kept = 'stage1';
+      for (const { weight, value } of snapshot) weight.write(value);
+      model.batchNormFrozen = false;
+      model.mode = 'feature-extractor';
+      // Every weight is back to stage 1's, the backbone the pretrained one: it is saved and cached as such.
+      model.backboneChanged = false;
+      log(
+        trained2
+          ? `Stage 2's best val acc ${stage2.valAcc.toFixed(4)} is below stage 1's ${stage1.valAcc.toFixed(4)}: keeping stage 1's model`
+          : "Stage 2 trained no epochs (--epochs 0): keeping stage 1's model",
+      );
+      if (hasTest) test = metricsOf(await evaluateModel(model, testDir));
+    } else {
+      log(`Keeping stage 2's model (val ${stage2.valAcc.toFixed(4)} ≥ stage 1's ${stage1.valAcc.toFixed(4)})`);
+    }
+    recipe.kept = kept;
+    if (test) log(`Test: ${formatMetrics(test).split('\n')[0]}`);
+    const skipped = uniqueSkips([...skippedOf(), ...evaluations]);
+    for (const line of skippedLines(skipped, 20, ' (listed in metrics.json)')) log(line);
+
+    const keptStage = kept === 'stage1' ? stage1 : stage2;
+    const totalSeconds = (Date.now() - started) / 1000 + r1.secondsBefore + r2.secondsBefore;
+    const metrics = {
+      best_val_acc: keptStage.valAcc,
+      best_epoch: keptStage.bestEpoch,
+      test_acc: test?.accuracy ?? null,
+      test,
+      kept,
+      stages: {
+        stage1: stageJson(stage1),
+        stage2: stageJson(stage2),
+      },
+      recipe,
+      timing: {
+        extractSeconds,
+        stage1Seconds: r1.seconds,
+        stage2Seconds: r2.seconds,
+        trainSeconds: r1.seconds + r2.seconds,
+        totalSeconds,
+      },
+      backend: backend.line,
+      skipped,
+    };
+    const config = {
+      ...options,
+      progress: undefined,
+      log: undefined,
+      shouldStop: undefined,
+      onCheckpoint: undefined,
+      mode: model.mode,
+      recipe,
+      classWeights,
+      classes,
+      backend: backend.name,
+      checkpointDir: checkpoints.stage2,
+      stage1CheckpointDir: checkpoints.stage1,
+      weights: model.info,
+    };
+    await saveBoatModel(
+      model,
+      options.out,
+      metrics,
+      `two-stage recipe (${kept === 'stage2' ? 'stage 2: the whole network' : 'stage 1: the head on the pretrained backbone'})`,
+      {
+        'history.csv': toCsv(
+          ['stage', 'epoch', 'phase', 'loss', 'acc', 'lr', 'seconds', 'images_per_second'],
+          history.map((r) => [r.stage, r.epoch, r.phase, r.loss, r.acc, r.lr, r.seconds, r.imagesPerSecond]),
+        ),
+        'metrics.json': JSON.stringify(metrics, null, 2) + '\n',
+        'config.json': JSON.stringify(config, null, 2) + '\n',
+      },
+    );
+    log(`Saved ${path.resolve(options.out)} (metadata.json, weights, history.csv, metrics.json, config.json)`);
+    return {
+      model,
+      stage1,
+      stage2,
+      kept,
+      test,
+      recipe,
+      history,
+      stopped: false,
+      out: path.resolve(options.out),
+      skipped,
+    };
+  } catch (err) {
+    model.dispose();
+    throw err;
+  } finally {
+    tf.dispose(snapshot.map((s) => s.value));
+  }
+}
+
+function definedOnly<T extends object>(options: T): Partial<T> {
+  return Object.fromEntries(Object.entries(options).filter(([, v]) => v !== undefined)) as Partial<T>;
+}
+
+/** True when the checkpoint holds `epochs` finished epochs (a resume of it trains nothing more). */
+function stageFinished(dir: string, epochs: number): boolean {
+  try {
+    const state = JSON.parse(fs.readFileSync(path.join(dir, 'state.json'), 'utf8')) as { epoch?: number };
+    return typeof state.epoch === 'number' && state.epoch + 1 >= epochs;
+  } catch {
+    return false;
+  }
+}
+
+/** Micro-batches for stage 2, as plain fine-tuning sizes them (frozen BatchNorm makes them exact). */
+function stage2MicroBatch(
+  backend: string,
+  batchSize: number,
+  accumulate: number | undefined,
+): { size: number; accumulate?: number; note?: string } {
+  if (accumulate === undefined && backend === 'wasm' && batchSize > WASM_FINETUNE_MICRO_BATCH) {
+    const k = Math.ceil(batchSize / WASM_FINETUNE_MICRO_BATCH);
+    return {
+      size: Math.ceil(batchSize / k),
+      accumulate: k,
+      note: `batch ${batchSize} runs as ${k} accumulated micro-batches of up to ${WASM_FINETUNE_MICRO_BATCH} (the wasm engine's heap is capped at 4 GB); with BatchNorm frozen that is exact`,
+    };
+  }
+  return { size: accumulate ? Math.ceil(batchSize / accumulate) : batchSize, accumulate };
+}
+
+/** Accuracy of the head on cached features (stage 1's test score, without running the backbone again). */
+async function headAccuracy(model: BoatModel, set: FeatureSet, batchSize: number): Promise<number> {
+  let correct = 0;
+  for await (const { x, y } of new FeatureSource([set], batchSize, false, 0).batches(0)) {
+    const hits = tf.tidy(() => tf.sum(tf.equal(tf.argMax(model.forwardHead(x as tf.Tensor2D), 1).toInt(), y).toInt()));
+    correct += (await hits.data())[0];
+    tf.dispose([hits, x, y]);
+  }
+  return correct / Math.max(1, set.labels.length);
+}
+
+function finderRecord(found: LrFinderResult, steps: number): Record<string, unknown> {
+  return {
+    steps,
+    'min-loss-lr': found.minLossLr,
+    'suggested-lr': found.suggestedLr,
+    diverged: found.diverged,
+    rule: 'the rate at the smoothed loss minimum / 10',
+  };
+}
+
+function stageJson(s: StageSummary): Record<string, unknown> {
+  // A stage that trained no epoch has no val accuracy (the loop reports -1).
+  const trained = s.bestEpoch >= 0;
+  return {
+    val_acc: trained ? s.valAcc : null,
+    best_epoch: trained ? s.bestEpoch : null,
+    test_acc: s.testAcc ?? null,
+    lr: s.lr,
+    seconds: s.seconds,
+  };
+}
+
+function resolvedRecipe(input: {
+  o: typeof TWO_STAGE_DEFAULTS;
+  lr1: number;
+  lr2: number;
+  finder: Record<string, unknown>;
+  schedule2: LrSchedule;
+  multipliers: Record<RateGroup, number>;
+  batchSize: number;
+  views: number;
+  classWeights: boolean;
+}): Record<string, unknown> {
+  const { o, lr1, lr2, finder, schedule2, multipliers } = input;
+  return {
+    name: 'two-stage',
+    stage1: {
+      trains: 'the head, on cached backbone features',
+      epochs: o.headEpochs,
+      optimizer: 'sgd',
+      momentum: o.momentum,
+      lr: lr1,
+      lr_from: 'learning-rate finder',
+      lr_finder: finder,
+      schedule: STAGE1_SCHEDULE,
+      views: input.views,
+    },
+    stage2: {
+      trains: 'the whole network, BatchNorm frozen',
+      epochs: o.epochs,
+      optimizer: 'sgd',
+      momentum: o.momentum,
+      lr: lr2,
+      lr_from: `stage 1's rate x ${o.lrFactor}`,
+      lr_factor: o.lrFactor,
+      lr_mult: o.lrMult,
+      rates: Object.fromEntries(Object.entries(multipliers).map(([g, k]) => [g, lr2 * k])),
+      schedule: schedule2,
+    },
+    batch_size: input.batchSize,
+    class_weights: input.classWeights ? 'balanced' : 'none',
+    kept: null,
+  };
+}

@@ -1,0 +1,165 @@
+/**
+ * `boat repeat`: the per-seed command lines, the aggregation (mean, min, max over the seeds that
+ * succeeded), a failed seed reported in the table and the exit code; end to end on the demo set at 32 px.
+ */
+import assert from 'node:assert/strict';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { before, test } from 'node:test';
+
+import { formatRepeatTable, runRepeat, seedArgs, summarizeRuns, type SeedRun } from '../lib/train/repeat';
+import { acquireLock, writeJsonAtomic } from '../lib/util';
+import { runCli, tempDir } from './helpers';
+
+const work = tempDir();
+const data = path.join(work, 'data');
+
+before(() => {
+  assert.equal(
+    runCli(['data', 'demo', '--out', path.join(data, 'boats'), '--per-class', '3', '--seed', '1']).status,
+    0,
+  );
+  assert.equal(runCli(['data', 'split', '--data', path.join(data, 'boats'), '--out', data]).status, 0);
+});
+
+const run = (seed: number, valAcc: number | null, testAcc: number | null, ok = true): SeedRun => ({
+  seed,
+  out: `m/seed-${seed}`,
+  code: ok ? 0 : 2,
+  ok,
+  valAcc,
+  testAcc,
+  seconds: 60,
+  ...(ok ? {} : { error: 'exit 2' }),
+});
+
+test('seedArgs: --out becomes <out>/seed-S and --seed S is added; --seed in the command, no --out, or another command are refused', () => {
+  assert.deepEqual(seedArgs(['train', '--out', 'models/x', '--epochs', '3'], 4), {
+    args: ['train', '--out', path.join('models/x', 'seed-4'), '--epochs', '3', '--seed', '4'],
+    out: path.join('models/x', 'seed-4'),
+  });
+  assert.deepEqual(seedArgs(['train', '--out=models/x'], -1).args, [
+    'train',
+    `--out=${path.join('models/x', 'seed--1')}`,
+    '--seed',
+    '-1',
+  ]);
+  assert.throws(() => seedArgs(['train', '--out', 'm', '--seed', '3'], 1), /leave --seed out/);
+  assert.throws(() => seedArgs(['train', '--out', 'm', '--seed=3'], 1), /leave --seed out/);
+  assert.throws(() => seedArgs(['train', '--epochs', '3'], 1), /needs --out/);
+  assert.throws(() => seedArgs(['evaluate', '--out', 'm'], 1), /repeats train, not evaluate/);
+  assert.throws(() => seedArgs([], 1), /give the command to repeat after --/);
+});
+
+test('summarizeRuns: mean, min and max over the seeds that succeeded; a failed seed is listed, not averaged', () => {
+  const s = summarizeRuns([run(1, 0.9, 0.8), run(2, 0.7, 0.6), run(3, 0.5, null, false), run(4, 0.8, 1)]);
+  assert.deepEqual(s.failed, [3]);
+  assert.equal(s.val.n, 3);
+  assert.ok(Math.abs(s.val.mean! - 0.8) < 1e-12);
+  assert.deepEqual([s.val.min, s.val.max], [0.7, 0.9]);
+  assert.equal(s.test.n, 3);
+  assert.ok(Math.abs(s.test.mean! - 0.8) < 1e-12);
+  assert.deepEqual([s.test.min, s.test.max], [0.6, 1]);
+  // A run without a test set has no test figure: the test spread is over the others.
+  const noTest = summarizeRuns([run(1, 0.9, null), run(2, 0.7, 0.5)]);
+  assert.deepEqual([noTest.val.n, noTest.test.n, noTest.test.mean], [2, 1, 0.5]);
+  assert.deepEqual(summarizeRuns([run(1, null, null, false)]).val, { n: 0, mean: null, min: null, max: null });
+  const table = formatRepeatTable(s);
+  assert.match(table, /^3 +0\.5000 +- +1\.0 +FAILED: exit 2$/m);
+  assert.match(table, /^mean \(3 of 4\) +0\.8000 +0\.8000$/m);
+  assert.match(table, /^min +0\.7000 +0\.6000$/m);
+  assert.match(table, /^max +0\.9000 +1\.0000$/m);
+  assert.match(table, /1 of 4 seeds failed \(3\); the figures are over the others$/);
+});
+
+test('runRepeat reads each seed metrics.json; a seed whose command fails, or succeeds without writing metrics, is a failure', async () => {
+  const base = path.join(work, 'fake');
+  const lines: string[] = [];
+  const summary = await runRepeat({
+    seeds: [1, 2, 3],
+    args: ['train', '--out', base],
+    log: (l) => lines.push(l),
+    run: (args) => {
+      const seed = Number(args[args.indexOf('--seed') + 1]);
+      const out = args[args.indexOf('--out') + 1];
+      if (seed === 2) return Promise.resolve(1);
+      if (seed === 3) return Promise.resolve(0); // "succeeded" but wrote nothing
+      fs.mkdirSync(out, { recursive: true });
+      writeJsonAtomic(path.join(out, 'metrics.json'), { best_val_acc: 0.75, test_acc: 0.5 });
+      return Promise.resolve(0);
+    },
+  });
+  assert.deepEqual(
+    summary.runs.map((r) => [r.seed, r.ok, r.valAcc, r.testAcc]),
+    [
+      [1, true, 0.75, 0.5],
+      [2, false, null, null],
+      [3, false, null, null],
+    ],
+  );
+  assert.equal(summary.runs[1].error, 'exit 1');
+  assert.match(summary.runs[2].error!, /no .*seed-3.*metrics\.json/);
+  assert.deepEqual(summary.failed, [2, 3]);
+  const saved = JSON.parse(fs.readFileSync(path.join(base, 'repeat.json'), 'utf8')) as { failed: number[] };
+  assert.deepEqual(saved.failed, [2, 3]);
+  assert.ok(lines.some((l) => /seed 2 FAILED \(exit 1\)/.test(l)));
+  // The folder is boat repeat's; one it did not make, with files in it, is refused before any run.
+  const user = path.join(work, 'user-folder');
+  fs.mkdirSync(user);
+  fs.writeFileSync(path.join(user, 'notes.txt'), 'mine');
+  await assert.rejects(
+    runRepeat({ seeds: [1], args: ['train', '--out', user], run: () => Promise.reject(new Error('must not run')) }),
+    /exists and was not made by boat/,
+  );
+});
+
+test('boat repeat end to end: a table over the seeds; a seed that cannot run is reported in it and exits 1', () => {
+  const out = path.join(work, 'models', 'fe');
+  fs.mkdirSync(path.dirname(out));
+  const TRAIN = [
+    'train',
+    '--mode',
+    'feature-extractor',
+    '--data',
+    data,
+    '--out',
+    out,
+    '--input-size',
+    '32',
+    '--epochs',
+    '2',
+    '--batch-size',
+    '4',
+    '--cache',
+    path.join(work, 'cache'),
+  ];
+  const ok = runCli(['repeat', '--seeds', '1,2', '--', ...TRAIN]);
+  assert.equal(ok.status, 0, ok.stderr);
+  const valOf = (seed: number): number =>
+    (JSON.parse(fs.readFileSync(path.join(out, `seed-${seed}`, 'metrics.json'), 'utf8')) as { best_val_acc: number })
+      .best_val_acc;
+  const [v1, v2] = [valOf(1), valOf(2)];
+  assert.match(ok.stdout, new RegExp(`^mean \\(2 of 2\\) +${((v1 + v2) / 2).toFixed(4)} `, 'm'));
+  assert.match(ok.stdout, new RegExp(`^min +${Math.min(v1, v2).toFixed(4)} `, 'm'));
+  assert.match(ok.stdout, new RegExp(`^max +${Math.max(v1, v2).toFixed(4)} `, 'm'));
+  const config = JSON.parse(fs.readFileSync(path.join(out, 'seed-2', 'config.json'), 'utf8')) as { seed: number };
+  assert.equal(config.seed, 2);
+
+  // Seed 3's output is in use by another run (this process holds its lock): that seed fails, the others run.
+  const lock = acquireLock(`${path.join(out, 'seed-3')}.lock`, 'seed 3');
+  try {
+    const r = runCli(['repeat', '--seeds', '1,3', '--', ...TRAIN]);
+    assert.equal(r.status, 1, r.stdout);
+    assert.match(r.stdout, /^3 +- +- +\d+\.\d +FAILED: exit 2$/m);
+    assert.match(r.stdout, /^mean \(1 of 2\) /m);
+    assert.equal(r.stderr.trim().split('\n').at(-1), 'boat: error: 1 of 2 seeds failed (3); see the table');
+  } finally {
+    lock.release();
+  }
+  const bad = runCli(['repeat', '--seeds', '1,1', '--', ...TRAIN]);
+  assert.equal(bad.status, 2);
+  assert.match(bad.stderr, /Expected distinct seeds/);
+  const seeded = runCli(['repeat', '--seeds', '1', '--', ...TRAIN, '--seed', '4']);
+  assert.equal(seeded.status, 2);
+  assert.match(seeded.stderr, /^boat: error: leave --seed out of the repeated command/);
+});

@@ -1,0 +1,304 @@
+/**
+ * `boat train --recipe two-stage` on the demo set at 32 px with the real ResNet50 (wasm): both stages
+ * run and record what they chose, a SIGKILL in stage 2 resumes to the same bytes, stage 1's model is
+ * kept when stage 2 has nothing better, tensors stay flat; and the pieces: warm-up schedules and
+ * per-stage rate multipliers, checked on the optimizer itself.
+ */
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { before, test } from 'node:test';
+import * as tf from '../lib/engine/tf';
+
+import { createBoatModel, readModelMetadata, selectBackend } from '../lib/model';
+import {
+  applyScaledGradients,
+  groupMultipliers,
+  runTwoStage,
+  scheduledLr,
+  stageRateMultipliers,
+  type LrSchedule,
+} from '../lib/train';
+import { parseCsv } from '../lib/util';
+import { REPO_ROOT, runCli, tempDir } from './helpers';
+
+const work = tempDir();
+const data = path.join(work, 'data');
+const cache = path.join(work, 'cache');
+const models = path.join(work, 'models');
+const BOAT = path.join(REPO_ROOT, 'bin', 'boat.js');
+const silent = { batch: (): void => {}, phase: (): void => {} };
+
+const RECIPE = [
+  'train',
+  '--recipe',
+  'two-stage',
+  '--data',
+  data,
+  '--input-size',
+  '32',
+  '--batch-size',
+  '4',
+  '--head-epochs',
+  '3',
+  '--epochs',
+  '2',
+  '--seed',
+  '5',
+  '--cache',
+  cache,
+];
+
+before(async () => {
+  assert.equal(
+    runCli(['data', 'demo', '--out', path.join(data, 'boats'), '--per-class', '4', '--seed', '1']).status,
+    0,
+  );
+  assert.equal(runCli(['data', 'split', '--data', path.join(data, 'boats'), '--out', data]).status, 0);
+  fs.mkdirSync(models);
+  await selectBackend();
+});
+
+const readJson = (file: string): Record<string, unknown> =>
+  JSON.parse(fs.readFileSync(file, 'utf8')) as Record<string, unknown>;
+const historyWithoutTimes = (dir: string): string[][] =>
+  parseCsv(fs.readFileSync(path.join(dir, 'history.csv'), 'utf8')).map((r) => r.slice(0, 6));
+
+test('warm-up schedules: one-cycle and cosine start at lr/div, peak at pct-start, end at lr/div-final', () => {
+  const lr = 0.01;
+  for (const kind of ['one-cycle', 'cosine'] as const) {
+    const s: LrSchedule = { kind, pctStart: 0.3, div: 5, divFinal: 1e5 };
+    assert.ok(Math.abs(scheduledLr(s, lr, 0) - lr / 5) < 1e-15, kind);
+    assert.ok(Math.abs(scheduledLr(s, lr, 0.3) - lr) < 1e-15, kind);
+    assert.ok(Math.abs(scheduledLr(s, lr, 1) - lr / 1e5) < 1e-15, kind);
+    const rising = [0, 0.1, 0.2, 0.29].map((p) => scheduledLr(s, lr, p));
+    const falling = [0.3, 0.5, 0.8, 1].map((p) => scheduledLr(s, lr, p));
+    rising.slice(1).forEach((v, i) => assert.ok(v > rising[i], `${kind} rises during warm-up`));
+    falling.slice(1).forEach((v, i) => assert.ok(v < falling[i], `${kind} falls after warm-up`));
+  }
+  // Half-way through warm-up: linear for cosine, the cosine's mid-point for one-cycle (both (lr/div + lr)/2).
+  const mid = (lr / 5 + lr) / 2;
+  assert.ok(Math.abs(scheduledLr({ kind: 'cosine', pctStart: 0.3, div: 5, divFinal: 1e5 }, lr, 0.15) - mid) < 1e-15);
+  assert.ok(Math.abs(scheduledLr({ kind: 'one-cycle', pctStart: 0.3, div: 5, divFinal: 1e5 }, lr, 0.15) - mid) < 1e-15);
+  // The shapes differ elsewhere: one-cycle warms up slowly at first.
+  assert.ok(
+    scheduledLr({ kind: 'one-cycle', pctStart: 0.3, div: 5, divFinal: 1e5 }, lr, 0.05) <
+      scheduledLr({ kind: 'cosine', pctStart: 0.3, div: 5, divFinal: 1e5 }, lr, 0.05),
+  );
+});
+
+test('discriminative rates: stage 1 at lr/lr-mult, the head at lr, geometric in between; on the optimizer, stage-1 weights move lr-mult times less for the same gradient', async () => {
+  const k = groupMultipliers(100);
+  assert.ok(Math.abs(k.stage1 - 0.01) < 1e-12 && k.head === 1);
+  const order = [k.stage1, k.stage2, k.stage3, k.stage4, k.stage5, k.head];
+  order.slice(1).forEach((v, i) => assert.ok(Math.abs(v / order[i] - 100 ** 0.2) < 1e-9, 'a constant ratio per stage'));
+
+  const model = await createBoatModel({ classes: ['a', 'b'], mode: 'finetune', inputSize: 32 });
+  const multipliers = stageRateMultipliers(model, 100);
+  const variables = model.trainableVariables();
+  assert.equal(Object.keys(multipliers).length, variables.length, 'every trainable variable has a rate');
+  const kernelOf = (layer: string): tf.Variable =>
+    variables.find((v) => v === (model.backbone.getLayer(layer).trainableWeights[0].read() as tf.Variable))!;
+  const stage1 = kernelOf('conv1');
+  const stage5 = kernelOf('res5c_branch2c');
+  const head = variables.find((v) => !model.backbone.trainableWeights.some((w) => w.read() === v))!;
+  assert.ok(Math.abs(multipliers[stage1.name] - 0.01) < 1e-12);
+  assert.ok(Math.abs(multipliers[stage5.name] - 100 ** -0.2) < 1e-12);
+  assert.equal(multipliers[head.name], 1);
+
+  // The same gradient (all ones) for the three, two SGD steps with momentum: each moves by its rate.
+  const optimizer = tf.train.momentum(0.1, 0.9);
+  const chosen = [stage1, stage5, head];
+  const before = chosen.map((v) => v.clone());
+  const tensorsBefore = tf.memory().numTensors;
+  for (let step = 0; step < 2; step++) {
+    const grads = Object.fromEntries(chosen.map((v) => [v.name, tf.onesLike(v)]));
+    applyScaledGradients(optimizer, grads, multipliers);
+    tf.dispose(Object.values(grads));
+  }
+  // Momentum keeps one buffer per variable; nothing else is left behind.
+  assert.equal(tf.memory().numTensors, tensorsBefore + chosen.length);
+  const moved = await Promise.all(
+    chosen.map(async (v, i) => {
+      const d = tf.tidy(() => tf.max(tf.abs(tf.sub(v, before[i]))));
+      const [x] = await d.data();
+      d.dispose();
+      return x;
+    }),
+  );
+  // Two steps of SGD with momentum 0.9 on a unit gradient: lr·k·(1 + 1.9).
+  assert.ok(Math.abs(moved[2] - 0.1 * 2.9) < 1e-6, `head moved ${moved[2]}`);
+  assert.ok(Math.abs(moved[0] / moved[2] - 0.01) < 1e-4, `stage 1 moved ${moved[0] / moved[2]} of the head's`);
+  assert.ok(Math.abs(moved[1] / moved[2] - 100 ** -0.2) < 1e-4, `stage 5 moved ${moved[1] / moved[2]} of the head's`);
+  optimizer.dispose();
+  tf.dispose(before);
+  model.dispose();
+});
+
+test('--recipe two-stage runs both stages and records the rates it chose, both stages in history.csv, the resolved recipe in metadata.json and config.json', () => {
+  const out = path.join(models, 'straight');
+  const r = runCli([...RECIPE, '--out', out]);
+  assert.equal(r.status, 0, r.stderr);
+  assert.match(r.stdout, /Stage 1: the head on cached backbone features, 3 epochs/);
+  assert.match(r.stdout, /learning-rate finder: loss lowest at \S+, so stage 1 peaks at \S+/);
+  assert.match(r.stdout, /Stage 2: the whole network, BatchNorm frozen, 2 epochs, one-cycle schedule/);
+  assert.match(
+    r.stdout,
+    /Two-stage recipe: stage 1 val \d\.\d{4} test \d\.\d{4}; stage 2 val \d\.\d{4} test \d\.\d{4}; kept stage [12]'s model/,
+  );
+  const metrics = readJson(path.join(out, 'metrics.json'));
+  const recipe = metrics.recipe as {
+    stage1: { lr: number; lr_finder: { 'suggested-lr': number; 'min-loss-lr': number }; epochs: number };
+    stage2: { lr: number; rates: Record<string, number>; epochs: number; lr_mult: number; schedule: LrSchedule };
+  };
+  assert.ok(recipe.stage1.lr > 0 && recipe.stage1.lr === recipe.stage1.lr_finder['suggested-lr']);
+  assert.ok(Math.abs(recipe.stage1.lr_finder['min-loss-lr'] / 10 - recipe.stage1.lr) < 1e-15);
+  assert.equal(recipe.stage2.lr, recipe.stage1.lr / 2);
+  assert.ok(Math.abs(recipe.stage2.rates.stage1 - recipe.stage2.lr / 100) < 1e-15);
+  assert.equal(recipe.stage2.rates.head, recipe.stage2.lr);
+  assert.deepEqual(recipe.stage2.schedule, { kind: 'one-cycle', pctStart: 0.3, div: 5, divFinal: 1e5 });
+  assert.deepEqual([recipe.stage1.epochs, recipe.stage2.epochs, recipe.stage2.lr_mult], [3, 2, 100]);
+  // --lr-factor moves stage 2's rates with it (stage 1 and its finder are as before: the same cache, seed, data).
+  const scaled = path.join(models, 'lr-factor');
+  const r2 = runCli([
+    ...RECIPE.map((a, i) => (RECIPE[i - 1] === '--epochs' ? '1' : a)),
+    '--lr-factor',
+    '0.1',
+    '--out',
+    scaled,
+  ]);
+  assert.equal(r2.status, 0, r2.stderr);
+  const recipe2 = readJson(path.join(scaled, 'metrics.json')).recipe as typeof recipe;
+  assert.equal(recipe2.stage1.lr, recipe.stage1.lr);
+  assert.equal(recipe2.stage2.lr, recipe.stage1.lr * 0.1);
+  assert.equal(recipe2.stage2.rates.head, recipe.stage1.lr * 0.1);
+  const stages = metrics.stages as Record<string, { val_acc: number; test_acc: number }>;
+  assert.equal(metrics.best_val_acc, stages[metrics.kept as string].val_acc);
+  assert.ok(Number(metrics.best_val_acc) >= stages.stage1.val_acc, 'never below stage 1 on val');
+  assert.deepEqual(readModelMetadata(out).metrics.recipe, metrics.recipe);
+  assert.deepEqual(readJson(path.join(out, 'config.json')).recipe, metrics.recipe);
+  const rows = historyWithoutTimes(out);
+  assert.deepEqual(rows[0], ['stage', 'epoch', 'phase', 'loss', 'acc', 'lr']);
+  assert.deepEqual(
+    rows.slice(1).map((row) => `${row[0]}:${row[1]}:${row[2]}`),
+    [
+      '1:0:train',
+      '1:0:val',
+      '1:1:train',
+      '1:1:val',
+      '1:2:train',
+      '1:2:val',
+      '2:0:train',
+      '2:0:val',
+      '2:1:train',
+      '2:1:val',
+    ],
+  );
+  // The warm-up: stage 2's first epoch starts at lr/div.
+  assert.ok(Math.abs(Number(rows[7][5]) - recipe.stage2.lr / 5) < 1e-12);
+});
+
+test('SIGKILL after stage 2 epoch 1, then --resume: the same weights, metrics and history as the uninterrupted run', () => {
+  const out = path.join(models, 'killed');
+  const killed = spawnSync(process.execPath, [BOAT, ...RECIPE, '--out', out], {
+    encoding: 'utf8',
+    // The hook counts epochs across the stages: 3 of stage 1, then stage 2's first.
+    env: { ...process.env, BOAT_TEST_KILL_AFTER_EPOCH: '4' },
+  });
+  assert.equal(killed.signal, 'SIGKILL', killed.stderr);
+  assert.match(killed.stdout, /epoch 1\/2 val/);
+  assert.ok(!fs.existsSync(out) && fs.existsSync(`${out}.checkpoint/state.json`));
+  const resumed = runCli([...RECIPE, '--out', out, '--resume']);
+  assert.equal(resumed.status, 0, resumed.stderr);
+  assert.match(resumed.stdout, /found by the learning-rate finder of the run being resumed/);
+  assert.match(resumed.stdout, /Resuming stage 2 from/);
+  assert.doesNotMatch(resumed.stdout, /epoch 1\/2 train/);
+  assert.match(resumed.stdout, /epoch 2\/2 train/);
+  const straight = path.join(models, 'straight');
+  for (const f of ['head/weights.bin', 'backbone/weights.bin'])
+    assert.ok(
+      fs.readFileSync(path.join(out, f)).equals(fs.readFileSync(path.join(straight, f))),
+      `${f} byte-identical`,
+    );
+  for (const f of ['weights.bin', 'optimizer.bin'])
+    assert.ok(
+      fs
+        .readFileSync(path.join(`${out}.checkpoint`, f))
+        .equals(fs.readFileSync(path.join(`${straight}.checkpoint`, f))),
+      `stage 2 checkpoint ${f} byte-identical`,
+    );
+  assert.deepEqual(historyWithoutTimes(out), historyWithoutTimes(straight));
+  const strip = (dir: string): unknown => ({ ...readJson(path.join(dir, 'metrics.json')), timing: null, stages: null });
+  assert.deepEqual(strip(out), strip(straight));
+  // A resume with another recipe setting is refused in one line.
+  const other = runCli([...RECIPE, '--out', out, '--resume', '--lr-mult', '10']);
+  assert.equal(other.status, 2, other.stdout);
+  assert.match(other.stderr, /^boat: error: cannot resume from .*: lr-mult 10 \(checkpoint: 100\)/);
+});
+
+test("--epochs 0: stage 2 trains nothing, stage 1's model is kept and saved as a feature extractor, and the run says so", () => {
+  const out = path.join(models, 'stage1-only');
+  const r = runCli([...RECIPE.map((a, i) => (RECIPE[i - 1] === '--epochs' ? '0' : a)), '--out', out]);
+  assert.equal(r.status, 0, r.stderr);
+  assert.match(r.stdout, /Stage 2 trained no epochs \(--epochs 0\): keeping stage 1's model/);
+  assert.match(r.stdout, /kept stage 1's model/);
+  const metrics = readJson(path.join(out, 'metrics.json')) as {
+    kept: string;
+    test_acc: number;
+    stages: { stage1: { test_acc: number; val_acc: number } };
+    best_val_acc: number;
+  };
+  assert.equal(metrics.kept, 'stage1');
+  assert.equal(metrics.best_val_acc, metrics.stages.stage1.val_acc);
+  // Stage 1's test score from cached features is the saved model's, evaluated through the whole network.
+  assert.ok(Math.abs(metrics.test_acc - metrics.stages.stage1.test_acc) < 1e-9);
+  const meta = readModelMetadata(out);
+  assert.equal(meta.mode, 'feature-extractor');
+  assert.equal(meta.backbone, 'pretrained');
+});
+
+test('bad flags with --recipe are one-line errors', () => {
+  for (const [args, message] of [
+    [[...RECIPE, '--out', 'x', '--lr', '0.1'], /^boat: error: --recipe two-stage chooses --lr itself; leave it out\n$/],
+    [
+      [...RECIPE, '--out', 'x', '--mode', 'finetune', '--freeze-bn'],
+      /^boat: error: --recipe two-stage chooses --mode, --freeze-bn itself; leave them out\n$/,
+    ],
+    [
+      ['train', '--mode', 'finetune', '--out', 'x', '--lr-mult', '10'],
+      /^boat: error: --lr-mult applies to --recipe two-stage only\n$/,
+    ],
+    [['train', '--out', 'x'], /^boat: error: --mode is required \(feature-extractor or finetune\), unless --recipe/],
+    [[...RECIPE, '--out', 'x', '--pct-start', '2'], /argument '2' is invalid\. Expected a number from 0 to 1\.\n$/],
+  ] as const) {
+    const r = runCli([...args]);
+    assert.equal(r.status, 2, r.stdout);
+    assert.match(r.stderr, message);
+  }
+});
+
+test('an in-process two-stage run leaves no tensor behind', async () => {
+  const run = async (out: string): Promise<void> => {
+    const result = await runTwoStage({
+      data,
+      out,
+      seed: 2,
+      inputSize: 32,
+      batchSize: 4,
+      headEpochs: 2,
+      epochs: 1,
+      cacheDir: cache,
+      progress: silent,
+      log: () => {},
+    });
+    assert.equal(result.stopped, false);
+    assert.equal(result.history.length, 2 * 2 + 2);
+    result.model.dispose();
+  };
+  // The first run may create the engine's own lasting tensors; the second must add none.
+  await run(path.join(models, 'flat-1'));
+  const before = tf.memory().numTensors;
+  await run(path.join(models, 'flat-2'));
+  assert.equal(tf.memory().numTensors, before);
+});
