@@ -2,7 +2,7 @@
 //
 // tfjs-backend-wasm runs XNNPACK with 128-bit SIMD on at most the threads Node lends it; oneDNN
 // JIT-compiles AVX2/AVX-512 kernels and runs them on an OpenMP pool. The JavaScript side
-// (lib/model/native-conv.ts) passes Float32Array views on the wasm heap, so nothing is copied:
+// (lib/engine/native-kernels.ts) passes Float32Array views on the wasm heap, so nothing is copied:
 // oneDNN reads the input tensors and writes the output tensor where wasm keeps them.
 //
 // Layouts are TensorFlow's: activations NHWC, filters HWIO ([KH, KW, Ci, Co]). oneDNN may want

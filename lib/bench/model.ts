@@ -7,7 +7,8 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as tf from '../engine/tf';
 
-import { BoatModel, createBoatModel, fineTuneSupport, nllLoss, setNativeKernels } from '../model';
+import { BoatModel, createBoatModel, nllLoss } from '../model';
+import { fineTuneSupport, setNativeKernels } from '../engine';
 import { BatchSource, disposeOptimizer, TrainBatch, trainModel } from '../train';
 import { now, peakRssMb, secondsSince } from '../util';
 

@@ -12,7 +12,7 @@ import { Command } from 'commander';
 import { benchFeatureExtractor } from '../bench/experiment';
 import { benchLoader } from '../bench/loader';
 import { benchModel, benchTorch } from '../bench/model';
-import { nativeKernelsInUse, selectBackend } from '../model';
+import { nativeKernelsInUse, selectBackend } from '../engine';
 import { makeDemoDataset } from '../data';
 import { peakRssMb, writeJsonAtomic } from '../util';
 

@@ -6,7 +6,8 @@ import { Command, Option } from 'commander';
 
 import { gradCam, gradCamPng } from '../explain';
 import { evalTransforms, ImageFolder } from '../images';
-import { createBoatModel, loadBoatModel, selectBackend } from '../model';
+import { createBoatModel, loadBoatModel } from '../model';
+import { selectBackend } from '../engine';
 import { lrFinderSpec, vegaLiteToPng } from '../plot';
 import { extractFeatures, FeatureSource, findLearningRate } from '../train';
 import {

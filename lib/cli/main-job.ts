@@ -20,7 +20,8 @@ import {
   splitDataset,
 } from '../data';
 import { annotatePrediction, predictImage } from '../evaluate';
-import { createBoatModel, fineTuneSupport, selectBackend } from '../model';
+import { createBoatModel } from '../model';
+import { fineTuneSupport, selectBackend } from '../engine';
 import { confusionMatrixPng } from '../plot/confusion';
 import { runExperiment } from '../train';
 import { claimOutputDirectory, requireDirectory, toCsv, writeFileAtomic, writeJsonAtomic } from '../util';

@@ -13,7 +13,8 @@ import {
 } from '../evaluate';
 import { isExportFolder, loadAnyModel } from '../export';
 import { formatConfused, mostConfused, topLosses, topLossesLines, topLossesPng } from '../explain';
-import { readModelMetadata, saveBoatModel, selectBackend, TRAINING_MODES, TrainingMode } from '../model';
+import { readModelMetadata, saveBoatModel, TRAINING_MODES, TrainingMode } from '../model';
+import { selectBackend } from '../engine';
 import { resizeFor } from '../images';
 import { confusionMatrixPng } from '../plot/confusion';
 import { makeSoup, runExperiment, SoupRecipe } from '../train';

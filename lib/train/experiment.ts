@@ -18,9 +18,9 @@ import {
   createBoatModel,
   loadBoatModel,
   saveBoatModel,
-  selectBackend,
   TrainingMode,
 } from '../model';
+import { selectBackend } from '../engine';
 import {
   acquireLock,
   recoverInterruptedSave,

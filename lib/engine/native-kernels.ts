@@ -14,7 +14,7 @@
  * scripts/run.sh installs both). Without it, or with BOAT_NATIVE=0, wasm computes everything.
  */
 import * as path from 'node:path';
-import * as tf from '../engine/tf';
+import * as tf from './tf';
 
 export interface NativeAddon {
   conv2d(
@@ -72,7 +72,7 @@ export interface NativeAddon {
   describe(): string;
 }
 
-/** The addon's path: native/build/ at the package root (this file runs from dist/lib/model/). */
+/** The addon's path: native/build/ at the package root (this file runs from dist/lib/engine/). */
 export const NATIVE_ADDON = path.resolve(__dirname, '..', '..', '..', 'native', 'build', 'boat_native.node');
 
 /** The addon, or the reason it is not used (not built, or turned off with BOAT_NATIVE=0). */

@@ -4,7 +4,7 @@
  * pure-JS cpu backend. BOAT_BACKEND=tensorflow|webgpu|wasm|cpu forces one.
  */
 import * as os from 'node:os';
-import * as tf from '../engine/tf';
+import * as tf from './tf';
 
 import { errorLine, UserError } from '../util';
 import { installWasmKernels } from './wasm-kernels';
