@@ -8,7 +8,7 @@ import * as path from 'node:path';
 import * as tf from '../engine/tf';
 
 import { BoatModel, createBoatModel, nllLoss } from '../model';
-import { fineTuneSupport, setNativeKernels } from '../engine';
+import { fineTuneSupport, nativeBf16Support, selectBackend, setNativeKernels } from '../engine';
 import { BatchSource, disposeOptimizer, TrainBatch, trainModel } from '../train';
 import { now, peakRssMb, secondsSince } from '../util';
 
@@ -25,6 +25,8 @@ export interface ModelBenchResult {
   accumulated128?: { seconds: number; peakRssMb: number };
   /** With native kernels in use: forward and train step at batch 8 with wasm's kernels alone, in the same run. */
   wasmOnly?: { forwardImgS8: number; trainImgS8: number | null };
+  /** Forward and train step at batch 8 in bf16 precision, in the same run; or why not (no native bf16). */
+  bf16: { forwardImgS8: number; trainImgS8: number | null } | { reason: string };
 }
 
 /** 16 micro-batches of 8 random images: one accumulated step of the tutorial's batch 128. */
@@ -127,6 +129,22 @@ export async function benchModel(batches: number[], reps: number, accumulated128
   } else {
     trainSkipped = support.reason;
   }
+  let bf16: ModelBenchResult['bf16'];
+  const bf16Support = nativeBf16Support();
+  if (bf16Support.ok) {
+    const before = (await selectBackend()).precision;
+    await selectBackend(undefined, 'bf16');
+    try {
+      bf16 = {
+        forwardImgS8: await timeForward(model, 8, reps),
+        trainImgS8: support.ok ? timeTrainStep(model, reps) : null,
+      };
+    } finally {
+      await selectBackend(undefined, before);
+    }
+  } else {
+    bf16 = { reason: bf16Support.reason };
+  }
   let wasmOnly: ModelBenchResult['wasmOnly'];
   if (setNativeKernels(false)) {
     try {
@@ -149,6 +167,7 @@ export async function benchModel(batches: number[], reps: number, accumulated128
     peakRssTrainMb,
     accumulated128: accumulated,
     wasmOnly,
+    bf16,
   };
 }
 

@@ -102,6 +102,20 @@ export async function benchCommand(flags: BenchFlags): Promise<void> {
       'ResNet50 train step, batch 8',
       model.trainImgS8 !== null ? `${model.trainImgS8.toFixed(2)} img/s` : `not measured: ${model.trainSkipped}`,
     ],
+    ...('reason' in model.bf16
+      ? ([['bf16 precision', `not measured: ${model.bf16.reason}`]] as Array<[string, string]>)
+      : ([
+          [
+            'ResNet50 forward, batch 8, bf16',
+            `${model.bf16.forwardImgS8.toFixed(2)} img/s (${(model.bf16.forwardImgS8 / model.forward[8]).toFixed(2)}× fp32)`,
+          ],
+          [
+            'ResNet50 train step, batch 8, bf16',
+            model.bf16.trainImgS8 !== null && model.trainImgS8 !== null
+              ? `${model.bf16.trainImgS8.toFixed(2)} img/s (${(model.bf16.trainImgS8 / model.trainImgS8).toFixed(2)}× fp32)`
+              : 'n/a',
+          ],
+        ] as Array<[string, string]>)),
     ...(model.wasmOnly
       ? ([
           [
@@ -183,6 +197,9 @@ export async function benchCommand(flags: BenchFlags): Promise<void> {
       forward_img_s_b8: model.forward[8] ?? null,
       forward_img_s_b32: model.forward[32] ?? null,
       train_img_s_b8: model.trainImgS8,
+      forward_bf16_img_s_b8: 'reason' in model.bf16 ? null : model.bf16.forwardImgS8,
+      train_bf16_img_s_b8: 'reason' in model.bf16 ? null : model.bf16.trainImgS8,
+      bf16_not_measured: 'reason' in model.bf16 ? model.bf16.reason : null,
       native_kernels: nativeKernelsInUse(),
       wasm_only_forward_img_s_b8: model.wasmOnly?.forwardImgS8 ?? null,
       wasm_only_train_img_s_b8: model.wasmOnly?.trainImgS8 ?? null,

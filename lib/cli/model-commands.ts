@@ -27,7 +27,15 @@ import {
   writeJsonAtomic,
 } from '../util';
 import { crashTestAfterEpoch } from '../util/test-hooks';
-import { integer, nonNegativeInteger, positiveInteger, positiveNumber, unfreezeStages } from './options';
+import {
+  integer,
+  nonNegativeInteger,
+  positiveInteger,
+  positiveNumber,
+  unfreezeStages,
+  precisionOption,
+  usePrecisionFlag,
+} from './options';
 import { required } from './program';
 import { printSkipped } from './data-commands';
 
@@ -84,6 +92,8 @@ export function registerModelCommands(program: Command): void {
       '--freeze-bn',
       'fine-tune: BatchNorm keeps normalising with its moving statistics, which it keeps (gamma and beta train)',
     )
+    .addOption(precisionOption())
+    .hook('preAction', usePrecisionFlag)
     .action(trainCommand);
   program
     .command('evaluate')
@@ -98,6 +108,8 @@ export function registerModelCommands(program: Command): void {
       'rebuild the network for n px crops (Resize(round(n*256/224)) + CenterCrop(n)) whatever size it was trained at',
       integer,
     )
+    .addOption(precisionOption())
+    .hook('preAction', usePrecisionFlag)
     .action(evaluateCommand);
   program
     .command('predict')
@@ -107,6 +119,8 @@ export function registerModelCommands(program: Command): void {
     .option('--top <k>', 'classes to list per image', positiveInteger, 3)
     .option('--json', 'print the results as JSON only')
     .option('--png <dir>', 'also write each photo annotated with its prediction (<name>.prediction.png)')
+    .addOption(precisionOption())
+    .hook('preAction', usePrecisionFlag)
     .action(predictCommand);
   program
     .command('soup')

@@ -301,6 +301,7 @@ async function runLocked(options: ExperimentOptions, log: (line: string) => void
       log: undefined,
       classes,
       backend: backend.name,
+      precision: backend.precision,
       checkpointDir,
       weights: model.info,
     };
