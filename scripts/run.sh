@@ -2,6 +2,7 @@
 # One entry point for a fresh Debian/Ubuntu machine (as root, or a user with sudo):
 #   bash scripts/run.sh main    install what is needed, then run the whole tutorial headless
 #   bash scripts/run.sh test    install what is needed, then run the test suite
+#   bash scripts/run.sh bench   install what is needed plus Debian's PyTorch (the comparison), then run boat bench
 #   bash scripts/run.sh setup   only install
 # Installs Debian's Jupyter (classic Notebook + nbconvert), Chromium (chart screenshots), g++, oneDNN
 # and libjpeg-turbo (native addons), and the npm packages from the lock file.
@@ -61,6 +62,8 @@ install_npm_packages() {
   fi
 }
 
+# The bench compares with Debian's PyTorch in its CPU configurations (bench/torch_resnet50.py).
+if [ "${1:-}" = bench ]; then APT_PACKAGES+=(python3-torch python3-torchvision); fi
 install_apt_packages
 check_node
 install_npm_packages
@@ -69,5 +72,6 @@ case "${1:-setup}" in
   setup) say "done" ;;
   main) exec node bin/boat.js main "${@:2}" ;;
   test) exec npm test --silent ;;
-  *) echo "usage: bash scripts/run.sh main|test|setup" >&2; exit 2 ;;
+  bench) exec node bin/boat.js bench "${@:2}" ;;
+  *) echo "usage: bash scripts/run.sh main|test|bench|setup" >&2; exit 2 ;;
 esac
