@@ -1,5 +1,6 @@
 export * from './data';
 export * from './images';
+export * from './engine';
 export * from './model';
 export * from './train';
 export * from './evaluate';

@@ -2,11 +2,17 @@
 //
 // tfjs-backend-wasm runs XNNPACK with 128-bit SIMD on at most the threads Node lends it; oneDNN
 // JIT-compiles AVX2/AVX-512 kernels and runs them on an OpenMP pool. The JavaScript side
-// (lib/model/native-conv.ts) passes Float32Array views on the wasm heap, so nothing is copied:
+// (lib/engine/native-kernels.ts) passes Float32Array views on the wasm heap, so nothing is copied:
 // oneDNN reads the input tensors and writes the output tensor where wasm keeps them.
 //
 // Layouts are TensorFlow's: activations NHWC, filters HWIO ([KH, KW, Ci, Co]). oneDNN may want
 // the filter in a blocked layout; it is reordered per call (small next to the convolution).
+//
+// Precision: fp32, or bf16 (setPrecision). In bf16 the convolutions and matrix products read bf16
+// copies of their inputs (oneDNN reorders, into whatever layout the primitive prefers) and write fp32
+// outputs straight onto the wasm heap, as PyTorch's CPU autocast does: weights, gradients and
+// everything outside these primitives stay fp32. bf16 is only offered where the CPU computes it
+// natively (AVX512_BF16 or AMX); oneDNN would otherwise emulate it, several times slower than fp32.
 //
 // Every call takes the geometry as one Int32Array:
 //   [n, h, w, ci, kh, kw, co, oh, ow, strideH, strideW, dilationH, dilationW, padTop, padLeft, padBottom, padRight]
@@ -16,6 +22,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <cstdlib>
 #include <map>
 #include <memory>
 #include <string>
@@ -44,13 +51,30 @@ stream& cpuStream() {
   return s;
 }
 
+// Whether this CPU runs bf16 convolutions and matrix products in hardware (not oneDNN's emulation).
+bool bf16Native() {
+  auto isa = static_cast<unsigned>(dnnl::get_effective_cpu_isa());
+  auto bf16 = static_cast<unsigned>(dnnl::cpu_isa::avx512_core_bf16);
+  return (isa & bf16) == bf16;  // the ISA values are nested bit masks: AMX includes avx512_core_bf16
+}
+
+bool useBf16 = false;
+
+// The type the primitives compute in, and the layout of the inputs they read: in bf16 the inputs
+// are reordered copies anyway, so the primitive may pick its preferred layout.
+dt computeType() { return useBf16 ? dt::bf16 : dt::f32; }
+tag inputTag(tag user) { return useBf16 ? tag::any : user; }
+
 struct Geometry {
   memory::dim n, h, w, ci, kh, kw, co, oh, ow, sh, sw, dh, dw, pt, pl, pb, pr;
 
   memory::desc src() const { return {{n, ci, h, w}, dt::f32, tag::nhwc}; }
   memory::desc dst() const { return {{n, co, oh, ow}, dt::f32, tag::nhwc}; }
   memory::desc userWeights() const { return {{co, ci, kh, kw}, dt::f32, tag::hwio}; }
-  memory::desc anyWeights() const { return {{co, ci, kh, kw}, dt::f32, tag::any}; }
+  memory::desc anyWeights() const { return {{co, ci, kh, kw}, computeType(), tag::any}; }
+  // What the primitives read: src and dst (as diff_dst) in the compute type
+  memory::desc srcIn() const { return {{n, ci, h, w}, computeType(), inputTag(tag::nhwc)}; }
+  memory::desc dstIn() const { return {{n, co, oh, ow}, computeType(), inputTag(tag::nhwc)}; }
   memory::dims strides() const { return {sh, sw}; }
   memory::dims dilates() const { return {dh - 1, dw - 1}; }  // oneDNN counts the gaps
   memory::dims padL() const { return {pt, pl}; }
@@ -60,13 +84,13 @@ struct Geometry {
   size_t weightsSize() const { return kh * kw * ci * co; }
 
   std::vector<int64_t> key(int kind, int extra) const {
-    return {kind, extra, n, h, w, ci, kh, kw, co, oh, ow, sh, sw, dh, dw, pt, pl, pb, pr};
+    return {kind, extra, useBf16 ? 1 : 0, n, h, w, ci, kh, kw, co, oh, ow, sh, sw, dh, dw, pt, pl, pb, pr};
   }
 
   // The forward description, also the "hint" the backward primitives need.
   dnnl::convolution_forward::primitive_desc forward(prop_kind prop, bool bias, bool relu) const {
     memory::desc biasDesc = bias ? memory::desc({co}, dt::f32, tag::x) : memory::desc();
-    dnnl::convolution_forward::desc d(prop, algorithm::convolution_direct, src(), anyWeights(), biasDesc, dst(), strides(),
+    dnnl::convolution_forward::desc d(prop, algorithm::convolution_direct, srcIn(), anyWeights(), biasDesc, dst(), strides(),
                                       dilates(), padL(), padR());
     dnnl::primitive_attr attr;
     if (relu) {
@@ -98,13 +122,40 @@ Cached<Primitive>& cached(Cache<Primitive>& cache, const std::vector<int64_t>& k
   return *slot;
 }
 
-// Input weights in the layout a primitive wants: a view of the user's buffer, or a reordered copy.
-memory weightsFor(const memory::desc& wanted, const Geometry& g, float* data) {
-  memory user(g.userWeights(), cpu(), data);
-  if (wanted == g.userWeights()) return user;
-  memory reordered(wanted, cpu());
+// Reordered copies live in a few buffers that every call reuses (calls run one at a time, on one
+// stream) and that grow to the largest tensor seen: allocating them per call cost page faults worth
+// more than what bf16 saves.
+enum Slot { kSrc, kWeights, kDiffDst, kOut, kSlots };
+
+memory scratch(const memory::desc& d, Slot slot) {
+  struct Buffer {
+    void* data = nullptr;
+    size_t size = 0;
+  };
+  static Buffer buffers[kSlots];
+  Buffer& b = buffers[slot];
+  size_t want = d.get_size();
+  if (want > b.size) {
+    std::free(b.data);
+    b.size = (want + 4095) / 4096 * 4096;
+    b.data = std::aligned_alloc(4096, b.size);
+    if (!b.data) throw std::bad_alloc();
+  }
+  return memory(d, cpu(), b.data);
+}
+
+// An input in the layout and type a primitive wants: a view of the user's fp32 buffer, or a
+// reordered (and in bf16, converted) copy.
+memory inputFor(const memory::desc& wanted, const memory::desc& userDesc, float* data, Slot slot) {
+  memory user(userDesc, cpu(), data);
+  if (wanted == userDesc) return user;
+  memory reordered = scratch(wanted, slot);
   dnnl::reorder(user, reordered).execute(cpuStream(), user, reordered);
   return reordered;
+}
+
+memory weightsFor(const memory::desc& wanted, const Geometry& g, float* data) {
+  return inputFor(wanted, g.userWeights(), data, kWeights);
 }
 
 // ---- N-API plumbing ----
@@ -190,7 +241,7 @@ napi_value Conv2D(napi_env env, napi_callback_info info) {
     static Cache<dnnl::convolution_forward> cache;
     auto& conv = cached(cache, g.key(0, (hasBias ? 1 : 0) | (relu ? 2 : 0)),
                         [&] { return g.forward(prop_kind::forward_inference, hasBias, relu); });
-    memory src(g.src(), cpu(), x), dst(g.dst(), cpu(), y);
+    memory src = inputFor(conv.pd.src_desc(), g.src(), x, kSrc), dst(g.dst(), cpu(), y);
     memory weights = weightsFor(conv.pd.weights_desc(), g, w);
     std::unordered_map<int, memory> args{{DNNL_ARG_SRC, src}, {DNNL_ARG_WEIGHTS, weights}, {DNNL_ARG_DST, dst}};
     if (hasBias) args.insert({DNNL_ARG_BIAS, memory({{g.co}, dt::f32, tag::x}, cpu(), b)});
@@ -210,13 +261,18 @@ napi_value Conv2DBackpropInput(napi_env env, napi_callback_info info) {
 
     static Cache<dnnl::convolution_backward_data> cache;
     auto& conv = cached(cache, g.key(1, 0), [&] {
-      dnnl::convolution_backward_data::desc d(algorithm::convolution_direct, g.src(), g.anyWeights(), g.dst(), g.strides(),
+      memory::desc diffSrc({g.n, g.ci, g.h, g.w}, dt::f32, inputTag(tag::nhwc));
+      dnnl::convolution_backward_data::desc d(algorithm::convolution_direct, diffSrc, g.anyWeights(), g.dstIn(), g.strides(),
                                               g.dilates(), g.padL(), g.padR());
       return dnnl::convolution_backward_data::primitive_desc(d, cpu(), g.forward(prop_kind::forward_training, false, false));
     });
-    memory diffDst(g.dst(), cpu(), dy), diffSrc(g.src(), cpu(), dx);
+    memory diffDst = inputFor(conv.pd.diff_dst_desc(), g.dst(), dy, kDiffDst);
     memory weights = weightsFor(conv.pd.weights_desc(), g, w);
+    memory user(g.src(), cpu(), dx);
+    bool direct = conv.pd.diff_src_desc() == g.src();
+    memory diffSrc = direct ? user : scratch(conv.pd.diff_src_desc(), kOut);
     conv.primitive.execute(cpuStream(), {{DNNL_ARG_DIFF_DST, diffDst}, {DNNL_ARG_WEIGHTS, weights}, {DNNL_ARG_DIFF_SRC, diffSrc}});
+    if (!direct) dnnl::reorder(diffSrc, user).execute(cpuStream(), diffSrc, user);
     cpuStream().wait();
   });
 }
@@ -232,16 +288,75 @@ napi_value Conv2DBackpropFilter(napi_env env, napi_callback_info info) {
 
     static Cache<dnnl::convolution_backward_weights> cache;
     auto& conv = cached(cache, g.key(2, 0), [&] {
-      dnnl::convolution_backward_weights::desc d(algorithm::convolution_direct, g.src(), g.anyWeights(), g.dst(), g.strides(),
+      // fp32 gradients, also in bf16 (oneDNN accumulates in fp32 and writes them as such)
+      memory::desc diffWeights({g.co, g.ci, g.kh, g.kw}, dt::f32, tag::any);
+      dnnl::convolution_backward_weights::desc d(algorithm::convolution_direct, g.srcIn(), diffWeights, g.dstIn(), g.strides(),
                                                  g.dilates(), g.padL(), g.padR());
       return dnnl::convolution_backward_weights::primitive_desc(d, cpu(), g.forward(prop_kind::forward_training, false, false));
     });
-    memory src(g.src(), cpu(), x), diffDst(g.dst(), cpu(), dy);
+    memory src = inputFor(conv.pd.src_desc(), g.src(), x, kSrc), diffDst = inputFor(conv.pd.diff_dst_desc(), g.dst(), dy, kDiffDst);
     memory user(g.userWeights(), cpu(), dw);
     bool direct = conv.pd.diff_weights_desc() == g.userWeights();
-    memory diffWeights = direct ? user : memory(conv.pd.diff_weights_desc(), cpu());
+    memory diffWeights = direct ? user : scratch(conv.pd.diff_weights_desc(), kOut);
     conv.primitive.execute(cpuStream(), {{DNNL_ARG_SRC, src}, {DNNL_ARG_DIFF_DST, diffDst}, {DNNL_ARG_DIFF_WEIGHTS, diffWeights}});
     if (!direct) dnnl::reorder(diffWeights, user).execute(cpuStream(), diffWeights, user);
+    cpuStream().wait();
+  });
+}
+
+// ---- the matrix product ----
+
+// matMul(dims, a, b, bias | null, c, relu): c = relu?(a·b + bias) batched, where dims is an
+// Int32Array [batchA, batchB, m, k, n, transposeA, transposeB] (a batch of 1 broadcasts), a is
+// [batchA, m, k] ([batchA, k, m] when transposed), b is [batchB, k, n] ([batchB, n, k]), c is
+// [max(batchA, batchB), m, n] and bias has n values.
+napi_value MatMul(napi_env env, napi_callback_info info) {
+  return guarded(env, [&] {
+    auto a = arguments(env, info, 6);
+    napi_typedarray_type type;
+    size_t length;
+    void* data;
+    check(env, napi_get_typedarray_info(env, a[0], &type, &length, &data, nullptr, nullptr), "dims");
+    if (type != napi_int32_array || length != 7) throw CallError{"boat_native: dims must be an Int32Array of 7 values"};
+    const int32_t* v = static_cast<const int32_t*>(data);
+    memory::dim ba = v[0], bb = v[1], m = v[2], k = v[3], n = v[4];
+    bool ta = v[5] != 0, tb = v[6] != 0;
+    if (ba != bb && ba != 1 && bb != 1) throw CallError{"boat_native: matMul batches must match or be 1"};
+    memory::dim bc = std::max(ba, bb);
+    float* x = floats(env, a[1], ba * m * k, "a");
+    float* y = floats(env, a[2], bb * k * n, "b");
+    bool hasBias = !isNullish(env, a[3]);
+    float* bias = hasBias ? floats(env, a[3], n, "bias") : nullptr;
+    float* out = floats(env, a[4], bc * m * n, "c");
+    bool relu = false;
+    check(env, napi_get_value_bool(env, a[5], &relu), "relu must be a boolean");
+
+    // The user's buffers, transposed ones read through their strides.
+    memory::desc userA({ba, m, k}, dt::f32, ta ? memory::dims{k * m, 1, m} : memory::dims{m * k, k, 1});
+    memory::desc userB({bb, k, n}, dt::f32, tb ? memory::dims{n * k, 1, k} : memory::dims{k * n, n, 1});
+    memory::desc userC({bc, m, n}, dt::f32, tag::abc);
+    memory::desc biasDesc({1, 1, n}, dt::f32, tag::abc);
+
+    static std::map<std::vector<int64_t>, std::unique_ptr<Cached<dnnl::matmul>>> cache;
+    auto& mm = cached(cache, {3, (hasBias ? 1 : 0) | (relu ? 2 : 0), useBf16 ? 1 : 0, ba, bb, m, k, n, ta, tb}, [&] {
+      memory::desc srcDesc = useBf16 ? memory::desc({ba, m, k}, dt::bf16, tag::abc) : userA;
+      memory::desc weightsDesc = useBf16 ? memory::desc({bb, k, n}, dt::bf16, tag::any) : userB;
+      dnnl::matmul::desc d = hasBias ? dnnl::matmul::desc(srcDesc, weightsDesc, biasDesc, userC)
+                                     : dnnl::matmul::desc(srcDesc, weightsDesc, userC);
+      dnnl::primitive_attr attr;
+      if (relu) {
+        dnnl::post_ops ops;
+        ops.append_eltwise(1.f, algorithm::eltwise_relu, 0.f, 0.f);
+        attr.set_post_ops(ops);
+      }
+      return dnnl::matmul::primitive_desc(d, attr, cpu());
+    });
+    memory src = inputFor(mm.pd.src_desc(), userA, x, kSrc);
+    memory weights = inputFor(mm.pd.weights_desc(), userB, y, kWeights);
+    memory dst(userC, cpu(), out);
+    std::unordered_map<int, memory> args{{DNNL_ARG_SRC, src}, {DNNL_ARG_WEIGHTS, weights}, {DNNL_ARG_DST, dst}};
+    if (hasBias) args.insert({DNNL_ARG_BIAS, memory(biasDesc, cpu(), bias)});
+    mm.primitive.execute(cpuStream(), args);
     cpuStream().wait();
   });
 }
@@ -522,6 +637,27 @@ napi_value SetThreads(napi_env env, napi_callback_info info) {
   });
 }
 
+// bf16Native(): whether setPrecision("bf16") is allowed on this CPU.
+napi_value Bf16Native(napi_env env, napi_callback_info info) {
+  napi_value result;
+  napi_get_boolean(env, bf16Native(), &result);
+  return result;
+}
+
+// setPrecision("fp32" | "bf16"): what the convolutions and matrix products compute in from now on.
+napi_value SetPrecision(napi_env env, napi_callback_info info) {
+  return guarded(env, [&] {
+    auto a = arguments(env, info, 1);
+    char text[8] = {0};
+    size_t got = 0;
+    check(env, napi_get_value_string_utf8(env, a[0], text, sizeof(text), &got), "precision must be a string");
+    std::string p(text, got);
+    if (p != "fp32" && p != "bf16") throw CallError{"boat_native: precision must be fp32 or bf16, got " + p};
+    if (p == "bf16" && !bf16Native()) throw CallError{"boat_native: this CPU has no native bf16 (AVX512_BF16 or AMX)"};
+    useBf16 = p == "bf16";
+  });
+}
+
 // describe(): "oneDNN 2.6.3 (cpu_omp), N threads"
 napi_value Describe(napi_env env, napi_callback_info info) {
   const dnnl_version_t* v = dnnl_version();
@@ -543,6 +679,9 @@ napi_value Init(napi_env env, napi_value exports) {
       {"batchNormFrozenGrad", nullptr, BatchNormFrozenGrad, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"columnSums", nullptr, ColumnSums, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"maxPoolGrad", nullptr, MaxPoolGrad, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"matMul", nullptr, MatMul, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"bf16Native", nullptr, Bf16Native, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"setPrecision", nullptr, SetPrecision, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"setThreads", nullptr, SetThreads, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"describe", nullptr, Describe, nullptr, nullptr, nullptr, napi_default, nullptr},
   };

@@ -62,7 +62,7 @@ async function main() {
     const wasmDist = path.join(ROOT, 'node_modules', '@tensorflow', 'tfjs-backend-wasm', 'dist');
     for (const f of fs.readdirSync(wasmDist).filter((f) => f.endsWith('.wasm')))
       fs.copyFileSync(path.join(wasmDist, f), path.join(tmp, f));
-    // The threaded wasm build's pthread workers load these two from files (lib/model/wasm-threads.ts, BOAT_WASM_OUT).
+    // The threaded wasm build's pthread workers load these two from files (lib/engine/wasm-threads.ts, BOAT_WASM_OUT).
     const wasmOut = path.join(ROOT, 'node_modules', '@tensorflow', 'tfjs-backend-wasm', 'wasm-out');
     fs.mkdirSync(path.join(tmp, 'wasm-out'));
     for (const f of ['tfjs-backend-wasm-threaded-simd.js', 'tfjs-backend-wasm-threaded-simd.worker.js'])

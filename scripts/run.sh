@@ -2,6 +2,7 @@
 # One entry point for a fresh Debian/Ubuntu machine (as root, or a user with sudo):
 #   bash scripts/run.sh main    install what is needed, then run the whole tutorial headless
 #   bash scripts/run.sh test    install what is needed, then run the test suite
+#   bash scripts/run.sh bench   install what is needed plus Debian's PyTorch (the comparison), then run boat bench
 #   bash scripts/run.sh setup   only install
 #   bash scripts/run.sh lab     install, build the offline JupyterLab (jupyterlab/) and open the notebooks in it
 # Installs Debian's Jupyter (classic Notebook + nbconvert), Chromium (chart screenshots), g++, oneDNN
@@ -82,6 +83,8 @@ install_lab() {
   fi
 }
 
+# The bench compares with Debian's PyTorch in its CPU configurations (bench/torch_resnet50.py).
+if [ "${1:-}" = bench ]; then APT_PACKAGES+=(python3-torch python3-torchvision); fi
 install_apt_packages
 check_node
 install_npm_packages
@@ -92,5 +95,6 @@ case "${1:-setup}" in
   main) exec node bin/boat.js main "${@:2}" ;;
   test) exec npm test --silent ;;
   lab) BOAT_LAB_FRONTEND=build exec bash scripts/lab.sh "${@:2}" ;;
-  *) echo "usage: bash scripts/run.sh main|test|setup|lab" >&2; exit 2 ;;
+  bench) exec node bin/boat.js bench "${@:2}" ;;
+  *) echo "usage: bash scripts/run.sh main|test|bench|setup|lab" >&2; exit 2 ;;
 esac

@@ -41,6 +41,7 @@ const COMMANDS: Record<string, { options: string[]; args?: string[] }> = {
       '--unfreeze',
       '--demo-per-class',
       '--copy',
+      '--precision',
     ],
   },
   train: {
@@ -69,14 +70,15 @@ const COMMANDS: Record<string, { options: string[]; args?: string[] }> = {
       '--schedule',
       '--pct-start',
       '--div',
+      '--precision',
     ],
   },
   repeat: { options: ['--seeds'], args: ['command...'] },
-  evaluate: { options: ['--model', '--data', '--out', '--tta', '--top-losses', '--input-size'] },
-  predict: { options: ['--model', '--top', '--json', '--png'], args: ['image...'] },
+  evaluate: { options: ['--model', '--data', '--out', '--tta', '--top-losses', '--input-size', '--precision'] },
+  predict: { options: ['--model', '--top', '--json', '--png', '--precision'], args: ['image...'] },
   soup: { options: ['--out', '--data', '--recipe'], args: ['model...'] },
-  explain: { options: ['--model', '--class', '--out'], args: ['image...'] },
-  'lr-find': { options: ['--data', '--steps', '--seed', '--cache', '--out'] },
+  explain: { options: ['--model', '--class', '--out', '--precision'], args: ['image...'] },
+  'lr-find': { options: ['--data', '--steps', '--seed', '--cache', '--out', '--precision'] },
   bench: { options: ['--quick', '--json', '--data'] },
   notebooks: { options: ['--out', '--only'] },
   export: { options: ['--model', '--out', '--quantize', '--force'] },
@@ -150,7 +152,7 @@ test('required options are named in the usage line and marked in help', async ()
 });
 
 test('options documented only in code before are in help: lr-find --seed and main --top', async () => {
-  assert.match((await run(['lr-find', '--help'])).out, /--seed <n> +random seed .*\(default: 0\)/s);
+  assert.match((await run(['lr-find', '--help'])).out, /--seed <n> +random seed .*\(default:\s+0\)/s);
   assert.match((await run(['main', '--help'])).out, /--top <n> +keep the N largest classes \(default: 5\)/);
 });
 

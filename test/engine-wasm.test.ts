@@ -20,7 +20,7 @@ import {
   setNativeKernels,
   wasmThreadsWanted,
 } from '../lib';
-import { gpuDevicePresent, startWebgpu } from '../lib/model/webgpu';
+import { gpuDevicePresent, startWebgpu } from '../lib/engine/webgpu';
 import { REPO_ROOT, runCli, tempDir } from './helpers';
 
 type Pad = 'same' | 'valid' | [[number, number], [number, number], [number, number], [number, number]];

@@ -16,7 +16,7 @@ import { before, test } from 'node:test';
 import * as tf from '../lib/engine/tf';
 
 import { loadBoatModel, makeDemoDataset, predictImage, selectBackend } from '../lib';
-import { isSoftwareAdapter, SYNC_READ_MESSAGE } from '../lib/model/webgpu';
+import { isSoftwareAdapter, SYNC_READ_MESSAGE } from '../lib/engine/webgpu';
 import { readResult, runScenario, ScenarioResult, SIZE } from './engine-scenario';
 import { REPO_ROOT, tempDir } from './helpers';
 

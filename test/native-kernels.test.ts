@@ -1,5 +1,5 @@
 /**
- * The native kernels (native/boat_native.cc through lib/model/native-kernels.ts) against tfjs' cpu
+ * The native kernels (native/boat_native.cc through lib/engine/native-kernels.ts) against tfjs' cpu
  * backend and against the wasm-only kernels they replace: convolutions and their gradients (oneDNN),
  * BatchNorm in inference and training, MaxPoolGrad, then a whole ResNet50 forward pass and train step.
  * Every test is a reported skip when the addon is not built.

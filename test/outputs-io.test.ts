@@ -10,7 +10,8 @@ import { test } from 'node:test';
 import sharp from 'sharp';
 
 import { splitDataset } from '../lib/data';
-import { createBoatModel, saveBoatModel, selectBackend } from '../lib/model';
+import { createBoatModel, saveBoatModel } from '../lib/model';
+import { selectBackend } from '../lib/engine';
 import { claimOutputDirectory, distinctOutputNames, OWNED_MARKER, readOwnedMarker } from '../lib/util';
 import { hashTree, makeImageFolder, runCli, tempDir, writeImage } from './helpers';
 

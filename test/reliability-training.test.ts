@@ -12,7 +12,8 @@ import { before, test } from 'node:test';
 import * as tf from '../lib/engine/tf';
 
 import { DataLoader, evalTransforms, ImageFolder } from '../lib/images';
-import { BoatModel, createBoatModel, loadBoatModel, readModelMetadata, selectBackend } from '../lib/model';
+import { BoatModel, createBoatModel, loadBoatModel, readModelMetadata } from '../lib/model';
+import { selectBackend } from '../lib/engine';
 import { ExperimentOptions, runExperiment } from '../lib/train';
 import { parseCsv, recoverInterruptedSave } from '../lib/util';
 import { hashTree, REPO_ROOT, runCli, tempDir } from './helpers';

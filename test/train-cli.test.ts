@@ -12,7 +12,7 @@ import { before, test } from 'node:test';
 import * as tf from '../lib/engine/tf';
 
 import { makeSoup } from '../lib/train';
-import { selectBackend } from '../lib/model';
+import { selectBackend } from '../lib/engine';
 import { parseCsv } from '../lib/util';
 import { REPO_ROOT, runCli, tempDir } from './helpers';
 

@@ -11,7 +11,8 @@ import * as path from 'node:path';
 import { before, test } from 'node:test';
 import * as tf from '../lib/engine/tf';
 
-import { createBoatModel, readModelMetadata, selectBackend } from '../lib/model';
+import { selectBackend } from '../lib/engine';
+import { createBoatModel, readModelMetadata } from '../lib/model';
 import {
   applyScaledGradients,
   groupMultipliers,

@@ -8,7 +8,7 @@ import * as path from 'node:path';
 import * as tf from '../lib/engine/tf';
 
 import { selectBackend } from '../lib';
-import { startWebgpu } from '../lib/model/webgpu';
+import { startWebgpu } from '../lib/engine/webgpu';
 import { runScenario, writeResult } from './engine-scenario';
 
 (async () => {

@@ -15,7 +15,8 @@ import * as path from 'node:path';
 import * as tf from '../engine/tf';
 import { setWasmPaths } from '@tensorflow/tfjs-backend-wasm';
 
-import { BoatModel, buildHead, nllLoss, selectBackend, setInputSize } from '../model';
+import { BoatModel, buildHead, nllLoss, setInputSize } from '../model';
+import { selectBackend } from '../engine';
 
 /** Where the kit keeps its files (the bundle's folder). */
 const KIT_DIR = process.env.BOAT_KIT_DIR || __dirname;

@@ -7,7 +7,8 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as tf from '../engine/tf';
 
-import { BoatModel, createBoatModel, fineTuneSupport, nllLoss, setNativeKernels } from '../model';
+import { BoatModel, createBoatModel, nllLoss } from '../model';
+import { fineTuneSupport, nativeBf16Support, selectBackend, setNativeKernels } from '../engine';
 import { BatchSource, disposeOptimizer, TrainBatch, trainModel } from '../train';
 import { now, peakRssMb, secondsSince } from '../util';
 
@@ -24,6 +25,8 @@ export interface ModelBenchResult {
   accumulated128?: { seconds: number; peakRssMb: number };
   /** With native kernels in use: forward and train step at batch 8 with wasm's kernels alone, in the same run. */
   wasmOnly?: { forwardImgS8: number; trainImgS8: number | null };
+  /** Forward and train step at batch 8 in bf16 precision, in the same run; or why not (no native bf16). */
+  bf16: { forwardImgS8: number; trainImgS8: number | null } | { reason: string };
 }
 
 /** 16 micro-batches of 8 random images: one accumulated step of the tutorial's batch 128. */
@@ -126,6 +129,22 @@ export async function benchModel(batches: number[], reps: number, accumulated128
   } else {
     trainSkipped = support.reason;
   }
+  let bf16: ModelBenchResult['bf16'];
+  const bf16Support = nativeBf16Support();
+  if (bf16Support.ok) {
+    const before = (await selectBackend()).precision;
+    await selectBackend(undefined, 'bf16');
+    try {
+      bf16 = {
+        forwardImgS8: await timeForward(model, 8, reps),
+        trainImgS8: support.ok ? timeTrainStep(model, reps) : null,
+      };
+    } finally {
+      await selectBackend(undefined, before);
+    }
+  } else {
+    bf16 = { reason: bf16Support.reason };
+  }
   let wasmOnly: ModelBenchResult['wasmOnly'];
   if (setNativeKernels(false)) {
     try {
@@ -148,16 +167,59 @@ export async function benchModel(batches: number[], reps: number, accumulated128
     peakRssTrainMb,
     accumulated128: accumulated,
     wasmOnly,
+    bf16,
   };
 }
 
-export interface TorchBenchResult {
+export interface TorchRates {
+  forward_img_s: number;
+  train_img_s: number;
+}
+
+export interface TorchBenchResult extends TorchRates {
   torch_version: string;
   threads: number;
   batch: number;
   params: number;
-  forward_img_s: number;
-  train_img_s: number;
+  /** fp32 NCHW (PyTorch's default; also the top-level rates), fp32 channels_last, bf16 autocast + channels_last. */
+  configs: { nchw: TorchRates; channels_last: TorchRates; bf16_channels_last: TorchRates };
+}
+
+/** The script's JSON line, checked: a missing or non-numeric rate is an error, not a NaN ratio. */
+export function parseTorchResult(line: string): TorchBenchResult {
+  const r = JSON.parse(line) as TorchBenchResult;
+  const rates = (t: TorchRates | undefined, name: string): void => {
+    for (const k of ['forward_img_s', 'train_img_s'] as const)
+      if (typeof t?.[k] !== 'number' || !(t[k] > 0)) throw new Error(`PyTorch result lacks ${name}.${k}`);
+  };
+  rates(r, 'the top level');
+  for (const name of ['nchw', 'channels_last', 'bf16_channels_last'] as const) rates(r.configs?.[name], name);
+  return r;
+}
+
+/** Ours ÷ PyTorch, in the bench JSON's keys (the fp32 NCHW ones as before). */
+export function torchComparisonKeys(
+  ours: { forward: number; train: number | null; forwardBf16: number | null; trainBf16: number | null },
+  torch: TorchBenchResult,
+): Record<string, number | string | null> {
+  const per = (a: number | null, b: number): number | null => (a === null ? null : a / b);
+  const { nchw, channels_last: cl, bf16_channels_last: bf16 } = torch.configs;
+  return {
+    torch_version: torch.torch_version,
+    torch_params: torch.params,
+    torch_forward_img_s_b8: nchw.forward_img_s,
+    torch_train_img_s_b8: nchw.train_img_s,
+    forward_ratio_b8: per(ours.forward, nchw.forward_img_s),
+    train_ratio_b8: per(ours.train, nchw.train_img_s),
+    torch_cl_forward_img_s_b8: cl.forward_img_s,
+    torch_cl_train_img_s_b8: cl.train_img_s,
+    forward_ratio_cl_b8: per(ours.forward, cl.forward_img_s),
+    train_ratio_cl_b8: per(ours.train, cl.train_img_s),
+    torch_bf16_forward_img_s_b8: bf16.forward_img_s,
+    torch_bf16_train_img_s_b8: bf16.train_img_s,
+    forward_ratio_bf16_b8: per(ours.forwardBf16, bf16.forward_img_s),
+    train_ratio_bf16_b8: per(ours.trainBf16, bf16.train_img_s),
+  };
 }
 
 /** Runs bench/torch_resnet50.py with Debian's Python, or returns why it could not. */
@@ -166,7 +228,7 @@ export function benchTorch(threads: number, batch: number, reps: number): TorchB
   if (!fs.existsSync('/usr/bin/python3')) return { missing: '/usr/bin/python3 not found' };
   const r = spawnSync('/usr/bin/python3', [script, String(threads), String(batch), String(reps)], {
     encoding: 'utf8',
-    timeout: 600_000,
+    timeout: 1_800_000, // three configurations, each with two warm-ups
   });
   if (r.status !== 0) {
     const why = /No module named '?(torch\w*)/.exec(r.stderr ?? '')?.[1];
@@ -176,5 +238,5 @@ export function benchTorch(threads: number, batch: number, reps: number): TorchB
         : `PyTorch run failed: ${(r.stderr ?? '').trim().split('\n').pop()}`,
     };
   }
-  return JSON.parse(r.stdout.trim().split('\n').pop()!) as TorchBenchResult;
+  return parseTorchResult(r.stdout.trim().split('\n').pop()!);
 }

@@ -6,7 +6,8 @@ import { Command, Option } from 'commander';
 
 import { gradCam, gradCamPng } from '../explain';
 import { evalTransforms, ImageFolder } from '../images';
-import { createBoatModel, loadBoatModel, selectBackend } from '../model';
+import { createBoatModel, loadBoatModel } from '../model';
+import { selectBackend } from '../engine';
 import { lrFinderSpec, vegaLiteToPng } from '../plot';
 import { extractFeatures, FeatureSource, findLearningRate } from '../train';
 import {
@@ -18,7 +19,7 @@ import {
   UserError,
   writeFileAtomic,
 } from '../util';
-import { integer, positiveInteger } from './options';
+import { integer, positiveInteger, precisionOption, usePrecisionFlag } from './options';
 import { required } from './program';
 
 export function registerExplainCommands(program: Command): void {
@@ -29,6 +30,8 @@ export function registerExplainCommands(program: Command): void {
     .addOption(required(new Option('--model <dir>', 'a model saved by boat train or boat soup')))
     .option('--class <name>', "the class to explain (default: each image's predicted class)")
     .option('--out <dir>', 'where the heatmaps go (default: <model>/explain)')
+    .addOption(precisionOption())
+    .hook('preAction', usePrecisionFlag)
     .action(explainCommand);
   program
     .command('lr-find')
@@ -43,6 +46,8 @@ export function registerExplainCommands(program: Command): void {
     .option('--seed <n>', 'random seed (head initialisation and batch order)', integer, 0)
     .option('--cache <dir>', 'feature cache', '.cache/features')
     .option('--out <dir>', 'where lr_find.png and lr_find.csv go', 'runs/lr-find')
+    .addOption(precisionOption())
+    .hook('preAction', usePrecisionFlag)
     .action(lrFindCommand);
 }
 

@@ -2,7 +2,7 @@
 import { Command, Option } from 'commander';
 
 import { exportModel, serveFolder } from '../export';
-import { selectBackend } from '../model';
+import { selectBackend } from '../engine';
 import { port } from './options';
 import { required } from './program';
 

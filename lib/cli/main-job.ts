@@ -20,11 +20,19 @@ import {
   splitDataset,
 } from '../data';
 import { annotatePrediction, predictImage } from '../evaluate';
-import { createBoatModel, fineTuneSupport, selectBackend } from '../model';
+import { createBoatModel } from '../model';
+import { fineTuneSupport, requestedPrecision, selectBackend } from '../engine';
 import { confusionMatrixPng } from '../plot/confusion';
 import { runExperiment } from '../train';
 import { claimOutputDirectory, requireDirectory, toCsv, writeFileAtomic, writeJsonAtomic } from '../util';
-import { integer, nonNegativeInteger, positiveInteger, unfreezeStagesOrAll } from './options';
+import {
+  integer,
+  nonNegativeInteger,
+  positiveInteger,
+  unfreezeStagesOrAll,
+  precisionOption,
+  usePrecisionFlag,
+} from './options';
 import { runNotebooks } from './notebooks';
 import { printSkipped, printSplit } from './data-commands';
 
@@ -46,6 +54,8 @@ export function registerMainJob(program: Command): void {
     .option('--unfreeze <n>', "fine-tune the last n of ResNet50's 5 stages, or all", unfreezeStagesOrAll, 1)
     .option('--demo-per-class <n>', 'images per class when the demo set is made', positiveInteger, 40)
     .option('--copy', 'the split copies the photos instead of hard-linking them')
+    .addOption(precisionOption())
+    .hook('preAction', usePrecisionFlag)
     .action(mainJob);
 }
 
@@ -221,6 +231,7 @@ export async function mainJob(flags: MainJobFlags): Promise<void> {
       BOAT_UNFREEZE: String(unfreeze ?? 0),
       BOAT_SEED: String(seed),
       BOAT_CACHE_DIR: path.resolve('.cache', 'features'),
+      BOAT_PRECISION: requestedPrecision(),
     },
     log: (line) => console.log(`      ${line}`),
   });

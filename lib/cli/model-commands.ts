@@ -13,7 +13,8 @@ import {
 } from '../evaluate';
 import { isExportFolder, loadAnyModel } from '../export';
 import { formatConfused, mostConfused, topLosses, topLossesLines, topLossesPng } from '../explain';
-import { readModelMetadata, saveBoatModel, selectBackend, TRAINING_MODES, TrainingMode } from '../model';
+import { readModelMetadata, saveBoatModel, TRAINING_MODES, TrainingMode } from '../model';
+import { selectBackend } from '../engine';
 import { resizeFor } from '../images';
 import { confusionMatrixPng } from '../plot/confusion';
 import {
@@ -44,6 +45,8 @@ import {
   positiveInteger,
   positiveNumber,
   unfreezeStages,
+  precisionOption,
+  usePrecisionFlag,
 } from './options';
 import { required } from './program';
 import { printSkipped } from './data-commands';
@@ -137,6 +140,8 @@ export function registerModelCommands(program: Command): void {
       fraction,
     )
     .option('--div <x>', `two-stage: stage 2 warms up from lr/x (default ${TWO_STAGE_DEFAULTS.div})`, atLeastOne)
+    .addOption(precisionOption())
+    .hook('preAction', usePrecisionFlag)
     .action(trainCommand);
   program
     .command('evaluate')
@@ -151,6 +156,8 @@ export function registerModelCommands(program: Command): void {
       'rebuild the network for n px crops (Resize(round(n*256/224)) + CenterCrop(n)) whatever size it was trained at',
       integer,
     )
+    .addOption(precisionOption())
+    .hook('preAction', usePrecisionFlag)
     .action(evaluateCommand);
   program
     .command('predict')
@@ -160,6 +167,8 @@ export function registerModelCommands(program: Command): void {
     .option('--top <k>', 'classes to list per image', positiveInteger, 3)
     .option('--json', 'print the results as JSON only')
     .option('--png <dir>', 'also write each photo annotated with its prediction (<name>.prediction.png)')
+    .addOption(precisionOption())
+    .hook('preAction', usePrecisionFlag)
     .action(predictCommand);
   program
     .command('soup')

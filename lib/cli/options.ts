@@ -3,7 +3,9 @@
  * InvalidArgumentError, so a bad value reads "option '--top <n>' argument 'five' is invalid. Expected an
  * integer." and exits with the usage code like every other parse error.
  */
-import { InvalidArgumentError } from 'commander';
+import { Command, InvalidArgumentError, Option } from 'commander';
+
+import { PRECISION_CHOICES, PrecisionChoice, requestPrecision } from '../engine';
 
 /** A whole number, possibly negative (a seed may be). */
 export function integer(value: string): number {
@@ -86,4 +88,18 @@ export function seedList(value: string): number[] {
   const seeds = items.map(Number);
   if (new Set(seeds).size !== seeds.length) throw new InvalidArgumentError('Expected distinct seeds.');
   return seeds;
+}
+
+/** --precision, for the commands that run the network; add `.hook('preAction', usePrecisionFlag)` with it. */
+export function precisionOption(): Option {
+  return new Option(
+    '--precision <p>',
+    'convolutions and matrix products in fp32, bf16 (CPUs with native bf16 only) or auto (bf16 where native; default: BOAT_PRECISION, else fp32)',
+  ).choices(PRECISION_CHOICES);
+}
+
+/** Hands --precision to the engine before the action runs, so that its selectBackend() applies it. */
+export function usePrecisionFlag(command: Command): void {
+  const value = command.opts().precision as PrecisionChoice | undefined;
+  if (value) requestPrecision(value);
 }

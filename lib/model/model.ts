@@ -18,7 +18,7 @@ import * as tf from '../engine/tf';
 
 import type { Preprocessing } from '../images/transforms';
 import { UserError } from '../util';
-import { FreezableBatchNorm, useFusedBatchNorm } from './batchnorm';
+import { FreezableBatchNorm, useFusedBatchNorm } from '../engine/batchnorm';
 import { defaultWeights, WeightsSource } from './weights';
 
 export type TrainingMode = 'finetune' | 'feature-extractor';

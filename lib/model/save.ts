@@ -2,6 +2,7 @@
  * Saving and loading trained models under models/<name>/ in TF.js format:
  *
  *   metadata.json      classes, preprocessing, input size, weights source and checksum, mode, metrics,
+ *                      the precision it was trained or saved in (fp32 or bf16),
  *                      and the SHA-256 of every file below
  *   head/model.json + head/weights.bin
  *   backbone/model.json + backbone/weights.bin   (when the backbone changed: fine-tuned models; a
@@ -13,6 +14,8 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as tf from '../engine/tf';
+
+import { activePrecision, Precision } from '../engine/precision';
 
 import { readFileSha256Checked, recoverInterruptedSave, replaceOwnedDirectory, sha256Hex, UserError } from '../util';
 import { BoatModel, BoatModelInfo, cutAtFeatures, TrainingMode, TRAINING_MODES } from './model';
@@ -27,6 +30,8 @@ export interface ModelMetadata extends BoatModelInfo {
   params: { total: number; trainable: number };
   metrics: Record<string, unknown>;
   savedAt: string;
+  /** What the convolutions and matrix products computed in when it was saved (absent: saved before precisions, fp32). */
+  precision?: Precision;
   files: Record<string, string>;
 }
 
@@ -113,6 +118,7 @@ export async function saveBoatModel(
       params: { total: counts.total, trainable: counts.trainable },
       metrics,
       savedAt: new Date().toISOString(),
+      precision: activePrecision(),
       files,
     };
     for (const [name, text] of Object.entries(extraFiles)) fs.writeFileSync(path.join(tmp, name), text);

@@ -72,7 +72,7 @@ export function notebookPath(p: string): string {
  * The parameters cell: defaults for a full run, each overridable by an environment variable
  * (BOAT_DATA_ROOT, BOAT_MODELS, BOAT_FIGURES, BOAT_EPOCHS, BOAT_FT_EPOCHS, BOAT_UNFREEZE, BOAT_SEED,
  * BOAT_DEMO_PER_CLASS, BOAT_VIEWS, BOAT_CACHE_DIR, BOAT_RESUME=1;
- * BOAT_BACKEND picks the backend), so CI runs the same notebooks quickly on the demo set.
+ * BOAT_BACKEND picks the backend, BOAT_PRECISION=fp32|bf16|auto its precision), so CI runs the same notebooks quickly on the demo set.
  */
 export function notebookParams(defaults: Partial<NotebookParams> = {}): NotebookParams {
   const env = process.env;

@@ -5,7 +5,8 @@
 import * as path from 'node:path';
 
 import { readSplitCsv, Skipped, Subset } from '../data';
-import { createBoatModel, selectBackend } from '../model';
+import { createBoatModel } from '../model';
+import { selectBackend } from '../engine';
 import { now, OWNED_MARKER, requireDirectory, secondsSince, UserError } from '../util';
 import { findLabelIssues } from './confident-learning';
 import { crossValidatedProbabilities } from './cross-val';

@@ -19,9 +19,9 @@ import {
   createBoatModel,
   loadBoatModel,
   saveBoatModel,
-  selectBackend,
   TrainingMode,
 } from '../model';
+import { selectBackend } from '../engine';
 import {
   acquireLock,
   recoverInterruptedSave,
@@ -312,6 +312,7 @@ async function runLocked(options: ExperimentOptions, log: (line: string) => void
       log: undefined,
       classes,
       backend: backend.name,
+      precision: backend.precision,
       checkpointDir,
       weights: model.info,
     };

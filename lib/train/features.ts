@@ -2,7 +2,8 @@
  * Cached backbone features for feature-extractor training. The frozen backbone runs once per image
  * (or once per augmented view when `views` > 0) and never again: every cached vector is keyed by the
  * image's content hash, the transform, the view, the input size, and the backbone: the pretrained
- * weights' checksum, or a hash of the backbone's own weights when it is not the pretrained one.
+ * weights' checksum, or a hash of the backbone's own weights when it is not the pretrained one, and the
+ * precision (bf16 features differ from fp32's in the third digit).
  * Re-runs and extra epochs cost only the head.
  */
 import * as fs from 'node:fs';
@@ -11,6 +12,7 @@ import * as tf from '../engine/tf';
 
 import { DataLoader, ImageFolder, isRandom, jpegDecoderName, Transform, specOf } from '../images';
 import type { BoatModel } from '../model';
+import { activePrecision } from '../engine/precision';
 import { now, secondsSince, sha256File, sha256Hex, writeFileAtomic } from '../util';
 
 export interface FeatureSet {
@@ -53,6 +55,9 @@ export async function extractFeatures(
   const random = isRandom(options.transform);
   // The pretrained backbone is keyed by its checksum; any other (a fine-tune's) by a hash of its own weights.
   const [backboneId, backboneKind] = model.backboneKey().split('|');
+  // fp32 keeps the key it had before precisions existed, so caches made then stay valid.
+  const precision = activePrecision();
+  const precisionKey = precision === 'fp32' ? [] : [precision];
   const keys = await Promise.all(
     dataset.samples.map(async (s) => {
       const content = await sha256File(s.file);
@@ -65,6 +70,7 @@ export async function extractFeatures(
           backboneId,
           model.info.inputSize,
           backboneKind,
+          ...precisionKey,
         ].join('|'),
       );
     }),

@@ -7,6 +7,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 
+import { activePrecision } from '../engine/precision';
 import type { ImageFolder } from '../images';
 import type { BoatModel, TrainingMode } from '../model';
 import { sha256Hex } from '../util';
@@ -40,6 +41,8 @@ export function runSettings(input: RunSettingsInput): Record<string, unknown> {
     unfreeze: fe ? null : (input.unfreezeStages ?? 'all'),
     'freeze-bn': fe ? null : input.freezeBatchNorm,
     views: fe ? input.views : null,
+    // Only when not fp32, so that checkpoints written before precisions existed still resume.
+    ...(activePrecision() === 'fp32' ? {} : { precision: activePrecision() }),
   };
 }
 

@@ -20,15 +20,9 @@ import { skippedLines, type Skipped } from '../data/scan';
 import { evaluateModel, metricsOf } from '../evaluate/evaluate';
 import { formatMetrics, Metrics } from '../evaluate/metrics';
 import { DataLoader, evalTransforms, ImageFolder, trainTransforms } from '../images';
-import {
-  balancedClassWeights,
-  BoatModel,
-  checkClassesMatch,
-  createBoatModel,
-  saveBoatModel,
-  selectBackend,
-} from '../model';
-import { recoverInterruptedSave, toCsv, UserError } from '../util';
+import { balancedClassWeights, BoatModel, checkClassesMatch, createBoatModel, saveBoatModel } from '../model';
+import { selectBackend } from '../engine';
+import { displayPath, recoverInterruptedSave, toCsv, UserError } from '../util';
 import { uniqueSkips, WASM_FINETUNE_MICRO_BATCH, withOutputLock } from './experiment';
 import { extractFeatures, FeatureSet } from './features';
 import { findLearningRate, LrFinderResult } from './lr-finder';
@@ -443,6 +437,7 @@ async function runLocked(options: TwoStageOptions, log: (line: string) => void):
       classWeights,
       classes,
       backend: backend.name,
+      precision: backend.precision,
       checkpointDir: checkpoints.stage2,
       stage1CheckpointDir: checkpoints.stage1,
       weights: model.info,
@@ -461,7 +456,7 @@ async function runLocked(options: TwoStageOptions, log: (line: string) => void):
         'config.json': JSON.stringify(config, null, 2) + '\n',
       },
     );
-    log(`Saved ${path.resolve(options.out)} (metadata.json, weights, history.csv, metrics.json, config.json)`);
+    log(`Saved ${displayPath(options.out)} (metadata.json, weights, history.csv, metrics.json, config.json)`);
     return {
       model,
       stage1,

@@ -10,6 +10,8 @@
  *   BOAT_TEST_KILL_AFTER_EPOCH=<n>                    die right after epoch n's checkpoint is written
  *   BOAT_TEST_FULL_DISK=<kind>[:<n>]                  the n-th save (default 1st) of a folder of that kind
  *                                                     fails as a full disk does, after a partial file
+ *   BOAT_TEST_NO_NATIVE_BF16=1                        the CPU is reported to have no native bf16, so the
+ *                                                     refusal of --precision bf16 is tested on any machine
  */
 
 import * as fs from 'node:fs';
@@ -52,4 +54,9 @@ export function fullDiskTestInSave(kind: string, tmp: string): void {
     syscall: 'write',
     path: file,
   });
+}
+
+/** Whether to report the CPU as one without native bf16 (the native addon's answer is ignored). */
+export function testHideNativeBf16(): boolean {
+  return process.env.BOAT_TEST_NO_NATIVE_BF16 === '1';
 }

@@ -9,7 +9,7 @@
  * tried at all unless forced, because it prints Vulkan warnings to stderr before it finds no adapter.
  */
 import * as fs from 'node:fs';
-import * as tf from '../engine/tf';
+import * as tf from './tf';
 
 interface Dawn {
   create(flags: string[]): { requestAdapter(options?: { powerPreference?: string }): Promise<GpuAdapter | null> };

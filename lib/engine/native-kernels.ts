@@ -6,7 +6,9 @@
  * - convolutions and their two gradients with oneDNN, the library behind PyTorch's CPU convolutions
  *   (Debian's libdnnl), which JIT-compiles AVX2/AVX-512 kernels;
  * - BatchNorm (inference, and a fused training op with its gradient, used by batchnorm.ts) and
- *   MaxPoolGrad as plain loops over OpenMP threads.
+ *   MaxPoolGrad as plain loops over OpenMP threads;
+ * - in bf16 precision (setNativePrecision), the convolutions, their gradients and the matrix products
+ *   through oneDNN's bf16 primitives, reading bf16 copies of their inputs and writing fp32 outputs.
  * It reads its inputs and writes its outputs in place on the wasm heap, so nothing is copied and
  * every other op (ReLU, adds, the head) stays on wasm.
  *
@@ -14,7 +16,9 @@
  * scripts/run.sh installs both). Without it, or with BOAT_NATIVE=0, wasm computes everything.
  */
 import * as path from 'node:path';
-import * as tf from '../engine/tf';
+import * as tf from './tf';
+
+import { testHideNativeBf16 } from '../util/test-hooks';
 
 export interface NativeAddon {
   conv2d(
@@ -68,11 +72,23 @@ export interface NativeAddon {
   ): void;
   columnSums(x: Float32Array, out: Float32Array): void;
   maxPoolGrad(geometry: Int32Array, dy: Float32Array, x: Float32Array, dx: Float32Array): void;
+  /** c = relu?(a·b + bias); dims [batchA, batchB, m, k, n, transposeA, transposeB]. */
+  matMul(
+    dims: Int32Array,
+    a: Float32Array,
+    b: Float32Array,
+    bias: Float32Array | null,
+    c: Float32Array,
+    relu: boolean,
+  ): void;
+  /** Whether the CPU computes bf16 natively (AVX512_BF16 or AMX), so that setPrecision('bf16') is allowed. */
+  bf16Native(): boolean;
+  setPrecision(precision: 'fp32' | 'bf16'): void;
   setThreads(threads: number): void;
   describe(): string;
 }
 
-/** The addon's path: native/build/ at the package root (this file runs from dist/lib/model/). */
+/** The addon's path: native/build/ at the package root (this file runs from dist/lib/engine/). */
 export const NATIVE_ADDON = path.resolve(__dirname, '..', '..', '..', 'native', 'build', 'boat_native.node');
 
 /** The addon, or the reason it is not used (not built, or turned off with BOAT_NATIVE=0). */
@@ -133,6 +149,8 @@ interface KernelAttrs {
   dilations?: number | [number, number];
   dimRoundingMode?: 'floor' | 'round' | 'ceil';
   activation?: string;
+  transposeA?: boolean;
+  transposeB?: boolean;
   inputShape?: [number, number, number, number];
   filterShape?: [number, number, number, number];
 }
@@ -171,6 +189,47 @@ function withFallback(
       if (!previous) throw new Error(`${kernelName}: no wasm kernel for these inputs`);
       return previous.kernelFunc(args);
     },
+  };
+}
+
+let precision: 'fp32' | 'bf16' = 'fp32';
+
+/**
+ * The matrix product in bf16 only: in fp32 wasm's own (XNNPACK) stays, as before precisions existed.
+ * a [...batchA, m, k] and b [...batchB, k, n] of the same rank, where the batch shapes match or one is
+ * all ones (it broadcasts).
+ */
+function matMulKernel(addon: NativeAddon, fused: boolean) {
+  return (inputs: tf.NamedTensorInfoMap, a: KernelAttrs, heap: WasmHeap): tf.TensorInfo | null => {
+    if (precision !== 'bf16') return null;
+    const { a: x, b: y, bias, preluActivationWeights } = inputs;
+    const activation = fused ? (a.activation ?? 'linear') : 'linear';
+    if (!x || !y || x.dtype !== 'float32' || y.dtype !== 'float32') return null;
+    const rank = x.shape.length;
+    if (rank < 2 || y.shape.length !== rank) return null;
+    if (preluActivationWeights || (activation !== 'linear' && activation !== 'relu')) return null;
+    const [ta, tb] = [!!a.transposeA, !!a.transposeB];
+    const [xr, xc] = x.shape.slice(-2);
+    const [yr, yc] = y.shape.slice(-2);
+    const [m, k] = ta ? [xc, xr] : [xr, xc];
+    const [kb, n] = tb ? [yc, yr] : [yr, yc];
+    const [leadA, leadB] = [x.shape.slice(0, -2), y.shape.slice(0, -2)];
+    const [batchA, batchB] = [tf.util.sizeFromShape(leadA), tf.util.sizeFromShape(leadB)];
+    const sameLead = leadA.every((d, i) => d === leadB[i]);
+    if (k !== kb || (!sameLead && batchA !== 1 && batchB !== 1)) return null;
+    if (bias && (bias.dtype !== 'float32' || bias.shape.length !== 1 || bias.shape[0] !== n)) return null;
+    if (k === 0) return null; // an empty sum: zeros, which wasm's kernel writes
+    const out = heap.makeOutput([...(batchA >= batchB ? leadA : leadB), m, n], 'float32');
+    if (m * n * batchA * batchB === 0) return out;
+    addon.matMul(
+      Int32Array.from([batchA, batchB, m, k, n, ta ? 1 : 0, tb ? 1 : 0]),
+      heap.typedArrayFromHeap(x),
+      heap.typedArrayFromHeap(y),
+      bias ? heap.typedArrayFromHeap(bias) : null,
+      heap.typedArrayFromHeap(out),
+      activation === 'relu',
+    );
+    return out;
   };
 }
 
@@ -281,6 +340,8 @@ function nativeKernels(addon: NativeAddon): tf.KernelConfig[] {
       );
       return dx;
     }),
+    withFallback('BatchMatMul', matMulKernel(addon, false)),
+    withFallback('_FusedMatMul', matMulKernel(addon, true)),
     ...batchNormTrainingKernels(addon),
   ];
 }
@@ -355,6 +416,7 @@ function batchNormTrainingKernels(addon: NativeAddon): tf.KernelConfig[] {
 }
 
 interface Installed {
+  addon: NativeAddon;
   description: string;
   native: tf.KernelConfig[];
   /** What each native kernel replaced (undefined: nothing), to switch back. */
@@ -383,7 +445,7 @@ export function installNativeKernels(threads: number, env = process.env): { desc
   const native = nativeKernels(loaded.native);
   const replaced = new Map(native.map((k) => [k.kernelName, tf.getKernel(k.kernelName, 'wasm')]));
   register(native, [...replaced.keys()]);
-  installed = { description: loaded.native.describe(), native, replaced, enabled: true };
+  installed = { addon: loaded.native, description: loaded.native.describe(), native, replaced, enabled: true };
   return { description: installed.description };
 }
 
@@ -406,4 +468,31 @@ export function setNativeKernels(on: boolean): boolean {
 /** The addon's description while its kernels are on, else null. */
 export function nativeKernelsInUse(): string | null {
   return installed?.enabled ? installed.description : null;
+}
+
+/** Whether bf16 can be computed natively now: the native kernels are on and the CPU has bf16 instructions. */
+export function nativeBf16Support(): { ok: true } | { ok: false; reason: string } {
+  if (!installed) return { ok: false, reason: 'the native kernels are not in use' };
+  if (!installed.enabled) return { ok: false, reason: 'the native kernels are switched off' };
+  if (testHideNativeBf16() || !installed.addon.bf16Native())
+    return { ok: false, reason: 'this CPU has no native bf16 (AVX512_BF16 or AMX)' };
+  return { ok: true };
+}
+
+/**
+ * What the native convolutions and matrix products compute in. 'bf16' throws unless
+ * nativeBf16Support() is ok: oneDNN's emulated bf16 is slower than fp32, so it is never used.
+ */
+export function setNativePrecision(wanted: 'fp32' | 'bf16'): void {
+  if (wanted === 'bf16') {
+    const support = nativeBf16Support();
+    if (!support.ok) throw new Error(`bf16 is not available: ${support.reason}`);
+  }
+  installed?.addon.setPrecision(wanted);
+  precision = wanted;
+}
+
+/** The precision the native kernels compute in while they are on; fp32 otherwise. */
+export function nativePrecision(): 'fp32' | 'bf16' {
+  return installed?.enabled ? precision : 'fp32';
 }

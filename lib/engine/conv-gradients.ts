@@ -16,7 +16,7 @@
  *      [OH,OW,N,Co] filter dilated by s: one XNNPACK call, output [Ci,KH,KW,Co].
  *      A 1×1 kernel is xᵀ · dy, a matmul on the (strided) input.
  */
-import * as tf from '../engine/tf';
+import * as tf from './tf';
 
 type Tensor4D = tf.Tensor4D;
 

@@ -7,7 +7,7 @@
  *   Identity copies the buffer, so a train step held each activation twice. The cpu and webgl
  *   backends share the buffer (tensors are immutable); this does the same.
  */
-import * as tf from '../engine/tf';
+import * as tf from './tf';
 
 import { BackpropAttrs, conv2dFilterGradient, conv2dInputGradient, geometry } from './conv-gradients';
 

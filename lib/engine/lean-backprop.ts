@@ -14,7 +14,7 @@
  *
  * Higher-order gradients (a gradient taken inside another) keep tfjs' own implementation.
  */
-import * as tf from '../engine/tf';
+import * as tf from './tf';
 
 interface TapeNode {
   id: number;

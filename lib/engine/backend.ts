@@ -4,7 +4,7 @@
  * pure-JS cpu backend. BOAT_BACKEND=tensorflow|webgpu|wasm|cpu forces one.
  */
 import * as os from 'node:os';
-import * as tf from '../engine/tf';
+import * as tf from './tf';
 
 import { errorLine, UserError } from '../util';
 import { installWasmKernels } from './wasm-kernels';
@@ -12,6 +12,7 @@ import { installLeanBackprop } from './lean-backprop';
 import { startThreadedWasm } from './wasm-threads';
 import { installNativeKernels } from './native-kernels';
 import { AdapterInfo, adapterName, startWebgpu } from './webgpu';
+import { applyPrecision, Precision, PrecisionChoice, requestedPrecision } from './precision';
 
 export type BackendName = 'tensorflow' | 'webgpu' | 'wasm' | 'cpu';
 
@@ -25,6 +26,8 @@ export interface BackendInfo {
   threads: number;
   /** wasm only: the native kernels' description ("oneDNN 2.6.3, 2 threads"), or why there are none. */
   native?: { description: string } | { reason: string };
+  /** What the convolutions and matrix products compute in (precision.ts). */
+  precision: Precision;
 }
 
 interface Started {
@@ -34,7 +37,7 @@ interface Started {
 }
 
 const ORDER: BackendName[] = ['tensorflow', 'webgpu', 'wasm', 'cpu'];
-let resolved: BackendInfo | null = null;
+let resolved: Omit<BackendInfo, 'precision'> | null = null;
 
 function tryRequire(name: string): boolean {
   try {
@@ -119,12 +122,23 @@ async function tryCpu(): Promise<Started | null> {
   return (await tf.setBackend('cpu')) ? { details: 'pure JavaScript, slow', threads: 1 } : null;
 }
 
+/** The backend with `choice` applied: the line says what runs unless it is plain fp32. */
+function withPrecision(base: Omit<BackendInfo, 'precision'>, choice: PrecisionChoice): BackendInfo {
+  const { precision, note } = applyPrecision(choice, base.name);
+  const details = note ? `${base.details}; ${note}` : base.details;
+  return { ...base, details, precision, line: `Using ${base.name} backend (${details})` };
+}
+
 /**
- * Picks and activates the backend once per process; later calls return the same answer.
+ * Picks and activates the backend once per process; later calls return the same backend, with the
+ * precision asked for now (`precision`, else --precision or BOAT_PRECISION: precision.ts).
  * Quietens tfjs' console advice about installing tfjs-node (it cannot be installed offline).
  */
-export async function selectBackend(forced = process.env.BOAT_BACKEND): Promise<BackendInfo> {
-  if (resolved && (!forced || forced === resolved.name)) return resolved;
+export async function selectBackend(
+  forced = process.env.BOAT_BACKEND,
+  precision: PrecisionChoice = requestedPrecision(),
+): Promise<BackendInfo> {
+  if (resolved && (!forced || forced === resolved.name)) return withPrecision(resolved, precision);
   tf.env().set('PROD', true);
   if (forced && !ORDER.includes(forced as BackendName)) {
     throw new UserError(`BOAT_BACKEND must be one of ${ORDER.join(', ')}, got "${forced}"`);
@@ -142,7 +156,7 @@ export async function selectBackend(forced = process.env.BOAT_BACKEND): Promise<
     if (started) {
       await tf.ready();
       resolved = { name, ...started, line: `Using ${name} backend (${started.details})` };
-      return resolved;
+      return withPrecision(resolved, precision);
     }
   }
   const why = forced ? whyNot.get(forced as BackendName) : undefined;

@@ -15,7 +15,7 @@
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import * as tf from '../engine/tf';
+import * as tf from './tf';
 
 import { sha256Hex, writeFileAtomic } from '../util';
 

@@ -13,7 +13,7 @@
  * Where the native addon registered its fused kernels for the active backend (wasm, see
  * native-kernels.ts), both directions are one kernel each; elsewhere they are composed of tf ops.
  */
-import * as tf from '../engine/tf';
+import * as tf from './tf';
 
 import { BATCH_NORM_FROZEN_GRAD, BATCH_NORM_TRAIN, BATCH_NORM_TRAIN_GRAD } from './native-kernels';
 

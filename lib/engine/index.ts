@@ -1,0 +1,20 @@
+export type { BackendInfo, BackendName } from './backend';
+export { fineTuneSupport, selectBackend, softwareAdapterWarning, wasmThreadsWanted } from './backend';
+export { batchNormFrozen, batchNormTraining } from './batchnorm';
+export type { Precision, PrecisionChoice } from './precision';
+export {
+  activePrecision,
+  DEFAULT_PRECISION,
+  parsePrecision,
+  PRECISION_CHOICES,
+  requestedPrecision,
+  requestPrecision,
+} from './precision';
+export {
+  installNativeKernels,
+  loadNativeAddon,
+  nativeBf16Support,
+  nativeKernelsInUse,
+  setNativeKernels,
+  NATIVE_ADDON,
+} from './native-kernels';
