@@ -30,7 +30,7 @@ import {
   toCsv,
   UserError,
 } from '../util';
-import { extractFeatures, FeatureSet } from './features';
+import { FeatureRun } from './features';
 import { terminalProgress, ProgressSink } from './progress';
 import { runSettings } from './run-settings';
 import { FeatureSource, LoaderSource } from './sources';
@@ -220,34 +220,28 @@ async function runLocked(options: ExperimentOptions, log: (line: string) => void
   let extractSeconds = 0;
   let recomputePerEpoch = 0;
   if (options.mode === 'feature-extractor') {
-    const cacheDir = options.cacheDir ?? path.resolve('.cache', 'features');
-    const extract = async (dir: string, label: string, augment: boolean, view: number): Promise<FeatureSet> => {
-      const set = await extractFeatures(model, dir, {
-        cacheDir,
-        transform: augment ? trainTransforms(pre, size) : evalTransforms(pre, size),
-        view,
-        seed,
-        onProgress: (done, total) => progress.batch({ epoch: -1, phase: 'train', done, total, seconds: 0 }),
-      });
-      const unreadable = set.unreadable > 0 ? ` (${set.unreadable} unreadable, skipped)` : '';
-      log(
-        `features ${label}: ${set.labels.length} images${unreadable}, ${set.computed} computed in ${set.seconds.toFixed(1)} s, ${set.labels.length - set.computed} from the cache`,
-      );
-      extractSeconds += set.seconds;
-      datasets.push(set.dataset);
-      if (set.computed > 0) recomputePerEpoch += (set.seconds / set.computed) * set.labels.length;
-      return set;
-    };
+    const features = new FeatureRun(model, {
+      cacheDir: options.cacheDir ?? path.resolve('.cache', 'features'),
+      seed,
+      log,
+      onProgress: (done, total) => progress.batch({ epoch: -1, phase: 'train', done, total, seconds: 0 }),
+    });
     const trainViews =
       views > 0
         ? await Promise.all(
-            Array.from({ length: views }, (_, v) => extract(trainDir, `train view ${v + 1}/${views}`, true, v)),
+            Array.from({ length: views }, (_, v) =>
+              features.extract(trainDir, `train view ${v + 1}/${views}`, true, v),
+            ),
           )
-        : [await extract(trainDir, 'train', false, 0)];
+        : [await features.extract(trainDir, 'train', false, 0)];
     // Recomputing per epoch, as the tutorial does, runs one training view and the val set every epoch.
-    if (views > 0) recomputePerEpoch /= views;
+    const trainRecompute = features.recomputePerEpoch / Math.max(1, views);
+    const trainOnly = features.recomputePerEpoch;
     train = new FeatureSource(trainViews, batchSize, true, seed);
-    val = new FeatureSource([await extract(valDir, 'val', false, 0)], batchSize, false, seed);
+    val = new FeatureSource([await features.extract(valDir, 'val', false, 0)], batchSize, false, seed);
+    recomputePerEpoch = trainRecompute + (features.recomputePerEpoch - trainOnly);
+    extractSeconds = features.seconds;
+    datasets.push(...features.datasets);
   } else {
     if (wasmMicroBatches) {
       log(

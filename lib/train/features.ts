@@ -10,7 +10,16 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as tf from '../engine/tf';
 
-import { DataLoader, ImageFolder, isRandom, jpegDecoderName, Transform, specOf } from '../images';
+import {
+  DataLoader,
+  evalTransforms,
+  ImageFolder,
+  isRandom,
+  jpegDecoderName,
+  Transform,
+  specOf,
+  trainTransforms,
+} from '../images';
 import type { BoatModel } from '../model';
 import { activePrecision } from '../engine/precision';
 import { now, secondsSince, sha256File, sha256Hex, writeFileAtomic } from '../util';
@@ -131,4 +140,46 @@ export async function extractFeatures(
 /** The loader seed for view `view`: distinct views draw distinct augmentations. */
 function viewSeed(seed: number, view: number): number {
   return (Math.imul(seed + 1, 0x9e3779b1) ^ Math.imul(view + 1, 0x85ebca6b)) >>> 0;
+}
+
+/**
+ * The feature extraction of one run: each call extracts (or reads from the cache) one folder, logs what
+ * it did, and adds to the run's totals. The feature extractor and the two-stage recipe's first stage
+ * share it.
+ */
+export class FeatureRun {
+  readonly datasets: ImageFolder[] = [];
+  /** Seconds spent extracting, over every folder. */
+  seconds = 0;
+  /** Seconds one epoch would take if the backbone ran on every training photo again (from computed photos). */
+  recomputePerEpoch = 0;
+
+  constructor(
+    private readonly model: BoatModel,
+    private readonly options: {
+      cacheDir: string;
+      seed: number;
+      log: (line: string) => void;
+      onProgress: (done: number, total: number) => void;
+    },
+  ) {}
+
+  async extract(dir: string, label: string, augment: boolean, view: number): Promise<FeatureSet> {
+    const { preprocessing, inputSize } = this.model.info;
+    const set = await extractFeatures(this.model, dir, {
+      cacheDir: this.options.cacheDir,
+      transform: augment ? trainTransforms(preprocessing, inputSize) : evalTransforms(preprocessing, inputSize),
+      view,
+      seed: this.options.seed,
+      onProgress: this.options.onProgress,
+    });
+    const unreadable = set.unreadable > 0 ? ` (${set.unreadable} unreadable, skipped)` : '';
+    this.options.log(
+      `features ${label}: ${set.labels.length} images${unreadable}, ${set.computed} computed in ${set.seconds.toFixed(1)} s, ${set.labels.length - set.computed} from the cache`,
+    );
+    this.seconds += set.seconds;
+    this.datasets.push(set.dataset);
+    if (set.computed > 0) this.recomputePerEpoch += (set.seconds / set.computed) * set.labels.length;
+    return set;
+  }
 }

@@ -24,7 +24,7 @@ import { balancedClassWeights, BoatModel, checkClassesMatch, createBoatModel, sa
 import { selectBackend } from '../engine';
 import { displayPath, recoverInterruptedSave, toCsv, UserError } from '../util';
 import { uniqueSkips, WASM_FINETUNE_MICRO_BATCH, withOutputLock } from './experiment';
-import { extractFeatures, FeatureSet } from './features';
+import { FeatureRun, FeatureSet } from './features';
 import { findLearningRate, LrFinderResult } from './lr-finder';
 import { terminalProgress, ProgressSink } from './progress';
 import { groupMultipliers, RateGroup, stageRateMultipliers } from './rates';
@@ -208,24 +208,15 @@ async function runLocked(options: TwoStageOptions, log: (line: string) => void):
     }
 
     const progress1 = options.progress ?? terminalProgress(o.headEpochs);
-    const cacheDir = options.cacheDir ?? path.resolve('.cache', 'features');
-    const datasets: ImageFolder[] = [];
-    let extractSeconds = 0;
-    const extract = async (dir: string, label: string, augment: boolean, view: number): Promise<FeatureSet> => {
-      const set = await extractFeatures(model, dir, {
-        cacheDir,
-        transform: augment ? trainTransforms(pre, size) : evalTransforms(pre, size),
-        view,
-        seed,
-        onProgress: (done, total) => progress1.batch({ epoch: -1, phase: 'train', done, total, seconds: 0 }),
-      });
-      log(
-        `features ${label}: ${set.labels.length} images, ${set.computed} computed in ${set.seconds.toFixed(1)} s, ${set.labels.length - set.computed} from the cache`,
-      );
-      extractSeconds += set.seconds;
-      datasets.push(set.dataset);
-      return set;
-    };
+    const features = new FeatureRun(model, {
+      cacheDir: options.cacheDir ?? path.resolve('.cache', 'features'),
+      seed,
+      log,
+      onProgress: (done, total) => progress1.batch({ epoch: -1, phase: 'train', done, total, seconds: 0 }),
+    });
+    const datasets = features.datasets;
+    const extract = (dir: string, label: string, augment: boolean, view: number): Promise<FeatureSet> =>
+      features.extract(dir, label, augment, view);
     log(`Stage 1: the head on cached backbone features, ${o.headEpochs} epochs`);
     const trainViews =
       views > 0
@@ -417,7 +408,7 @@ async function runLocked(options: TwoStageOptions, log: (line: string) => void):
       },
       recipe,
       timing: {
-        extractSeconds,
+        extractSeconds: features.seconds,
         stage1Seconds: r1.seconds,
         stage2Seconds: r2.seconds,
         trainSeconds: r1.seconds + r2.seconds,
