@@ -27,6 +27,7 @@ import {
   selectBackend,
   UserError,
 } from '../lib';
+import { convCases, convOutputs, CONV_OUTPUTS, maxRelativeError, randomArray } from './conv-cases';
 import { runCli, skipRestUnlessCi, tempDir } from './helpers';
 
 const BF16_TOLERANCE = 1e-2;
@@ -60,23 +61,6 @@ function skipWithoutBf16(t: TestContext): boolean {
   return skipRestUnlessCi(t, support.ok ? false : `no native bf16 here: ${support.reason}`);
 }
 
-function randomArray(shape: number[], seed: number, offset = 0): Float32Array {
-  let s = seed * 7919 + 3;
-  return Float32Array.from({ length: shape.reduce((a, b) => a * b, 1) }, () => {
-    s = (s * 1103515245 + 12345) & 0x7fffffff;
-    return s / 0x7fffffff - 0.5 + offset;
-  });
-}
-
-function maxRelativeError(expected: ArrayLike<number>, actual: ArrayLike<number>): number {
-  assert.equal(actual.length, expected.length);
-  let scale = 0;
-  let err = 0;
-  for (let i = 0; i < expected.length; i++) scale = Math.max(scale, Math.abs(expected[i]));
-  for (let i = 0; i < expected.length; i++) err = Math.max(err, Math.abs(expected[i] - actual[i]));
-  return err / scale;
-}
-
 /** Runs `f` in fp32 and in bf16 on the native kernels; returns both results, checking that no tensor leaked. */
 async function inBothPrecisions(f: () => tf.Tensor[]): Promise<[Float32Array[], Float32Array[]]> {
   const run = async (precision: 'fp32' | 'bf16'): Promise<Float32Array[]> => {
@@ -94,70 +78,21 @@ async function inBothPrecisions(f: () => tf.Tensor[]): Promise<[Float32Array[], 
   return [fp32, bf16];
 }
 
-type Pad = 'same' | 'valid' | [[number, number], [number, number], [number, number], [number, number]];
-
 test('bf16 convolutions (plain, biased, biased + ReLU) and both gradients match fp32 within 1e-2 on 36 geometries', async (t) => {
   if (skipWithoutBf16(t)) return;
   let worst = 0;
   let least = Infinity;
-  let cases = 0;
-  for (const k of [1, 3, 7]) {
-    for (const s of [1, 2]) {
-      for (const pad of [
-        'same',
-        'valid',
-        [
-          [0, 0],
-          [1, 2],
-          [2, 1],
-          [0, 0],
-        ],
-      ] as Pad[]) {
-        for (const ci of [3, 16]) {
-          const h = k === 7 ? 11 : 9 + s - 1;
-          const xShape = [2, h, h + 1, ci];
-          const wShape = [k, k, ci, 5];
-          const x = randomArray(xShape, cases);
-          const w = randomArray(wShape, cases + 100);
-          const b = randomArray([5], cases + 200);
-          const dilation = k === 3 && s === 1 ? 2 : 1;
-          const [fp32, bf16] = await inBothPrecisions(() => {
-            const X = tf.tensor4d(x, xShape as [number, number, number, number]);
-            const W = tf.tensor4d(w, wShape as [number, number, number, number]);
-            const B = tf.tensor1d(b);
-            const plain = tf.conv2d(X, W, s, pad, 'NHWC', dilation);
-            const biased = tf.fused.conv2d({ x: X, filter: W, bias: B, strides: s, pad, dilations: dilation });
-            const relu = tf.fused.conv2d({
-              x: X,
-              filter: W,
-              bias: B,
-              strides: s,
-              pad,
-              dilations: dilation,
-              activation: 'relu',
-            });
-            const f = (A: tf.Tensor, V: tf.Tensor) =>
-              tf
-                .conv2d(A as tf.Tensor4D, V as tf.Tensor4D, s, pad)
-                .square()
-                .sum();
-            const [gx, gw] = tf.grads(f)([X, W]);
-            return [plain, biased, relu, gx, gw];
-          });
-          const names = ['forward', 'forward + bias', 'forward + bias + ReLU', 'input gradient', 'filter gradient'];
-          for (let i = 0; i < fp32.length; i++) {
-            const err = maxRelativeError(fp32[i], bf16[i]);
-            const where = `kernel ${k} stride ${s} pad ${JSON.stringify(pad)} channels ${ci} ${names[i]}`;
-            assert.ok(err < BF16_TOLERANCE, `${where}: relative error ${err}`);
-            worst = Math.max(worst, err);
-            least = Math.min(least, err);
-          }
-          cases++;
-        }
-      }
+  const cases = convCases();
+  for (const c of cases) {
+    const [fp32, bf16] = await inBothPrecisions(convOutputs(c));
+    for (let i = 0; i < fp32.length; i++) {
+      const err = maxRelativeError(fp32[i], bf16[i]);
+      assert.ok(err < BF16_TOLERANCE, `${c.where} ${CONV_OUTPUTS[i]}: relative error ${err}`);
+      worst = Math.max(worst, err);
+      least = Math.min(least, err);
     }
   }
-  assert.equal(cases, 36);
+  assert.equal(cases.length, 36);
   assert.ok(least > FP32_AGREEMENT, `every output was computed in bf16 (smallest difference ${least})`);
   t.diagnostic(`worst relative error ${worst.toExponential(2)}, smallest ${least.toExponential(2)}`);
 });

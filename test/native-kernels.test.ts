@@ -17,6 +17,7 @@ import {
   selectBackend,
   setNativeKernels,
 } from '../lib';
+import { convCases, convOutputs, CONV_OUTPUTS, maxRelativeError, randomArray } from './conv-cases';
 import { skipRestUnlessCi } from './helpers';
 
 let available = false;
@@ -38,23 +39,6 @@ function skipWithoutAddon(t: TestContext): boolean {
   return skipRestUnlessCi(t, `native addon not available: ${'reason' in loaded ? loaded.reason : 'turned off'}`);
 }
 
-function randomArray(shape: number[], seed: number, offset = 0): Float32Array {
-  let s = seed * 7919 + 3;
-  return Float32Array.from({ length: shape.reduce((a, b) => a * b, 1) }, () => {
-    s = (s * 1103515245 + 12345) & 0x7fffffff;
-    return s / 0x7fffffff - 0.5 + offset;
-  });
-}
-
-function maxRelativeError(expected: ArrayLike<number>, actual: ArrayLike<number>): number {
-  assert.equal(actual.length, expected.length);
-  let scale = 0;
-  let err = 0;
-  for (let i = 0; i < expected.length; i++) scale = Math.max(scale, Math.abs(expected[i]));
-  for (let i = 0; i < expected.length; i++) err = Math.max(err, Math.abs(expected[i] - actual[i]));
-  return err / scale;
-}
-
 /** Runs `f` on the cpu backend and on wasm with native kernels; returns both results as arrays. */
 async function onCpuAndNative(f: () => tf.Tensor[]): Promise<[Float32Array[], Float32Array[]]> {
   const run = async (backend: string): Promise<Float32Array[]> => {
@@ -71,69 +55,19 @@ async function onCpuAndNative(f: () => tf.Tensor[]): Promise<[Float32Array[], Fl
   return [cpu, native];
 }
 
-type Pad = 'same' | 'valid' | [[number, number], [number, number], [number, number], [number, number]];
-
 test('native convolutions (plain, with bias, with bias + ReLU) and both gradients match the cpu backend', async (t) => {
   if (skipWithoutAddon(t)) return;
   let worst = 0;
-  let cases = 0;
-  for (const k of [1, 3, 7]) {
-    for (const s of [1, 2]) {
-      for (const pad of [
-        'same',
-        'valid',
-        [
-          [0, 0],
-          [1, 2],
-          [2, 1],
-          [0, 0],
-        ],
-      ] as Pad[]) {
-        for (const ci of [3, 16]) {
-          const h = k === 7 ? 11 : 9 + s - 1;
-          const xShape = [2, h, h + 1, ci];
-          const wShape = [k, k, ci, 5];
-          const x = randomArray(xShape, cases);
-          const w = randomArray(wShape, cases + 100);
-          const b = randomArray([5], cases + 200);
-          const dilation = k === 3 && s === 1 ? 2 : 1; // dilated forward convolutions too (tfjs has no dilated gradient)
-          const [cpu, native] = await onCpuAndNative(() => {
-            const X = tf.tensor4d(x, xShape as [number, number, number, number]);
-            const W = tf.tensor4d(w, wShape as [number, number, number, number]);
-            const B = tf.tensor1d(b);
-            const plain = tf.conv2d(X, W, s, pad, 'NHWC', dilation);
-            const biased = tf.fused.conv2d({ x: X, filter: W, bias: B, strides: s, pad, dilations: dilation });
-            const relu = tf.fused.conv2d({
-              x: X,
-              filter: W,
-              bias: B,
-              strides: s,
-              pad,
-              dilations: dilation,
-              activation: 'relu',
-            });
-            const f = (A: tf.Tensor, V: tf.Tensor) =>
-              tf
-                .conv2d(A as tf.Tensor4D, V as tf.Tensor4D, s, pad)
-                .square()
-                .sum();
-            const [gx, gw] = tf.grads(f)([X, W]);
-            return [plain, biased, relu, gx, gw];
-          });
-          for (let i = 0; i < cpu.length; i++) {
-            const err = maxRelativeError(cpu[i], native[i]);
-            assert.ok(
-              err < 1e-5,
-              `kernel ${k} stride ${s} pad ${JSON.stringify(pad)} channels ${ci} output ${i}: relative error ${err}`,
-            );
-            worst = Math.max(worst, err);
-          }
-          cases++;
-        }
-      }
+  const cases = convCases();
+  for (const c of cases) {
+    const [cpu, native] = await onCpuAndNative(convOutputs(c));
+    for (let i = 0; i < cpu.length; i++) {
+      const err = maxRelativeError(cpu[i], native[i]);
+      assert.ok(err < 1e-5, `${c.where} ${CONV_OUTPUTS[i]}: relative error ${err}`);
+      worst = Math.max(worst, err);
     }
   }
-  assert.equal(cases, 36);
+  assert.equal(cases.length, 36);
   assert.ok(worst > 0, 'the two backends computed independently');
 });
 
