@@ -9,8 +9,7 @@ import type { TopLevelSpec } from 'vega-lite';
 import { vegaLiteToPng } from '../plot/charts';
 import { displayPath, showPathsRelativeUnder } from '../util/paths';
 import { PlotlyFigure, plotlyToPng } from '../plot/plotly';
-import { progressLine, ProgressSink } from '../train/progress';
-import type { HistoryRow } from '../train/train';
+import { phaseLine, progressLine, ProgressSink } from '../train/progress';
 
 interface TslabDisplay {
   png(b: Uint8Array): void;
@@ -145,10 +144,7 @@ export async function showPlotly(figure: PlotlyFigure, file?: string, fallback?:
  */
 export function notebookProgress(epochs: number): ProgressSink {
   const t = tslab();
-  const summary = (row: HistoryRow): string =>
-    `epoch ${row.epoch + 1}/${epochs} ${row.phase.padEnd(5)} loss ${row.loss.toFixed(4)} acc ${row.acc.toFixed(4)} ` +
-    `lr ${row.lr.toExponential(1)} ${row.seconds.toFixed(1)} s`;
-  if (!t) return { batch: () => undefined, phase: (row) => console.log(summary(row)) };
+  if (!t) return { batch: () => undefined, phase: (row) => console.log(phaseLine(row, epochs)) };
   const live = t.newDisplay();
   let bar = '';
   let finished = '';
@@ -162,7 +158,7 @@ export function notebookProgress(epochs: number): ProgressSink {
       live.text(finished ? `${bar}\nlast finished: ${finished}` : bar);
     },
     phase(row) {
-      finished = summary(row);
+      finished = phaseLine(row, epochs);
       live.text(bar ? `${bar}\nlast finished: ${finished}` : finished);
     },
   };

@@ -20,6 +20,11 @@ export function progressLine(label: string, done: number, total: number, seconds
   return `${label} [${'#'.repeat(filled)}${'.'.repeat(width - filled)}] ${done}/${total} img ${rate.toFixed(1)} img/s ETA ${clock(eta)}`;
 }
 
+/** One finished phase: epoch, loss, accuracy, learning rate and seconds. */
+export function phaseLine(row: HistoryRow, epochs: number): string {
+  return `epoch ${row.epoch + 1}/${epochs} ${row.phase.padEnd(5)} loss ${row.loss.toFixed(4)} acc ${row.acc.toFixed(4)} lr ${row.lr.toExponential(1)} ${row.seconds.toFixed(1)} s`;
+}
+
 /** Bars on stderr when it is a terminal; one line per finished phase on stdout either way. */
 export function terminalProgress(
   epochs: number,
@@ -38,7 +43,7 @@ export function terminalProgress(
       stream.write(`\r${progressLine(label, done, total, seconds)}\x1b[K`);
     },
     phase(row) {
-      const line = `epoch ${row.epoch + 1}/${epochs} ${row.phase.padEnd(5)} loss ${row.loss.toFixed(4)} acc ${row.acc.toFixed(4)} lr ${row.lr.toExponential(1)} ${row.seconds.toFixed(1)} s (${row.imagesPerSecond.toFixed(1)} img/s)`;
+      const line = `${phaseLine(row, epochs)} (${row.imagesPerSecond.toFixed(1)} img/s)`;
       if (tty) stream.write('\r\x1b[K');
       out.write(`${line}\n`);
     },

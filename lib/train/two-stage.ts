@@ -215,19 +215,19 @@ async function runLocked(options: TwoStageOptions, log: (line: string) => void):
       onProgress: (done, total) => progress1.batch({ epoch: -1, phase: 'train', done, total, seconds: 0 }),
     });
     const datasets = features.datasets;
-    const extract = (dir: string, label: string, augment: boolean, view: number): Promise<FeatureSet> =>
-      features.extract(dir, label, augment, view);
     log(`Stage 1: the head on cached backbone features, ${o.headEpochs} epochs`);
     const trainViews =
       views > 0
         ? await Promise.all(
-            Array.from({ length: views }, (_, v) => extract(trainDir, `train view ${v + 1}/${views}`, true, v)),
+            Array.from({ length: views }, (_, v) =>
+              features.extract(trainDir, `train view ${v + 1}/${views}`, true, v),
+            ),
           )
-        : [await extract(trainDir, 'train', false, 0)];
+        : [await features.extract(trainDir, 'train', false, 0)];
     const featureTrain = new FeatureSource(trainViews, batchSize, true, seed);
-    const featureVal = new FeatureSource([await extract(valDir, 'val', false, 0)], batchSize, false, seed);
+    const featureVal = new FeatureSource([await features.extract(valDir, 'val', false, 0)], batchSize, false, seed);
     // Test features now, while the backbone is still the pretrained one that keys the cache.
-    const testFeatures = hasTest ? await extract(testDir, 'test', false, 0) : undefined;
+    const testFeatures = hasTest ? await features.extract(testDir, 'test', false, 0) : undefined;
 
     if (lr1 === undefined) {
       const found = await findLearningRate(model, featureTrain, { steps: o.finderSteps, momentum: o.momentum });
