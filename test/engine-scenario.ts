@@ -16,8 +16,6 @@ import * as tf from '../lib/engine/tf';
 import {
   batchNormFrozen,
   batchNormTraining,
-  BoatModel,
-  buildHead,
   createBoatModel,
   DataLoader,
   evalTransforms,
@@ -31,6 +29,7 @@ import {
   trainModel,
 } from '../lib';
 import { main } from '../lib/cli/main';
+import { tinyModel } from './tiny-model';
 
 export const SIZE = 32;
 export const GRAD_BATCH = 2;
@@ -49,36 +48,6 @@ export function seededArray(n: number, seed: number): Float32Array {
     s = (s * 1103515245 + 12345) & 0x7fffffff;
     return s / 0x7fffffff - 0.5;
   });
-}
-
-/** A conv + BatchNorm + ReLU + pool backbone with the tutorial's head: every kernel ResNet50 uses, in milliseconds. */
-export function tinyModel(classes = 3): BoatModel {
-  const input = tf.input({ shape: [8, 8, 3] });
-  let x = tf.layers
-    .conv2d({
-      filters: 4,
-      kernelSize: 3,
-      padding: 'same',
-      kernelInitializer: tf.initializers.glorotUniform({ seed: 1 }),
-    })
-    .apply(input) as tf.SymbolicTensor;
-  x = tf.layers.batchNormalization().apply(x) as tf.SymbolicTensor;
-  x = tf.layers.reLU().apply(x) as tf.SymbolicTensor;
-  x = tf.layers.globalAveragePooling2d({}).apply(x) as tf.SymbolicTensor;
-  const backbone = tf.model({ inputs: input, outputs: x });
-  const head = buildHead(classes, { features: 4, hidden: 6, dropout: 0, seed: 2 });
-  return new BoatModel(
-    backbone,
-    head,
-    {
-      classes: Array.from({ length: classes }, (_, i) => `class${i}`),
-      preprocessing: 'caffe',
-      inputSize: 8,
-      weightsId: 'tiny',
-      weightsChecksum: 'x',
-    },
-    'finetune',
-  );
 }
 
 async function read(t: tf.Tensor): Promise<Float32Array> {
@@ -179,7 +148,7 @@ export async function runScenario(work: string, demoRoot: string): Promise<Scena
 
   // 3. A few SGD epochs of the tiny net on the demo set (8 px), through the loader's decode workers and the trainer.
   {
-    const model = tinyModel(5);
+    const model = tinyModel({ classes: 5 });
     const loader = new DataLoader(new ImageFolder(demoRoot, evalTransforms('caffe', 8)), { batchSize: 5 });
     const trained = await trainModel(
       model,

@@ -11,7 +11,6 @@ import * as tf from '../lib/engine/tf';
 import {
   BatchSource,
   BoatModel,
-  buildHead,
   computeMetrics,
   FeatureSet,
   FeatureSource,
@@ -19,36 +18,13 @@ import {
   stepLr,
   trainModel,
   TrainBatch,
-  TrainingMode,
 } from '../lib';
 import { tempDir } from './helpers';
+import { tinyModel } from './tiny-model';
 
 before(async () => {
   await selectBackend('cpu');
 });
-
-function tinyModel(mode: TrainingMode, dropout = 0.4): BoatModel {
-  const input = tf.input({ shape: [8, 8, 3] });
-  let x = tf.layers
-    .conv2d({
-      filters: 4,
-      kernelSize: 3,
-      padding: 'same',
-      kernelInitializer: tf.initializers.glorotUniform({ seed: 1 }),
-    })
-    .apply(input) as tf.SymbolicTensor;
-  x = tf.layers.batchNormalization().apply(x) as tf.SymbolicTensor;
-  x = tf.layers.reLU().apply(x) as tf.SymbolicTensor;
-  x = tf.layers.globalAveragePooling2d({}).apply(x) as tf.SymbolicTensor;
-  const backbone = tf.model({ inputs: input, outputs: x });
-  const head = buildHead(3, { features: 4, hidden: 6, dropout, seed: 2 });
-  return new BoatModel(
-    backbone,
-    head,
-    { classes: ['a', 'b', 'c'], preprocessing: 'caffe', inputSize: 8, weightsId: 'tiny', weightsChecksum: 'x' },
-    mode,
-  );
-}
 
 /** 24 images whose class is the colour channel that is brightest: learnable in a few epochs. */
 class ColourSource implements BatchSource {
@@ -88,7 +64,7 @@ test('StepLR follows the tutorial schedule', () => {
 
 test('StepLR really changes the SGD step: with gamma 0 the weights freeze after the first step size', async () => {
   for (const optimizer of ['sgd', 'adam'] as const) {
-    const model = tinyModel('feature-extractor', 0);
+    const model = tinyModel({ mode: 'feature-extractor' });
     const set = featureSet(24);
     const before = tf.memory().numTensors;
     const result = await trainModel(
@@ -113,7 +89,7 @@ test('StepLR really changes the SGD step: with gamma 0 the weights freeze after 
 });
 
 test('fine-tuning learns, records history rows, restores the best epoch and leaks no tensors', async () => {
-  const model = tinyModel('finetune');
+  const model = tinyModel({ mode: 'finetune', dropout: 0.4 });
   const counts: number[] = [];
   const result = await trainModel(
     model,
@@ -151,8 +127,8 @@ function featureSet(n: number): FeatureSet {
 
 test('gradient accumulation: 2 micro-batches of 6 step exactly like one batch of 12', async () => {
   // On the head (no BatchNorm, dropout off): with BatchNorm, micro-batches see their own batch statistics.
-  const a = tinyModel('feature-extractor', 0);
-  const b = tinyModel('feature-extractor', 0);
+  const a = tinyModel({ mode: 'feature-extractor' });
+  const b = tinyModel({ mode: 'feature-extractor' });
   const set = featureSet(24);
   await trainModel(
     a,
@@ -168,7 +144,7 @@ test('gradient accumulation: 2 micro-batches of 6 step exactly like one batch of
   const wb = await weightsOf(b);
   assert.equal(wa.length, wb.length);
   for (let i = 0; i < wa.length; i++) assert.ok(Math.abs(wa[i] - wb[i]) < 1e-5, `weight ${i}: ${wa[i]} vs ${wb[i]}`);
-  const c = tinyModel('feature-extractor', 0);
+  const c = tinyModel({ mode: 'feature-extractor' });
   await trainModel(
     c,
     { train: new FeatureSource([set], 6, true, 5), val: new FeatureSource([set], 12, false, 5) },
@@ -181,7 +157,7 @@ test('gradient accumulation: 2 micro-batches of 6 step exactly like one batch of
 });
 
 test('feature-extractor training changes only the head', async () => {
-  const model = tinyModel('feature-extractor');
+  const model = tinyModel({ mode: 'feature-extractor', dropout: 0.4 });
   const backboneBefore = await Promise.all(model.backbone.weights.map((w) => w.read().data()));
   const set = featureSet(30);
   await trainModel(
@@ -196,14 +172,14 @@ test('feature-extractor training changes only the head', async () => {
 
 test('a run interrupted after an epoch resumes to exactly the uninterrupted result', async () => {
   const dir = tempDir();
-  const reference = tinyModel('finetune');
+  const reference = tinyModel({ mode: 'finetune', dropout: 0.4 });
   const full = await trainModel(
     reference,
     { train: new ColourSource(6), val: new ColourSource(6) },
     { epochs: 4, lr: 0.05, seed: 3, checkpointDir: path.join(dir, 'a') },
   );
 
-  const first = tinyModel('finetune');
+  const first = tinyModel({ mode: 'finetune', dropout: 0.4 });
   const part = await trainModel(
     first,
     { train: new ColourSource(6), val: new ColourSource(6) },
@@ -212,7 +188,7 @@ test('a run interrupted after an epoch resumes to exactly the uninterrupted resu
   assert.equal(part.stopped, true);
   assert.equal(part.history.length, 2);
   first.dispose();
-  const resumed = tinyModel('finetune'); // fresh weights: everything must come from the checkpoint
+  const resumed = tinyModel({ mode: 'finetune', dropout: 0.4 }); // fresh weights: everything must come from the checkpoint
   const rest = await trainModel(
     resumed,
     { train: new ColourSource(6), val: new ColourSource(6) },
@@ -231,7 +207,7 @@ test('a run interrupted after an epoch resumes to exactly the uninterrupted resu
 });
 
 test('a batch of another image size than the model takes is a clear error, not a silent run', () => {
-  const model = tinyModel('finetune');
+  const model = tinyModel({ mode: 'finetune', dropout: 0.4 });
   const wrong = tf.zeros<tf.Rank.R4>([1, 16, 16, 3]);
   assert.throws(() => model.forward(wrong), /the model takes 8×8×3 images, got 16×16×3/);
   assert.throws(() => model.features(wrong), /the model takes 8×8×3 images/);

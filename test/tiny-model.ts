@@ -1,0 +1,36 @@
+// A tiny conv net with the BoatModel interface (8×8 input, one conv + BatchNorm + ReLU backbone, the real
+// head): convolutions small enough that training or differentiating a whole backbone takes milliseconds.
+import * as tf from '../lib/engine/tf';
+
+import { BoatModel, buildHead, TrainingMode } from '../lib';
+
+/** A conv + BatchNorm + ReLU + pool backbone with the tutorial's head: every kernel ResNet50 uses, in milliseconds. */
+export function tinyModel(options: { classes?: number; mode?: TrainingMode; dropout?: number } = {}): BoatModel {
+  const { classes = 3, mode = 'finetune', dropout = 0 } = options;
+  const input = tf.input({ shape: [8, 8, 3] });
+  let x = tf.layers
+    .conv2d({
+      filters: 4,
+      kernelSize: 3,
+      padding: 'same',
+      kernelInitializer: tf.initializers.glorotUniform({ seed: 1 }),
+    })
+    .apply(input) as tf.SymbolicTensor;
+  x = tf.layers.batchNormalization().apply(x) as tf.SymbolicTensor;
+  x = tf.layers.reLU().apply(x) as tf.SymbolicTensor;
+  x = tf.layers.globalAveragePooling2d({}).apply(x) as tf.SymbolicTensor;
+  const backbone = tf.model({ inputs: input, outputs: x });
+  const head = buildHead(classes, { features: 4, hidden: 6, dropout, seed: 2 });
+  return new BoatModel(
+    backbone,
+    head,
+    {
+      classes: Array.from({ length: classes }, (_, i) => `class${i}`),
+      preprocessing: 'caffe',
+      inputSize: 8,
+      weightsId: 'tiny',
+      weightsChecksum: 'x',
+    },
+    mode,
+  );
+}
