@@ -115,6 +115,8 @@ export function runNotebooks(options: NotebookRunOptions): string[] {
         '--execute',
         '--allow-errors',
         '--ExecutePreprocessor.timeout=-1',
+        // tslab compiles TypeScript as it starts; on 2 busy cores that can take longer than nbclient's 60 s.
+        '--ExecutePreprocessor.startup_timeout=300',
         '--output-dir',
         out,
         '--output',
