@@ -7,7 +7,14 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { before, test } from 'node:test';
 
-import { formatRepeatTable, runRepeat, seedArgs, summarizeRuns, type SeedRun } from '../lib/train/repeat';
+import {
+  formatAlwaysWrong,
+  formatRepeatTable,
+  runRepeat,
+  seedArgs,
+  summarizeRuns,
+  type SeedRun,
+} from '../lib/train/repeat';
 import { acquireLock, writeJsonAtomic } from '../lib/util';
 import { runCli, tempDir } from './helpers';
 
@@ -70,6 +77,28 @@ test('summarizeRuns: mean, min and max over the seeds that succeeded; a failed s
   assert.match(table, /^min +0\.7000 +0\.6000$/m);
   assert.match(table, /^max +0\.9000 +1\.0000$/m);
   assert.match(table, /1 of 4 seeds failed \(3\); the figures are over the others$/);
+});
+
+test('the test photos each seed got wrong are counted over the seeds; every seed must have recorded them', () => {
+  const wrong = (seed: number, files: string[]): SeedRun => ({ ...run(seed, 0.9, 0.8), testWrong: files });
+  const s = summarizeRuns([
+    wrong(1, ['test/a/1.jpg', 'test/b/2.jpg']),
+    wrong(2, ['test/b/2.jpg', 'test/a/1.jpg', 'test/c/3.jpg']),
+    { ...wrong(3, ['test/x.jpg']), ok: false },
+    wrong(4, ['test/b/2.jpg']),
+  ]);
+  assert.deepEqual(s.testWrong, [
+    { file: 'test/b/2.jpg', seeds: 3 },
+    { file: 'test/a/1.jpg', seeds: 2 },
+    { file: 'test/c/3.jpg', seeds: 1 },
+  ]);
+  assert.equal(
+    formatAlwaysWrong(s),
+    'Test photos wrong in all 3 seeds: 1 (test/b/2.jpg); wrong in some but not all: 2 (all in repeat.json)',
+  );
+  // A seed that did not record its mistakes (an older run): no count, rather than a wrong one.
+  assert.equal(summarizeRuns([wrong(1, ['test/a/1.jpg']), run(2, 0.9, 0.8)]).testWrong, null);
+  assert.equal(formatAlwaysWrong(summarizeRuns([run(2, 0.9, 0.8)])), '');
 });
 
 test('runRepeat reads each seed metrics.json; a seed whose command fails, or succeeds without writing metrics, is a failure', async () => {
@@ -144,6 +173,19 @@ test('boat repeat end to end: a table over the seeds; a seed that cannot run is 
   assert.match(ok.stdout, new RegExp(`^max +${Math.max(v1, v2).toFixed(4)} `, 'm'));
   const config = JSON.parse(fs.readFileSync(path.join(out, 'seed-2', 'config.json'), 'utf8')) as { seed: number };
   assert.equal(config.seed, 2);
+  // Each seed lists the test photos it got wrong, as many as its accuracy says; the photos both got wrong are printed.
+  const wrongOf = (seed: number): string[] => {
+    const m = JSON.parse(fs.readFileSync(path.join(out, `seed-${seed}`, 'metrics.json'), 'utf8')) as {
+      test_acc: number;
+      test: { samples: number };
+      test_misclassified: Array<{ file: string }>;
+    };
+    assert.equal(m.test_misclassified.length, Math.round((1 - m.test_acc) * m.test.samples));
+    for (const w of m.test_misclassified) assert.ok(fs.existsSync(path.join(data, w.file)), w.file);
+    return m.test_misclassified.map((w) => w.file);
+  };
+  const both = wrongOf(1).filter((f) => wrongOf(2).includes(f));
+  assert.match(ok.stdout, new RegExp(`^Test photos wrong in all 2 seeds: ${both.length}\\b`, 'm'));
 
   // Seed 3's output is in use by another run (this process holds its lock): that seed fails, the others run.
   const lock = acquireLock(`${path.join(out, 'seed-3')}.lock`, 'seed 3');

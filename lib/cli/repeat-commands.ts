@@ -5,7 +5,7 @@ import * as path from 'node:path';
 
 import { Command, Option } from 'commander';
 
-import { formatRepeatTable, runRepeat } from '../train/repeat';
+import { formatAlwaysWrong, formatRepeatTable, runRepeat } from '../train/repeat';
 import { seedList } from './options';
 import { required } from './program';
 
@@ -42,6 +42,8 @@ function runBoat(args: string[]): Promise<number> {
 export async function repeatCommand(command: string[], flags: RepeatFlags): Promise<void> {
   const summary = await runRepeat({ seeds: flags.seeds, args: command, run: runBoat });
   console.log(`\n${formatRepeatTable(summary)}`);
+  const wrong = formatAlwaysWrong(summary);
+  if (wrong) console.log(wrong);
   // A failed seed is a failed repeat (exit 1): the table above says which and why.
   if (summary.failed.length > 0)
     throw new Error(

@@ -1,4 +1,6 @@
 /** Evaluation of a model on an ImageFolder (e.g. data/test), optionally with test-time augmentation. */
+import * as path from 'node:path';
+
 import * as tf from '../engine/tf';
 
 import { DataLoader, evalTransforms, ImageFolder, ttaTransforms } from '../images';
@@ -80,6 +82,32 @@ export async function evaluateModel(
     skipped: dataset.skipped,
     views: options.tta ? 6 : 1,
   };
+}
+
+/** A photo the model got wrong. */
+export interface Misclassified {
+  /** Relative to the data folder, with forward slashes: the same photo has the same name in every run. */
+  file: string;
+  actual: string;
+  predicted: string;
+  /** The probability the model gave its prediction. */
+  probability: number;
+}
+
+/** The photos an evaluation got wrong, named relative to `root` (for metrics.json, and for boat repeat). */
+export function misclassifiedOf(evaluation: EvaluationResult, root: string): Misclassified[] {
+  return evaluation.files.flatMap((file, i) => {
+    const [actual, predicted] = [evaluation.actual[i], evaluation.predicted[i]];
+    if (actual === predicted) return [];
+    return [
+      {
+        file: path.relative(root, file).split(path.sep).join('/'),
+        actual: evaluation.classes[actual],
+        predicted: evaluation.classes[predicted],
+        probability: Number(evaluation.probabilities[i][predicted].toFixed(4)),
+      },
+    ];
+  });
 }
 
 /** The summary metrics of an evaluation, without the per-image rows (for metrics.json). */

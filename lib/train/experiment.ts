@@ -9,7 +9,7 @@ import * as path from 'node:path';
 
 import { displayPath } from '../util/paths';
 import { skippedLines, type Skipped } from '../data/scan';
-import { evaluateModel, metricsOf } from '../evaluate/evaluate';
+import { evaluateModel, metricsOf, Misclassified, misclassifiedOf } from '../evaluate/evaluate';
 import { formatMetrics, Metrics } from '../evaluate/metrics';
 import { DataLoader, evalTransforms, ImageFolder, trainTransforms } from '../images';
 import {
@@ -266,11 +266,13 @@ async function runLocked(options: ExperimentOptions, log: (line: string) => void
   );
 
   let test: Metrics | undefined;
+  let testMisclassified: Misclassified[] | undefined;
   const skippedLists: Skipped[][] = datasets.map((d) => d.skipped);
   if (!result.stopped && fs.existsSync(testDir)) {
     const evaluation = await evaluateModel(model, testDir);
     skippedLists.push(evaluation.skipped);
     test = metricsOf(evaluation);
+    testMisclassified = misclassifiedOf(evaluation, options.data);
     log(`Test: ${formatMetrics(test).split('\n')[0]}`);
   }
   const skipped = uniqueSkips(skippedLists.flat());
@@ -294,6 +296,7 @@ async function runLocked(options: ExperimentOptions, log: (line: string) => void
       best_epoch: result.bestEpoch,
       test_acc: test?.accuracy ?? null,
       test,
+      test_misclassified: testMisclassified,
       timing,
       backend: backend.line,
       skipped,

@@ -32,6 +32,8 @@ export interface SeedRun {
   /** Why the seed counts as failed. */
   error?: string;
   seconds: number;
+  /** The test photos this seed's model got wrong (metrics.json's test_misclassified), when it recorded them. */
+  testWrong?: string[];
 }
 
 export interface Spread {
@@ -47,6 +49,11 @@ export interface RepeatSummary {
   val: Spread;
   test: Spread;
   failed: number[];
+  /**
+   * Test photos and how many of the succeeded seeds got each wrong, most first; null unless every succeeded
+   * seed recorded its mistakes. Photos every seed gets wrong are the first place to look for label errors.
+   */
+  testWrong: Array<{ file: string; seeds: number }> | null;
 }
 
 export const REPEATABLE_COMMANDS = ['train'] as const;
@@ -99,12 +106,34 @@ function spread(values: number[]): Spread {
 /** Mean, min and max of val and test accuracy over the seeds that succeeded; the failed seeds listed. */
 export function summarizeRuns(runs: readonly SeedRun[]): RepeatSummary {
   const ok = runs.filter((r) => r.ok);
+  let testWrong: RepeatSummary['testWrong'] = null;
+  if (ok.length > 0 && ok.every((r) => r.testWrong !== undefined)) {
+    const counts = new Map<string, number>();
+    for (const r of ok) for (const file of new Set(r.testWrong)) counts.set(file, (counts.get(file) ?? 0) + 1);
+    testWrong = [...counts]
+      .map(([file, seeds]) => ({ file, seeds }))
+      .sort((a, b) => b.seeds - a.seeds || a.file.localeCompare(b.file));
+  }
   return {
     runs: [...runs],
     val: spread(ok.map((r) => r.valAcc).filter((v): v is number => v !== null)),
     test: spread(ok.map((r) => r.testAcc).filter((v): v is number => v !== null)),
     failed: runs.filter((r) => !r.ok).map((r) => r.seed),
+    testWrong,
   };
+}
+
+/** The test photos every succeeded seed got wrong, one line; empty when the runs did not record them. */
+export function formatAlwaysWrong(summary: RepeatSummary, limit = 20): string {
+  if (summary.testWrong === null) return '';
+  const n = summary.runs.filter((r) => r.ok).length;
+  const every = summary.testWrong.filter((w) => w.seeds === n).map((w) => w.file);
+  const some = summary.testWrong.length - every.length;
+  const shown = every.slice(0, limit).join(', ') + (every.length > limit ? `, … (${every.length - limit} more)` : '');
+  return (
+    `Test photos wrong in all ${n} seeds: ${every.length}${every.length > 0 ? ` (${shown})` : ''}; ` +
+    `wrong in some but not all: ${some} (all in repeat.json)`
+  );
 }
 
 /** The table boat repeat prints: one row per seed, then mean, min and max. */
@@ -140,16 +169,21 @@ export function formatRepeatTable(summary: RepeatSummary): string {
 }
 
 /** Reads a finished run's metrics.json: best val accuracy and test accuracy (null without a test set). */
-export function readRunMetrics(out: string): { valAcc: number; testAcc: number | null } {
+export function readRunMetrics(out: string): { valAcc: number; testAcc: number | null; testWrong?: string[] } {
   const file = path.join(out, 'metrics.json');
-  let metrics: { best_val_acc?: unknown; test_acc?: unknown };
+  let metrics: { best_val_acc?: unknown; test_acc?: unknown; test_misclassified?: unknown };
   try {
     metrics = JSON.parse(fs.readFileSync(file, 'utf8')) as typeof metrics;
   } catch {
     throw new Error(`no readable ${file}`);
   }
   if (typeof metrics.best_val_acc !== 'number') throw new Error(`${file} has no best_val_acc`);
-  return { valAcc: metrics.best_val_acc, testAcc: typeof metrics.test_acc === 'number' ? metrics.test_acc : null };
+  const wrong = metrics.test_misclassified;
+  return {
+    valAcc: metrics.best_val_acc,
+    testAcc: typeof metrics.test_acc === 'number' ? metrics.test_acc : null,
+    ...(Array.isArray(wrong) ? { testWrong: wrong.map((w: { file?: unknown }) => String(w.file)) } : {}),
+  };
 }
 
 /** Runs every seed in turn (one at a time: each run uses every core), then writes <out>/repeat.json. */
@@ -178,12 +212,13 @@ export async function runRepeat(options: RepeatOptions): Promise<RepeatSummary> 
     const seconds = (Date.now() - started) / 1000;
     let valAcc: number | null = null;
     let testAcc: number | null = null;
+    let testWrong: string[] | undefined;
     if (code === 0) {
       try {
         const after = fs.statSync(path.join(out, 'metrics.json')).mtimeMs;
         if (before !== null && after === before)
           throw new Error(`the run did not write ${path.join(out, 'metrics.json')}`);
-        ({ valAcc, testAcc } = readRunMetrics(out));
+        ({ valAcc, testAcc, testWrong } = readRunMetrics(out));
       } catch (err) {
         error = (err as Error).message.startsWith('ENOENT')
           ? `no ${path.join(out, 'metrics.json')}`
@@ -191,7 +226,17 @@ export async function runRepeat(options: RepeatOptions): Promise<RepeatSummary> 
       }
     } else if (error === undefined) error = `exit ${code}`;
     const ok = code === 0 && error === undefined;
-    runs.push({ seed, out, code, ok, valAcc, testAcc, seconds, ...(error !== undefined ? { error } : {}) });
+    runs.push({
+      seed,
+      out,
+      code,
+      ok,
+      valAcc,
+      testAcc,
+      seconds,
+      ...(error !== undefined ? { error } : {}),
+      ...(testWrong !== undefined ? { testWrong } : {}),
+    });
     log(
       ok
         ? `boat repeat: seed ${seed}: val ${valAcc!.toFixed(4)}${testAcc !== null ? `, test ${testAcc.toFixed(4)}` : ''}`
@@ -206,6 +251,7 @@ export async function runRepeat(options: RepeatOptions): Promise<RepeatSummary> 
     val: summary.val,
     test: summary.test,
     failed: summary.failed,
+    test_wrong: summary.testWrong,
   });
   return summary;
 }
