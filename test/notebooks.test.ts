@@ -5,6 +5,7 @@ import * as path from 'node:path';
 import { test } from 'node:test';
 
 import { findFailedCell, numberExecutedCells } from '../lib/cli/notebooks';
+import { compareRunsFigure, compareRunsSpec, valCurve } from '../lib/plot/compare';
 import { findChromium } from '../lib/plot/plotly';
 import { historyTable } from '../lib/train/progress';
 import type { HistoryRow } from '../lib/train/train';
@@ -37,6 +38,65 @@ test('the history prints one line per epoch, train and val side by side, the bes
   assert.match(lines[1], /^\s+1\s+0\.5000\s+0\.5000\s+0\.4000\s+0\.6000\s+1\.0e-3\s+4\.0$/);
   assert.match(lines[2], /^\s+2\s.*0\.8000.*← best val$/);
   assert.doesNotMatch(lines[3], /best/);
+});
+
+test("a two-stage recipe's history gets a stage column, and the marked epoch is the one the recipe keeps", () => {
+  const row = (stage: 1 | 2, epoch: number, phase: 'train' | 'val', acc: number): HistoryRow & { stage: 1 | 2 } => ({
+    stage,
+    epoch,
+    phase,
+    loss: 1 - acc,
+    acc,
+    lr: 1e-3,
+    seconds: 2,
+    imagesPerSecond: 10,
+  });
+  const stage1 = [row(1, 0, 'train', 0.5), row(1, 0, 'val', 0.9), row(1, 1, 'train', 0.6), row(1, 1, 'val', 0.8)];
+  // Stage 2 equal to stage 1's best: the recipe keeps stage 2 (its first best epoch).
+  const kept2 = historyTable([...stage1, row(2, 0, 'train', 0.7), row(2, 0, 'val', 0.9), row(2, 1, 'val', 0.9)]);
+  const lines = kept2.split('\n');
+  assert.match(lines[0], /^stage\s+epoch\s+train loss/);
+  assert.equal(lines.length, 5, 'one line per (stage, epoch), epochs counted within each stage');
+  assert.match(lines[3], /^\s+2\s+1\s.*← best val$/);
+  assert.equal(kept2.match(/best val/g)?.length, 1);
+  // Stage 2 below stage 1's best: stage 1's best epoch is the one kept.
+  const kept1 = historyTable([...stage1, row(2, 0, 'val', 0.85), row(2, 1, 'val', 0.88)]).split('\n');
+  assert.match(kept1[1], /^\s+1\s+1\s.*← best val$/);
+  assert.doesNotMatch(kept1.slice(2).join('\n'), /best/);
+});
+
+test('runs compared over training time: val accuracy at the end of each val phase, after the start offset', () => {
+  const h = (epoch: number, phase: 'train' | 'val', acc: number, seconds: number): HistoryRow => ({
+    epoch,
+    phase,
+    loss: 0,
+    acc,
+    lr: 1e-3,
+    seconds,
+    imagesPerSecond: 1,
+  });
+  const points = valCurve({
+    name: 'r',
+    history: [h(0, 'train', 0.5, 60), h(0, 'val', 0.6, 30), h(1, 'train', 0.7, 60), h(1, 'val', 0.8, 30)],
+    startSeconds: 90,
+  });
+  assert.deepEqual(points, [
+    { minutes: 3, acc: 0.6 },
+    { minutes: 4.5, acc: 0.8 },
+  ]);
+  const figure = compareRunsFigure([
+    { name: 'a', history: [h(0, 'val', 0.5, 60)] },
+    { name: 'b', history: [h(0, 'val', 0.7, 120)] },
+  ]);
+  assert.deepEqual(
+    figure.data.map((t) => [t.name, t.x, t.y]),
+    [
+      ['a', [1], [0.5]],
+      ['b', [2], [0.7]],
+    ],
+  );
+  const spec = compareRunsSpec([{ name: 'a', history: [h(0, 'val', 0.5, 60)] }]) as { data: { values: unknown[] } };
+  assert.deepEqual(spec.data.values, [{ run: 'a', minutes: 1, acc: 0.5 }]);
 });
 
 test('paths under the chosen root are shown relative to the working directory, others stay absolute', () => {

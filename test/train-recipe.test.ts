@@ -16,6 +16,7 @@ import { createBoatModel, readModelMetadata } from '../lib/model';
 import {
   applyScaledGradients,
   groupMultipliers,
+  hasTwoStageCheckpoint,
   runTwoStage,
   scheduledLr,
   stageRateMultipliers,
@@ -279,8 +280,10 @@ test('bad flags with --recipe are one-line errors', () => {
   }
 });
 
-test('an in-process two-stage run leaves no tensor behind', async () => {
+test('an in-process two-stage run leaves no tensor behind; a progress factory gets one sink per stage', async () => {
+  const made: string[] = [];
   const run = async (out: string): Promise<void> => {
+    assert.equal(hasTwoStageCheckpoint(out), false);
     const result = await runTwoStage({
       data,
       out,
@@ -290,11 +293,16 @@ test('an in-process two-stage run leaves no tensor behind', async () => {
       headEpochs: 2,
       epochs: 1,
       cacheDir: cache,
-      progress: silent,
+      progress: (stage, epochs) => {
+        made.push(`${stage}:${epochs}`);
+        return silent;
+      },
       log: () => {},
     });
     assert.equal(result.stopped, false);
     assert.equal(result.history.length, 2 * 2 + 2);
+    assert.ok(result.featureSeconds >= 0);
+    assert.equal(hasTwoStageCheckpoint(out), true, 'the checkpoint a notebook resumes');
     result.model.dispose();
   };
   // The first run may create the engine's own lasting tensors; the second must add none.
@@ -302,4 +310,5 @@ test('an in-process two-stage run leaves no tensor behind', async () => {
   const before = tf.memory().numTensors;
   await run(path.join(models, 'flat-2'));
   assert.equal(tf.memory().numTensors, before);
+  assert.deepEqual(made, ['1:2', '2:1', '1:2', '2:1']);
 });

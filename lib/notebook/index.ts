@@ -140,11 +140,13 @@ export async function showPlotly(figure: PlotlyFigure, file?: string, fallback?:
 /**
  * Progress for trainModel/runExperiment that rewrites one output of the cell in place: the bar of the
  * phase running now and the last finished epoch. Nothing is printed per epoch, so the cell ends with the
- * final bar; print `historyTable(result.history)` after the run for the whole story.
+ * final bar; print `historyTable(result.history)` after the run for the whole story. `label` (e.g.
+ * "stage 2") starts every line, for runs made of several trainings.
  */
-export function notebookProgress(epochs: number): ProgressSink {
+export function notebookProgress(epochs: number, label?: string): ProgressSink {
+  const prefix = label ? `${label}: ` : '';
   const t = tslab();
-  if (!t) return { batch: () => undefined, phase: (row) => console.log(phaseLine(row, epochs)) };
+  if (!t) return { batch: () => undefined, phase: (row) => console.log(prefix + phaseLine(row, epochs)) };
   const live = t.newDisplay();
   let bar = '';
   let finished = '';
@@ -154,11 +156,16 @@ export function notebookProgress(epochs: number): ProgressSink {
       const now = Date.now();
       if (now - last < 250 && done < total) return;
       last = now;
-      bar = progressLine(epoch < 0 ? 'features' : `epoch ${epoch + 1}/${epochs} ${phase}`, done, total, seconds);
+      bar = progressLine(
+        prefix + (epoch < 0 ? 'features' : `epoch ${epoch + 1}/${epochs} ${phase}`),
+        done,
+        total,
+        seconds,
+      );
       live.text(finished ? `${bar}\nlast finished: ${finished}` : bar);
     },
     phase(row) {
-      finished = phaseLine(row, epochs);
+      finished = prefix + phaseLine(row, epochs);
       live.text(bar ? `${bar}\nlast finished: ${finished}` : finished);
     },
   };

@@ -52,24 +52,34 @@ export function terminalProgress(
 
 /**
  * The history as one line per epoch (train and val side by side), the best-val epoch marked: what a reader
- * needs after a run, where a line per phase would bury the story.
+ * needs after a run, where a line per phase would bury the story. A two-stage recipe's rows get a stage
+ * column, and the marked epoch is the one the recipe keeps.
  */
-export function historyTable(history: readonly HistoryRow[]): string {
-  const epochs = [...new Set(history.map((r) => r.epoch))].sort((a, b) => a - b);
-  const row = (epoch: number, phase: Phase): HistoryRow | undefined =>
-    history.find((r) => r.epoch === epoch && r.phase === phase);
+export function historyTable(history: ReadonlyArray<HistoryRow & { stage?: number }>): string {
+  // A two-stage recipe's rows carry their stage, and epochs count from 0 within each stage.
+  const staged = history.some((r) => r.stage !== undefined);
+  const key = (r: { stage?: number; epoch: number }): string => `${r.stage ?? 0}:${r.epoch}`;
+  const keys = [...new Set(history.map(key))];
+  const row = (k: string, phase: Phase): (HistoryRow & { stage?: number }) | undefined =>
+    history.find((r) => key(r) === k && r.phase === phase);
+  // The kept epoch: the first best within a stage; a later stage that equals an earlier one's best is kept.
   const vals = history.filter((r) => r.phase === 'val');
-  const best = vals.length > 0 ? vals.reduce((a, b) => (b.acc > a.acc ? b : a)).epoch : -1;
+  const best =
+    vals.length > 0
+      ? key(vals.reduce((a, b) => (b.acc > a.acc || (b.stage !== a.stage && b.acc >= a.acc) ? b : a)))
+      : '';
   const cell = (v: number | undefined, digits: number, width: number): string =>
     (v === undefined ? '' : v.toFixed(digits)).padStart(width);
-  const lines = ['epoch  train loss  train acc  val loss  val acc      lr  seconds'];
-  for (const e of epochs) {
-    const t = row(e, 'train');
-    const v = row(e, 'val');
+  const lines = [`${staged ? 'stage  ' : ''}epoch  train loss  train acc  val loss  val acc      lr  seconds`];
+  for (const k of keys) {
+    const t = row(k, 'train');
+    const v = row(k, 'val');
+    const first = (t ?? v)!;
     lines.push(
-      `${String(e + 1).padStart(5)}  ${cell(t?.loss, 4, 10)}  ${cell(t?.acc, 4, 9)}  ${cell(v?.loss, 4, 8)}  ` +
-        `${cell(v?.acc, 4, 7)}  ${(t ?? v)!.lr.toExponential(1).padStart(6)}  ` +
-        `${cell((t?.seconds ?? 0) + (v?.seconds ?? 0), 1, 7)}${e === best ? '  ← best val' : ''}`,
+      `${staged ? `${String(first.stage ?? '').padStart(5)}  ` : ''}${String(first.epoch + 1).padStart(5)}  ` +
+        `${cell(t?.loss, 4, 10)}  ${cell(t?.acc, 4, 9)}  ${cell(v?.loss, 4, 8)}  ` +
+        `${cell(v?.acc, 4, 7)}  ${first.lr.toExponential(1).padStart(6)}  ` +
+        `${cell((t?.seconds ?? 0) + (v?.seconds ?? 0), 1, 7)}${k === best ? '  ← best val' : ''}`,
     );
   }
   return lines.join('\n');

@@ -17,7 +17,7 @@ import * as path from 'node:path';
 import * as tf from '../engine/tf';
 
 import { skippedLines, type Skipped } from '../data/scan';
-import { evaluateModel, metricsOf } from '../evaluate/evaluate';
+import { EvaluationResult, evaluateModel, metricsOf, misclassifiedOf } from '../evaluate/evaluate';
 import { formatMetrics, Metrics } from '../evaluate/metrics';
 import { DataLoader, evalTransforms, ImageFolder, trainTransforms } from '../images';
 import { balancedClassWeights, BoatModel, checkClassesMatch, createBoatModel, saveBoatModel } from '../model';
@@ -80,7 +80,8 @@ export interface TwoStageOptions {
   /** Steps of the learning-rate finder. */
   finderSteps?: number;
   resume?: boolean;
-  progress?: ProgressSink;
+  /** One sink for both stages, or one made per stage (a notebook shows each stage in its own display). */
+  progress?: ProgressSink | ((stage: 1 | 2, epochs: number) => ProgressSink);
   log?: (line: string) => void;
   shouldStop?: () => boolean;
   /** After each epoch's checkpoint; `epoch` counts from 0 within its stage. */
@@ -108,6 +109,8 @@ export interface TwoStageResult {
   test?: Metrics;
   recipe: Record<string, unknown>;
   history: Array<HistoryRow & { stage: 1 | 2 }>;
+  /** Seconds spent computing backbone features for stage 1 (0 when all came from the cache). */
+  featureSeconds: number;
   stopped: boolean;
   out: string;
   skipped: Skipped[];
@@ -118,6 +121,11 @@ export async function runTwoStage(options: TwoStageOptions): Promise<TwoStageRes
   return withOutputLock(options.data, options.out, log, () => runLocked(options, log));
 }
 
+function stageProgress(progress: TwoStageOptions['progress'], stage: 1 | 2, epochs: number): ProgressSink {
+  if (progress === undefined) return terminalProgress(epochs);
+  return typeof progress === 'function' ? progress(stage, epochs) : progress;
+}
+
 /** The checkpoint folders: stage 1's, and stage 2's (the place a plain `boat train` uses). */
 export function twoStageCheckpoints(out: string): { stage1: string; stage2: string } {
   const base = path.resolve(out);
@@ -125,6 +133,11 @@ export function twoStageCheckpoints(out: string): { stage1: string; stage2: stri
 }
 
 const hasState = (dir: string): boolean => fs.existsSync(path.join(dir, 'state.json'));
+
+/** True when a recipe run into `out` left a checkpoint that `resume` can continue. */
+export function hasTwoStageCheckpoint(out: string): boolean {
+  return hasState(twoStageCheckpoints(out).stage1);
+}
 
 async function runLocked(options: TwoStageOptions, log: (line: string) => void): Promise<TwoStageResult> {
   const started = Date.now();
@@ -207,7 +220,7 @@ async function runLocked(options: TwoStageOptions, log: (line: string) => void):
       checkResumeSettings(checkpoints.stage1, resumeSettings(check));
     }
 
-    const progress1 = options.progress ?? terminalProgress(o.headEpochs);
+    const progress1 = stageProgress(options.progress, 1, o.headEpochs);
     const features = new FeatureRun(model, {
       cacheDir: options.cacheDir ?? path.resolve('.cache', 'features'),
       seed,
@@ -279,7 +292,16 @@ async function runLocked(options: TwoStageOptions, log: (line: string) => void):
       log(
         `Stopped in stage 1; the checkpoint is in ${checkpoints.stage1}. Resume with the same command plus --resume.`,
       );
-      return { model, stage1, recipe, history, stopped: true, out: path.resolve(options.out), skipped: skippedOf() };
+      return {
+        model,
+        stage1,
+        recipe,
+        history,
+        featureSeconds: features.seconds,
+        stopped: true,
+        out: path.resolve(options.out),
+        skipped: skippedOf(),
+      };
     }
     log(
       `Stage 1 done: best val acc ${stage1.valAcc.toFixed(4)} (epoch ${stage1.bestEpoch + 1})${stage1.testAcc !== undefined ? `, test acc ${stage1.testAcc.toFixed(4)}` : ''}`,
@@ -291,7 +313,7 @@ async function runLocked(options: TwoStageOptions, log: (line: string) => void):
     model.batchNormFrozen = true;
     const rateMultipliers = stageRateMultipliers(model, o.lrMult);
     const micro = stage2MicroBatch(backend.name, batchSize, options.accumulate);
-    const progress2 = options.progress ?? terminalProgress(o.epochs);
+    const progress2 = stageProgress(options.progress, 2, o.epochs);
     const settings2 = {
       ...runSettings({
         mode: 'finetune',
@@ -353,6 +375,7 @@ async function runLocked(options: TwoStageOptions, log: (line: string) => void):
         stage2,
         recipe,
         history,
+        featureSeconds: features.seconds,
         stopped: true,
         out: path.resolve(options.out),
         skipped: skippedOf(),
@@ -362,10 +385,12 @@ async function runLocked(options: TwoStageOptions, log: (line: string) => void):
     const trained2 = r2.history.length > 0;
     const evaluations: Skipped[] = [];
     let test: Metrics | undefined;
+    let testEvaluation: EvaluationResult | undefined;
     if (hasTest && trained2) {
       const evaluation = await evaluateModel(model, testDir);
       evaluations.push(...evaluation.skipped);
       test = metricsOf(evaluation);
+      testEvaluation = evaluation;
       stage2.testAcc = test.accuracy;
     }
     if (trained2)
@@ -385,7 +410,10 @@ async function runLocked(options: TwoStageOptions, log: (line: string) => void):
           ? `Stage 2's best val acc ${stage2.valAcc.toFixed(4)} is below stage 1's ${stage1.valAcc.toFixed(4)}: keeping stage 1's model`
           : "Stage 2 trained no epochs (--epochs 0): keeping stage 1's model",
       );
-      if (hasTest) test = metricsOf(await evaluateModel(model, testDir));
+      if (hasTest) {
+        testEvaluation = await evaluateModel(model, testDir);
+        test = metricsOf(testEvaluation);
+      }
     } else {
       log(`Keeping stage 2's model (val ${stage2.valAcc.toFixed(4)} ≥ stage 1's ${stage1.valAcc.toFixed(4)})`);
     }
@@ -401,6 +429,7 @@ async function runLocked(options: TwoStageOptions, log: (line: string) => void):
       best_epoch: keptStage.bestEpoch,
       test_acc: test?.accuracy ?? null,
       test,
+      test_misclassified: testEvaluation ? misclassifiedOf(testEvaluation, options.data) : undefined,
       kept,
       stages: {
         stage1: stageJson(stage1),
@@ -456,6 +485,7 @@ async function runLocked(options: TwoStageOptions, log: (line: string) => void):
       test,
       recipe,
       history,
+      featureSeconds: features.seconds,
       stopped: false,
       out: path.resolve(options.out),
       skipped,
