@@ -75,6 +75,7 @@ test('the native GEMM rate of a 256×256 product is a positive finite GFLOP/s, i
   const before = tf.memory().numTensors;
   const fp32 = nativeGemmGflops(256, 'fp32', 2);
   assert.ok('gflops' in fp32 && Number.isFinite(fp32.gflops) && fp32.gflops > 0, JSON.stringify(fp32));
+  assert.equal(fp32.samples, 2, 'the best of 2 samples after the warm-up');
   const bf16 = nativeGemmGflops(256, 'bf16', 2);
   if (nativeBf16Support().ok)
     assert.ok('gflops' in bf16 && Number.isFinite(bf16.gflops) && bf16.gflops > 0, JSON.stringify(bf16));

@@ -122,8 +122,8 @@ export interface PairedRates {
 }
 
 /**
- * Forward and train step at batch 8 in each precision, rep by rep in turn with the partner: after a
- * warm-up of each, every round is ours fp32, ours bf16, the partner's forward; then the same for the
+ * Forward and train step at batch 8 in each precision, rep by rep in turn with the partners: after a
+ * warm-up of each, every round is ours fp32, ours bf16, each partner's forward; then the same for the
  * train step. Nobody's reps get a quieter stretch of a shared machine than the others'.
  */
 async function pairedReps(
@@ -131,7 +131,7 @@ async function pairedReps(
   precisions: Array<'fp32' | 'bf16'>,
   train: boolean,
   rounds: number,
-  partner?: RepPartner,
+  partners: RepPartner[],
 ): Promise<Record<'fp32' | 'bf16', PairedRates>> {
   const x = tf.randomNormal<tf.Rank.R4>([8, 224, 224, 3], 0, 50, 'float32', 1);
   const forward = async (): Promise<number> => {
@@ -153,18 +153,18 @@ async function pairedReps(
       await forward();
       stepper?.step();
     }
-    await partner?.warmUp();
+    for (const partner of partners) await partner.warmUp();
     for (let r = 0; r < rounds; r++) {
       for (const p of precisions) {
         await selectBackend(undefined, p);
         rates[p].forward.push(await forward());
       }
-      await partner?.rep('forward');
+      for (const partner of partners) await partner.rep('forward');
       for (const p of precisions) {
         await selectBackend(undefined, p);
         if (stepper) rates[p].train.push(stepper.step());
       }
-      await partner?.rep('train');
+      for (const partner of partners) await partner.rep('train');
     }
   } finally {
     await selectBackend(undefined, before);
@@ -182,11 +182,12 @@ export interface BenchModelOptions {
   /** Rounds of paired reps at batch 8 (each figure there is their median). */
   rounds: number;
   accumulated128?: boolean;
-  partner?: RepPartner;
+  /** Taking turns with ours, in this order, within each round. */
+  partners?: RepPartner[];
 }
 
 export async function benchModel(options: BenchModelOptions): Promise<ModelBenchResult> {
-  const { batches, reps, rounds, partner } = options;
+  const { batches, reps, rounds, partners = [] } = options;
   const model = await createBoatModel({ classes: ['a', 'b', 'c', 'd', 'e'], mode: 'finetune' });
   const forwardFlopsPerImage = forwardFlopsPerExample(model.backbone) + forwardFlopsPerExample(model.head);
   const forward: Record<number, number> = {};
@@ -216,7 +217,7 @@ export async function benchModel(options: BenchModelOptions): Promise<ModelBench
 
   const support = fineTuneSupport();
   const bf16Support = nativeBf16Support();
-  const paired = await pairedReps(model, bf16Support.ok ? ['fp32', 'bf16'] : ['fp32'], support.ok, rounds, partner);
+  const paired = await pairedReps(model, bf16Support.ok ? ['fp32', 'bf16'] : ['fp32'], support.ok, rounds, partners);
   const medianOrNull = (v: number[]): number | null => (v.length ? median(v) : null);
   forward[8] = median(paired.fp32.forward);
   const trainImgS8 = medianOrNull(paired.fp32.train);
