@@ -79,6 +79,14 @@ test("a PyTorch rep without a configuration, or the child's own error, is an err
   assert.throws(() => checkTorchRep({ error: "unknown command 'x'" }), /PyTorch: unknown command 'x'/);
 });
 
+test('a PyTorch child that cannot start or exits at once is a reason, not a hang', async () => {
+  assert.deepEqual(await TorchSession.start(1, 2, 64, '/nonexistent/python3'), {
+    missing: '/nonexistent/python3 not found',
+  });
+  const failed = await TorchSession.start(1, 2, 64, '/bin/false');
+  assert.deepEqual(failed, { missing: 'PyTorch run failed: python exited with code 1 before its first line' });
+});
+
 test(
   "bench/torch_resnet50.py --serve answers the bench's reps one by one, for all three configurations (64 px, batch 2)",
   {

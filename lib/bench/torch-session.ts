@@ -24,6 +24,29 @@ export interface TorchInfo {
   forward_flops_per_image: number;
 }
 
+/** A reply slower than this means a stuck child: it is killed, and the bench goes on without PyTorch. */
+const REPLY_TIMEOUT_MS = 900_000;
+
+/** The promise's value, or after `ms` `onTimeout()` and the iterator's end. */
+async function withTimeout<T>(
+  p: Promise<IteratorResult<T>>,
+  ms: number,
+  onTimeout: () => void,
+): Promise<IteratorResult<T>> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<IteratorResult<T>>((resolve) => {
+    timer = setTimeout(() => {
+      onTimeout();
+      resolve({ done: true, value: undefined });
+    }, ms);
+  });
+  try {
+    return await Promise.race([p, late]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
 /** Seconds of one rep in each configuration. */
 export type TorchRep = Record<TorchConfig, number>;
 
@@ -45,6 +68,7 @@ export class TorchSession {
     private readonly lines: AsyncIterator<string>,
     /** The end of the child's stderr, for the error when it fails. */
     private readonly stderr: { tail: string },
+    private readonly closed: Promise<unknown>,
   ) {}
 
   /** Starts the child and waits until its model is built; the reason instead when it cannot run. */
@@ -58,6 +82,7 @@ export class TorchSession {
     const child = spawn(python, [TORCH_SCRIPT, '--serve', String(threads), String(batch), String(size)], {
       stdio: ['pipe', 'pipe', 'pipe'],
     });
+    const closed = new Promise<number | null>((resolve) => child.once('close', resolve));
     const stderr = { tail: '' };
     child.stderr.setEncoding('utf8');
     child.stderr.on('data', (d: string) => (stderr.tail = (stderr.tail + d).slice(-4000)));
@@ -65,27 +90,36 @@ export class TorchSession {
     child.on('error', (err) => (stderr.tail += `\n${err.message}`));
     child.stdin.on('error', (err) => (stderr.tail += `\n${err.message}`));
     const lines = readline.createInterface({ input: child.stdout })[Symbol.asyncIterator]();
-    const first = await lines.next();
+    const first = await withTimeout(lines.next(), REPLY_TIMEOUT_MS, () => {
+      stderr.tail += `\nno reply in ${REPLY_TIMEOUT_MS / 1000} s`;
+      child.kill();
+    });
     if (first.done) {
-      await new Promise((resolve) => (child.exitCode !== null ? resolve(null) : child.once('close', resolve)));
+      const code = await closed;
+      const last = stderr.tail.trim().split('\n').pop();
       const why = /No module named '?(torch\w*)/.exec(stderr.tail)?.[1];
       return {
         missing: why
           ? `PyTorch not installed (no module ${why}; apt-get install python3-torch python3-torchvision)`
-          : `PyTorch run failed: ${stderr.tail.trim().split('\n').pop()}`,
+          : `PyTorch run failed: ${last || `python exited with code ${code} before its first line`}`,
       };
     }
-    return new TorchSession(child, JSON.parse(first.value) as TorchInfo, lines, stderr);
+    return new TorchSession(child, JSON.parse(first.value) as TorchInfo, lines, stderr, closed);
   }
 
   private async request(command: string): Promise<unknown> {
     this.child.stdin!.write(`${command}\n`);
-    const next = await this.lines.next();
+    const next = await withTimeout(this.lines.next(), REPLY_TIMEOUT_MS, () => this.kill());
     if (next.done) {
       const last = this.stderr.tail.trim().split('\n').pop();
       throw new Error(`PyTorch exited during "${command}"${last ? `: ${last}` : ''}`);
     }
     return JSON.parse(next.value);
+  }
+
+  private kill(): void {
+    this.stderr.tail += `\nno reply in ${REPLY_TIMEOUT_MS / 1000} s`;
+    this.child.kill();
   }
 
   /** Two warm-ups of forward and train step in each configuration. */
@@ -101,10 +135,8 @@ export class TorchSession {
 
   /** Ends the child (end of stdin) and waits for it. */
   async close(): Promise<void> {
-    if (this.child.exitCode !== null) return;
-    const closed = new Promise((resolve) => this.child.once('close', resolve));
     this.child.stdin!.end();
-    await closed;
+    await this.closed;
   }
 }
 
