@@ -1,6 +1,8 @@
 /**
  * Model benchmarks: ResNet50 forward throughput at several batch sizes, the head's training step on
- * cached features, and the same forward/train measurements in PyTorch (Debian's) when it is installed.
+ * cached features, and forward and train step at batch 8 in fp32 and bf16, rep by rep in turn with
+ * partners (PyTorch's session, torch-session.ts; the GEMM, gemm.ts); then the checks and ratios of
+ * PyTorch's results.
  */
 import * as tf from '../engine/tf';
 
