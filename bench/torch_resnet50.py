@@ -4,10 +4,20 @@ downloaded), forward and train-step throughput at one batch size, with a fixed t
 CPU configurations: fp32 NCHW (PyTorch's default), fp32 channels_last, and bf16 autocast + channels_last
 (PyTorch's fastest on a CPU with native bf16). Each measurement follows two warm-ups (oneDNN creates its
 primitives on first use), and the configurations take turns rep by rep, so none gets a quieter minute.
-Prints one JSON object. Run with Debian's Python: apt-get install python3-torch python3-torchvision.
+Run with Debian's Python: apt-get install python3-torch python3-torchvision.
 
-    /usr/bin/python3 bench/torch_resnet50.py THREADS BATCH REPS [SIZE]    (SIZE: image side, default 224)"""
+    /usr/bin/python3 bench/torch_resnet50.py THREADS BATCH REPS [SIZE]    (SIZE: image side, default 224)
+
+prints one JSON object with the median img/s of the reps.
+
+    /usr/bin/python3 bench/torch_resnet50.py --serve THREADS BATCH [SIZE]
+
+is how `boat bench` runs it, so that its reps alternate with the engine's: it prints a JSON line
+describing the model, then answers each line read on stdin with one JSON line: `warmup` (two warm-ups of
+forward and train step in each configuration), `forward` or `train` (one timed rep in each configuration,
+in seconds). It exits at the end of stdin."""
 import json
+import statistics
 import sys
 import time
 
@@ -15,8 +25,12 @@ import torch
 import torch.nn as nn
 import torchvision
 
-threads, batch, reps = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
-size = int(sys.argv[4]) if len(sys.argv) > 4 else 224
+serve = sys.argv[1] == '--serve'
+args = sys.argv[2:] if serve else sys.argv[1:]
+threads, batch = int(args[0]), int(args[1])
+reps = 0 if serve else int(args[2])
+rest = args[2:] if serve else args[3:]
+size = int(rest[0]) if rest else 224
 torch.set_num_threads(threads)
 torch.manual_seed(0)
 model = torchvision.models.resnet50()
@@ -28,6 +42,27 @@ opt = torch.optim.SGD(model.parameters(), lr=0.001, momentum=0.9)
 
 # name: (channels_last, bf16 autocast)
 CONFIGS = {'nchw': (False, False), 'channels_last': (True, False), 'bf16_channels_last': (True, True)}
+
+
+def forward_flops():
+    """Floating-point operations of one image's forward pass: 2 per multiply-add of the convolutions and
+    linear layers (what the engine's count covers too; BatchNorm, ReLU, pooling and adds are left out)."""
+    total = [0]
+
+    def conv(m, _inputs, out):
+        total[0] += 2 * out[0].numel() * (m.in_channels // m.groups) * m.kernel_size[0] * m.kernel_size[1]
+
+    def linear(m, _inputs, out):
+        total[0] += 2 * out[0].numel() * m.in_features
+
+    hooks = [m.register_forward_hook(conv) for m in model.modules() if isinstance(m, nn.Conv2d)]
+    hooks += [m.register_forward_hook(linear) for m in model.modules() if isinstance(m, nn.Linear)]
+    model.eval()
+    with torch.no_grad():
+        model(x[:1])
+    for h in hooks:
+        h.remove()
+    return total[0]
 
 
 def prepare(channels_last):
@@ -51,28 +86,57 @@ def train(xx, bf16):
     opt.step()
 
 
-def timed(fn, xx, bf16):
-    t = time.perf_counter()
-    fn(xx, bf16)
-    return time.perf_counter() - t
+STEPS = {'forward': forward, 'train': train}
 
 
-results = {}
-for what, fn in (('forward', forward), ('train', train)):
-    seconds = {name: 0.0 for name in CONFIGS}
+def warmup():
+    for fn in STEPS.values():
+        for channels_last, bf16 in CONFIGS.values():
+            xx = prepare(channels_last)
+            fn(xx, bf16)
+            fn(xx, bf16)
+
+
+def rep(what):
+    """Seconds of one `what` in each configuration, the configurations in turn."""
+    seconds = {}
     for name, (channels_last, bf16) in CONFIGS.items():
         xx = prepare(channels_last)
-        fn(xx, bf16)
-        fn(xx, bf16)
-    for _ in range(reps):
-        for name, (channels_last, bf16) in CONFIGS.items():
-            xx = prepare(channels_last)
-            seconds[name] += timed(fn, xx, bf16)
-    for name in CONFIGS:
-        results.setdefault(name, {})[f'{what}_img_s'] = batch * reps / seconds[name]
+        t = time.perf_counter()
+        STEPS[what](xx, bf16)
+        seconds[name] = time.perf_counter() - t
+    return seconds
 
-print(json.dumps({'torch_version': torch.__version__, 'threads': threads, 'batch': batch, 'size': size,
-                  'params': params, 'reps': reps, 'warmups': 2,
-                  # fp32 NCHW under the names the bench has always read
-                  'forward_img_s': results['nchw']['forward_img_s'], 'train_img_s': results['nchw']['train_img_s'],
-                  'configs': results}))
+
+info = {'torch_version': torch.__version__, 'threads': threads, 'batch': batch, 'size': size, 'params': params,
+        'warmups': 2, 'forward_flops_per_image': forward_flops()}
+
+
+def reply(obj):
+    print(json.dumps(obj), flush=True)
+
+
+if serve:
+    reply({'ready': True, **info})
+    for line in sys.stdin:
+        command = line.strip()
+        if command == 'warmup':
+            warmup()
+            reply({'ok': True})
+        elif command in STEPS:
+            reply(rep(command))
+        elif command:
+            reply({'error': f'unknown command {command!r}'})
+    sys.exit(0)
+
+warmup()
+seconds = {what: {name: [] for name in CONFIGS} for what in STEPS}
+for _ in range(reps):
+    for what in STEPS:
+        for name, s in rep(what).items():
+            seconds[what][name].append(s)
+results = {name: {f'{what}_img_s': batch / statistics.median(seconds[what][name]) for what in STEPS} for name in CONFIGS}
+reply({**info, 'reps': reps, 'statistic': 'median',
+       # fp32 NCHW under the names the bench has always read
+       'forward_img_s': results['nchw']['forward_img_s'], 'train_img_s': results['nchw']['train_img_s'],
+       'configs': results})

@@ -1,15 +1,15 @@
 /**
  * The PyTorch side of `boat bench`: the JSON keys that compare ours with PyTorch's three CPU
  * configurations (fp32 NCHW, fp32 channels_last, bf16 autocast + channels_last), checked without PyTorch;
- * then bench/torch_resnet50.py itself, when Debian's PyTorch is installed, on tiny images.
+ * then bench/torch_resnet50.py itself as the bench runs it (a session answering rep by rep), when
+ * Debian's PyTorch is installed, on tiny images.
  */
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import * as path from 'node:path';
 import { test } from 'node:test';
 
 import { parseTorchResult, torchComparisonKeys } from '../lib/bench/model';
-import { REPO_ROOT } from './helpers';
+import { checkTorchRep, TorchPartner, TorchSession } from '../lib/bench/torch-session';
 
 const SAMPLE = {
   torch_version: '1.13.0a0',
@@ -68,19 +68,51 @@ test('a PyTorch result without one of the configurations is an error naming it',
 
 const hasTorch = spawnSync('/usr/bin/python3', ['-c', 'import torch, torchvision'], { encoding: 'utf8' }).status === 0;
 
+test("a PyTorch rep without a configuration, or the child's own error, is an error, not a NaN rate", () => {
+  assert.deepEqual(checkTorchRep({ nchw: 1, channels_last: 0.5, bf16_channels_last: 0.25 }), {
+    nchw: 1,
+    channels_last: 0.5,
+    bf16_channels_last: 0.25,
+  });
+  assert.throws(() => checkTorchRep({ nchw: 1, channels_last: 0.5 }), /PyTorch rep lacks bf16_channels_last/);
+  assert.throws(() => checkTorchRep({ nchw: 1, channels_last: -1, bf16_channels_last: 1 }), /lacks channels_last/);
+  assert.throws(() => checkTorchRep({ error: "unknown command 'x'" }), /PyTorch: unknown command 'x'/);
+});
+
+test('a PyTorch child that cannot start or exits at once is a reason, not a hang', async () => {
+  assert.deepEqual(await TorchSession.start(1, 2, 64, '/nonexistent/python3'), {
+    missing: '/nonexistent/python3 not found',
+  });
+  const failed = await TorchSession.start(1, 2, 64, '/bin/false');
+  assert.deepEqual(failed, { missing: 'PyTorch run failed: python exited with code 1 before its first line' });
+});
+
 test(
-  'bench/torch_resnet50.py prints what the bench reads, for all three configurations (64 px, batch 2, one rep)',
+  "bench/torch_resnet50.py --serve answers the bench's reps one by one, for all three configurations (64 px, batch 2)",
   {
     skip: hasTorch ? false : "Debian's PyTorch is not installed (apt-get install python3-torch python3-torchvision)",
     timeout: 900_000,
   },
-  () => {
-    const script = path.join(REPO_ROOT, 'bench', 'torch_resnet50.py');
-    const r = spawnSync('/usr/bin/python3', [script, '1', '2', '1', '64'], { encoding: 'utf8', timeout: 900_000 });
-    assert.equal(r.status, 0, r.stderr);
-    const result = parseTorchResult(r.stdout.trim().split('\n').pop()!);
-    assert.equal(result.params, 24_033_861, "the tutorial's head, like for like");
+  async () => {
+    const session = await TorchSession.start(1, 2, 64);
+    assert.ok(session instanceof TorchSession, JSON.stringify(session));
+    assert.equal(session.info.params, 24_033_861, "the tutorial's head, like for like");
+    // torchvision's ResNet50 (v1.5: stride in the 3×3) at 64 px: 668,338,688 FLOPs, 4.09 GMACs at 224 px
+    assert.equal(session.info.forward_flops_per_image, 668_338_688);
+    const partner = new TorchPartner(session);
+    await partner.warmUp();
+    for (const what of ['forward', 'train', 'forward', 'train'] as const) await partner.rep(what);
+    await session.close();
+    const result = partner.result();
+    assert.ok('configs' in result, JSON.stringify(result));
     assert.equal(result.batch, 2);
+    assert.equal(partner.seconds.train.bf16_channels_last.length, 2);
+    const median = (v: number[]): number => (v[0] + v[1]) / 2;
+    assert.equal(result.configs.channels_last.forward_img_s, 2 / median(partner.seconds.forward.channels_last));
     assert.equal(result.forward_img_s, result.configs.nchw.forward_img_s, 'the old keys are fp32 NCHW');
+    // A request after the child has gone is a failure the partner reports, not a hang or a crash.
+    await partner.rep('forward');
+    const failed = partner.result();
+    assert.ok('missing' in failed && failed.missing.startsWith('PyTorch run failed: PyTorch exited during "forward"'));
   },
 );

@@ -1,21 +1,26 @@
 /**
  * Model benchmarks: ResNet50 forward throughput at several batch sizes, the head's training step on
- * cached features, and the same forward/train measurements in PyTorch (Debian's) when it is installed.
+ * cached features, and forward and train step at batch 8 in fp32 and bf16, rep by rep in turn with
+ * partners (PyTorch's session, torch-session.ts; the GEMM, gemm.ts); then the checks and ratios of
+ * PyTorch's results.
  */
-import { spawnSync } from 'node:child_process';
-import * as fs from 'node:fs';
-import * as path from 'node:path';
 import * as tf from '../engine/tf';
 
 import { BoatModel, createBoatModel, nllLoss } from '../model';
 import { fineTuneSupport, nativeBf16Support, selectBackend, setNativeKernels } from '../engine';
 import { BatchSource, disposeOptimizer, TrainBatch, trainModel } from '../train';
 import { now, peakRssMb, secondsSince } from '../util';
+import { forwardFlopsPerExample } from './flops';
 
 export interface ModelBenchResult {
+  /** Forward img/s by batch size (batch 8: the median of the paired reps). */
   forward: Record<number, number>;
+  /** FLOPs of one image's forward pass at 224 px, from the layer shapes (flops.ts). */
+  forwardFlopsPerImage: number;
+  /** The paired reps at batch 8 behind forward[8], trainImgS8 and bf16 (bf16 null without native bf16). */
+  paired: { rounds: number; fp32: PairedRates; bf16: PairedRates | null };
   headStepMs: number;
-  /** Train step img/s at batch 8, or null with the reason when the backend cannot train convolutions. */
+  /** Train step img/s at batch 8 (the median of the paired reps), or null with the reason when the backend cannot train convolutions. */
   trainImgS8: number | null;
   trainSkipped?: string;
   /** Peak RSS (MB) after the forward passes (what feature extraction needs) and after training steps. */
@@ -25,7 +30,7 @@ export interface ModelBenchResult {
   accumulated128?: { seconds: number; peakRssMb: number };
   /** With native kernels in use: forward and train step at batch 8 with wasm's kernels alone, in the same run. */
   wasmOnly?: { forwardImgS8: number; trainImgS8: number | null };
-  /** Forward and train step at batch 8 in bf16 precision, in the same run; or why not (no native bf16). */
+  /** Forward and train step at batch 8 in bf16 precision, medians of the paired reps; or why not (no native bf16). */
   bf16: { forwardImgS8: number; trainImgS8: number | null } | { reason: string };
 }
 
@@ -67,29 +72,130 @@ async function timeForward(model: BoatModel, b: number, reps: number): Promise<n
   return (b * reps) / secondsSince(t);
 }
 
-/** Fine-tune step img/s at batch 8 (forward + backward + SGD), after one warm-up step. */
-function timeTrainStep(model: BoatModel, reps: number): number {
+/** Fine-tune steps at batch 8 (forward + backward + SGD with momentum); step() returns its img/s. */
+function trainStepper(model: BoatModel): { step(): number; dispose(): void } {
   model.mode = 'finetune';
   const x = tf.randomNormal<tf.Rank.R4>([8, 224, 224, 3], 0, 50);
   const y = tf.tensor1d([0, 1, 2, 3, 4, 0, 1, 2], 'int32');
   const optimizer = tf.train.momentum(0.001, 0.9);
-  const step = (): void =>
-    tf.dispose(
-      optimizer.minimize(() => nllLoss(model.forward(x, true), y), true, model.trainableVariables()) ?? undefined,
-    );
-  step();
+  return {
+    step: () => {
+      const t = now();
+      tf.dispose(
+        optimizer.minimize(() => nllLoss(model.forward(x, true), y), true, model.trainableVariables()) ?? undefined,
+      );
+      return 8 / secondsSince(t);
+    },
+    dispose: () => {
+      tf.dispose([x, y]);
+      disposeOptimizer(optimizer);
+    },
+  };
+}
+
+/** Train step img/s at batch 8 over `reps` steps, after one warm-up step. */
+function timeTrainStep(model: BoatModel, reps: number): number {
+  const stepper = trainStepper(model);
+  stepper.step();
   const t = now();
-  for (let i = 0; i < reps; i++) step();
+  for (let i = 0; i < reps; i++) stepper.step();
   const imgS = (8 * reps) / secondsSince(t);
-  tf.dispose([x, y]);
-  disposeOptimizer(optimizer);
+  stepper.dispose();
   return imgS;
 }
 
-export async function benchModel(batches: number[], reps: number, accumulated128 = false): Promise<ModelBenchResult> {
+export function median(values: readonly number[]): number {
+  if (values.length === 0) throw new Error('median of nothing');
+  const v = [...values].sort((a, b) => a - b);
+  const mid = v.length >> 1;
+  return v.length % 2 ? v[mid] : (v[mid - 1] + v[mid]) / 2;
+}
+
+/** What takes turns with our reps at batch 8 (PyTorch's session in `boat bench`). */
+export interface RepPartner {
+  warmUp(): Promise<void>;
+  rep(what: 'forward' | 'train'): Promise<void>;
+}
+
+export interface PairedRates {
+  /** img/s of each rep, in the order measured. */
+  forward: number[];
+  train: number[];
+}
+
+/**
+ * Forward and train step at batch 8 in each precision, rep by rep in turn with the partners: after a
+ * warm-up of each, every round is ours fp32, ours bf16, each partner's forward; then the same for the
+ * train step. Nobody's reps get a quieter stretch of a shared machine than the others'.
+ */
+async function pairedReps(
+  model: BoatModel,
+  precisions: Array<'fp32' | 'bf16'>,
+  train: boolean,
+  rounds: number,
+  partners: RepPartner[],
+): Promise<Record<'fp32' | 'bf16', PairedRates>> {
+  const x = tf.randomNormal<tf.Rank.R4>([8, 224, 224, 3], 0, 50, 'float32', 1);
+  const forward = async (): Promise<number> => {
+    const t = now();
+    const out = model.forward(x);
+    await out.data();
+    out.dispose();
+    return 8 / secondsSince(t);
+  };
+  const stepper = train ? trainStepper(model) : null;
+  const before = (await selectBackend()).precision;
+  const rates = { fp32: { forward: [], train: [] }, bf16: { forward: [], train: [] } } as Record<
+    'fp32' | 'bf16',
+    PairedRates
+  >;
+  try {
+    for (const p of precisions) {
+      await selectBackend(undefined, p);
+      await forward();
+      stepper?.step();
+    }
+    for (const partner of partners) await partner.warmUp();
+    for (let r = 0; r < rounds; r++) {
+      for (const p of precisions) {
+        await selectBackend(undefined, p);
+        rates[p].forward.push(await forward());
+      }
+      for (const partner of partners) await partner.rep('forward');
+      for (const p of precisions) {
+        await selectBackend(undefined, p);
+        if (stepper) rates[p].train.push(stepper.step());
+      }
+      for (const partner of partners) await partner.rep('train');
+    }
+  } finally {
+    await selectBackend(undefined, before);
+    x.dispose();
+    stepper?.dispose();
+  }
+  return rates;
+}
+
+export interface BenchModelOptions {
+  /** Batch sizes of the forward passes; batch 8 is measured in the paired reps. */
+  batches: number[];
+  /** Reps of the forward passes at the other batch sizes. */
+  reps: number;
+  /** Rounds of paired reps at batch 8 (each figure there is their median). */
+  rounds: number;
+  accumulated128?: boolean;
+  /** Taking turns with ours, in this order, within each round. */
+  partners?: RepPartner[];
+}
+
+export async function benchModel(options: BenchModelOptions): Promise<ModelBenchResult> {
+  const { batches, reps, rounds, partners = [] } = options;
   const model = await createBoatModel({ classes: ['a', 'b', 'c', 'd', 'e'], mode: 'finetune' });
+  const forwardFlopsPerImage = forwardFlopsPerExample(model.backbone) + forwardFlopsPerExample(model.head);
   const forward: Record<number, number> = {};
-  for (const b of batches) forward[b] = await timeForward(model, b, reps);
+  for (const b of batches) if (b !== 8) forward[b] = await timeForward(model, b, reps);
+  // Also batch 8 once before the peak, so that it covers every forward batch size.
+  if (batches.includes(8)) await timeForward(model, 8, 1);
   const peakRssForwardMb = peakRssMb();
   // Head step: batch 32 of cached 2048-d features, SGD with momentum.
   model.mode = 'feature-extractor';
@@ -109,41 +215,26 @@ export async function benchModel(batches: number[], reps: number, accumulated128
   const headStepMs = (1000 * secondsSince(t)) / 20;
   tf.dispose([f, y]);
   disposeOptimizer(opt);
+  model.mode = 'finetune';
 
-  let trainImgS8: number | null = null;
-  let trainSkipped: string | undefined;
-  let peakRssTrainMb: number | null = null;
-  let accumulated: ModelBenchResult['accumulated128'];
   const support = fineTuneSupport();
-  if (support.ok) {
-    trainImgS8 = timeTrainStep(model, reps);
-    peakRssTrainMb = peakRssMb();
-    if (accumulated128) {
-      const run = await trainModel(
-        model,
-        { train: new RandomImages(16), val: new RandomImages(1) },
-        { epochs: 1, accumulate: 16 },
-      );
-      accumulated = { seconds: run.history[0].seconds, peakRssMb: peakRssMb() };
-    }
-  } else {
-    trainSkipped = support.reason;
-  }
-  let bf16: ModelBenchResult['bf16'];
   const bf16Support = nativeBf16Support();
-  if (bf16Support.ok) {
-    const before = (await selectBackend()).precision;
-    await selectBackend(undefined, 'bf16');
-    try {
-      bf16 = {
-        forwardImgS8: await timeForward(model, 8, reps),
-        trainImgS8: support.ok ? timeTrainStep(model, reps) : null,
-      };
-    } finally {
-      await selectBackend(undefined, before);
-    }
-  } else {
-    bf16 = { reason: bf16Support.reason };
+  const paired = await pairedReps(model, bf16Support.ok ? ['fp32', 'bf16'] : ['fp32'], support.ok, rounds, partners);
+  const medianOrNull = (v: number[]): number | null => (v.length ? median(v) : null);
+  forward[8] = median(paired.fp32.forward);
+  const trainImgS8 = medianOrNull(paired.fp32.train);
+  const bf16: ModelBenchResult['bf16'] = bf16Support.ok
+    ? { forwardImgS8: median(paired.bf16.forward), trainImgS8: medianOrNull(paired.bf16.train) }
+    : { reason: bf16Support.reason };
+  const peakRssTrainMb = support.ok ? peakRssMb() : null;
+  let accumulated: ModelBenchResult['accumulated128'];
+  if (support.ok && options.accumulated128) {
+    const run = await trainModel(
+      model,
+      { train: new RandomImages(16), val: new RandomImages(1) },
+      { epochs: 1, accumulate: 16 },
+    );
+    accumulated = { seconds: run.history[0].seconds, peakRssMb: peakRssMb() };
   }
   let wasmOnly: ModelBenchResult['wasmOnly'];
   if (setNativeKernels(false)) {
@@ -159,10 +250,12 @@ export async function benchModel(batches: number[], reps: number, accumulated128
   }
   model.dispose();
   return {
-    forward,
+    forward: Object.fromEntries(batches.map((b) => [b, forward[b]])),
+    forwardFlopsPerImage,
+    paired: { rounds, fp32: paired.fp32, bf16: bf16Support.ok ? paired.bf16 : null },
     headStepMs,
     trainImgS8,
-    trainSkipped,
+    trainSkipped: support.ok ? undefined : support.reason,
     peakRssForwardMb,
     peakRssTrainMb,
     accumulated128: accumulated,
@@ -178,6 +271,8 @@ export interface TorchRates {
 
 export interface TorchBenchResult extends TorchRates {
   torch_version: string;
+  /** 2 × the multiply-adds of its convolutions and linear layers per image (torchvision's ResNet50 is v1.5). */
+  forward_flops_per_image?: number;
   threads: number;
   batch: number;
   params: number;
@@ -187,7 +282,11 @@ export interface TorchBenchResult extends TorchRates {
 
 /** The script's JSON line, checked: a missing or non-numeric rate is an error, not a NaN ratio. */
 export function parseTorchResult(line: string): TorchBenchResult {
-  const r = JSON.parse(line) as TorchBenchResult;
+  return checkTorchResult(JSON.parse(line));
+}
+
+export function checkTorchResult(result: unknown): TorchBenchResult {
+  const r = result as TorchBenchResult;
   const rates = (t: TorchRates | undefined, name: string): void => {
     for (const k of ['forward_img_s', 'train_img_s'] as const)
       if (typeof t?.[k] !== 'number' || !(t[k] > 0)) throw new Error(`PyTorch result lacks ${name}.${k}`);
@@ -220,23 +319,4 @@ export function torchComparisonKeys(
     forward_ratio_bf16_b8: per(ours.forwardBf16, bf16.forward_img_s),
     train_ratio_bf16_b8: per(ours.trainBf16, bf16.train_img_s),
   };
-}
-
-/** Runs bench/torch_resnet50.py with Debian's Python, or returns why it could not. */
-export function benchTorch(threads: number, batch: number, reps: number): TorchBenchResult | { missing: string } {
-  const script = path.resolve(__dirname, '..', '..', '..', 'bench', 'torch_resnet50.py');
-  if (!fs.existsSync('/usr/bin/python3')) return { missing: '/usr/bin/python3 not found' };
-  const r = spawnSync('/usr/bin/python3', [script, String(threads), String(batch), String(reps)], {
-    encoding: 'utf8',
-    timeout: 1_800_000, // three configurations, each with two warm-ups
-  });
-  if (r.status !== 0) {
-    const why = /No module named '?(torch\w*)/.exec(r.stderr ?? '')?.[1];
-    return {
-      missing: why
-        ? `PyTorch not installed (no module ${why}; apt-get install python3-torch python3-torchvision)`
-        : `PyTorch run failed: ${(r.stderr ?? '').trim().split('\n').pop()}`,
-    };
-  }
-  return parseTorchResult(r.stdout.trim().split('\n').pop()!);
 }

@@ -11,7 +11,10 @@ import { Command } from 'commander';
 
 import { benchFeatureExtractor } from '../bench/experiment';
 import { benchLoader } from '../bench/loader';
-import { benchModel, benchTorch, torchComparisonKeys } from '../bench/model';
+import { GemmRate, NativeGemm } from '../bench/gemm';
+import { benchModel, torchComparisonKeys } from '../bench/model';
+import { rooflineKeys, TRAIN_STEP_FORWARDS } from '../bench/roofline';
+import { TorchPartner, TorchSession } from '../bench/torch-session';
 import { nativeKernelsInUse, selectBackend } from '../engine';
 import { makeDemoDataset } from '../data';
 import { peakRssMb, writeJsonAtomic } from '../util';
@@ -58,9 +61,26 @@ export async function benchCommand(flags: BenchFlags): Promise<void> {
   console.log(`Images: ${source}`);
   const loader = await benchLoader(data, quick ? 320 : 1200);
   const threads = backend.threads; // PyTorch gets the same number
-  const model = await benchModel(quick ? [1, 8] : [1, 8, 32], quick ? 2 : 4, !quick);
+  // The GEMM is sampled before the network and again in every paired round, so that its best (the
+  // limit) comes from the same stretch of a shared machine as the network's figures.
+  const gemm = new NativeGemm(2048);
+  await gemm.warmUp();
+  for (let i = 0; i < 3; i++) gemm.sample();
+  // PyTorch's reps alternate with ours at batch 8 (benchModel's paired reps), in a child process that
+  // waits on its stdin while ours runs.
+  const session = await TorchSession.start(threads, 8);
+  const partner = session instanceof TorchSession ? new TorchPartner(session) : undefined;
+  const model = await benchModel({
+    batches: quick ? [1, 8] : [1, 8, 32],
+    reps: quick ? 2 : 4,
+    rounds: quick ? 3 : 5,
+    accumulated128: !quick,
+    partners: partner ? [partner, gemm] : [gemm],
+  }).finally(() => partner?.session.close());
+  const gemmRates = { fp32: gemm.rate('fp32'), bf16: gemm.rate('bf16') };
+  const gflopsOf = (g: GemmRate): number | null => ('gflops' in g ? g.gflops : null);
+  const torch = partner ? partner.result() : (session as { missing: string });
   const fe = await benchFeatureExtractor(data, quick ? 8 : 40, quick ? 1 : 2);
-  const torch = benchTorch(threads, 8, quick ? 2 : 4);
   const torchOk = 'forward_img_s' in torch ? torch : null;
   const ours = {
     forward: model.forward[8],
@@ -69,6 +89,20 @@ export async function benchCommand(flags: BenchFlags): Promise<void> {
     trainBf16: 'reason' in model.bf16 ? null : model.bf16.trainImgS8,
   };
   const vsTorch = torchOk ? torchComparisonKeys(ours, torchOk) : null;
+  const roofline = rooflineKeys({
+    forwardFlopsPerImage: model.forwardFlopsPerImage,
+    gemmFp32: gflopsOf(gemmRates.fp32),
+    gemmBf16: gflopsOf(gemmRates.bf16),
+    ...ours,
+  });
+  const gemmLine = (g: GemmRate): string =>
+    'gflops' in g ? `${g.gflops.toFixed(1)} GFLOP/s (best of ${g.samples})` : `not measured: ${g.reason}`;
+  const achieved = (gflopsKey: string, shareKey: string): string => {
+    const [g, share] = [roofline[gflopsKey], roofline[shareKey]];
+    if (g === null) return 'n/a';
+    return `${g.toFixed(1)} GFLOP/s${share === null ? '' : ` = ${(100 * share).toFixed(0)}% of the GEMM rate`}`;
+  };
+  const torchFlops = torchOk?.forward_flops_per_image;
   const times = (key: string): string => {
     const v = vsTorch?.[key];
     return typeof v === 'number' ? v.toFixed(2) : 'n/a';
@@ -105,6 +139,16 @@ export async function benchCommand(flags: BenchFlags): Promise<void> {
       `${loader.prefetch_overlap_ratio.toFixed(2)} (0.5 = full overlap, 1 = none)`,
     ],
     ['backend', `${backend.line}; ${threads} thread(s) for both sides`],
+    [`GEMM ${gemm.n}³ through oneDNN, fp32`, gemmLine(gemmRates.fp32)],
+    [`GEMM ${gemm.n}³ through oneDNN, bf16`, gemmLine(gemmRates.bf16)],
+    [
+      'ResNet50 forward FLOPs per image, 224 px',
+      `${(model.forwardFlopsPerImage / 1e9).toFixed(2)} GFLOP (2 × conv and dense multiply-adds, from the layer shapes; train step counted as ${TRAIN_STEP_FORWARDS}× that)`,
+    ],
+    [
+      'paired reps at batch 8',
+      `${model.paired.rounds} rounds of ours fp32, ours bf16${partner ? ', PyTorch' : ''}, the GEMM in turn; medians below (the GEMM: its best)`,
+    ],
     ...Object.entries(model.forward).map(([b, v]): [string, string] => [
       `ResNet50 forward, batch ${b}`,
       `${v.toFixed(2)} img/s`,
@@ -127,6 +171,10 @@ export async function benchCommand(flags: BenchFlags): Promise<void> {
               : 'n/a',
           ],
         ] as Array<[string, string]>)),
+    ['achieved, forward batch 8, fp32', achieved('forward_gflops_b8', 'forward_share_of_gemm_fp32')],
+    ['achieved, train step batch 8, fp32', achieved('train_gflops_b8', 'train_share_of_gemm_fp32')],
+    ['achieved, forward batch 8, bf16', achieved('forward_bf16_gflops_b8', 'forward_bf16_share_of_gemm_bf16')],
+    ['achieved, train step batch 8, bf16', achieved('train_bf16_gflops_b8', 'train_bf16_share_of_gemm_bf16')],
     ...(model.wasmOnly
       ? ([
           [
@@ -169,6 +217,14 @@ export async function benchCommand(flags: BenchFlags): Promise<void> {
             'PyTorch ' + torchOk.torch_version + ' params (tutorial head)',
             `${torchOk.params.toLocaleString('en-US')} ${torchOk.params === 24_033_861 ? '(= 24,033,861, like for like)' : '(expected 24,033,861!)'}`,
           ],
+          ...(torchFlops
+            ? ([
+                [
+                  'PyTorch forward FLOPs per image (torchvision ResNet50 v1.5)',
+                  `${(torchFlops / 1e9).toFixed(2)} GFLOP; its bf16 + channels_last at ${((torchOk.configs.bf16_channels_last.forward_img_s * torchFlops) / 1e9).toFixed(1)} / ${((torchOk.configs.bf16_channels_last.train_img_s * TRAIN_STEP_FORWARDS * torchFlops) / 1e9).toFixed(1)} GFLOP/s forward / train`,
+                ],
+              ] as Array<[string, string]>)
+            : []),
           [
             'PyTorch fp32 NCHW (its default), batch 8',
             `forward ${torchOk.configs.nchw.forward_img_s.toFixed(2)}, train ${torchOk.configs.nchw.train_img_s.toFixed(2)} img/s → ours fp32 ÷ it: ${times('forward_ratio_b8')} / ${times('train_ratio_b8')}`,
@@ -230,6 +286,20 @@ export async function benchCommand(flags: BenchFlags): Promise<void> {
       peak_rss_forward_mb: model.peakRssForwardMb,
       peak_rss_train_mb: model.peakRssTrainMb,
       peak_rss_train_b128_mb: model.accumulated128?.peakRssMb ?? null,
+      gemm_size: gemm.n,
+      gemm_fp32_samples: 'samples' in gemmRates.fp32 ? gemmRates.fp32.samples : 0,
+      gemm_bf16_samples: 'samples' in gemmRates.bf16 ? gemmRates.bf16.samples : 0,
+      gemm_fp32_not_measured: 'reason' in gemmRates.fp32 ? gemmRates.fp32.reason : null,
+      gemm_bf16_not_measured: 'reason' in gemmRates.bf16 ? gemmRates.bf16.reason : null,
+      ...roofline,
+      paired_rounds: model.paired.rounds,
+      paired_statistic: 'median',
+      paired_with_torch: torchOk !== null,
+      forward_img_s_b8_reps: model.paired.fp32.forward,
+      train_img_s_b8_reps: model.paired.fp32.train,
+      forward_bf16_img_s_b8_reps: model.paired.bf16?.forward ?? null,
+      train_bf16_img_s_b8_reps: model.paired.bf16?.train ?? null,
+      torch_forward_gflop_per_image: torchFlops !== undefined ? torchFlops / 1e9 : null,
       ...(vsTorch ?? {}),
     });
     console.log(`Wrote ${json}`);
