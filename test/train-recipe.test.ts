@@ -20,6 +20,7 @@ import {
   runTwoStage,
   scheduledLr,
   stageRateMultipliers,
+  TWO_STAGE_DEFAULTS,
   type LrSchedule,
 } from '../lib/train';
 import { parseCsv } from '../lib/util';
@@ -156,7 +157,7 @@ test('--recipe two-stage runs both stages and records the rates it chose, both s
   };
   assert.ok(recipe.stage1.lr > 0 && recipe.stage1.lr === recipe.stage1.lr_finder['suggested-lr']);
   assert.ok(Math.abs(recipe.stage1.lr_finder['min-loss-lr'] / 10 - recipe.stage1.lr) < 1e-15);
-  assert.equal(recipe.stage2.lr, recipe.stage1.lr / 2);
+  assert.equal(recipe.stage2.lr, recipe.stage1.lr * TWO_STAGE_DEFAULTS.lrFactor);
   assert.ok(Math.abs(recipe.stage2.rates.stage1 - recipe.stage2.lr / 100) < 1e-15);
   assert.equal(recipe.stage2.rates.head, recipe.stage2.lr);
   assert.deepEqual(recipe.stage2.schedule, { kind: 'one-cycle', pctStart: 0.3, div: 5, divFinal: 1e5 });
@@ -166,15 +167,15 @@ test('--recipe two-stage runs both stages and records the rates it chose, both s
   const r2 = runCli([
     ...RECIPE.map((a, i) => (RECIPE[i - 1] === '--epochs' ? '1' : a)),
     '--lr-factor',
-    '0.1',
+    '0.5',
     '--out',
     scaled,
   ]);
   assert.equal(r2.status, 0, r2.stderr);
   const recipe2 = readJson(path.join(scaled, 'metrics.json')).recipe as typeof recipe;
   assert.equal(recipe2.stage1.lr, recipe.stage1.lr);
-  assert.equal(recipe2.stage2.lr, recipe.stage1.lr * 0.1);
-  assert.equal(recipe2.stage2.rates.head, recipe.stage1.lr * 0.1);
+  assert.equal(recipe2.stage2.lr, recipe.stage1.lr * 0.5);
+  assert.equal(recipe2.stage2.rates.head, recipe.stage1.lr * 0.5);
   const stages = metrics.stages as Record<string, { val_acc: number; test_acc: number }>;
   assert.equal(metrics.best_val_acc, stages[metrics.kept as string].val_acc);
   assert.ok(Number(metrics.best_val_acc) >= stages.stage1.val_acc, 'never below stage 1 on val');

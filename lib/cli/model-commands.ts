@@ -126,7 +126,7 @@ export function registerModelCommands(program: Command): void {
     )
     .option(
       '--lr-factor <x>',
-      `two-stage: stage 2's peak rate (the head's) is stage 1's times x (default ${TWO_STAGE_DEFAULTS.lrFactor}, fastai's)`,
+      `two-stage: stage 2's peak rate (the head's) is stage 1's times x (default ${TWO_STAGE_DEFAULTS.lrFactor}, chosen on val; fastai's is 0.5)`,
       positiveNumber,
     )
     .addOption(
