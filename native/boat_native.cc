@@ -88,16 +88,17 @@ struct Geometry {
   }
 
   // The forward description, also the "hint" the backward primitives need.
-  dnnl::convolution_forward::primitive_desc forward(prop_kind prop, bool bias, bool relu) const {
+  // With `sum` the primitive adds what dst holds before it writes (a residual copied there first),
+  // then applies the ReLU: oneDNN's fused conv + sum + ReLU, the residual block's tail.
+  dnnl::convolution_forward::primitive_desc forward(prop_kind prop, bool bias, bool relu, bool sum = false) const {
     memory::desc biasDesc = bias ? memory::desc({co}, dt::f32, tag::x) : memory::desc();
     dnnl::convolution_forward::desc d(prop, algorithm::convolution_direct, srcIn(), anyWeights(), biasDesc, dst(), strides(),
                                       dilates(), padL(), padR());
     dnnl::primitive_attr attr;
-    if (relu) {
-      dnnl::post_ops ops;
-      ops.append_eltwise(1.f, algorithm::eltwise_relu, 0.f, 0.f);
-      attr.set_post_ops(ops);
-    }
+    dnnl::post_ops ops;
+    if (sum) ops.append_sum(1.f);
+    if (relu) ops.append_eltwise(1.f, algorithm::eltwise_relu, 0.f, 0.f);
+    if (sum || relu) attr.set_post_ops(ops);
     return {d, attr, cpu()};
   }
 };
@@ -225,7 +226,17 @@ napi_value guarded(napi_env env, F body) {
 
 // ---- the three convolutions ----
 
-// conv2d(geometry, x, filter, bias | null, y, relu): y = relu?(conv(x, filter) + bias)
+// Copies n floats over the OpenMP threads (a residual into the output, before the fused sum).
+void copyFloats(const float* from, float* to, size_t n) {
+  const size_t chunk = 1 << 16;
+#pragma omp parallel for schedule(static)
+  for (int64_t c = 0; c < (int64_t)((n + chunk - 1) / chunk); c++) {
+    size_t begin = c * chunk;
+    std::copy(from + begin, from + std::min(n, begin + chunk), to + begin);
+  }
+}
+
+// conv2d(geometry, x, filter, bias | null, y, relu, add? | null): y = relu?(conv(x, filter) + bias + add)
 napi_value Conv2D(napi_env env, napi_callback_info info) {
   return guarded(env, [&] {
     auto a = arguments(env, info, 6);
@@ -237,10 +248,16 @@ napi_value Conv2D(napi_env env, napi_callback_info info) {
     float* y = floats(env, a[4], g.dstSize(), "y");
     bool relu = false;
     check(env, napi_get_value_bool(env, a[5], &relu), "relu must be a boolean");
+    // The optional seventh argument: a tensor of y's shape added before the ReLU (a residual).
+    size_t argc = 7;
+    napi_value extra[7];
+    check(env, napi_get_cb_info(env, info, &argc, extra, nullptr, nullptr), "napi_get_cb_info");
+    bool hasAdd = argc >= 7 && !isNullish(env, extra[6]);
+    if (hasAdd) copyFloats(floats(env, extra[6], g.dstSize(), "add"), y, g.dstSize());
 
     static Cache<dnnl::convolution_forward> cache;
-    auto& conv = cached(cache, g.key(0, (hasBias ? 1 : 0) | (relu ? 2 : 0)),
-                        [&] { return g.forward(prop_kind::forward_inference, hasBias, relu); });
+    auto& conv = cached(cache, g.key(0, (hasBias ? 1 : 0) | (relu ? 2 : 0) | (hasAdd ? 4 : 0)),
+                        [&] { return g.forward(prop_kind::forward_inference, hasBias, relu, hasAdd); });
     memory src = inputFor(conv.pd.src_desc(), g.src(), x, kSrc), dst(g.dst(), cpu(), y);
     memory weights = weightsFor(conv.pd.weights_desc(), g, w);
     std::unordered_map<int, memory> args{{DNNL_ARG_SRC, src}, {DNNL_ARG_WEIGHTS, weights}, {DNNL_ARG_DST, dst}};
