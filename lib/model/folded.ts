@@ -321,5 +321,6 @@ function fold(step: FoldedStep, sources: tf.Tensor[]): FoldedWeights {
     const bias = tf.add<tf.Tensor1D>(tf.mul(tf.sub(convBias, read(bn.movingMean)), scale), beta);
     return { filter, bias };
   });
-  return { filter, bias, sources: sources.map(dataIdOf) };
+  // Kept: a refold runs inside whatever tidy the inference is in (evaluation's), which would dispose them.
+  return { filter: tf.keep(filter), bias: tf.keep(bias), sources: sources.map(dataIdOf) };
 }
