@@ -13,7 +13,10 @@ import { BatchSource, disposeOptimizer, TrainBatch, trainModel } from '../train'
 import { now, peakRssMb, secondsSince } from '../util';
 
 export interface ModelBenchResult {
+  /** Inference img/s by batch size, as features, evaluate and predict run it: BatchNorm folded. */
   forward: Record<number, number>;
+  /** Forward at batch 8 with the unfolded Layers model (foldBatchNorm off), in the same run; null where folding does not apply. */
+  forwardUnfoldedImgS8: number | null;
   headStepMs: number;
   /** Train step img/s at batch 8, or null with the reason when the backend cannot train convolutions. */
   trainImgS8: number | null;
@@ -90,6 +93,15 @@ export async function benchModel(batches: number[], reps: number, accumulated128
   const model = await createBoatModel({ classes: ['a', 'b', 'c', 'd', 'e'], mode: 'finetune' });
   const forward: Record<number, number> = {};
   for (const b of batches) forward[b] = await timeForward(model, b, reps);
+  let forwardUnfoldedImgS8: number | null = null;
+  if (model.folding) {
+    model.foldBatchNorm = false;
+    try {
+      forwardUnfoldedImgS8 = await timeForward(model, 8, reps);
+    } finally {
+      model.foldBatchNorm = true;
+    }
+  }
   const peakRssForwardMb = peakRssMb();
   // Head step: batch 32 of cached 2048-d features, SGD with momentum.
   model.mode = 'feature-extractor';
@@ -160,6 +172,7 @@ export async function benchModel(batches: number[], reps: number, accumulated128
   model.dispose();
   return {
     forward,
+    forwardUnfoldedImgS8,
     headStepMs,
     trainImgS8,
     trainSkipped,
