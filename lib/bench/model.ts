@@ -15,8 +15,11 @@ import { now, peakRssMb, secondsSince } from '../util';
 export interface ModelBenchResult {
   /** Inference img/s by batch size, as features, evaluate and predict run it: BatchNorm folded. */
   forward: Record<number, number>;
-  /** Forward at batch 8 with the unfolded Layers model (foldBatchNorm off), in the same run; null where folding does not apply. */
-  forwardUnfoldedImgS8: number | null;
+  /**
+   * Forward at batch 8 folded and unfolded (foldBatchNorm off), one pass of each in turn so that both see
+   * the same load; null where folding does not apply.
+   */
+  folding: { foldedImgS8: number; unfoldedImgS8: number } | null;
   headStepMs: number;
   /** Train step img/s at batch 8, or null with the reason when the backend cannot train convolutions. */
   trainImgS8: number | null;
@@ -70,6 +73,28 @@ async function timeForward(model: BoatModel, b: number, reps: number): Promise<n
   return (b * reps) / secondsSince(t);
 }
 
+/** Folded and unfolded forward img/s at batch 8, taking turns after one warm-up pass of each. */
+async function compareFolding(model: BoatModel, reps: number): Promise<{ foldedImgS8: number; unfoldedImgS8: number }> {
+  const x = tf.randomNormal<tf.Rank.R4>([8, 224, 224, 3], 0, 50, 'float32', 1);
+  const seconds = { folded: 0, unfolded: 0 };
+  try {
+    for (let i = 0; i <= reps; i++) {
+      for (const fold of [true, false]) {
+        model.foldBatchNorm = fold;
+        const t = now();
+        const out = model.forward(x);
+        await out.data();
+        out.dispose();
+        if (i > 0) seconds[fold ? 'folded' : 'unfolded'] += secondsSince(t);
+      }
+    }
+  } finally {
+    model.foldBatchNorm = true;
+    x.dispose();
+  }
+  return { foldedImgS8: (8 * reps) / seconds.folded, unfoldedImgS8: (8 * reps) / seconds.unfolded };
+}
+
 /** Fine-tune step img/s at batch 8 (forward + backward + SGD), after one warm-up step. */
 function timeTrainStep(model: BoatModel, reps: number): number {
   model.mode = 'finetune';
@@ -93,15 +118,7 @@ export async function benchModel(batches: number[], reps: number, accumulated128
   const model = await createBoatModel({ classes: ['a', 'b', 'c', 'd', 'e'], mode: 'finetune' });
   const forward: Record<number, number> = {};
   for (const b of batches) forward[b] = await timeForward(model, b, reps);
-  let forwardUnfoldedImgS8: number | null = null;
-  if (model.folding) {
-    model.foldBatchNorm = false;
-    try {
-      forwardUnfoldedImgS8 = await timeForward(model, 8, reps);
-    } finally {
-      model.foldBatchNorm = true;
-    }
-  }
+  const folding = model.folding ? await compareFolding(model, reps) : null;
   const peakRssForwardMb = peakRssMb();
   // Head step: batch 32 of cached 2048-d features, SGD with momentum.
   model.mode = 'feature-extractor';
@@ -172,7 +189,7 @@ export async function benchModel(batches: number[], reps: number, accumulated128
   model.dispose();
   return {
     forward,
-    forwardUnfoldedImgS8,
+    folding,
     headStepMs,
     trainImgS8,
     trainSkipped,

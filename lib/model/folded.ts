@@ -47,8 +47,6 @@ interface FoldedStep {
   /** The residual added before the ReLU, or -1. */
   add: number;
   output: number;
-  /** Layers of the group, for the step's name. */
-  names: string[];
 }
 
 interface LayerStep {
@@ -80,7 +78,8 @@ const config = (layer: Layer): tf.serialization.ConfigDict => layer.getConfig();
 
 function isRelu(layer: Layer): boolean {
   const c = config(layer);
-  return (layer.getClassName() === 'Activation' && c.activation === 'relu') || layer.getClassName() === 'ReLU';
+  if (layer.getClassName() === 'ReLU') return c.maxValue === null || c.maxValue === undefined;
+  return layer.getClassName() === 'Activation' && c.activation === 'relu';
 }
 
 function pair(value: unknown): [number, number] {
@@ -103,6 +102,9 @@ function isLastAxisBatchNorm(layer: Layer): boolean {
   const axes = Array.isArray(axis) ? axis : [axis];
   return axes.length === 1 && (axes[0] === -1 || axes[0] === 3);
 }
+
+const inputsOf = (step: Step): number[] =>
+  step.kind === 'folded' ? [step.input, ...(step.add >= 0 ? [step.add] : [])] : step.inputs;
 
 /**
  * The backbone's layers as steps over numbered values, with conv + BatchNorm (+ add) (+ ReLU) groups
@@ -175,7 +177,6 @@ class Plan {
         input: slot(nodeOf(conv).inputTensors[0]),
         add,
         output: slot(nodeOf(tail).outputTensors[0]),
-        names: members.map((m) => m.name),
       });
     }
     for (const layer of layers) {
@@ -195,10 +196,16 @@ class Plan {
     // The last stage's feature maps: the input of the final (global pooling) layer, as Grad-CAM wants.
     this.maps = slot(nodeOf(layers[layers.length - 1]).inputTensors[0]);
     this.reads = new Array<number>(slots.size).fill(0);
+    // Every step reads only what earlier steps wrote, and both outputs are written by one.
+    const written = new Set<number>([this.input]);
     for (const step of this.steps) {
-      for (const s of step.kind === 'folded' ? [step.input, ...(step.add >= 0 ? [step.add] : [])] : step.inputs)
+      for (const s of inputsOf(step)) {
+        if (!written.has(s)) throw new Error(`a step reads a value before it is computed`);
         this.reads[s]++;
+      }
+      written.add(step.output);
     }
+    if (!written.has(this.features) || !written.has(this.maps)) throw new Error('an output is inside a folded group');
   }
 }
 
@@ -211,16 +218,6 @@ export class FoldedBackbone {
     this.plan = new Plan(backbone);
     this.weights = this.plan.steps.map(() => null);
     this.refresh();
-  }
-
-  /** How many conv + BatchNorm pairs are folded, and how many of them also take the residual add. */
-  get counts(): { folded: number; withAdd: number; withRelu: number } {
-    const folded = this.plan.steps.filter((s): s is FoldedStep => s.kind === 'folded');
-    return {
-      folded: folded.length,
-      withAdd: folded.filter((s) => s.add >= 0).length,
-      withRelu: folded.filter((s) => s.relu).length,
-    };
   }
 
   /** Folds again each pair whose weights changed since (tensors replaced one for one). */
@@ -273,15 +270,13 @@ export class FoldedBackbone {
             step.relu,
             add,
           );
-          release(step.input);
-          if (step.add >= 0) release(step.add);
         } else {
           const inputs = step.inputs.map((s) => values[s]!);
           values[step.output] = tf.tidy(
             () => step.layer.apply(inputs.length === 1 ? inputs[0] : inputs, { training: false }) as tf.Tensor,
           );
-          step.inputs.forEach(release);
         }
+        inputsOf(step).forEach(release);
       }
     } catch (err) {
       values.forEach((v, s) => s !== plan.input && v?.dispose());
