@@ -17,6 +17,7 @@ import * as tf from '../lib/engine/tf';
 
 import {
   BoatModel,
+  buildHead,
   createBoatModel,
   DEMO_CLASSES,
   evalTransforms,
@@ -36,6 +37,7 @@ import { convBiasAddRelu } from '../lib/engine/fused-conv';
 import { CONV2D_ADD } from '../lib/engine/native-kernels';
 import { convCases, maxRelativeError, randomArray } from './conv-cases';
 import { REPO_ROOT, skipRestUnlessCi, tempDir } from './helpers';
+import { tinyModel } from './tiny-model';
 
 const FOLD_TOLERANCE = 1e-4;
 const SIZE = 64;
@@ -328,6 +330,48 @@ test('bf16: the folded convolutions compute in bf16 and agree with the unfolded 
     t.diagnostic(`bf16 folded vs fp32 ${vsFp32.toExponential(2)}, vs unfolded bf16 ${vsUnfolded.toExponential(2)}`);
   } finally {
     await selectBackend(undefined, 'fp32');
+    x.dispose();
+    model.dispose();
+  }
+});
+
+test('a small conv + BatchNorm + ReLU layer folds too; a backbone with a layer used twice stays unfolded and still runs', () => {
+  const tiny = tinyModel({ mode: 'feature-extractor' });
+  const x = images(3, 31, 8);
+  try {
+    assert.equal(tiny.folding, true);
+    // Statistics far from the initial ones (mean 0, variance 1, γ 1, β 0), so that the fold does something.
+    const bn = tiny.backbone.layers.find((l) => l.getClassName() === 'BatchNormalization')!;
+    const stats = [randomArray([4], 1, 1), randomArray([4], 2), randomArray([4], 3, 3), randomArray([4], 4, 1)];
+    const values = stats.map((v) => tf.tensor1d(v));
+    bn.setWeights(values); // gamma, beta, moving mean, moving variance
+    tf.dispose(values);
+    const [folded, unfolded] = foldedAndNot(tiny, () => tiny.features(x));
+    assert.ok(maxRelativeError(unfolded, folded) < FOLD_TOLERANCE, 'folded tiny network');
+  } finally {
+    tiny.dispose();
+  }
+
+  const input = tf.input({ shape: [8, 8, 3] });
+  const shared = tf.layers.conv2d({ filters: 3, kernelSize: 3, padding: 'same' });
+  let y = shared.apply(shared.apply(input)) as tf.SymbolicTensor;
+  y = tf.layers.batchNormalization().apply(y) as tf.SymbolicTensor;
+  y = tf.layers.globalAveragePooling2d({}).apply(y) as tf.SymbolicTensor;
+  const backbone = tf.model({ inputs: input, outputs: y });
+  const info = {
+    classes: ['a', 'b'],
+    preprocessing: 'caffe' as const,
+    inputSize: 8,
+    weightsId: 't',
+    weightsChecksum: 'x',
+  };
+  const model = new BoatModel(backbone, buildHead(2, { features: 3 }), info, 'feature-extractor');
+  try {
+    assert.equal(model.folding, false, 'a layer used twice is not folded');
+    const out = tf.tidy(() => model.features(x).dataSync());
+    const expected = tf.tidy(() => (backbone.apply(x, { training: false }) as tf.Tensor).dataSync());
+    assert.deepEqual(out, expected);
+  } finally {
     x.dispose();
     model.dispose();
   }

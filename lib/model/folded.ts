@@ -19,6 +19,9 @@ import { ConvGeometry, convBiasAddRelu } from '../engine/fused-conv';
 
 type Layer = tf.layers.Layer;
 
+/** A backbone whose structure this module does not handle; BoatModel then runs it unfolded. */
+export class UnfoldableNetwork extends Error {}
+
 interface Node {
   inputTensors: tf.SymbolicTensor[];
   outputTensors: tf.SymbolicTensor[];
@@ -70,7 +73,7 @@ const dataIdOf = (t: tf.Tensor): object => t.dataId;
 
 function nodeOf(layer: Layer): Node {
   const nodes = layer.inboundNodes as unknown as Node[];
-  if (nodes.length !== 1) throw new Error(`layer ${layer.name} is used ${nodes.length} times`);
+  if (nodes.length !== 1) throw new UnfoldableNetwork(`layer ${layer.name} is used ${nodes.length} times`);
   return nodes[0];
 }
 
@@ -120,7 +123,8 @@ class Plan {
   readonly reads: number[];
 
   constructor(backbone: tf.LayersModel) {
-    if (backbone.inputs.length !== 1 || backbone.outputs.length !== 1) throw new Error('not one input and output');
+    if (backbone.inputs.length !== 1 || backbone.outputs.length !== 1)
+      throw new UnfoldableNetwork('not one input and output');
     const slots = new Map<number, number>();
     const slot = (t: tf.SymbolicTensor): number => {
       let s = slots.get(t.id);
@@ -132,7 +136,7 @@ class Plan {
     const consumers = new Map<number, Layer[]>();
     for (const layer of layers) {
       const node = nodeOf(layer);
-      if (node.outputTensors.length !== 1) throw new Error(`layer ${layer.name} has several outputs`);
+      if (node.outputTensors.length !== 1) throw new UnfoldableNetwork(`layer ${layer.name} has several outputs`);
       for (const t of node.inputTensors) consumers.set(t.id, [...(consumers.get(t.id) ?? []), layer]);
     }
     const outputId = backbone.outputs[0].id;
@@ -200,12 +204,13 @@ class Plan {
     const written = new Set<number>([this.input]);
     for (const step of this.steps) {
       for (const s of inputsOf(step)) {
-        if (!written.has(s)) throw new Error(`a step reads a value before it is computed`);
+        if (!written.has(s)) throw new UnfoldableNetwork(`a step reads a value before it is computed`);
         this.reads[s]++;
       }
       written.add(step.output);
     }
-    if (!written.has(this.features) || !written.has(this.maps)) throw new Error('an output is inside a folded group');
+    if (!written.has(this.features) || !written.has(this.maps))
+      throw new UnfoldableNetwork('an output is inside a folded group');
   }
 }
 

@@ -22,7 +22,7 @@ import * as tf from '../engine/tf';
 import type { Preprocessing } from '../images/transforms';
 import { UserError } from '../util';
 import { FreezableBatchNorm, useFusedBatchNorm } from '../engine/batchnorm';
-import { FoldedBackbone } from './folded';
+import { FoldedBackbone, UnfoldableNetwork } from './folded';
 import { defaultWeights, WeightsSource } from './weights';
 
 export type TrainingMode = 'finetune' | 'feature-extractor';
@@ -353,8 +353,9 @@ export class BoatModel {
 function foldedOrNull(backbone: tf.LayersModel): FoldedBackbone | null {
   try {
     return new FoldedBackbone(backbone);
-  } catch {
-    return null; // a network shape folding does not handle: the Layers model runs it, unfolded
+  } catch (err) {
+    if (err instanceof UnfoldableNetwork) return null; // the Layers model runs it, unfolded
+    throw err;
   }
 }
 
