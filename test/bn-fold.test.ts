@@ -155,12 +155,14 @@ test('the native conv + bias + residual + ReLU kernel matches the cpu backend (2
   t.diagnostic(`largest relative error ${worst.toExponential(2)}`);
 });
 
-test('folded ResNet50 gives the unfolded logits and features within 1e-4 relative, with the native kernels and with wasm alone', async () => {
+test('folded ResNet50 gives the unfolded logits and features within 1e-4 relative, with the native kernels and with wasm alone', async (t) => {
   const model = await createBoatModel({ classes: ['a', 'b', 'c'], mode: 'feature-extractor', inputSize: SIZE });
   const x = images(2, 9);
   try {
     assert.equal(model.folding, true);
     const kernelSets = nativeOn ? [true, false] : [false];
+    const featureErrors: number[] = [];
+    const unfoldedFeatures: Float32Array[] = [];
     for (const native of kernelSets) {
       const was = setNativeKernels(native);
       try {
@@ -173,6 +175,11 @@ test('folded ResNet50 gives the unfolded logits and features within 1e-4 relativ
           const err = maxRelativeError(unfolded, folded);
           assert.ok(err < FOLD_TOLERANCE, `${label}, ${what}: relative error ${err}`);
           assert.ok(err > 0, `${label}, ${what}: identical to the last bit, so foldBatchNorm switched nothing`);
+          t.diagnostic(`${label}, ${what}: folded against unfolded ${err.toExponential(2)}`);
+          if (what === 'features') {
+            featureErrors.push(err);
+            unfoldedFeatures.push(unfolded);
+          }
         }
         const folded = await kernelCounts(() => model.forward(x));
         model.foldBatchNorm = false;
@@ -187,6 +194,15 @@ test('folded ResNet50 gives the unfolded logits and features within 1e-4 relativ
       } finally {
         setNativeKernels(was);
       }
+    }
+    if (unfoldedFeatures.length === 2) {
+      // The feature cache leaves the kernel set out of its key, and folding out too (features.ts): folding
+      // must not move the features more than switching kernel sets does.
+      const kernelSets = maxRelativeError(unfoldedFeatures[0], unfoldedFeatures[1]);
+      t.diagnostic(
+        `features: folding moves them by ${featureErrors.map((e) => e.toExponential(2)).join(' / ')} (native / wasm kernels), switching kernel sets by ${kernelSets.toExponential(2)}`,
+      );
+      for (const e of featureErrors) assert.ok(e < 10 * kernelSets, `folding ${e} against kernel sets ${kernelSets}`);
     }
   } finally {
     x.dispose();
