@@ -29,8 +29,19 @@ export interface NativeAddon {
     bias: Float32Array | null,
     y: Float32Array,
     relu: boolean,
-    /** Added before the ReLU (a residual, y's shape): oneDNN's sum post-op. */
-    add?: Float32Array | null,
+  ): void;
+  /**
+   * conv2d's y plus `add` (a residual, y's shape) before the ReLU: oneDNN's sum post-op. Absent from an
+   * addon built before it existed; CONV2D_ADD is then not registered and the composed ops run.
+   */
+  conv2dAdd?(
+    geometry: Int32Array,
+    x: Float32Array,
+    filter: Float32Array,
+    bias: Float32Array | null,
+    y: Float32Array,
+    relu: boolean,
+    add: Float32Array,
   ): void;
   conv2dBackpropInput(geometry: Int32Array, dy: Float32Array, filter: Float32Array, dx: Float32Array): void;
   conv2dBackpropFilter(geometry: Int32Array, x: Float32Array, dy: Float32Array, dw: Float32Array): void;
@@ -345,7 +356,7 @@ function nativeKernels(addon: NativeAddon): tf.KernelConfig[] {
     }),
     withFallback('BatchMatMul', matMulKernel(addon, false)),
     withFallback('_FusedMatMul', matMulKernel(addon, true)),
-    convAddKernel(addon),
+    ...convAddKernel(addon),
     ...batchNormTrainingKernels(addon),
   ];
 }
@@ -357,33 +368,37 @@ function nativeKernels(addon: NativeAddon): tf.KernelConfig[] {
  */
 export const CONV2D_ADD = 'BoatConv2DAdd';
 
-function convAddKernel(addon: NativeAddon): tf.KernelConfig {
-  return {
-    kernelName: CONV2D_ADD,
-    backendName: 'wasm',
-    kernelFunc: ({ inputs, attrs, backend }) => {
-      const heap = backend as unknown as WasmHeap;
-      const a = attrs as unknown as KernelAttrs;
-      const { x, filter, bias, add } = inputs as Record<'x' | 'filter' | 'add', tf.TensorInfo> & {
-        bias?: tf.TensorInfo;
-      };
-      const c = convInfo(x.shape, filter.shape, a);
-      if (!tf.util.arraysEqual(add.shape, c.outShape))
-        throw new Error(`${CONV2D_ADD}: add has shape ${add.shape}, the output ${c.outShape}`);
-      const y = heap.makeOutput(c.outShape, 'float32');
-      if (tf.util.sizeFromShape(c.outShape) === 0) return y;
-      addon.conv2d(
-        geometryOf(c),
-        heap.typedArrayFromHeap(x),
-        heap.typedArrayFromHeap(filter),
-        bias ? heap.typedArrayFromHeap(bias) : null,
-        heap.typedArrayFromHeap(y),
-        a.activation === 'relu',
-        heap.typedArrayFromHeap(add),
-      );
-      return y;
+function convAddKernel(addon: NativeAddon): tf.KernelConfig[] {
+  const conv2dAdd = addon.conv2dAdd?.bind(addon);
+  if (!conv2dAdd) return [];
+  return [
+    {
+      kernelName: CONV2D_ADD,
+      backendName: 'wasm',
+      kernelFunc: ({ inputs, attrs, backend }) => {
+        const heap = backend as unknown as WasmHeap;
+        const a = attrs as unknown as KernelAttrs;
+        const { x, filter, bias, add } = inputs as Record<'x' | 'filter' | 'add', tf.TensorInfo> & {
+          bias?: tf.TensorInfo;
+        };
+        const c = convInfo(x.shape, filter.shape, a);
+        if (!tf.util.arraysEqual(add.shape, c.outShape))
+          throw new Error(`${CONV2D_ADD}: add has shape ${add.shape}, the output ${c.outShape}`);
+        const y = heap.makeOutput(c.outShape, 'float32');
+        if (tf.util.sizeFromShape(c.outShape) === 0) return y;
+        conv2dAdd(
+          geometryOf(c),
+          heap.typedArrayFromHeap(x),
+          heap.typedArrayFromHeap(filter),
+          bias ? heap.typedArrayFromHeap(bias) : null,
+          heap.typedArrayFromHeap(y),
+          a.activation === 'relu',
+          heap.typedArrayFromHeap(add),
+        );
+        return y;
+      },
     },
-  };
+  ];
 }
 
 /** Kernel names of the fused training BatchNorm (used by batchnorm.ts when registered for the active backend). */
