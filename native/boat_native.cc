@@ -88,16 +88,17 @@ struct Geometry {
   }
 
   // The forward description, also the "hint" the backward primitives need.
-  dnnl::convolution_forward::primitive_desc forward(prop_kind prop, bool bias, bool relu) const {
+  // With `sum` the primitive adds what dst holds before it writes (a residual copied there first),
+  // then applies the ReLU: oneDNN's fused conv + sum + ReLU, the residual block's tail.
+  dnnl::convolution_forward::primitive_desc forward(prop_kind prop, bool bias, bool relu, bool sum = false) const {
     memory::desc biasDesc = bias ? memory::desc({co}, dt::f32, tag::x) : memory::desc();
     dnnl::convolution_forward::desc d(prop, algorithm::convolution_direct, srcIn(), anyWeights(), biasDesc, dst(), strides(),
                                       dilates(), padL(), padR());
     dnnl::primitive_attr attr;
-    if (relu) {
-      dnnl::post_ops ops;
-      ops.append_eltwise(1.f, algorithm::eltwise_relu, 0.f, 0.f);
-      attr.set_post_ops(ops);
-    }
+    dnnl::post_ops ops;
+    if (sum) ops.append_sum(1.f);
+    if (relu) ops.append_eltwise(1.f, algorithm::eltwise_relu, 0.f, 0.f);
+    if (sum || relu) attr.set_post_ops(ops);
     return {d, attr, cpu()};
   }
 };
@@ -225,29 +226,49 @@ napi_value guarded(napi_env env, F body) {
 
 // ---- the three convolutions ----
 
+// Copies n floats over the OpenMP threads (a residual into the output, before the fused sum).
+void copyFloats(const float* from, float* to, size_t n) {
+  const size_t chunk = 1 << 16;
+#pragma omp parallel for schedule(static)
+  for (int64_t c = 0; c < (int64_t)((n + chunk - 1) / chunk); c++) {
+    size_t begin = c * chunk;
+    std::copy(from + begin, from + std::min(n, begin + chunk), to + begin);
+  }
+}
+
+// y = relu?(conv(x, filter) + bias + add): a[0..5] as conv2d's, and with `withAdd` the residual add (y's shape) in a[6].
+void convForward(napi_env env, const std::vector<napi_value>& a, bool withAdd) {
+  Geometry g = geometry(env, a[0]);
+  float* x = floats(env, a[1], g.srcSize(), "x");
+  float* w = floats(env, a[2], g.weightsSize(), "filter");
+  bool hasBias = !isNullish(env, a[3]);
+  float* b = hasBias ? floats(env, a[3], g.co, "bias") : nullptr;
+  float* y = floats(env, a[4], g.dstSize(), "y");
+  bool relu = false;
+  check(env, napi_get_value_bool(env, a[5], &relu), "relu must be a boolean");
+  // The residual goes into y first; the primitive's sum post-op adds the convolution to it.
+  if (withAdd) copyFloats(floats(env, a[6], g.dstSize(), "add"), y, g.dstSize());
+
+  static Cache<dnnl::convolution_forward> cache;
+  auto& conv = cached(cache, g.key(0, (hasBias ? 1 : 0) | (relu ? 2 : 0) | (withAdd ? 4 : 0)),
+                      [&] { return g.forward(prop_kind::forward_inference, hasBias, relu, withAdd); });
+  memory src = inputFor(conv.pd.src_desc(), g.src(), x, kSrc), dst(g.dst(), cpu(), y);
+  memory weights = weightsFor(conv.pd.weights_desc(), g, w);
+  std::unordered_map<int, memory> args{{DNNL_ARG_SRC, src}, {DNNL_ARG_WEIGHTS, weights}, {DNNL_ARG_DST, dst}};
+  if (hasBias) args.insert({DNNL_ARG_BIAS, memory({{g.co}, dt::f32, tag::x}, cpu(), b)});
+  conv.primitive.execute(cpuStream(), args);
+  cpuStream().wait();
+}
+
 // conv2d(geometry, x, filter, bias | null, y, relu): y = relu?(conv(x, filter) + bias)
 napi_value Conv2D(napi_env env, napi_callback_info info) {
-  return guarded(env, [&] {
-    auto a = arguments(env, info, 6);
-    Geometry g = geometry(env, a[0]);
-    float* x = floats(env, a[1], g.srcSize(), "x");
-    float* w = floats(env, a[2], g.weightsSize(), "filter");
-    bool hasBias = !isNullish(env, a[3]);
-    float* b = hasBias ? floats(env, a[3], g.co, "bias") : nullptr;
-    float* y = floats(env, a[4], g.dstSize(), "y");
-    bool relu = false;
-    check(env, napi_get_value_bool(env, a[5], &relu), "relu must be a boolean");
+  return guarded(env, [&] { convForward(env, arguments(env, info, 6), false); });
+}
 
-    static Cache<dnnl::convolution_forward> cache;
-    auto& conv = cached(cache, g.key(0, (hasBias ? 1 : 0) | (relu ? 2 : 0)),
-                        [&] { return g.forward(prop_kind::forward_inference, hasBias, relu); });
-    memory src = inputFor(conv.pd.src_desc(), g.src(), x, kSrc), dst(g.dst(), cpu(), y);
-    memory weights = weightsFor(conv.pd.weights_desc(), g, w);
-    std::unordered_map<int, memory> args{{DNNL_ARG_SRC, src}, {DNNL_ARG_WEIGHTS, weights}, {DNNL_ARG_DST, dst}};
-    if (hasBias) args.insert({DNNL_ARG_BIAS, memory({{g.co}, dt::f32, tag::x}, cpu(), b)});
-    conv.primitive.execute(cpuStream(), args);
-    cpuStream().wait();
-  });
+// conv2dAdd(geometry, x, filter, bias | null, y, relu, add): y = relu?(conv(x, filter) + bias + add) in one
+// primitive, a residual block's tail. A name of its own, so that JavaScript can tell an addon built without it.
+napi_value Conv2DAdd(napi_env env, napi_callback_info info) {
+  return guarded(env, [&] { convForward(env, arguments(env, info, 7), true); });
 }
 
 // conv2dBackpropInput(geometry, dy, filter, dx): dx = the gradient of conv(x, filter) w.r.t. x
@@ -671,6 +692,7 @@ napi_value Describe(napi_env env, napi_callback_info info) {
 napi_value Init(napi_env env, napi_value exports) {
   const napi_property_descriptor fns[] = {
       {"conv2d", nullptr, Conv2D, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"conv2dAdd", nullptr, Conv2DAdd, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"conv2dBackpropInput", nullptr, Conv2DBackpropInput, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"conv2dBackpropFilter", nullptr, Conv2DBackpropFilter, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"batchNorm", nullptr, BatchNorm, nullptr, nullptr, nullptr, napi_default, nullptr},

@@ -19,6 +19,11 @@ export interface ModelBenchResult {
   forwardFlopsPerImage: number;
   /** The paired reps at batch 8 behind forward[8], trainImgS8 and bf16 (bf16 null without native bf16). */
   paired: { rounds: number; fp32: PairedRates; bf16: PairedRates | null };
+  /**
+   * Forward at batch 8 folded and unfolded (foldBatchNorm off), one pass of each in turn so that both see
+   * the same load; null where folding does not apply.
+   */
+  folding: { foldedImgS8: number; unfoldedImgS8: number } | null;
   headStepMs: number;
   /** Train step img/s at batch 8 (the median of the paired reps), or null with the reason when the backend cannot train convolutions. */
   trainImgS8: number | null;
@@ -70,6 +75,28 @@ async function timeForward(model: BoatModel, b: number, reps: number): Promise<n
   }
   x.dispose();
   return (b * reps) / secondsSince(t);
+}
+
+/** Folded and unfolded forward img/s at batch 8, taking turns after one warm-up pass of each. */
+async function compareFolding(model: BoatModel, reps: number): Promise<{ foldedImgS8: number; unfoldedImgS8: number }> {
+  const x = tf.randomNormal<tf.Rank.R4>([8, 224, 224, 3], 0, 50, 'float32', 1);
+  const seconds = { folded: 0, unfolded: 0 };
+  try {
+    for (let i = 0; i <= reps; i++) {
+      for (const fold of [true, false]) {
+        model.foldBatchNorm = fold;
+        const t = now();
+        const out = model.forward(x);
+        await out.data();
+        out.dispose();
+        if (i > 0) seconds[fold ? 'folded' : 'unfolded'] += secondsSince(t);
+      }
+    }
+  } finally {
+    model.foldBatchNorm = true;
+    x.dispose();
+  }
+  return { foldedImgS8: (8 * reps) / seconds.folded, unfoldedImgS8: (8 * reps) / seconds.unfolded };
 }
 
 /** Fine-tune steps at batch 8 (forward + backward + SGD with momentum); step() returns its img/s. */
@@ -196,6 +223,7 @@ export async function benchModel(options: BenchModelOptions): Promise<ModelBench
   for (const b of batches) if (b !== 8) forward[b] = await timeForward(model, b, reps);
   // Also batch 8 once before the peak, so that it covers every forward batch size.
   if (batches.includes(8)) await timeForward(model, 8, 1);
+  const folding = model.folding ? await compareFolding(model, reps) : null;
   const peakRssForwardMb = peakRssMb();
   // Head step: batch 32 of cached 2048-d features, SGD with momentum.
   model.mode = 'feature-extractor';
@@ -253,6 +281,7 @@ export async function benchModel(options: BenchModelOptions): Promise<ModelBench
     forward: Object.fromEntries(batches.map((b) => [b, forward[b]])),
     forwardFlopsPerImage,
     paired: { rounds, fp32: paired.fp32, bf16: bf16Support.ok ? paired.bf16 : null },
+    folding,
     headStepMs,
     trainImgS8,
     trainSkipped: support.ok ? undefined : support.reason,

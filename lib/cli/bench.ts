@@ -154,6 +154,12 @@ export async function benchCommand(flags: BenchFlags): Promise<void> {
       `${v.toFixed(2)} img/s`,
     ]),
     [
+      'ResNet50 forward, batch 8, BatchNorm folded / unfolded, taking turns',
+      model.folding !== null
+        ? `${model.folding.foldedImgS8.toFixed(2)} / ${model.folding.unfoldedImgS8.toFixed(2)} img/s (folding: ${(model.folding.foldedImgS8 / model.folding.unfoldedImgS8).toFixed(2)}×)`
+        : 'n/a: this backbone is not folded',
+    ],
+    [
       'ResNet50 train step, batch 8',
       model.trainImgS8 !== null ? `${model.trainImgS8.toFixed(2)} img/s` : `not measured: ${model.trainSkipped}`,
     ],
@@ -267,6 +273,8 @@ export async function benchCommand(flags: BenchFlags): Promise<void> {
       forward_img_s_b1: model.forward[1] ?? null,
       forward_img_s_b8: model.forward[8] ?? null,
       forward_img_s_b32: model.forward[32] ?? null,
+      forward_folded_ab_img_s_b8: model.folding?.foldedImgS8 ?? null,
+      forward_unfolded_ab_img_s_b8: model.folding?.unfoldedImgS8 ?? null,
       train_img_s_b8: model.trainImgS8,
       forward_bf16_img_s_b8: 'reason' in model.bf16 ? null : model.bf16.forwardImgS8,
       train_bf16_img_s_b8: 'reason' in model.bf16 ? null : model.bf16.trainImgS8,

@@ -4,7 +4,8 @@
  * tfjs' wasm backend runs its convolutions with 128-bit SIMD and its BatchNorm, reductions and
  * MaxPoolGrad on one thread; together they are nearly all of a ResNet50's time. The addon computes
  * - convolutions and their two gradients with oneDNN, the library behind PyTorch's CPU convolutions
- *   (Debian's libdnnl), which JIT-compiles AVX2/AVX-512 kernels;
+ *   (Debian's libdnnl), which JIT-compiles AVX2/AVX-512 kernels, and for the folded inference network
+ *   (fused-conv.ts) a convolution with its residual add and ReLU fused (CONV2D_ADD);
  * - BatchNorm (inference, and a fused training op with its gradient, used by batchnorm.ts) and
  *   MaxPoolGrad as plain loops over OpenMP threads;
  * - in bf16 precision (setNativePrecision), the convolutions, their gradients and the matrix products
@@ -28,6 +29,19 @@ export interface NativeAddon {
     bias: Float32Array | null,
     y: Float32Array,
     relu: boolean,
+  ): void;
+  /**
+   * conv2d's y plus `add` (a residual, y's shape) before the ReLU: oneDNN's sum post-op. Absent from an
+   * addon built before it existed; CONV2D_ADD is then not registered and the composed ops run.
+   */
+  conv2dAdd?(
+    geometry: Int32Array,
+    x: Float32Array,
+    filter: Float32Array,
+    bias: Float32Array | null,
+    y: Float32Array,
+    relu: boolean,
+    add: Float32Array,
   ): void;
   conv2dBackpropInput(geometry: Int32Array, dy: Float32Array, filter: Float32Array, dx: Float32Array): void;
   conv2dBackpropFilter(geometry: Int32Array, x: Float32Array, dy: Float32Array, dw: Float32Array): void;
@@ -342,7 +356,48 @@ function nativeKernels(addon: NativeAddon): tf.KernelConfig[] {
     }),
     withFallback('BatchMatMul', matMulKernel(addon, false)),
     withFallback('_FusedMatMul', matMulKernel(addon, true)),
+    ...convAddKernel(addon),
     ...batchNormTrainingKernels(addon),
+  ];
+}
+
+/**
+ * Kernel name of relu?(conv2d(x, filter) + bias + add), one oneDNN primitive (sum post-op): the tail of a
+ * residual block in the folded inference network (fused-conv.ts). Inputs x, filter, bias (optional),
+ * add (the output's shape); attrs as FusedConv2D's. Forward only: it has no gradient.
+ */
+export const CONV2D_ADD = 'BoatConv2DAdd';
+
+function convAddKernel(addon: NativeAddon): tf.KernelConfig[] {
+  const conv2dAdd = addon.conv2dAdd?.bind(addon);
+  if (!conv2dAdd) return [];
+  return [
+    {
+      kernelName: CONV2D_ADD,
+      backendName: 'wasm',
+      kernelFunc: ({ inputs, attrs, backend }) => {
+        const heap = backend as unknown as WasmHeap;
+        const a = attrs as unknown as KernelAttrs;
+        const { x, filter, bias, add } = inputs as Record<'x' | 'filter' | 'add', tf.TensorInfo> & {
+          bias?: tf.TensorInfo;
+        };
+        const c = convInfo(x.shape, filter.shape, a);
+        if (!tf.util.arraysEqual(add.shape, c.outShape))
+          throw new Error(`${CONV2D_ADD}: add has shape ${add.shape}, the output ${c.outShape}`);
+        const y = heap.makeOutput(c.outShape, 'float32');
+        if (tf.util.sizeFromShape(c.outShape) === 0) return y;
+        conv2dAdd(
+          geometryOf(c),
+          heap.typedArrayFromHeap(x),
+          heap.typedArrayFromHeap(filter),
+          bias ? heap.typedArrayFromHeap(bias) : null,
+          heap.typedArrayFromHeap(y),
+          a.activation === 'relu',
+          heap.typedArrayFromHeap(add),
+        );
+        return y;
+      },
+    },
   ];
 }
 

@@ -27,13 +27,6 @@ export interface GradCam {
   view: RgbImage;
 }
 
-/** The layer whose output is the last stage's feature maps: the input of the global average pool. */
-function lastConvModel(model: BoatModel): tf.LayersModel {
-  const pool = model.backbone.layers[model.backbone.layers.length - 1];
-  const source = pool.inboundNodes[0].inboundLayers[0];
-  return tf.model({ inputs: model.backbone.inputs, outputs: source.output, name: 'last_conv' });
-}
-
 /** The head up to its logits (log-softmax left out), in inference mode. */
 function logits(model: BoatModel, features: tf.Tensor2D): tf.Tensor2D {
   let x: tf.Tensor = features;
@@ -56,8 +49,9 @@ export async function gradCamTensor(
   x: tf.Tensor4D,
   classIndex?: number,
 ): Promise<{ heatmap: Float32Array; size: number; probs: Float32Array; classIndex: number }> {
-  const convModel = lastConvModel(model);
-  const maps = convModel.predict(x) as tf.Tensor4D;
+  // The backbone's forward has BatchNorm folded (model.featureMaps): exact, as inference-mode BatchNorm
+  // is affine, and the gradient below starts at these maps anyway.
+  const maps = model.featureMaps(x);
   // Reads are asynchronous: the webgpu backend cannot read synchronously in Node.
   const probs = (await read(
     tf.tidy(() => tf.softmax(logits(model, tf.mean<tf.Tensor2D>(maps, [1, 2])))),

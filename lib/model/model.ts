@@ -11,6 +11,9 @@
  * - feature-extractor: only the head trains, and the backbone always runs in inference mode. In TF.js,
  *   `trainable = false` alone does NOT do that: BatchNormalization still normalises with batch
  *   statistics whenever `training: true` reaches it, so forward() never passes it to a frozen backbone.
+ *
+ * Whenever the backbone does not train (features, evaluation, predict, Grad-CAM, a feature extractor's
+ * head training), it runs with BatchNorm folded into the convolutions (folded.ts).
  */
 import * as crypto from 'node:crypto';
 
@@ -19,6 +22,7 @@ import * as tf from '../engine/tf';
 import type { Preprocessing } from '../images/transforms';
 import { UserError } from '../util';
 import { FreezableBatchNorm, useFusedBatchNorm } from '../engine/batchnorm';
+import { FoldedBackbone, UnfoldableNetwork } from './folded';
 import { defaultWeights, WeightsSource } from './weights';
 
 export type TrainingMode = 'finetune' | 'feature-extractor';
@@ -146,6 +150,13 @@ export class BoatModel {
    * keyed in the feature cache by its own weights (backboneKey), never by the pretrained checksum.
    */
   backboneChanged = false;
+  /**
+   * Whether inference runs the folded backbone (the default). False runs the Layers model with its
+   * BatchNorm layers, for comparisons; training the backbone always does.
+   */
+  foldBatchNorm = true;
+  /** null where the backbone has a structure folded.ts does not handle: inference then stays unfolded. */
+  private readonly folded: FoldedBackbone | null;
 
   constructor(
     readonly backbone: tf.LayersModel,
@@ -156,6 +167,14 @@ export class BoatModel {
     useFusedBatchNorm(backbone);
     this._mode = mode;
     this.mode = mode;
+    // Folded now rather than at the first inference, so that tf.memory().numTensors is the same
+    // before and after any inference; refolding when weights change replaces tensors one for one.
+    this.folded = foldedOrNull(backbone);
+  }
+
+  /** Whether inference runs with BatchNorm folded into the convolutions now. */
+  get folding(): boolean {
+    return this.folded !== null && this.foldBatchNorm;
   }
 
   get classes(): string[] {
@@ -219,7 +238,22 @@ export class BoatModel {
   /** Backbone features (inference mode): what feature-extractor training caches. */
   features(x: tf.Tensor4D): tf.Tensor2D {
     this.checkInput(x);
+    return this.inferenceFeatures(x);
+  }
+
+  private inferenceFeatures(x: tf.Tensor4D): tf.Tensor2D {
+    if (this.folded && this.foldBatchNorm) return this.folded.features(x);
     return this.backbone.apply(x, { training: false }) as tf.Tensor2D;
+  }
+
+  /** The last stage's feature maps [n, 7, 7, 2048] at 224 px (the global pool's input), in inference mode: Grad-CAM's. */
+  featureMaps(x: tf.Tensor4D): tf.Tensor4D {
+    this.checkInput(x);
+    if (this.folded && this.foldBatchNorm) return this.folded.maps(x);
+    const pool = this.backbone.layers[this.backbone.layers.length - 1];
+    const source = pool.inboundNodes[0].inboundLayers[0];
+    const upToMaps = tf.model({ inputs: this.backbone.inputs, outputs: source.output, name: 'last_conv' });
+    return upToMaps.predict(x) as tf.Tensor4D;
   }
 
   /** Log-probabilities. `training` turns on dropout, and batch statistics in a fine-tuned backbone only. */
@@ -229,7 +263,9 @@ export class BoatModel {
     // BatchNorm updates its moving statistics in training mode, so the backbone is no longer the pretrained one.
     if (trainBackbone) this.backboneChanged = true;
     return tf.tidy(() => {
-      const features = this.backbone.apply(x, { training: trainBackbone }) as tf.Tensor2D;
+      const features = trainBackbone
+        ? (this.backbone.apply(x, { training: true }) as tf.Tensor2D)
+        : this.inferenceFeatures(x);
       return this.head.apply(features, { training }) as tf.Tensor2D;
     });
   }
@@ -308,8 +344,18 @@ export class BoatModel {
   }
 
   dispose(): void {
+    this.folded?.dispose();
     this.backbone.dispose();
     this.head.dispose();
+  }
+}
+
+function foldedOrNull(backbone: tf.LayersModel): FoldedBackbone | null {
+  try {
+    return new FoldedBackbone(backbone);
+  } catch (err) {
+    if (err instanceof UnfoldableNetwork) return null; // the Layers model runs it, unfolded
+    throw err;
   }
 }
 

@@ -65,6 +65,10 @@ export async function extractFeatures(
   // The pretrained backbone is keyed by its checksum; any other (a fine-tune's) by a hash of its own weights.
   const [backboneId, backboneKind] = model.backboneKey().split('|');
   // fp32 keeps the key it had before precisions existed, so caches made then stay valid.
+  // Folding BatchNorm into the convolutions (model.features) is not in the key: its features differ from
+  // the unfolded network's by float rounding (about 1e-6 relative), the same size as the differences
+  // between backends and kernel sets (oneDNN, XNNPACK, webgpu), which the key leaves out too; keying it
+  // would throw away every cache for no change a classifier could see.
   const precision = activePrecision();
   const precisionKey = precision === 'fp32' ? [] : [precision];
   const keys = await Promise.all(
