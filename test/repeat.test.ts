@@ -7,6 +7,8 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { before, test } from 'node:test';
 
+import sharp from 'sharp';
+
 import {
   formatAlwaysWrong,
   formatRepeatTable,
@@ -142,7 +144,7 @@ test('runRepeat reads each seed metrics.json; a seed whose command fails, or suc
   );
 });
 
-test('boat repeat end to end: a table over the seeds; a seed that cannot run is reported in it and exits 1', () => {
+test('boat repeat end to end: a table over the seeds; a seed that cannot run is reported in it and exits 1', async () => {
   const out = path.join(work, 'models', 'fe');
   fs.mkdirSync(path.dirname(out));
   const TRAIN = [
@@ -186,6 +188,14 @@ test('boat repeat end to end: a table over the seeds; a seed that cannot run is 
   };
   const both = wrongOf(1).filter((f) => wrongOf(2).includes(f));
   assert.match(ok.stdout, new RegExp(`^Test photos wrong in all 2 seeds: ${both.length}\\b`, 'm'));
+  // Those photos as one grid, five to a row, 220 px tiles (and no grid when there are none).
+  const grid = path.join(out, 'test-wrong-in-every-seed.png');
+  assert.equal(fs.existsSync(grid), both.length > 0);
+  if (both.length > 0) {
+    const meta = await sharp(grid).metadata();
+    assert.equal(meta.width, Math.min(5, both.length) * 220);
+    assert.match(ok.stdout, /Those photos, each with what the first seed predicted: .*test-wrong-in-every-seed\.png/);
+  }
 
   // Seed 3's output is in use by another run (this process holds its lock): that seed fails, the others run.
   const lock = acquireLock(`${path.join(out, 'seed-3')}.lock`, 'seed 3');

@@ -1,11 +1,21 @@
 /** `boat repeat`: a training command once per seed, and the spread of its val and test accuracy. */
 import { spawn } from 'node:child_process';
+import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 
 import { Command, Option } from 'commander';
 
-import { formatAlwaysWrong, formatRepeatTable, runRepeat } from '../train/repeat';
+import { photoGrid } from '../plot/grid';
+import {
+  formatAlwaysWrong,
+  formatRepeatTable,
+  repeatedData,
+  repeatedOut,
+  RepeatSummary,
+  runRepeat,
+} from '../train/repeat';
+import { displayPath, writeFileAtomic } from '../util';
 import { seedList } from './options';
 import { required } from './program';
 
@@ -39,11 +49,35 @@ function runBoat(args: string[]): Promise<number> {
   });
 }
 
+const GRID = 'test-wrong-in-every-seed.png';
+
+/** The test photos every seed got wrong, as one captioned grid (true class → the first seed's prediction). */
+async function alwaysWrongGrid(summary: RepeatSummary, data: string, file: string): Promise<string | null> {
+  const ok = summary.runs.filter((r) => r.ok);
+  const every = (summary.testWrong ?? []).filter((w) => w.seeds === ok.length).map((w) => w.file);
+  if (ok.length === 0 || every.length === 0) return null;
+  const first = JSON.parse(fs.readFileSync(path.join(ok[0].out, 'metrics.json'), 'utf8')) as {
+    test_misclassified: Array<{ file: string; actual: string; predicted: string }>;
+  };
+  const predicted = new Map(first.test_misclassified.map((w) => [w.file, w]));
+  const tiles = every
+    .filter((f) => fs.existsSync(path.join(data, f)))
+    .map((f) => ({
+      file: path.join(data, f),
+      caption: `${path.basename(f)}: ${predicted.get(f)?.actual} → ${predicted.get(f)?.predicted}`,
+    }));
+  if (tiles.length === 0) return null;
+  writeFileAtomic(file, await photoGrid(tiles, { columns: Math.min(5, tiles.length), tile: 220 }));
+  return file;
+}
+
 export async function repeatCommand(command: string[], flags: RepeatFlags): Promise<void> {
   const summary = await runRepeat({ seeds: flags.seeds, args: command, run: runBoat });
   console.log(`\n${formatRepeatTable(summary)}`);
   const wrong = formatAlwaysWrong(summary);
   if (wrong) console.log(wrong);
+  const grid = await alwaysWrongGrid(summary, repeatedData(command), path.join(repeatedOut(command), GRID));
+  if (grid) console.log(`Those photos, each with what the first seed predicted: ${displayPath(grid)}`);
   // A failed seed is a failed repeat (exit 1): the table above says which and why.
   if (summary.failed.length > 0)
     throw new Error(

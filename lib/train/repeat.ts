@@ -82,6 +82,11 @@ export function repeatedOut(args: readonly string[]): string {
   return out.value;
 }
 
+/** The repeated command's --data (train's default when it has none): where the test photos are. */
+export function repeatedData(args: readonly string[]): string {
+  return findOption(args, '--data')?.value ?? 'data';
+}
+
 /** The command line for one seed: --out replaced by <out>/seed-S, --seed S added. */
 export function seedArgs(args: readonly string[], seed: number): { args: string[]; out: string } {
   const base = repeatedOut(args);
