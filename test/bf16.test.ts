@@ -18,7 +18,6 @@ import {
   createBoatModel,
   evalTransforms,
   extractFeatures,
-  loadNativeAddon,
   makeDemoDataset,
   nativeBf16Support,
   nativeKernelsInUse,
@@ -28,7 +27,8 @@ import {
   UserError,
 } from '../lib';
 import { convCases, convOutputs, CONV_OUTPUTS, maxRelativeError, randomArray } from './conv-cases';
-import { runCli, skipRestUnlessCi, tempDir } from './helpers';
+import { runCli, tempDir } from './helpers';
+import { skipWithoutNativeBf16 } from './native-skips';
 
 const BF16_TOLERANCE = 1e-2;
 /** Below this the two runs agree as fp32 runs do: bf16 was not used. */
@@ -46,38 +46,7 @@ after(async () => {
   await selectBackend(undefined, 'fp32');
 });
 
-/** The CPU's own bf16 flags, from /proc/cpuinfo (Linux); what a CI runner has is not up to CI to install. */
-function cpuHasBf16(): boolean {
-  try {
-    return /\b(avx512_bf16|amx_bf16)\b/.test(fs.readFileSync('/proc/cpuinfo', 'utf8'));
-  } catch {
-    return false;
-  }
-}
-
-/**
- * Skips the rest of the test (naming why) unless the addon is on and the CPU has native bf16. Under CI=true a
- * missing addon fails; a CPU without bf16 is a skip, but one whose flags show bf16 while the addon finds none
- * fails, so a broken detection cannot pass as missing hardware.
- */
-function skipWithoutBf16(t: TestContext): boolean {
-  if (!nativeOn) {
-    const loaded = loadNativeAddon();
-    const reason = 'reason' in loaded ? loaded.reason : 'turned off';
-    if (reason === 'BOAT_NATIVE=0') {
-      t.skip('native addon turned off (BOAT_NATIVE=0)');
-      return true;
-    }
-    return skipRestUnlessCi(t, `native addon not available: ${reason}`);
-  }
-  const support = nativeBf16Support();
-  if (support.ok) return false;
-  if (!cpuHasBf16()) {
-    t.skip(`no native bf16 on this CPU: ${support.reason}`);
-    return true;
-  }
-  return skipRestUnlessCi(t, `the CPU lists bf16 but the addon finds none: ${support.reason}`);
-}
+const skipWithoutBf16 = (t: TestContext): boolean => skipWithoutNativeBf16(t, nativeOn);
 
 /** Runs `f` in fp32 and in bf16 on the native kernels; returns both results, checking that no tensor leaked. */
 async function inBothPrecisions(f: () => tf.Tensor[]): Promise<[Float32Array[], Float32Array[]]> {

@@ -24,9 +24,7 @@ import {
   evaluateModel,
   extractFeatures,
   gradCamTensor,
-  loadNativeAddon,
   makeDemoDataset,
-  nativeBf16Support,
   nativeKernelsInUse,
   nllLoss,
   predictImage,
@@ -36,7 +34,8 @@ import {
 import { convBiasAddRelu } from '../lib/engine/fused-conv';
 import { CONV2D_ADD } from '../lib/engine/native-kernels';
 import { convCases, maxRelativeError, randomArray } from './conv-cases';
-import { REPO_ROOT, skipRestUnlessCi, tempDir } from './helpers';
+import { REPO_ROOT, tempDir } from './helpers';
+import { skipWithoutNativeAddon, skipWithoutNativeBf16 } from './native-skips';
 import { tinyModel } from './tiny-model';
 
 const FOLD_TOLERANCE = 1e-4;
@@ -50,16 +49,7 @@ before(async () => {
   nativeOn = nativeKernelsInUse() !== null;
 });
 
-function skipWithoutAddon(t: TestContext): boolean {
-  if (nativeOn) return false;
-  const loaded = loadNativeAddon();
-  const reason = 'reason' in loaded ? loaded.reason : 'turned off';
-  if (reason === 'BOAT_NATIVE=0') {
-    t.skip('native addon turned off (BOAT_NATIVE=0)');
-    return true;
-  }
-  return skipRestUnlessCi(t, `native addon not available: ${reason}`);
-}
+const skipWithoutAddon = (t: TestContext): boolean => skipWithoutNativeAddon(t, nativeOn);
 
 /** Inputs in the range of caffe-preprocessed pixels (about ±128). */
 function images(n: number, seed: number, size = SIZE): tf.Tensor4D {
@@ -329,9 +319,7 @@ test('feature extraction, evaluation and predict run the folded network: no Batc
 });
 
 test('bf16: the folded convolutions compute in bf16 and agree with the unfolded network in bf16', async (t) => {
-  if (skipWithoutAddon(t)) return;
-  const support = nativeBf16Support();
-  if (skipRestUnlessCi(t, support.ok ? false : `no native bf16 here: ${support.reason}`)) return;
+  if (skipWithoutNativeBf16(t, nativeOn)) return;
   const model = await createBoatModel({ classes: ['a', 'b'], mode: 'feature-extractor', inputSize: SIZE });
   const x = images(2, 21);
   try {

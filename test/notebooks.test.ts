@@ -15,16 +15,18 @@ import { REPO_ROOT, runCli, skipRestUnlessCi, skipUnlessCi, tempDir } from './he
 const hasJupyter =
   spawnSync('/usr/bin/python3', ['-c', 'import nbconvert, nbclient'], { encoding: 'utf8' }).status === 0;
 
+/** A history row whose loss is 1 − acc, at lr 1e-3 and 2 s a phase. */
+const row = (epoch: number, phase: 'train' | 'val', acc: number): HistoryRow => ({
+  epoch,
+  phase,
+  loss: 1 - acc,
+  acc,
+  lr: 1e-3,
+  seconds: 2,
+  imagesPerSecond: 10,
+});
+
 test('the history prints one line per epoch, train and val side by side, the best val epoch marked', () => {
-  const row = (epoch: number, phase: 'train' | 'val', acc: number): HistoryRow => ({
-    epoch,
-    phase,
-    loss: 1 - acc,
-    acc,
-    lr: 1e-3,
-    seconds: 2,
-    imagesPerSecond: 10,
-  });
   const lines = historyTable([
     row(0, 'train', 0.5),
     row(0, 'val', 0.6),
@@ -41,26 +43,30 @@ test('the history prints one line per epoch, train and val side by side, the bes
 });
 
 test("a two-stage recipe's history gets a stage column, and the marked epoch is the one the recipe keeps", () => {
-  const row = (stage: 1 | 2, epoch: number, phase: 'train' | 'val', acc: number): HistoryRow & { stage: 1 | 2 } => ({
+  const staged = (stage: 1 | 2, epoch: number, phase: 'train' | 'val', acc: number) => ({
     stage,
-    epoch,
-    phase,
-    loss: 1 - acc,
-    acc,
-    lr: 1e-3,
-    seconds: 2,
-    imagesPerSecond: 10,
+    ...row(epoch, phase, acc),
   });
-  const stage1 = [row(1, 0, 'train', 0.5), row(1, 0, 'val', 0.9), row(1, 1, 'train', 0.6), row(1, 1, 'val', 0.8)];
+  const stage1 = [
+    staged(1, 0, 'train', 0.5),
+    staged(1, 0, 'val', 0.9),
+    staged(1, 1, 'train', 0.6),
+    staged(1, 1, 'val', 0.8),
+  ];
   // Stage 2 equal to stage 1's best: the recipe keeps stage 2 (its first best epoch).
-  const kept2 = historyTable([...stage1, row(2, 0, 'train', 0.7), row(2, 0, 'val', 0.9), row(2, 1, 'val', 0.9)]);
+  const kept2 = historyTable([
+    ...stage1,
+    staged(2, 0, 'train', 0.7),
+    staged(2, 0, 'val', 0.9),
+    staged(2, 1, 'val', 0.9),
+  ]);
   const lines = kept2.split('\n');
   assert.match(lines[0], /^stage\s+epoch\s+train loss/);
   assert.equal(lines.length, 5, 'one line per (stage, epoch), epochs counted within each stage');
   assert.match(lines[3], /^\s+2\s+1\s.*← best val$/);
   assert.equal(kept2.match(/best val/g)?.length, 1);
   // Stage 2 below stage 1's best: stage 1's best epoch is the one kept.
-  const kept1 = historyTable([...stage1, row(2, 0, 'val', 0.85), row(2, 1, 'val', 0.88)]).split('\n');
+  const kept1 = historyTable([...stage1, staged(2, 0, 'val', 0.85), staged(2, 1, 'val', 0.88)]).split('\n');
   assert.match(kept1[1], /^\s+1\s+1\s.*← best val$/);
   assert.doesNotMatch(kept1.slice(2).join('\n'), /best/);
 });

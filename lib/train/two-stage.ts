@@ -292,20 +292,21 @@ async function runLocked(options: TwoStageOptions, log: (line: string) => void):
       classWeights: classWeights !== undefined,
     });
     const skippedOf = (): Skipped[] => uniqueSkips(datasets.flatMap((d) => d.skipped));
+    const result = (rest: Pick<TwoStageResult, 'stopped'> & Partial<TwoStageResult>): TwoStageResult => ({
+      model,
+      stage1,
+      recipe,
+      history,
+      featureSeconds: features.seconds,
+      out: path.resolve(options.out),
+      skipped: skippedOf(),
+      ...rest,
+    });
     if (r1.stopped) {
       log(
         `Stopped in stage 1; the checkpoint is in ${checkpoints.stage1}. Resume with the same command plus --resume.`,
       );
-      return {
-        model,
-        stage1,
-        recipe,
-        history,
-        featureSeconds: features.seconds,
-        stopped: true,
-        out: path.resolve(options.out),
-        skipped: skippedOf(),
-      };
+      return result({ stopped: true });
     }
     log(
       `Stage 1 done: best val acc ${stage1.valAcc.toFixed(4)} (epoch ${stage1.bestEpoch + 1})${stage1.testAcc !== undefined ? `, test acc ${stage1.testAcc.toFixed(4)}` : ''}`,
@@ -373,17 +374,7 @@ async function runLocked(options: TwoStageOptions, log: (line: string) => void):
       log(
         `Stopped in stage 2; the checkpoints are in ${checkpoints.stage1} and ${checkpoints.stage2}. Resume with the same command plus --resume.`,
       );
-      return {
-        model,
-        stage1,
-        stage2,
-        recipe,
-        history,
-        featureSeconds: features.seconds,
-        stopped: true,
-        out: path.resolve(options.out),
-        skipped: skippedOf(),
-      };
+      return result({ stage2, stopped: true });
     }
     // --epochs 0: stage 1 alone (its model is kept below, as when stage 2 ends lower).
     const trained2 = r2.history.length > 0;
@@ -481,19 +472,7 @@ async function runLocked(options: TwoStageOptions, log: (line: string) => void):
       },
     );
     log(`Saved ${displayPath(options.out)} (metadata.json, weights, history.csv, metrics.json, config.json)`);
-    return {
-      model,
-      stage1,
-      stage2,
-      kept,
-      test,
-      recipe,
-      history,
-      featureSeconds: features.seconds,
-      stopped: false,
-      out: path.resolve(options.out),
-      skipped,
-    };
+    return result({ stage2, kept, test, stopped: false, skipped });
   } catch (err) {
     model.dispose();
     throw err;
