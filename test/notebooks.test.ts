@@ -212,6 +212,7 @@ test(
       '01_image_sizes.png',
       '03_accuracy.png',
       '03_loss.png',
+      '03_recipe_vs_tutorial.png',
       '04_accuracy.png',
       '04_loss.png',
       '06_lr_find.png',
