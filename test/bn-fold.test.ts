@@ -105,27 +105,7 @@ test('the native conv + bias + residual + ReLU kernel matches the cpu backend (2
     const b = randomArray([5], c.index + 200);
     const add = randomArray(outShape, c.index + 300);
     for (const relu of [false, true]) {
-      const compute = async (backend: string): Promise<Float32Array> => {
-        await tf.setBackend(backend);
-        const before = tf.memory().numTensors;
-        const out = tf.tidy(() =>
-          convBiasAddRelu(
-            tf.tensor4d(x, c.xShape),
-            tf.tensor4d(w, c.wShape),
-            tf.tensor1d(b),
-            geometry,
-            relu,
-            tf.tensor4d(add, outShape),
-          ),
-        );
-        const values = out.dataSync() as Float32Array;
-        out.dispose();
-        assert.equal(tf.memory().numTensors, before, `tensors leaked on ${backend}`);
-        return values;
-      };
-      const expected = await compute('cpu');
-      const native = await compute('wasm');
-      const profiled = await kernelCounts(() =>
+      const fused = (): tf.Tensor4D =>
         convBiasAddRelu(
           tf.tensor4d(x, c.xShape),
           tf.tensor4d(w, c.wShape),
@@ -133,8 +113,19 @@ test('the native conv + bias + residual + ReLU kernel matches the cpu backend (2
           geometry,
           relu,
           tf.tensor4d(add, outShape),
-        ),
-      );
+        );
+      const compute = async (backend: string): Promise<Float32Array> => {
+        await tf.setBackend(backend);
+        const before = tf.memory().numTensors;
+        const out = tf.tidy(fused);
+        const values = out.dataSync() as Float32Array;
+        out.dispose();
+        assert.equal(tf.memory().numTensors, before, `tensors leaked on ${backend}`);
+        return values;
+      };
+      const expected = await compute('cpu');
+      const native = await compute('wasm');
+      const profiled = await kernelCounts(fused);
       assert.equal(count(profiled, CONV2D_ADD), 1, 'the native kernel ran');
       const err = maxRelativeError(expected, native);
       worst = Math.max(worst, err);

@@ -16,6 +16,7 @@ import {
   seedArgs,
   summarizeRuns,
   type SeedRun,
+  wrongInEverySeed,
 } from '../lib/train/repeat';
 import { acquireLock, writeJsonAtomic } from '../lib/util';
 import { runCli, tempDir } from './helpers';
@@ -82,7 +83,10 @@ test('summarizeRuns: mean, min and max over the seeds that succeeded; a failed s
 });
 
 test('the test photos each seed got wrong are counted over the seeds; every seed must have recorded them', () => {
-  const wrong = (seed: number, files: string[]): SeedRun => ({ ...run(seed, 0.9, 0.8), testWrong: files });
+  const wrong = (seed: number, files: string[]): SeedRun => ({
+    ...run(seed, 0.9, 0.8),
+    testWrong: files.map((file) => ({ file, actual: 'a', predicted: `p${seed}` })),
+  });
   const s = summarizeRuns([
     wrong(1, ['test/a/1.jpg', 'test/b/2.jpg']),
     wrong(2, ['test/b/2.jpg', 'test/a/1.jpg', 'test/c/3.jpg']),
@@ -98,6 +102,8 @@ test('the test photos each seed got wrong are counted over the seeds; every seed
     formatAlwaysWrong(s),
     'Test photos wrong in all 3 seeds: 1 (test/b/2.jpg); wrong in some but not all: 2 (all in repeat.json)',
   );
+  // Each photo wrong in every seed comes with the first succeeded seed's answer, for the grid's captions.
+  assert.deepEqual(wrongInEverySeed(s), [{ file: 'test/b/2.jpg', actual: 'a', predicted: 'p1' }]);
   // A seed that did not record its mistakes (an older run): no count, rather than a wrong one.
   assert.equal(summarizeRuns([wrong(1, ['test/a/1.jpg']), run(2, 0.9, 0.8)]).testWrong, null);
   assert.equal(formatAlwaysWrong(summarizeRuns([run(2, 0.9, 0.8)])), '');

@@ -14,6 +14,7 @@ import {
   repeatedOut,
   RepeatSummary,
   runRepeat,
+  wrongInEverySeed,
 } from '../train/repeat';
 import { displayPath, writeFileAtomic } from '../util';
 import { seedList } from './options';
@@ -53,19 +54,9 @@ const GRID = 'test-wrong-in-every-seed.png';
 
 /** The test photos every seed got wrong, as one captioned grid (true class → the first seed's prediction). */
 async function alwaysWrongGrid(summary: RepeatSummary, data: string, file: string): Promise<string | null> {
-  const ok = summary.runs.filter((r) => r.ok);
-  const every = (summary.testWrong ?? []).filter((w) => w.seeds === ok.length).map((w) => w.file);
-  if (ok.length === 0 || every.length === 0) return null;
-  const first = JSON.parse(fs.readFileSync(path.join(ok[0].out, 'metrics.json'), 'utf8')) as {
-    test_misclassified: Array<{ file: string; actual: string; predicted: string }>;
-  };
-  const predicted = new Map(first.test_misclassified.map((w) => [w.file, w]));
-  const tiles = every
-    .filter((f) => fs.existsSync(path.join(data, f)))
-    .map((f) => ({
-      file: path.join(data, f),
-      caption: `${path.basename(f)}: ${predicted.get(f)?.actual} → ${predicted.get(f)?.predicted}`,
-    }));
+  const tiles = wrongInEverySeed(summary)
+    .filter((w) => fs.existsSync(path.join(data, w.file)))
+    .map((w) => ({ file: path.join(data, w.file), caption: `${path.basename(w.file)}: ${w.actual} → ${w.predicted}` }));
   if (tiles.length === 0) return null;
   writeFileAtomic(file, await photoGrid(tiles, { columns: Math.min(5, tiles.length), tile: 220 }));
   return file;

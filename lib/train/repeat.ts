@@ -33,7 +33,14 @@ export interface SeedRun {
   error?: string;
   seconds: number;
   /** The test photos this seed's model got wrong (metrics.json's test_misclassified), when it recorded them. */
-  testWrong?: string[];
+  testWrong?: WrongPhoto[];
+}
+
+/** A test photo a model got wrong: its path under the data folder, its class and the model's answer. */
+export interface WrongPhoto {
+  file: string;
+  actual: string;
+  predicted: string;
 }
 
 export interface Spread {
@@ -114,7 +121,8 @@ export function summarizeRuns(runs: readonly SeedRun[]): RepeatSummary {
   let testWrong: RepeatSummary['testWrong'] = null;
   if (ok.length > 0 && ok.every((r) => r.testWrong !== undefined)) {
     const counts = new Map<string, number>();
-    for (const r of ok) for (const file of new Set(r.testWrong)) counts.set(file, (counts.get(file) ?? 0) + 1);
+    for (const r of ok)
+      for (const file of new Set(r.testWrong!.map((w) => w.file))) counts.set(file, (counts.get(file) ?? 0) + 1);
     testWrong = [...counts]
       .map(([file, seeds]) => ({ file, seeds }))
       .sort((a, b) => b.seeds - a.seeds || a.file.localeCompare(b.file));
@@ -128,11 +136,22 @@ export function summarizeRuns(runs: readonly SeedRun[]): RepeatSummary {
   };
 }
 
+/**
+ * The test photos every succeeded seed got wrong, with the first such seed's answer; empty when the runs did
+ * not record their mistakes.
+ */
+export function wrongInEverySeed(summary: RepeatSummary): WrongPhoto[] {
+  const ok = summary.runs.filter((r) => r.ok);
+  if (summary.testWrong === null || ok.length === 0) return [];
+  const first = new Map(ok[0].testWrong!.map((w) => [w.file, w]));
+  return summary.testWrong.filter((w) => w.seeds === ok.length).map((w) => first.get(w.file)!);
+}
+
 /** The test photos every succeeded seed got wrong, one line; empty when the runs did not record them. */
 export function formatAlwaysWrong(summary: RepeatSummary, limit = 20): string {
   if (summary.testWrong === null) return '';
   const n = summary.runs.filter((r) => r.ok).length;
-  const every = summary.testWrong.filter((w) => w.seeds === n).map((w) => w.file);
+  const every = wrongInEverySeed(summary).map((w) => w.file);
   const some = summary.testWrong.length - every.length;
   const shown = every.slice(0, limit).join(', ') + (every.length > limit ? `, … (${every.length - limit} more)` : '');
   return (
@@ -174,7 +193,7 @@ export function formatRepeatTable(summary: RepeatSummary): string {
 }
 
 /** Reads a finished run's metrics.json: best val accuracy and test accuracy (null without a test set). */
-export function readRunMetrics(out: string): { valAcc: number; testAcc: number | null; testWrong?: string[] } {
+export function readRunMetrics(out: string): { valAcc: number; testAcc: number | null; testWrong?: WrongPhoto[] } {
   const file = path.join(out, 'metrics.json');
   let metrics: { best_val_acc?: unknown; test_acc?: unknown; test_misclassified?: unknown };
   try {
@@ -187,7 +206,15 @@ export function readRunMetrics(out: string): { valAcc: number; testAcc: number |
   return {
     valAcc: metrics.best_val_acc,
     testAcc: typeof metrics.test_acc === 'number' ? metrics.test_acc : null,
-    ...(Array.isArray(wrong) ? { testWrong: wrong.map((w: { file?: unknown }) => String(w.file)) } : {}),
+    ...(Array.isArray(wrong)
+      ? {
+          testWrong: wrong.map((w: Partial<Record<keyof WrongPhoto, unknown>>) => ({
+            file: String(w.file),
+            actual: String(w.actual),
+            predicted: String(w.predicted),
+          })),
+        }
+      : {}),
   };
 }
 
@@ -217,7 +244,7 @@ export async function runRepeat(options: RepeatOptions): Promise<RepeatSummary> 
     const seconds = (Date.now() - started) / 1000;
     let valAcc: number | null = null;
     let testAcc: number | null = null;
-    let testWrong: string[] | undefined;
+    let testWrong: WrongPhoto[] | undefined;
     if (code === 0) {
       try {
         const after = fs.statSync(path.join(out, 'metrics.json')).mtimeMs;
