@@ -44,6 +44,19 @@ export default tseslint.config(
     },
   },
   {
+    // Each folder's index.ts lists its public API by name, so a reader sees it there and a new export is a choice.
+    files: ['lib/**/*.ts'],
+    rules: {
+      'no-restricted-syntax': [
+        'error',
+        {
+          selector: 'ExportAllDeclaration',
+          message: "List the names: each folder's index.ts spells out its public API, so no `export *`.",
+        },
+      ],
+    },
+  },
+  {
     // Tests read the JSON files the CLI writes (metrics, metadata, notebooks) without declaring their types.
     files: ['test/**/*.ts'],
     rules: {

@@ -14,5 +14,8 @@ import type {} from '@tensorflow/tfjs-core/dist/public/chained_ops/register_all_
 // no chained ops (tensor.add(...)) by itself.
 require('./tf-registrations.js');
 
+// The whole TensorFlow.js API, as tf.* everywhere: its surface is the packages', not ours to list.
+/* eslint-disable no-restricted-syntax */
 export * from '@tensorflow/tfjs-core';
 export * from '@tensorflow/tfjs-layers';
+/* eslint-enable no-restricted-syntax */

@@ -1,11 +1,46 @@
-export * from './experiment';
-export * from './features';
-export * from './progress';
-export * from './sources';
-export * from './train';
-export * from './lr-finder';
-export * from './soup';
-export * from './two-stage';
-export * from './schedule';
-export * from './rates';
-export * from './repeat';
+export type { ExperimentOptions, ExperimentResult } from './experiment';
+export { runExperiment, uniqueSkips, WASM_FINETUNE_MICRO_BATCH, withOutputLock } from './experiment';
+export type { ExtractOptions, FeatureSet } from './features';
+export { extractFeatures, FeatureRun } from './features';
+export type { ProgressSink } from './progress';
+export { historyTable, phaseLine, progressLine, terminalProgress } from './progress';
+export { FeatureSource, LoaderSource } from './sources';
+export type { BatchSource, HistoryRow, Phase, TrainBatch, TrainOptions, TrainResult } from './train';
+export {
+  checkpointSettings,
+  checkResumeSettings,
+  disposeOptimizer,
+  forwardAny,
+  resumeSettings,
+  stepLr,
+  trainModel,
+} from './train';
+export type { LrFinderOptions, LrFinderResult, LrPoint } from './lr-finder';
+export { findLearningRate } from './lr-finder';
+export type { SoupOptions, SoupRecipe, SoupResult, SoupStep } from './soup';
+export { makeSoup } from './soup';
+export type { Recipe, StageSummary, TwoStageOptions, TwoStageResult } from './two-stage';
+export {
+  hasTwoStageCheckpoint,
+  RECIPES,
+  runTwoStage,
+  STAGE1_SCHEDULE,
+  TWO_STAGE_DEFAULTS,
+  twoStageCheckpoints,
+} from './two-stage';
+export type { LrSchedule, ScheduleKind } from './schedule';
+export { checkSchedule, SCHEDULE_KINDS, scheduledLr } from './schedule';
+export type { RateGroup } from './rates';
+export { applyScaledGradients, groupMultipliers, RATE_GROUPS, stageRateMultipliers } from './rates';
+export type { RepeatOptions, RepeatSummary, SeedRun, Spread } from './repeat';
+export {
+  formatAlwaysWrong,
+  formatRepeatTable,
+  readRunMetrics,
+  REPEATABLE_COMMANDS,
+  repeatedData,
+  repeatedOut,
+  runRepeat,
+  seedArgs,
+  summarizeRuns,
+} from './repeat';
