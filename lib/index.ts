@@ -215,6 +215,7 @@ export type {
   TrainResult,
   TwoStageOptions,
   TwoStageResult,
+  WrongPhoto,
 } from './train';
 export {
   applyScaledGradients,
@@ -260,6 +261,7 @@ export {
   uniqueSkips,
   WASM_FINETUNE_MICRO_BATCH,
   withOutputLock,
+  wrongInEverySeed,
 } from './train';
 export type { ClassMetrics, EvaluateOptions, EvaluationResult, Metrics, Misclassified, Prediction } from './evaluate';
 export {

@@ -32,7 +32,7 @@ export type { LrSchedule, ScheduleKind } from './schedule';
 export { checkSchedule, SCHEDULE_KINDS, scheduledLr } from './schedule';
 export type { RateGroup } from './rates';
 export { applyScaledGradients, groupMultipliers, RATE_GROUPS, stageRateMultipliers } from './rates';
-export type { RepeatOptions, RepeatSummary, SeedRun, Spread } from './repeat';
+export type { RepeatOptions, RepeatSummary, SeedRun, Spread, WrongPhoto } from './repeat';
 export {
   formatAlwaysWrong,
   formatRepeatTable,
@@ -43,4 +43,5 @@ export {
   runRepeat,
   seedArgs,
   summarizeRuns,
+  wrongInEverySeed,
 } from './repeat';
