@@ -205,12 +205,14 @@ test("oneDNN's verbose exec lines: primitive kind, reorders by what they convert
     kind: 'convolution',
     implementation: 'jit:avx512_core',
     propKind: 'backward_weights',
+    problem: 'mb2_ic8oc16_ih16oh16kh3sh1dh0ph1_iw16ow16kw3sw1dw0pw1',
     ms: 1.646,
   });
   assert.deepEqual(parse(VERBOSE.forwardAddRelu), {
     kind: 'convolution',
     implementation: 'brgconv_1x1:avx512_core',
     propKind: 'forward_inference',
+    problem: 'mb1_ic64oc256_ih8oh8kh1sh1dh0ph0_iw8ow8kw1sw1dw0pw0',
     ms: 0.0568848,
   });
   assert.equal(parse(VERBOSE.matmul)?.kind, 'matmul');
@@ -262,6 +264,15 @@ test("oneDNN's lines are charged to the kernel running them, per step, inside th
   assert.ok(Math.abs(row.outsideMs - (6 - 1.646 - 2.08301 / 2)) < 1e-9);
   assert.ok(Math.abs(onednn.outsideKernelsMs - 0.00610352 / 2) < 1e-9);
   assert.ok(Math.abs(onednn.totalMs - (1.646 + 2.08301 / 2 + 0.00610352 / 2)) < 1e-9);
+  assert.deepEqual(onednn.convolutions, [
+    {
+      propKind: 'backward_weights',
+      problem: 'mb2_ic8oc16_ih16oh16kh3sh1dh0ph1_iw16ow16kw3sw1dw0pw1',
+      implementation: 'jit:avx512_core',
+      calls: 1,
+      ms: 1.646,
+    },
+  ]);
   // A section the child never began has no oneDNN time.
   assert.deepEqual(charger.profile({ precision: 'bf16', workload: 'train', profile }).kernels, []);
 });
@@ -285,6 +296,13 @@ test('a whole profile in its child process with ONEDNN_VERBOSE=1 (ResNet50, 32 p
   const filterGrad = train.onednn.kernels.find((k) => k.kernel === 'Conv2DBackpropFilter');
   assert.equal(train.profile.kernels.find((k) => k.kernel === 'Conv2DBackpropFilter')?.calls, 53);
   assert.ok(filterGrad && filterGrad.byKind.convolution > 0, 'the filter gradients ran oneDNN convolutions');
+  const convCalls = (propKind: string) =>
+    train.onednn.convolutions.filter((c) => c.propKind === propKind).reduce((a, c) => a + c.calls, 0);
+  // Every convolution's three directions (the stem's input gradient too: its input is a tensor like any other).
+  assert.deepEqual(
+    ['forward_training', 'forward_inference', 'backward_data', 'backward_weights'].map(convCalls),
+    [0, 53, 53, 53],
+  );
   // The folded forward: 53 convolutions, 16 of them with the residual add, and no BatchNorm.
   const calls = (name: string) => forward.profile.kernels.find((k) => k.kernel === name)?.calls ?? 0;
   assert.equal(calls('FusedConv2D') + calls('BoatConv2DAdd'), 53);

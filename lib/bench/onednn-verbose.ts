@@ -14,6 +14,8 @@ export interface OnednnExec {
   kind: string;
   implementation: string;
   propKind: string;
+  /** The shapes, e.g. mb8_ic64oc64_ih56oh56kh3sh1dh0ph1_iw56ow56kw3sw1dw0pw1 for a convolution. */
+  problem: string;
   ms: number;
 }
 
@@ -25,7 +27,7 @@ export function parseOnednnVerboseLine(line: string): OnednnExec | null {
   if (!Number.isFinite(ms)) return null;
   const [primitive, implementation, propKind, descriptors] = fields.slice(3, 7);
   const kind = primitive === 'reorder' ? reorderKind(descriptors) : primitive;
-  return { kind, implementation, propKind, ms };
+  return { kind, implementation, propKind, problem: fields[fields.length - 2], ms };
 }
 
 /** "reorder, filter, fp32->bf16", "reorder, activation, layout" and so on, from the memory descriptors. */

@@ -285,6 +285,17 @@ export interface OnednnProfile {
   totalMs: number;
   /** Exec time of primitives run outside any TF.js kernel (expected 0). */
   outsideKernelsMs: number;
+  /** oneDNN's convolutions by direction and geometry, slowest first (per step). */
+  convolutions: OnednnConvolutionRow[];
+}
+
+export interface OnednnConvolutionRow {
+  propKind: string;
+  problem: string;
+  implementation: string;
+  /** Per step: layers of this geometry times their calls. */
+  calls: number;
+  ms: number;
 }
 
 export interface ProfileSection extends ChildSection {
@@ -355,7 +366,9 @@ export async function benchProfile(options: ProfileOptions): Promise<ProfileResu
  */
 export class OnednnCharger {
   private readonly sections = new Map<string, Map<string, OnednnTotals>>();
+  private readonly convolutions = new Map<string, Map<string, OnednnConvolutionRow>>();
   private current: Map<string, OnednnTotals> | null = null;
+  private currentConvolutions: Map<string, OnednnConvolutionRow> | null = null;
   private kernel = '';
 
   line(line: string): void {
@@ -364,8 +377,10 @@ export class OnednnCharger {
       if (what === 'begin') {
         this.current = new Map();
         this.sections.set(`${a},${b}`, this.current);
+        this.currentConvolutions = new Map();
+        this.convolutions.set(`${a},${b}`, this.currentConvolutions);
         this.kernel = '';
-      } else if (what === 'end') this.current = null;
+      } else if (what === 'end') [this.current, this.currentConvolutions] = [null, null];
       else if (what === 'kernel') this.kernel = a ?? '';
       return;
     }
@@ -375,6 +390,15 @@ export class OnednnCharger {
     let totals = this.current.get(this.kernel);
     if (!totals) this.current.set(this.kernel, (totals = {}));
     addExec(totals, exec);
+    if (exec.kind !== 'convolution' || !this.currentConvolutions) return;
+    const key = `${exec.propKind} ${exec.problem}`;
+    let conv = this.currentConvolutions.get(key);
+    if (!conv) {
+      const { propKind, problem, implementation } = exec;
+      this.currentConvolutions.set(key, (conv = { propKind, problem, implementation, calls: 0, ms: 0 }));
+    }
+    conv.calls++;
+    conv.ms += exec.ms;
   }
 
   /** oneDNN's share of one section's kernels, per step. */
@@ -398,12 +422,15 @@ export class OnednnCharger {
       rows.push({ kernel, wallMs, byKind: mine, onednnMs, outsideMs: wallMs - onednnMs });
     }
     rows.sort((a, b) => b.wallMs - a.wallMs);
-    return { kernels: rows, byKind, totalMs: sumTotals(byKind), outsideKernelsMs };
+    const convolutions = [...(this.convolutions.get(`${section.precision},${section.workload}`)?.values() ?? [])]
+      .map((c) => ({ ...c, calls: c.calls / steps, ms: c.ms / steps }))
+      .sort((a, b) => b.ms - a.ms);
+    return { kernels: rows, byKind, totalMs: sumTotals(byKind), outsideKernelsMs, convolutions };
   }
 }
 
 /** The profile as text: per section, the categories, the top kernels and oneDNN's breakdown. */
-export function formatProfile(result: ProfileResult, topKernels = 15): string[] {
+export function formatProfile(result: ProfileResult, topKernels = 15, topConvolutions = 8): string[] {
   const out: string[] = [];
   const ms = (v: number): string => v.toFixed(1).padStart(8);
   const pct = (v: number): string => `${(100 * v).toFixed(1)}%`.padStart(7);
@@ -457,6 +484,11 @@ export function formatProfile(result: ProfileResult, topKernels = 15): string[] 
       out.push(`    ${kind.padEnd(40)} ${ms(v)} ${pct(v / p.stepMs)} of the step`);
     if (o.outsideKernelsMs > 0)
       out.push(`    (of which outside any TF.js kernel: ${o.outsideKernelsMs.toFixed(1)} ms)`);
+    out.push(`  slowest oneDNN convolutions (the layers of one geometry together), ms per step:`);
+    for (const c of o.convolutions.slice(0, topConvolutions))
+      out.push(
+        `    ${c.propKind.padEnd(17)} ${c.problem.padEnd(58)} ${`${Math.round(c.calls)}×`.padStart(4)} ${ms(c.ms)}  ${c.implementation}`,
+      );
   }
   for (const reason of result.skipped) out.push(`Not profiled: ${reason}`);
   return out;
