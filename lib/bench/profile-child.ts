@@ -1,8 +1,8 @@
 /**
  * The child process of `boat bench --profile` (profile.ts starts it with ONEDNN_VERBOSE=1): ResNet50 with
  * the tutorial's head, a train step and a forward pass in fp32 and, where the CPU has native bf16, in bf16,
- * each profiled after a warm-up step and one unprofiled step. Its markers and result go to stdout, one line each, between
- * oneDNN's lines; writeSync keeps them in order with what oneDNN prints there.
+ * each profiled after a warm-up step and one unprofiled step. Its markers and its result go to stdout (a
+ * file), one line each, among oneDNN's; writeSync keeps them in order with what oneDNN prints there.
  */
 import * as fs from 'node:fs';
 
