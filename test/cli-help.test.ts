@@ -79,7 +79,7 @@ const COMMANDS: Record<string, { options: string[]; args?: string[] }> = {
   soup: { options: ['--out', '--data', '--recipe'], args: ['model...'] },
   explain: { options: ['--model', '--class', '--out', '--precision'], args: ['image...'] },
   'lr-find': { options: ['--data', '--steps', '--seed', '--cache', '--out', '--precision'] },
-  bench: { options: ['--quick', '--json', '--data'] },
+  bench: { options: ['--quick', '--json', '--profile', '--data'] },
   notebooks: { options: ['--out', '--only'] },
   export: { options: ['--model', '--out', '--quantize', '--force'] },
   serve: { options: ['--port', '--host'], args: ['dir'] },

@@ -4,18 +4,23 @@ import * as tf from '../lib/engine/tf';
 
 import { BoatModel, buildHead, TrainingMode } from '../lib';
 
-/** A conv + BatchNorm + ReLU + pool backbone with the tutorial's head: every kernel ResNet50 uses, in milliseconds. */
-export function tinyModel(options: { classes?: number; mode?: TrainingMode; dropout?: number } = {}): BoatModel {
-  const { classes = 3, mode = 'finetune', dropout = 0 } = options;
+/** A conv (or `convs` of them) + BatchNorm + ReLU + pool backbone with the tutorial's head: every kernel ResNet50 uses, in milliseconds. */
+export function tinyModel(
+  options: { classes?: number; mode?: TrainingMode; dropout?: number; convs?: number } = {},
+): BoatModel {
+  const { classes = 3, mode = 'finetune', dropout = 0, convs = 1 } = options;
   const input = tf.input({ shape: [8, 8, 3] });
-  let x = tf.layers
-    .conv2d({
-      filters: 4,
-      kernelSize: 3,
-      padding: 'same',
-      kernelInitializer: tf.initializers.glorotUniform({ seed: 1 }),
-    })
-    .apply(input) as tf.SymbolicTensor;
+  // More than one convolution gives the backward pass an input gradient too (the first layer needs none).
+  let x = input;
+  for (let i = 0; i < convs; i++)
+    x = tf.layers
+      .conv2d({
+        filters: 4,
+        kernelSize: 3,
+        padding: 'same',
+        kernelInitializer: tf.initializers.glorotUniform({ seed: 1 + i }),
+      })
+      .apply(x) as tf.SymbolicTensor;
   x = tf.layers.batchNormalization().apply(x) as tf.SymbolicTensor;
   x = tf.layers.reLU().apply(x) as tf.SymbolicTensor;
   x = tf.layers.globalAveragePooling2d({}).apply(x) as tf.SymbolicTensor;
