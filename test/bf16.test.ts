@@ -16,12 +16,15 @@ import * as tf from '../lib/engine/tf';
 
 import {
   createBoatModel,
+  DEFAULT_PRECISION,
   evalTransforms,
   extractFeatures,
   makeDemoDataset,
   nativeBf16Support,
   nativeKernelsInUse,
   readModelMetadata,
+  requestedPrecision,
+  requestPrecision,
   saveBoatModel,
   selectBackend,
   UserError,
@@ -243,6 +246,16 @@ test('bf16 where the CPU has no native bf16 is a one-line error; auto then runs 
     assert.match(auto.line, /; precision auto: bf16 convolutions and matrix products\)$/);
     await selectBackend(undefined, 'fp32');
   }
+});
+
+test('the default is auto: bf16 where the CPU has native bf16, else fp32', async () => {
+  requestPrecision(undefined);
+  assert.equal(DEFAULT_PRECISION, 'auto');
+  assert.equal(requestedPrecision({}), 'auto');
+  assert.equal(requestedPrecision({ BOAT_PRECISION: 'fp32' }), 'fp32');
+  const chosen = await selectBackend(undefined, requestedPrecision({}));
+  assert.equal(chosen.precision, nativeOn && nativeBf16Support().ok ? 'bf16' : 'fp32');
+  await selectBackend(undefined, 'fp32');
 });
 
 test('the CLI: --precision bf16 without native bf16, a bad --precision and a bad BOAT_PRECISION are one-line errors', () => {

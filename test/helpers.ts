@@ -7,6 +7,10 @@ import * as path from 'node:path';
 import { test, type TestContext } from 'node:test';
 import sharp from 'sharp';
 
+// The tests' tolerances are fp32's, and the CLI runs they start inherit this: so they compute in fp32 whatever
+// the default precision (auto: bf16 on a CPU with native bf16). bf16 has its own tests, which ask for it.
+process.env.BOAT_PRECISION ??= 'fp32';
+
 export const REPO_ROOT = path.resolve(__dirname, '..', '..');
 export const SHARED_PHOTOS = path.resolve(REPO_ROOT, '..', 'shared', 'data', 'boat-types');
 

@@ -13,7 +13,7 @@ import * as tf from '../lib/engine/tf';
 
 import { DataLoader, evalTransforms, ImageFolder } from '../lib/images';
 import { BoatModel, createBoatModel, loadBoatModel, readModelMetadata } from '../lib/model';
-import { selectBackend } from '../lib/engine';
+import { nativeBf16Support, nativeKernelsInUse, selectBackend } from '../lib/engine';
 import { ExperimentOptions, runExperiment } from '../lib/train';
 import { parseCsv, recoverInterruptedSave } from '../lib/util';
 import { hashTree, REPO_ROOT, runCli, tempDir } from './helpers';
@@ -163,31 +163,23 @@ test('--resume refuses, in one line naming it, every setting that differs; --epo
       JSON.stringify(change),
     );
   }
-  const cli = runCli([
-    'train',
-    '--mode',
-    'feature-extractor',
-    '--data',
-    data,
-    '--out',
-    out,
-    '--input-size',
-    '32',
-    '--batch-size',
-    '4',
-    '--seed',
-    '1',
-    '--cache',
-    cache,
-    '--lr',
-    '0.02',
-    '--resume',
-  ]);
+  const train = ['train', '--mode', 'feature-extractor', '--data', data, '--out', out, '--input-size', '32'];
+  const same = [...train, '--batch-size', '4', '--seed', '1', '--cache', cache, '--resume'];
+  const cli = runCli([...same, '--lr', '0.02']);
   assert.equal(cli.status, 2, cli.stdout);
   assert.match(
     cli.stderr,
     /^boat: error: cannot resume from .*: lr 0\.02 \(checkpoint: 0\.01\); resume with the checkpoint's settings, or start again without --resume\n$/,
   );
+  // An fp32 checkpoint resumed in bf16 (what the default, auto, picks on a CPU with native bf16): the flag to add.
+  if (nativeKernelsInUse() !== null && nativeBf16Support().ok) {
+    const bf16 = runCli([...same, '--lr', '0.01', '--precision', 'bf16']);
+    assert.equal(bf16.status, 2, bf16.stdout);
+    assert.match(
+      bf16.stderr,
+      /^boat: error: cannot resume from .*: precision bf16 \(checkpoint: fp32\); resume with the checkpoint's settings \(--precision fp32\), or start again without --resume\n$/,
+    );
+  }
   assert.ok(
     !fs.existsSync(path.join(out, 'history.csv')) ||
       parseCsv(fs.readFileSync(path.join(out, 'history.csv'), 'utf8')).length === 3,

@@ -94,7 +94,7 @@ export function seedList(value: string): number[] {
 export function precisionOption(): Option {
   return new Option(
     '--precision <p>',
-    'convolutions and matrix products in fp32, bf16 (CPUs with native bf16 only) or auto (bf16 where native; default: BOAT_PRECISION, else fp32)',
+    'convolutions and matrix products in fp32, bf16 (CPUs with native bf16 only) or auto (bf16 where native, else fp32; default: BOAT_PRECISION, else auto)',
   ).choices(PRECISION_CHOICES);
 }
 

@@ -28,7 +28,7 @@ export const ENVIRONMENT: ReadonlyArray<[setting: string, meaning: string]> = [
   ['BOAT_BACKEND=NAME', 'the engine: tensorflow, webgpu, wasm or cpu (default: the first of these that starts)'],
   ['BOAT_THREADS=N', 'threads for the wasm engine, 1 to 8 (default: one per core)'],
   ['BOAT_NATIVE=0', 'turn off the native oneDNN kernels and the JPEG addon'],
-  ['BOAT_PRECISION=P', 'fp32, bf16 or auto, as --precision (default fp32); the notebooks read it too'],
+  ['BOAT_PRECISION=P', 'fp32, bf16 or auto, as --precision (default auto); the notebooks read it too'],
   ['BOAT_NATIVE_JPEG=0', 'decode JPEGs with sharp instead of the libjpeg-turbo addon'],
   [
     'BOAT_JPEG_EXACT=1',

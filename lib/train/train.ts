@@ -179,17 +179,23 @@ export function checkpointSettings(dir: string): Record<string, unknown> {
 
 /** Refuses, in one line naming every difference, a resume whose settings are not the checkpoint's. */
 export function checkResumeSettings(dir: string, current: Record<string, unknown>): void {
-  const state = readCheckpointState(dir);
-  const saved = state.settings;
+  // runSettings records fp32 by leaving precision out, so that is what a missing precision means.
+  const withPrecision = (s: Record<string, unknown>): Record<string, unknown> => ({
+    ...s,
+    precision: s.precision ?? 'fp32',
+  });
+  const saved = withPrecision(readCheckpointState(dir).settings);
+  const now = withPrecision(current);
   const show = (v: unknown): string =>
     v === undefined ? 'unset' : v === null ? 'none' : typeof v === 'string' ? v : JSON.stringify(v);
-  const names = [...new Set([...Object.keys(saved), ...Object.keys(current)])];
-  const differ = names
-    .filter((k) => show(saved[k]) !== show(current[k]))
-    .map((k) => `${k} ${show(current[k])} (checkpoint: ${show(saved[k])})`);
+  const names = [...new Set([...Object.keys(saved), ...Object.keys(now)])];
+  const differ = names.filter((k) => show(saved[k]) !== show(now[k]));
   if (differ.length > 0) {
+    // The precision is the one setting a plain `--resume` can change without the user changing anything.
+    const hint = differ.includes('precision') ? ` (--precision ${show(saved.precision)})` : '';
     throw new UserError(
-      `cannot resume from ${dir}: ${differ.join(', ')}; resume with the checkpoint's settings, or start again without --resume`,
+      `cannot resume from ${dir}: ${differ.map((k) => `${k} ${show(now[k])} (checkpoint: ${show(saved[k])})`).join(', ')}; ` +
+        `resume with the checkpoint's settings${hint}, or start again without --resume`,
     );
   }
 }
