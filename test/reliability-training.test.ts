@@ -177,7 +177,7 @@ test('--resume refuses, in one line naming it, every setting that differs; --epo
     assert.equal(bf16.status, 2, bf16.stdout);
     assert.match(
       bf16.stderr,
-      /^boat: error: cannot resume from .*: precision bf16 \(checkpoint: fp32\); resume with the checkpoint's settings \(--precision fp32\), or start again without --resume\n$/,
+      /^boat: error: cannot resume from .*: precision bf16 \(checkpoint: fp32\); resume with the checkpoint's settings \(--precision fp32, or BOAT_PRECISION=fp32 for the notebooks\), or start again without --resume\n$/,
     );
   }
   assert.ok(

@@ -192,7 +192,9 @@ export function checkResumeSettings(dir: string, current: Record<string, unknown
   const differ = names.filter((k) => show(saved[k]) !== show(now[k]));
   if (differ.length > 0) {
     // The precision is the one setting a plain `--resume` can change without the user changing anything.
-    const hint = differ.includes('precision') ? ` (--precision ${show(saved.precision)})` : '';
+    const hint = differ.includes('precision')
+      ? ` (--precision ${show(saved.precision)}, or BOAT_PRECISION=${show(saved.precision)} for the notebooks)`
+      : '';
     throw new UserError(
       `cannot resume from ${dir}: ${differ.map((k) => `${k} ${show(now[k])} (checkpoint: ${show(saved[k])})`).join(', ')}; ` +
         `resume with the checkpoint's settings${hint}, or start again without --resume`,
