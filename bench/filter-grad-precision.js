@@ -5,15 +5,18 @@
 // then `rounds` rounds that alternate fp32 and bf16, so that both see the same load. Prints a table of
 // medians (ms per call and per step, the layers of one geometry together) and the same as JSON, with
 // the precision lib/engine/filter-grad-precision.ts picks for each filter gradient.
+// With `steps` > 0 it then times that many pairs of whole bf16 train steps, taking turns: with the rule,
+// and with every filter gradient in bf16 (the rule's export swapped for one that always says bf16, which
+// the kernel reads at each call), after one warm-up step of each.
 // Needs the native addon and a CPU with native bf16.
-// Usage: node bench/filter-grad-precision.js [rounds=5]
+// Usage: node bench/filter-grad-precision.js [rounds=5] [steps=0]
 const path = require('path');
 const tf = require(path.join(__dirname, '..', 'dist', 'lib', 'engine', 'tf'));
 const lib = require(path.join(__dirname, '..', 'dist', 'lib'));
-const { filterGradientPrecision } = require(
-  path.join(__dirname, '..', 'dist', 'lib', 'engine', 'filter-grad-precision'),
-);
+const ruleModule = require(path.join(__dirname, '..', 'dist', 'lib', 'engine', 'filter-grad-precision'));
+const { filterGradientPrecision } = ruleModule;
 const rounds = Number(process.argv[2] ?? 5);
+const steps = Number(process.argv[3] ?? 0);
 
 const DIRECTIONS = { Conv2DBackpropFilter: 'filter', Conv2DBackpropInput: 'input' };
 
@@ -95,8 +98,20 @@ function describe(g) {
   const step = () =>
     tf.dispose(opt.minimize(() => lib.nllLoss(model.forward(x, true), y), true, model.trainableVariables()));
   const cases = recordGeometries(step);
+  const stepMs = { rule: [], allBf16: [] };
+  if (steps > 0) {
+    const timed = (variant) => {
+      ruleModule.filterGradientPrecision = variant === 'rule' ? filterGradientPrecision : () => 'bf16';
+      const t = process.hrtime.bigint();
+      step();
+      ruleModule.filterGradientPrecision = filterGradientPrecision;
+      return Number(process.hrtime.bigint() - t) / 1e6;
+    };
+    for (const v of ['rule', 'allBf16']) timed(v);
+    for (let r = 0; r < steps; r++)
+      for (const v of r % 2 ? ['allBf16', 'rule'] : ['rule', 'allBf16']) stepMs[v].push(+timed(v).toFixed(0));
+  }
   tf.dispose([x, y]);
-  model.dispose?.();
 
   const rows = [];
   for (const c of cases) {
@@ -146,5 +161,9 @@ function describe(g) {
       `per step: all fp32 ${sumFp32.toFixed(0)} ms, all bf16 ${sumBf16.toFixed(0)} ms, by the rule ${sumRule.toFixed(0)} ms`,
     );
   }
-  console.log(JSON.stringify({ rounds, rows: rows.map(({ samples, ...r }) => ({ ...r, samples })) }));
+  if (steps > 0)
+    console.log(
+      `\nbf16 train step, median of ${steps}: with the rule ${median(stepMs.rule)} ms, every filter gradient in bf16 ${median(stepMs.allBf16)} ms`,
+    );
+  console.log(JSON.stringify({ rounds, rows, stepMs }));
 })();
