@@ -9,7 +9,8 @@
  * - BatchNorm (inference, and a fused training op with its gradient, used by batchnorm.ts) and
  *   MaxPoolGrad as plain loops over OpenMP threads;
  * - in bf16 precision (setNativePrecision), the convolutions, their gradients and the matrix products
- *   through oneDNN's bf16 primitives, reading bf16 copies of their inputs and writing fp32 outputs.
+ *   through oneDNN's bf16 primitives, reading bf16 copies of their inputs and writing fp32 outputs;
+ *   except the filter gradients of the geometries where bf16's is slower (filter-grad-precision.ts).
  * It reads its inputs and writes its outputs in place on the wasm heap, so nothing is copied and
  * every other op (ReLU, adds, the head) stays on wasm.
  *
@@ -20,6 +21,7 @@ import * as path from 'node:path';
 import * as tf from './tf';
 
 import { testHideNativeBf16 } from '../util/test-hooks';
+import { filterGradientPrecision } from './filter-grad-precision';
 
 export interface NativeAddon {
   conv2d(
@@ -293,12 +295,20 @@ function nativeKernels(addon: NativeAddon): tf.KernelConfig[] {
       if (!isFloat4D(x) || !isFloat4D(dy) || a.dataFormat === 'NCHW' || !a.filterShape) return null;
       const c = convInfo(x.shape, a.filterShape, a);
       const dw = heap.makeOutput(a.filterShape, 'float32');
-      addon.conv2dBackpropFilter(
-        geometryOf(c),
-        heap.typedArrayFromHeap(x),
-        heap.typedArrayFromHeap(dy),
-        heap.typedArrayFromHeap(dw),
-      );
+      // In bf16, the geometries where oneDNN's bf16 filter gradient is the slower one run in fp32.
+      // The addon's precision is one setting read per call (its primitive cache is keyed by it).
+      const inFp32 = precision === 'bf16' && filterGradientPrecision(c) === 'fp32';
+      if (inFp32) addon.setPrecision('fp32');
+      try {
+        addon.conv2dBackpropFilter(
+          geometryOf(c),
+          heap.typedArrayFromHeap(x),
+          heap.typedArrayFromHeap(dy),
+          heap.typedArrayFromHeap(dw),
+        );
+      } finally {
+        if (inFp32) addon.setPrecision('bf16');
+      }
       return dw;
     }),
     withFallback('FusedBatchNorm', (inputs, a, heap) => {

@@ -1,0 +1,169 @@
+// The native filter gradient (Conv2DBackpropFilter) and input gradient (Conv2DBackpropInput) of every
+// distinct convolution geometry of a ResNet50 fine-tune step at batch 8 and 224 px, in fp32 and in bf16.
+// The geometries are recorded from one real train step (so they are exactly what training runs); then
+// each gradient is called straight on the addon with random inputs: 2 warm-up calls in each precision,
+// then `rounds` rounds that alternate fp32 and bf16, so that both see the same load. Prints a table of
+// medians (ms per call and per step, the layers of one geometry together) and the same as JSON, with
+// the precision lib/engine/filter-grad-precision.ts picks for each filter gradient.
+// With `steps` > 0 it then times that many pairs of whole bf16 train steps, taking turns: with the rule,
+// and with every filter gradient in bf16 (the rule's export swapped for one that always says bf16, which
+// the kernel reads at each call), after one warm-up step of each.
+// Needs the native addon and a CPU with native bf16.
+// Usage: node bench/filter-grad-precision.js [rounds=5] [steps=0]
+const path = require('path');
+const tf = require(path.join(__dirname, '..', 'dist', 'lib', 'engine', 'tf'));
+const lib = require(path.join(__dirname, '..', 'dist', 'lib'));
+const ruleModule = require(path.join(__dirname, '..', 'dist', 'lib', 'engine', 'filter-grad-precision'));
+const { filterGradientPrecision } = ruleModule;
+const rounds = Number(process.argv[2] ?? 5);
+const steps = Number(process.argv[3] ?? 0);
+
+const DIRECTIONS = { Conv2DBackpropFilter: 'filter', Conv2DBackpropInput: 'input' };
+
+/** The addon's 17-number geometry of a kernel call (as lib/engine/native-kernels.ts builds it). */
+function geometryOf(xShape, filterShape, a) {
+  const c = tf.backend_util.computeConv2DInfo(
+    xShape,
+    filterShape,
+    a.strides,
+    a.dilations ?? 1,
+    a.pad,
+    a.dimRoundingMode,
+    false,
+    'channelsLast',
+  );
+  const { top, left, bottom, right } = c.padInfo;
+  return [
+    ...[c.batchSize, c.inHeight, c.inWidth, c.inChannels, c.filterHeight, c.filterWidth, c.outChannels],
+    ...[c.outHeight, c.outWidth, c.strideHeight, c.strideWidth, c.dilationHeight, c.dilationWidth],
+    ...[top, left, bottom, right],
+  ];
+}
+
+/** Runs one train step with both gradient kernels wrapped; returns each direction's geometries and their layer counts. */
+function recordGeometries(step) {
+  const seen = new Map();
+  const originals = Object.keys(DIRECTIONS).map((name) => tf.getKernel(name, 'wasm'));
+  for (const original of originals) {
+    tf.unregisterKernel(original.kernelName, 'wasm');
+    tf.registerKernel({
+      ...original,
+      kernelFunc: (args) => {
+        const { inputs, attrs } = args;
+        const filter = original.kernelName === 'Conv2DBackpropFilter';
+        const g = filter
+          ? geometryOf(inputs.x.shape, attrs.filterShape, attrs)
+          : geometryOf(attrs.inputShape, inputs.filter.shape, attrs);
+        const key = `${DIRECTIONS[original.kernelName]} ${g.join(',')}`;
+        const entry = seen.get(key) ?? { direction: DIRECTIONS[original.kernelName], geometry: g, layers: 0 };
+        entry.layers++;
+        seen.set(key, entry);
+        return original.kernelFunc(args);
+      },
+    });
+  }
+  try {
+    step();
+  } finally {
+    for (const original of originals) {
+      tf.unregisterKernel(original.kernelName, 'wasm');
+      tf.registerKernel(original);
+    }
+  }
+  return [...seen.values()];
+}
+
+const random = (n) => Float32Array.from({ length: n }, () => Math.random() - 0.5);
+
+function median(values) {
+  const s = [...values].sort((a, b) => a - b);
+  return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
+}
+
+function describe(g) {
+  const [, h, w, ci, kh, kw, co, oh, ow, sh] = g;
+  return `${kh}×${kw}/${sh} ${ci}→${co}, ${h}×${w}→${oh}×${ow}`;
+}
+
+(async () => {
+  console.log((await lib.selectBackend(undefined, 'bf16')).line);
+  const loaded = lib.loadNativeAddon();
+  if (!('native' in loaded)) throw new Error(`no native addon: ${loaded.reason}`);
+  const addon = loaded.native; // the instance the backend configured (threads), from require's cache
+
+  const model = await lib.createBoatModel({ classes: ['a', 'b', 'c', 'd', 'e'], mode: 'finetune' });
+  const x = tf.randomNormal([8, 224, 224, 3], 0, 50);
+  const y = tf.tensor1d([0, 1, 2, 3, 4, 0, 1, 2], 'int32');
+  const opt = tf.train.momentum(0.001, 0.9);
+  const step = () =>
+    tf.dispose(opt.minimize(() => lib.nllLoss(model.forward(x, true), y), true, model.trainableVariables()));
+  const cases = recordGeometries(step);
+  const stepMs = { rule: [], allBf16: [] };
+  if (steps > 0) {
+    const timed = (variant) => {
+      ruleModule.filterGradientPrecision = variant === 'rule' ? filterGradientPrecision : () => 'bf16';
+      const t = process.hrtime.bigint();
+      step();
+      ruleModule.filterGradientPrecision = filterGradientPrecision;
+      return Number(process.hrtime.bigint() - t) / 1e6;
+    };
+    for (const v of ['rule', 'allBf16']) timed(v);
+    for (let r = 0; r < steps; r++)
+      for (const v of r % 2 ? ['allBf16', 'rule'] : ['rule', 'allBf16']) stepMs[v].push(+timed(v).toFixed(0));
+  }
+  tf.dispose([x, y]);
+
+  const rows = [];
+  for (const c of cases) {
+    const g = Int32Array.from(c.geometry);
+    const [n, h, w, ci, kh, kw, co, oh, ow] = c.geometry;
+    const src = random(n * h * w * ci);
+    const dst = random(n * oh * ow * co);
+    const weights = random(kh * kw * ci * co);
+    const call =
+      c.direction === 'filter'
+        ? () => addon.conv2dBackpropFilter(g, src, dst, weights)
+        : () => addon.conv2dBackpropInput(g, dst, weights, src);
+    const time = (precision) => {
+      addon.setPrecision(precision);
+      const t = process.hrtime.bigint();
+      call();
+      return Number(process.hrtime.bigint() - t) / 1e6;
+    };
+    for (let i = 0; i < 2; i++) for (const p of ['fp32', 'bf16']) time(p);
+    const ms = { fp32: [], bf16: [] };
+    for (let r = 0; r < rounds; r++) for (const p of r % 2 ? ['bf16', 'fp32'] : ['fp32', 'bf16']) ms[p].push(time(p));
+    const fp32 = median(ms.fp32);
+    const bf16 = median(ms.bf16);
+    const rule =
+      c.direction === 'filter'
+        ? filterGradientPrecision({ filterHeight: kh, filterWidth: kw, outHeight: oh, outWidth: ow })
+        : 'bf16';
+    rows.push({ ...c, shape: describe(c.geometry), fp32, bf16, ratio: bf16 / fp32, rule, samples: ms });
+  }
+  await lib.selectBackend(undefined, 'fp32');
+
+  const fmt = (v) => v.toFixed(v < 10 ? 2 : 1);
+  for (const direction of ['filter', 'input']) {
+    console.log(`\n${direction} gradient: median ms per call over ${rounds} rounds (× layers = per step)`);
+    console.log('geometry (k×k/stride ci→co, in→out)        layers   fp32 ms   bf16 ms  bf16/fp32  rule');
+    let [sumFp32, sumBf16, sumRule] = [0, 0, 0];
+    for (const r of rows.filter((r) => r.direction === direction)) {
+      console.log(
+        `${r.shape.padEnd(42)} ${String(r.layers).padStart(6)} ${fmt(r.fp32).padStart(9)} ${fmt(r.bf16).padStart(9)}` +
+          ` ${r.ratio.toFixed(2).padStart(10)}  ${r.rule}`,
+      );
+      sumFp32 += r.layers * r.fp32;
+      sumBf16 += r.layers * r.bf16;
+      sumRule += r.layers * (r.rule === 'fp32' ? r.fp32 : r.bf16);
+    }
+    console.log(
+      `per step: all fp32 ${sumFp32.toFixed(0)} ms, all bf16 ${sumBf16.toFixed(0)} ms, by the rule ${sumRule.toFixed(0)} ms`,
+    );
+  }
+  if (steps > 0)
+    console.log(
+      `\nbf16 train step, median of ${steps}: with the rule ${median(stepMs.rule)} ms, every filter gradient in bf16 ${median(stepMs.allBf16)} ms`,
+    );
+  console.log(JSON.stringify({ rounds, rows, stepMs }));
+})();
