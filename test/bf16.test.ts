@@ -258,9 +258,22 @@ test('the default is auto: bf16 where the CPU has native bf16, else fp32', async
   assert.equal(DEFAULT_PRECISION, 'auto');
   assert.equal(requestedPrecision({}), 'auto');
   assert.equal(requestedPrecision({ BOAT_PRECISION: 'fp32' }), 'fp32');
-  const chosen = await selectBackend(undefined, requestedPrecision({}));
-  assert.equal(chosen.precision, nativeOn && nativeBf16Support().ok ? 'bf16' : 'fp32');
-  await selectBackend(undefined, 'fp32');
+  const pinned = process.env.BOAT_PRECISION;
+  delete process.env.BOAT_PRECISION;
+  try {
+    const chosen = await selectBackend();
+    assert.equal(chosen.precision, nativeOn && nativeBf16Support().ok ? 'bf16' : 'fp32');
+    // Left to the default, a fallback to fp32 keeps the plain line (no CPU without bf16 was ever told otherwise).
+    process.env.BOAT_TEST_NO_NATIVE_BF16 = '1';
+    const fallback = await selectBackend();
+    assert.equal(fallback.precision, 'fp32');
+    assert.doesNotMatch(fallback.line, /precision/);
+  } finally {
+    delete process.env.BOAT_TEST_NO_NATIVE_BF16;
+    if (pinned === undefined) delete process.env.BOAT_PRECISION;
+    else process.env.BOAT_PRECISION = pinned;
+    await selectBackend(undefined, 'fp32');
+  }
 });
 
 test('the CLI: --precision bf16 without native bf16, a bad --precision and a bad BOAT_PRECISION are one-line errors', () => {

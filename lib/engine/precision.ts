@@ -35,6 +35,11 @@ export function requestedPrecision(env = process.env): PrecisionChoice {
   return fromEnv ? parsePrecision(fromEnv) : DEFAULT_PRECISION;
 }
 
+/** Whether the precision was asked for (--precision or BOAT_PRECISION) rather than left to the default. */
+export function precisionAsked(env = process.env): boolean {
+  return requested !== undefined || Boolean(env.BOAT_PRECISION);
+}
+
 export interface PrecisionInUse {
   precision: Precision;
   /** For the backend line: '' for plain fp32, else what runs and, for auto's fp32, why. */
@@ -43,7 +48,7 @@ export interface PrecisionInUse {
 
 /**
  * Makes the native kernels compute in `choice`. A bf16 request without native bf16 is a UserError;
- * auto falls back to fp32 and says why.
+ * auto falls back to fp32, and says why when it was asked for.
  */
 export function applyPrecision(choice: PrecisionChoice, backend: string): PrecisionInUse {
   if (choice === 'fp32') {
@@ -55,7 +60,8 @@ export function applyPrecision(choice: PrecisionChoice, backend: string): Precis
   if (reason) {
     if (choice === 'bf16') throw new UserError(`precision bf16 is not available: ${reason}; use fp32 or auto`);
     setNativePrecision('fp32');
-    return { precision: 'fp32', note: `precision auto: fp32, as ${reason}` };
+    // The default falling back to fp32 is what every run did before bf16 existed: only an asked-for auto says why.
+    return { precision: 'fp32', note: precisionAsked() ? `precision auto: fp32, as ${reason}` : '' };
   }
   setNativePrecision('bf16');
   return {
