@@ -18,6 +18,7 @@ import {
   type SeedRun,
   wrongInEverySeed,
 } from '../lib/train/repeat';
+import { captionFontSize } from '../lib/plot/grid';
 import { acquireLock, writeJsonAtomic } from '../lib/util';
 import { runCli, tempDir } from './helpers';
 
@@ -107,6 +108,14 @@ test('the test photos each seed got wrong are counted over the seeds; every seed
   // A seed that did not record its mistakes (an older run): no count, rather than a wrong one.
   assert.equal(summarizeRuns([wrong(1, ['test/a/1.jpg']), run(2, 0.9, 0.8)]).testWrong, null);
   assert.equal(formatAlwaysWrong(summarizeRuns([run(2, 0.9, 0.8)])), '');
+});
+
+test("the grid's captions shrink to fit their tile: 14 px when short, never below 8", () => {
+  assert.equal(captionFontSize('7.jpg: a → b', 220), 14);
+  const long = '108.jpg: cruise_ship → ferry_boat';
+  const size = captionFontSize(long, 220);
+  assert.ok(size < 14 && 0.6 * size * long.length <= 220 - 8, `${size} px`);
+  assert.equal(captionFontSize('x'.repeat(500), 220), 8);
 });
 
 test('runRepeat reads each seed metrics.json; a seed whose command fails, or succeeds without writing metrics, is a failure', async () => {

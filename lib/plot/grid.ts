@@ -27,7 +27,7 @@ export async function photoGrid(
         .png()
         .toBuffer();
       const caption = Buffer.from(
-        `<svg xmlns="http://www.w3.org/2000/svg" width="${tile}" height="${captionHeight}"><rect width="100%" height="100%" fill="white"/><text x="${tile / 2}" y="18" font-size="14" text-anchor="middle" font-family="DejaVu Sans, sans-serif">${escapeXml(item.caption)}</text></svg>`,
+        `<svg xmlns="http://www.w3.org/2000/svg" width="${tile}" height="${captionHeight}"><rect width="100%" height="100%" fill="white"/><text x="${tile / 2}" y="18" font-size="${captionFontSize(item.caption, tile)}" text-anchor="middle" font-family="DejaVu Sans, sans-serif">${escapeXml(item.caption)}</text></svg>`,
       );
       return [
         { input: image, left, top },
@@ -41,4 +41,12 @@ export async function photoGrid(
     .composite(composites.flat())
     .png()
     .toBuffer();
+}
+
+/**
+ * 14 px, or smaller so that the caption fits its tile instead of running into the next one. DejaVu Sans
+ * averages about 0.6 em per character; the renderer has no text measuring to ask.
+ */
+export function captionFontSize(caption: string, tile: number): number {
+  return Math.max(8, Math.min(14, Math.floor((tile - 8) / (0.6 * Math.max(1, caption.length)))));
 }
