@@ -41,6 +41,7 @@ const COMMANDS: Record<string, { options: string[]; args?: string[] }> = {
       '--unfreeze',
       '--demo-per-class',
       '--copy',
+      '--no-notebooks',
       '--precision',
     ],
   },
@@ -350,12 +351,14 @@ test('option values reach the handlers with their names, types and defaults', as
       finetuneEpochs: 0,
       unfreeze: 'all',
       demoPerClass: 40,
+      notebooks: true,
     },
   ]);
   assert.deepEqual(await seen(['main']), [
     // No --data: the handler uses data/boats, the one folder where it may make the demo set.
-    { out: 'runs/main', seed: 38, top: 5, epochs: 24, unfreeze: 1, demoPerClass: 40 },
+    { out: 'runs/main', seed: 38, top: 5, epochs: 24, unfreeze: 1, demoPerClass: 40, notebooks: true },
   ]);
+  assert.equal(((await seen(['main', '--no-notebooks']))[0] as { notebooks: boolean }).notebooks, false);
   assert.deepEqual(await seen(['predict', 'a.jpg', '--model', 'm', 'b.jpg', '--json']), [
     ['a.jpg', 'b.jpg'],
     { model: 'm', top: 3, json: true },

@@ -57,10 +57,13 @@ test('the main job makes the demo set when there is no data, and writes its outp
   assert.equal(typeof summary.resnet50_ft.test_acc, 'number');
   assert.equal(summary.resnet50_ft.unfrozen_stages, 1);
   assert.equal(summary.resnet50_ft.epochs, 2);
-  // A second run reuses data/boats (now the demo set) and says it is synthetic.
-  const again = runCli(['main', '--out', 'runs/main', '--epochs', '1'], cwd);
+  // A second run reuses data/boats (now the demo set) and says it is synthetic; --no-notebooks stops before them.
+  const again = runCli(['main', '--out', 'runs/main-again', '--epochs', '1', '--no-notebooks'], cwd);
   assert.equal(again.status, 0, again.stderr);
   assert.match(again.stdout, /using .*data\/boats \(the SYNTHETIC demo set\)/);
+  assert.match(again.stdout, /^\[8\/8\] Notebooks: skipped \(--no-notebooks\)$/m);
+  assert.ok(fs.existsSync(path.join(cwd, 'runs', 'main-again', 'summary.json')));
+  assert.ok(!fs.existsSync(path.join(cwd, 'runs', 'main-again', 'notebooks')));
 });
 
 test('DataFrame views wrap the plain rows (danfojs)', async () => {

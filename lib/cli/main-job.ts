@@ -54,6 +54,7 @@ export function registerMainJob(program: Command): void {
     .option('--unfreeze <n>', "fine-tune the last n of ResNet50's 5 stages, or all", unfreezeStagesOrAll, 1)
     .option('--demo-per-class <n>', 'images per class when the demo set is made', positiveInteger, 40)
     .option('--copy', 'the split copies the photos instead of hard-linking them')
+    .option('--no-notebooks', 'stop after the predictions, without executing the notebooks (step 8)')
     .addOption(precisionOption())
     .hook('preAction', usePrecisionFlag)
     .action(mainJob);
@@ -70,6 +71,8 @@ export interface MainJobFlags {
   unfreeze: number | 'all';
   demoPerClass: number;
   copy?: boolean;
+  /** false with --no-notebooks. */
+  notebooks?: boolean;
 }
 
 export async function mainJob(flags: MainJobFlags): Promise<void> {
@@ -212,6 +215,12 @@ export async function mainJob(flags: MainJobFlags): Promise<void> {
     result.model.dispose();
   }
   writeJsonAtomic(path.join(out, 'summary.json'), summary);
+  const outputs = `Outputs in ${out}: index.csv, class_counts.csv, image_sizes.csv, data/{train,val,test}, data/split.csv, audit.json, audit.txt, model.json, models/, *_confusion_matrix*.png, predictions/, summary.json`;
+  if (flags.notebooks === false) {
+    console.log('[8/8] Notebooks: skipped (--no-notebooks)');
+    console.log(outputs);
+    return;
+  }
 
   // The same story as notebooks, executed headless; their data and models live beside the CLI's.
   const nbData = path.join(out, 'notebooks-data');
@@ -235,9 +244,7 @@ export async function mainJob(flags: MainJobFlags): Promise<void> {
     },
     log: (line) => console.log(`      ${line}`),
   });
-  console.log(
-    `Outputs in ${out}: index.csv, class_counts.csv, image_sizes.csv, data/{train,val,test}, data/split.csv, audit.json, audit.txt, model.json, models/, *_confusion_matrix*.png, predictions/, summary.json, notebooks/ (executed .ipynb, .html, figures/)`,
-  );
+  console.log(`${outputs}, notebooks/ (executed .ipynb, .html, figures/)`);
 }
 
 function fmt(n: number): string {
