@@ -12,7 +12,7 @@ import { installLeanBackprop } from './lean-backprop';
 import { startThreadedWasm } from './wasm-threads';
 import { installNativeKernels } from './native-kernels';
 import { AdapterInfo, adapterName, startWebgpu } from './webgpu';
-import { applyPrecision, Precision, PrecisionChoice, requestedPrecision } from './precision';
+import { applyPrecision, Precision, PrecisionChoice, precisionAsked, requestedPrecision } from './precision';
 
 export type BackendName = 'tensorflow' | 'webgpu' | 'wasm' | 'cpu';
 
@@ -123,8 +123,8 @@ async function tryCpu(): Promise<Started | null> {
 }
 
 /** The backend with `choice` applied: the line says what runs unless it is plain fp32. */
-function withPrecision(base: Omit<BackendInfo, 'precision'>, choice: PrecisionChoice): BackendInfo {
-  const { precision, note } = applyPrecision(choice, base.name);
+function withPrecision(base: Omit<BackendInfo, 'precision'>, choice: PrecisionChoice, asked: boolean): BackendInfo {
+  const { precision, note } = applyPrecision(choice, base.name, asked);
   const details = note ? `${base.details}; ${note}` : base.details;
   return { ...base, details, precision, line: `Using ${base.name} backend (${details})` };
 }
@@ -136,9 +136,12 @@ function withPrecision(base: Omit<BackendInfo, 'precision'>, choice: PrecisionCh
  */
 export async function selectBackend(
   forced = process.env.BOAT_BACKEND,
-  precision: PrecisionChoice = requestedPrecision(),
+  precision?: PrecisionChoice,
 ): Promise<BackendInfo> {
-  if (resolved && (!forced || forced === resolved.name)) return withPrecision(resolved, precision);
+  const choice = precision ?? requestedPrecision();
+  // A precision passed here, by flag or in BOAT_PRECISION was asked for; only the default stays quiet about fp32.
+  const asked = precision !== undefined || precisionAsked();
+  if (resolved && (!forced || forced === resolved.name)) return withPrecision(resolved, choice, asked);
   tf.env().set('PROD', true);
   if (forced && !ORDER.includes(forced as BackendName)) {
     throw new UserError(`BOAT_BACKEND must be one of ${ORDER.join(', ')}, got "${forced}"`);
@@ -156,7 +159,7 @@ export async function selectBackend(
     if (started) {
       await tf.ready();
       resolved = { name, ...started, line: `Using ${name} backend (${started.details})` };
-      return withPrecision(resolved, precision);
+      return withPrecision(resolved, choice, asked);
     }
   }
   const why = forced ? whyNot.get(forced as BackendName) : undefined;

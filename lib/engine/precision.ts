@@ -48,9 +48,9 @@ export interface PrecisionInUse {
 
 /**
  * Makes the native kernels compute in `choice`. A bf16 request without native bf16 is a UserError;
- * auto falls back to fp32, and says why when it was asked for.
+ * auto falls back to fp32, and says why when it was `asked` for rather than the default.
  */
-export function applyPrecision(choice: PrecisionChoice, backend: string): PrecisionInUse {
+export function applyPrecision(choice: PrecisionChoice, backend: string, asked = true): PrecisionInUse {
   if (choice === 'fp32') {
     setNativePrecision('fp32');
     return { precision: 'fp32', note: '' };
@@ -61,7 +61,7 @@ export function applyPrecision(choice: PrecisionChoice, backend: string): Precis
     if (choice === 'bf16') throw new UserError(`precision bf16 is not available: ${reason}; use fp32 or auto`);
     setNativePrecision('fp32');
     // The default falling back to fp32 is what every run did before bf16 existed: only an asked-for auto says why.
-    return { precision: 'fp32', note: precisionAsked() ? `precision auto: fp32, as ${reason}` : '' };
+    return { precision: 'fp32', note: asked ? `precision auto: fp32, as ${reason}` : '' };
   }
   setNativePrecision('bf16');
   return {
