@@ -5,15 +5,14 @@
 const path = require('path');
 const tf = require(path.join(__dirname, '..', 'dist', 'lib', 'engine', 'tf'));
 const lib = require(path.join(__dirname, '..', 'dist', 'lib'));
+const { fineTuneStepper } = require(path.join(__dirname, '..', 'dist', 'lib', 'bench', 'model'));
 const rounds = Number(process.argv[2] ?? 3);
 (async () => {
   console.log((await lib.selectBackend(undefined, 'bf16')).line);
   const model = await lib.createBoatModel({ classes: ['a', 'b', 'c', 'd', 'e'], mode: 'finetune' });
   const x = tf.randomNormal([8, 224, 224, 3], 0, 50);
-  const y = tf.tensor1d([0, 1, 2, 3, 4, 0, 1, 2], 'int32');
-  const opt = tf.train.momentum(0.001, 0.9);
-  const step = () =>
-    tf.dispose(opt.minimize(() => lib.nllLoss(model.forward(x, true), y), true, model.trainableVariables()));
+  const stepper = fineTuneStepper(model);
+  const step = () => stepper.step();
   const forward = () => {
     const out = model.forward(x);
     out.dataSync();

@@ -99,24 +99,40 @@ async function compareFolding(model: BoatModel, reps: number): Promise<{ foldedI
   return { foldedImgS8: (8 * reps) / seconds.folded, unfoldedImgS8: (8 * reps) / seconds.unfolded };
 }
 
-/** Fine-tune steps at batch 8 (forward + backward + SGD with momentum); step() returns its img/s. */
-function trainStepper(model: BoatModel): { step(): number; dispose(): void } {
+/**
+ * Fine-tune steps (forward, backward, SGD with momentum) on a fixed random batch, labels cycling through
+ * the classes: the step the bench times, the profile profiles and the bench/ scripts compare.
+ */
+export function fineTuneStepper(model: BoatModel, batch = 8, size = 224): { step(): void; dispose(): void } {
   model.mode = 'finetune';
-  const x = tf.randomNormal<tf.Rank.R4>([8, 224, 224, 3], 0, 50);
-  const y = tf.tensor1d([0, 1, 2, 3, 4, 0, 1, 2], 'int32');
+  const x = tf.randomNormal<tf.Rank.R4>([batch, size, size, 3], 0, 50, 'float32', 1);
+  const y = tf.tensor1d(
+    Array.from({ length: batch }, (_, i) => i % model.classes.length),
+    'int32',
+  );
   const optimizer = tf.train.momentum(0.001, 0.9);
   return {
-    step: () => {
-      const t = now();
+    step: () =>
       tf.dispose(
         optimizer.minimize(() => nllLoss(model.forward(x, true), y), true, model.trainableVariables()) ?? undefined,
-      );
-      return 8 / secondsSince(t);
-    },
+      ),
     dispose: () => {
       tf.dispose([x, y]);
       disposeOptimizer(optimizer);
     },
+  };
+}
+
+/** Fine-tune steps at batch 8; step() returns its img/s. */
+function trainStepper(model: BoatModel): { step(): number; dispose(): void } {
+  const stepper = fineTuneStepper(model);
+  return {
+    step: () => {
+      const t = now();
+      stepper.step();
+      return 8 / secondsSince(t);
+    },
+    dispose: () => stepper.dispose(),
   };
 }
 

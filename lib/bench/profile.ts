@@ -20,8 +20,8 @@ import * as path from 'node:path';
 import * as readline from 'node:readline';
 import * as tf from '../engine/tf';
 
-import { nllLoss, type BoatModel } from '../model';
-import { disposeOptimizer } from '../train';
+import type { BoatModel } from '../model';
+import { fineTuneStepper } from './model';
 import { addExec, parseOnednnVerboseLine, sumTotals, type OnednnTotals } from './onednn-verbose';
 
 export type KernelCategory =
@@ -206,25 +206,8 @@ export interface Workload {
 
 /** A fine-tune step (forward, backward, SGD with momentum) on a fixed random batch. */
 export function trainWorkload(model: BoatModel, batch: number, size: number): Workload {
-  model.mode = 'finetune';
-  const classes = model.classes.length;
-  const x = tf.randomNormal<tf.Rank.R4>([batch, size, size, 3], 0, 50, 'float32', 1);
-  const y = tf.tensor1d(
-    Array.from({ length: batch }, (_, i) => i % classes),
-    'int32',
-  );
-  const optimizer = tf.train.momentum(0.001, 0.9);
-  return {
-    step: async () => {
-      const loss = optimizer.minimize(() => nllLoss(model.forward(x, true), y), true, model.trainableVariables());
-      await loss?.data();
-      tf.dispose(loss ?? undefined);
-    },
-    dispose: () => {
-      tf.dispose([x, y]);
-      disposeOptimizer(optimizer);
-    },
-  };
+  const stepper = fineTuneStepper(model, batch, size);
+  return { step: async () => stepper.step(), dispose: () => stepper.dispose() };
 }
 
 /** A forward pass as inference runs it (BatchNorm folded where the model folds). */
