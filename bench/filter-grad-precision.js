@@ -15,30 +15,15 @@ const tf = require(path.join(__dirname, '..', 'dist', 'lib', 'engine', 'tf'));
 const lib = require(path.join(__dirname, '..', 'dist', 'lib'));
 const ruleModule = require(path.join(__dirname, '..', 'dist', 'lib', 'engine', 'filter-grad-precision'));
 const { filterGradientPrecision } = ruleModule;
+const { convInfo, geometryOf } = require(path.join(__dirname, '..', 'dist', 'lib', 'engine', 'native-kernels'));
+const { fineTuneStepper, median } = require(path.join(__dirname, '..', 'dist', 'lib', 'bench', 'model'));
 const rounds = Number(process.argv[2] ?? 5);
 const steps = Number(process.argv[3] ?? 0);
 
 const DIRECTIONS = { Conv2DBackpropFilter: 'filter', Conv2DBackpropInput: 'input' };
 
-/** The addon's 17-number geometry of a kernel call (as lib/engine/native-kernels.ts builds it). */
-function geometryOf(xShape, filterShape, a) {
-  const c = tf.backend_util.computeConv2DInfo(
-    xShape,
-    filterShape,
-    a.strides,
-    a.dilations ?? 1,
-    a.pad,
-    a.dimRoundingMode,
-    false,
-    'channelsLast',
-  );
-  const { top, left, bottom, right } = c.padInfo;
-  return [
-    ...[c.batchSize, c.inHeight, c.inWidth, c.inChannels, c.filterHeight, c.filterWidth, c.outChannels],
-    ...[c.outHeight, c.outWidth, c.strideHeight, c.strideWidth, c.dilationHeight, c.dilationWidth],
-    ...[top, left, bottom, right],
-  ];
-}
+/** The addon's 17-number geometry of a kernel call, as the native kernels build it. */
+const geometry = (xShape, filterShape, attrs) => Array.from(geometryOf(convInfo(xShape, filterShape, attrs)));
 
 /** Runs one train step with both gradient kernels wrapped; returns each direction's geometries and their layer counts. */
 function recordGeometries(step) {
@@ -52,8 +37,8 @@ function recordGeometries(step) {
         const { inputs, attrs } = args;
         const filter = original.kernelName === 'Conv2DBackpropFilter';
         const g = filter
-          ? geometryOf(inputs.x.shape, attrs.filterShape, attrs)
-          : geometryOf(attrs.inputShape, inputs.filter.shape, attrs);
+          ? geometry(inputs.x.shape, attrs.filterShape, attrs)
+          : geometry(attrs.inputShape, inputs.filter.shape, attrs);
         const key = `${DIRECTIONS[original.kernelName]} ${g.join(',')}`;
         const entry = seen.get(key) ?? { direction: DIRECTIONS[original.kernelName], geometry: g, layers: 0 };
         entry.layers++;
@@ -75,11 +60,6 @@ function recordGeometries(step) {
 
 const random = (n) => Float32Array.from({ length: n }, () => Math.random() - 0.5);
 
-function median(values) {
-  const s = [...values].sort((a, b) => a - b);
-  return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
-}
-
 function describe(g) {
   const [, h, w, ci, kh, kw, co, oh, ow, sh] = g;
   return `${kh}×${kw}/${sh} ${ci}→${co}, ${h}×${w}→${oh}×${ow}`;
@@ -92,11 +72,8 @@ function describe(g) {
   const addon = loaded.native; // the instance the backend configured (threads), from require's cache
 
   const model = await lib.createBoatModel({ classes: ['a', 'b', 'c', 'd', 'e'], mode: 'finetune' });
-  const x = tf.randomNormal([8, 224, 224, 3], 0, 50);
-  const y = tf.tensor1d([0, 1, 2, 3, 4, 0, 1, 2], 'int32');
-  const opt = tf.train.momentum(0.001, 0.9);
-  const step = () =>
-    tf.dispose(opt.minimize(() => lib.nllLoss(model.forward(x, true), y), true, model.trainableVariables()));
+  const stepper = fineTuneStepper(model);
+  const step = () => stepper.step();
   const cases = recordGeometries(step);
   const stepMs = { rule: [], allBf16: [] };
   if (steps > 0) {
@@ -111,7 +88,7 @@ function describe(g) {
     for (let r = 0; r < steps; r++)
       for (const v of r % 2 ? ['allBf16', 'rule'] : ['rule', 'allBf16']) stepMs[v].push(+timed(v).toFixed(0));
   }
-  tf.dispose([x, y]);
+  stepper.dispose();
 
   const rows = [];
   for (const c of cases) {

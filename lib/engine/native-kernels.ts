@@ -129,7 +129,8 @@ interface WasmHeap {
 
 type Conv2DInfo = tf.backend_util.Conv2DInfo;
 
-function geometryOf(c: Conv2DInfo): Int32Array {
+/** The addon's 17-number convolution geometry (bench/filter-grad-precision.js records it too). */
+export function geometryOf(c: Conv2DInfo): Int32Array {
   const { top, left, bottom, right } = c.padInfo;
   return Int32Array.from([
     c.batchSize,
@@ -171,7 +172,7 @@ interface KernelAttrs {
   filterShape?: [number, number, number, number];
 }
 
-function convInfo(xShape: number[], filterShape: number[], a: KernelAttrs): Conv2DInfo {
+export function convInfo(xShape: number[], filterShape: number[], a: KernelAttrs): Conv2DInfo {
   return tf.backend_util.computeConv2DInfo(
     xShape as [number, number, number, number],
     filterShape as [number, number, number, number],
