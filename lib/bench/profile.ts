@@ -342,43 +342,45 @@ export async function benchProfile(options: ProfileOptions): Promise<ProfileResu
   }
 }
 
+interface ChargedSection {
+  byKernel: Map<string, OnednnTotals>;
+  convolutions: Map<string, OnednnConvolutionRow>;
+}
+
 /**
  * Reads the child's stdout: `boat_profile,begin,<precision>,<workload>` and `boat_profile,end` around the
  * profiled steps, `boat_profile,kernel,<name>` (empty at the top) whenever the running kernel changes, and
  * oneDNN's exec lines in between, which it sums by section, kernel and primitive kind.
  */
 export class OnednnCharger {
-  private readonly sections = new Map<string, Map<string, OnednnTotals>>();
-  private readonly convolutions = new Map<string, Map<string, OnednnConvolutionRow>>();
-  private current: Map<string, OnednnTotals> | null = null;
-  private currentConvolutions: Map<string, OnednnConvolutionRow> | null = null;
+  /** By section (`<precision>,<workload>`): oneDNN's totals by kernel, and its convolutions by geometry. */
+  private readonly sections = new Map<string, ChargedSection>();
+  private current: ChargedSection | null = null;
   private kernel = '';
 
   line(line: string): void {
     if (line.startsWith(`${MARKER},`)) {
       const [, what, a, b] = line.split(',');
       if (what === 'begin') {
-        this.current = new Map();
+        this.current = { byKernel: new Map(), convolutions: new Map() };
         this.sections.set(`${a},${b}`, this.current);
-        this.currentConvolutions = new Map();
-        this.convolutions.set(`${a},${b}`, this.currentConvolutions);
         this.kernel = '';
-      } else if (what === 'end') [this.current, this.currentConvolutions] = [null, null];
+      } else if (what === 'end') this.current = null;
       else if (what === 'kernel') this.kernel = a ?? '';
       return;
     }
     if (!this.current) return;
     const exec = parseOnednnVerboseLine(line);
     if (!exec) return;
-    let totals = this.current.get(this.kernel);
-    if (!totals) this.current.set(this.kernel, (totals = {}));
+    let totals = this.current.byKernel.get(this.kernel);
+    if (!totals) this.current.byKernel.set(this.kernel, (totals = {}));
     addExec(totals, exec);
-    if (exec.kind !== 'convolution' || !this.currentConvolutions) return;
+    if (exec.kind !== 'convolution') return;
     const key = `${exec.propKind} ${exec.problem}`;
-    let conv = this.currentConvolutions.get(key);
+    let conv = this.current.convolutions.get(key);
     if (!conv) {
       const { propKind, problem, implementation } = exec;
-      this.currentConvolutions.set(key, (conv = { propKind, problem, implementation, calls: 0, ms: 0 }));
+      this.current.convolutions.set(key, (conv = { propKind, problem, implementation, calls: 0, ms: 0 }));
     }
     conv.calls++;
     conv.ms += exec.ms;
@@ -387,7 +389,8 @@ export class OnednnCharger {
   /** oneDNN's share of one section's kernels, per step. */
   profile(section: Pick<ChildSection, 'precision' | 'workload' | 'profile'>): OnednnProfile {
     const { steps, kernels } = section.profile;
-    const byKernel = this.sections.get(`${section.precision},${section.workload}`) ?? new Map<string, OnednnTotals>();
+    const charged = this.sections.get(`${section.precision},${section.workload}`);
+    const byKernel = charged?.byKernel ?? new Map<string, OnednnTotals>();
     const perStep = (t: OnednnTotals): OnednnTotals =>
       Object.fromEntries(Object.entries(t).map(([k, ms]) => [k, ms / steps]));
     const byKind: OnednnTotals = {};
@@ -405,7 +408,7 @@ export class OnednnCharger {
       rows.push({ kernel, wallMs, byKind: mine, onednnMs, outsideMs: wallMs - onednnMs });
     }
     rows.sort((a, b) => b.wallMs - a.wallMs);
-    const convolutions = [...(this.convolutions.get(`${section.precision},${section.workload}`)?.values() ?? [])]
+    const convolutions = [...(charged?.convolutions.values() ?? [])]
       .map((c) => ({ ...c, calls: c.calls / steps, ms: c.ms / steps }))
       .sort((a, b) => b.ms - a.ms);
     return { kernels: rows, byKind, totalMs: sumTotals(byKind), outsideKernelsMs, convolutions };
