@@ -33,6 +33,7 @@ import { filterGradientPrecision } from '../lib/engine/filter-grad-precision';
 import { convCases, convOutputs, CONV_OUTPUTS, maxRelativeError, randomArray } from './conv-cases';
 import { runCli, tempDir } from './helpers';
 import { skipWithoutNativeBf16 } from './native-skips';
+import { valuesInPrecision } from './precisions';
 
 const BF16_TOLERANCE = 1e-2;
 /** Below this the two runs agree as fp32 runs do: bf16 was not used. */
@@ -54,17 +55,8 @@ const skipWithoutBf16 = (t: TestContext): boolean => skipWithoutNativeBf16(t, na
 
 /** Runs `f` in fp32 and in bf16 on the native kernels; returns both results, checking that no tensor leaked. */
 async function inBothPrecisions(f: () => tf.Tensor[]): Promise<[Float32Array[], Float32Array[]]> {
-  const run = async (precision: 'fp32' | 'bf16'): Promise<Float32Array[]> => {
-    assert.equal((await selectBackend(undefined, precision)).precision, precision);
-    const before = tf.memory().numTensors;
-    const out = tf.tidy(f);
-    const values = out.map((t) => t.dataSync() as Float32Array);
-    tf.dispose(out);
-    assert.equal(tf.memory().numTensors, before, `tensors leaked in ${precision}`);
-    return values;
-  };
-  const fp32 = await run('fp32');
-  const bf16 = await run('bf16');
+  const fp32 = await valuesInPrecision('fp32', f);
+  const bf16 = await valuesInPrecision('bf16', f);
   await selectBackend(undefined, 'fp32');
   return [fp32, bf16];
 }

@@ -16,6 +16,7 @@ import { BF16_FILTER_GRAD_MIN_OUTPUT_PIXELS, filterGradientPrecision } from '../
 import { nativePrecision } from '../lib/engine/native-kernels';
 import { maxRelativeError, randomArray } from './conv-cases';
 import { skipWithoutNativeBf16 } from './native-skips';
+import { valuesInPrecision } from './precisions';
 
 const BF16_TOLERANCE = 1e-2;
 const FP32_AGREEMENT = 1e-5;
@@ -86,12 +87,7 @@ function outputs(): tf.Tensor[] {
 }
 
 async function run(precision: 'fp32' | 'bf16'): Promise<Float32Array[]> {
-  assert.equal((await selectBackend(undefined, precision)).precision, precision);
-  const before = tf.memory().numTensors;
-  const out = tf.tidy(outputs);
-  const values = out.map((t) => t.dataSync() as Float32Array);
-  tf.dispose(out);
-  assert.equal(tf.memory().numTensors, before, `tensors leaked in ${precision}`);
+  const values = await valuesInPrecision(precision, outputs);
   assert.equal(nativePrecision(), precision, 'the precision is as selected after the filter gradients');
   return values;
 }
