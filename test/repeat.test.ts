@@ -12,6 +12,8 @@ import sharp from 'sharp';
 import {
   formatAlwaysWrong,
   formatRepeatTable,
+  formatTestRecall,
+  readRunMetrics,
   runRepeat,
   seedArgs,
   summarizeRuns,
@@ -80,7 +82,7 @@ test('summarizeRuns: mean, min and max over the seeds that succeeded; a failed s
   assert.match(table, /^mean \(3 of 4\) +0\.8000 +0\.8000$/m);
   assert.match(table, /^min +0\.7000 +0\.6000$/m);
   assert.match(table, /^max +0\.9000 +1\.0000$/m);
-  assert.match(table, /1 of 4 seeds failed \(3\); the figures are over the others$/);
+  assert.match(table, /^1 of 4 seeds failed \(3\); the figures are over the others$/m);
 });
 
 test('the test photos each seed got wrong are counted over the seeds; every seed must have recorded them', () => {
@@ -108,6 +110,81 @@ test('the test photos each seed got wrong are counted over the seeds; every seed
   // A seed that did not record its mistakes (an older run): no count, rather than a wrong one.
   assert.equal(summarizeRuns([wrong(1, ['test/a/1.jpg']), run(2, 0.9, 0.8)]).testWrong, null);
   assert.equal(formatAlwaysWrong(summarizeRuns([run(2, 0.9, 0.8)])), '');
+});
+
+test('two-stage runs: each stage spread over the seeds and how often each was kept, as table columns', () => {
+  const staged = (seed: number, s1: [number, number], s2: [number, number], kept: 'stage1' | 'stage2'): SeedRun => ({
+    ...run(seed, kept === 'stage1' ? s1[0] : s2[0], kept === 'stage1' ? s1[1] : s2[1]),
+    stages: { stage1: { valAcc: s1[0], testAcc: s1[1] }, stage2: { valAcc: s2[0], testAcc: s2[1] }, kept },
+  });
+  const s = summarizeRuns([
+    staged(1, [0.9, 0.8], [0.95, 0.85], 'stage2'),
+    staged(2, [0.9, 0.9], [0.8, 0.95], 'stage1'),
+    run(3, null, null, false),
+    staged(4, [0.7, 0.7], [0.8, 0.75], 'stage2'),
+  ]);
+  assert.ok(s.stages);
+  assert.ok(Math.abs(s.stages.stage1.val.mean! - 2.5 / 3) < 1e-12);
+  assert.ok(Math.abs(s.stages.stage2.test.mean! - 0.85) < 1e-12);
+  assert.deepEqual([s.stages.stage2.val.min, s.stages.stage2.val.max, s.stages.stage2.val.n], [0.8, 0.95, 3]);
+  assert.deepEqual(s.stages.kept, { stage1: 1, stage2: 2 });
+  const table = formatRepeatTable(s);
+  assert.match(
+    table,
+    /^seed +stage 1 val +stage 1 test +stage 2 val +stage 2 test +kept +val acc +test acc +minutes +result$/m,
+  );
+  assert.match(table, /^2 +0\.9000 +0\.9000 +0\.8000 +0\.9500 +stage 1 +0\.9000 +0\.9000 +1\.0 +ok$/m);
+  assert.match(table, /^3 +- +- +- +- +- +- +- +1\.0 +FAILED: exit 2$/m);
+  assert.match(table, /^mean \(3 of 4\) +0\.8333 +0\.8000 +0\.8500 +0\.8500 +0\.8833 +0\.8333$/m);
+  assert.match(table, /^Kept by val accuracy: stage 1 in 1 of 3 seeds, stage 2 in 2$/m);
+  // One run that is not two-stage: no stage columns, rather than a spread over some of the seeds.
+  const mixed = summarizeRuns([staged(1, [0.9, 0.8], [0.95, 0.85], 'stage2'), run(2, 0.9, 0.8)]);
+  assert.equal(mixed.stages, null);
+  assert.doesNotMatch(formatRepeatTable(mixed), /stage 1|Kept/);
+});
+
+test("test recall per class: mean, min and max over the seeds, with each class's photos; none when the classes differ", () => {
+  const recall = (seed: number, values: number[], classes = ['buoy', 'kayak']): SeedRun => ({
+    ...run(seed, 0.9, 0.8),
+    testRecall: values.map((r, i) => ({ class: classes[i], recall: r, support: 3 + i })),
+  });
+  const s = summarizeRuns([recall(1, [0, 1]), recall(2, [2 / 3, 0.5]), { ...recall(3, [1, 1]), ok: false }]);
+  assert.deepEqual(
+    s.testRecall!.map((c) => [c.class, c.support, c.recall.n, c.recall.min, c.recall.max]),
+    [
+      ['buoy', 3, 2, 0, 2 / 3],
+      ['kayak', 4, 2, 0.5, 1],
+    ],
+  );
+  assert.ok(Math.abs(s.testRecall![0].recall.mean! - 1 / 3) < 1e-12);
+  const text = formatTestRecall(s);
+  assert.match(text, /^Test recall per class over 2 seeds:$/m);
+  assert.match(text, /^buoy +3 +0\.3333 +0\.0000 +0\.6667$/m);
+  assert.match(text, /^kayak +4 +0\.7500 +0\.5000 +1\.0000$/m);
+  assert.equal(summarizeRuns([recall(1, [1, 1]), recall(2, [1, 1], ['buoy', 'sailboat'])]).testRecall, null);
+  assert.equal(summarizeRuns([recall(1, [1, 1]), run(2, 0.9, 0.8)]).testRecall, null);
+  assert.equal(formatTestRecall(summarizeRuns([run(1, 0.9, 0.8)])), '');
+});
+
+test("readRunMetrics reads a recipe run's stages and its per-class test recall from metrics.json", () => {
+  const out = path.join(work, 'metrics-only');
+  fs.mkdirSync(out, { recursive: true });
+  writeJsonAtomic(path.join(out, 'metrics.json'), {
+    best_val_acc: 0.9,
+    test_acc: 0.85,
+    test: { perClass: [{ class: 'kayak', precision: 1, recall: 0.75, f1: 0.86, support: 4 }] },
+    stages: { stage1: { val_acc: 0.9, test_acc: 0.85, lr: 0.01 }, stage2: { val_acc: 0.88, test_acc: 0.9, lr: 0.001 } },
+    kept: 'stage1',
+  });
+  assert.deepEqual(readRunMetrics(out), {
+    valAcc: 0.9,
+    testAcc: 0.85,
+    testRecall: [{ class: 'kayak', recall: 0.75, support: 4 }],
+    stages: { stage1: { valAcc: 0.9, testAcc: 0.85 }, stage2: { valAcc: 0.88, testAcc: 0.9 }, kept: 'stage1' },
+  });
+  // A single-stage run records neither stages nor kept.
+  writeJsonAtomic(path.join(out, 'metrics.json'), { best_val_acc: 0.9, test_acc: null });
+  assert.deepEqual(readRunMetrics(out), { valAcc: 0.9, testAcc: null });
 });
 
 test("the grid's captions shrink to fit their tile: 14 px when short, never below 8", () => {
@@ -203,6 +280,10 @@ test('boat repeat end to end: a table over the seeds; a seed that cannot run is 
   };
   const both = wrongOf(1).filter((f) => wrongOf(2).includes(f));
   assert.match(ok.stdout, new RegExp(`^Test photos wrong in all 2 seeds: ${both.length}\\b`, 'm'));
+  // Each class's test recall over the two seeds, every class of the demo set listed.
+  assert.match(ok.stdout, /^Test recall per class over 2 seeds:$/m);
+  for (const c of fs.readdirSync(path.join(data, 'test')).filter((f) => !f.startsWith('.')))
+    assert.match(ok.stdout, new RegExp(`^${c} +\\d+ +[0-9.]+ `, 'm'));
   // Those photos as one grid, five to a row, 220 px tiles (and no grid when there are none).
   const grid = path.join(out, 'test-wrong-in-every-seed.png');
   assert.equal(fs.existsSync(grid), both.length > 0);

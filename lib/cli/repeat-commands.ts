@@ -10,6 +10,7 @@ import { photoGrid } from '../plot/grid';
 import {
   formatAlwaysWrong,
   formatRepeatTable,
+  formatTestRecall,
   repeatedData,
   repeatedOut,
   RepeatSummary,
@@ -65,6 +66,8 @@ async function alwaysWrongGrid(summary: RepeatSummary, data: string, file: strin
 export async function repeatCommand(command: string[], flags: RepeatFlags): Promise<void> {
   const summary = await runRepeat({ seeds: flags.seeds, args: command, run: runBoat });
   console.log(`\n${formatRepeatTable(summary)}`);
+  const recall = formatTestRecall(summary);
+  if (recall) console.log(`\n${recall}`);
   const wrong = formatAlwaysWrong(summary);
   if (wrong) console.log(wrong);
   const grid = await alwaysWrongGrid(summary, repeatedData(command), path.join(repeatedOut(command), GRID));

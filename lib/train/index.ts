@@ -32,10 +32,20 @@ export type { LrSchedule, ScheduleKind } from './schedule';
 export { checkSchedule, SCHEDULE_KINDS, scheduledLr } from './schedule';
 export type { RateGroup } from './rates';
 export { applyScaledGradients, groupMultipliers, RATE_GROUPS, stageRateMultipliers } from './rates';
-export type { RepeatOptions, RepeatSummary, SeedRun, Spread, WrongPhoto } from './repeat';
+export type {
+  ClassRecall,
+  RecipeStages,
+  RepeatOptions,
+  RepeatSummary,
+  SeedRun,
+  Spread,
+  StageScores,
+  WrongPhoto,
+} from './repeat';
 export {
   formatAlwaysWrong,
   formatRepeatTable,
+  formatTestRecall,
   readRunMetrics,
   REPEATABLE_COMMANDS,
   repeatedData,

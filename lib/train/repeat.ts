@@ -34,6 +34,28 @@ export interface SeedRun {
   seconds: number;
   /** The test photos this seed's model got wrong (metrics.json's test_misclassified), when it recorded them. */
   testWrong?: WrongPhoto[];
+  /** Test recall per class, when the run had a test set. */
+  testRecall?: ClassRecall[];
+  /** Each stage's val and test accuracy and the stage kept, when the run was the two-stage recipe. */
+  stages?: RecipeStages;
+}
+
+export interface ClassRecall {
+  class: string;
+  recall: number;
+  /** Test photos of the class. */
+  support: number;
+}
+
+export interface StageScores {
+  valAcc: number;
+  testAcc: number | null;
+}
+
+export interface RecipeStages {
+  stage1: StageScores;
+  stage2: StageScores;
+  kept: 'stage1' | 'stage2';
 }
 
 /** A test photo a model got wrong: its path under the data folder, its class and the model's answer. */
@@ -61,6 +83,17 @@ export interface RepeatSummary {
    * seed recorded its mistakes. Photos every seed gets wrong are the first place to look for label errors.
    */
   testWrong: Array<{ file: string; seeds: number }> | null;
+  /** Test recall per class over the succeeded seeds; null unless every one recorded it for the same classes. */
+  testRecall: Array<{ class: string; support: number; recall: Spread }> | null;
+  /**
+   * Each stage's val and test accuracy over the succeeded seeds and how often each was kept; null unless
+   * every one was a two-stage run. Whether stage 2 improves on stage 1 on average is read here.
+   */
+  stages: {
+    stage1: { val: Spread; test: Spread };
+    stage2: { val: Spread; test: Spread };
+    kept: { stage1: number; stage2: number };
+  } | null;
 }
 
 export const REPEATABLE_COMMANDS = ['train'] as const;
@@ -127,12 +160,32 @@ export function summarizeRuns(runs: readonly SeedRun[]): RepeatSummary {
       .map(([file, seeds]) => ({ file, seeds }))
       .sort((a, b) => b.seeds - a.seeds || a.file.localeCompare(b.file));
   }
+  const numbers = (values: Array<number | null>): number[] => values.filter((v): v is number => v !== null);
+  let testRecall: RepeatSummary['testRecall'] = null;
+  const classesOf = (r: SeedRun): string => JSON.stringify(r.testRecall?.map((c) => c.class));
+  if (ok.length > 0 && ok.every((r) => r.testRecall !== undefined && classesOf(r) === classesOf(ok[0])))
+    testRecall = ok[0].testRecall!.map((c, i) => ({
+      class: c.class,
+      support: c.support,
+      recall: spread(ok.map((r) => r.testRecall![i].recall)),
+    }));
+  let stages: RepeatSummary['stages'] = null;
+  if (ok.length > 0 && ok.every((r) => r.stages !== undefined)) {
+    const of = (stage: 'stage1' | 'stage2') => ({
+      val: spread(ok.map((r) => r.stages![stage].valAcc)),
+      test: spread(numbers(ok.map((r) => r.stages![stage].testAcc))),
+    });
+    const kept = (stage: 'stage1' | 'stage2'): number => ok.filter((r) => r.stages!.kept === stage).length;
+    stages = { stage1: of('stage1'), stage2: of('stage2'), kept: { stage1: kept('stage1'), stage2: kept('stage2') } };
+  }
   return {
     runs: [...runs],
     val: spread(ok.map((r) => r.valAcc).filter((v): v is number => v !== null)),
     test: spread(ok.map((r) => r.testAcc).filter((v): v is number => v !== null)),
     failed: runs.filter((r) => !r.ok).map((r) => r.seed),
     testWrong,
+    testRecall,
+    stages,
   };
 }
 
@@ -160,42 +213,115 @@ export function formatAlwaysWrong(summary: RepeatSummary, limit = 20): string {
   );
 }
 
-/** The table boat repeat prints: one row per seed, then mean, min and max. */
+/** Columns padded to their widest cell, numbers right-aligned, words left-aligned; a rule after the given rows. */
+function alignTable(rows: string[][], rulesAfter: number[], leftColumns: number[]): string[] {
+  const widths = rows[0].map((_, c) => Math.max(...rows.map((r) => r[c].length)));
+  const rule = widths.map((w) => '-'.repeat(w)).join('  ');
+  const lines: string[] = [];
+  rows.forEach((r, i) => {
+    lines.push(
+      r
+        .map((cell, c) => (leftColumns.includes(c) ? cell.padEnd(widths[c]) : cell.padStart(widths[c])))
+        .join('  ')
+        .trimEnd(),
+    );
+    if (rulesAfter.includes(i)) lines.push(rule);
+  });
+  return lines;
+}
+
+const fixed4 = (x: number | null | undefined): string => (x === null || x === undefined ? '-' : x.toFixed(4));
+
+/**
+ * The table boat repeat prints: one row per seed, then mean, min and max. Two-stage runs add each stage's
+ * val and test accuracy and the stage kept, so whether stage 2 improves on stage 1 reads off the mean row.
+ */
 export function formatRepeatTable(summary: RepeatSummary): string {
-  const f = (x: number | null): string => (x === null ? '-' : x.toFixed(4));
-  const rows: string[][] = [['seed', 'val acc', 'test acc', 'minutes', 'result']];
-  for (const r of summary.runs)
+  const staged = summary.stages;
+  const stageHeader = staged ? ['stage 1 val', 'stage 1 test', 'stage 2 val', 'stage 2 test', 'kept'] : [];
+  const rows: string[][] = [['seed', ...stageHeader, 'val acc', 'test acc', 'minutes', 'result']];
+  for (const r of summary.runs) {
+    const st = r.stages;
+    const stageCells = staged
+      ? st
+        ? [
+            fixed4(st.stage1.valAcc),
+            fixed4(st.stage1.testAcc),
+            fixed4(st.stage2.valAcc),
+            fixed4(st.stage2.testAcc),
+          ].concat(st.kept === 'stage1' ? 'stage 1' : 'stage 2')
+        : ['-', '-', '-', '-', '-']
+      : [];
     rows.push([
       String(r.seed),
-      f(r.valAcc),
-      f(r.testAcc),
+      ...stageCells,
+      fixed4(r.valAcc),
+      fixed4(r.testAcc),
       (r.seconds / 60).toFixed(1),
       r.ok ? 'ok' : `FAILED: ${r.error ?? `exit ${r.code}`}`,
     ]);
+  }
   const over = (s: Spread): string => `${s.n} of ${summary.runs.length}`;
-  rows.push([`mean (${over(summary.val)})`, f(summary.val.mean), f(summary.test.mean), '', '']);
-  rows.push(['min', f(summary.val.min), f(summary.test.min), '', '']);
-  rows.push(['max', f(summary.val.max), f(summary.test.max), '', '']);
-  const widths = rows[0].map((_, c) => Math.max(...rows.map((r) => r[c].length)));
-  const lines = rows.map((r) =>
-    r
-      .map((cell, c) => (c === 0 || c === r.length - 1 ? cell.padEnd(widths[c]) : cell.padStart(widths[c])))
-      .join('  ')
-      .trimEnd(),
-  );
-  lines.splice(1, 0, widths.map((w) => '-'.repeat(w)).join('  '));
-  lines.splice(lines.length - 3, 0, widths.map((w) => '-'.repeat(w)).join('  '));
-  const failed =
-    summary.failed.length > 0
-      ? `\n${summary.failed.length} of ${summary.runs.length} seeds failed (${summary.failed.join(', ')}); the figures are over the others`
-      : '';
-  return lines.join('\n') + failed;
+  const stat = (label: string, pick: (s: Spread) => number | null, kept: string): string[] => [
+    label,
+    ...(staged
+      ? [
+          fixed4(pick(staged.stage1.val)),
+          fixed4(pick(staged.stage1.test)),
+          fixed4(pick(staged.stage2.val)),
+          fixed4(pick(staged.stage2.test)),
+          kept,
+        ]
+      : []),
+    fixed4(pick(summary.val)),
+    fixed4(pick(summary.test)),
+    '',
+    '',
+  ];
+  rows.push(stat(`mean (${over(summary.val)})`, (s) => s.mean, ''));
+  rows.push(stat('min', (s) => s.min, ''));
+  rows.push(stat('max', (s) => s.max, ''));
+  const kept = staged ? [stageHeader.length, rows[0].length - 1] : [rows[0].length - 1];
+  const lines = alignTable(rows, [0, rows.length - 4], [0, ...kept]);
+  if (staged)
+    lines.push(
+      `Kept by val accuracy: stage 1 in ${staged.kept.stage1} of ${staged.kept.stage1 + staged.kept.stage2} seeds, stage 2 in ${staged.kept.stage2}`,
+    );
+  if (summary.failed.length > 0)
+    lines.push(
+      `${summary.failed.length} of ${summary.runs.length} seeds failed (${summary.failed.join(', ')}); the figures are over the others`,
+    );
+  return lines.join('\n');
 }
 
-/** Reads a finished run's metrics.json: best val accuracy and test accuracy (null without a test set). */
-export function readRunMetrics(out: string): { valAcc: number; testAcc: number | null; testWrong?: WrongPhoto[] } {
+/** Test recall per class over the seeds (mean, min, max), with each class's test photos; empty without it. */
+export function formatTestRecall(summary: RepeatSummary): string {
+  if (summary.testRecall === null) return '';
+  const n = summary.testRecall[0]?.recall.n ?? 0;
+  const rows: string[][] = [['class', 'test photos', 'recall mean', 'min', 'max']];
+  for (const c of summary.testRecall)
+    rows.push([c.class, String(c.support), fixed4(c.recall.mean), fixed4(c.recall.min), fixed4(c.recall.max)]);
+  return [`Test recall per class over ${n} seeds:`, ...alignTable(rows, [0], [0])].join('\n');
+}
+
+type RunMetrics = Pick<SeedRun, 'testWrong' | 'testRecall' | 'stages'> & { valAcc: number; testAcc: number | null };
+
+const numberOrNull = (x: unknown): number | null => (typeof x === 'number' ? x : null);
+
+/**
+ * Reads a finished run's metrics.json: best val accuracy and test accuracy (null without a test set), and
+ * where the run recorded them its test mistakes, test recall per class and the recipe's two stages.
+ */
+export function readRunMetrics(out: string): RunMetrics {
   const file = path.join(out, 'metrics.json');
-  let metrics: { best_val_acc?: unknown; test_acc?: unknown; test_misclassified?: unknown };
+  let metrics: {
+    best_val_acc?: unknown;
+    test_acc?: unknown;
+    test_misclassified?: unknown;
+    test?: { perClass?: unknown };
+    stages?: { stage1?: { val_acc?: unknown; test_acc?: unknown }; stage2?: { val_acc?: unknown; test_acc?: unknown } };
+    kept?: unknown;
+  };
   try {
     metrics = JSON.parse(fs.readFileSync(file, 'utf8')) as typeof metrics;
   } catch {
@@ -203,9 +329,12 @@ export function readRunMetrics(out: string): { valAcc: number; testAcc: number |
   }
   if (typeof metrics.best_val_acc !== 'number') throw new Error(`${file} has no best_val_acc`);
   const wrong = metrics.test_misclassified;
+  const perClass = metrics.test?.perClass;
+  const { stage1, stage2 } = metrics.stages ?? {};
+  const kept = metrics.kept;
   return {
     valAcc: metrics.best_val_acc,
-    testAcc: typeof metrics.test_acc === 'number' ? metrics.test_acc : null,
+    testAcc: numberOrNull(metrics.test_acc),
     ...(Array.isArray(wrong)
       ? {
           testWrong: wrong.map((w: Partial<Record<keyof WrongPhoto, unknown>>) => ({
@@ -213,6 +342,26 @@ export function readRunMetrics(out: string): { valAcc: number; testAcc: number |
             actual: String(w.actual),
             predicted: String(w.predicted),
           })),
+        }
+      : {}),
+    ...(Array.isArray(perClass)
+      ? {
+          testRecall: perClass.map((c: { class?: unknown; recall?: unknown; support?: unknown }) => ({
+            class: String(c.class),
+            recall: Number(c.recall),
+            support: Number(c.support),
+          })),
+        }
+      : {}),
+    ...(typeof stage1?.val_acc === 'number' &&
+    typeof stage2?.val_acc === 'number' &&
+    (kept === 'stage1' || kept === 'stage2')
+      ? {
+          stages: {
+            stage1: { valAcc: stage1.val_acc, testAcc: numberOrNull(stage1.test_acc) },
+            stage2: { valAcc: stage2.val_acc, testAcc: numberOrNull(stage2.test_acc) },
+            kept,
+          },
         }
       : {}),
   };
@@ -244,13 +393,13 @@ export async function runRepeat(options: RepeatOptions): Promise<RepeatSummary> 
     const seconds = (Date.now() - started) / 1000;
     let valAcc: number | null = null;
     let testAcc: number | null = null;
-    let testWrong: WrongPhoto[] | undefined;
+    let recorded: Pick<SeedRun, 'testWrong' | 'testRecall' | 'stages'> = {};
     if (code === 0) {
       try {
         const after = fs.statSync(path.join(out, 'metrics.json')).mtimeMs;
         if (before !== null && after === before)
           throw new Error(`the run did not write ${path.join(out, 'metrics.json')}`);
-        ({ valAcc, testAcc, testWrong } = readRunMetrics(out));
+        ({ valAcc, testAcc, ...recorded } = readRunMetrics(out));
       } catch (err) {
         error = (err as Error).message.startsWith('ENOENT')
           ? `no ${path.join(out, 'metrics.json')}`
@@ -267,7 +416,7 @@ export async function runRepeat(options: RepeatOptions): Promise<RepeatSummary> 
       testAcc,
       seconds,
       ...(error !== undefined ? { error } : {}),
-      ...(testWrong !== undefined ? { testWrong } : {}),
+      ...recorded,
     });
     log(
       ok
@@ -284,6 +433,8 @@ export async function runRepeat(options: RepeatOptions): Promise<RepeatSummary> 
     test: summary.test,
     failed: summary.failed,
     test_wrong: summary.testWrong,
+    test_recall: summary.testRecall,
+    stages: summary.stages,
   });
   return summary;
 }
