@@ -36,6 +36,7 @@ import { CONV2D_ADD } from '../lib/engine/native-kernels';
 import { convCases, maxRelativeError, randomArray } from './conv-cases';
 import { REPO_ROOT, tempDir } from './helpers';
 import { skipWithoutNativeAddon, skipWithoutNativeBf16 } from './native-skips';
+import { tidyValues } from './tidy-values';
 import { tinyModel } from './tiny-model';
 
 const FOLD_TOLERANCE = 1e-4;
@@ -116,12 +117,7 @@ test('the native conv + bias + residual + ReLU kernel matches the cpu backend (2
         );
       const compute = async (backend: string): Promise<Float32Array> => {
         await tf.setBackend(backend);
-        const before = tf.memory().numTensors;
-        const out = tf.tidy(fused);
-        const values = out.dataSync() as Float32Array;
-        out.dispose();
-        assert.equal(tf.memory().numTensors, before, `tensors leaked on ${backend}`);
-        return values;
+        return tidyValues(() => [fused()], backend)[0];
       };
       const expected = await compute('cpu');
       const native = await compute('wasm');

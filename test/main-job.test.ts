@@ -3,8 +3,11 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { test } from 'node:test';
 
+import { notebookSettings } from '../lib/cli/main-job';
+import { notebookEnv } from '../lib/cli/notebooks';
 import { indexFrame, classCountFrame } from '../lib/data/frames';
 import { buildFileIndex, classCounts } from '../lib/data';
+import { precisionAsked, requestPrecision } from '../lib/engine';
 import { parseCsv } from '../lib/util';
 import { runCli, tempDir } from './helpers';
 
@@ -64,6 +67,36 @@ test('the main job makes the demo set when there is no data, and writes its outp
   assert.match(again.stdout, /^\[8\/8\] Notebooks: skipped \(--no-notebooks\)$/m);
   assert.ok(fs.existsSync(path.join(cwd, 'runs', 'main-again', 'summary.json')));
   assert.ok(!fs.existsSync(path.join(cwd, 'runs', 'main-again', 'notebooks')));
+});
+
+test("the notebooks get BOAT_PRECISION only when the precision was asked for, so a defaulted run's notebooks default too", () => {
+  const run = { out: path.resolve('runs', 'main'), epochs: 3, finetuneEpochs: 2, unfreeze: 1, seed: 38 };
+  // What a notebook receives: runNotebooks puts the main job's settings over the inherited environment.
+  const received = (): NodeJS.ProcessEnv => notebookEnv(notebookSettings(run));
+  const inherited = process.env.BOAT_PRECISION;
+  try {
+    delete process.env.BOAT_PRECISION;
+    requestPrecision(undefined);
+    const defaulted = received();
+    assert.equal(defaulted.BOAT_PRECISION, undefined);
+    assert.equal(precisionAsked(defaulted), false, "the notebooks' selectBackend stays quiet, as the CLI's");
+    assert.equal(defaulted.BOAT_EPOCHS, '3');
+    assert.equal(defaulted.BOAT_UNFREEZE, '1');
+    assert.equal(defaulted.BOAT_DATA_ROOT, path.join(run.out, 'notebooks-data'));
+
+    requestPrecision('fp32'); // --precision fp32
+    const flagged = received();
+    requestPrecision(undefined);
+    assert.equal(flagged.BOAT_PRECISION, 'fp32');
+    assert.equal(precisionAsked(flagged), true);
+
+    process.env.BOAT_PRECISION = 'auto';
+    assert.equal(received().BOAT_PRECISION, 'auto', 'an inherited BOAT_PRECISION is passed on');
+  } finally {
+    requestPrecision(undefined);
+    if (inherited === undefined) delete process.env.BOAT_PRECISION;
+    else process.env.BOAT_PRECISION = inherited;
+  }
 });
 
 test('DataFrame views wrap the plain rows (danfojs)', async () => {

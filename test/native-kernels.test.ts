@@ -19,6 +19,7 @@ import {
 } from '../lib';
 import { convCases, convOutputs, CONV_OUTPUTS, maxRelativeError, randomArray } from './conv-cases';
 import { skipRestUnlessCi } from './helpers';
+import { tidyValues } from './tidy-values';
 
 let available = false;
 
@@ -43,12 +44,7 @@ function skipWithoutAddon(t: TestContext): boolean {
 async function onCpuAndNative(f: () => tf.Tensor[]): Promise<[Float32Array[], Float32Array[]]> {
   const run = async (backend: string): Promise<Float32Array[]> => {
     await tf.setBackend(backend);
-    const before = tf.memory().numTensors;
-    const out = tf.tidy(f);
-    const values = out.map((t) => t.dataSync() as Float32Array);
-    tf.dispose(out);
-    assert.equal(tf.memory().numTensors, before, `tensors leaked on ${backend}`);
-    return values;
+    return tidyValues(f, backend);
   };
   const cpu = await run('cpu');
   const native = await run('wasm');

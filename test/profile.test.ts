@@ -15,6 +15,7 @@ import {
   formatProfile,
   kernelCategory,
   OnednnCharger,
+  profileJson,
   profileSteps,
   summarise,
   trainWorkload,
@@ -311,4 +312,19 @@ test('a whole profile in its child process with ONEDNN_VERBOSE=1 (ResNet50, 32 p
   assert.match(text, /fp32 train step, batch 1, 32 px/);
   assert.match(text, /untracked \(JS glue, gradient bookkeeping, tape\)/);
   assert.match(text, /inside oneDNN/);
+  assertBackendOnce(result.backend, profileJson(result));
+});
+
+/** `--json`'s backend line is written once, at the top, and everything else of the result under `profile`. */
+function assertBackendOnce(line: string, json: ReturnType<typeof profileJson>): void {
+  assert.equal(json.backend, line);
+  assert.ok(!('backend' in json.profile), 'no second backend line under profile');
+  assert.equal(JSON.stringify(json).split(JSON.stringify(line)).length - 1, 1, 'the backend line appears once');
+}
+
+test("--json's shape: the backend line once at the top, the batch, size, sections and skips under profile", () => {
+  const line = 'Using wasm backend (SIMD, 2 threads; native kernels: oneDNN)';
+  const json = profileJson({ backend: line, batch: 8, size: 224, sections: [], skipped: ['bf16: no native bf16'] });
+  assertBackendOnce(line, json);
+  assert.deepEqual(json.profile, { batch: 8, size: 224, sections: [], skipped: ['bf16: no native bf16'] });
 });

@@ -293,6 +293,12 @@ export interface ProfileResult {
   skipped: string[];
 }
 
+/** What `--json` writes: the backend line once, at the top as `boat bench --json` has it, the rest under `profile`. */
+export function profileJson(result: ProfileResult): { backend: string; profile: Omit<ProfileResult, 'backend'> } {
+  const { backend, ...profile } = result;
+  return { backend, profile };
+}
+
 /** The prefix of the child's own lines on its stdout (markers and the result). */
 export const MARKER = 'boat_profile';
 

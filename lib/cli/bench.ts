@@ -13,7 +13,7 @@ import { benchFeatureExtractor } from '../bench/experiment';
 import { benchLoader } from '../bench/loader';
 import { GemmRate, NativeGemm } from '../bench/gemm';
 import { benchModel, torchComparisonKeys } from '../bench/model';
-import { benchProfile, formatProfile, type ProfileOptions } from '../bench/profile';
+import { benchProfile, formatProfile, profileJson, type ProfileOptions } from '../bench/profile';
 import { rooflineKeys, TRAIN_STEP_FORWARDS } from '../bench/roofline';
 import { TorchPartner, TorchSession } from '../bench/torch-session';
 import { nativeKernelsInUse, selectBackend } from '../engine';
@@ -334,7 +334,7 @@ async function profileCommand(flags: BenchFlags): Promise<void> {
   for (const line of formatProfile(result)) console.log(line);
   console.log(`Took ${((Date.now() - started) / 1000).toFixed(0)} s.`);
   if (flags.json) {
-    writeJsonAtomic(flags.json, { backend: result.backend, profile: result });
+    writeJsonAtomic(flags.json, profileJson(result));
     console.log(`Wrote ${flags.json}`);
   }
 }

@@ -21,7 +21,7 @@ import {
 } from '../data';
 import { annotatePrediction, predictImage } from '../evaluate';
 import { createBoatModel } from '../model';
-import { fineTuneSupport, requestedPrecision, selectBackend } from '../engine';
+import { fineTuneSupport, precisionAsked, requestedPrecision, selectBackend } from '../engine';
 import { confusionMatrixPng } from '../plot/confusion';
 import { runExperiment } from '../train';
 import { claimOutputDirectory, requireDirectory, toCsv, writeFileAtomic, writeJsonAtomic } from '../util';
@@ -73,6 +73,30 @@ export interface MainJobFlags {
   copy?: boolean;
   /** false with --no-notebooks. */
   notebooks?: boolean;
+}
+
+/**
+ * The environment the main job adds for its notebooks (runNotebooks puts it over the inherited one): its data,
+ * models and training settings, and BOAT_PRECISION only when the precision was asked for (--precision, or an
+ * inherited BOAT_PRECISION). A defaulted run's notebooks then default too, and their backend line reads as the CLI's.
+ */
+export function notebookSettings(run: {
+  out: string;
+  epochs: number;
+  finetuneEpochs: number;
+  unfreeze: number | undefined;
+  seed: number;
+}): Record<string, string> {
+  return {
+    BOAT_DATA_ROOT: path.join(run.out, 'notebooks-data'),
+    BOAT_MODELS: path.join(run.out, 'notebooks-models'),
+    BOAT_EPOCHS: String(run.epochs),
+    BOAT_FT_EPOCHS: String(run.finetuneEpochs),
+    BOAT_UNFREEZE: String(run.unfreeze ?? 0),
+    BOAT_SEED: String(run.seed),
+    BOAT_CACHE_DIR: path.resolve('.cache', 'features'),
+    ...(precisionAsked() ? { BOAT_PRECISION: requestedPrecision() } : {}),
+  };
 }
 
 export async function mainJob(flags: MainJobFlags): Promise<void> {
@@ -232,16 +256,7 @@ export async function mainJob(flags: MainJobFlags): Promise<void> {
   console.log('[8/8] Notebooks: executing notebooks/*.ipynb with the tslab kernel');
   runNotebooks({
     out: path.join(out, 'notebooks'),
-    env: {
-      BOAT_DATA_ROOT: nbData,
-      BOAT_MODELS: path.join(out, 'notebooks-models'),
-      BOAT_EPOCHS: String(epochs),
-      BOAT_FT_EPOCHS: String(finetuneEpochs),
-      BOAT_UNFREEZE: String(unfreeze ?? 0),
-      BOAT_SEED: String(seed),
-      BOAT_CACHE_DIR: path.resolve('.cache', 'features'),
-      BOAT_PRECISION: requestedPrecision(),
-    },
+    env: notebookSettings({ out, epochs, finetuneEpochs, unfreeze, seed }),
     log: (line) => console.log(`      ${line}`),
   });
   console.log(`${outputs}, notebooks/ (executed .ipynb, .html, figures/)`);

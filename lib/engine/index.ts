@@ -7,6 +7,7 @@ export {
   DEFAULT_PRECISION,
   parsePrecision,
   PRECISION_CHOICES,
+  precisionAsked,
   requestedPrecision,
   requestPrecision,
 } from './precision';
