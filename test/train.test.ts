@@ -187,7 +187,7 @@ test("label smoothing is PyTorch's CrossEntropyLoss(label_smoothing): hand-compu
   close(read(nllLoss(logProbs, y, w, 0)), 0.5408959714460837, 'plain weighted');
   // Unweighted it is TF.js' softmaxCrossEntropy with labelSmoothing (log-softmax leaves log-probabilities as they are).
   const tfjs = tf.tidy(() =>
-    tf.losses.softmaxCrossEntropy<tf.Tensor2D, tf.Scalar>(tf.oneHot(y, 3), logProbs, undefined, 0.3),
+    tf.losses.softmaxCrossEntropy<tf.Tensor, tf.Scalar>(tf.oneHot(y, 3), logProbs, undefined, 0.3),
   );
   close(read(tfjs), 0.7558783870368417, 'tf.losses.softmaxCrossEntropy');
   // Through the log-softmax, the gradient on the logits is (softmax − target) / n, target (1 − x)·one-hot + x/C.
