@@ -8,6 +8,7 @@ import { Command } from 'commander';
 import { buildProgram, main } from '../lib/cli/main';
 import { cliReference } from '../lib/cli/reference';
 import {
+  belowOne,
   commaList,
   integer,
   nonNegativeInteger,
@@ -62,6 +63,7 @@ const COMMANDS: Record<string, { options: string[]; args?: string[] }> = {
       '--cache',
       '--unfreeze',
       '--class-weights',
+      '--label-smoothing',
       '--init',
       '--freeze-bn',
       '--recipe',
@@ -338,6 +340,7 @@ test('option values reach the handlers with their names, types and defaults', as
         cache: '.cache/features',
         unfreeze: 2,
         classWeights: 'balanced',
+        labelSmoothing: 0,
         freezeBn: true,
       },
     ],
@@ -392,6 +395,9 @@ test('value parsers accept what they should and reject the rest', () => {
   assert.equal(unfreezeStagesOrAll('all'), 'all');
   assert.equal(unfreezeStagesOrAll('3'), 3);
   assert.deepEqual(commaList('01, 02,'), ['01', '02']);
+  assert.deepEqual(['0', '0.1', '0.999'].map(belowOne), [0, 0.1, 0.999]);
+  for (const bad of ['-0.1', '1', '1.5', 'abc', '', 'NaN'])
+    assert.throws(() => belowOne(bad), { code: 'commander.invalidArgument' }, bad);
   assert.throws(() => commaList(','), { code: 'commander.invalidArgument' });
 });
 

@@ -333,6 +333,43 @@ test('train --class-weights balanced weighs the loss by class and records the we
   );
 });
 
+test('train --label-smoothing: both modes record it in config.json, a resume with another value is refused, bad values are one-line errors', () => {
+  const data = path.join(work, 'data');
+  const fe = path.join(work, 'models', 'smoothed-fe');
+  // Feature extractor on the features the first test cached.
+  const r = runCli([...TRAIN, '--epochs', '1', '--label-smoothing', '0.1', '--out', fe]);
+  assert.equal(r.status, 0, r.stderr);
+  assert.match(r.stdout, /label smoothing 0\.1: training targets 0\.92 for the true class, 0\.02 for each other/);
+  const configOf = (dir: string): { labelSmoothing: number } =>
+    JSON.parse(fs.readFileSync(path.join(dir, 'config.json'), 'utf8')) as { labelSmoothing: number };
+  assert.equal(configOf(fe).labelSmoothing, 0.1);
+  const ft = path.join(work, 'models', 'smoothed-ft');
+  const finetune = ['train', '--mode', 'finetune', '--data', data, '--input-size', '32', '--batch-size', '6'];
+  const args = [...finetune, '--unfreeze', '1', '--seed', '7', '--out', ft];
+  const tuned = runCli([...args, '--epochs', '1', '--label-smoothing', '0.05']);
+  assert.equal(tuned.status, 0, tuned.stderr);
+  assert.equal(configOf(ft).labelSmoothing, 0.05);
+  const other = runCli([...args, '--epochs', '2', '--resume', '--label-smoothing', '0.2']);
+  assert.equal(other.status, 2, other.stdout);
+  assert.match(other.stderr, /^boat: error: cannot resume from .*: label-smoothing 0\.2 \(checkpoint: 0\.05\); /);
+  assert.equal(other.stderr.trim().split('\n').length, 1, other.stderr);
+  // Without the flag (0, the default) it differs too.
+  assert.match(runCli([...args, '--epochs', '2', '--resume']).stderr, /label-smoothing 0 \(checkpoint: 0\.05\)/);
+  const plain = runCli([...finetune, '--epochs', '1', '--out', path.join(work, 'models', 'plain-ft')]);
+  assert.equal(plain.status, 0, plain.stderr);
+  assert.equal(configOf(path.join(work, 'models', 'plain-ft')).labelSmoothing, 0, 'the default, recorded');
+  for (const bad of ['-0.1', '1', 'abc', '']) {
+    const refused = runCli([...TRAIN, '--label-smoothing', bad, '--out', path.join(work, 'models', 'never')]);
+    assert.equal(refused.status, 2, bad);
+    assert.match(
+      refused.stderr,
+      /^boat: error: option '--label-smoothing <x>' argument '.*' is invalid\. Expected a number from 0 up to \(not including\) 1\.\n$/,
+      bad,
+    );
+  }
+  assert.ok(!fs.existsSync(path.join(work, 'models', 'never')));
+});
+
 test('train --init starts from a saved model (two-stage fine-tuning); a missing or mismatched one is a one-line error', () => {
   const fe = path.join(work, 'models', 'fe'); // trained by the first test
   const data = path.join(work, 'data');

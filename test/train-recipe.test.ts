@@ -261,6 +261,30 @@ test("--epochs 0: stage 2 trains nothing, stage 1's model is kept and saved as a
   assert.equal(meta.backbone, 'pretrained');
 });
 
+test('--recipe two-stage --label-smoothing: both stages train with it, metadata.json and config.json record it, a resume with another value is refused', () => {
+  const out = path.join(models, 'smoothed');
+  const args = [...RECIPE, '--head-epochs', '1', '--epochs', '1', '--label-smoothing', '0.1', '--out', out];
+  const r = runCli(args);
+  assert.equal(r.status, 0, r.stderr);
+  assert.match(r.stdout, /label smoothing 0\.1: training targets 0\.92 for the true class, 0\.02 for each other/);
+  const recipe = readModelMetadata(out).metrics.recipe as { label_smoothing: number };
+  assert.equal(recipe.label_smoothing, 0.1);
+  assert.equal(readJson(path.join(out, 'config.json')).labelSmoothing, 0.1);
+  // Each stage's checkpoint holds the settings its training loop ran with.
+  for (const dir of [`${out}.stage1.checkpoint`, `${out}.checkpoint`]) {
+    const state = readJson(path.join(dir, 'state.json')) as { settings: Record<string, unknown> };
+    assert.equal(state.settings['label-smoothing'], 0.1, dir);
+  }
+  const other = runCli([...args, '--resume', '--label-smoothing', '0.2']);
+  assert.equal(other.status, 2, other.stdout);
+  assert.match(
+    other.stderr,
+    /^boat: error: cannot resume from .*stage1\.checkpoint: label-smoothing 0\.2 \(checkpoint: 0\.1\); /,
+  );
+  const straight = readModelMetadata(path.join(models, 'straight')).metrics.recipe as { label_smoothing: number };
+  assert.equal(straight.label_smoothing, 0, 'off by default');
+});
+
 test('bad flags with --recipe are one-line errors', () => {
   for (const [args, message] of [
     [[...RECIPE, '--out', 'x', '--lr', '0.1'], /^boat: error: --recipe two-stage chooses --lr itself; leave it out\n$/],
@@ -274,6 +298,10 @@ test('bad flags with --recipe are one-line errors', () => {
     ],
     [['train', '--out', 'x'], /^boat: error: --mode is required \(feature-extractor or finetune\), unless --recipe/],
     [[...RECIPE, '--out', 'x', '--pct-start', '2'], /argument '2' is invalid\. Expected a number from 0 to 1\.\n$/],
+    [
+      [...RECIPE, '--out', 'x', '--label-smoothing', '1'],
+      /argument '1' is invalid\. Expected a number from 0 up to \(not including\) 1\.\n$/,
+    ],
   ] as const) {
     const r = runCli([...args]);
     assert.equal(r.status, 2, r.stdout);

@@ -14,10 +14,12 @@ import {
   computeMetrics,
   FeatureSet,
   FeatureSource,
+  nllLoss,
   selectBackend,
   stepLr,
   trainModel,
   TrainBatch,
+  UserError,
 } from '../lib';
 import { tempDir } from './helpers';
 import { tinyModel } from './tiny-model';
@@ -154,6 +156,120 @@ test('gradient accumulation: 2 micro-batches of 6 step exactly like one batch of
   a.dispose();
   b.dispose();
   c.dispose();
+});
+
+test("label smoothing is PyTorch's CrossEntropyLoss(label_smoothing): hand-computed values with and without class weights, 0 the plain loss, no tensor left", () => {
+  const before = tf.memory().numTensors;
+  const p = [
+    [0.7, 0.2, 0.1],
+    [0.1, 0.6, 0.3],
+    [0.25, 0.25, 0.5],
+  ];
+  const logProbs = tf.tidy(() => tf.log<tf.Tensor2D>(tf.tensor2d(p)));
+  const y = tf.tensor1d([0, 1, 2], 'int32');
+  const w = [0.5, 2, 1];
+  const read = (t: tf.Scalar): number => {
+    const v = t.dataSync()[0];
+    t.dispose();
+    return v;
+  };
+  const close = (got: number, want: number, what: string): void =>
+    assert.ok(Math.abs(got - want) < 1e-6, `${what}: ${got}, expected ${want}`);
+  // By hand from p, x = 0.3, C = 3: (1 − x)·mean(−log p_y) + (x/3)·mean(Σ_c −log p_c).
+  close(read(nllLoss(logProbs, y, undefined, 0.3)), 0.7558783870368417, 'unweighted');
+  // Weighted, PyTorch's definition: (1 − x)·Σ w_y(−log p_y)/Σ w_y + (x/3)·Σ_i Σ_c w_c(−log p_ic)/Σ w_y. (Weighting
+  // each sample's smoothed loss by its true class' weight instead would give 0.7681943777166902.)
+  close(read(nllLoss(logProbs, y, w, 0.3)), 0.7567871249135792, 'weighted');
+  // x = 0 is the plain loss, bit for bit, with or without weights.
+  assert.equal(read(nllLoss(logProbs, y, undefined, 0)), read(nllLoss(logProbs, y)));
+  assert.equal(read(nllLoss(logProbs, y, w, 0)), read(nllLoss(logProbs, y, w)));
+  close(read(nllLoss(logProbs, y, undefined, 0)), 0.5202159160882228, 'plain');
+  close(read(nllLoss(logProbs, y, w, 0)), 0.5408959714460837, 'plain weighted');
+  // Unweighted it is TF.js' softmaxCrossEntropy with labelSmoothing (log-softmax leaves log-probabilities as they are).
+  const tfjs = tf.tidy(() =>
+    tf.losses.softmaxCrossEntropy<tf.Tensor, tf.Scalar>(tf.oneHot(y, 3), logProbs, undefined, 0.3),
+  );
+  close(read(tfjs), 0.7558783870368417, 'tf.losses.softmaxCrossEntropy');
+  // Through the log-softmax, the gradient on the logits is (softmax − target) / n, target (1 − x)·one-hot + x/C.
+  const z = tf.tensor2d([
+    [1, -2, 0.5],
+    [0, 3, -1],
+  ]);
+  const labels = tf.tensor1d([2, 0], 'int32');
+  const grad = tf.grad((logits: tf.Tensor) => nllLoss(tf.logSoftmax(logits) as tf.Tensor2D, labels, undefined, 0.3))(z);
+  const expected = tf.tidy(() => tf.div(tf.sub(tf.softmax(z), tf.add(tf.mul(tf.oneHot(labels, 3), 0.7), 0.1)), 2));
+  const [g, e] = [grad.dataSync(), expected.dataSync()];
+  g.forEach((v, i) => close(v, e[i], `gradient ${i}`));
+  tf.dispose([logProbs, y, z, labels, grad, expected]);
+  assert.equal(tf.memory().numTensors, before);
+});
+
+test('the loop trains on the smoothed loss (val loss stays plain), smoothing 0 is the old run exactly, and bad values are refused', async () => {
+  const set = featureSet(24);
+  const data = { train: new FeatureSource([set], 8, true, 1), val: new FeatureSource([set], 8, false, 1) };
+  const model = tinyModel({ mode: 'feature-extractor' });
+  const [features, labels] = [tf.tensor2d(set.features, [24, 4]), tf.tensor1d(set.labels, 'int32')];
+  const lossAt = (x: number): number =>
+    tf.tidy(() => nllLoss(model.forwardHead(features, false), labels, undefined, x).dataSync()[0]);
+  const [smoothed, plain] = [lossAt(0.2), lossAt(0)];
+  // A vanishing rate: epoch 0's train loss is the loss of the initial head, over all 24 samples.
+  const r = await trainModel(model, data, { epochs: 1, lr: 1e-30, labelSmoothing: 0.2 });
+  assert.ok(smoothed > plain + 0.01);
+  assert.ok(Math.abs(r.history[0].loss - smoothed) < 1e-5, `train loss ${r.history[0].loss} vs ${smoothed}`);
+  assert.ok(Math.abs(r.history[1].loss - plain) < 1e-5, `val loss ${r.history[1].loss} vs ${plain}`);
+  tf.dispose([features, labels]);
+  model.dispose();
+
+  const runs: number[][] = [];
+  for (const options of [{}, { labelSmoothing: 0 }, { labelSmoothing: 0.1 }]) {
+    const m = tinyModel({ mode: 'feature-extractor' });
+    const result = await trainModel(m, data, { epochs: 2, lr: 0.1, ...options });
+    runs.push([...result.history.map((row) => row.loss), ...(await weightsOf(m))]);
+    m.dispose();
+  }
+  assert.deepEqual(runs[1], runs[0], 'smoothing 0 trains exactly as before');
+  assert.notDeepEqual(runs[2], runs[0], 'smoothing 0.1 trains otherwise');
+
+  const unused = tinyModel({ mode: 'feature-extractor' });
+  for (const bad of [-0.1, 1, 1.5, NaN])
+    await assert.rejects(trainModel(unused, data, { epochs: 1, labelSmoothing: bad }), (err: Error) => {
+      assert.ok(err instanceof UserError);
+      assert.match(err.message, /^label smoothing must be a number from 0 up to \(not including\) 1, got /);
+      return true;
+    });
+  unused.dispose();
+});
+
+test('fine-tuning with label smoothing leaks no tensors, and a resume with another smoothing is refused in one line', async () => {
+  const dir = path.join(tempDir(), 'checkpoint');
+  const data = { train: new ColourSource(6), val: new ColourSource(6) };
+  const model = tinyModel({ mode: 'finetune', dropout: 0.4 });
+  const counts: number[] = [];
+  await trainModel(model, data, {
+    epochs: 3,
+    lr: 0.05,
+    labelSmoothing: 0.1,
+    checkpointDir: dir,
+    onPhase: (r) => r.phase === 'val' && counts.push(tf.memory().numTensors),
+  });
+  assert.equal(new Set(counts).size, 1, `numTensors after each epoch: ${counts}`);
+  const options = { epochs: 4, lr: 0.05, checkpointDir: dir, resume: true };
+  await assert.rejects(trainModel(model, data, { ...options, labelSmoothing: 0.2 }), {
+    message: /^cannot resume from .*: label-smoothing 0\.2 \(checkpoint: 0\.1\); resume with the checkpoint's settings/,
+  });
+  await assert.rejects(trainModel(model, data, options), { message: /: label-smoothing 0 \(checkpoint: 0\.1\)/ });
+  const resumed = await trainModel(model, data, { ...options, labelSmoothing: 0.1 });
+  assert.equal(resumed.history.length, 8);
+  // A checkpoint written before the setting existed trained without smoothing: it resumes with 0 only.
+  const stateFile = path.join(dir, 'state.json');
+  const state = JSON.parse(fs.readFileSync(stateFile, 'utf8')) as { settings: Record<string, unknown> };
+  delete state.settings['label-smoothing'];
+  fs.writeFileSync(stateFile, JSON.stringify(state));
+  await assert.rejects(trainModel(model, data, { ...options, epochs: 5, labelSmoothing: 0.1 }), {
+    message: /: label-smoothing 0\.1 \(checkpoint: 0\)/,
+  });
+  assert.equal((await trainModel(model, data, { ...options, epochs: 5 })).history.length, 10);
+  model.dispose();
 });
 
 test('feature-extractor training changes only the head', async () => {

@@ -39,6 +39,7 @@ import {
 import { crashTestAfterEpoch } from '../util/test-hooks';
 import {
   atLeastOne,
+  belowOne,
   fraction,
   integer,
   nonNegativeInteger,
@@ -108,6 +109,12 @@ export function registerModelCommands(program: Command): void {
       new Option('--class-weights <kind>', 'weight the loss by balanced class weights, for unbalanced data')
         .choices(['none', 'balanced'])
         .default('none'),
+    )
+    .option(
+      '--label-smoothing <x>',
+      "train on targets (1-x)·one-hot + x/classes, as PyTorch's CrossEntropyLoss(label_smoothing=x); both stages of --recipe; val loss stays plain (0: off)",
+      belowOne,
+      0,
     )
     .option('--init <dir>', "start from a saved model's weights instead of ImageNet's and a fresh head")
     .option(
@@ -209,6 +216,7 @@ export interface TrainFlags {
   cache: string;
   unfreeze?: number;
   classWeights: 'none' | 'balanced';
+  labelSmoothing?: number;
   init?: string;
   freezeBn?: boolean;
 }
@@ -259,6 +267,7 @@ export async function trainCommand(flags: TrainFlags, command?: Command): Promis
       inputSize: flags.inputSize,
       unfreezeStages: flags.unfreeze,
       balanceClasses: flags.classWeights === 'balanced',
+      labelSmoothing: flags.labelSmoothing,
       init: flags.init,
       freezeBatchNorm: flags.freezeBn === true,
       cacheDir: flags.cache,
@@ -311,6 +320,7 @@ async function twoStageCommand(flags: TrainFlags, epochs: number | undefined): P
       cacheDir: flags.cache,
       views: flags.views,
       balanceClasses: flags.classWeights === 'balanced',
+      labelSmoothing: flags.labelSmoothing,
       lrMult: flags.lrMult,
       lrFactor: flags.lrFactor,
       schedule: flags.schedule,

@@ -72,6 +72,14 @@ export function fraction(value: string): number {
   return n;
 }
 
+/** A number from 0 up to but not including 1: label smoothing (at 1 the target would be uniform). */
+export function belowOne(value: string): number {
+  const n = Number(value);
+  if (value.trim() === '' || !(n >= 0 && n < 1))
+    throw new InvalidArgumentError('Expected a number from 0 up to (not including) 1.');
+  return n;
+}
+
 /** A finite number of at least 1: ratios between learning rates. */
 export function atLeastOne(value: string): number {
   const n = Number(value);

@@ -96,13 +96,32 @@ export function buildHead(classes: number, options: HeadOptions = {}): tf.Layers
 /**
  * Mean negative log-likelihood of integer labels under log-probabilities. With class weights it is
  * PyTorch's NLLLoss(weight=…): each sample's loss times its class weight, divided by the sum of those weights.
+ *
+ * With label smoothing x it is PyTorch's CrossEntropyLoss(weight, label_smoothing=x) on class indices
+ * (cross_entropy_loss_label_smoothing in ATen's LossNLL.cpp): (1 − x)·NLL + (x / C)·U, where U is the mean
+ * over samples of Σ_c w_c·(−log p_c), divided like NLL by Σ w_{y_i} when weighted. Unweighted, that is the
+ * cross-entropy against the target (1 − x)·one-hot + x / C. Weighted, each class term of the uniform part
+ * carries that class' weight, not the sample's true class weight; tf.losses.softmaxCrossEntropy's
+ * weighted form (per-sample weights, divided by the count of non-zero ones) is neither, hence our own.
  */
-export function nllLoss(logProbs: tf.Tensor2D, labels: tf.Tensor1D, classWeights?: readonly number[]): tf.Scalar {
+export function nllLoss(
+  logProbs: tf.Tensor2D,
+  labels: tf.Tensor1D,
+  classWeights?: readonly number[],
+  labelSmoothing = 0,
+): tf.Scalar {
   return tf.tidy(() => {
     const perSample = tf.neg(tf.sum(tf.mul(logProbs, tf.oneHot(labels, logProbs.shape[1]).toFloat()), 1));
-    if (!classWeights) return tf.mean<tf.Scalar>(perSample);
-    const w = tf.gather(tf.tensor1d(classWeights as number[]), labels);
-    return tf.div<tf.Scalar>(tf.sum(tf.mul(perSample, w)), tf.sum(w));
+    const w = classWeights ? tf.tensor1d(classWeights as number[]) : undefined;
+    const sampleWeights = w ? tf.gather(w, labels) : undefined;
+    const nll = sampleWeights
+      ? tf.div<tf.Scalar>(tf.sum(tf.mul(perSample, sampleWeights)), tf.sum(sampleWeights))
+      : tf.mean<tf.Scalar>(perSample);
+    // Zero keeps the plain loss, bit for bit, rather than adding 0 · U.
+    if (labelSmoothing === 0) return nll;
+    const uniformPerSample = tf.neg(tf.sum(w ? tf.mul(logProbs, w) : logProbs, 1));
+    const uniform = sampleWeights ? tf.div(tf.sum(uniformPerSample), tf.sum(sampleWeights)) : tf.mean(uniformPerSample);
+    return tf.add<tf.Scalar>(tf.mul(nll, 1 - labelSmoothing), tf.mul(uniform, labelSmoothing / logProbs.shape[1]));
   });
 }
 

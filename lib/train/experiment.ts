@@ -34,6 +34,7 @@ import { FeatureRun } from './features';
 import { terminalProgress, ProgressSink } from './progress';
 import { runSettings } from './run-settings';
 import { FeatureSource, LoaderSource } from './sources';
+import { checkLabelSmoothing, labelSmoothingLine } from './smoothing';
 import { BatchSource, checkResumeSettings, HistoryRow, resumeSettings, trainModel, TrainOptions } from './train';
 
 /**
@@ -143,6 +144,8 @@ async function runLocked(options: ExperimentOptions, log: (line: string) => void
   const valDir = path.join(options.data, 'val');
   const testDir = path.join(options.data, 'test');
   const checkpointDir = `${path.resolve(options.out)}.checkpoint`;
+  const labelSmoothing = options.labelSmoothing ?? 0;
+  checkLabelSmoothing(labelSmoothing);
   recoverInterruptedSave(checkpointDir);
   if (options.resume && !fs.existsSync(path.join(checkpointDir, 'state.json')))
     throw new UserError(`nothing to resume: no checkpoint in ${checkpointDir}`);
@@ -191,6 +194,7 @@ async function runLocked(options: ExperimentOptions, log: (line: string) => void
     ...options,
     accumulate,
     classWeights,
+    labelSmoothing,
     checkpointDir,
     settings,
     onBatch: (info) => progress.batch(info),
@@ -259,6 +263,7 @@ async function runLocked(options: ExperimentOptions, log: (line: string) => void
   }
 
   if (classWeights) log(`class weights: ${classes.map((c, i) => `${c} ${classWeights[i].toFixed(2)}`).join(', ')}`);
+  if (labelSmoothing > 0) log(labelSmoothingLine(labelSmoothing, classes.length));
   if (options.resume) log(`Resuming from ${displayPath(checkpointDir)}`);
   const result = await trainModel(model, { train, val }, trainOptions);
   log(
@@ -305,6 +310,7 @@ async function runLocked(options: ExperimentOptions, log: (line: string) => void
       ...options,
       accumulate,
       classWeights,
+      labelSmoothing,
       progress: undefined,
       log: undefined,
       classes,

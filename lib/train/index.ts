@@ -4,6 +4,7 @@ export type { ExtractOptions, FeatureSet } from './features';
 export { extractFeatures, FeatureRun } from './features';
 export type { ProgressSink } from './progress';
 export { historyTable, phaseLine, progressLine, terminalProgress } from './progress';
+export { checkLabelSmoothing } from './smoothing';
 export { FeatureSource, LoaderSource } from './sources';
 export type { BatchSource, HistoryRow, Phase, TrainBatch, TrainOptions, TrainResult } from './train';
 export {

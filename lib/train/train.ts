@@ -25,6 +25,7 @@ import {
 } from '../util';
 import { applyScaledGradients } from './rates';
 import { checkSchedule, LrSchedule, scheduledLr } from './schedule';
+import { checkLabelSmoothing } from './smoothing';
 import { readTensors, writeTensors } from './tensors-file';
 
 /** One batch of inputs (images for fine-tuning, backbone features for a feature extractor). */
@@ -69,6 +70,11 @@ export interface TrainOptions {
   accumulate?: number;
   /** Per-class weights of the training loss (e.g. balancedClassWeights); val loss stays the plain NLL. */
   classWeights?: number[];
+  /**
+   * Label smoothing x, 0 ≤ x < 1, of the training loss (PyTorch's CrossEntropyLoss(label_smoothing=x), see
+   * nllLoss): the target is (1 − x)·one-hot + x / classes. 0 (the default) is the plain loss; val loss stays plain.
+   */
+  labelSmoothing?: number;
   seed?: number;
   /** Folder for the per-epoch checkpoint; none when undefined. */
   checkpointDir?: string;
@@ -110,6 +116,7 @@ const DEFAULTS = {
   gamma: 0.1,
   accumulate: 1,
   seed: 0,
+  labelSmoothing: 0,
 };
 
 /** StepLR: lr · gamma^floor(epoch / stepSize). */
@@ -161,6 +168,7 @@ export function resumeSettings(options: TrainOptions): Record<string, unknown> {
     accumulate: o.accumulate,
     seed: o.seed,
     'class-weights': o.classWeights ?? null,
+    'label-smoothing': o.labelSmoothing,
     ...o.settings,
   };
 }
@@ -179,13 +187,15 @@ export function checkpointSettings(dir: string): Record<string, unknown> {
 
 /** Refuses, in one line naming every difference, a resume whose settings are not the checkpoint's. */
 export function checkResumeSettings(dir: string, current: Record<string, unknown>): void {
-  // runSettings records fp32 by leaving precision out, so that is what a missing precision means.
-  const withPrecision = (s: Record<string, unknown>): Record<string, unknown> => ({
+  // runSettings records fp32 by leaving precision out, so that is what a missing precision means; a
+  // checkpoint from before label smoothing existed trained without it.
+  const normalised = (s: Record<string, unknown>): Record<string, unknown> => ({
     ...s,
     precision: s.precision ?? 'fp32',
+    'label-smoothing': s['label-smoothing'] ?? 0,
   });
-  const saved = withPrecision(readCheckpointState(dir).settings);
-  const now = withPrecision(current);
+  const saved = normalised(readCheckpointState(dir).settings);
+  const now = normalised(current);
   const show = (v: unknown): string =>
     v === undefined ? 'unset' : v === null ? 'none' : typeof v === 'string' ? v : JSON.stringify(v);
   const names = [...new Set([...Object.keys(saved), ...Object.keys(now)])];
@@ -230,6 +240,7 @@ export async function trainModel(
 ): Promise<TrainResult> {
   const o = withDefaults(options);
   if (o.schedule) checkSchedule(o.schedule);
+  checkLabelSmoothing(o.labelSmoothing);
   if (o.rateMultipliers && o.optimizer === 'adam')
     throw new UserError('per-layer learning rates need SGD: Adam divides each step by its gradient scale');
   const variables = model.trainableVariables();
@@ -297,7 +308,7 @@ export async function trainModel(
             const logProbs = forwardAny(model, x, true);
             hits = tf.keep(countCorrect(logProbs, y));
             // Weighted by batch size so that accumulated micro-batches average like one big batch.
-            return tf.mul<tf.Scalar>(nllLoss(logProbs, y, o.classWeights), n);
+            return tf.mul<tf.Scalar>(nllLoss(logProbs, y, o.classWeights, o.labelSmoothing), n);
           }, variables);
           lossSum += (await value.data())[0];
           correct += (await hits!.data())[0];
@@ -418,7 +429,20 @@ export function disposeOptimizer(optimizer: tf.Optimizer): void {
 
 function publicOptions(o: typeof DEFAULTS & TrainOptions): Record<string, unknown> {
   const { epochs, optimizer, lr, momentum, stepSize, gamma, accumulate: acc, seed, classWeights, schedule } = o;
-  return { epochs, optimizer, lr, momentum, stepSize, gamma, accumulate: acc, seed, classWeights, schedule };
+  const { labelSmoothing } = o;
+  return {
+    epochs,
+    optimizer,
+    lr,
+    momentum,
+    stepSize,
+    gamma,
+    accumulate: acc,
+    seed,
+    classWeights,
+    labelSmoothing,
+    schedule,
+  };
 }
 
 async function saveCheckpoint(

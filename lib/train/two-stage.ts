@@ -30,6 +30,7 @@ import { terminalProgress, ProgressSink } from './progress';
 import { groupMultipliers, RateGroup, stageRateMultipliers } from './rates';
 import { runSettings } from './run-settings';
 import { LrSchedule, ScheduleKind } from './schedule';
+import { checkLabelSmoothing, labelSmoothingLine } from './smoothing';
 import { FeatureSource, LoaderSource } from './sources';
 import { checkpointSettings, checkResumeSettings, HistoryRow, resumeSettings, trainModel, TrainOptions } from './train';
 
@@ -74,6 +75,8 @@ export interface TwoStageOptions {
   /** Stage 1: augmented views of the training set to cache (0: the eval transform only). */
   views?: number;
   balanceClasses?: boolean;
+  /** Label smoothing of both stages' training loss (TrainOptions.labelSmoothing); default 0, off. */
+  labelSmoothing?: number;
   /** Stage 2: the earliest stage trains at lr / lrMult. */
   lrMult?: number;
   /** Stage 2's peak rate (the head's) is stage 1's times this. */
@@ -149,6 +152,8 @@ async function runLocked(options: TwoStageOptions, log: (line: string) => void):
   const seed = options.seed ?? 0;
   const batchSize = options.batchSize ?? 32;
   const views = options.views ?? 0;
+  const labelSmoothing = options.labelSmoothing ?? 0;
+  checkLabelSmoothing(labelSmoothing);
   const schedule2: LrSchedule = { kind: o.schedule, pctStart: o.pctStart, div: o.div, divFinal: DIV_FINAL };
   const trainDir = path.join(options.data, 'train');
   const valDir = path.join(options.data, 'val');
@@ -206,6 +211,7 @@ async function runLocked(options: TwoStageOptions, log: (line: string) => void):
       schedule: STAGE1_SCHEDULE,
       seed,
       classWeights,
+      labelSmoothing,
       checkpointDir: checkpoints.stage1,
       resume: resume1,
       settings,
@@ -232,6 +238,7 @@ async function runLocked(options: TwoStageOptions, log: (line: string) => void):
       onProgress: (done, total) => progress1.batch({ epoch: -1, phase: 'train', done, total, seconds: 0 }),
     });
     const datasets = features.datasets;
+    if (labelSmoothing > 0) log(labelSmoothingLine(labelSmoothing, classes.length));
     log(`Stage 1: the head on cached backbone features, ${o.headEpochs} epochs`);
     const trainViews =
       views > 0
@@ -247,6 +254,7 @@ async function runLocked(options: TwoStageOptions, log: (line: string) => void):
     const testFeatures = hasTest ? await features.extract(testDir, 'test', false, 0) : undefined;
 
     if (lr1 === undefined) {
+      // On the plain loss, as with class weights: the rate it picks is then the same with or without smoothing.
       const found = await findLearningRate(model, featureTrain, { steps: o.finderSteps, momentum: o.momentum });
       lr1 = found.suggestedLr;
       finder = finderRecord(found, o.finderSteps);
@@ -290,6 +298,7 @@ async function runLocked(options: TwoStageOptions, log: (line: string) => void):
       batchSize,
       views,
       classWeights: classWeights !== undefined,
+      labelSmoothing,
     });
     const skippedOf = (): Skipped[] => uniqueSkips(datasets.flatMap((d) => d.skipped));
     const result = (rest: Pick<TwoStageResult, 'stopped'> & Partial<TwoStageResult>): TwoStageResult => ({
@@ -341,6 +350,7 @@ async function runLocked(options: TwoStageOptions, log: (line: string) => void):
       accumulate: micro.accumulate,
       seed,
       classWeights,
+      labelSmoothing,
       checkpointDir: checkpoints.stage2,
       // Stage 2's checkpoint continues only a run whose stage 1 had finished before this one began.
       resume: stage1Done && hasState(checkpoints.stage2),
@@ -450,6 +460,7 @@ async function runLocked(options: TwoStageOptions, log: (line: string) => void):
       mode: model.mode,
       recipe,
       classWeights,
+      labelSmoothing,
       classes,
       backend: backend.name,
       precision: backend.precision,
@@ -555,6 +566,7 @@ function resolvedRecipe(input: {
   batchSize: number;
   views: number;
   classWeights: boolean;
+  labelSmoothing: number;
 }): Record<string, unknown> {
   const { o, lr1, lr2, finder, schedule2, multipliers } = input;
   return {
@@ -584,6 +596,7 @@ function resolvedRecipe(input: {
     },
     batch_size: input.batchSize,
     class_weights: input.classWeights ? 'balanced' : 'none',
+    label_smoothing: input.labelSmoothing,
     kept: null,
   };
 }
