@@ -605,6 +605,26 @@ napi_value ColumnSums(napi_env env, napi_callback_info info) {
   });
 }
 
+// reluGrad(dy, x, dx): dx = dy · step(x), ReLU's gradient as tfjs computes it (mul(dy, cast(step(x)))),
+// in one pass instead of three kernels and two temporaries. step is 1 where x > 0, NaN where x is NaN,
+// else 0, so each value is the same product: dy itself, a zero of dy's sign, or NaN.
+napi_value ReluGrad(napi_env env, napi_callback_info info) {
+  return guarded(env, [&] {
+    auto a = arguments(env, info, 3);
+    size_t total = lengthOf(env, a[0], "dy");
+    const float* dy = floats(env, a[0], total, "dy");
+    const float* x = floats(env, a[1], total, "x");
+    float* dx = floats(env, a[2], total, "dx");
+    const int64_t n = (int64_t)total;
+#pragma omp parallel for simd schedule(static)
+    for (int64_t i = 0; i < n; i++) {
+      const float v = x[i];
+      const float step = v > 0.f ? 1.f : (v != v ? v : 0.f);
+      dx[i] = dy[i] * step;
+    }
+  });
+}
+
 // maxPoolGrad(geometry, dy, x, dx): each output's gradient goes to the first maximum of its window
 // (the cpu backend's choice). Geometry as for convolutions, with kh, kw the window and co = ci.
 napi_value MaxPoolGrad(napi_env env, napi_callback_info info) {
@@ -700,6 +720,7 @@ napi_value Init(napi_env env, napi_value exports) {
       {"batchNormTrainGrad", nullptr, BatchNormTrainGrad, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"batchNormFrozenGrad", nullptr, BatchNormFrozenGrad, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"columnSums", nullptr, ColumnSums, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"reluGrad", nullptr, ReluGrad, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"maxPoolGrad", nullptr, MaxPoolGrad, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"matMul", nullptr, MatMul, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"bf16Native", nullptr, Bf16Native, nullptr, nullptr, nullptr, napi_default, nullptr},

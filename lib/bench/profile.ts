@@ -49,7 +49,7 @@ const CATEGORY_OF: Array<[KernelCategory, RegExp]> = [
   ],
   [
     'elementwise/activation',
-    /^(Relu|Relu6|Elu|EluGrad|LeakyRelu|Prelu|Selu|Sigmoid|Tanh|Softplus|Softmax|LogSoftmax|Step|Add|AddN|Sub|Multiply|RealDiv|FloorDiv|Div|Neg|Abs|Sign|Square|SquaredDifference|Sqrt|Rsqrt|Exp|Expm1|Log|Log1p|Pow|Maximum|Minimum|ClipByValue|Greater|GreaterEqual|Less|LessEqual|Equal|NotEqual|LogicalAnd|LogicalOr|LogicalNot|Select|Reciprocal|Floor|Ceil|Round|IsNan|IsInf|Erf|Sin|Cos|Tan|Mod|Atan2|IsFinite|LogicalXor)$/,
+    /^(Relu|BoatReluGrad|Relu6|Elu|EluGrad|LeakyRelu|Prelu|Selu|Sigmoid|Tanh|Softplus|Softmax|LogSoftmax|Step|Add|AddN|Sub|Multiply|RealDiv|FloorDiv|Div|Neg|Abs|Sign|Square|SquaredDifference|Sqrt|Rsqrt|Exp|Expm1|Log|Log1p|Pow|Maximum|Minimum|ClipByValue|Greater|GreaterEqual|Less|LessEqual|Equal|NotEqual|LogicalAnd|LogicalOr|LogicalNot|Select|Reciprocal|Floor|Ceil|Round|IsNan|IsInf|Erf|Sin|Cos|Tan|Mod|Atan2|IsFinite|LogicalXor)$/,
   ],
 ];
 

@@ -22,6 +22,7 @@ import * as tf from './tf';
 
 import { testHideNativeBf16 } from '../util/test-hooks';
 import { filterGradientPrecision } from './filter-grad-precision';
+import { RELU_GRAD, reluGradConfig } from './relu-gradient';
 
 export interface NativeAddon {
   conv2d(
@@ -87,6 +88,8 @@ export interface NativeAddon {
     dBeta: Float32Array,
   ): void;
   columnSums(x: Float32Array, out: Float32Array): void;
+  /** dx = dy · step(x) (ReLU's gradient). Absent from an addon built before it existed: tfjs' gradient then runs. */
+  reluGrad?(dy: Float32Array, x: Float32Array, dx: Float32Array): void;
   maxPoolGrad(geometry: Int32Array, dy: Float32Array, x: Float32Array, dx: Float32Array): void;
   /** c = relu?(a·b + bias); dims [batchA, batchB, m, k, n, transposeA, transposeB]. */
   matMul(
@@ -369,6 +372,30 @@ function nativeKernels(addon: NativeAddon): tf.KernelConfig[] {
     withFallback('_FusedMatMul', matMulKernel(addon, true)),
     ...convAddKernel(addon),
     ...batchNormTrainingKernels(addon),
+    ...reluGradKernel(addon),
+  ];
+}
+
+function reluGradKernel(addon: NativeAddon): tf.KernelConfig[] {
+  const reluGrad = addon.reluGrad?.bind(addon);
+  if (!reluGrad) return [];
+  return [
+    {
+      kernelName: RELU_GRAD,
+      backendName: 'wasm',
+      kernelFunc: ({ inputs, backend }) => {
+        const heap = backend as unknown as WasmHeap;
+        const { dy, x } = inputs as Record<'dy' | 'x', tf.TensorInfo>;
+        if (dy.dtype !== 'float32' || x.dtype !== 'float32' || !tf.util.arraysEqual(dy.shape, x.shape))
+          throw new Error(
+            `${RELU_GRAD}: dy ${dy.dtype} [${dy.shape}] and x ${x.dtype} [${x.shape}] must be float32 of one shape`,
+          );
+        const dx = heap.makeOutput(x.shape, 'float32');
+        if (tf.util.sizeFromShape(x.shape) === 0) return dx;
+        reluGrad(heap.typedArrayFromHeap(dy), heap.typedArrayFromHeap(x), heap.typedArrayFromHeap(dx));
+        return dx;
+      },
+    },
   ];
 }
 
@@ -498,7 +525,7 @@ function register(configs: Array<tf.KernelConfig | undefined>, names: string[]):
 }
 
 /**
- * Routes the wasm backend's convolutions (oneDNN), BatchNorm and MaxPoolGrad through the addon with
+ * Routes the wasm backend's convolutions (oneDNN), BatchNorm, MaxPoolGrad and ReLU's gradient through the addon with
  * `threads` OpenMP threads. Returns a description ("oneDNN 2.6.3, 2 threads"), or the reason when
  * the addon is not available. Call once wasm is the active backend and wasm-kernels.ts is installed
  * (the kernels replaced become the fallback for inputs the addon does not take).
@@ -511,6 +538,8 @@ export function installNativeKernels(threads: number, env = process.env): { desc
   const native = nativeKernels(loaded.native);
   const replaced = new Map(native.map((k) => [k.kernelName, tf.getKernel(k.kernelName, 'wasm')]));
   register(native, [...replaced.keys()]);
+  // Relu's gradient runs RELU_GRAD while it is registered and tfjs' formula otherwise (relu-gradient.ts).
+  if (native.some((k) => k.kernelName === RELU_GRAD)) tf.registerGradient(reluGradConfig);
   installed = { addon: loaded.native, description: loaded.native.describe(), native, replaced, enabled: true };
   return { description: installed.description };
 }

@@ -22,6 +22,7 @@ import * as tf from '../engine/tf';
 import type { Preprocessing } from '../images/transforms';
 import { UserError } from '../util';
 import { FreezableBatchNorm, useFusedBatchNorm } from '../engine/batchnorm';
+import { useLazyConvGradients } from '../engine/conv-layer-gradients';
 import { FoldedBackbone, UnfoldableNetwork } from './folded';
 import { defaultWeights, WeightsSource } from './weights';
 
@@ -184,6 +185,7 @@ export class BoatModel {
     mode: TrainingMode,
   ) {
     useFusedBatchNorm(backbone);
+    useLazyConvGradients(backbone);
     this._mode = mode;
     this.mode = mode;
     // Folded now rather than at the first inference, so that tf.memory().numTensors is the same

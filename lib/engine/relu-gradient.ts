@@ -1,0 +1,35 @@
+/**
+ * ReLU's gradient in one native kernel where the addon provides it.
+ *
+ * tfjs' gradient of Relu is mul(dy, cast(step(x))): three kernels and two activation-sized temporaries
+ * per ReLU, about 5% of a ResNet50 train step on wasm (ResNet50 runs its 49 ReLUs as separate Relu
+ * kernels while training: tfjs fuses an activation into a convolution only outside a tape). RELU_GRAD
+ * computes the same products in one pass (native/boat_native.cc, registered by native-kernels.ts); where
+ * it is not registered for the active backend (no addon, native kernels switched off, another backend),
+ * or for inputs it does not take, this gradient is tfjs' own formula.
+ */
+import * as tf from './tf';
+
+/** Kernel name of dx = dy · step(x): inputs dy and x (float32, one shape), output dx. */
+export const RELU_GRAD = 'BoatReluGrad';
+
+/** tfjs' Relu gradient config with the native kernel where it applies. */
+export const reluGradConfig: tf.GradConfig = {
+  kernelName: tf.Relu,
+  inputsToSave: ['x'],
+  gradFunc: (dy, saved) => {
+    const [x] = saved;
+    const d = dy as tf.Tensor;
+    const native =
+      x.dtype === 'float32' &&
+      d.dtype === 'float32' &&
+      tf.util.arraysEqual(x.shape, d.shape) &&
+      tf.getKernel(RELU_GRAD, tf.getBackend()) !== undefined;
+    return {
+      x: () =>
+        native
+          ? tf.engine().runKernel<tf.Tensor>(RELU_GRAD, { dy: d, x }, {})
+          : tf.mul(d, tf.cast(tf.step(x), 'float32')),
+    };
+  },
+};
