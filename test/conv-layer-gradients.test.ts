@@ -9,28 +9,17 @@ import assert from 'node:assert/strict';
 import { before, test } from 'node:test';
 import * as tf from '../lib/engine/tf';
 
-import { nativeKernelsInUse, selectBackend, setNativeKernels } from '../lib';
+import { selectBackend } from '../lib';
 import { timeKernels } from '../lib/bench/profile';
 import { fineTuneStepper } from '../lib/bench/model';
 import { useLazyConvGradients } from '../lib/engine/conv-layer-gradients';
+import { withEachKernelSet } from './native-skips';
 import { tinyModel } from './tiny-model';
 
 before(async () => {
   const backend = await selectBackend(undefined, 'fp32');
   assert.equal(backend.name, 'wasm');
 });
-
-/** Runs `check` with the wasm-only kernels, then with the native ones when the addon is built. */
-async function withEachKernelSet(check: (label: string) => void | Promise<void>): Promise<void> {
-  const wasNative = setNativeKernels(false);
-  try {
-    await check('wasm kernels');
-    setNativeKernels(true);
-    if (nativeKernelsInUse()) await check('native kernels');
-  } finally {
-    setNativeKernels(wasNative);
-  }
-}
 
 /**
  * A stem on RGB (5×5, stride 2, bias: fewer than 16 input channels, as ResNet50's), BatchNorm, ReLU, a 3×3

@@ -15,31 +15,19 @@ import {
   createBoatModel,
   nllLoss,
   resnetStage,
-  nativeKernelsInUse,
   selectBackend,
   setNativeKernels,
   wasmThreadsWanted,
 } from '../lib';
 import { gpuDevicePresent, startWebgpu } from '../lib/engine/webgpu';
 import { convCases, type Pad } from './conv-cases';
+import { withEachKernelSet } from './native-skips';
 import { REPO_ROOT, runCli, tempDir } from './helpers';
 
 before(async () => {
   const backend = await selectBackend();
   assert.equal(backend.name, 'wasm');
 });
-
-/** Runs `check` with the wasm-only kernels, then with the native ones when the addon is built. */
-async function withEachKernelSet(check: (label: string) => void | Promise<void>): Promise<void> {
-  const wasNative = setNativeKernels(false);
-  try {
-    await check('wasm kernels');
-    setNativeKernels(true);
-    if (nativeKernelsInUse()) await check('native kernels');
-  } finally {
-    setNativeKernels(wasNative);
-  }
-}
 
 function randomArray(shape: number[], seed: number): number[] {
   let s = seed * 9973 + 7;

@@ -1,8 +1,11 @@
-/** Skips for the tests that need the native addon or native bf16 (kept apart from helpers.ts, which loads no engine). */
+/**
+ * Skips for the tests that need the native addon or native bf16, and a run over both kernel sets (kept apart
+ * from helpers.ts, which loads no engine).
+ */
 import * as fs from 'node:fs';
 import type { TestContext } from 'node:test';
 
-import { loadNativeAddon, nativeBf16Support } from '../lib/engine/native-kernels';
+import { loadNativeAddon, nativeBf16Support, nativeKernelsInUse, setNativeKernels } from '../lib/engine/native-kernels';
 import { skipRestUnlessCi } from './helpers';
 
 /**
@@ -43,4 +46,16 @@ export function skipWithoutNativeBf16(t: TestContext, nativeOn: boolean): boolea
     return true;
   }
   return skipRestUnlessCi(t, `the CPU lists bf16 but the addon finds none: ${support.reason}`);
+}
+
+/** Runs `check` with the wasm-only kernels, then with the native ones when the addon is built. */
+export async function withEachKernelSet(check: (label: string) => void | Promise<void>): Promise<void> {
+  const wasNative = setNativeKernels(false);
+  try {
+    await check('wasm kernels');
+    setNativeKernels(true);
+    if (nativeKernelsInUse()) await check('native kernels');
+  } finally {
+    setNativeKernels(wasNative);
+  }
 }
