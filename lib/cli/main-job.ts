@@ -247,7 +247,8 @@ export async function mainJob(flags: MainJobFlags): Promise<void> {
   }
 
   // The same story as notebooks, executed headless; their data and models live beside the CLI's.
-  const nbData = path.join(out, 'notebooks-data');
+  const env = notebookSettings({ out, epochs, finetuneEpochs, unfreeze, seed });
+  const nbData = env.BOAT_DATA_ROOT;
   fs.mkdirSync(nbData, { recursive: true });
   const link = path.join(nbData, 'boats');
   // Only the link a previous run made is replaced.
@@ -256,7 +257,7 @@ export async function mainJob(flags: MainJobFlags): Promise<void> {
   console.log('[8/8] Notebooks: executing notebooks/*.ipynb with the tslab kernel');
   runNotebooks({
     out: path.join(out, 'notebooks'),
-    env: notebookSettings({ out, epochs, finetuneEpochs, unfreeze, seed }),
+    env,
     log: (line) => console.log(`      ${line}`),
   });
   console.log(`${outputs}, notebooks/ (executed .ipynb, .html, figures/)`);

@@ -180,8 +180,8 @@ export function summarizeRuns(runs: readonly SeedRun[]): RepeatSummary {
   }
   return {
     runs: [...runs],
-    val: spread(ok.map((r) => r.valAcc).filter((v): v is number => v !== null)),
-    test: spread(ok.map((r) => r.testAcc).filter((v): v is number => v !== null)),
+    val: spread(numbers(ok.map((r) => r.valAcc))),
+    test: spread(numbers(ok.map((r) => r.testAcc))),
     failed: runs.filter((r) => !r.ok).map((r) => r.seed),
     testWrong,
     testRecall,
