@@ -427,22 +427,23 @@ export function disposeOptimizer(optimizer: tf.Optimizer): void {
   }
 }
 
+/** The options a run's record names, in this order. */
+const PUBLIC_OPTIONS = [
+  'epochs',
+  'optimizer',
+  'lr',
+  'momentum',
+  'stepSize',
+  'gamma',
+  'accumulate',
+  'seed',
+  'classWeights',
+  'labelSmoothing',
+  'schedule',
+] as const;
+
 function publicOptions(o: typeof DEFAULTS & TrainOptions): Record<string, unknown> {
-  const { epochs, optimizer, lr, momentum, stepSize, gamma, accumulate: acc, seed, classWeights, schedule } = o;
-  const { labelSmoothing } = o;
-  return {
-    epochs,
-    optimizer,
-    lr,
-    momentum,
-    stepSize,
-    gamma,
-    accumulate: acc,
-    seed,
-    classWeights,
-    labelSmoothing,
-    schedule,
-  };
+  return Object.fromEntries(PUBLIC_OPTIONS.map((key) => [key, o[key]]));
 }
 
 async function saveCheckpoint(
