@@ -5,8 +5,8 @@
  *
  * Additions: gradient accumulation (the tutorial's batch 128 in small micro-batches), a checkpoint
  * after every epoch (weights, optimizer state, best weights, history) written atomically, and an exact
- * resume. All randomness (data order, augmentation, dropout) is a function of (seed, epoch, step), so
- * the checkpoint needs no generator state beyond the epoch number.
+ * resume. All randomness (data order, augmentation, dropout, MixUp/CutMix) is a function of (seed, epoch,
+ * step), so the checkpoint needs no generator state beyond the epoch number.
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
