@@ -114,14 +114,9 @@ export function cutmixBox(
  */
 export function drawMix(rng: Random, m: MixingOptions, height: number, width: number): MixPlan | null {
   if (!mixingOn(m)) return null;
-  const kind =
-    m.mixupAlpha > 0 && m.cutmixAlpha > 0
-      ? rng.next() < 0.5
-        ? 'mixup'
-        : 'cutmix'
-      : m.mixupAlpha > 0
-        ? 'mixup'
-        : 'cutmix';
+  // RandomChoice([MixUp, CutMix]) with equal odds when both are on.
+  const both = m.mixupAlpha > 0 && m.cutmixAlpha > 0;
+  const kind = both ? (rng.next() < 0.5 ? 'mixup' : 'cutmix') : m.mixupAlpha > 0 ? 'mixup' : 'cutmix';
   if (kind === 'mixup') return { kind, lambda: sampleBeta(rng, m.mixupAlpha) };
   const lambda = sampleBeta(rng, m.cutmixAlpha);
   return cutmixBox(lambda, rng.int(0, width - 1), rng.int(0, height - 1), height, width);
