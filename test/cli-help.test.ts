@@ -12,6 +12,7 @@ import {
   commaList,
   integer,
   nonNegativeInteger,
+  nonNegativeNumber,
   positiveInteger,
   positiveNumber,
   unfreezeStages,
@@ -64,6 +65,8 @@ const COMMANDS: Record<string, { options: string[]; args?: string[] }> = {
       '--unfreeze',
       '--class-weights',
       '--label-smoothing',
+      '--mixup-alpha',
+      '--cutmix-alpha',
       '--init',
       '--freeze-bn',
       '--recipe',
@@ -325,6 +328,8 @@ test('option values reach the handlers with their names, types and defaults', as
       '-3',
       '--class-weights',
       'balanced',
+      '--cutmix-alpha',
+      '1.5',
     ]),
     [
       {
@@ -341,6 +346,8 @@ test('option values reach the handlers with their names, types and defaults', as
         unfreeze: 2,
         classWeights: 'balanced',
         labelSmoothing: 0,
+        mixupAlpha: 0,
+        cutmixAlpha: 1.5,
         freezeBn: true,
       },
     ],
@@ -398,6 +405,9 @@ test('value parsers accept what they should and reject the rest', () => {
   assert.deepEqual(['0', '0.1', '0.999'].map(belowOne), [0, 0.1, 0.999]);
   for (const bad of ['-0.1', '1', '1.5', 'abc', '', 'NaN'])
     assert.throws(() => belowOne(bad), { code: 'commander.invalidArgument' }, bad);
+  assert.deepEqual(['0', '0.2', '1', '1e3'].map(nonNegativeNumber), [0, 0.2, 1, 1000]);
+  for (const bad of ['-0.1', 'abc', '', 'NaN', 'Infinity', ' '])
+    assert.throws(() => nonNegativeNumber(bad), { code: 'commander.invalidArgument' }, bad);
   assert.throws(() => commaList(','), { code: 'commander.invalidArgument' });
 });
 

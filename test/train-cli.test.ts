@@ -358,6 +358,11 @@ test('train --label-smoothing: both modes record it in config.json, a resume wit
   const plain = runCli([...finetune, '--epochs', '1', '--out', path.join(work, 'models', 'plain-ft')]);
   assert.equal(plain.status, 0, plain.stderr);
   assert.equal(configOf(path.join(work, 'models', 'plain-ft')).labelSmoothing, 0, 'the default, recorded');
+  const plainConfig = JSON.parse(fs.readFileSync(path.join(work, 'models', 'plain-ft', 'config.json'), 'utf8')) as {
+    mixupAlpha: number;
+    cutmixAlpha: number;
+  };
+  assert.deepEqual([plainConfig.mixupAlpha, plainConfig.cutmixAlpha], [0, 0], 'mixing off by default, recorded');
   for (const bad of ['-0.1', '1', 'abc', '']) {
     const refused = runCli([...TRAIN, '--label-smoothing', bad, '--out', path.join(work, 'models', 'never')]);
     assert.equal(refused.status, 2, bad);
@@ -368,6 +373,45 @@ test('train --label-smoothing: both modes record it in config.json, a resume wit
     );
   }
   assert.ok(!fs.existsSync(path.join(work, 'models', 'never')));
+});
+
+test('train --mixup-alpha / --cutmix-alpha: fine-tuning logs and records them, a resume with another alpha is refused; bad values and a feature extractor are one-line errors', () => {
+  const never = path.join(work, 'models', 'never-mixed');
+  for (const flag of ['--mixup-alpha', '--cutmix-alpha'])
+    for (const bad of ['-1', 'abc', '', 'Infinity']) {
+      const refused = runCli([...TRAIN, flag, bad, '--out', never]);
+      assert.equal(refused.status, 2, `${flag} ${bad}`);
+      assert.match(
+        refused.stderr,
+        /^boat: error: option '--(mixup|cutmix)-alpha <a>' argument '.*' is invalid\. Expected a number of at least 0\.\n$/,
+        `${flag} ${bad}`,
+      );
+    }
+  const cutmixFe = runCli([...TRAIN, '--cutmix-alpha', '1', '--out', never]);
+  assert.equal(cutmixFe.status, 2, cutmixFe.stdout);
+  assert.equal(
+    cutmixFe.stderr,
+    'boat: error: --cutmix-alpha mixes images: it applies to --mode finetune (and stage 2 of --recipe two-stage) only, not to cached features\n',
+  );
+  const bothFe = runCli([...TRAIN, '--mixup-alpha', '0.2', '--cutmix-alpha', '1', '--out', never]);
+  assert.match(
+    bothFe.stderr,
+    /^boat: error: --mixup-alpha and --cutmix-alpha mix images: they apply to --mode finetune .*\n$/,
+  );
+  assert.ok(!fs.existsSync(never));
+
+  const out = path.join(work, 'models', 'mixed-ft');
+  const args = ['train', '--mode', 'finetune', '--data', path.join(work, 'data'), '--input-size', '32'];
+  args.push('--batch-size', '6', '--unfreeze', '1', '--seed', '7', '--out', out);
+  const r = runCli([...args, '--epochs', '1', '--mixup-alpha', '0.2', '--cutmix-alpha', '1']);
+  assert.equal(r.status, 0, r.stderr);
+  assert.match(r.stdout, /batch mixing: MixUp \(alpha 0\.2\) or CutMix \(alpha 1\), one chosen at random per batch/);
+  const config = JSON.parse(fs.readFileSync(path.join(out, 'config.json'), 'utf8')) as Record<string, unknown>;
+  assert.deepEqual([config.mixupAlpha, config.cutmixAlpha], [0.2, 1]);
+  const other = runCli([...args, '--epochs', '2', '--resume', '--mixup-alpha', '0.2', '--cutmix-alpha', '0.5']);
+  assert.equal(other.status, 2, other.stdout);
+  assert.match(other.stderr, /^boat: error: cannot resume from .*: cutmix-alpha 0\.5 \(checkpoint: 1\); /);
+  assert.equal(other.stderr.trim().split('\n').length, 1, other.stderr);
 });
 
 test('train --init starts from a saved model (two-stage fine-tuning); a missing or mismatched one is a one-line error', () => {

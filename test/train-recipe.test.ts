@@ -285,6 +285,38 @@ test('--recipe two-stage --label-smoothing: both stages train with it, metadata.
   assert.equal(straight.label_smoothing, 0, 'off by default');
 });
 
+test('--recipe two-stage --mixup-alpha --cutmix-alpha: stage 2 alone mixes, the recipe and its checkpoint record it, a resume with another alpha is refused', () => {
+  const out = path.join(models, 'mixed');
+  const args = [...RECIPE, '--head-epochs', '1', '--epochs', '1', '--mixup-alpha', '0.2', '--cutmix-alpha', '1'];
+  const r = runCli([...args, '--out', out]);
+  assert.equal(r.status, 0, r.stderr);
+  assert.match(
+    r.stdout,
+    /batch mixing: MixUp \(alpha 0\.2\) or CutMix \(alpha 1\), .* \(stage 2 only: stage 1 trained on cached features\)/,
+  );
+  const recipe = readModelMetadata(out).metrics.recipe as { stage2: { mixup_alpha: number; cutmix_alpha: number } };
+  assert.deepEqual([recipe.stage2.mixup_alpha, recipe.stage2.cutmix_alpha], [0.2, 1]);
+  const config = readJson(path.join(out, 'config.json'));
+  assert.deepEqual([config.mixupAlpha, config.cutmixAlpha], [0.2, 1]);
+  // Stage 1 trained on cached features, unmixed; stage 2's loop ran with the alphas.
+  const settingsOf = (dir: string): Record<string, unknown> =>
+    (readJson(path.join(dir, 'state.json')) as { settings: Record<string, unknown> }).settings;
+  const [stage1, stage2] = [settingsOf(`${out}.stage1.checkpoint`), settingsOf(`${out}.checkpoint`)];
+  assert.deepEqual([stage1['mixup-alpha'], stage1['cutmix-alpha']], [0, 0]);
+  assert.deepEqual([stage2['mixup-alpha'], stage2['cutmix-alpha']], [0.2, 1]);
+  const other = runCli([...args, '--out', out, '--resume', '--mixup-alpha', '0.5']);
+  assert.equal(other.status, 2, other.stdout);
+  assert.match(
+    other.stderr,
+    /^boat: error: cannot resume from .*\.checkpoint: mixup-alpha 0\.5 \(checkpoint: 0\.2\); /,
+  );
+  assert.equal(other.stderr.trim().split('\n').length, 1, other.stderr);
+  const straight = readModelMetadata(path.join(models, 'straight')).metrics.recipe as {
+    stage2: { mixup_alpha: number; cutmix_alpha: number };
+  };
+  assert.deepEqual([straight.stage2.mixup_alpha, straight.stage2.cutmix_alpha], [0, 0], 'off by default');
+});
+
 test('bad flags with --recipe are one-line errors', () => {
   for (const [args, message] of [
     [[...RECIPE, '--out', 'x', '--lr', '0.1'], /^boat: error: --recipe two-stage chooses --lr itself; leave it out\n$/],

@@ -43,6 +43,7 @@ import {
   fraction,
   integer,
   nonNegativeInteger,
+  nonNegativeNumber,
   positiveInteger,
   positiveNumber,
   unfreezeStages,
@@ -114,6 +115,18 @@ export function registerModelCommands(program: Command): void {
       '--label-smoothing <x>',
       "train on targets (1-x)·one-hot + x/classes, as PyTorch's CrossEntropyLoss(label_smoothing=x); both stages of --recipe; val loss stays plain (0: off)",
       belowOne,
+      0,
+    )
+    .option(
+      '--mixup-alpha <a>',
+      "fine-tune: blend each training image with the previous one in its batch, λ ~ Beta(a, a), the loss λ·NLL(y) + (1-λ)·NLL(y'), as torchvision's transforms.v2.MixUp; stage 2 only of --recipe (0: off)",
+      nonNegativeNumber,
+      0,
+    )
+    .option(
+      '--cutmix-alpha <a>',
+      "fine-tune: paste a box of the previous image in the batch over each training image (1-λ of its area, λ ~ Beta(a, a)), as torchvision's transforms.v2.CutMix; with --mixup-alpha, one of the two per batch; stage 2 only of --recipe (0: off)",
+      nonNegativeNumber,
       0,
     )
     .option('--init <dir>', "start from a saved model's weights instead of ImageNet's and a fresh head")
@@ -217,6 +230,8 @@ export interface TrainFlags {
   unfreeze?: number;
   classWeights: 'none' | 'balanced';
   labelSmoothing?: number;
+  mixupAlpha?: number;
+  cutmixAlpha?: number;
   init?: string;
   freezeBn?: boolean;
 }
@@ -251,6 +266,11 @@ export async function trainCommand(flags: TrainFlags, command?: Command): Promis
     throw new UserError('--unfreeze applies to --mode finetune only');
   if (flags.freezeBn === true && mode !== 'finetune')
     throw new UserError('--freeze-bn applies to --mode finetune only');
+  const mixes = (['mixupAlpha', 'cutmixAlpha'] as const).filter((k) => (flags[k] ?? 0) > 0);
+  if (mixes.length > 0 && mode !== 'finetune')
+    throw new UserError(
+      `${mixes.map(flagName).join(' and ')} mix${mixes.length > 1 ? '' : 'es'} images: ${mixes.length > 1 ? 'they apply' : 'it applies'} to --mode finetune (and stage 2 of --recipe two-stage) only, not to cached features`,
+    );
   const result = await withInterrupt((interrupted) =>
     runExperiment({
       mode,
@@ -268,6 +288,8 @@ export async function trainCommand(flags: TrainFlags, command?: Command): Promis
       unfreezeStages: flags.unfreeze,
       balanceClasses: flags.classWeights === 'balanced',
       labelSmoothing: flags.labelSmoothing,
+      mixupAlpha: flags.mixupAlpha,
+      cutmixAlpha: flags.cutmixAlpha,
       init: flags.init,
       freezeBatchNorm: flags.freezeBn === true,
       cacheDir: flags.cache,
@@ -321,6 +343,8 @@ async function twoStageCommand(flags: TrainFlags, epochs: number | undefined): P
       views: flags.views,
       balanceClasses: flags.classWeights === 'balanced',
       labelSmoothing: flags.labelSmoothing,
+      mixupAlpha: flags.mixupAlpha,
+      cutmixAlpha: flags.cutmixAlpha,
       lrMult: flags.lrMult,
       lrFactor: flags.lrFactor,
       schedule: flags.schedule,

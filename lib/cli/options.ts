@@ -80,6 +80,14 @@ export function belowOne(value: string): number {
   return n;
 }
 
+/** A finite number of at least 0: MixUp's and CutMix's α (0: off). */
+export function nonNegativeNumber(value: string): number {
+  const n = Number(value);
+  if (value.trim() === '' || !Number.isFinite(n) || n < 0)
+    throw new InvalidArgumentError('Expected a number of at least 0.');
+  return n;
+}
+
 /** A finite number of at least 1: ratios between learning rates. */
 export function atLeastOne(value: string): number {
   const n = Number(value);

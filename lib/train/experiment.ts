@@ -31,6 +31,7 @@ import {
   UserError,
 } from '../util';
 import { FeatureRun } from './features';
+import { checkMixAlpha, mixingLine, mixingOn } from './mixing';
 import { terminalProgress, ProgressSink } from './progress';
 import { runSettings } from './run-settings';
 import { FeatureSource, LoaderSource } from './sources';
@@ -146,6 +147,13 @@ async function runLocked(options: ExperimentOptions, log: (line: string) => void
   const checkpointDir = `${path.resolve(options.out)}.checkpoint`;
   const labelSmoothing = options.labelSmoothing ?? 0;
   checkLabelSmoothing(labelSmoothing);
+  const mixing = { mixupAlpha: options.mixupAlpha ?? 0, cutmixAlpha: options.cutmixAlpha ?? 0 };
+  checkMixAlpha('--mixup-alpha', mixing.mixupAlpha);
+  checkMixAlpha('--cutmix-alpha', mixing.cutmixAlpha);
+  if (mixingOn(mixing) && options.mode !== 'finetune')
+    throw new UserError(
+      '--mixup-alpha and --cutmix-alpha mix images: they apply to --mode finetune (and stage 2 of --recipe two-stage), not to cached features',
+    );
   recoverInterruptedSave(checkpointDir);
   if (options.resume && !fs.existsSync(path.join(checkpointDir, 'state.json')))
     throw new UserError(`nothing to resume: no checkpoint in ${checkpointDir}`);
@@ -195,6 +203,7 @@ async function runLocked(options: ExperimentOptions, log: (line: string) => void
     accumulate,
     classWeights,
     labelSmoothing,
+    ...mixing,
     checkpointDir,
     settings,
     onBatch: (info) => progress.batch(info),
@@ -264,6 +273,7 @@ async function runLocked(options: ExperimentOptions, log: (line: string) => void
 
   if (classWeights) log(`class weights: ${classes.map((c, i) => `${c} ${classWeights[i].toFixed(2)}`).join(', ')}`);
   if (labelSmoothing > 0) log(labelSmoothingLine(labelSmoothing, classes.length));
+  if (mixingOn(mixing)) log(mixingLine(mixing));
   if (options.resume) log(`Resuming from ${displayPath(checkpointDir)}`);
   const result = await trainModel(model, { train, val }, trainOptions);
   log(
@@ -311,6 +321,7 @@ async function runLocked(options: ExperimentOptions, log: (line: string) => void
       accumulate,
       classWeights,
       labelSmoothing,
+      ...mixing,
       progress: undefined,
       log: undefined,
       classes,

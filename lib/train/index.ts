@@ -5,6 +5,18 @@ export { extractFeatures, FeatureRun } from './features';
 export type { ProgressSink } from './progress';
 export { historyTable, phaseLine, progressLine, terminalProgress } from './progress';
 export { checkLabelSmoothing } from './smoothing';
+export type { MixedBatch, MixingOptions, MixPlan } from './mixing';
+export {
+  checkMixAlpha,
+  cutmixBox,
+  drawMix,
+  majorityLabels,
+  mixBatch,
+  mixedNllLoss,
+  mixForStep,
+  rollBatch,
+  sampleBeta,
+} from './mixing';
 export { FeatureSource, LoaderSource } from './sources';
 export type { BatchSource, HistoryRow, Phase, TrainBatch, TrainOptions, TrainResult } from './train';
 export {

@@ -5,8 +5,8 @@
  *
  * Additions: gradient accumulation (the tutorial's batch 128 in small micro-batches), a checkpoint
  * after every epoch (weights, optimizer state, best weights, history) written atomically, and an exact
- * resume. All randomness (data order, augmentation, dropout) is a function of (seed, epoch, step), so
- * the checkpoint needs no generator state beyond the epoch number.
+ * resume. All randomness (data order, augmentation, dropout, MixUp/CutMix) is a function of (seed, epoch,
+ * step), so the checkpoint needs no generator state beyond the epoch number.
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
@@ -23,6 +23,7 @@ import {
   UserError,
   writeJsonAtomic,
 } from '../util';
+import { checkMixAlpha, majorityLabels, mixedNllLoss, mixForStep, mixingOn } from './mixing';
 import { applyScaledGradients } from './rates';
 import { checkSchedule, LrSchedule, scheduledLr } from './schedule';
 import { checkLabelSmoothing } from './smoothing';
@@ -75,6 +76,13 @@ export interface TrainOptions {
    * nllLoss): the target is (1 − x)·one-hot + x / classes. 0 (the default) is the plain loss; val loss stays plain.
    */
   labelSmoothing?: number;
+  /**
+   * MixUp's α (torchvision.transforms.v2.MixUp, see mixing.ts): each training batch of images is mixed with
+   * itself rolled by one, λ ~ Beta(α, α). 0 (the default) is off; fine-tuning only; val stays unmixed.
+   */
+  mixupAlpha?: number;
+  /** CutMix's α (transforms.v2.CutMix), likewise; with both on, one of the two per batch. */
+  cutmixAlpha?: number;
   seed?: number;
   /** Folder for the per-epoch checkpoint; none when undefined. */
   checkpointDir?: string;
@@ -117,6 +125,8 @@ const DEFAULTS = {
   accumulate: 1,
   seed: 0,
   labelSmoothing: 0,
+  mixupAlpha: 0,
+  cutmixAlpha: 0,
 };
 
 /** StepLR: lr · gamma^floor(epoch / stepSize). */
@@ -169,6 +179,8 @@ export function resumeSettings(options: TrainOptions): Record<string, unknown> {
     seed: o.seed,
     'class-weights': o.classWeights ?? null,
     'label-smoothing': o.labelSmoothing,
+    'mixup-alpha': o.mixupAlpha,
+    'cutmix-alpha': o.cutmixAlpha,
     ...o.settings,
   };
 }
@@ -188,11 +200,13 @@ export function checkpointSettings(dir: string): Record<string, unknown> {
 /** Refuses, in one line naming every difference, a resume whose settings are not the checkpoint's. */
 export function checkResumeSettings(dir: string, current: Record<string, unknown>): void {
   // runSettings records fp32 by leaving precision out, so that is what a missing precision means; a
-  // checkpoint from before label smoothing existed trained without it.
+  // checkpoint from before label smoothing, MixUp or CutMix existed trained without them.
   const normalised = (s: Record<string, unknown>): Record<string, unknown> => ({
     ...s,
     precision: s.precision ?? 'fp32',
     'label-smoothing': s['label-smoothing'] ?? 0,
+    'mixup-alpha': s['mixup-alpha'] ?? 0,
+    'cutmix-alpha': s['cutmix-alpha'] ?? 0,
   });
   const saved = normalised(readCheckpointState(dir).settings);
   const now = normalised(current);
@@ -241,6 +255,10 @@ export async function trainModel(
   const o = withDefaults(options);
   if (o.schedule) checkSchedule(o.schedule);
   checkLabelSmoothing(o.labelSmoothing);
+  checkMixAlpha('--mixup-alpha', o.mixupAlpha);
+  checkMixAlpha('--cutmix-alpha', o.cutmixAlpha);
+  if (mixingOn(o) && model.mode !== 'finetune')
+    throw new UserError('MixUp and CutMix mix images: they apply to fine-tuning only, not to cached features');
   if (o.rateMultipliers && o.optimizer === 'adam')
     throw new UserError('per-layer learning rates need SGD: Adam divides each step by its gradient scale');
   const variables = model.trainableVariables();
@@ -302,14 +320,17 @@ export async function trainModel(
       for await (const { x, y } of source.batches(epoch)) {
         const n = y.shape[0];
         if (phase === 'train') {
+          // MixUp / CutMix (or null): new tensors, disposed once the gradients are taken.
+          const mixed = mixForStep(o, epoch, step, x, y);
           model.setDropoutSeed(Random.derive(o.seed, 'dropout', epoch, step++).int(0, 2 ** 31 - 1));
           let hits: tf.Scalar | null = null;
           const { value, grads } = tf.variableGrads(() => {
-            const logProbs = forwardAny(model, x, true);
-            hits = tf.keep(countCorrect(logProbs, y));
+            const logProbs = forwardAny(model, mixed?.x ?? x, true);
+            hits = tf.keep(countCorrect(logProbs, majorityLabels(y, mixed)));
             // Weighted by batch size so that accumulated micro-batches average like one big batch.
-            return tf.mul<tf.Scalar>(nllLoss(logProbs, y, o.classWeights, o.labelSmoothing), n);
+            return tf.mul<tf.Scalar>(mixedNllLoss(logProbs, y, mixed, o.classWeights, o.labelSmoothing), n);
           }, variables);
+          mixed?.dispose();
           lossSum += (await value.data())[0];
           correct += (await hits!.data())[0];
           tf.dispose([value, hits!]);
@@ -439,6 +460,8 @@ const PUBLIC_OPTIONS = [
   'seed',
   'classWeights',
   'labelSmoothing',
+  'mixupAlpha',
+  'cutmixAlpha',
   'schedule',
 ] as const;
 

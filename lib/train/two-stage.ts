@@ -26,6 +26,7 @@ import { displayPath, recoverInterruptedSave, toCsv, UserError } from '../util';
 import { uniqueSkips, WASM_FINETUNE_MICRO_BATCH, withOutputLock } from './experiment';
 import { FeatureRun, FeatureSet } from './features';
 import { findLearningRate, LrFinderResult } from './lr-finder';
+import { checkMixAlpha, MixingOptions, mixingLine, mixingOn } from './mixing';
 import { terminalProgress, ProgressSink } from './progress';
 import { groupMultipliers, RateGroup, stageRateMultipliers } from './rates';
 import { runSettings } from './run-settings';
@@ -77,6 +78,10 @@ export interface TwoStageOptions {
   balanceClasses?: boolean;
   /** Label smoothing of both stages' training loss (TrainOptions.labelSmoothing); default 0, off. */
   labelSmoothing?: number;
+  /** Stage 2's MixUp α (TrainOptions.mixupAlpha); stage 1 trains on cached features, which cannot be mixed. */
+  mixupAlpha?: number;
+  /** Stage 2's CutMix α (TrainOptions.cutmixAlpha), likewise. */
+  cutmixAlpha?: number;
   /** Stage 2: the earliest stage trains at lr / lrMult. */
   lrMult?: number;
   /** Stage 2's peak rate (the head's) is stage 1's times this. */
@@ -154,6 +159,9 @@ async function runLocked(options: TwoStageOptions, log: (line: string) => void):
   const views = options.views ?? 0;
   const labelSmoothing = options.labelSmoothing ?? 0;
   checkLabelSmoothing(labelSmoothing);
+  const mixing: MixingOptions = { mixupAlpha: options.mixupAlpha ?? 0, cutmixAlpha: options.cutmixAlpha ?? 0 };
+  checkMixAlpha('--mixup-alpha', mixing.mixupAlpha);
+  checkMixAlpha('--cutmix-alpha', mixing.cutmixAlpha);
   const schedule2: LrSchedule = { kind: o.schedule, pctStart: o.pctStart, div: o.div, divFinal: DIV_FINAL };
   const trainDir = path.join(options.data, 'train');
   const valDir = path.join(options.data, 'val');
@@ -299,6 +307,7 @@ async function runLocked(options: TwoStageOptions, log: (line: string) => void):
       views,
       classWeights: classWeights !== undefined,
       labelSmoothing,
+      mixing,
     });
     const skippedOf = (): Skipped[] => uniqueSkips(datasets.flatMap((d) => d.skipped));
     const result = (rest: Pick<TwoStageResult, 'stopped'> & Partial<TwoStageResult>): TwoStageResult => ({
@@ -351,6 +360,7 @@ async function runLocked(options: TwoStageOptions, log: (line: string) => void):
       seed,
       classWeights,
       labelSmoothing,
+      ...mixing,
       checkpointDir: checkpoints.stage2,
       // Stage 2's checkpoint continues only a run whose stage 1 had finished before this one began.
       resume: stage1Done && hasState(checkpoints.stage2),
@@ -366,6 +376,7 @@ async function runLocked(options: TwoStageOptions, log: (line: string) => void):
       `Stage 2: the whole network, BatchNorm frozen, ${o.epochs} epochs, ${o.schedule} schedule (warm-up ${o.pctStart} from lr/${o.div}); peak rates ${ratesLine} (geometric per stage, lr-mult ${o.lrMult})`,
     );
     if (micro.note) log(micro.note);
+    if (mixingOn(mixing)) log(`${mixingLine(mixing)} (stage 2 only: stage 1 trained on cached features)`);
     if (options2.resume) log(`Resuming stage 2 from ${checkpoints.stage2}`);
     const trainSet = new ImageFolder(trainDir, trainTransforms(pre, size));
     const valSet = new ImageFolder(valDir, evalTransforms(pre, size));
@@ -461,6 +472,7 @@ async function runLocked(options: TwoStageOptions, log: (line: string) => void):
       recipe,
       classWeights,
       labelSmoothing,
+      ...mixing,
       classes,
       backend: backend.name,
       precision: backend.precision,
@@ -567,6 +579,7 @@ function resolvedRecipe(input: {
   views: number;
   classWeights: boolean;
   labelSmoothing: number;
+  mixing: MixingOptions;
 }): Record<string, unknown> {
   const { o, lr1, lr2, finder, schedule2, multipliers } = input;
   return {
@@ -593,6 +606,8 @@ function resolvedRecipe(input: {
       lr_mult: o.lrMult,
       rates: Object.fromEntries(Object.entries(multipliers).map(([g, k]) => [g, lr2 * k])),
       schedule: schedule2,
+      mixup_alpha: input.mixing.mixupAlpha,
+      cutmix_alpha: input.mixing.cutmixAlpha,
     },
     batch_size: input.batchSize,
     class_weights: input.classWeights ? 'balanced' : 'none',
