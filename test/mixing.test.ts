@@ -11,7 +11,6 @@ import * as tf from '../lib/engine/tf';
 
 import {
   BatchSource,
-  BoatModel,
   cutmixBox,
   drawMix,
   majorityLabels,
@@ -22,12 +21,11 @@ import {
   sampleBeta,
   selectBackend,
   trainModel,
-  TrainBatch,
   TrainOptions,
   UserError,
 } from '../lib';
 import { tempDir } from './helpers';
-import { tinyModel } from './tiny-model';
+import { ColourSource, tinyModel, weightsOf } from './tiny-model';
 
 before(async () => {
   await selectBackend('cpu');
@@ -200,45 +198,18 @@ test("the mixed loss is mixup_criterion's λ·NLL(y) + (1 − λ)·NLL(y rolled)
   assert.equal(tf.memory().numTensors, before);
 });
 
-/** 24 images of 8 × 8 whose class is the brightest colour channel, with a gradient so that pasted boxes show. */
-class ColourImages implements BatchSource {
-  readonly size = 24;
-  constructor(readonly batchSize: number) {}
-  async *batches(epoch: number): AsyncGenerator<TrainBatch> {
-    for (let start = 0; start < this.size; start += this.batchSize) {
-      const n = Math.min(this.batchSize, this.size - start);
-      const labels = Array.from({ length: n }, (_, i) => (start + i + epoch) % 3);
-      const x = tf.tidy(() => {
-        const ramp = tf.linspace(0.5, 1.5, 8).reshape([1, 8, 1]);
-        return tf.stack(
-          labels.map((c, i) =>
-            tf
-              .oneHot(tf.fill([8, 8], c, 'int32'), 3)
-              .toFloat()
-              .mul(ramp)
-              .mul(40 + i),
-          ),
-        );
-      });
-      yield { x, y: tf.tensor1d(labels, 'int32') };
-    }
-  }
-}
-
-async function weightsOf(model: BoatModel): Promise<number[]> {
-  const out: number[] = [];
-  for (const w of [...model.backbone.weights, ...model.head.weights]) out.push(...(await w.read().data()));
-  return out;
-}
-
 const strip = (rows: Array<{ seconds: number; imagesPerSecond: number }>): unknown[] =>
   rows.map(({ seconds: _s, imagesPerSecond: _i, ...r }) => r);
 
 test('the loop trains on the mixed batch and the mixed loss, drawn from (seed, epoch, step); train accuracy counts the larger share', async () => {
   const model = tinyModel({ mode: 'finetune' });
-  const source = new ColourImages(6);
+  const source = new ColourSource(6, { brightness: 40, ramp: true });
   // Trained a little first, so that its predictions follow the image with the larger share.
-  await trainModel(model, { train: source, val: new ColourImages(6) }, { epochs: 4, lr: 0.05 });
+  await trainModel(
+    model,
+    { train: source, val: new ColourSource(6, { brightness: 40, ramp: true }) },
+    { epochs: 4, lr: 0.05 },
+  );
   const m = { mixupAlpha: 0.4, cutmixAlpha: 1, seed: 4 };
   // What the first epoch's train phase should report, computed batch by batch before any step (a vanishing rate).
   let [lossSum, correct, correctOfY, step, cutmixes] = [0, 0, 0, 0, 0];
@@ -262,7 +233,11 @@ test('the loop trains on the mixed batch and the mixed loss, drawn from (seed, e
     mixed.dispose();
   }
   assert.ok(cutmixes > 0 && cutmixes < 4, `both kinds drawn over the 4 batches (${cutmixes} CutMix)`);
-  const r = await trainModel(model, { train: source, val: new ColourImages(6) }, { epochs: 1, lr: 1e-30, ...m });
+  const r = await trainModel(
+    model,
+    { train: source, val: new ColourSource(6, { brightness: 40, ramp: true }) },
+    { epochs: 1, lr: 1e-30, ...m },
+  );
   assert.ok(Math.abs(r.history[0].loss - lossSum / 24) < 1e-5, `train loss ${r.history[0].loss} vs ${lossSum / 24}`);
   assert.equal(r.history[0].acc, correct / 24);
   assert.ok(
@@ -275,8 +250,8 @@ test('the loop trains on the mixed batch and the mixed loss, drawn from (seed, e
 test('training with MixUp and CutMix: the same for a seed, resumes exactly, leaks no tensors; a resume with another alpha is refused', async () => {
   const dir = tempDir();
   const data = (): { train: BatchSource; val: BatchSource } => ({
-    train: new ColourImages(6),
-    val: new ColourImages(6),
+    train: new ColourSource(6, { brightness: 40, ramp: true }),
+    val: new ColourSource(6, { brightness: 40, ramp: true }),
   });
   const options: TrainOptions = { epochs: 3, lr: 0.05, seed: 3, mixupAlpha: 0.2, cutmixAlpha: 1 };
   const runs: unknown[][] = [];
@@ -343,7 +318,10 @@ test('train accuracy counts the label with the larger share: y for λ ≥ 1/2, t
 
 test('bad alphas, and mixing with a feature extractor, are refused with one-line errors', async () => {
   const model = tinyModel({ mode: 'finetune' });
-  const data = { train: new ColourImages(6), val: new ColourImages(6) };
+  const data = {
+    train: new ColourSource(6, { brightness: 40, ramp: true }),
+    val: new ColourSource(6, { brightness: 40, ramp: true }),
+  };
   for (const [key, flag] of [
     ['mixupAlpha', '--mixup-alpha'],
     ['cutmixAlpha', '--cutmix-alpha'],

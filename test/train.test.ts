@@ -9,8 +9,6 @@ import { before, test } from 'node:test';
 import * as tf from '../lib/engine/tf';
 
 import {
-  BatchSource,
-  BoatModel,
   computeMetrics,
   FeatureSet,
   FeatureSource,
@@ -18,44 +16,14 @@ import {
   selectBackend,
   stepLr,
   trainModel,
-  TrainBatch,
   UserError,
 } from '../lib';
 import { tempDir } from './helpers';
-import { tinyModel } from './tiny-model';
+import { ColourSource, tinyModel, weightsOf } from './tiny-model';
 
 before(async () => {
   await selectBackend('cpu');
 });
-
-/** 24 images whose class is the colour channel that is brightest: learnable in a few epochs. */
-class ColourSource implements BatchSource {
-  readonly size = 24;
-  constructor(readonly batchSize: number) {}
-  async *batches(epoch: number): AsyncGenerator<TrainBatch> {
-    for (let start = 0; start < this.size; start += this.batchSize) {
-      const n = Math.min(this.batchSize, this.size - start);
-      const labels = Array.from({ length: n }, (_, i) => (start + i + epoch) % 3);
-      const x = tf.tidy(() =>
-        tf.stack(
-          labels.map((c, i) =>
-            tf
-              .oneHot(tf.fill([8, 8], c, 'int32'), 3)
-              .toFloat()
-              .mul(50 + i),
-          ),
-        ),
-      );
-      yield { x, y: tf.tensor1d(labels, 'int32') };
-    }
-  }
-}
-
-async function weightsOf(model: BoatModel): Promise<number[]> {
-  const out: number[] = [];
-  for (const w of [...model.backbone.weights, ...model.head.weights]) out.push(...(await w.read().data()));
-  return out;
-}
 
 test('StepLR follows the tutorial schedule', () => {
   assert.deepEqual(
