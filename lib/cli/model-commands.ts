@@ -21,6 +21,7 @@ import {
   makeSoup,
   Recipe,
   RECIPES,
+  resolveMixing,
   runExperiment,
   runTwoStage,
   SCHEDULE_KINDS,
@@ -266,11 +267,8 @@ export async function trainCommand(flags: TrainFlags, command?: Command): Promis
     throw new UserError('--unfreeze applies to --mode finetune only');
   if (flags.freezeBn === true && mode !== 'finetune')
     throw new UserError('--freeze-bn applies to --mode finetune only');
-  const mixes = (['mixupAlpha', 'cutmixAlpha'] as const).filter((k) => (flags[k] ?? 0) > 0);
-  if (mixes.length > 0 && mode !== 'finetune')
-    throw new UserError(
-      `${mixes.map(flagName).join(' and ')} mix${mixes.length > 1 ? '' : 'es'} images: ${mixes.length > 1 ? 'they apply' : 'it applies'} to --mode finetune (and stage 2 of --recipe two-stage) only, not to cached features`,
-    );
+  // Before the output is locked or anything loads; runExperiment checks the same for library callers.
+  resolveMixing(flags, mode);
   const result = await withInterrupt((interrupted) =>
     runExperiment({
       mode,

@@ -31,7 +31,7 @@ import {
   UserError,
 } from '../util';
 import { FeatureRun } from './features';
-import { checkMixAlpha, mixingLine, mixingOn } from './mixing';
+import { mixingLine, mixingOn, resolveMixing } from './mixing';
 import { terminalProgress, ProgressSink } from './progress';
 import { runSettings } from './run-settings';
 import { FeatureSource, LoaderSource } from './sources';
@@ -147,13 +147,7 @@ async function runLocked(options: ExperimentOptions, log: (line: string) => void
   const checkpointDir = `${path.resolve(options.out)}.checkpoint`;
   const labelSmoothing = options.labelSmoothing ?? 0;
   checkLabelSmoothing(labelSmoothing);
-  const mixing = { mixupAlpha: options.mixupAlpha ?? 0, cutmixAlpha: options.cutmixAlpha ?? 0 };
-  checkMixAlpha('--mixup-alpha', mixing.mixupAlpha);
-  checkMixAlpha('--cutmix-alpha', mixing.cutmixAlpha);
-  if (mixingOn(mixing) && options.mode !== 'finetune')
-    throw new UserError(
-      '--mixup-alpha and --cutmix-alpha mix images: they apply to --mode finetune (and stage 2 of --recipe two-stage), not to cached features',
-    );
+  const mixing = resolveMixing(options, options.mode);
   recoverInterruptedSave(checkpointDir);
   if (options.resume && !fs.existsSync(path.join(checkpointDir, 'state.json')))
     throw new UserError(`nothing to resume: no checkpoint in ${checkpointDir}`);

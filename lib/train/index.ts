@@ -7,13 +7,13 @@ export { historyTable, phaseLine, progressLine, terminalProgress } from './progr
 export { checkLabelSmoothing } from './smoothing';
 export type { MixedBatch, MixingOptions, MixPlan } from './mixing';
 export {
-  checkMixAlpha,
   cutmixBox,
   drawMix,
   majorityLabels,
   mixBatch,
   mixedNllLoss,
   mixForStep,
+  resolveMixing,
   rollBatch,
   sampleBeta,
 } from './mixing';

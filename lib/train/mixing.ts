@@ -9,7 +9,7 @@
  */
 import * as tf from '../engine/tf';
 
-import { nllLoss } from '../model';
+import { nllLoss, TrainingMode } from '../model';
 import { Random, UserError } from '../util';
 
 export interface MixingOptions {
@@ -34,9 +34,28 @@ export interface MixedBatch {
 }
 
 /** Refuses an α that is not a finite number ≥ 0 (`flag` names it as the CLI spells it). */
-export function checkMixAlpha(flag: string, alpha: number): void {
+function checkMixAlpha(flag: string, alpha: number): void {
   if (!(typeof alpha === 'number' && Number.isFinite(alpha) && alpha >= 0))
     throw new UserError(`${flag} must be a finite number of at least 0 (0: off), got ${String(alpha)}`);
+}
+
+/** Each option's flag, as the CLI spells it. */
+const FLAGS: Record<keyof MixingOptions, string> = { mixupAlpha: '--mixup-alpha', cutmixAlpha: '--cutmix-alpha' };
+
+/**
+ * Both α from options that may leave them out (0: off), each checked. With `mode`, mixing is refused for a
+ * feature extractor, naming the flags given: its inputs are cached features, not images.
+ */
+export function resolveMixing(given: Partial<MixingOptions>, mode?: TrainingMode): MixingOptions {
+  const m: MixingOptions = { mixupAlpha: given.mixupAlpha ?? 0, cutmixAlpha: given.cutmixAlpha ?? 0 };
+  const keys = Object.keys(FLAGS) as Array<keyof MixingOptions>;
+  for (const key of keys) checkMixAlpha(FLAGS[key], m[key]);
+  const on = keys.filter((key) => m[key] > 0);
+  if (mode !== undefined && mode !== 'finetune' && on.length > 0)
+    throw new UserError(
+      `${on.map((key) => FLAGS[key]).join(' and ')} mix${on.length > 1 ? '' : 'es'} images: ${on.length > 1 ? 'they apply' : 'it applies'} to --mode finetune (and stage 2 of --recipe two-stage) only, not to cached features`,
+    );
+  return m;
 }
 
 export function mixingOn(m: MixingOptions): boolean {

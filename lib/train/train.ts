@@ -23,7 +23,7 @@ import {
   UserError,
   writeJsonAtomic,
 } from '../util';
-import { checkMixAlpha, majorityLabels, mixedNllLoss, mixForStep, mixingOn } from './mixing';
+import { majorityLabels, mixedNllLoss, mixForStep, mixingOn, resolveMixing } from './mixing';
 import { applyScaledGradients } from './rates';
 import { checkSchedule, LrSchedule, scheduledLr } from './schedule';
 import { checkLabelSmoothing } from './smoothing';
@@ -255,8 +255,7 @@ export async function trainModel(
   const o = withDefaults(options);
   if (o.schedule) checkSchedule(o.schedule);
   checkLabelSmoothing(o.labelSmoothing);
-  checkMixAlpha('--mixup-alpha', o.mixupAlpha);
-  checkMixAlpha('--cutmix-alpha', o.cutmixAlpha);
+  resolveMixing(o);
   if (mixingOn(o) && model.mode !== 'finetune')
     throw new UserError('MixUp and CutMix mix images: they apply to fine-tuning only, not to cached features');
   if (o.rateMultipliers && o.optimizer === 'adam')
