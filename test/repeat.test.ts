@@ -236,6 +236,63 @@ test('runRepeat reads each seed metrics.json; a seed whose command fails, or suc
   );
 });
 
+test('runRepeat into the folder of an earlier repeat of the same command adds its seeds; another command or an unreadable repeat.json starts afresh', async () => {
+  const base = path.join(work, 'merge');
+  const args = ['train', '--out', base];
+  // Each seed's val accuracy is seed/10 plus 0.01 per time it ran, so a rerun seed is told from its first run.
+  const runs = new Map<number, number>();
+  const fake = (argv: string[]): Promise<number> => {
+    const seed = Number(argv[argv.indexOf('--seed') + 1]);
+    const out = argv[argv.indexOf('--out') + 1];
+    if (seed === 9) return Promise.resolve(1);
+    runs.set(seed, (runs.get(seed) ?? 0) + 1);
+    fs.mkdirSync(out, { recursive: true });
+    writeJsonAtomic(path.join(out, 'metrics.json'), { best_val_acc: seed / 10 + runs.get(seed)! / 100, test_acc: 0.5 });
+    return Promise.resolve(0);
+  };
+  const lines: string[] = [];
+  await runRepeat({ seeds: [1, 2, 9], args, run: fake, log: () => {} });
+  const second = await runRepeat({ seeds: [3, 2], args, run: fake, log: (l) => lines.push(l) });
+  assert.deepEqual(
+    second.runs.map((r) => [r.seed, r.ok, r.valAcc, r.earlier ?? false]),
+    [
+      [1, true, 0.11, true],
+      [2, true, 0.22, false],
+      [3, true, 0.31, false],
+      [9, false, null, true],
+    ],
+  );
+  assert.equal(second.val.n, 3);
+  assert.ok(Math.abs(second.val.mean! - (0.11 + 0.22 + 0.31) / 3) < 1e-12);
+  assert.deepEqual(second.failed, [9]);
+  assert.ok(lines.some((l) => /seeds 1,9 from an earlier repeat of this command join the summary/.test(l)));
+  const saved = JSON.parse(fs.readFileSync(path.join(base, 'repeat.json'), 'utf8')) as { seeds: number[] };
+  assert.deepEqual(saved.seeds, [1, 2, 3, 9]);
+  assert.match(formatRepeatTable(second), /^1 +0\.1100 +0\.5000 +\d+\.\d +ok \(earlier\)$/m);
+  assert.match(formatRepeatTable(second), /^9 +- +- +\d+\.\d +FAILED: exit 1 \(earlier\)$/m);
+
+  // Another command into the same folder: its summary is of its own seeds, and says why.
+  lines.length = 0;
+  const other = await runRepeat({ seeds: [4], args: [...args, '--epochs', '2'], run: fake, log: (l) => lines.push(l) });
+  assert.deepEqual(
+    other.runs.map((r) => r.seed),
+    [4],
+  );
+  assert.ok(
+    lines.some((l) =>
+      /repeat\.json is the summary of another command \(boat train --out .*\); this run's summary replaces it/.test(l),
+    ),
+  );
+  fs.writeFileSync(path.join(base, 'repeat.json'), '{ not json');
+  lines.length = 0;
+  const fresh = await runRepeat({ seeds: [5], args, run: fake, log: (l) => lines.push(l) });
+  assert.deepEqual(
+    fresh.runs.map((r) => r.seed),
+    [5],
+  );
+  assert.ok(lines.some((l) => /repeat\.json is unreadable; this run's summary replaces it/.test(l)));
+});
+
 test('boat repeat end to end: a table over the seeds; a seed that cannot run is reported in it and exits 1', async () => {
   const out = path.join(work, 'models', 'fe');
   fs.mkdirSync(path.dirname(out));
@@ -299,7 +356,9 @@ test('boat repeat end to end: a table over the seeds; a seed that cannot run is 
     const r = runCli(['repeat', '--seeds', '1,3', '--', ...TRAIN]);
     assert.equal(r.status, 1, r.stdout);
     assert.match(r.stdout, /^3 +- +- +\d+\.\d +FAILED: exit 2$/m);
-    assert.match(r.stdout, /^mean \(1 of 2\) /m);
+    // Seed 2, from the first repeat of the same command and not run again, joins the summary.
+    assert.match(r.stdout, new RegExp(`^2 +${v2.toFixed(4)} .* ok \\(earlier\\)$`, 'm'));
+    assert.match(r.stdout, /^mean \(2 of 3\) /m);
     assert.equal(r.stderr.trim().split('\n').at(-1), 'boat: error: 1 of 2 seeds failed (3); see the table');
   } finally {
     lock.release();

@@ -72,9 +72,10 @@ export async function repeatCommand(command: string[], flags: RepeatFlags): Prom
   if (wrong) console.log(wrong);
   const grid = await alwaysWrongGrid(summary, repeatedData(command), path.join(repeatedOut(command), GRID));
   if (grid) console.log(`Those photos, each with what the first seed predicted: ${displayPath(grid)}`);
-  // A failed seed is a failed repeat (exit 1): the table above says which and why.
-  if (summary.failed.length > 0)
-    throw new Error(
-      `${summary.failed.length} of ${summary.runs.length} seeds failed (${summary.failed.join(', ')}); see the table`,
-    );
+  // A seed that failed in this run is a failed repeat (exit 1): the table above says which and why. An
+  // earlier repeat's failure, not run again, stays a row of the table but is not this run's failure.
+  const ran = summary.runs.filter((r) => !r.earlier);
+  const failed = ran.filter((r) => !r.ok).map((r) => r.seed);
+  if (failed.length > 0)
+    throw new Error(`${failed.length} of ${ran.length} seeds failed (${failed.join(', ')}); see the table`);
 }

@@ -5,7 +5,8 @@
  * the summary says over how many seeds it was taken.
  *
  * Seed S trains with `--seed S --out <out>/seed-S`, where <out> is the repeated command's own --out: a
- * folder boat repeat makes (or reuses, when it made it) and writes repeat.json into.
+ * folder boat repeat makes (or reuses, when it made it) and writes repeat.json into. Repeating the same
+ * command into the same folder with more seeds adds them: the summary covers the earlier seeds too.
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
@@ -38,6 +39,8 @@ export interface SeedRun {
   testRecall?: ClassRecall[];
   /** Each stage's val and test accuracy and the stage kept, when the run was the two-stage recipe. */
   stages?: RecipeStages;
+  /** Run by an earlier `boat repeat` of the same command into the same folder, and not run again. */
+  earlier?: boolean;
 }
 
 export interface ClassRecall {
@@ -258,7 +261,7 @@ export function formatRepeatTable(summary: RepeatSummary): string {
       fixed4(r.valAcc),
       fixed4(r.testAcc),
       (r.seconds / 60).toFixed(1),
-      r.ok ? 'ok' : `FAILED: ${r.error ?? `exit ${r.code}`}`,
+      (r.ok ? 'ok' : `FAILED: ${r.error ?? `exit ${r.code}`}`) + (r.earlier ? ' (earlier)' : ''),
     ]);
   }
   const over = (s: Spread): string => `${s.n} of ${summary.runs.length}`;
@@ -367,12 +370,59 @@ export function readRunMetrics(out: string): RunMetrics {
   };
 }
 
-/** Runs every seed in turn (one at a time: each run uses every core), then writes <out>/repeat.json. */
+const REPEAT_FILE = 'repeat.json';
+
+/**
+ * The runs an earlier `boat repeat` of the same command recorded in <base>/repeat.json, for the seeds not
+ * in `seeds` (those run again), marked `earlier`; with a note when there is a repeat.json that cannot
+ * join (another command, or unreadable), which this run's summary then replaces.
+ */
+export function earlierRuns(
+  base: string,
+  args: readonly string[],
+  seeds: readonly number[],
+): { runs: SeedRun[]; note?: string } {
+  const file = path.join(base, REPEAT_FILE);
+  if (!fs.existsSync(file)) return { runs: [] };
+  let saved: { command?: unknown; runs?: unknown };
+  try {
+    saved = JSON.parse(fs.readFileSync(file, 'utf8')) as typeof saved;
+  } catch {
+    return { runs: [], note: `${file} is unreadable; this run's summary replaces it` };
+  }
+  const runs = saved.runs;
+  const valid =
+    Array.isArray(runs) &&
+    runs.every(
+      (r: Partial<Record<keyof SeedRun, unknown>>) =>
+        typeof r === 'object' && r !== null && Number.isInteger(r.seed) && typeof r.ok === 'boolean',
+    );
+  if (!valid) return { runs: [], note: `${file} is unreadable; this run's summary replaces it` };
+  if (JSON.stringify(saved.command) !== JSON.stringify(['boat', ...args]))
+    return {
+      runs: [],
+      note: `${file} is the summary of another command (${Array.isArray(saved.command) ? saved.command.join(' ') : '?'}); this run's summary replaces it`,
+    };
+  return {
+    runs: (runs as SeedRun[]).filter((r) => !seeds.includes(r.seed)).map((r) => ({ ...r, earlier: true })),
+  };
+}
+
+/**
+ * Runs every seed in turn (one at a time: each run uses every core), then writes <out>/repeat.json over
+ * these seeds and those an earlier repeat of the same command left there.
+ */
 export async function runRepeat(options: RepeatOptions): Promise<RepeatSummary> {
   const log = options.log ?? ((line: string) => console.log(line));
   const base = repeatedOut(options.args);
   if (options.seeds.length === 0) throw new UserError('--seeds needs at least one seed');
   claimOutputDirectory(base, 'boat-repeat', 'the repeated --out');
+  const earlier = earlierRuns(base, options.args, options.seeds);
+  if (earlier.note) log(`boat repeat: ${earlier.note}`);
+  if (earlier.runs.length > 0)
+    log(
+      `boat repeat: seeds ${earlier.runs.map((r) => r.seed).join(',')} from an earlier repeat of this command join the summary (${path.join(base, REPEAT_FILE)})`,
+    );
   const runs: SeedRun[] = [];
   for (const seed of options.seeds) {
     const { args, out } = seedArgs(options.args, seed);
@@ -424,10 +474,10 @@ export async function runRepeat(options: RepeatOptions): Promise<RepeatSummary> 
         : `boat repeat: seed ${seed} FAILED (${error})`,
     );
   }
-  const summary = summarizeRuns(runs);
-  writeJsonAtomic(path.join(base, 'repeat.json'), {
+  const summary = summarizeRuns([...earlier.runs, ...runs].sort((a, b) => a.seed - b.seed));
+  writeJsonAtomic(path.join(base, REPEAT_FILE), {
     command: ['boat', ...options.args],
-    seeds: options.seeds,
+    seeds: summary.runs.map((r) => r.seed),
     runs: summary.runs,
     val: summary.val,
     test: summary.test,
