@@ -9,10 +9,79 @@ import { indexFrame, classCountFrame } from '../lib/data/frames';
 import { buildFileIndex, classCounts } from '../lib/data';
 import { precisionAsked, requestPrecision } from '../lib/engine';
 import { parseCsv } from '../lib/util';
-import { runCli, tempDir } from './helpers';
+import { findChromium } from '../lib/plot/plotly';
+import { REPO_ROOT, runCli, skipRestUnlessCi, tempDir } from './helpers';
 
-test('the main job makes the demo set when there is no data, and writes its outputs to --out', () => {
+const NOTEBOOKS = [
+  '01-data',
+  '02-preprocessing',
+  '03-finetuning',
+  '04-feature-extractor',
+  '05-inference',
+  '06-going-further',
+  '07-data-quality',
+];
+
+/** What every notebook the main job executed must hold: its outputs, figures and PNG charts. */
+function checkExecutedNotebooks(dir: string, log: string): void {
+  for (const n of NOTEBOOKS) {
+    assert.match(log, new RegExp(`${n}\\.ipynb: ok`));
+    assert.ok(fs.existsSync(path.join(dir, `${n}.ipynb`)), n);
+    assert.ok(fs.existsSync(path.join(dir, `${n}.html`)), `${n}.html`);
+  }
+  assert.deepEqual(fs.readdirSync(path.join(dir, 'figures')).sort(), [
+    '01_class_counts.png',
+    '01_image_sizes.png',
+    '03_accuracy.png',
+    '03_loss.png',
+    '03_recipe_vs_tutorial.png',
+    '04_accuracy.png',
+    '04_loss.png',
+    '06_lr_find.png',
+    '07_duplicates.png',
+    '07_label_issues.png',
+  ]);
+  type Notebook = {
+    cells: Array<{
+      cell_type: string;
+      execution_count?: number;
+      outputs?: Array<{ data?: Record<string, string>; text?: string | string[] }>;
+    }>;
+  };
+  const read = (n: string): Notebook => JSON.parse(fs.readFileSync(path.join(dir, `${n}.ipynb`), 'utf8')) as Notebook;
+  // Every chart is a PNG output in the executed notebook (PNG shows in every front end).
+  const pngs = (n: string): number =>
+    read(n)
+      .cells.flatMap((c) => c.outputs ?? [])
+      .filter((o) => o.data?.['image/png']).length;
+  assert.equal(pngs('01-data'), 3);
+  assert.equal(pngs('04-feature-extractor'), 2);
+  assert.ok(pngs('05-inference') >= 4);
+  assert.equal(pngs('06-going-further'), 3); // Grad-CAM grid, top losses, learning-rate finder
+  assert.equal(pngs('07-data-quality'), 2); // the two review grids
+  const code = read('04-feature-extractor').cells.filter((c) => c.cell_type === 'code');
+  assert.deepEqual(
+    code.map((c) => c.execution_count),
+    code.map((_, i) => i + 1),
+    'cells numbered as executed',
+  );
+  // The curves are Plotly's (Chromium is installed by scripts/run.sh), not the Vega-Lite fallback.
+  const text = code
+    .flatMap((c) => c.outputs ?? [])
+    .map((o) => [o.text ?? ''].flat().join(''))
+    .join('');
+  if (findChromium()) assert.doesNotMatch(text, /showing the Vega-Lite version/);
+}
+
+// One run of the main job is also the test that every notebook executes headless: a second full
+// execution of the seven notebooks (`boat notebooks`) would add minutes and check nothing more.
+test('the main job makes the demo set when there is no data, writes its outputs to --out and executes every notebook', (t) => {
   const cwd = tempDir();
+  const committed = Object.fromEntries(
+    fs
+      .readdirSync(path.join(REPO_ROOT, 'notebooks'))
+      .map((n) => [n, fs.readFileSync(path.join(REPO_ROOT, 'notebooks', n), 'utf8')]),
+  );
   const r = runCli(['main', '--out', 'runs/main', '--demo-per-class', '6', '--epochs', '3'], cwd);
   assert.equal(r.status, 0, r.stderr);
   assert.match(r.stdout, /SYNTHETIC demo set/);
@@ -52,9 +121,7 @@ test('the main job makes the demo set when there is no data, and writes its outp
   );
   assert.match(r.stdout, /Training resnet50_conv \(feature-extractor, 3 epochs\)/);
   assert.match(r.stdout, /\[7\/8\] Predictions \(resnet50_conv\): cruise_ship → /);
-  assert.match(r.stdout, /05-inference\.ipynb: ok/);
-  assert.match(r.stdout, /06-going-further\.ipynb: ok/);
-  assert.ok(fs.existsSync(path.join(out, 'notebooks', '04-feature-extractor.html')));
+  checkExecutedNotebooks(path.join(out, 'notebooks'), r.stdout);
   const summary = JSON.parse(fs.readFileSync(path.join(out, 'summary.json'), 'utf8'));
   assert.equal(typeof summary.resnet50_conv.test_acc, 'number');
   assert.equal(typeof summary.resnet50_ft.test_acc, 'number');
@@ -67,6 +134,36 @@ test('the main job makes the demo set when there is no data, and writes its outp
   assert.match(again.stdout, /^\[8\/8\] Notebooks: skipped \(--no-notebooks\)$/m);
   assert.ok(fs.existsSync(path.join(cwd, 'runs', 'main-again', 'summary.json')));
   assert.ok(!fs.existsSync(path.join(cwd, 'runs', 'main-again', 'notebooks')));
+
+  // `boat notebooks` with BOAT_RESUME=1 (resume: true) continues notebook 03's fine-tune from the checkpoint
+  // the main job's run left: the same settings, one epoch more.
+  const settings = notebookSettings({ out, epochs: 3, finetuneEpochs: 2, unfreeze: 1, seed: 38 });
+  const resumed = runCli(['notebooks', '--only', '03', '--out', path.join(cwd, 'resumed')], cwd, {
+    ...settings,
+    BOAT_CACHE_DIR: path.join(cwd, '.cache', 'features'),
+    BOAT_FT_EPOCHS: '3',
+    BOAT_RESUME: '1',
+  });
+  assert.equal(resumed.status, 0, resumed.stderr + resumed.stdout);
+  const nb03 = fs.readFileSync(path.join(cwd, 'resumed', '03-finetuning.ipynb'), 'utf8');
+  assert.match(nb03, /Resuming from [^"]*resnet50_ft\.checkpoint/);
+  const history = fs
+    .readFileSync(path.join(settings.BOAT_MODELS, 'resnet50_ft', 'history.csv'), 'utf8')
+    .trim()
+    .split('\n');
+  assert.deepEqual(
+    history.slice(1).map((l) => l.split(',').slice(0, 2).join(',')),
+    ['0,train', '0,val', '1,train', '1,val', '2,train', '2,val'],
+  );
+  // The committed notebooks are untouched.
+  for (const [n, text] of Object.entries(committed))
+    assert.equal(fs.readFileSync(path.join(REPO_ROOT, 'notebooks', n), 'utf8'), text, n);
+  // Last, so that every other check has run: without Chromium the Plotly check was not made, and says so.
+  skipRestUnlessCi(
+    t,
+    !findChromium() &&
+      "Chromium not installed (apt-get install chromium): the check that the curves are Plotly's, not the Vega-Lite fallback, was not made",
+  );
 });
 
 test("the notebooks get BOAT_PRECISION only when the precision was asked for, so a defaulted run's notebooks default too", () => {

@@ -1,19 +1,14 @@
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { test } from 'node:test';
 
 import { findFailedCell, numberExecutedCells } from '../lib/cli/notebooks';
 import { compareRunsFigure, compareRunsSpec, valCurve } from '../lib/plot/compare';
-import { findChromium } from '../lib/plot/plotly';
 import { historyTable } from '../lib/train/progress';
 import type { HistoryRow } from '../lib/train/train';
 import { displayPath, showPathsRelativeUnder } from '../lib/util/paths';
-import { REPO_ROOT, runCli, skipRestUnlessCi, skipUnlessCi, tempDir } from './helpers';
-
-const hasJupyter =
-  spawnSync('/usr/bin/python3', ['-c', 'import nbconvert, nbclient'], { encoding: 'utf8' }).status === 0;
+import { tempDir } from './helpers';
 
 /** A history row whose loss is 1 − acc, at lr 1e-3 and 2 s a phase. */
 const row = (epoch: number, phase: 'train' | 'val', acc: number): HistoryRow => ({
@@ -169,110 +164,3 @@ test('executed code cells are numbered in order (tslab leaves the count empty), 
   assert.equal(numbered.cells[2].outputs[0].execution_count, 2);
   assert.equal(numbered.cells[2].outputs[1].execution_count, undefined);
 });
-
-test(
-  'all notebooks execute headless on the demo set (npm run notebooks)',
-  {
-    skip: skipUnlessCi(
-      !hasJupyter && 'Debian Jupyter (nbconvert) is not installed; bash scripts/run.sh setup installs it',
-    ),
-  },
-  (t) => {
-    const work = tempDir();
-    const out = path.join(work, 'run');
-    const before = Object.fromEntries(
-      fs
-        .readdirSync(path.join(REPO_ROOT, 'notebooks'))
-        .map((n) => [n, fs.readFileSync(path.join(REPO_ROOT, 'notebooks', n), 'utf8')]),
-    );
-    process.env.BOAT_DATA_ROOT = path.join(work, 'data');
-    process.env.BOAT_MODELS = path.join(work, 'models');
-    process.env.BOAT_DEMO_PER_CLASS = '6';
-    process.env.BOAT_EPOCHS = '3';
-    process.env.BOAT_FT_EPOCHS = '1'; // notebook 03 fine-tunes the last stage for one epoch
-    process.env.BOAT_UNFREEZE = '1';
-    process.env.BOAT_CACHE_DIR = path.join(work, 'cache');
-    const r = runCli(['notebooks', '--out', out]);
-    assert.equal(r.status, 0, r.stderr + r.stdout);
-    for (const n of [
-      '01-data',
-      '02-preprocessing',
-      '03-finetuning',
-      '04-feature-extractor',
-      '05-inference',
-      '06-going-further',
-      '07-data-quality',
-    ]) {
-      assert.ok(fs.existsSync(path.join(out, `${n}.ipynb`)), n);
-      assert.ok(fs.existsSync(path.join(out, `${n}.html`)), `${n}.html`);
-    }
-    const figures = fs.readdirSync(path.join(out, 'figures')).sort();
-    assert.deepEqual(figures, [
-      '01_class_counts.png',
-      '01_image_sizes.png',
-      '03_accuracy.png',
-      '03_loss.png',
-      '03_recipe_vs_tutorial.png',
-      '04_accuracy.png',
-      '04_loss.png',
-      '06_lr_find.png',
-      '07_duplicates.png',
-      '07_label_issues.png',
-    ]);
-    // Every chart is a PNG output in the executed notebook (PNG shows in every front end).
-    const pngs = (n: string): number =>
-      (
-        JSON.parse(fs.readFileSync(path.join(out, `${n}.ipynb`), 'utf8')) as {
-          cells: Array<{ outputs?: Array<{ data?: Record<string, string> }> }>;
-        }
-      ).cells
-        .flatMap((c) => c.outputs ?? [])
-        .filter((o) => o.data?.['image/png']).length;
-    assert.equal(pngs('01-data'), 3);
-    assert.equal(pngs('04-feature-extractor'), 2);
-    assert.ok(pngs('05-inference') >= 4);
-    assert.equal(pngs('06-going-further'), 3); // Grad-CAM grid, top losses, learning-rate finder
-    assert.equal(pngs('07-data-quality'), 2); // the two review grids
-    const nb04 = JSON.parse(fs.readFileSync(path.join(out, '04-feature-extractor.ipynb'), 'utf8')) as {
-      cells: Array<{ cell_type: string; execution_count?: number; outputs?: Array<{ text?: string | string[] }> }>;
-    };
-    const code = nb04.cells.filter((c) => c.cell_type === 'code');
-    assert.deepEqual(
-      code.map((c) => c.execution_count),
-      code.map((_, i) => i + 1),
-      'cells numbered as executed',
-    );
-    // The curves are Plotly's (Chromium is installed by scripts/run.sh), not the Vega-Lite fallback.
-    const text = code
-      .flatMap((c) => c.outputs ?? [])
-      .map((o) => [o.text ?? ''].flat().join(''))
-      .join('');
-    const plotly = !!findChromium();
-    if (plotly) assert.doesNotMatch(text, /showing the Vega-Lite version/);
-    // BOAT_RESUME=1 (resume: true) continues notebook 03's fine-tune from its checkpoint: one more epoch.
-    process.env.BOAT_RESUME = '1';
-    process.env.BOAT_FT_EPOCHS = '2';
-    const resumed = runCli(['notebooks', '--only', '03', '--out', path.join(work, 'resumed')]);
-    delete process.env.BOAT_RESUME;
-    assert.equal(resumed.status, 0, resumed.stderr + resumed.stdout);
-    const nb03 = fs.readFileSync(path.join(work, 'resumed', '03-finetuning.ipynb'), 'utf8');
-    assert.match(nb03, /Resuming from [^"]*resnet50_ft\.checkpoint/);
-    const history = fs
-      .readFileSync(path.join(work, 'models', 'resnet50_ft', 'history.csv'), 'utf8')
-      .trim()
-      .split('\n');
-    assert.deepEqual(
-      history.slice(1).map((l) => l.split(',').slice(0, 2).join(',')),
-      ['0,train', '0,val', '1,train', '1,val'],
-    );
-    // The committed notebooks are untouched.
-    for (const [n, text] of Object.entries(before))
-      assert.equal(fs.readFileSync(path.join(REPO_ROOT, 'notebooks', n), 'utf8'), text, n);
-    // Last, so that every other check has run: without Chromium the Plotly check was not made, and says so.
-    skipRestUnlessCi(
-      t,
-      !plotly &&
-        "Chromium not installed (apt-get install chromium): the check that the curves are Plotly's, not the Vega-Lite fallback, was not made",
-    );
-  },
-);
