@@ -2,10 +2,11 @@
 // Wortsman et al., CVPR 2022, "Robust fine-tuning of zero-shot models"): for each alpha, every weight is
 // (1 - alpha) * stage 1's (the best head on the pretrained backbone) + alpha * stage 2's (its best epoch),
 // read from the run's two checkpoints, and the network is scored on val and test. With BatchNorm frozen in
-// stage 2 both ends share BatchNorm's moving statistics, so the mix is one network of the same size. Alpha
-// 0 and 1 reproduce the run's own stage 1 and stage 2 figures (a check that the checkpoints were read
-// right). Prints a line per seed and alpha, then, over the seeds, the val and test of what the recipe kept
-// against the alpha val would choose (ties to the larger alpha).
+// stage 2 both ends share BatchNorm's moving statistics, so the mix is one network of the same size. The
+// ends themselves (alpha 0 and 1) come from the run's metrics.json; given as ALPHAS they are scored too,
+// and reproduce those figures (a check that the checkpoints were read right). Prints a line per seed, then,
+// over the seeds, the val and test of what the recipe kept against the alpha val would choose (ties to the
+// larger alpha).
 // Usage: node bench/interpolate-stages.js RUN DATA SEEDS [ALPHAS=0.25,0.5,0.75]
 //   RUN: a `boat repeat` --out (RUN/seed-S, RUN/seed-S.checkpoint, RUN/seed-S.stage1.checkpoint)
 const { spawnSync } = require('node:child_process');

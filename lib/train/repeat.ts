@@ -384,20 +384,19 @@ export function earlierRuns(
 ): { runs: SeedRun[]; note?: string } {
   const file = path.join(base, REPEAT_FILE);
   if (!fs.existsSync(file)) return { runs: [] };
-  let saved: { command?: unknown; runs?: unknown };
-  try {
-    saved = JSON.parse(fs.readFileSync(file, 'utf8')) as typeof saved;
-  } catch {
+  const parse = (): { command?: unknown; runs?: unknown } | null => {
+    try {
+      return JSON.parse(fs.readFileSync(file, 'utf8')) as { command?: unknown; runs?: unknown } | null;
+    } catch {
+      return null; // not JSON: unreadable, as below
+    }
+  };
+  const saved = parse();
+  const runs = saved?.runs;
+  const isRun = (r: Partial<Record<keyof SeedRun, unknown>> | null): boolean =>
+    typeof r === 'object' && r !== null && Number.isInteger(r.seed) && typeof r.ok === 'boolean';
+  if (!saved || !Array.isArray(runs) || !runs.every(isRun))
     return { runs: [], note: `${file} is unreadable; this run's summary replaces it` };
-  }
-  const runs = saved.runs;
-  const valid =
-    Array.isArray(runs) &&
-    runs.every(
-      (r: Partial<Record<keyof SeedRun, unknown>>) =>
-        typeof r === 'object' && r !== null && Number.isInteger(r.seed) && typeof r.ok === 'boolean',
-    );
-  if (!valid) return { runs: [], note: `${file} is unreadable; this run's summary replaces it` };
   if (JSON.stringify(saved.command) !== JSON.stringify(['boat', ...args]))
     return {
       runs: [],
