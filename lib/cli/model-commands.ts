@@ -47,6 +47,7 @@ import {
   nonNegativeNumber,
   positiveInteger,
   positiveNumber,
+  sizeList,
   unfreezeStages,
   precisionOption,
   usePrecisionFlag,
@@ -161,6 +162,11 @@ export function registerModelCommands(program: Command): void {
       fraction,
     )
     .option('--div <x>', `two-stage: stage 2 warms up from lr/x (default ${TWO_STAGE_DEFAULTS.div})`, atLeastOne)
+    .option(
+      '--stage2-sizes <list>',
+      "two-stage: progressive resizing, stage 2's input size per epoch, e.g. 224,224,320 (as many as its epochs; stage 1 stays at --input-size)",
+      sizeList,
+    )
     .addOption(precisionOption())
     .hook('preAction', usePrecisionFlag)
     .action(trainCommand);
@@ -216,6 +222,7 @@ export interface TrainFlags {
   schedule?: ScheduleKind;
   pctStart?: number;
   div?: number;
+  stage2Sizes?: number[];
   data: string;
   out: string;
   epochs: number;
@@ -238,7 +245,7 @@ export interface TrainFlags {
 }
 
 /** Flags that only the two-stage recipe reads, and flags it decides itself (so refuses). */
-const RECIPE_ONLY = ['headEpochs', 'lrMult', 'lrFactor', 'schedule', 'pctStart', 'div'] as const;
+const RECIPE_ONLY = ['headEpochs', 'lrMult', 'lrFactor', 'schedule', 'pctStart', 'div', 'stage2Sizes'] as const;
 const RECIPE_DECIDES = ['mode', 'lr', 'optimizer', 'init', 'unfreeze', 'freezeBn'] as const;
 
 const flagName = (key: string): string => `--${key.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`;
@@ -348,6 +355,7 @@ async function twoStageCommand(flags: TrainFlags, epochs: number | undefined): P
       schedule: flags.schedule,
       pctStart: flags.pctStart,
       div: flags.div,
+      stage2Sizes: flags.stage2Sizes,
       resume: flags.resume === true,
       shouldStop: interrupted,
       // The crash-test hook counts epochs across both stages, stage 1's first.

@@ -106,6 +106,14 @@ export function seedList(value: string): number[] {
   return seeds;
 }
 
+/** --stage2-sizes 224,224,320: input sizes of at least 32 px, one per epoch. */
+export function sizeList(value: string): number[] {
+  const items = value.split(',').map((s) => s.trim());
+  if (items.some((s) => !/^\d+$/.test(s) || Number(s) < 32))
+    throw new InvalidArgumentError('Expected comma-separated sizes of at least 32, e.g. 224,224,320.');
+  return items.map(Number);
+}
+
 /** --precision, for the commands that run the network; add `.hook('preAction', usePrecisionFlag)` with it. */
 export function precisionOption(): Option {
   return new Option(

@@ -7,7 +7,7 @@
  */
 import * as tf from '../engine/tf';
 
-import type { BoatModel } from '../model';
+import { setInputSize, type BoatModel } from '../model';
 import { concatBytes } from './quantize';
 
 export const OUTPUT_LAYER = 'probabilities';
@@ -82,6 +82,8 @@ function webHeadLayer(layer: LayerJson, featuresInput: string, featureLayer: str
 /** The backbone and head as one LayersModel's artifacts (full-precision weights, backbone's first). */
 export async function webModelArtifacts(model: BoatModel): Promise<LayersArtifacts & { featureLayer: string }> {
   const backbone = await artifactsOf(model.backbone);
+  // The size the model takes now, which progressive resizing may have changed since it was built.
+  setInputSize(backbone.modelTopology, model.info.inputSize);
   const head = await artifactsOf(model.head);
   const [featureLayer] = backbone.modelTopology.config.output_layers[0];
   const headInput = head.modelTopology.config.layers.find((l) => l.class_name === 'InputLayer');

@@ -193,6 +193,16 @@ export class BoatModel {
     this.folded = foldedOrNull(backbone);
   }
 
+  /**
+   * Switches the square input size the model takes (progressive resizing). Convolutions and global
+   * pooling do not depend on it, so the weights stay; the saved topology takes the size current then.
+   */
+  setInputSize(size: number): void {
+    if (!Number.isInteger(size) || size < 32)
+      throw new UserError(`input size must be an integer of at least 32, got ${size}`);
+    this.info.inputSize = size;
+  }
+
   /** Whether inference runs with BatchNorm folded into the convolutions now. */
   get folding(): boolean {
     return this.folded !== null && this.foldBatchNorm;

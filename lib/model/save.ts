@@ -47,11 +47,18 @@ function joinWeightData(data: ArrayBuffer | ArrayBuffer[]): Uint8Array {
 }
 
 /** Writes a LayersModel as model.json + weights.bin into `dir`; returns the files' hashes. */
-async function writeLayersModel(model: tf.LayersModel, dir: string, prefix: string): Promise<Record<string, string>> {
+async function writeLayersModel(
+  model: tf.LayersModel,
+  dir: string,
+  prefix: string,
+  inputSize?: number,
+): Promise<Record<string, string>> {
   fs.mkdirSync(dir, { recursive: true });
   const hashes: Record<string, string> = {};
   await model.save({
     save: async (artifacts: tf.io.ModelArtifacts) => {
+      // The size the model takes now (BoatModel.setInputSize), which may not be the one it was built at.
+      if (inputSize !== undefined) setInputSize(artifacts.modelTopology as object, inputSize);
       const weights = joinWeightData(artifacts.weightData as ArrayBuffer | ArrayBuffer[]);
       const json = JSON.stringify({
         format: 'layers-model',
@@ -107,7 +114,10 @@ export async function saveBoatModel(
     const files = await writeLayersModel(model.head, path.join(tmp, 'head'), 'head');
     const saveBackbone = model.mode === 'finetune' || model.backboneChanged;
     if (saveBackbone)
-      Object.assign(files, await writeLayersModel(model.backbone, path.join(tmp, 'backbone'), 'backbone'));
+      Object.assign(
+        files,
+        await writeLayersModel(model.backbone, path.join(tmp, 'backbone'), 'backbone', model.info.inputSize),
+      );
     const counts = model.paramCounts();
     metadata = {
       format: MODEL_FORMAT,

@@ -17,7 +17,7 @@ export {
   rollBatch,
   sampleBeta,
 } from './mixing';
-export { FeatureSource, LoaderSource } from './sources';
+export { FeatureSource, LoaderSource, SizedSource } from './sources';
 export type { BatchSource, HistoryRow, Phase, TrainBatch, TrainOptions, TrainResult } from './train';
 export {
   checkpointSettings,

@@ -51,3 +51,27 @@ export class LoaderSource implements BatchSource {
     for await (const { x, y } of this.loader.batches(epoch)) yield { x, y };
   }
 }
+
+/**
+ * Progressive resizing: epoch e's batches come from the source for sizes[e] (each one a loader whose
+ * transforms crop to that size). The sample order and augmentation are functions of the seed and epoch,
+ * so each epoch sees the photos it would at any size.
+ */
+export class SizedSource implements BatchSource {
+  constructor(
+    readonly bySize: ReadonlyMap<number, BatchSource>,
+    readonly sizes: readonly number[],
+  ) {
+    for (const s of sizes) if (!bySize.has(s)) throw new Error(`no batch source for input size ${s}`);
+  }
+
+  get size(): number {
+    return this.bySize.get(this.sizes[0])!.size;
+  }
+
+  batches(epoch: number): AsyncGenerator<TrainBatch> {
+    const size = this.sizes[epoch];
+    if (size === undefined) throw new Error(`no input size for epoch ${epoch} (${this.sizes.length} given)`);
+    return this.bySize.get(size)!.batches(epoch);
+  }
+}

@@ -84,6 +84,12 @@ export interface TrainOptions {
   /** CutMix's α (transforms.v2.CutMix), likewise; with both on, one of the two per batch. */
   cutmixAlpha?: number;
   seed?: number;
+  /**
+   * Progressive resizing: the square input size of each epoch (at least `epochs` of them). Each epoch
+   * switches the model to its size (BoatModel.setInputSize), so the batch sources must yield that size in
+   * it; the model ends at the size of the epoch whose weights are kept. Unset: the model's own size throughout.
+   */
+  inputSizes?: number[];
   /** Folder for the per-epoch checkpoint; none when undefined. */
   checkpointDir?: string;
   /** Continue from the checkpoint in checkpointDir. */
@@ -181,6 +187,7 @@ export function resumeSettings(options: TrainOptions): Record<string, unknown> {
     'label-smoothing': o.labelSmoothing,
     'mixup-alpha': o.mixupAlpha,
     'cutmix-alpha': o.cutmixAlpha,
+    ...(o.inputSizes ? { 'input-sizes': o.inputSizes.join(',') } : {}),
     ...o.settings,
   };
 }
@@ -260,6 +267,8 @@ export async function trainModel(
     throw new UserError('MixUp and CutMix mix images: they apply to fine-tuning only, not to cached features');
   if (o.rateMultipliers && o.optimizer === 'adam')
     throw new UserError('per-layer learning rates need SGD: Adam divides each step by its gradient scale');
+  if (o.inputSizes && o.inputSizes.length < o.epochs)
+    throw new UserError(`${o.inputSizes.length} input sizes for ${o.epochs} epochs: give one per epoch`);
   const variables = model.trainableVariables();
   const sgd = o.optimizer === 'adam' ? null : tf.train.momentum(o.lr, o.momentum);
   const optimizer = sgd ?? tf.train.adam(o.lr);
@@ -302,6 +311,7 @@ export async function trainModel(
     // The history's lr column: the rate of the epoch's first step.
     const lr = rateAt(0);
     setLr(lr);
+    if (o.inputSizes) model.setInputSize(o.inputSizes[epoch]);
     for (const phase of ['train', 'val'] as const) {
       const source = phase === 'train' ? data.train : data.val;
       const t0 = now();
@@ -389,6 +399,7 @@ export async function trainModel(
   }
   if (!stopped) {
     model.trainedWeights().forEach((w, i) => w.write(best[i]));
+    if (o.inputSizes && bestEpoch >= 0) model.setInputSize(o.inputSizes[bestEpoch]);
   }
   tf.dispose(best);
   disposeOptimizer(optimizer);

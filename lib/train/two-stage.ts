@@ -32,7 +32,7 @@ import { groupMultipliers, RateGroup, stageRateMultipliers } from './rates';
 import { runSettings } from './run-settings';
 import { LrSchedule, ScheduleKind } from './schedule';
 import { checkLabelSmoothing, labelSmoothingLine } from './smoothing';
-import { FeatureSource, LoaderSource } from './sources';
+import { FeatureSource, LoaderSource, SizedSource } from './sources';
 import { checkpointSettings, checkResumeSettings, HistoryRow, resumeSettings, trainModel, TrainOptions } from './train';
 
 export const RECIPES = ['two-stage'] as const;
@@ -71,7 +71,13 @@ export interface TwoStageOptions {
   batchSize?: number;
   /** Stage 2: micro-batches per step (default: as needed for the wasm heap). */
   accumulate?: number;
+  /** Stage 1's input size, and stage 2's unless stage2Sizes is given (default 224). */
   inputSize?: number;
+  /**
+   * Progressive resizing: stage 2's input size per epoch (e.g. [224, 224, 320]); their number is stage 2's
+   * epochs. The saved model takes the size of the epoch it keeps (stage 1's size when stage 1 is kept).
+   */
+  stage2Sizes?: number[];
   cacheDir?: string;
   /** Stage 1: augmented views of the training set to cache (0: the eval transform only). */
   views?: number;
@@ -154,6 +160,15 @@ export function hasTwoStageCheckpoint(out: string): boolean {
 async function runLocked(options: TwoStageOptions, log: (line: string) => void): Promise<TwoStageResult> {
   const started = Date.now();
   const o = { ...TWO_STAGE_DEFAULTS, ...definedOnly(options) };
+  const stage2Sizes = options.stage2Sizes;
+  if (stage2Sizes !== undefined) {
+    checkStage2Sizes(stage2Sizes);
+    if (options.epochs !== undefined && options.epochs !== stage2Sizes.length)
+      throw new UserError(
+        `--stage2-sizes gives ${stage2Sizes.length} sizes (one per stage 2 epoch) but --epochs is ${options.epochs}: leave --epochs out, or give as many sizes`,
+      );
+    o.epochs = stage2Sizes.length;
+  }
   const seed = options.seed ?? 0;
   const batchSize = options.batchSize ?? 32;
   const views = options.views ?? 0;
@@ -188,6 +203,8 @@ async function runLocked(options: TwoStageOptions, log: (line: string) => void):
   const snapshot: Array<{ weight: tf.LayerVariable; value: tf.Tensor }> = [];
   try {
     const { preprocessing: pre, inputSize: size } = model.info;
+    // Stage 2: One size throughout unless progressive resizing gives one per epoch.
+    const sizes2 = stage2Sizes ?? Array.from({ length: o.epochs }, () => size);
     const folders = [trainFolder, valFolder];
     const shared = {
       recipe: 'two-stage',
@@ -302,6 +319,8 @@ async function runLocked(options: TwoStageOptions, log: (line: string) => void):
       schedule2,
       multipliers,
       batchSize,
+      inputSize: size,
+      stage2Sizes: sizes2,
       views,
       classWeights: classWeights !== undefined,
       labelSmoothing,
@@ -359,6 +378,7 @@ async function runLocked(options: TwoStageOptions, log: (line: string) => void):
       classWeights,
       labelSmoothing,
       ...mixing,
+      inputSizes: stage2Sizes,
       checkpointDir: checkpoints.stage2,
       // Stage 2's checkpoint continues only a run whose stage 1 had finished before this one began.
       resume: stage1Done && hasState(checkpoints.stage2),
@@ -375,16 +395,20 @@ async function runLocked(options: TwoStageOptions, log: (line: string) => void):
     );
     if (micro.note) log(micro.note);
     if (mixingOn(mixing)) log(`${mixingLine(mixing)} (stage 2 only: stage 1 trained on cached features)`);
+    if (stage2Sizes) log(`Progressive resizing: stage 2's epochs at ${stage2Sizes.join(', ')} px`);
     if (options2.resume) log(`Resuming stage 2 from ${checkpoints.stage2}`);
-    const trainSet = new ImageFolder(trainDir, trainTransforms(pre, size));
-    const valSet = new ImageFolder(valDir, evalTransforms(pre, size));
-    datasets.push(trainSet, valSet);
+    const trainBySize = new Map<number, LoaderSource>();
+    const valBySize = new Map<number, LoaderSource>();
+    for (const s of new Set(sizes2)) {
+      const trainSet = new ImageFolder(trainDir, trainTransforms(pre, s));
+      const valSet = new ImageFolder(valDir, evalTransforms(pre, s));
+      datasets.push(trainSet, valSet);
+      trainBySize.set(s, new LoaderSource(new DataLoader(trainSet, { batchSize: micro.size, shuffle: true, seed })));
+      valBySize.set(s, new LoaderSource(new DataLoader(valSet, { batchSize: micro.size, seed })));
+    }
     const r2 = await trainModel(
       model,
-      {
-        train: new LoaderSource(new DataLoader(trainSet, { batchSize: micro.size, shuffle: true, seed })),
-        val: new LoaderSource(new DataLoader(valSet, { batchSize: micro.size, seed })),
-      },
+      { train: new SizedSource(trainBySize, sizes2), val: new SizedSource(valBySize, sizes2) },
       { ...options2, onBatch: (info) => progress2.batch(info), onPhase: (row) => progress2.phase(row) },
     );
     history.push(...r2.history.map((r) => ({ ...r, stage: 2 as const })));
@@ -417,6 +441,7 @@ async function runLocked(options: TwoStageOptions, log: (line: string) => void):
       for (const { weight, value } of snapshot) weight.write(value);
       model.batchNormFrozen = false;
       model.mode = 'feature-extractor';
+      model.setInputSize(size);
       // Every weight is back to stage 1's, the backbone the pretrained one: it is saved and cached as such.
       model.backboneChanged = false;
       log(
@@ -502,6 +527,13 @@ async function runLocked(options: TwoStageOptions, log: (line: string) => void):
   }
 }
 
+/** Each size an integer of at least 32, as --input-size. */
+function checkStage2Sizes(sizes: number[]): void {
+  if (sizes.length === 0) throw new UserError('--stage2-sizes needs at least one size');
+  const bad = sizes.find((s) => !Number.isInteger(s) || s < 32);
+  if (bad !== undefined) throw new UserError(`--stage2-sizes: each size must be an integer of at least 32, got ${bad}`);
+}
+
 function definedOnly<T extends object>(options: T): Partial<T> {
   return Object.fromEntries(Object.entries(options).filter(([, v]) => v !== undefined)) as Partial<T>;
 }
@@ -574,6 +606,8 @@ function resolvedRecipe(input: {
   schedule2: LrSchedule;
   multipliers: Record<RateGroup, number>;
   batchSize: number;
+  inputSize: number;
+  stage2Sizes: number[];
   views: number;
   classWeights: boolean;
   labelSmoothing: number;
@@ -592,6 +626,7 @@ function resolvedRecipe(input: {
       lr_finder: finder,
       schedule: STAGE1_SCHEDULE,
       views: input.views,
+      input_size: input.inputSize,
     },
     stage2: {
       trains: 'the whole network, BatchNorm frozen',
@@ -604,6 +639,7 @@ function resolvedRecipe(input: {
       lr_mult: o.lrMult,
       rates: Object.fromEntries(Object.entries(multipliers).map(([g, k]) => [g, lr2 * k])),
       schedule: schedule2,
+      input_sizes: input.stage2Sizes,
       mixup_alpha: input.mixing.mixupAlpha,
       cutmix_alpha: input.mixing.cutmixAlpha,
     },
