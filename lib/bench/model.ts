@@ -20,6 +20,12 @@ export interface ModelBenchResult {
   /** The paired reps at batch 8 behind forward[8], trainImgS8 and bf16 (bf16 null without native bf16). */
   paired: { rounds: number; fp32: PairedRates; bf16: PairedRates | null };
   /**
+   * Milliseconds to fold BatchNorm again after the train steps changed the weights, median of the rounds
+   * (not part of the timed forward passes: inference on fixed weights never pays it; a training epoch's
+   * val pass pays it once); null when no train step ran or nothing folds.
+   */
+  refoldMs: number | null;
+  /**
    * Forward at batch 8 folded and unfolded (foldBatchNorm off), one pass of each in turn so that both see
    * the same load; null where folding does not apply.
    */
@@ -166,6 +172,12 @@ export interface PairedRates {
   train: number[];
 }
 
+/** The paired reps' rates, and the refolds they timed apart from the forward passes. */
+interface PairedResult {
+  rates: Record<'fp32' | 'bf16', PairedRates>;
+  refoldMs: number[];
+}
+
 /**
  * Forward and train step at batch 8 in each precision, rep by rep in turn with the partners: after a
  * warm-up of each, every round is ours fp32, ours bf16, each partner's forward; then the same for the
@@ -177,9 +189,19 @@ async function pairedReps(
   train: boolean,
   rounds: number,
   partners: RepPartner[],
-): Promise<Record<'fp32' | 'bf16', PairedRates>> {
+): Promise<PairedResult> {
   const x = tf.randomNormal<tf.Rank.R4>([8, 224, 224, 3], 0, 50, 'float32', 1);
+  const refoldMs: number[] = [];
+  let stepped = false;
   const forward = async (): Promise<number> => {
+    // PyTorch's eval forward has nothing to redo after a train step; ours refolds BatchNorm once per
+    // change of weights, which inference never pays: timed apart.
+    if (stepped && model.folding) {
+      const r = now();
+      model.refreshFolding();
+      refoldMs.push(1000 * secondsSince(r));
+    }
+    stepped = false;
     const t = now();
     const out = model.forward(x);
     await out.data();
@@ -207,7 +229,10 @@ async function pairedReps(
       for (const partner of partners) await partner.rep('forward');
       for (const p of precisions) {
         await selectBackend(undefined, p);
-        if (stepper) rates[p].train.push(stepper.step());
+        if (stepper) {
+          rates[p].train.push(stepper.step());
+          stepped = true;
+        }
       }
       for (const partner of partners) await partner.rep('train');
     }
@@ -216,7 +241,7 @@ async function pairedReps(
     x.dispose();
     stepper?.dispose();
   }
-  return rates;
+  return { rates, refoldMs };
 }
 
 export interface BenchModelOptions {
@@ -263,7 +288,13 @@ export async function benchModel(options: BenchModelOptions): Promise<ModelBench
 
   const support = fineTuneSupport();
   const bf16Support = nativeBf16Support();
-  const paired = await pairedReps(model, bf16Support.ok ? ['fp32', 'bf16'] : ['fp32'], support.ok, rounds, partners);
+  const { rates: paired, refoldMs } = await pairedReps(
+    model,
+    bf16Support.ok ? ['fp32', 'bf16'] : ['fp32'],
+    support.ok,
+    rounds,
+    partners,
+  );
   const medianOrNull = (v: number[]): number | null => (v.length ? median(v) : null);
   forward[8] = median(paired.fp32.forward);
   const trainImgS8 = medianOrNull(paired.fp32.train);
@@ -297,6 +328,7 @@ export async function benchModel(options: BenchModelOptions): Promise<ModelBench
     forward: Object.fromEntries(batches.map((b) => [b, forward[b]])),
     forwardFlopsPerImage,
     paired: { rounds, fp32: paired.fp32, bf16: bf16Support.ok ? paired.bf16 : null },
+    refoldMs: medianOrNull(refoldMs),
     folding,
     headStepMs,
     trainImgS8,

@@ -170,6 +170,12 @@ export async function benchCommand(flags: BenchFlags): Promise<void> {
         : 'n/a: this backbone is not folded',
     ],
     [
+      'BatchNorm folded again after train steps',
+      model.refoldMs !== null
+        ? `${model.refoldMs.toFixed(1)} ms (timed apart from the forward passes above: inference on fixed weights never pays it)`
+        : 'n/a',
+    ],
+    [
       'ResNet50 train step, batch 8',
       model.trainImgS8 !== null ? `${model.trainImgS8.toFixed(2)} img/s` : `not measured: ${model.trainSkipped}`,
     ],
@@ -285,6 +291,7 @@ export async function benchCommand(flags: BenchFlags): Promise<void> {
       forward_img_s_b32: model.forward[32] ?? null,
       forward_folded_ab_img_s_b8: model.folding?.foldedImgS8 ?? null,
       forward_unfolded_ab_img_s_b8: model.folding?.unfoldedImgS8 ?? null,
+      refold_after_train_ms: model.refoldMs,
       train_img_s_b8: model.trainImgS8,
       forward_bf16_img_s_b8: 'reason' in model.bf16 ? null : model.bf16.forwardImgS8,
       train_bf16_img_s_b8: 'reason' in model.bf16 ? null : model.bf16.trainImgS8,
