@@ -76,6 +76,7 @@ const COMMANDS: Record<string, { options: string[]; args?: string[] }> = {
       '--schedule',
       '--pct-start',
       '--div',
+      '--stage2-sizes',
       '--precision',
     ],
   },

@@ -12,7 +12,8 @@ import { before, test } from 'node:test';
 import * as tf from '../lib/engine/tf';
 
 import { selectBackend } from '../lib/engine';
-import { createBoatModel, readModelMetadata } from '../lib/model';
+import { webModelArtifacts } from '../lib/export';
+import { createBoatModel, loadBoatModel, readModelMetadata, saveBoatModel } from '../lib/model';
 import {
   applyScaledGradients,
   groupMultipliers,
@@ -20,7 +21,9 @@ import {
   runTwoStage,
   scheduledLr,
   stageRateMultipliers,
+  trainModel,
   TWO_STAGE_DEFAULTS,
+  type BatchSource,
   type LrSchedule,
 } from '../lib/train';
 import { parseCsv } from '../lib/util';
@@ -317,6 +320,106 @@ test('--recipe two-stage --mixup-alpha --cutmix-alpha: stage 2 alone mixes, the 
   assert.deepEqual([straight.stage2.mixup_alpha, straight.stage2.cutmix_alpha], [0, 0], 'off by default');
 });
 
+test("--stage2-sizes: stage 2 trains and validates each epoch at its size, the recipe and checkpoint record them, the saved model takes the kept epoch's size", () => {
+  const out = path.join(models, 'progressive');
+  const args = [
+    ...RECIPE.filter((a, i) => a !== '--epochs' && RECIPE[i - 1] !== '--epochs'),
+    '--stage2-sizes',
+    '32,48',
+  ];
+  const r = runCli([...args, '--out', out]);
+  assert.equal(r.status, 0, r.stderr);
+  assert.match(r.stdout, /Stage 2: the whole network, BatchNorm frozen, 2 epochs/);
+  assert.match(r.stdout, /Progressive resizing: stage 2's epochs at 32, 48 px/);
+  const metrics = readJson(path.join(out, 'metrics.json')) as {
+    kept: string;
+    recipe: { stage1: { input_size: number }; stage2: { input_sizes: number[]; epochs: number } };
+    stages: { stage2: { best_epoch: number } };
+  };
+  assert.deepEqual(metrics.recipe.stage2.input_sizes, [32, 48]);
+  assert.equal(metrics.recipe.stage2.epochs, 2);
+  assert.equal(metrics.recipe.stage1.input_size, 32);
+  const meta = readModelMetadata(out);
+  const kept = metrics.kept === 'stage2' ? [32, 48][metrics.stages.stage2.best_epoch] : 32;
+  assert.equal(meta.inputSize, kept);
+  if (meta.backbone === 'saved') {
+    const topology = readJson(path.join(out, 'backbone', 'model.json')) as {
+      modelTopology: { config: { layers: Array<{ class_name: string; config: { batch_input_shape: number[] } }> } };
+    };
+    const input = topology.modelTopology.config.layers.find((l) => l.class_name === 'InputLayer')!;
+    assert.deepEqual(input.config.batch_input_shape, [null, kept, kept, 3]);
+  }
+  const state = readJson(path.join(`${out}.checkpoint`, 'state.json')) as { settings: Record<string, unknown> };
+  assert.equal(state.settings['input-sizes'], '32,48');
+  // Without them the recipe records one size per epoch, and its checkpoint no sizes (older ones still resume).
+  const straight = readJson(path.join(models, 'straight', 'metrics.json')) as typeof metrics;
+  assert.deepEqual(straight.recipe.stage2.input_sizes, [32, 32]);
+  const straightState = readJson(path.join(models, 'straight.checkpoint', 'state.json')) as typeof state;
+  assert.equal('input-sizes' in straightState.settings, false);
+  const other = runCli([...args.slice(0, -1), '32,64', '--out', out, '--resume']);
+  assert.equal(other.status, 2, other.stdout);
+  assert.match(
+    other.stderr,
+    /^boat: error: cannot resume from .*\.checkpoint: input-sizes 32,64 \(checkpoint: 32,48\)/,
+  );
+  assert.equal(other.stderr.trim().split('\n').length, 1, other.stderr);
+});
+
+test("trainModel's inputSizes: each epoch runs at its size, the model ends at the kept epoch's, and saves, loads and exports at it", async () => {
+  const classes = ['a', 'b'];
+  const model = await createBoatModel({ classes, mode: 'finetune', inputSize: 32 });
+  model.batchNormFrozen = true;
+  const sizes = [32, 48, 32];
+  const seen: number[] = [];
+  const images = (epoch: number): tf.Tensor4D =>
+    tf.randomNormal([2, sizes[epoch], sizes[epoch], 3], 0, 50, 'float32', epoch);
+  const train: BatchSource = {
+    size: 2,
+    async *batches(epoch) {
+      seen.push(model.info.inputSize);
+      yield { x: images(epoch), y: tf.tensor1d([0, 1], 'int32') };
+    },
+  };
+  // Val labels are the model's own predictions in epoch 1 and wrong in the others, so epoch 1 (48 px) is the best.
+  const val: BatchSource = {
+    size: 2,
+    async *batches(epoch) {
+      const x = images(epoch);
+      const predicted = tf.tidy(() => tf.argMax(model.forward(x), 1).toInt());
+      const y = epoch === 1 ? predicted : tf.tidy(() => tf.sub(1, predicted).toInt());
+      if (y !== predicted) predicted.dispose();
+      yield { x, y: y as tf.Tensor1D };
+    },
+  };
+  const before = tf.memory().numTensors;
+  const result = await trainModel(model, { train, val }, { epochs: 3, lr: 1e-4, inputSizes: sizes });
+  assert.equal(tf.memory().numTensors, before);
+  assert.deepEqual(seen, sizes, "the model took each epoch's size before its batches");
+  assert.equal(result.bestEpoch, 1);
+  assert.equal(model.info.inputSize, 48);
+  await assert.rejects(
+    trainModel(model, { train, val }, { epochs: 3, inputSizes: [32, 48] }),
+    /2 input sizes for 3 epochs: give one per epoch/,
+  );
+
+  const x = tf.randomNormal<tf.Rank.R4>([1, 48, 48, 3], 0, 50, 'float32', 7);
+  const dir = path.join(models, 'resized-48');
+  await saveBoatModel(model, dir);
+  const loaded = await loadBoatModel(dir);
+  assert.equal(loaded.info.inputSize, 48);
+  assert.equal(loaded.backbone.inputs[0].shape[1], 48, 'the saved topology takes 48 px');
+  const [a, b] = [model.forward(x), loaded.forward(x)];
+  const diff = tf.tidy(() => tf.max(tf.abs(tf.sub(tf.exp(a), tf.exp(b)))).dataSync()[0]);
+  assert.ok(diff < 1e-4, `probabilities differ by ${diff}`);
+  const artifacts = await webModelArtifacts(model);
+  const input = artifacts.modelTopology.config.layers.find((l) => l.class_name === 'InputLayer')!;
+  assert.deepEqual((input.config as { batch_input_shape: number[] }).batch_input_shape, [null, 48, 48, 3]);
+  assert.throws(() => model.setInputSize(16), /input size must be an integer of at least 32, got 16/);
+  tf.dispose([x, a, b]);
+  loaded.dispose();
+  model.dispose();
+});
+
 test('bad flags with --recipe are one-line errors', () => {
   for (const [args, message] of [
     [[...RECIPE, '--out', 'x', '--lr', '0.1'], /^boat: error: --recipe two-stage chooses --lr itself; leave it out\n$/],
@@ -330,6 +433,18 @@ test('bad flags with --recipe are one-line errors', () => {
     ],
     [['train', '--out', 'x'], /^boat: error: --mode is required \(feature-extractor or finetune\), unless --recipe/],
     [[...RECIPE, '--out', 'x', '--pct-start', '2'], /argument '2' is invalid\. Expected a number from 0 to 1\.\n$/],
+    [
+      [...RECIPE, '--out', 'x', '--stage2-sizes', '32,48,64'],
+      /^boat: error: --stage2-sizes gives 3 sizes \(one per stage 2 epoch\) but --epochs is 2: leave --epochs out, or give as many sizes\n$/,
+    ],
+    [
+      [...RECIPE, '--out', 'x', '--stage2-sizes', '32,16'],
+      /argument '32,16' is invalid\. Expected comma-separated sizes of at least 32/,
+    ],
+    [
+      ['train', '--mode', 'finetune', '--out', 'x', '--stage2-sizes', '224,320'],
+      /^boat: error: --stage2-sizes applies to --recipe two-stage only\n$/,
+    ],
     [
       [...RECIPE, '--out', 'x', '--label-smoothing', '1'],
       /argument '1' is invalid\. Expected a number from 0 up to \(not including\) 1\.\n$/,
