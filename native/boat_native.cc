@@ -6,7 +6,8 @@
 // oneDNN reads the input tensors and writes the output tensor where wasm keeps them.
 //
 // Layouts are TensorFlow's: activations NHWC, filters HWIO ([KH, KW, Ci, Co]). oneDNN may want
-// the filter in a blocked layout; it is reordered per call (small next to the convolution).
+// the filter in a blocked layout; it is reordered per call (small next to the convolution), except
+// where inference keeps the reordered copy (the filter cache below).
 //
 // Precision: fp32, or bf16 (setPrecision). In bf16 the convolutions and matrix products read bf16
 // copies of their inputs (oneDNN reorders, into whatever layout the primitive prefers) and write fp32
@@ -23,6 +24,7 @@
 #include <cmath>
 #include <cstdint>
 #include <cstdlib>
+#include <list>
 #include <map>
 #include <memory>
 #include <string>
@@ -155,8 +157,58 @@ memory inputFor(const memory::desc& wanted, const memory::desc& userDesc, float*
   return reordered;
 }
 
-memory weightsFor(const memory::desc& wanted, const Geometry& g, float* data) {
-  return inputFor(wanted, g.userWeights(), data, kWeights);
+// Inference's filters, reordered once. A forward pass on weights that stay the same (evaluation,
+// feature extraction, predict, val passes) would reorder every filter, and in bf16 convert it, at every
+// call: 5-10% of the pass. JavaScript gives such a call a key naming the filter's data (0: none, as in a
+// training pass, whose filters change at every step); data never changes under its key, so a copy stays
+// right until it is evicted, least recently used first, beyond `capacity` bytes.
+struct FilterCopy {
+  double key;
+  memory::desc desc;
+  void* data;
+  size_t size;
+};
+
+struct FilterCache {
+  std::list<FilterCopy> copies;  // most recently used first
+  size_t bytes = 0;
+  size_t capacity = size_t(256) << 20;
+  double hits = 0, misses = 0;
+
+  void evictTo(size_t limit) {
+    while (bytes > limit && !copies.empty()) {
+      bytes -= copies.back().size;
+      std::free(copies.back().data);
+      copies.pop_back();
+    }
+  }
+};
+
+FilterCache& filterCache() {
+  static FilterCache cache;
+  return cache;
+}
+
+memory weightsFor(const memory::desc& wanted, const Geometry& g, float* data, double key = 0) {
+  FilterCache& c = filterCache();
+  if (key <= 0 || c.capacity == 0 || wanted == g.userWeights()) return inputFor(wanted, g.userWeights(), data, kWeights);
+  for (auto it = c.copies.begin(); it != c.copies.end(); ++it) {
+    if (it->key == key && it->desc == wanted) {
+      c.copies.splice(c.copies.begin(), c.copies, it);
+      c.hits++;
+      return memory(wanted, cpu(), c.copies.front().data);
+    }
+  }
+  size_t size = wanted.get_size();
+  c.evictTo(c.capacity > size ? c.capacity - size : 0);
+  void* buffer = std::aligned_alloc(4096, (size + 4095) / 4096 * 4096);
+  if (!buffer) throw std::bad_alloc();
+  memory user(g.userWeights(), cpu(), data), copy(wanted, cpu(), buffer);
+  dnnl::reorder(user, copy).execute(cpuStream(), user, copy);
+  c.copies.push_front({key, wanted, buffer, size});
+  c.bytes += size;
+  c.misses++;
+  return copy;
 }
 
 // ---- N-API plumbing ----
@@ -210,6 +262,17 @@ bool isNullish(napi_env env, napi_value value) {
   return t == napi_null || t == napi_undefined;
 }
 
+// The optional filter key after a convolution's arguments (absent or null: 0, no key).
+double filterKey(napi_env env, napi_callback_info info, size_t index) {
+  size_t got = index + 1;
+  std::vector<napi_value> args(got);
+  check(env, napi_get_cb_info(env, info, &got, args.data(), nullptr, nullptr), "napi_get_cb_info");
+  if (got <= index || isNullish(env, args[index])) return 0;
+  double key = 0;
+  check(env, napi_get_value_double(env, args[index], &key), "the filter key must be a number");
+  return key;
+}
+
 template <typename F>
 napi_value guarded(napi_env env, F body) {
   try {
@@ -237,7 +300,7 @@ void copyFloats(const float* from, float* to, size_t n) {
 }
 
 // y = relu?(conv(x, filter) + bias + add): a[0..5] as conv2d's, and with `withAdd` the residual add (y's shape) in a[6].
-void convForward(napi_env env, const std::vector<napi_value>& a, bool withAdd) {
+void convForward(napi_env env, const std::vector<napi_value>& a, bool withAdd, double key) {
   Geometry g = geometry(env, a[0]);
   float* x = floats(env, a[1], g.srcSize(), "x");
   float* w = floats(env, a[2], g.weightsSize(), "filter");
@@ -253,22 +316,22 @@ void convForward(napi_env env, const std::vector<napi_value>& a, bool withAdd) {
   auto& conv = cached(cache, g.key(0, (hasBias ? 1 : 0) | (relu ? 2 : 0) | (withAdd ? 4 : 0)),
                       [&] { return g.forward(prop_kind::forward_inference, hasBias, relu, withAdd); });
   memory src = inputFor(conv.pd.src_desc(), g.src(), x, kSrc), dst(g.dst(), cpu(), y);
-  memory weights = weightsFor(conv.pd.weights_desc(), g, w);
+  memory weights = weightsFor(conv.pd.weights_desc(), g, w, key);
   std::unordered_map<int, memory> args{{DNNL_ARG_SRC, src}, {DNNL_ARG_WEIGHTS, weights}, {DNNL_ARG_DST, dst}};
   if (hasBias) args.insert({DNNL_ARG_BIAS, memory({{g.co}, dt::f32, tag::x}, cpu(), b)});
   conv.primitive.execute(cpuStream(), args);
   cpuStream().wait();
 }
 
-// conv2d(geometry, x, filter, bias | null, y, relu): y = relu?(conv(x, filter) + bias)
+// conv2d(geometry, x, filter, bias | null, y, relu[, filterKey]): y = relu?(conv(x, filter) + bias)
 napi_value Conv2D(napi_env env, napi_callback_info info) {
-  return guarded(env, [&] { convForward(env, arguments(env, info, 6), false); });
+  return guarded(env, [&] { convForward(env, arguments(env, info, 6), false, filterKey(env, info, 6)); });
 }
 
-// conv2dAdd(geometry, x, filter, bias | null, y, relu, add): y = relu?(conv(x, filter) + bias + add) in one
-// primitive, a residual block's tail. A name of its own, so that JavaScript can tell an addon built without it.
+// conv2dAdd(geometry, x, filter, bias | null, y, relu, add[, filterKey]): y = relu?(conv(x, filter) + bias + add)
+// in one primitive, a residual block's tail. A name of its own, so that JavaScript can tell an addon built without it.
 napi_value Conv2DAdd(napi_env env, napi_callback_info info) {
-  return guarded(env, [&] { convForward(env, arguments(env, info, 7), true); });
+  return guarded(env, [&] { convForward(env, arguments(env, info, 7), true, filterKey(env, info, 7)); });
 }
 
 // conv2dBackpropInput(geometry, dy, filter, dx): dx = the gradient of conv(x, filter) w.r.t. x
@@ -699,6 +762,37 @@ napi_value SetPrecision(napi_env env, napi_callback_info info) {
   });
 }
 
+// filterCache(capacity?): sets the filter cache's capacity in bytes when given (0 turns it off and
+// frees every copy), and returns {copies, bytes, capacity, hits, misses}.
+napi_value FilterCacheInfo(napi_env env, napi_callback_info info) {
+  napi_value result = nullptr;
+  guarded(env, [&] {
+    size_t got = 1;
+    napi_value arg;
+    check(env, napi_get_cb_info(env, info, &got, &arg, nullptr, nullptr), "napi_get_cb_info");
+    FilterCache& c = filterCache();
+    if (got >= 1 && !isNullish(env, arg)) {
+      double capacity = 0;
+      check(env, napi_get_value_double(env, arg, &capacity), "the capacity must be a number of bytes");
+      if (!(capacity >= 0)) throw CallError{"boat_native: the capacity must be at least 0"};
+      c.capacity = static_cast<size_t>(capacity);
+      c.evictTo(c.capacity);
+    }
+    check(env, napi_create_object(env, &result), "napi_create_object");
+    auto set = [&](const char* name, double v) {
+      napi_value n;
+      check(env, napi_create_double(env, v, &n), "napi_create_double");
+      check(env, napi_set_named_property(env, result, name, n), "napi_set_named_property");
+    };
+    set("copies", static_cast<double>(c.copies.size()));
+    set("bytes", static_cast<double>(c.bytes));
+    set("capacity", static_cast<double>(c.capacity));
+    set("hits", c.hits);
+    set("misses", c.misses);
+  });
+  return result;
+}
+
 // describe(): "oneDNN 2.6.3 (cpu_omp), N threads"
 napi_value Describe(napi_env env, napi_callback_info info) {
   const dnnl_version_t* v = dnnl_version();
@@ -727,6 +821,7 @@ napi_value Init(napi_env env, napi_value exports) {
       {"setPrecision", nullptr, SetPrecision, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"setThreads", nullptr, SetThreads, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"describe", nullptr, Describe, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"filterCache", nullptr, FilterCacheInfo, nullptr, nullptr, nullptr, napi_default, nullptr},
   };
   napi_define_properties(env, exports, sizeof(fns) / sizeof(fns[0]), fns);
   return exports;

@@ -32,7 +32,7 @@ import {
   setNativeKernels,
 } from '../lib';
 import { convBiasAddRelu } from '../lib/engine/fused-conv';
-import { CONV2D_ADD } from '../lib/engine/native-kernels';
+import { CONV2D_ADD, FILTER_CACHE_BYTES, nativeBf16Support, nativeFilterCache } from '../lib/engine/native-kernels';
 import { convCases, maxRelativeError, randomArray } from './conv-cases';
 import { REPO_ROOT, tempDir } from './helpers';
 import { skipWithoutNativeAddon, skipWithoutNativeBf16 } from './native-skips';
@@ -242,6 +242,57 @@ test('refreshFolding() refolds changed weights ahead of inference, so the forwar
     assert.ok(maxRelativeError(unfolded, folded) < FOLD_TOLERANCE, 'with the new weights');
   } finally {
     x.dispose();
+    model.dispose();
+  }
+});
+
+test("inference keeps each filter's reordered copy (the native filter cache): the same logits as reordering per call, training adds no copy, changed weights get new ones", async (t) => {
+  if (skipWithoutAddon(t)) return;
+  const model = await createBoatModel({ classes: ['a', 'b'], mode: 'finetune', inputSize: SIZE });
+  const x = images(2, 8);
+  const y = tf.tensor1d([0, 1], 'int32');
+  const logits = (): Float32Array => tf.tidy(() => model.forward(x).dataSync() as Float32Array);
+  const exact = (a: Float32Array, b: Float32Array): boolean => a.length === b.length && a.every((v, i) => v === b[i]);
+  try {
+    for (const precision of ['fp32', 'bf16'] as const) {
+      if (precision === 'bf16' && !nativeBf16Support().ok) {
+        t.diagnostic('bf16 not checked: no native bf16');
+        continue;
+      }
+      await selectBackend(undefined, precision);
+      nativeFilterCache(0);
+      const reordered = logits();
+      nativeFilterCache(FILTER_CACHE_BYTES);
+      const first = logits();
+      const afterFirst = nativeFilterCache()!;
+      const second = logits();
+      const afterSecond = nativeFilterCache()!;
+      assert.equal(afterFirst.copies, 53, `${precision}: one copy per convolution`);
+      assert.equal(afterSecond.hits - afterFirst.hits, 53, `${precision}: the second pass reorders nothing`);
+      assert.equal(afterSecond.misses, afterFirst.misses);
+      assert.ok(exact(first, reordered) && exact(second, reordered), `${precision}: the same logits, bit for bit`);
+
+      // A train step: its forward pass is taped, so it passes no key and leaves the cache as it was.
+      const optimizer = tf.train.sgd(0.01);
+      tf.dispose(optimizer.minimize(() => nllLoss(model.forward(x, true), y), true, model.trainableVariables()) ?? []);
+      optimizer.dispose();
+      const afterStep = nativeFilterCache()!;
+      assert.deepEqual([afterStep.copies, afterStep.misses], [afterSecond.copies, afterSecond.misses]);
+      // Every filter changed, so the next inference folds again and its new filters get copies of their own.
+      const trained = logits();
+      assert.equal(nativeFilterCache()!.misses - afterStep.misses, 53, `${precision}: new weights, new copies`);
+      nativeFilterCache(0);
+      assert.ok(exact(trained, logits()), `${precision}: no stale copy used after the weights changed`);
+      // A capacity below one pass's filters evicts the least recently used; the logits stay the same.
+      nativeFilterCache(2 ** 20);
+      assert.ok(exact(logits(), trained));
+      assert.ok(nativeFilterCache()!.bytes <= 2 ** 20 + 2 ** 22, 'within the capacity, plus the largest copy');
+      nativeFilterCache(FILTER_CACHE_BYTES);
+    }
+  } finally {
+    nativeFilterCache(FILTER_CACHE_BYTES);
+    await selectBackend(undefined, 'fp32');
+    tf.dispose([x, y]);
     model.dispose();
   }
 });

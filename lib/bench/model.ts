@@ -7,7 +7,14 @@
 import * as tf from '../engine/tf';
 
 import { BoatModel, createBoatModel, nllLoss } from '../model';
-import { fineTuneSupport, nativeBf16Support, selectBackend, setNativeKernels } from '../engine';
+import {
+  FILTER_CACHE_BYTES,
+  fineTuneSupport,
+  nativeBf16Support,
+  nativeFilterCache,
+  selectBackend,
+  setNativeKernels,
+} from '../engine';
 import { BatchSource, disposeOptimizer, TrainBatch, trainModel } from '../train';
 import { now, peakRssMb, secondsSince } from '../util';
 import { forwardFlopsPerExample } from './flops';
@@ -30,6 +37,11 @@ export interface ModelBenchResult {
    * the same load; null where folding does not apply.
    */
   folding: { foldedImgS8: number; unfoldedImgS8: number } | null;
+  /**
+   * Forward at batch 8 with the native filter cache (inference's filters reordered once) and without it
+   * (reordered at every call), one pass of each in turn; null without an addon that has it.
+   */
+  filterCache: { cachedImgS8: number; reorderedImgS8: number } | null;
   headStepMs: number;
   /** Train step img/s at batch 8 (the median of the paired reps), or null with the reason when the backend cannot train convolutions. */
   trainImgS8: number | null;
@@ -103,6 +115,34 @@ async function compareFolding(model: BoatModel, reps: number): Promise<{ foldedI
     x.dispose();
   }
   return { foldedImgS8: (8 * reps) / seconds.folded, unfoldedImgS8: (8 * reps) / seconds.unfolded };
+}
+
+/** Forward img/s at batch 8 with the filter cache on and off, taking turns after one warm-up pass of each. */
+async function compareFilterCache(
+  model: BoatModel,
+  reps: number,
+): Promise<{ cachedImgS8: number; reorderedImgS8: number } | null> {
+  if (nativeFilterCache() === null) return null;
+  const x = tf.randomNormal<tf.Rank.R4>([8, 224, 224, 3], 0, 50, 'float32', 1);
+  const seconds = { cached: 0, reordered: 0 };
+  try {
+    for (let i = 0; i <= reps; i++) {
+      for (const cached of [true, false]) {
+        // Off frees every copy; on again starts empty, so its first pass (a warm-up) fills it.
+        nativeFilterCache(cached ? FILTER_CACHE_BYTES : 0);
+        if (cached) tf.dispose(model.forward(x));
+        const t = now();
+        const out = model.forward(x);
+        await out.data();
+        out.dispose();
+        if (i > 0) seconds[cached ? 'cached' : 'reordered'] += secondsSince(t);
+      }
+    }
+  } finally {
+    nativeFilterCache(FILTER_CACHE_BYTES);
+    x.dispose();
+  }
+  return { cachedImgS8: (8 * reps) / seconds.cached, reorderedImgS8: (8 * reps) / seconds.reordered };
 }
 
 /**
@@ -265,6 +305,7 @@ export async function benchModel(options: BenchModelOptions): Promise<ModelBench
   // Also batch 8 once before the peak, so that it covers every forward batch size.
   if (batches.includes(8)) await timeForward(model, 8, 1);
   const folding = model.folding ? await compareFolding(model, reps) : null;
+  const filterCache = await compareFilterCache(model, reps);
   const peakRssForwardMb = peakRssMb();
   // Head step: batch 32 of cached 2048-d features, SGD with momentum.
   model.mode = 'feature-extractor';
@@ -330,6 +371,7 @@ export async function benchModel(options: BenchModelOptions): Promise<ModelBench
     paired: { rounds, fp32: paired.fp32, bf16: bf16Support.ok ? paired.bf16 : null },
     refoldMs: medianOrNull(refoldMs),
     folding,
+    filterCache,
     headStepMs,
     trainImgS8,
     trainSkipped: support.ok ? undefined : support.reason,

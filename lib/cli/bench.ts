@@ -170,6 +170,12 @@ export async function benchCommand(flags: BenchFlags): Promise<void> {
         : 'n/a: this backbone is not folded',
     ],
     [
+      'ResNet50 forward, batch 8, filter copies kept / reordered per call, taking turns',
+      model.filterCache !== null
+        ? `${model.filterCache.cachedImgS8.toFixed(2)} / ${model.filterCache.reorderedImgS8.toFixed(2)} img/s (kept: ${(model.filterCache.cachedImgS8 / model.filterCache.reorderedImgS8).toFixed(2)}×)`
+        : 'n/a: no native filter cache',
+    ],
+    [
       'BatchNorm folded again after train steps',
       model.refoldMs !== null
         ? `${model.refoldMs.toFixed(1)} ms (timed apart from the forward passes above: inference on fixed weights never pays it)`
@@ -292,6 +298,8 @@ export async function benchCommand(flags: BenchFlags): Promise<void> {
       forward_folded_ab_img_s_b8: model.folding?.foldedImgS8 ?? null,
       forward_unfolded_ab_img_s_b8: model.folding?.unfoldedImgS8 ?? null,
       refold_after_train_ms: model.refoldMs,
+      forward_filter_cache_ab_img_s_b8: model.filterCache?.cachedImgS8 ?? null,
+      forward_no_filter_cache_ab_img_s_b8: model.filterCache?.reorderedImgS8 ?? null,
       train_img_s_b8: model.trainImgS8,
       forward_bf16_img_s_b8: 'reason' in model.bf16 ? null : model.bf16.forwardImgS8,
       train_bf16_img_s_b8: 'reason' in model.bf16 ? null : model.bf16.trainImgS8,

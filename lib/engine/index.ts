@@ -12,8 +12,10 @@ export {
   requestPrecision,
 } from './precision';
 export {
+  FILTER_CACHE_BYTES,
   installNativeKernels,
   loadNativeAddon,
+  nativeFilterCache,
   nativeBf16Support,
   nativeKernelsInUse,
   setNativeKernels,
