@@ -216,36 +216,6 @@ test('numTensors stays flat over folded forwards and a refold, and disposing the
   assert.equal(tf.memory().numTensors, start, 'the model and its folded weights are gone');
 });
 
-test('refreshFolding() refolds changed weights ahead of inference, so the forward pass after it runs only the folded network', async () => {
-  const model = await createBoatModel({ classes: ['a', 'b'], mode: 'feature-extractor', inputSize: SIZE });
-  const x = images(1, 6);
-  const layer = model.backbone.getLayer('bn4a_branch2a');
-  const scaleGamma = (): void => {
-    const weights = layer.getWeights();
-    const scaled = tf.mul(weights[0], 1.5);
-    layer.setWeights([scaled, ...weights.slice(1)]);
-    scaled.dispose();
-  };
-  try {
-    const steady = await kernelCounts(() => model.features(x));
-    scaleGamma();
-    const refolding = await kernelCounts(() => model.features(x));
-    assert.notDeepEqual(refolding, steady, 'an inference after a change of weights refolds first');
-    scaleGamma();
-    model.refreshFolding();
-    assert.deepEqual(
-      await kernelCounts(() => model.features(x)),
-      steady,
-      'after refreshFolding, only the forward pass',
-    );
-    const [folded, unfolded] = foldedAndNot(model, () => model.features(x));
-    assert.ok(maxRelativeError(unfolded, folded) < FOLD_TOLERANCE, 'with the new weights');
-  } finally {
-    x.dispose();
-    model.dispose();
-  }
-});
-
 test("inference keeps each filter's reordered copy (the native filter cache): the same logits as reordering per call, training adds no copy, changed weights get new ones", async (t) => {
   if (skipWithoutAddon(t)) return;
   const model = await createBoatModel({ classes: ['a', 'b'], mode: 'finetune', inputSize: SIZE });

@@ -27,11 +27,12 @@ export interface ModelBenchResult {
   /** The paired reps at batch 8 behind forward[8], trainImgS8 and bf16 (bf16 null without native bf16). */
   paired: { rounds: number; fp32: PairedRates; bf16: PairedRates | null };
   /**
-   * Milliseconds to fold BatchNorm again after the train steps changed the weights, median of the rounds
-   * (not part of the timed forward passes: inference on fixed weights never pays it; a training epoch's
-   * val pass pays it once); null when no train step ran or nothing folds.
+   * Milliseconds of the first fp32 forward pass after the train steps changed the weights (BatchNorm
+   * folded again, inference's filter copies made), median of the rounds. It runs untimed before the
+   * timed one: inference on fixed weights pays it once (a training epoch's val pass, at its first batch).
+   * Null when no train step ran.
    */
-  refoldMs: number | null;
+  firstForwardMs: number | null;
   /**
    * Forward at batch 8 folded and unfolded (foldBatchNorm off), one pass of each in turn so that both see
    * the same load; null where folding does not apply.
@@ -212,10 +213,10 @@ export interface PairedRates {
   train: number[];
 }
 
-/** The paired reps' rates, and the refolds they timed apart from the forward passes. */
+/** The paired reps' rates, and the first passes after train steps, timed apart from the forward passes. */
 interface PairedResult {
   rates: Record<'fp32' | 'bf16', PairedRates>;
-  refoldMs: number[];
+  firstForwardMs: number[];
 }
 
 /**
@@ -231,22 +232,25 @@ async function pairedReps(
   partners: RepPartner[],
 ): Promise<PairedResult> {
   const x = tf.randomNormal<tf.Rank.R4>([8, 224, 224, 3], 0, 50, 'float32', 1);
-  const refoldMs: number[] = [];
-  let stepped = false;
-  const forward = async (): Promise<number> => {
-    // PyTorch's eval forward has nothing to redo after a train step; ours refolds BatchNorm once per
-    // change of weights, which inference never pays: timed apart.
-    if (stepped && model.folding) {
-      const r = now();
-      model.refreshFolding();
-      refoldMs.push(1000 * secondsSince(r));
-    }
-    stepped = false;
+  const firstForwardMs: number[] = [];
+  // The precisions whose forward pass has not run since the last train steps changed the weights.
+  const changed = new Set<'fp32' | 'bf16'>();
+  const pass = async (): Promise<number> => {
     const t = now();
     const out = model.forward(x);
     await out.data();
     out.dispose();
-    return 8 / secondsSince(t);
+    return secondsSince(t);
+  };
+  // The forward figures are inference on fixed weights, as evaluation and feature extraction run it.
+  // After a change of weights ours folds BatchNorm again and copies each filter once (PyTorch's eval
+  // forward does neither, and has nothing to redo): that first pass runs untimed, its time kept apart.
+  const forward = async (p: 'fp32' | 'bf16'): Promise<number> => {
+    if (changed.delete(p)) {
+      const seconds = await pass();
+      if (p === 'fp32') firstForwardMs.push(1000 * seconds);
+    }
+    return 8 / (await pass());
   };
   const stepper = train ? trainStepper(model) : null;
   const before = (await selectBackend()).precision;
@@ -257,21 +261,23 @@ async function pairedReps(
   try {
     for (const p of precisions) {
       await selectBackend(undefined, p);
-      await forward();
+      await forward(p);
       stepper?.step();
     }
+    // The warm-up's steps changed the weights too.
+    if (stepper) for (const p of precisions) changed.add(p);
     for (const partner of partners) await partner.warmUp();
     for (let r = 0; r < rounds; r++) {
       for (const p of precisions) {
         await selectBackend(undefined, p);
-        rates[p].forward.push(await forward());
+        rates[p].forward.push(await forward(p));
       }
       for (const partner of partners) await partner.rep('forward');
       for (const p of precisions) {
         await selectBackend(undefined, p);
         if (stepper) {
           rates[p].train.push(stepper.step());
-          stepped = true;
+          for (const q of precisions) changed.add(q);
         }
       }
       for (const partner of partners) await partner.rep('train');
@@ -281,7 +287,7 @@ async function pairedReps(
     x.dispose();
     stepper?.dispose();
   }
-  return { rates, refoldMs };
+  return { rates, firstForwardMs };
 }
 
 export interface BenchModelOptions {
@@ -329,7 +335,7 @@ export async function benchModel(options: BenchModelOptions): Promise<ModelBench
 
   const support = fineTuneSupport();
   const bf16Support = nativeBf16Support();
-  const { rates: paired, refoldMs } = await pairedReps(
+  const { rates: paired, firstForwardMs } = await pairedReps(
     model,
     bf16Support.ok ? ['fp32', 'bf16'] : ['fp32'],
     support.ok,
@@ -369,7 +375,7 @@ export async function benchModel(options: BenchModelOptions): Promise<ModelBench
     forward: Object.fromEntries(batches.map((b) => [b, forward[b]])),
     forwardFlopsPerImage,
     paired: { rounds, fp32: paired.fp32, bf16: bf16Support.ok ? paired.bf16 : null },
-    refoldMs: medianOrNull(refoldMs),
+    firstForwardMs: medianOrNull(firstForwardMs),
     folding,
     filterCache,
     headStepMs,

@@ -203,14 +203,6 @@ export class BoatModel {
     this.info.inputSize = size;
   }
 
-  /**
-   * Folds BatchNorm again where training changed the weights. Inference does this itself when it starts;
-   * the bench calls it first, so that a forward pass it times after train steps is the inference alone.
-   */
-  refreshFolding(): void {
-    this.folded?.refresh();
-  }
-
   /** Whether inference runs with BatchNorm folded into the convolutions now. */
   get folding(): boolean {
     return this.folded !== null && this.foldBatchNorm;
