@@ -96,54 +96,70 @@ async function timeForward(model: BoatModel, b: number, reps: number): Promise<n
   return (b * reps) / secondsSince(t);
 }
 
-/** Folded and unfolded forward img/s at batch 8, taking turns after one warm-up pass of each. */
-async function compareFolding(model: BoatModel, reps: number): Promise<{ foldedImgS8: number; unfoldedImgS8: number }> {
+/** Seconds of one forward pass of `x`, its output read back. */
+async function passSeconds(model: BoatModel, x: tf.Tensor4D): Promise<number> {
+  const t = now();
+  const out = model.forward(x);
+  await out.data();
+  out.dispose();
+  return secondsSince(t);
+}
+
+/**
+ * Forward img/s at batch 8 with a setting on and off, one pass of each in turn (so that both see the same
+ * load), after a first round that is not counted; `restore` puts the setting back afterwards.
+ */
+async function forwardOnOff(
+  model: BoatModel,
+  reps: number,
+  set: (on: boolean, x: tf.Tensor4D) => void,
+  restore: () => void,
+): Promise<{ on: number; off: number }> {
   const x = tf.randomNormal<tf.Rank.R4>([8, 224, 224, 3], 0, 50, 'float32', 1);
-  const seconds = { folded: 0, unfolded: 0 };
+  const seconds = { on: 0, off: 0 };
   try {
     for (let i = 0; i <= reps; i++) {
-      for (const fold of [true, false]) {
-        model.foldBatchNorm = fold;
-        const t = now();
-        const out = model.forward(x);
-        await out.data();
-        out.dispose();
-        if (i > 0) seconds[fold ? 'folded' : 'unfolded'] += secondsSince(t);
+      for (const on of [true, false]) {
+        set(on, x);
+        const s = await passSeconds(model, x);
+        if (i > 0) seconds[on ? 'on' : 'off'] += s;
       }
     }
   } finally {
-    model.foldBatchNorm = true;
+    restore();
     x.dispose();
   }
-  return { foldedImgS8: (8 * reps) / seconds.folded, unfoldedImgS8: (8 * reps) / seconds.unfolded };
+  return { on: (8 * reps) / seconds.on, off: (8 * reps) / seconds.off };
 }
 
-/** Forward img/s at batch 8 with the filter cache on and off, taking turns after one warm-up pass of each. */
+/** Folded and unfolded forward img/s at batch 8, taking turns. */
+async function compareFolding(model: BoatModel, reps: number): Promise<{ foldedImgS8: number; unfoldedImgS8: number }> {
+  const r = await forwardOnOff(
+    model,
+    reps,
+    (on) => (model.foldBatchNorm = on),
+    () => (model.foldBatchNorm = true),
+  );
+  return { foldedImgS8: r.on, unfoldedImgS8: r.off };
+}
+
+/** Forward img/s at batch 8 with the filter cache on and off, taking turns; null without it. */
 async function compareFilterCache(
   model: BoatModel,
   reps: number,
 ): Promise<{ cachedImgS8: number; reorderedImgS8: number } | null> {
   if (nativeFilterCache() === null) return null;
-  const x = tf.randomNormal<tf.Rank.R4>([8, 224, 224, 3], 0, 50, 'float32', 1);
-  const seconds = { cached: 0, reordered: 0 };
-  try {
-    for (let i = 0; i <= reps; i++) {
-      for (const cached of [true, false]) {
-        // Off frees every copy; on again starts empty, so its first pass (a warm-up) fills it.
-        nativeFilterCache(cached ? FILTER_CACHE_BYTES : 0);
-        if (cached) tf.dispose(model.forward(x));
-        const t = now();
-        const out = model.forward(x);
-        await out.data();
-        out.dispose();
-        if (i > 0) seconds[cached ? 'cached' : 'reordered'] += secondsSince(t);
-      }
-    }
-  } finally {
-    nativeFilterCache(FILTER_CACHE_BYTES);
-    x.dispose();
-  }
-  return { cachedImgS8: (8 * reps) / seconds.cached, reorderedImgS8: (8 * reps) / seconds.reordered };
+  const r = await forwardOnOff(
+    model,
+    reps,
+    (on, x) => {
+      // Off frees every copy; on again starts empty, so an untimed pass fills it first.
+      nativeFilterCache(on ? FILTER_CACHE_BYTES : 0);
+      if (on) tf.dispose(model.forward(x));
+    },
+    () => nativeFilterCache(FILTER_CACHE_BYTES),
+  );
+  return { cachedImgS8: r.on, reorderedImgS8: r.off };
 }
 
 /**
@@ -235,13 +251,7 @@ async function pairedReps(
   const firstForwardMs: number[] = [];
   // The precisions whose forward pass has not run since the last train steps changed the weights.
   const changed = new Set<'fp32' | 'bf16'>();
-  const pass = async (): Promise<number> => {
-    const t = now();
-    const out = model.forward(x);
-    await out.data();
-    out.dispose();
-    return secondsSince(t);
-  };
+  const pass = (): Promise<number> => passSeconds(model, x);
   // The forward figures are inference on fixed weights, as evaluation and feature extraction run it.
   // After a change of weights ours folds BatchNorm again and copies each filter once (PyTorch's eval
   // forward does neither, and has nothing to redo): that first pass runs untimed, its time kept apart.
