@@ -24,7 +24,7 @@ import { UserError } from '../util';
 import { FreezableBatchNorm, useFusedBatchNorm } from '../engine/batchnorm';
 import { useLazyConvGradients } from '../engine/conv-layer-gradients';
 import { FoldedBackbone, UnfoldableNetwork } from './folded';
-import { defaultWeights, WeightsSource } from './weights';
+import { checkInputSize, defaultWeights, WeightsSource } from './weights';
 
 export type TrainingMode = 'finetune' | 'feature-extractor';
 export const TRAINING_MODES: readonly TrainingMode[] = ['finetune', 'feature-extractor'];
@@ -198,8 +198,7 @@ export class BoatModel {
    * pooling do not depend on it, so the weights stay; the saved topology takes the size current then.
    */
   setInputSize(size: number): void {
-    if (!Number.isInteger(size) || size < 32)
-      throw new UserError(`input size must be an integer of at least 32, got ${size}`);
+    checkInputSize(size);
     this.info.inputSize = size;
   }
 

@@ -92,10 +92,15 @@ type Topology = {
   config?: { layers?: Array<{ class_name: string; config: { batch_input_shape?: Array<number | null> } }> };
 };
 
-/** Rewrites a Keras topology's input layer to [null, size, size, channels] (converted Keras files and TF.js saves). */
-export function setInputSize(topology: object, size: number): void {
+/** A square input size the network can be built for: an integer of at least 32 px. */
+export function checkInputSize(size: number): void {
   if (!Number.isInteger(size) || size < 32)
     throw new UserError(`input size must be an integer of at least 32, got ${size}`);
+}
+
+/** Rewrites a Keras topology's input layer to [null, size, size, channels] (converted Keras files and TF.js saves). */
+export function setInputSize(topology: object, size: number): void {
+  checkInputSize(size);
   const config: Topology = (topology as { model_config?: Topology }).model_config ?? topology;
   const input = config?.config?.layers?.find((l) => l.class_name === 'InputLayer');
   const shape = input?.config.batch_input_shape;
