@@ -24,11 +24,13 @@
 #include <cmath>
 #include <cstdint>
 #include <cstdlib>
+#include <initializer_list>
 #include <list>
 #include <map>
 #include <memory>
 #include <string>
 #include <unordered_map>
+#include <utility>
 #include <vector>
 
 #include "oneapi/dnnl/dnnl.hpp"
@@ -211,6 +213,72 @@ memory weightsFor(const memory::desc& wanted, const Geometry& g, float* data, do
   return copy;
 }
 
+// The backward pass's converted inputs, kept for the next call. In bf16 both gradients of a convolution
+// read its output gradient dy converted to bf16 in the same blocked layout, and the two filter
+// gradients of convolutions that share an input (a stage's first block) read it so too; converting
+// it once per gradient made a third of the backward pass's input conversions (47 of 140 in a ResNet50
+// step). JavaScript passes keys naming the data (as for filters: data never changes under its key).
+// The copies live in a few slots whose buffers are reused, least recently used first: calls for one
+// convolution are adjacent, and fresh buffers per call would cost page faults.
+struct GradientInput {
+  double key = 0;
+  memory::desc desc;
+  void* data = nullptr;
+  size_t size = 0;
+  uint64_t used = 0;
+};
+
+struct GradientInputs {
+  std::vector<GradientInput> slots = std::vector<GradientInput>(3);
+  uint64_t clock = 0;
+  double hits = 0, misses = 0;
+
+  void resize(size_t count) {
+    for (GradientInput& s : slots) std::free(s.data);
+    slots.assign(count, GradientInput{});
+  }
+  size_t bytes() const {
+    size_t total = 0;
+    for (const GradientInput& s : slots) total += s.size;
+    return total;
+  }
+};
+
+GradientInputs& gradientInputs() {
+  static GradientInputs inputs;
+  return inputs;
+}
+
+memory gradientInputFor(const memory::desc& wanted, const memory::desc& userDesc, float* data, double key, Slot slot) {
+  GradientInputs& c = gradientInputs();
+  if (key <= 0 || c.slots.empty() || wanted == userDesc) return inputFor(wanted, userDesc, data, slot);
+  GradientInput* oldest = &c.slots[0];
+  for (GradientInput& s : c.slots) {
+    if (s.key == key && s.desc == wanted) {
+      s.used = ++c.clock;
+      c.hits++;
+      return memory(wanted, cpu(), s.data);
+    }
+    if (s.used < oldest->used) oldest = &s;
+  }
+  size_t want = wanted.get_size();
+  if (want > oldest->size) {
+    std::free(oldest->data);
+    oldest->key = 0;
+    oldest->size = (want + 4095) / 4096 * 4096;
+    oldest->data = std::aligned_alloc(4096, oldest->size);
+    if (!oldest->data) {
+      oldest->size = 0;
+      throw std::bad_alloc();
+    }
+  }
+  memory user(userDesc, cpu(), data), copy(wanted, cpu(), oldest->data);
+  dnnl::reorder(user, copy).execute(cpuStream(), user, copy);
+  *oldest = {key, wanted, oldest->data, oldest->size, ++c.clock};
+  c.misses++;
+  return copy;
+}
+
 // ---- N-API plumbing ----
 
 struct CallError {
@@ -262,14 +330,14 @@ bool isNullish(napi_env env, napi_value value) {
   return t == napi_null || t == napi_undefined;
 }
 
-// The optional filter key after a convolution's arguments (absent or null: 0, no key).
-double filterKey(napi_env env, napi_callback_info info, size_t index) {
+// An optional data key after a call's arguments (absent or null: 0, no key).
+double dataKey(napi_env env, napi_callback_info info, size_t index) {
   size_t got = index + 1;
   std::vector<napi_value> args(got);
   check(env, napi_get_cb_info(env, info, &got, args.data(), nullptr, nullptr), "napi_get_cb_info");
   if (got <= index || isNullish(env, args[index])) return 0;
   double key = 0;
-  check(env, napi_get_value_double(env, args[index], &key), "the filter key must be a number");
+  check(env, napi_get_value_double(env, args[index], &key), "a data key must be a number");
   return key;
 }
 
@@ -325,19 +393,20 @@ void convForward(napi_env env, const std::vector<napi_value>& a, bool withAdd, d
 
 // conv2d(geometry, x, filter, bias | null, y, relu[, filterKey]): y = relu?(conv(x, filter) + bias)
 napi_value Conv2D(napi_env env, napi_callback_info info) {
-  return guarded(env, [&] { convForward(env, arguments(env, info, 6), false, filterKey(env, info, 6)); });
+  return guarded(env, [&] { convForward(env, arguments(env, info, 6), false, dataKey(env, info, 6)); });
 }
 
 // conv2dAdd(geometry, x, filter, bias | null, y, relu, add[, filterKey]): y = relu?(conv(x, filter) + bias + add)
 // in one primitive, a residual block's tail. A name of its own, so that JavaScript can tell an addon built without it.
 napi_value Conv2DAdd(napi_env env, napi_callback_info info) {
-  return guarded(env, [&] { convForward(env, arguments(env, info, 7), true, filterKey(env, info, 7)); });
+  return guarded(env, [&] { convForward(env, arguments(env, info, 7), true, dataKey(env, info, 7)); });
 }
 
-// conv2dBackpropInput(geometry, dy, filter, dx): dx = the gradient of conv(x, filter) w.r.t. x
+// conv2dBackpropInput(geometry, dy, filter, dx[, dyKey]): dx = the gradient of conv(x, filter) w.r.t. x
 napi_value Conv2DBackpropInput(napi_env env, napi_callback_info info) {
   return guarded(env, [&] {
     auto a = arguments(env, info, 4);
+    double dyKey = dataKey(env, info, 4);
     Geometry g = geometry(env, a[0]);
     float* dy = floats(env, a[1], g.dstSize(), "dy");
     float* w = floats(env, a[2], g.weightsSize(), "filter");
@@ -350,7 +419,7 @@ napi_value Conv2DBackpropInput(napi_env env, napi_callback_info info) {
                                               g.dilates(), g.padL(), g.padR());
       return dnnl::convolution_backward_data::primitive_desc(d, cpu(), g.forward(prop_kind::forward_training, false, false));
     });
-    memory diffDst = inputFor(conv.pd.diff_dst_desc(), g.dst(), dy, kDiffDst);
+    memory diffDst = gradientInputFor(conv.pd.diff_dst_desc(), g.dst(), dy, dyKey, kDiffDst);
     memory weights = weightsFor(conv.pd.weights_desc(), g, w);
     memory user(g.src(), cpu(), dx);
     bool direct = conv.pd.diff_src_desc() == g.src();
@@ -361,10 +430,11 @@ napi_value Conv2DBackpropInput(napi_env env, napi_callback_info info) {
   });
 }
 
-// conv2dBackpropFilter(geometry, x, dy, dw): dw = the gradient of conv(x, filter) w.r.t. filter
+// conv2dBackpropFilter(geometry, x, dy, dw[, xKey, dyKey]): dw = the gradient of conv(x, filter) w.r.t. filter
 napi_value Conv2DBackpropFilter(napi_env env, napi_callback_info info) {
   return guarded(env, [&] {
     auto a = arguments(env, info, 4);
+    double xKey = dataKey(env, info, 4), dyKey = dataKey(env, info, 5);
     Geometry g = geometry(env, a[0]);
     float* x = floats(env, a[1], g.srcSize(), "x");
     float* dy = floats(env, a[2], g.dstSize(), "dy");
@@ -378,7 +448,8 @@ napi_value Conv2DBackpropFilter(napi_env env, napi_callback_info info) {
                                                  g.dilates(), g.padL(), g.padR());
       return dnnl::convolution_backward_weights::primitive_desc(d, cpu(), g.forward(prop_kind::forward_training, false, false));
     });
-    memory src = inputFor(conv.pd.src_desc(), g.src(), x, kSrc), diffDst = inputFor(conv.pd.diff_dst_desc(), g.dst(), dy, kDiffDst);
+    memory src = gradientInputFor(conv.pd.src_desc(), g.src(), x, xKey, kSrc);
+    memory diffDst = gradientInputFor(conv.pd.diff_dst_desc(), g.dst(), dy, dyKey, kDiffDst);
     memory user(g.userWeights(), cpu(), dw);
     bool direct = conv.pd.diff_weights_desc() == g.userWeights();
     memory diffWeights = direct ? user : scratch(conv.pd.diff_weights_desc(), kOut);
@@ -762,33 +833,66 @@ napi_value SetPrecision(napi_env env, napi_callback_info info) {
   });
 }
 
+// A state call's optional argument: false when absent or null, else true with the number in *value.
+bool optionalNumber(napi_env env, napi_callback_info info, const char* message, double* value) {
+  size_t got = 1;
+  napi_value arg;
+  check(env, napi_get_cb_info(env, info, &got, &arg, nullptr, nullptr), "napi_get_cb_info");
+  if (got < 1 || isNullish(env, arg)) return false;
+  check(env, napi_get_value_double(env, arg, value), message);
+  return true;
+}
+
+// A state call's answer: an object of named numbers.
+napi_value numbers(napi_env env, std::initializer_list<std::pair<const char*, double>> fields) {
+  napi_value result;
+  check(env, napi_create_object(env, &result), "napi_create_object");
+  for (const auto& [name, v] : fields) {
+    napi_value n;
+    check(env, napi_create_double(env, v, &n), "napi_create_double");
+    check(env, napi_set_named_property(env, result, name, n), "napi_set_named_property");
+  }
+  return result;
+}
+
 // filterCache(capacity?): sets the filter cache's capacity in bytes when given (0 turns it off and
 // frees every copy), and returns {copies, bytes, capacity, hits, misses}.
 napi_value FilterCacheInfo(napi_env env, napi_callback_info info) {
   napi_value result = nullptr;
   guarded(env, [&] {
-    size_t got = 1;
-    napi_value arg;
-    check(env, napi_get_cb_info(env, info, &got, &arg, nullptr, nullptr), "napi_get_cb_info");
     FilterCache& c = filterCache();
-    if (got >= 1 && !isNullish(env, arg)) {
-      double capacity = 0;
-      check(env, napi_get_value_double(env, arg, &capacity), "the capacity must be a number of bytes");
+    double capacity = 0;
+    if (optionalNumber(env, info, "the capacity must be a number of bytes", &capacity)) {
       if (!(capacity >= 0)) throw CallError{"boat_native: the capacity must be at least 0"};
       c.capacity = static_cast<size_t>(capacity);
       c.evictTo(c.capacity);
     }
-    check(env, napi_create_object(env, &result), "napi_create_object");
-    auto set = [&](const char* name, double v) {
-      napi_value n;
-      check(env, napi_create_double(env, v, &n), "napi_create_double");
-      check(env, napi_set_named_property(env, result, name, n), "napi_set_named_property");
-    };
-    set("copies", static_cast<double>(c.copies.size()));
-    set("bytes", static_cast<double>(c.bytes));
-    set("capacity", static_cast<double>(c.capacity));
-    set("hits", c.hits);
-    set("misses", c.misses);
+    result = numbers(env, {{"copies", static_cast<double>(c.copies.size())},
+                           {"bytes", static_cast<double>(c.bytes)},
+                           {"capacity", static_cast<double>(c.capacity)},
+                           {"hits", c.hits},
+                           {"misses", c.misses}});
+  });
+  return result;
+}
+
+// gradientInputs(slots?): sets how many converted backward inputs are kept when given (0 turns it off
+// and frees them), and returns {slots, bytes, hits, misses}.
+napi_value GradientInputsInfo(napi_env env, napi_callback_info info) {
+  napi_value result = nullptr;
+  guarded(env, [&] {
+    GradientInputs& c = gradientInputs();
+    double slots = 0;
+    if (optionalNumber(env, info, "the slot count must be a number", &slots)) {
+      if (!(slots >= 0 && slots <= 64) || slots != static_cast<double>(static_cast<size_t>(slots))) {
+        throw CallError{"boat_native: the slot count must be a whole number from 0 to 64"};
+      }
+      c.resize(static_cast<size_t>(slots));
+    }
+    result = numbers(env, {{"slots", static_cast<double>(c.slots.size())},
+                           {"bytes", static_cast<double>(c.bytes())},
+                           {"hits", c.hits},
+                           {"misses", c.misses}});
   });
   return result;
 }
@@ -822,6 +926,7 @@ napi_value Init(napi_env env, napi_value exports) {
       {"setThreads", nullptr, SetThreads, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"describe", nullptr, Describe, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"filterCache", nullptr, FilterCacheInfo, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"gradientInputs", nullptr, GradientInputsInfo, nullptr, nullptr, nullptr, napi_default, nullptr},
   };
   napi_define_properties(env, exports, sizeof(fns) / sizeof(fns[0]), fns);
   return exports;

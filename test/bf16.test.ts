@@ -21,6 +21,7 @@ import {
   extractFeatures,
   makeDemoDataset,
   nativeBf16Support,
+  nativeGradientInputs,
   nativeKernelsInUse,
   readModelMetadata,
   requestedPrecision,
@@ -82,6 +83,53 @@ test('bf16 convolutions (plain, biased, biased + ReLU) and both gradients match 
   assert.equal(cases.length, 36);
   assert.ok(least > FP32_AGREEMENT, `every output was computed in bf16 (smallest difference ${least})`);
   t.diagnostic(`worst relative error ${worst.toExponential(2)}, smallest ${least.toExponential(2)}`);
+});
+
+test("bf16 gradients reuse their converted inputs (dy for both gradients, an input two convolutions share): the same gradients bit for bit as converting per call, and a new step's tensors are never mistaken for the last one's", async (t) => {
+  if (skipWithoutBf16(t)) return;
+  assert.ok(nativeGradientInputs(), 'the addon keeps converted backward inputs');
+  // Two convolutions of one input, as in a stage's first block (1×1 and 3×3 at 28×28: both filter
+  // gradients run in bf16); the squares make each dy depend on the step's data.
+  const x = tf.variable(tf.randomNormal<tf.Rank.R4>([2, 28, 28, 16], 0, 1, 'float32', 1));
+  const w1 = tf.variable(tf.randomNormal<tf.Rank.R4>([1, 1, 16, 32], 0, 0.2, 'float32', 2));
+  const w3 = tf.variable(tf.randomNormal<tf.Rank.R4>([3, 3, 16, 16], 0, 0.2, 'float32', 3));
+  const loss = () =>
+    tf.add<tf.Scalar>(tf.sum(tf.square(tf.conv2d(x, w1, 1, 'same'))), tf.sum(tf.square(tf.conv2d(x, w3, 1, 'same'))));
+  const steps = (slots: number) => {
+    nativeGradientInputs(slots);
+    const before = nativeGradientInputs()!;
+    const seen: Float32Array[] = [];
+    for (let step = 0; step < 3; step++) {
+      // New data under the same variables at every step, as an optimizer step gives them.
+      // (assign shares the new tensor's data and leaves the tensor itself to its owner)
+      const data = tf.randomNormal<tf.Rank.R4>([2, 28, 28, 16], 0, 1, 'float32', 10 + step);
+      x.assign(data);
+      data.dispose();
+      const { value, grads } = tf.variableGrads(loss, [x, w1, w3]);
+      for (const v of [x, w1, w3]) seen.push(grads[v.name].dataSync() as Float32Array);
+      tf.dispose([value, grads]);
+    }
+    const now = nativeGradientInputs()!;
+    return { seen, hits: now.hits - before.hits, misses: now.misses - before.misses };
+  };
+  assert.equal((await selectBackend(undefined, 'bf16')).precision, 'bf16');
+  const tensors = tf.memory().numTensors;
+  const perCall = steps(0);
+  const reused = steps(3);
+  assert.equal(tf.memory().numTensors, tensors, 'numTensors flat over both runs');
+  assert.equal(perCall.hits + perCall.misses, 0, 'with no slots nothing is kept');
+  // Per step: each dy converted once for two gradients (2 hits), x once for both filter gradients (1 hit).
+  assert.equal(reused.hits, 9, `hits: ${JSON.stringify(reused)}`);
+  assert.equal(reused.misses, 9, `misses: ${JSON.stringify(reused)}`);
+  for (let i = 0; i < perCall.seen.length; i++) {
+    assert.deepEqual(reused.seen[i], perCall.seen[i], `step ${Math.floor(i / 3) + 1}, gradient ${i % 3}: bit for bit`);
+  }
+  assert.notDeepEqual(reused.seen[0], reused.seen[3], 'the steps had different data');
+  // fp32 reads fp32 as it is: nothing is converted, nothing kept.
+  await selectBackend(undefined, 'fp32');
+  const fp32 = steps(3);
+  assert.equal(fp32.hits + fp32.misses, 0, 'fp32 converts no input');
+  tf.dispose([x, w1, w3]);
 });
 
 test('bf16 matrix products (transposed, batched with broadcast, fused bias + ReLU, gradients) match fp32 within 1e-2', async (t) => {

@@ -10,8 +10,10 @@ import { BoatModel, createBoatModel, nllLoss } from '../model';
 import {
   FILTER_CACHE_BYTES,
   fineTuneSupport,
+  GRADIENT_INPUT_SLOTS,
   nativeBf16Support,
   nativeFilterCache,
+  nativeGradientInputs,
   selectBackend,
   setNativeKernels,
 } from '../engine';
@@ -43,6 +45,12 @@ export interface ModelBenchResult {
    * (reordered at every call), one pass of each in turn; null without an addon that has it.
    */
   filterCache: { cachedImgS8: number; reorderedImgS8: number } | null;
+  /**
+   * bf16 train step at batch 8 with the backward pass's converted inputs kept (nativeGradientInputs) and
+   * converted at every call, one step of each in turn; null without native bf16, training or an addon
+   * that has it.
+   */
+  gradientInputs: { keptImgS8: number; convertedImgS8: number } | null;
   headStepMs: number;
   /** Train step img/s at batch 8 (the median of the paired reps), or null with the reason when the backend cannot train convolutions. */
   trainImgS8: number | null;
@@ -160,6 +168,35 @@ async function compareFilterCache(
     () => nativeFilterCache(FILTER_CACHE_BYTES),
   );
   return { cachedImgS8: r.on, reorderedImgS8: r.off };
+}
+
+/**
+ * bf16 train step img/s at batch 8 with the converted backward inputs kept and not, one step of each in
+ * turn after a first round that is not counted; null where it does not apply.
+ */
+async function compareGradientInputs(
+  model: BoatModel,
+  rounds: number,
+): Promise<{ keptImgS8: number; convertedImgS8: number } | null> {
+  if (nativeGradientInputs() === null || !nativeBf16Support().ok || !fineTuneSupport().ok) return null;
+  const before = (await selectBackend()).precision;
+  await selectBackend(undefined, 'bf16');
+  const stepper = trainStepper(model);
+  const rates = { kept: [] as number[], converted: [] as number[] };
+  try {
+    for (let i = 0; i <= rounds; i++) {
+      for (const kept of [true, false]) {
+        nativeGradientInputs(kept ? GRADIENT_INPUT_SLOTS : 0);
+        const imgS = stepper.step();
+        if (i > 0) rates[kept ? 'kept' : 'converted'].push(imgS);
+      }
+    }
+  } finally {
+    nativeGradientInputs(GRADIENT_INPUT_SLOTS);
+    stepper.dispose();
+    await selectBackend(undefined, before);
+  }
+  return { keptImgS8: median(rates.kept), convertedImgS8: median(rates.converted) };
 }
 
 /**
@@ -358,6 +395,7 @@ export async function benchModel(options: BenchModelOptions): Promise<ModelBench
   const bf16: ModelBenchResult['bf16'] = bf16Support.ok
     ? { forwardImgS8: median(paired.bf16.forward), trainImgS8: medianOrNull(paired.bf16.train) }
     : { reason: bf16Support.reason };
+  const gradientInputs = await compareGradientInputs(model, rounds);
   const peakRssTrainMb = support.ok ? peakRssMb() : null;
   let accumulated: ModelBenchResult['accumulated128'];
   if (support.ok && options.accumulated128) {
@@ -388,6 +426,7 @@ export async function benchModel(options: BenchModelOptions): Promise<ModelBench
     firstForwardMs: medianOrNull(firstForwardMs),
     folding,
     filterCache,
+    gradientInputs,
     headStepMs,
     trainImgS8,
     trainSkipped: support.ok ? undefined : support.reason,

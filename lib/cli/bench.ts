@@ -198,6 +198,12 @@ export async function benchCommand(flags: BenchFlags): Promise<void> {
               ? `${model.bf16.trainImgS8.toFixed(2)} img/s (${(model.bf16.trainImgS8 / model.trainImgS8).toFixed(2)}× fp32)`
               : 'n/a',
           ],
+          [
+            'ResNet50 train step, batch 8, bf16, backward inputs kept / converted per call, taking turns',
+            model.gradientInputs !== null
+              ? `${model.gradientInputs.keptImgS8.toFixed(2)} / ${model.gradientInputs.convertedImgS8.toFixed(2)} img/s (kept: ${(model.gradientInputs.keptImgS8 / model.gradientInputs.convertedImgS8).toFixed(2)}×)`
+              : 'n/a',
+          ],
         ] as Array<[string, string]>)),
     ['achieved, forward batch 8, fp32', achieved('forward_gflops_b8', 'forward_share_of_gemm_fp32')],
     ['achieved, train step batch 8, fp32', achieved('train_gflops_b8', 'train_share_of_gemm_fp32')],
@@ -303,6 +309,8 @@ export async function benchCommand(flags: BenchFlags): Promise<void> {
       train_img_s_b8: model.trainImgS8,
       forward_bf16_img_s_b8: 'reason' in model.bf16 ? null : model.bf16.forwardImgS8,
       train_bf16_img_s_b8: 'reason' in model.bf16 ? null : model.bf16.trainImgS8,
+      train_bf16_gradient_inputs_ab_img_s_b8: model.gradientInputs?.keptImgS8 ?? null,
+      train_bf16_no_gradient_inputs_ab_img_s_b8: model.gradientInputs?.convertedImgS8 ?? null,
       bf16_not_measured: 'reason' in model.bf16 ? model.bf16.reason : null,
       native_kernels: nativeKernelsInUse(),
       wasm_only_forward_img_s_b8: model.wasmOnly?.forwardImgS8 ?? null,

@@ -13,9 +13,11 @@ export {
 } from './precision';
 export {
   FILTER_CACHE_BYTES,
+  GRADIENT_INPUT_SLOTS,
   installNativeKernels,
   loadNativeAddon,
   nativeFilterCache,
+  nativeGradientInputs,
   nativeBf16Support,
   nativeKernelsInUse,
   setNativeKernels,

@@ -48,8 +48,22 @@ export interface NativeAddon {
     add: Float32Array,
     filterKey?: number,
   ): void;
-  conv2dBackpropInput(geometry: Int32Array, dy: Float32Array, filter: Float32Array, dx: Float32Array): void;
-  conv2dBackpropFilter(geometry: Int32Array, x: Float32Array, dy: Float32Array, dw: Float32Array): void;
+  /** dyKey names dy's data, so that the filter gradient can reuse its bf16 copy (an older addon ignores it). */
+  conv2dBackpropInput(
+    geometry: Int32Array,
+    dy: Float32Array,
+    filter: Float32Array,
+    dx: Float32Array,
+    dyKey?: number,
+  ): void;
+  conv2dBackpropFilter(
+    geometry: Int32Array,
+    x: Float32Array,
+    dy: Float32Array,
+    dw: Float32Array,
+    xKey?: number,
+    dyKey?: number,
+  ): void;
   batchNorm(
     x: Float32Array,
     mean: Float32Array,
@@ -112,6 +126,18 @@ export interface NativeAddon {
    * bytes when given (0: off, every copy freed) and returns its state. Absent from an addon built before it.
    */
   filterCache?(capacity?: number): FilterCacheState;
+  /**
+   * The backward pass's converted inputs (dy, shared x) kept for the next gradient call: sets how many
+   * when given (0: off) and returns the state. Absent from an addon built before it.
+   */
+  gradientInputs?(slots?: number): GradientInputsState;
+}
+
+export interface GradientInputsState {
+  slots: number;
+  bytes: number;
+  hits: number;
+  misses: number;
 }
 
 export interface FilterCacheState {
@@ -126,21 +152,34 @@ export interface FilterCacheState {
 export const FILTER_CACHE_BYTES = 256 * 2 ** 20;
 
 /**
- * A key naming a tensor's data for the addon's filter cache: a tensor's data never changes (an assigned
- * variable gets new data), and keys are never reused, so a key's reordered copy is right for as long as
- * the addon keeps it. Only inference passes one (nothing taped): a training pass's filters change at
- * every step, and copying them would only churn the cache.
+ * How many converted backward inputs the addon keeps: three covers a convolution's two gradients and the
+ * input a stage's first block shares (more finds no further reuse in ResNet50's step: 47 of its 140
+ * conversions either way).
  */
-const filterKeys = new WeakMap<object, number>();
-let nextFilterKey = 1;
-function filterKeyOf(filter: tf.TensorInfo): number {
-  if (tf.engine().state.gradientDepth > 0) return 0;
-  let key = filterKeys.get(filter.dataId);
+export const GRADIENT_INPUT_SLOTS = 3;
+
+/**
+ * A key naming a tensor's data for the addon's caches of converted copies: a tensor's data never
+ * changes (an assigned variable gets new data), and keys are never reused, so a key's copy is right for
+ * as long as the addon keeps it.
+ */
+const dataKeys = new WeakMap<object, number>();
+let nextDataKey = 1;
+function dataKeyOf(t: tf.TensorInfo): number {
+  let key = dataKeys.get(t.dataId);
   if (key === undefined) {
-    key = nextFilterKey++;
-    filterKeys.set(filter.dataId, key);
+    key = nextDataKey++;
+    dataKeys.set(t.dataId, key);
   }
   return key;
+}
+
+/**
+ * The filter cache's key: only inference passes one (nothing taped), since a training pass's filters
+ * change at every step and copying them would only churn the cache.
+ */
+function filterKeyOf(filter: tf.TensorInfo): number {
+  return tf.engine().state.gradientDepth > 0 ? 0 : dataKeyOf(filter);
 }
 
 /** The addon's path: native/build/ at the package root (this file runs from dist/lib/engine/). */
@@ -328,6 +367,7 @@ function nativeKernels(addon: NativeAddon): tf.KernelConfig[] {
         heap.typedArrayFromHeap(dy),
         heap.typedArrayFromHeap(filter),
         heap.typedArrayFromHeap(dx),
+        dataKeyOf(dy),
       );
       return dx;
     }),
@@ -346,6 +386,8 @@ function nativeKernels(addon: NativeAddon): tf.KernelConfig[] {
           heap.typedArrayFromHeap(x),
           heap.typedArrayFromHeap(dy),
           heap.typedArrayFromHeap(dw),
+          dataKeyOf(x),
+          dataKeyOf(dy),
         );
       } finally {
         if (inFp32) addon.setPrecision('bf16');
@@ -574,6 +616,7 @@ export function installNativeKernels(threads: number, env = process.env): { desc
   if (!('native' in loaded)) return loaded;
   loaded.native.setThreads(threads);
   loaded.native.filterCache?.(FILTER_CACHE_BYTES);
+  loaded.native.gradientInputs?.(GRADIENT_INPUT_SLOTS);
   const native = nativeKernels(loaded.native);
   const replaced = new Map(native.map((k) => [k.kernelName, tf.getKernel(k.kernelName, 'wasm')]));
   register(native, [...replaced.keys()]);
@@ -605,6 +648,14 @@ export function setNativeKernels(on: boolean): boolean {
  */
 export function nativeFilterCache(capacity?: number): FilterCacheState | null {
   return installed?.addon.filterCache?.(capacity) ?? null;
+}
+
+/**
+ * The addon's converted backward inputs: sets how many are kept when given (0: off) and returns the
+ * state, or null without the native kernels (or with an addon built before it).
+ */
+export function nativeGradientInputs(slots?: number): GradientInputsState | null {
+  return installed?.addon.gradientInputs?.(slots) ?? null;
 }
 
 /** The addon's description while its kernels are on, else null. */
