@@ -132,21 +132,33 @@ Cached<Primitive>& cached(Cache<Primitive>& cache, const std::vector<int64_t>& k
 // more than what bf16 saves.
 enum Slot { kSrc, kWeights, kDiffDst, kOut, kSlots };
 
-memory scratch(const memory::desc& d, Slot slot) {
-  struct Buffer {
-    void* data = nullptr;
-    size_t size = 0;
-  };
-  static Buffer buffers[kSlots];
-  Buffer& b = buffers[slot];
-  size_t want = d.get_size();
-  if (want > b.size) {
-    std::free(b.data);
-    b.size = (want + 4095) / 4096 * 4096;
-    b.data = std::aligned_alloc(4096, b.size);
-    if (!b.data) throw std::bad_alloc();
+// A page-aligned buffer that grows to the largest size asked of it and is reused after that.
+struct Buffer {
+  void* data = nullptr;
+  size_t size = 0;
+
+  void* reserve(size_t want) {
+    if (want > size) {
+      std::free(data);
+      size = (want + 4095) / 4096 * 4096;
+      data = std::aligned_alloc(4096, size);
+      if (!data) {
+        size = 0;
+        throw std::bad_alloc();
+      }
+    }
+    return data;
   }
-  return memory(d, cpu(), b.data);
+  void release() {
+    std::free(data);
+    data = nullptr;
+    size = 0;
+  }
+};
+
+memory scratch(const memory::desc& d, Slot slot) {
+  static Buffer buffers[kSlots];
+  return memory(d, cpu(), buffers[slot].reserve(d.get_size()));
 }
 
 // An input in the layout and type a primitive wants: a view of the user's fp32 buffer, or a
@@ -223,8 +235,7 @@ memory weightsFor(const memory::desc& wanted, const Geometry& g, float* data, do
 struct GradientInput {
   double key = 0;
   memory::desc desc;
-  void* data = nullptr;
-  size_t size = 0;
+  Buffer buffer;
   uint64_t used = 0;
 };
 
@@ -234,12 +245,12 @@ struct GradientInputs {
   double hits = 0, misses = 0;
 
   void resize(size_t count) {
-    for (GradientInput& s : slots) std::free(s.data);
+    for (GradientInput& s : slots) s.buffer.release();
     slots.assign(count, GradientInput{});
   }
   size_t bytes() const {
     size_t total = 0;
-    for (const GradientInput& s : slots) total += s.size;
+    for (const GradientInput& s : slots) total += s.buffer.size;
     return total;
   }
 };
@@ -257,24 +268,16 @@ memory gradientInputFor(const memory::desc& wanted, const memory::desc& userDesc
     if (s.key == key && s.desc == wanted) {
       s.used = ++c.clock;
       c.hits++;
-      return memory(wanted, cpu(), s.data);
+      return memory(wanted, cpu(), s.buffer.data);
     }
     if (s.used < oldest->used) oldest = &s;
   }
-  size_t want = wanted.get_size();
-  if (want > oldest->size) {
-    std::free(oldest->data);
-    oldest->key = 0;
-    oldest->size = (want + 4095) / 4096 * 4096;
-    oldest->data = std::aligned_alloc(4096, oldest->size);
-    if (!oldest->data) {
-      oldest->size = 0;
-      throw std::bad_alloc();
-    }
-  }
-  memory user(userDesc, cpu(), data), copy(wanted, cpu(), oldest->data);
+  oldest->key = 0;  // until the copy below is made
+  memory user(userDesc, cpu(), data), copy(wanted, cpu(), oldest->buffer.reserve(wanted.get_size()));
   dnnl::reorder(user, copy).execute(cpuStream(), user, copy);
-  *oldest = {key, wanted, oldest->data, oldest->size, ++c.clock};
+  oldest->key = key;
+  oldest->desc = wanted;
+  oldest->used = ++c.clock;
   c.misses++;
   return copy;
 }

@@ -114,9 +114,31 @@ async function passSeconds(model: BoatModel, x: tf.Tensor4D): Promise<number> {
 }
 
 /**
- * Forward img/s at batch 8 with a setting on and off, one pass of each in turn (so that both see the same
- * load), after a first round that is not counted; `restore` puts the setting back afterwards.
+ * A setting on and off, one measurement of each in turn (so that both see the same load), after a first
+ * round that is not counted: each rep's measurements. `restore` puts the setting back afterwards.
  */
+async function takeTurns(
+  reps: number,
+  set: (on: boolean) => void,
+  measure: () => number | Promise<number>,
+  restore: () => void,
+): Promise<{ on: number[]; off: number[] }> {
+  const values = { on: [] as number[], off: [] as number[] };
+  try {
+    for (let i = 0; i <= reps; i++) {
+      for (const on of [true, false]) {
+        set(on);
+        const v = await measure();
+        if (i > 0) values[on ? 'on' : 'off'].push(v);
+      }
+    }
+  } finally {
+    restore();
+  }
+  return values;
+}
+
+/** Forward img/s at batch 8 with a setting on and off, taking turns. */
 async function forwardOnOff(
   model: BoatModel,
   reps: number,
@@ -124,20 +146,18 @@ async function forwardOnOff(
   restore: () => void,
 ): Promise<{ on: number; off: number }> {
   const x = tf.randomNormal<tf.Rank.R4>([8, 224, 224, 3], 0, 50, 'float32', 1);
-  const seconds = { on: 0, off: 0 };
   try {
-    for (let i = 0; i <= reps; i++) {
-      for (const on of [true, false]) {
-        set(on, x);
-        const s = await passSeconds(model, x);
-        if (i > 0) seconds[on ? 'on' : 'off'] += s;
-      }
-    }
+    const seconds = await takeTurns(
+      reps,
+      (on) => set(on, x),
+      () => passSeconds(model, x),
+      restore,
+    );
+    const sum = (v: number[]): number => v.reduce((a, b) => a + b, 0);
+    return { on: (8 * reps) / sum(seconds.on), off: (8 * reps) / sum(seconds.off) };
   } finally {
-    restore();
     x.dispose();
   }
-  return { on: (8 * reps) / seconds.on, off: (8 * reps) / seconds.off };
 }
 
 /** Folded and unfolded forward img/s at batch 8, taking turns. */
@@ -182,21 +202,19 @@ async function compareGradientInputs(
   const before = (await selectBackend()).precision;
   await selectBackend(undefined, 'bf16');
   const stepper = trainStepper(model);
-  const rates = { kept: [] as number[], converted: [] as number[] };
+  let rates: { on: number[]; off: number[] };
   try {
-    for (let i = 0; i <= rounds; i++) {
-      for (const kept of [true, false]) {
-        nativeGradientInputs(kept ? GRADIENT_INPUT_SLOTS : 0);
-        const imgS = stepper.step();
-        if (i > 0) rates[kept ? 'kept' : 'converted'].push(imgS);
-      }
-    }
+    rates = await takeTurns(
+      rounds,
+      (kept) => nativeGradientInputs(kept ? GRADIENT_INPUT_SLOTS : 0),
+      () => stepper.step(),
+      () => nativeGradientInputs(GRADIENT_INPUT_SLOTS),
+    );
   } finally {
-    nativeGradientInputs(GRADIENT_INPUT_SLOTS);
     stepper.dispose();
     await selectBackend(undefined, before);
   }
-  return { keptImgS8: median(rates.kept), convertedImgS8: median(rates.converted) };
+  return { keptImgS8: median(rates.on), convertedImgS8: median(rates.off) };
 }
 
 /**
