@@ -67,6 +67,7 @@ const COMMANDS: Record<string, { options: string[]; args?: string[] }> = {
       '--label-smoothing',
       '--mixup-alpha',
       '--cutmix-alpha',
+      '--rand-augment',
       '--init',
       '--freeze-bn',
       '--recipe',
@@ -331,6 +332,8 @@ test('option values reach the handlers with their names, types and defaults', as
       'balanced',
       '--cutmix-alpha',
       '1.5',
+      '--rand-augment',
+      '3, 12',
     ]),
     [
       {
@@ -349,6 +352,7 @@ test('option values reach the handlers with their names, types and defaults', as
         labelSmoothing: 0,
         mixupAlpha: 0,
         cutmixAlpha: 1.5,
+        randAugment: { numOps: 3, magnitude: 12 },
         freezeBn: true,
       },
     ],

@@ -414,6 +414,49 @@ test('train --mixup-alpha / --cutmix-alpha: fine-tuning logs and records them, a
   assert.equal(other.stderr.trim().split('\n').length, 1, other.stderr);
 });
 
+test('train --rand-augment: fine-tuning logs, records and applies it, a resume with another setting is refused; bad values and a feature extractor are one-line errors', () => {
+  const never = path.join(work, 'models', 'never-augmented');
+  for (const bad of ['2', '0,9', '15,9', '2,31', 'a,b', '2,9,1', '']) {
+    const refused = runCli([...TRAIN, '--rand-augment', bad, '--out', never]);
+    assert.equal(refused.status, 2, bad);
+    assert.match(
+      refused.stderr,
+      /^boat: error: option '--rand-augment <n,m>' argument '.*' is invalid\. Expected operations \(1-14\) and a magnitude \(0-30\), e\.g\. 2,9 \(torchvision's defaults\)\.\n$/,
+      bad,
+    );
+  }
+  const fe = runCli([...TRAIN, '--rand-augment', '2,9', '--out', never]);
+  assert.equal(fe.status, 2, fe.stdout);
+  assert.equal(
+    fe.stderr,
+    'boat: error: --rand-augment augments images: it applies to --mode finetune (and stage 2 of --recipe two-stage) only, not to cached features\n',
+  );
+  assert.ok(!fs.existsSync(never));
+
+  const args = ['train', '--mode', 'finetune', '--data', path.join(work, 'data'), '--input-size', '32'];
+  args.push('--batch-size', '6', '--unfreeze', '1', '--seed', '7', '--epochs', '1');
+  const plain = path.join(work, 'models', 'plain-ft');
+  const augmented = path.join(work, 'models', 'randaugment-ft');
+  assert.equal(runCli([...args, '--out', plain]).status, 0);
+  const r = runCli([...args, '--rand-augment', '2,9', '--out', augmented]);
+  assert.equal(r.status, 0, r.stderr);
+  assert.match(r.stdout, /RandAugment\(num_ops=2, magnitude=9\) on every training crop/);
+  const config = JSON.parse(fs.readFileSync(path.join(augmented, 'config.json'), 'utf8')) as Record<string, unknown>;
+  assert.deepEqual(config.randAugment, { numOps: 2, magnitude: 9 });
+  // Same seed, same everything else: only the training images differ, so the train loss does and val's does not.
+  const rows = (dir: string): string[][] => historyWithoutTimes(dir).slice(1);
+  const [plainTrain, plainVal] = rows(plain);
+  const [augTrain, augVal] = rows(augmented);
+  assert.notEqual(augTrain[2], plainTrain[2], 'train loss');
+  assert.equal(augVal[1], 'val');
+  assert.equal(plainVal[1], 'val');
+  const other = runCli([...args, '--epochs', '2', '--resume', '--rand-augment', '1,9', '--out', augmented]);
+  assert.equal(other.status, 2, other.stdout);
+  assert.match(other.stderr, /^boat: error: cannot resume from .*: rand-augment 1,9 \(checkpoint: 2,9\); /);
+  const without = runCli([...args, '--epochs', '2', '--resume', '--out', augmented]);
+  assert.match(without.stderr, /rand-augment unset \(checkpoint: 2,9\)/);
+});
+
 test('train --init starts from a saved model (two-stage fine-tuning); a missing or mismatched one is a one-line error', () => {
   const fe = path.join(work, 'models', 'fe'); // trained by the first test
   const data = path.join(work, 'data');

@@ -243,9 +243,13 @@ test('SIGKILL after stage 2 epoch 1, then --resume: the same weights, metrics an
   assert.match(other.stderr, /^boat: error: cannot resume from .*: lr-mult 10 \(checkpoint: 100\)/);
 });
 
-test("--epochs 0: stage 2 trains nothing, stage 1's model is kept and saved as a feature extractor, and the run says so", () => {
+test("--epochs 0: stage 2 trains nothing, stage 1's model is kept and saved as a feature extractor, at the recipe's default input size, and the run says so", () => {
   const out = path.join(models, 'stage1-only');
-  const r = runCli([...RECIPE.map((a, i) => (RECIPE[i - 1] === '--epochs' ? '0' : a)), '--out', out]);
+  // Without --input-size: stage 1 alone is cheap enough to run at the recipe's default size.
+  const args = RECIPE.map((a, i) => (RECIPE[i - 1] === '--epochs' ? '0' : a)).filter(
+    (a, i) => a !== '--input-size' && RECIPE[i - 1] !== '--input-size',
+  );
+  const r = runCli([...args, '--out', out]);
   assert.equal(r.status, 0, r.stderr);
   assert.match(r.stdout, /Stage 2 trained no epochs \(--epochs 0\): keeping stage 1's model/);
   assert.match(r.stdout, /kept stage 1's model/);
@@ -262,6 +266,10 @@ test("--epochs 0: stage 2 trains nothing, stage 1's model is kept and saved as a
   const meta = readModelMetadata(out);
   assert.equal(meta.mode, 'feature-extractor');
   assert.equal(meta.backbone, 'pretrained');
+  assert.equal(TWO_STAGE_DEFAULTS.inputSize, 320);
+  assert.equal(meta.inputSize, TWO_STAGE_DEFAULTS.inputSize);
+  const recipe = meta.metrics.recipe as { stage1: { input_size: number } };
+  assert.equal(recipe.stage1.input_size, TWO_STAGE_DEFAULTS.inputSize);
 });
 
 test('--recipe two-stage --label-smoothing: both stages train with it, metadata.json and config.json record it, a resume with another value is refused', () => {
@@ -288,17 +296,22 @@ test('--recipe two-stage --label-smoothing: both stages train with it, metadata.
   assert.equal(straight.label_smoothing, 0, 'off by default');
 });
 
-test('--recipe two-stage --mixup-alpha --cutmix-alpha: stage 2 alone mixes, the recipe and its checkpoint record it, a resume with another alpha is refused', () => {
+test('--recipe two-stage --mixup-alpha --cutmix-alpha --rand-augment: stage 2 alone mixes and augments, the recipe and its checkpoint record it, a resume with another alpha is refused', () => {
   const out = path.join(models, 'mixed');
   const args = [...RECIPE, '--head-epochs', '1', '--epochs', '1', '--mixup-alpha', '0.2', '--cutmix-alpha', '1'];
+  args.push('--rand-augment', '2,9');
   const r = runCli([...args, '--out', out]);
   assert.equal(r.status, 0, r.stderr);
   assert.match(
     r.stdout,
     /batch mixing: MixUp \(alpha 0\.2\) or CutMix \(alpha 1\), .* \(stage 2 only: stage 1 trained on cached features\)/,
   );
-  const recipe = readModelMetadata(out).metrics.recipe as { stage2: { mixup_alpha: number; cutmix_alpha: number } };
+  assert.match(r.stdout, /RandAugment\(num_ops=2, magnitude=9\) on every training crop, .* \(stage 2 only\)/);
+  const recipe = readModelMetadata(out).metrics.recipe as {
+    stage2: { mixup_alpha: number; cutmix_alpha: number; rand_augment: unknown };
+  };
   assert.deepEqual([recipe.stage2.mixup_alpha, recipe.stage2.cutmix_alpha], [0.2, 1]);
+  assert.deepEqual(recipe.stage2.rand_augment, { num_ops: 2, magnitude: 9 });
   const config = readJson(path.join(out, 'config.json'));
   assert.deepEqual([config.mixupAlpha, config.cutmixAlpha], [0.2, 1]);
   // Stage 1 trained on cached features, unmixed; stage 2's loop ran with the alphas.
@@ -307,6 +320,7 @@ test('--recipe two-stage --mixup-alpha --cutmix-alpha: stage 2 alone mixes, the 
   const [stage1, stage2] = [settingsOf(`${out}.stage1.checkpoint`), settingsOf(`${out}.checkpoint`)];
   assert.deepEqual([stage1['mixup-alpha'], stage1['cutmix-alpha']], [0, 0]);
   assert.deepEqual([stage2['mixup-alpha'], stage2['cutmix-alpha']], [0.2, 1]);
+  assert.deepEqual([stage1['rand-augment'], stage2['rand-augment']], [undefined, '2,9']);
   const other = runCli([...args, '--out', out, '--resume', '--mixup-alpha', '0.5']);
   assert.equal(other.status, 2, other.stdout);
   assert.match(
@@ -315,9 +329,10 @@ test('--recipe two-stage --mixup-alpha --cutmix-alpha: stage 2 alone mixes, the 
   );
   assert.equal(other.stderr.trim().split('\n').length, 1, other.stderr);
   const straight = readModelMetadata(path.join(models, 'straight')).metrics.recipe as {
-    stage2: { mixup_alpha: number; cutmix_alpha: number };
+    stage2: { mixup_alpha: number; cutmix_alpha: number; rand_augment: unknown };
   };
   assert.deepEqual([straight.stage2.mixup_alpha, straight.stage2.cutmix_alpha], [0, 0], 'off by default');
+  assert.equal(straight.stage2.rand_augment, null, 'RandAugment off by default');
 });
 
 test("--stage2-sizes: stage 2 trains and validates each epoch at its size, the recipe and checkpoint record them, the saved model takes the kept epoch's size", () => {

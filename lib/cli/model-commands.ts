@@ -18,6 +18,7 @@ import { selectBackend } from '../engine';
 import { resizeFor } from '../images';
 import { confusionMatrixPng } from '../plot/confusion';
 import {
+  checkRandAugment,
   makeSoup,
   Recipe,
   RECIPES,
@@ -47,6 +48,7 @@ import {
   nonNegativeNumber,
   positiveInteger,
   positiveNumber,
+  randAugmentPair,
   sizeList,
   unfreezeStages,
   precisionOption,
@@ -101,7 +103,11 @@ export function registerModelCommands(program: Command): void {
       nonNegativeInteger,
       0,
     )
-    .option('--input-size <n>', "crop size in pixels (default: 224, or the --init model's)", integer)
+    .option(
+      '--input-size <n>',
+      `crop size in pixels (default: 224, or the --init model's; two-stage: ${TWO_STAGE_DEFAULTS.inputSize})`,
+      integer,
+    )
     .option('--cache <dir>', 'feature cache (feature extractor)', '.cache/features')
     .option(
       '--unfreeze <n>',
@@ -130,6 +136,11 @@ export function registerModelCommands(program: Command): void {
       "fine-tune: paste a box of the previous image in the batch over each training image (1-λ of its area, λ ~ Beta(a, a)), as torchvision's transforms.v2.CutMix; with --mixup-alpha, one of the two per batch; stage 2 only of --recipe (0: off)",
       nonNegativeNumber,
       0,
+    )
+    .option(
+      '--rand-augment <n,m>',
+      "fine-tune: torchvision's RandAugment on every training crop, n of its 14 operations per image at magnitude m of 0-30, e.g. 2,9 (its defaults); stage 2 only of --recipe (default: off)",
+      randAugmentPair,
     )
     .option('--init <dir>', "start from a saved model's weights instead of ImageNet's and a fresh head")
     .option(
@@ -240,6 +251,7 @@ export interface TrainFlags {
   labelSmoothing?: number;
   mixupAlpha?: number;
   cutmixAlpha?: number;
+  randAugment?: { numOps: number; magnitude: number };
   init?: string;
   freezeBn?: boolean;
 }
@@ -276,6 +288,7 @@ export async function trainCommand(flags: TrainFlags, command?: Command): Promis
     throw new UserError('--freeze-bn applies to --mode finetune only');
   // Before the output is locked or anything loads; runExperiment checks the same for library callers.
   resolveMixing(flags, mode);
+  checkRandAugment(flags.randAugment, mode);
   const result = await withInterrupt((interrupted) =>
     runExperiment({
       mode,
@@ -295,6 +308,7 @@ export async function trainCommand(flags: TrainFlags, command?: Command): Promis
       labelSmoothing: flags.labelSmoothing,
       mixupAlpha: flags.mixupAlpha,
       cutmixAlpha: flags.cutmixAlpha,
+      randAugment: flags.randAugment,
       init: flags.init,
       freezeBatchNorm: flags.freezeBn === true,
       cacheDir: flags.cache,
@@ -350,6 +364,7 @@ async function twoStageCommand(flags: TrainFlags, epochs: number | undefined): P
       labelSmoothing: flags.labelSmoothing,
       mixupAlpha: flags.mixupAlpha,
       cutmixAlpha: flags.cutmixAlpha,
+      randAugment: flags.randAugment,
       lrMult: flags.lrMult,
       lrFactor: flags.lrFactor,
       schedule: flags.schedule,

@@ -114,6 +114,17 @@ export function sizeList(value: string): number[] {
   return items.map(Number);
 }
 
+/** --rand-augment 2,9: RandAugment's number of operations (1-14) and magnitude bin (0-30). */
+export function randAugmentPair(value: string): { numOps: number; magnitude: number } {
+  const m = /^\s*(\d+)\s*,\s*(\d+)\s*$/.exec(value);
+  const [numOps, magnitude] = m ? [Number(m[1]), Number(m[2])] : [NaN, NaN];
+  if (!(numOps >= 1 && numOps <= 14 && magnitude >= 0 && magnitude <= 30))
+    throw new InvalidArgumentError(
+      "Expected operations (1-14) and a magnitude (0-30), e.g. 2,9 (torchvision's defaults).",
+    );
+  return { numOps, magnitude };
+}
+
 /** --precision, for the commands that run the network; add `.hook('preAction', usePrecisionFlag)` with it. */
 export function precisionOption(): Option {
   return new Option(

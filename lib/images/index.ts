@@ -17,8 +17,29 @@ export {
   setJpegExact,
 } from './jpeg';
 export { MAX_IMAGE_PIXELS, pixelLimitProblem } from './limits';
+export type { AffineMatrix } from './pillow';
+export {
+  affineNearest,
+  autocontrast,
+  blend,
+  equalize,
+  inverseAffineMatrix,
+  luma,
+  posterize,
+  rotateNearest,
+  smooth,
+  solarize,
+} from './pillow';
 export type { Batch, DataLoaderOptions } from './loader';
 export { DataLoader } from './loader';
+export type { RandAugmentOptions } from './rand-augment';
+export {
+  applyOperation,
+  drawOperations,
+  operationMagnitude,
+  RAND_AUGMENT_OPERATIONS,
+  RandAugment,
+} from './rand-augment';
 export { cropRgb, decodeRgb, ImageDecodeError, openImage, pipelineOf, toRgb, withCrop, withResize } from './sample';
 export type { ColorJitterOptions, Preprocessing, Transform, TransformSpec } from './transforms';
 export {

@@ -4,36 +4,26 @@
  * always gives the same augmented image.
  */
 import { Random } from '../util';
+import { rotateNearest } from './pillow';
+import { RandAugment, type RandAugmentOptions } from './rand-augment';
 import { decodeRgb, withCrop, withResize } from './sample';
-import type { Box, FloatImage, Geometric, ImageSource, PendingImage, RgbImage, Sample } from './types';
+import type {
+  Box,
+  FloatImage,
+  Geometric,
+  ImageSource,
+  PendingImage,
+  RgbImage,
+  Sample,
+  Transform,
+  TransformSpec,
+} from './types';
 
-export interface Transform {
-  /** torchvision-style description, e.g. "Resize(256)". */
-  readonly name: string;
-  apply(sample: Sample, rng: Random): Promise<Sample>;
-  /**
-   * A plain-data description that rebuilds this transform in a decode worker (see transformFromSpec).
-   * Transforms without one run on the main thread.
-   */
-  spec?(): TransformSpec;
-  /**
-   * Whether apply draws from the generator, so one image can give different outputs. Built-ins say;
-   * a transform that does not is taken as random (see isRandom).
-   */
-  readonly random?: boolean;
-}
+export type { Transform, TransformSpec } from './types';
 
 /** Whether a transform may give different outputs for one input (undeclared counts as random, the safe side). */
 export function isRandom(transform: Transform): boolean {
   return transform.random !== false;
-}
-
-/** Plain data describing a built-in transform: its class name and constructor arguments. */
-export interface TransformSpec {
-  type: string;
-  args: unknown[];
-  /** Bumped when a transform's output changes for the same arguments (the feature cache keys on specs). */
-  version?: number;
 }
 
 function geometric(sample: Sample, who: string): Geometric {
@@ -236,43 +226,11 @@ export async function resizedCrop(img: Geometric, box: Box, size: number): Promi
 
 /**
  * torchvision's functional rotate on PIL images (expand=False, NEAREST, black fill): counter-clockwise by
- * `angle` degrees about the centre, computed as Pillow computes it: Image.rotate's matrix (math.radians,
- * entries rounded to 15 decimals), then its affine transform in 16.16 fixed point (Geometry.c,
- * affine_fixed), stepping from the first pixel's centre. Done in JS: on a 256 px image it is cheaper
- * than a sharp round trip.
+ * `angle` degrees about the centre, computed as Pillow computes it (rotateNearest). Done in JS: on a 256 px
+ * image it is cheaper than a sharp round trip.
  */
 export async function rotate(sample: Geometric, angle: number): Promise<RgbImage> {
-  const img = await decodeRgb(sample);
-  const { width: w, height: h, data } = img;
-  const theta = -(angle * (Math.PI / 180));
-  const round15 = (v: number): number => Number(v.toFixed(15));
-  const [a, b, d, e] = [
-    round15(Math.cos(theta)),
-    round15(Math.sin(theta)),
-    round15(-Math.sin(theta)),
-    round15(Math.cos(theta)),
-  ];
-  const c = a * -(w / 2) + b * -(h / 2) + w / 2;
-  const f = d * -(w / 2) + e * -(h / 2) + h / 2;
-  const fix = (v: number): number => Math.floor(v * 65536 + 0.5);
-  const [a0, a1, a3, a4] = [fix(a), fix(b), fix(d), fix(e)];
-  let rowX = fix(c + a * 0.5 + b * 0.5);
-  let rowY = fix(f + d * 0.5 + e * 0.5);
-  const out = new Uint8Array(data.length);
-  for (let y = 0, dst = 0; y < h; y++, rowX += a1, rowY += a4) {
-    let xx = rowX;
-    let yy = rowY;
-    for (let x = 0; x < w; x++, xx += a0, yy += a3, dst += 3) {
-      const sx = xx >> 16;
-      const sy = yy >> 16;
-      if (sx < 0 || sy < 0 || sx >= w || sy >= h) continue;
-      const src = (sy * w + sx) * 3;
-      out[dst] = data[src];
-      out[dst + 1] = data[src + 1];
-      out[dst + 2] = data[src + 2];
-    }
-  }
-  return { kind: 'rgb', data: out, width: w, height: h };
+  return rotateNearest(await decodeRgb(sample), angle);
 }
 
 /** torchvision's functional hflip: mirrors left-right, exactly. */
@@ -520,15 +478,22 @@ export function resizeFor(inputSize: number): number {
 
 /**
  * The tutorial's training transforms (augmentation), ending with the model's preprocessing. Other input
- * sizes than 224 (the model's inputSize) keep the tutorial's proportions.
+ * sizes than 224 (the model's inputSize) keep the tutorial's proportions. With `randAugment`, RandAugment
+ * follows the crop.
  */
-export function trainTransforms(preprocessing: Preprocessing = 'caffe', inputSize = 224): Compose {
+export function trainTransforms(
+  preprocessing: Preprocessing = 'caffe',
+  inputSize = 224,
+  randAugment?: RandAugmentOptions,
+): Compose {
   return new Compose([
     new RandomResizedCrop(resizeFor(inputSize), [0.8, 1.0]),
     new RandomRotation(15),
     new ColorJitter(),
     new RandomHorizontalFlip(),
     new CenterCrop(inputSize),
+    // On the final crop, as in torchvision's reference training recipes (crop, flip, then RandAugment).
+    ...(randAugment ? [new RandAugment(randAugment.numOps, randAugment.magnitude)] : []),
     ...preprocessingSteps(preprocessing),
   ]);
 }
@@ -574,6 +539,8 @@ export function transformFromSpec(spec: TransformSpec): Transform {
       return new Normalize(a[0], a[1]);
     case 'CaffePreprocess':
       return new CaffePreprocess();
+    case 'RandAugment':
+      return new RandAugment(a[0], a[1]);
     default:
       throw new Error(`unknown transform type "${spec.type}"`);
   }

@@ -11,7 +11,7 @@ import { displayPath } from '../util/paths';
 import { skippedLines, type Skipped } from '../data/scan';
 import { evaluateModel, metricsOf, Misclassified, misclassifiedOf } from '../evaluate/evaluate';
 import { formatMetrics, Metrics } from '../evaluate/metrics';
-import { DataLoader, evalTransforms, ImageFolder, trainTransforms } from '../images';
+import { DataLoader, evalTransforms, ImageFolder, trainTransforms, type RandAugmentOptions } from '../images';
 import {
   balancedClassWeights,
   BoatModel,
@@ -33,6 +33,7 @@ import {
 import { FeatureRun } from './features';
 import { mixingLine, mixingOn, resolveMixing } from './mixing';
 import { terminalProgress, ProgressSink } from './progress';
+import { checkRandAugment, randAugmentLine } from './rand-augment';
 import { runSettings } from './run-settings';
 import { FeatureSource, LoaderSource } from './sources';
 import { checkLabelSmoothing, labelSmoothingLine } from './smoothing';
@@ -52,6 +53,8 @@ export interface ExperimentOptions extends Omit<TrainOptions, 'checkpointDir' | 
   batchSize?: number;
   /** Feature extractor: augmented views of the training set (0 = the eval transform only). */
   views?: number;
+  /** Fine-tune: RandAugment on each training crop (off when unset). */
+  randAugment?: RandAugmentOptions;
   cacheDir?: string;
   inputSize?: number;
   /** Fine-tune: train only the last N of ResNet50's 5 stages (default: the whole network). */
@@ -148,6 +151,7 @@ async function runLocked(options: ExperimentOptions, log: (line: string) => void
   const labelSmoothing = options.labelSmoothing ?? 0;
   checkLabelSmoothing(labelSmoothing);
   const mixing = resolveMixing(options, options.mode);
+  const randAugment = checkRandAugment(options.randAugment, options.mode);
   recoverInterruptedSave(checkpointDir);
   if (options.resume && !fs.existsSync(path.join(checkpointDir, 'state.json')))
     throw new UserError(`nothing to resume: no checkpoint in ${checkpointDir}`);
@@ -191,6 +195,7 @@ async function runLocked(options: ExperimentOptions, log: (line: string) => void
     views,
     unfreezeStages: model.unfrozenStages,
     freezeBatchNorm: model.batchNormFrozen,
+    randAugment,
   });
   const trainOptions: TrainOptions = {
     ...options,
@@ -257,7 +262,7 @@ async function runLocked(options: ExperimentOptions, log: (line: string) => void
     }
     const micro = Math.min(batchSize, accumulate ? Math.ceil(batchSize / accumulate) : batchSize);
     const [trainSet, valSet] = [
-      new ImageFolder(trainDir, trainTransforms(pre, size)),
+      new ImageFolder(trainDir, trainTransforms(pre, size, randAugment)),
       new ImageFolder(valDir, evalTransforms(pre, size)),
     ];
     datasets.push(trainSet, valSet);
@@ -268,6 +273,7 @@ async function runLocked(options: ExperimentOptions, log: (line: string) => void
   if (classWeights) log(`class weights: ${classes.map((c, i) => `${c} ${classWeights[i].toFixed(2)}`).join(', ')}`);
   if (labelSmoothing > 0) log(labelSmoothingLine(labelSmoothing, classes.length));
   if (mixingOn(mixing)) log(mixingLine(mixing));
+  if (randAugment) log(randAugmentLine(randAugment));
   if (options.resume) log(`Resuming from ${displayPath(checkpointDir)}`);
   const result = await trainModel(model, { train, val }, trainOptions);
   log(

@@ -5,6 +5,7 @@ export { extractFeatures, FeatureRun } from './features';
 export type { ProgressSink } from './progress';
 export { historyTable, phaseLine, progressLine, terminalProgress } from './progress';
 export { checkLabelSmoothing } from './smoothing';
+export { checkRandAugment, randAugmentLine } from './rand-augment';
 export type { MixedBatch, MixingOptions, MixPlan } from './mixing';
 export {
   cutmixBox,

@@ -8,7 +8,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 
 import { activePrecision } from '../engine/precision';
-import type { ImageFolder } from '../images';
+import type { ImageFolder, RandAugmentOptions } from '../images';
 import type { BoatModel, TrainingMode } from '../model';
 import { sha256Hex } from '../util';
 
@@ -23,6 +23,8 @@ export interface RunSettingsInput {
   views: number;
   unfreezeStages: number | null;
   freezeBatchNorm: boolean;
+  /** RandAugment on the fine-tune's training crops, if on. */
+  randAugment?: RandAugmentOptions;
 }
 
 /** One line per setting, named as the CLI spells it; a new option that changes the result is one more line. */
@@ -41,9 +43,16 @@ export function runSettings(input: RunSettingsInput): Record<string, unknown> {
     unfreeze: fe ? null : (input.unfreezeStages ?? 'all'),
     'freeze-bn': fe ? null : input.freezeBatchNorm,
     views: fe ? input.views : null,
+    // Only when on, so that checkpoints written before RandAugment existed still resume.
+    ...(input.randAugment ? { 'rand-augment': randAugmentFlag(input.randAugment) } : {}),
     // Only when not fp32, so that checkpoints written before precisions existed still resume.
     ...(activePrecision() === 'fp32' ? {} : { precision: activePrecision() }),
   };
+}
+
+/** RandAugment's settings as `--rand-augment` spells them: "2,9". */
+export function randAugmentFlag(r: RandAugmentOptions): string {
+  return `${r.numOps},${r.magnitude}`;
 }
 
 /**
