@@ -6,6 +6,7 @@
 import { Command, InvalidArgumentError, Option } from 'commander';
 
 import { PRECISION_CHOICES, PrecisionChoice, requestPrecision } from '../engine';
+import { RandAugment } from '../images';
 
 /** A whole number, possibly negative (a seed may be). */
 export function integer(value: string): number {
@@ -118,10 +119,13 @@ export function sizeList(value: string): number[] {
 export function randAugmentPair(value: string): { numOps: number; magnitude: number } {
   const m = /^\s*(\d+)\s*,\s*(\d+)\s*$/.exec(value);
   const [numOps, magnitude] = m ? [Number(m[1]), Number(m[2])] : [NaN, NaN];
-  if (!(numOps >= 1 && numOps <= 14 && magnitude >= 0 && magnitude <= 30))
+  try {
+    new RandAugment(numOps, magnitude); // its own bounds, so that the flag and the library agree
+  } catch {
     throw new InvalidArgumentError(
       "Expected operations (1-14) and a magnitude (0-30), e.g. 2,9 (torchvision's defaults).",
     );
+  }
   return { numOps, magnitude };
 }
 
