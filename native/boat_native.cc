@@ -63,11 +63,11 @@ bool bf16Native() {
 }
 
 bool useBf16 = false;
+// Whether bf16 gradients read NHWC inputs (Geometry::nhwcGradients), or the blocked layouts oneDNN picks.
+bool nhwcBackward = true;
 
-// The type the primitives compute in, and the layout of the inputs they read: in bf16 the inputs
-// are reordered copies anyway, so the primitive may pick its preferred layout.
+// The type the primitives compute in.
 dt computeType() { return useBf16 ? dt::bf16 : dt::f32; }
-tag inputTag(tag user) { return useBf16 ? tag::any : user; }
 
 struct Geometry {
   memory::dim n, h, w, ci, kh, kw, co, oh, ow, sh, sw, dh, dw, pt, pl, pb, pr;
@@ -77,8 +77,18 @@ struct Geometry {
   memory::desc userWeights() const { return {{co, ci, kh, kw}, dt::f32, tag::hwio}; }
   memory::desc anyWeights() const { return {{co, ci, kh, kw}, computeType(), tag::any}; }
   // What the primitives read: src and dst (as diff_dst) in the compute type
-  memory::desc srcIn() const { return {{n, ci, h, w}, computeType(), inputTag(tag::nhwc)}; }
-  memory::desc dstIn() const { return {{n, co, oh, ow}, computeType(), inputTag(tag::nhwc)}; }
+  memory::desc srcIn() const { return {{n, ci, h, w}, computeType(), inputTag()}; }
+  memory::desc dstIn() const { return {{n, co, oh, ow}, computeType(), inputTag()}; }
+
+  // Whether this convolution's bf16 gradients read NHWC copies of dy and x, the user's layout, rather
+  // than the blocked one oneDNN picks: its bf16 gradients run about as fast on NHWC, and the input
+  // gradient then writes the user's NHWC output directly instead of a blocked one reordered after (52
+  // reorders of a ResNet50 step). Only for channel counts in whole 16s (all of ResNet50's but the stem's
+  // input): oneDNN 2.6.3's NHWC bf16 1×1 input gradient is wrong for 5 output channels.
+  bool nhwcGradients() const { return useBf16 && nhwcBackward && ci % 16 == 0 && co % 16 == 0; }
+  // The layout the primitives read their inputs in: in bf16 those are reordered copies anyway, so the
+  // primitive may pick its preferred one, except for the NHWC gradients (above).
+  tag inputTag() const { return useBf16 && !nhwcGradients() ? tag::any : tag::nhwc; }
   memory::dims strides() const { return {sh, sw}; }
   memory::dims dilates() const { return {dh - 1, dw - 1}; }  // oneDNN counts the gaps
   memory::dims padL() const { return {pt, pl}; }
@@ -88,7 +98,7 @@ struct Geometry {
   size_t weightsSize() const { return kh * kw * ci * co; }
 
   std::vector<int64_t> key(int kind, int extra) const {
-    return {kind, extra, useBf16 ? 1 : 0, n, h, w, ci, kh, kw, co, oh, ow, sh, sw, dh, dw, pt, pl, pb, pr};
+    return {kind, extra, useBf16 ? 1 : 0, nhwcBackward ? 1 : 0, n, h, w, ci, kh, kw, co, oh, ow, sh, sw, dh, dw, pt, pl, pb, pr};
   }
 
   // The forward description, also the "hint" the backward primitives need.
@@ -226,7 +236,7 @@ memory weightsFor(const memory::desc& wanted, const Geometry& g, float* data, do
 }
 
 // The backward pass's converted inputs, kept for the next call. In bf16 both gradients of a convolution
-// read its output gradient dy converted to bf16 in the same blocked layout, and the two filter
+// read its output gradient dy converted to bf16 in the same layout, and the two filter
 // gradients of convolutions that share an input (a stage's first block) read it so too; converting
 // it once per gradient made a third of the backward pass's input conversions (47 of 140 in a ResNet50
 // step). JavaScript passes keys naming the data (as for filters: data never changes under its key).
@@ -417,7 +427,7 @@ napi_value Conv2DBackpropInput(napi_env env, napi_callback_info info) {
 
     static Cache<dnnl::convolution_backward_data> cache;
     auto& conv = cached(cache, g.key(1, 0), [&] {
-      memory::desc diffSrc({g.n, g.ci, g.h, g.w}, dt::f32, inputTag(tag::nhwc));
+      memory::desc diffSrc({g.n, g.ci, g.h, g.w}, dt::f32, g.inputTag());
       dnnl::convolution_backward_data::desc d(algorithm::convolution_direct, diffSrc, g.anyWeights(), g.dstIn(), g.strides(),
                                               g.dilates(), g.padL(), g.padR());
       return dnnl::convolution_backward_data::primitive_desc(d, cpu(), g.forward(prop_kind::forward_training, false, false));
@@ -545,9 +555,17 @@ size_t lengthOf(napi_env env, napi_value v, const char* name) {
   return length;
 }
 
+// ReLU's step as tfjs computes its gradient: 1 where v > 0, NaN where v is NaN, else 0. Two flat
+// selects, which GCC vectorizes (a nested one it leaves as branches, 10× slower on mixed signs).
+inline float reluStep(float v) {
+  float positive = v > 0.f ? 1.f : 0.f;
+  return v != v ? v : positive;
+}
+
 // Per-channel sums over the rows of x (and of x·y when y is given), in double, split over threads.
+// With `mask` (a ReLU's output, y's shape) y counts as y·step(mask): the gradient through that ReLU.
 void channelSums(const float* x, const float* y, size_t rows, size_t c, const float* shift, const float* scale,
-                 std::vector<double>& sumX, std::vector<double>& sumXY) {
+                 std::vector<double>& sumX, std::vector<double>& sumXY, const float* mask = nullptr) {
   sumX.assign(c, 0.0);
   sumXY.assign(c, 0.0);
 #pragma omp parallel
@@ -562,7 +580,16 @@ void channelSums(const float* x, const float* y, size_t rows, size_t c, const fl
       size_t end = std::min(rows, (size_t)(block + 1) * 64);
       for (size_t r = block * 64; r < end; r++) {
         const float* xr = x + r * c;
-        if (y) {
+        if (y && mask) {
+          const float* yr = y + r * c;
+          const float* mr = mask + r * c;
+#pragma omp simd
+          for (size_t k = 0; k < c; k++) {
+            float v = yr[k] * reluStep(mr[k]);
+            fx[k] += v;
+            fxy[k] += v * (xr[k] - shift[k]) * scale[k];
+          }
+        } else if (y) {
           const float* yr = y + r * c;
           for (size_t k = 0; k < c; k++) {
             fx[k] += yr[k];
@@ -589,87 +616,110 @@ void channelSums(const float* x, const float* y, size_t rows, size_t c, const fl
   }
 }
 
-// y = x·a + b per channel
-void affine(const float* x, float* y, size_t rows, size_t c, const float* a, const float* b) {
+// y = x·a + b per channel, and with `relu` x·a + b where it is not negative, else 0 (a NaN passes through)
+void affine(const float* x, float* y, size_t rows, size_t c, const float* a, const float* b, bool relu = false) {
 #pragma omp parallel for schedule(static)
   for (int64_t r = 0; r < (int64_t)rows; r++) {
     const float* xr = x + r * c;
     float* yr = y + r * c;
-    for (size_t k = 0; k < c; k++) yr[k] = xr[k] * a[k] + b[k];
+    if (relu) {
+      for (size_t k = 0; k < c; k++) {
+        float v = xr[k] * a[k] + b[k];
+        yr[k] = v < 0.f ? 0.f : v;
+      }
+    } else {
+      for (size_t k = 0; k < c; k++) yr[k] = xr[k] * a[k] + b[k];
+    }
   }
 }
 
-// batchNorm(x, mean, variance, offset | null, scale | null, epsilon, y): inference with given statistics
+// batchNorm(x, mean, variance, offset | null, scale | null, epsilon, y): inference with given statistics.
+// batchNormRelu(…): the same followed by a ReLU, in the same pass.
+void batchNormInference(napi_env env, napi_callback_info info, bool relu) {
+  auto a = arguments(env, info, 7);
+  size_t c = lengthOf(env, a[1], "mean");
+  size_t total = lengthOf(env, a[0], "x");
+  if (c == 0 || total % c) throw CallError{"boat_native: x's size is not a multiple of the channels"};
+  const float* x = floats(env, a[0], total, "x");
+  const float* mean = floats(env, a[1], c, "mean");
+  const float* var = floats(env, a[2], c, "variance");
+  const float* offset = isNullish(env, a[3]) ? nullptr : floats(env, a[3], c, "offset");
+  const float* scale = isNullish(env, a[4]) ? nullptr : floats(env, a[4], c, "scale");
+  double eps = doubleArg(env, a[5], "epsilon");
+  float* y = floats(env, a[6], total, "y");
+  std::vector<float> mul(c), add(c);
+  for (size_t k = 0; k < c; k++) {
+    mul[k] = (scale ? scale[k] : 1.f) / std::sqrt((float)(var[k] + eps));
+    add[k] = (offset ? offset[k] : 0.f) - mean[k] * mul[k];
+  }
+  affine(x, y, total / c, c, mul.data(), add.data(), relu);
+}
+
 napi_value BatchNorm(napi_env env, napi_callback_info info) {
-  return guarded(env, [&] {
-    auto a = arguments(env, info, 7);
-    size_t c = lengthOf(env, a[1], "mean");
-    size_t total = lengthOf(env, a[0], "x");
-    if (c == 0 || total % c) throw CallError{"boat_native: x's size is not a multiple of the channels"};
-    const float* x = floats(env, a[0], total, "x");
-    const float* mean = floats(env, a[1], c, "mean");
-    const float* var = floats(env, a[2], c, "variance");
-    const float* offset = isNullish(env, a[3]) ? nullptr : floats(env, a[3], c, "offset");
-    const float* scale = isNullish(env, a[4]) ? nullptr : floats(env, a[4], c, "scale");
-    double eps = doubleArg(env, a[5], "epsilon");
-    float* y = floats(env, a[6], total, "y");
-    std::vector<float> mul(c), add(c);
-    for (size_t k = 0; k < c; k++) {
-      mul[k] = (scale ? scale[k] : 1.f) / std::sqrt((float)(var[k] + eps));
-      add[k] = (offset ? offset[k] : 0.f) - mean[k] * mul[k];
-    }
-    affine(x, y, total / c, c, mul.data(), add.data());
-  });
+  return guarded(env, [&] { batchNormInference(env, info, false); });
+}
+
+napi_value BatchNormRelu(napi_env env, napi_callback_info info) {
+  return guarded(env, [&] { batchNormInference(env, info, true); });
 }
 
 // batchNormTrain(x, gamma, beta, epsilon, y, mean, variance, invStd): normalise with the batch's own
-// statistics (biased variance, as tf.moments); writes them too.
+// statistics (biased variance, as tf.moments); writes them too. batchNormTrainRelu(…): then a ReLU, in
+// the same pass (a conv → BatchNorm → ReLU chain's middle, where nothing else reads the BatchNorm's output).
+void batchNormTrain(napi_env env, napi_callback_info info, bool relu) {
+  auto a = arguments(env, info, 8);
+  size_t c = lengthOf(env, a[1], "gamma");
+  size_t total = lengthOf(env, a[0], "x");
+  if (c == 0 || total % c) throw CallError{"boat_native: x's size is not a multiple of the channels"};
+  size_t rows = total / c;
+  const float* x = floats(env, a[0], total, "x");
+  const float* gamma = floats(env, a[1], c, "gamma");
+  const float* beta = floats(env, a[2], c, "beta");
+  double eps = doubleArg(env, a[3], "epsilon");
+  float* y = floats(env, a[4], total, "y");
+  float* mean = floats(env, a[5], c, "mean");
+  float* variance = floats(env, a[6], c, "variance");
+  float* invStd = floats(env, a[7], c, "invStd");
+  // Two passes (mean, then squared deviations), so large means do not cancel the variance away.
+  std::vector<float> zero(c, 0.f), one(c, 1.f);
+  std::vector<double> s, unused;
+  channelSums(x, nullptr, rows, c, zero.data(), one.data(), s, unused);
+  for (size_t k = 0; k < c; k++) mean[k] = (float)(s[k] / rows);
+  std::vector<double> dev, sq;
+  channelSums(x, nullptr, rows, c, mean, one.data(), dev, sq);
+  std::vector<float> mul(c), add(c);
+  for (size_t k = 0; k < c; k++) {
+    double d = dev[k] / rows;
+    variance[k] = (float)(sq[k] / rows - d * d);
+    invStd[k] = 1.f / std::sqrt(variance[k] + (float)eps);
+    mul[k] = gamma[k] * invStd[k];
+    add[k] = beta[k] - mean[k] * mul[k];
+  }
+  affine(x, y, rows, c, mul.data(), add.data(), relu);
+}
+
 napi_value BatchNormTrain(napi_env env, napi_callback_info info) {
-  return guarded(env, [&] {
-    auto a = arguments(env, info, 8);
-    size_t c = lengthOf(env, a[1], "gamma");
-    size_t total = lengthOf(env, a[0], "x");
-    if (c == 0 || total % c) throw CallError{"boat_native: x's size is not a multiple of the channels"};
-    size_t rows = total / c;
-    const float* x = floats(env, a[0], total, "x");
-    const float* gamma = floats(env, a[1], c, "gamma");
-    const float* beta = floats(env, a[2], c, "beta");
-    double eps = doubleArg(env, a[3], "epsilon");
-    float* y = floats(env, a[4], total, "y");
-    float* mean = floats(env, a[5], c, "mean");
-    float* variance = floats(env, a[6], c, "variance");
-    float* invStd = floats(env, a[7], c, "invStd");
-    // Two passes (mean, then squared deviations), so large means do not cancel the variance away.
-    std::vector<float> zero(c, 0.f), one(c, 1.f);
-    std::vector<double> s, unused;
-    channelSums(x, nullptr, rows, c, zero.data(), one.data(), s, unused);
-    for (size_t k = 0; k < c; k++) mean[k] = (float)(s[k] / rows);
-    std::vector<double> dev, sq;
-    channelSums(x, nullptr, rows, c, mean, one.data(), dev, sq);
-    std::vector<float> mul(c), add(c);
-    for (size_t k = 0; k < c; k++) {
-      double d = dev[k] / rows;
-      variance[k] = (float)(sq[k] / rows - d * d);
-      invStd[k] = 1.f / std::sqrt(variance[k] + (float)eps);
-      mul[k] = gamma[k] * invStd[k];
-      add[k] = beta[k] - mean[k] * mul[k];
-    }
-    affine(x, y, rows, c, mul.data(), add.data());
-  });
+  return guarded(env, [&] { batchNormTrain(env, info, false); });
+}
+
+napi_value BatchNormTrainRelu(napi_env env, napi_callback_info info) {
+  return guarded(env, [&] { batchNormTrain(env, info, true); });
 }
 
 // The arguments of both BatchNorm gradients, (dy, x, mean, invStd, gamma, dx, dGamma, dBeta) with dy, x
 // and dx viewed as [rows, c], and what both compute first, with x̂ = (x − mean)·invStd:
 //   dβ = Σdy,  dγ = Σ(dy·x̂)
+// Their ReLU variants take the ReLU's output y last and read dy·step(y) wherever they read dy: the
+// gradient through the ReLU, without the activation-sized tensor ReLU's own gradient would write.
 struct BatchNormGrad {
   size_t c, rows;
-  const float *dy, *x, *mean, *invStd, *gamma;
+  const float *dy, *x, *mean, *invStd, *gamma, *reluOut = nullptr;
   float *dx, *dGamma, *dBeta;
   std::vector<double> sumDy, sumDyXHat;
 };
 
-BatchNormGrad batchNormGrad(napi_env env, napi_callback_info info) {
-  auto a = arguments(env, info, 8);
+BatchNormGrad batchNormGrad(napi_env env, napi_callback_info info, bool relu) {
+  auto a = arguments(env, info, relu ? 9 : 8);
   BatchNormGrad g;
   g.c = lengthOf(env, a[2], "mean");
   size_t total = lengthOf(env, a[0], "dy");
@@ -683,7 +733,8 @@ BatchNormGrad batchNormGrad(napi_env env, napi_callback_info info) {
   g.dx = floats(env, a[5], total, "dx");
   g.dGamma = floats(env, a[6], g.c, "dGamma");
   g.dBeta = floats(env, a[7], g.c, "dBeta");
-  channelSums(g.x, g.dy, g.rows, g.c, g.mean, g.invStd, g.sumDy, g.sumDyXHat);
+  if (relu) g.reluOut = floats(env, a[8], total, "y");
+  channelSums(g.x, g.dy, g.rows, g.c, g.mean, g.invStd, g.sumDy, g.sumDyXHat, g.reluOut);
   for (size_t k = 0; k < g.c; k++) {
     g.dBeta[k] = (float)g.sumDy[k];
     g.dGamma[k] = (float)g.sumDyXHat[k];
@@ -693,36 +744,68 @@ BatchNormGrad batchNormGrad(napi_env env, napi_callback_info info) {
 
 // batchNormTrainGrad(…): the batch statistics depend on x, so
 //   dx = γ·invStd/M · (M·dy − Σdy − x̂·Σ(dy·x̂))
-napi_value BatchNormTrainGrad(napi_env env, napi_callback_info info) {
-  return guarded(env, [&] {
-    BatchNormGrad g = batchNormGrad(env, info);
-    size_t c = g.c;
-    std::vector<float> k1(c), k2(c), k3(c);
-    for (size_t k = 0; k < c; k++) {
-      float s = g.gamma[k] * g.invStd[k];
-      // dx = s·dy − s/M·Σdy − s/M·Σ(dy·x̂)·invStd·(x − mean)
-      k1[k] = s;
-      k2[k] = (float)(s * g.sumDyXHat[k] / g.rows) * g.invStd[k];
-      k3[k] = (float)(s * g.sumDy[k] / g.rows) - k2[k] * g.mean[k];
-    }
+void batchNormTrainGrad(napi_env env, napi_callback_info info, bool relu) {
+  BatchNormGrad g = batchNormGrad(env, info, relu);
+  size_t c = g.c;
+  std::vector<float> k1(c), k2(c), k3(c);
+  for (size_t k = 0; k < c; k++) {
+    float s = g.gamma[k] * g.invStd[k];
+    // dx = s·dy − s/M·Σdy − s/M·Σ(dy·x̂)·invStd·(x − mean)
+    k1[k] = s;
+    k2[k] = (float)(s * g.sumDyXHat[k] / g.rows) * g.invStd[k];
+    k3[k] = (float)(s * g.sumDy[k] / g.rows) - k2[k] * g.mean[k];
+  }
 #pragma omp parallel for schedule(static)
-    for (int64_t r = 0; r < (int64_t)g.rows; r++) {
-      const float* dyr = g.dy + r * c;
-      const float* xr = g.x + r * c;
-      float* dxr = g.dx + r * c;
+  for (int64_t r = 0; r < (int64_t)g.rows; r++) {
+    const float* dyr = g.dy + r * c;
+    const float* xr = g.x + r * c;
+    float* dxr = g.dx + r * c;
+    if (g.reluOut) {
+      const float* yr = g.reluOut + r * c;
+#pragma omp simd
+      for (size_t k = 0; k < c; k++) dxr[k] = k1[k] * (dyr[k] * reluStep(yr[k])) - k2[k] * xr[k] - k3[k];
+    } else {
       for (size_t k = 0; k < c; k++) dxr[k] = k1[k] * dyr[k] - k2[k] * xr[k] - k3[k];
     }
-  });
+  }
+}
+
+napi_value BatchNormTrainGrad(napi_env env, napi_callback_info info) {
+  return guarded(env, [&] { batchNormTrainGrad(env, info, false); });
+}
+
+// batchNormTrainReluGrad(dy, x, mean, invStd, gamma, dx, dGamma, dBeta, y)
+napi_value BatchNormTrainReluGrad(napi_env env, napi_callback_info info) {
+  return guarded(env, [&] { batchNormTrainGrad(env, info, true); });
 }
 
 // batchNormFrozenGrad(…): the statistics are given (moving) constants, so dx = γ·invStd·dy
-napi_value BatchNormFrozenGrad(napi_env env, napi_callback_info info) {
-  return guarded(env, [&] {
-    BatchNormGrad g = batchNormGrad(env, info);
-    std::vector<float> scale(g.c), zero(g.c, 0.f);
-    for (size_t k = 0; k < g.c; k++) scale[k] = g.gamma[k] * g.invStd[k];
+void batchNormFrozenGrad(napi_env env, napi_callback_info info, bool relu) {
+  BatchNormGrad g = batchNormGrad(env, info, relu);
+  std::vector<float> scale(g.c), zero(g.c, 0.f);
+  for (size_t k = 0; k < g.c; k++) scale[k] = g.gamma[k] * g.invStd[k];
+  if (!g.reluOut) {
     affine(g.dy, g.dx, g.rows, g.c, scale.data(), zero.data());
-  });
+    return;
+  }
+  const size_t c = g.c;
+#pragma omp parallel for schedule(static)
+  for (int64_t r = 0; r < (int64_t)g.rows; r++) {
+    const float* dyr = g.dy + r * c;
+    const float* yr = g.reluOut + r * c;
+    float* dxr = g.dx + r * c;
+#pragma omp simd
+    for (size_t k = 0; k < c; k++) dxr[k] = (dyr[k] * reluStep(yr[k])) * scale[k];
+  }
+}
+
+napi_value BatchNormFrozenGrad(napi_env env, napi_callback_info info) {
+  return guarded(env, [&] { batchNormFrozenGrad(env, info, false); });
+}
+
+// batchNormFrozenReluGrad(dy, x, mean, invStd, gamma, dx, dGamma, dBeta, y)
+napi_value BatchNormFrozenReluGrad(napi_env env, napi_callback_info info) {
+  return guarded(env, [&] { batchNormFrozenGrad(env, info, true); });
 }
 
 // columnSums(x, out): out[k] = Σ_r x[r, k], x viewed as [rows, out.length]. The bias gradient of
@@ -900,6 +983,28 @@ napi_value GradientInputsInfo(napi_env env, napi_callback_info info) {
   return result;
 }
 
+// gradientLayout("nhwc" | "blocked"?): sets the layout bf16 gradients read when given (Geometry::nhwcGradients)
+// and returns it.
+napi_value GradientLayout(napi_env env, napi_callback_info info) {
+  napi_value result = nullptr;
+  guarded(env, [&] {
+    size_t got = 1;
+    napi_value arg;
+    check(env, napi_get_cb_info(env, info, &got, &arg, nullptr, nullptr), "napi_get_cb_info");
+    if (got >= 1 && !isNullish(env, arg)) {
+      char text[16];
+      size_t length = 0;
+      if (napi_get_value_string_utf8(env, arg, text, sizeof(text), &length) != napi_ok) length = 0;
+      std::string layout(text, length);
+      if (layout != "nhwc" && layout != "blocked") throw CallError{"boat_native: the gradient layout must be nhwc or blocked"};
+      nhwcBackward = layout == "nhwc";
+    }
+    const char* now = nhwcBackward ? "nhwc" : "blocked";
+    napi_create_string_utf8(env, now, NAPI_AUTO_LENGTH, &result);
+  });
+  return result;
+}
+
 // describe(): "oneDNN 2.6.3 (cpu_omp), N threads"
 napi_value Describe(napi_env env, napi_callback_info info) {
   const dnnl_version_t* v = dnnl_version();
@@ -920,6 +1025,10 @@ napi_value Init(napi_env env, napi_value exports) {
       {"batchNormTrain", nullptr, BatchNormTrain, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"batchNormTrainGrad", nullptr, BatchNormTrainGrad, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"batchNormFrozenGrad", nullptr, BatchNormFrozenGrad, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"batchNormRelu", nullptr, BatchNormRelu, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"batchNormTrainRelu", nullptr, BatchNormTrainRelu, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"batchNormTrainReluGrad", nullptr, BatchNormTrainReluGrad, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"batchNormFrozenReluGrad", nullptr, BatchNormFrozenReluGrad, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"columnSums", nullptr, ColumnSums, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"reluGrad", nullptr, ReluGrad, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"maxPoolGrad", nullptr, MaxPoolGrad, nullptr, nullptr, nullptr, napi_default, nullptr},
@@ -930,6 +1039,7 @@ napi_value Init(napi_env env, napi_value exports) {
       {"describe", nullptr, Describe, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"filterCache", nullptr, FilterCacheInfo, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"gradientInputs", nullptr, GradientInputsInfo, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"gradientLayout", nullptr, GradientLayout, nullptr, nullptr, nullptr, napi_default, nullptr},
   };
   napi_define_properties(env, exports, sizeof(fns) / sizeof(fns[0]), fns);
   return exports;

@@ -22,6 +22,7 @@ import {
   makeDemoDataset,
   nativeBf16Support,
   nativeGradientInputs,
+  nativeGradientLayout,
   nativeKernelsInUse,
   readModelMetadata,
   requestedPrecision,
@@ -62,11 +63,13 @@ async function inBothPrecisions(f: () => tf.Tensor[]): Promise<[Float32Array[], 
   return [fp32, bf16];
 }
 
-test('bf16 convolutions (plain, biased, biased + ReLU) and both gradients match fp32 within 1e-2 on 36 geometries', async (t) => {
+test('bf16 convolutions (plain, biased, biased + ReLU) and both gradients match fp32 within 1e-2 on 54 geometries', async (t) => {
   if (skipWithoutBf16(t)) return;
   let worst = 0;
   let least = Infinity;
-  const cases = convCases();
+  // 5 output channels take oneDNN's blocked layouts; 16 in and out, the NHWC gradients that read the
+  // forward pass's kept input.
+  const cases = [...convCases(), ...convCases(16).filter((c) => c.ci === 16)];
   for (const c of cases) {
     const [fp32, bf16] = await inBothPrecisions(convOutputs(c));
     const info = tf.backend_util.computeConv2DInfo(c.xShape, c.wShape, c.s, 1, c.pad);
@@ -80,7 +83,7 @@ test('bf16 convolutions (plain, biased, biased + ReLU) and both gradients match 
       if (!(filterGradInFp32 && CONV_OUTPUTS[i] === 'filter gradient')) least = Math.min(least, err);
     }
   }
-  assert.equal(cases.length, 36);
+  assert.equal(cases.length, 54);
   assert.ok(least > FP32_AGREEMENT, `every output was computed in bf16 (smallest difference ${least})`);
   t.diagnostic(`worst relative error ${worst.toExponential(2)}, smallest ${least.toExponential(2)}`);
 });
@@ -130,6 +133,44 @@ test("bf16 gradients reuse their converted inputs (dy for both gradients, an inp
   const fp32 = steps(3);
   assert.equal(fp32.hits + fp32.misses, 0, 'fp32 converts no input');
   tf.dispose([x, w1, w3]);
+});
+
+test('bf16 gradients on NHWC and on the blocked layouts agree within bf16 tolerance, where 16-channel multiples take NHWC', async (t) => {
+  if (skipWithoutBf16(t)) return;
+  assert.equal(nativeGradientLayout(), 'nhwc', 'NHWC by default');
+  // 16 channels in and out at 28×28 (both gradients in bf16), the 54-geometry test's layout choice aside.
+  const x = randomArray([2, 28, 28, 16], 1);
+  const w = randomArray([3, 3, 16, 16], 2);
+  const f = (): tf.Tensor[] => {
+    const X = tf.tensor4d(x, [2, 28, 28, 16]);
+    const W = tf.tensor4d(w, [3, 3, 16, 16]);
+    return tf.grads((a: tf.Tensor, b: tf.Tensor) =>
+      tf
+        .conv2d(a as tf.Tensor4D, b as tf.Tensor4D, 1, 'same')
+        .square()
+        .sum(),
+    )([X, W]);
+  };
+  const fp32 = await valuesInPrecision('fp32', f);
+  const nhwc = await valuesInPrecision('bf16', f);
+  assert.equal(nativeGradientLayout('blocked'), 'blocked');
+  let blocked: Float32Array[];
+  try {
+    blocked = await valuesInPrecision('bf16', f);
+  } finally {
+    nativeGradientLayout('nhwc');
+    await selectBackend(undefined, 'fp32');
+  }
+  for (const [i, name] of ['input gradient', 'filter gradient'].entries()) {
+    for (const [layout, values] of [
+      ['NHWC', nhwc],
+      ['blocked', blocked],
+    ] as const) {
+      const err = maxRelativeError(fp32[i], values[i]);
+      assert.ok(err < BF16_TOLERANCE && err > FP32_AGREEMENT, `${layout} ${name}: relative error ${err}`);
+    }
+  }
+  assert.throws(() => nativeGradientLayout('nchw' as never), /the gradient layout must be nhwc or blocked/);
 });
 
 test('bf16 matrix products (transposed, batched with broadcast, fused bias + ReLU, gradients) match fp32 within 1e-2', async (t) => {

@@ -20,7 +20,11 @@ export interface ConvCase {
   where: string;
 }
 
-export function convCases(): ConvCase[] {
+/**
+ * The cases, with `outChannels` output channels (5 by default; 16 gives the channel counts in whole 16s
+ * that bf16's NHWC gradients take, native/boat_native.cc).
+ */
+export function convCases(outChannels = 5): ConvCase[] {
   const cases: ConvCase[] = [];
   const pads: Pad[] = [
     'same',
@@ -44,9 +48,9 @@ export function convCases(): ConvCase[] {
             pad,
             ci,
             xShape: [2, h, h + 1, ci],
-            wShape: [k, k, ci, 5],
+            wShape: [k, k, ci, outChannels],
             dilation: k === 3 && s === 1 ? 2 : 1,
-            where: `kernel ${k} stride ${s} pad ${JSON.stringify(pad)} channels ${ci}`,
+            where: `kernel ${k} stride ${s} pad ${JSON.stringify(pad)} channels ${ci} → ${outChannels}`,
           });
         }
   return cases;
@@ -81,7 +85,7 @@ export const CONV_OUTPUTS = ['forward', 'forward + bias', 'forward + bias + ReLU
 export function convOutputs(c: ConvCase): () => tf.Tensor[] {
   const x = randomArray(c.xShape, c.index);
   const w = randomArray(c.wShape, c.index + 100);
-  const b = randomArray([5], c.index + 200);
+  const b = randomArray([c.wShape[3]], c.index + 200);
   return () => {
     const X = tf.tensor4d(x, c.xShape);
     const W = tf.tensor4d(w, c.wShape);

@@ -9,12 +9,15 @@ import { before, test, type TestContext } from 'node:test';
 import * as tf from '../lib/engine/tf';
 
 import {
+  batchNormFrozen,
+  batchNormReluFused,
   batchNormTraining,
   createBoatModel,
   loadNativeAddon,
   nativeKernelsInUse,
   nllLoss,
   selectBackend,
+  setBatchNormReluFusion,
   setNativeKernels,
 } from '../lib';
 import { convCases, convOutputs, CONV_OUTPUTS, maxRelativeError, randomArray } from './conv-cases';
@@ -147,6 +150,51 @@ test('native training BatchNorm: statistics, output and gradients equal the comp
   }
 });
 
+test('native BatchNorm + ReLU in one kernel, training and frozen: output and gradients equal BatchNorm then tf.relu on cpu', async (t) => {
+  if (skipWithoutAddon(t)) return;
+  await tf.setBackend('wasm');
+  assert.ok(batchNormReluFused(), 'the addon registers the fused kernels');
+  const shape: [number, number, number, number] = [3, 4, 5, 6];
+  const ops = (fused: boolean) => (): tf.Tensor[] => {
+    const x = tf.tensor4d(randomArray(shape, 15), shape);
+    const gamma = tf.tensor1d(randomArray([6], 16, 1));
+    const beta = tf.tensor1d(randomArray([6], 17));
+    const mean = tf.tensor1d(randomArray([6], 18));
+    const variance = tf.tensor1d(randomArray([6], 19, 1));
+    const probe = tf.tensor4d(randomArray(shape, 20), shape);
+    const training = (a: tf.Tensor, g: tf.Tensor, b: tf.Tensor): tf.Tensor => {
+      const r = batchNormTraining(a, g as tf.Tensor1D, b as tf.Tensor1D, 1e-3, fused);
+      tf.dispose([r.mean, r.variance]);
+      return fused ? r.y : tf.relu(r.y);
+    };
+    const frozen = (a: tf.Tensor, g: tf.Tensor, b: tf.Tensor): tf.Tensor => {
+      const y = batchNormFrozen(a, g as tf.Tensor1D, b as tf.Tensor1D, mean, variance, 1e-3, fused);
+      return fused ? y : tf.relu(y);
+    };
+    const outputs: tf.Tensor[] = [];
+    for (const f of [training, frozen]) {
+      outputs.push(f(x, gamma, beta), ...tf.grads((a, g, b) => f(a, g, b).mul(probe).sum())([x, gamma, beta]));
+    }
+    return outputs;
+  };
+  const names = ['training y', 'dx', 'dgamma', 'dbeta', 'frozen y', 'dx', 'dgamma', 'dbeta'];
+  // Reference: the two ops on cpu, ReLU's gradient tfjs' own.
+  await tf.setBackend('cpu');
+  const reference = tidyValues(ops(false), 'cpu');
+  const zeros = reference[0].filter((v) => v === 0).length;
+  assert.ok(zeros > 0.3 * reference[0].length && zeros < 0.7 * reference[0].length, `the ReLU cuts (${zeros} zeros)`);
+  const [cpuFused, native] = await onCpuAndNative(ops(true));
+  for (const [which, values] of [
+    ['cpu, composed', cpuFused],
+    ['native', native],
+  ] as const) {
+    for (let i = 0; i < reference.length; i++) {
+      const err = maxRelativeError(reference[i], values[i]);
+      assert.ok(err < 1e-5, `${which} ${names[i]}: relative error ${err}`);
+    }
+  }
+});
+
 test('a whole ResNet50 forward pass and fine-tune gradients agree with and without the native kernels', async (t) => {
   if (skipWithoutAddon(t)) return;
   await tf.setBackend('wasm');
@@ -186,13 +234,41 @@ test('a whole ResNet50 forward pass and fine-tune gradients agree with and witho
   for (const [name, f] of [
     ['logits', logits],
     ['gradient', gradients],
+    ['gradient, BatchNorm frozen', gradients],
   ] as const) {
+    model.batchNormFrozen = name === 'gradient, BatchNorm frozen';
     const [wasm, native] = both(f);
     for (let i = 0; i < wasm.length; i++) {
       const err = maxRelativeError(wasm[i], native[i]);
       assert.ok(err < 1e-3, `${name} ${name === 'logits' ? '' : variables[i].name}: relative error ${err}`);
     }
   }
+  // The stem's and each block's first two BatchNorms feed a ReLU alone: 1 + 16·2 = 33 run fused with it.
+  // Left as Relu kernels: the 16 after a residual add and the head's hidden layer.
+  for (const frozen of [false, true]) {
+    model.batchNormFrozen = frozen;
+    const profile = await tf.profile(() => {
+      tf.dispose(gradients());
+    });
+    const calls = (kernel: string) => profile.kernels.filter((k) => k.name === kernel).length;
+    const fused = frozen ? 'BoatBatchNormRelu' : 'BoatBatchNormTrainRelu';
+    assert.equal(calls(fused), 33, `${fused} calls, BatchNorm frozen: ${frozen}`);
+    assert.equal(calls(frozen ? 'BoatBatchNormFrozenReluGrad' : 'BoatBatchNormTrainReluGrad'), 33);
+    assert.equal(calls('Relu'), 17, `Relu calls left, BatchNorm frozen: ${frozen}`);
+  }
+  // Switched off (the bench's comparison), every ReLU is its own kernel again.
+  assert.equal(setBatchNormReluFusion(false), true);
+  try {
+    const profile = await tf.profile(() => {
+      tf.dispose(gradients());
+    });
+    const names = profile.kernels.map((k) => k.name);
+    assert.equal(names.filter((n) => n === 'Relu').length, 50);
+    assert.equal(names.filter((n) => n === 'BoatBatchNormTrainRelu').length, 0);
+  } finally {
+    setBatchNormReluFusion(true);
+  }
+  model.batchNormFrozen = false;
   tf.dispose([x, y]);
   model.dispose();
 });

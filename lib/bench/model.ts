@@ -8,13 +8,16 @@ import * as tf from '../engine/tf';
 
 import { BoatModel, createBoatModel, nllLoss } from '../model';
 import {
+  batchNormReluFused,
   FILTER_CACHE_BYTES,
   fineTuneSupport,
   GRADIENT_INPUT_SLOTS,
   nativeBf16Support,
   nativeFilterCache,
   nativeGradientInputs,
+  nativeGradientLayout,
   selectBackend,
+  setBatchNormReluFusion,
   setNativeKernels,
 } from '../engine';
 import { BatchSource, disposeOptimizer, TrainBatch, trainModel } from '../train';
@@ -51,6 +54,16 @@ export interface ModelBenchResult {
    * that has it.
    */
   gradientInputs: { keptImgS8: number; convertedImgS8: number } | null;
+  /**
+   * bf16 train step at batch 8 with each BatchNorm and the ReLU after it in one kernel (batchnorm.ts) and
+   * in two, one step of each in turn; null without native bf16, training or the fused kernels.
+   */
+  batchNormRelu: { fusedImgS8: number; separateImgS8: number } | null;
+  /**
+   * bf16 train step at batch 8 with the convolution gradients on NHWC (nativeGradientLayout) and on
+   * oneDNN's blocked layouts, one step of each in turn; null without native bf16, training or the switch.
+   */
+  gradientLayouts: { nhwcImgS8: number; blockedImgS8: number } | null;
   headStepMs: number;
   /** Train step img/s at batch 8 (the median of the paired reps), or null with the reason when the backend cannot train convolutions. */
   trainImgS8: number | null;
@@ -194,27 +207,62 @@ async function compareFilterCache(
  * bf16 train step img/s at batch 8 with the converted backward inputs kept and not, one step of each in
  * turn after a first round that is not counted; null where it does not apply.
  */
+/** bf16 train step img/s at batch 8 with a setting on and off, one step of each in turn (medians). */
+async function bf16TrainOnOff(
+  model: BoatModel,
+  rounds: number,
+  set: (on: boolean) => void,
+  restore: () => void,
+): Promise<{ on: number; off: number }> {
+  const before = (await selectBackend()).precision;
+  await selectBackend(undefined, 'bf16');
+  const stepper = trainStepper(model);
+  try {
+    const rates = await takeTurns(rounds, set, () => stepper.step(), restore);
+    return { on: median(rates.on), off: median(rates.off) };
+  } finally {
+    stepper.dispose();
+    await selectBackend(undefined, before);
+  }
+}
+
 async function compareGradientInputs(
   model: BoatModel,
   rounds: number,
 ): Promise<{ keptImgS8: number; convertedImgS8: number } | null> {
   if (nativeGradientInputs() === null || !nativeBf16Support().ok || !fineTuneSupport().ok) return null;
-  const before = (await selectBackend()).precision;
-  await selectBackend(undefined, 'bf16');
-  const stepper = trainStepper(model);
-  let rates: { on: number[]; off: number[] };
-  try {
-    rates = await takeTurns(
-      rounds,
-      (kept) => nativeGradientInputs(kept ? GRADIENT_INPUT_SLOTS : 0),
-      () => stepper.step(),
-      () => nativeGradientInputs(GRADIENT_INPUT_SLOTS),
-    );
-  } finally {
-    stepper.dispose();
-    await selectBackend(undefined, before);
-  }
-  return { keptImgS8: median(rates.on), convertedImgS8: median(rates.off) };
+  const { on, off } = await bf16TrainOnOff(
+    model,
+    rounds,
+    (kept) => nativeGradientInputs(kept ? GRADIENT_INPUT_SLOTS : 0),
+    () => nativeGradientInputs(GRADIENT_INPUT_SLOTS),
+  );
+  return { keptImgS8: on, convertedImgS8: off };
+}
+
+/** The same with bf16's convolution gradients on NHWC and on oneDNN's blocked layouts; null without the switch. */
+async function compareGradientLayouts(
+  model: BoatModel,
+  rounds: number,
+): Promise<{ nhwcImgS8: number; blockedImgS8: number } | null> {
+  if (nativeGradientLayout() === null || !nativeBf16Support().ok || !fineTuneSupport().ok) return null;
+  const { on, off } = await bf16TrainOnOff(
+    model,
+    rounds,
+    (nhwc) => nativeGradientLayout(nhwc ? 'nhwc' : 'blocked'),
+    () => nativeGradientLayout('nhwc'),
+  );
+  return { nhwcImgS8: on, blockedImgS8: off };
+}
+
+/** The same for BatchNorm and the ReLU after it in one kernel or two; null where they cannot be fused. */
+async function compareBatchNormRelu(
+  model: BoatModel,
+  rounds: number,
+): Promise<{ fusedImgS8: number; separateImgS8: number } | null> {
+  if (!batchNormReluFused() || !nativeBf16Support().ok || !fineTuneSupport().ok) return null;
+  const { on, off } = await bf16TrainOnOff(model, rounds, setBatchNormReluFusion, () => setBatchNormReluFusion(true));
+  return { fusedImgS8: on, separateImgS8: off };
 }
 
 /**
@@ -414,6 +462,8 @@ export async function benchModel(options: BenchModelOptions): Promise<ModelBench
     ? { forwardImgS8: median(paired.bf16.forward), trainImgS8: medianOrNull(paired.bf16.train) }
     : { reason: bf16Support.reason };
   const gradientInputs = await compareGradientInputs(model, rounds);
+  const batchNormRelu = await compareBatchNormRelu(model, rounds);
+  const gradientLayouts = await compareGradientLayouts(model, rounds);
   const peakRssTrainMb = support.ok ? peakRssMb() : null;
   let accumulated: ModelBenchResult['accumulated128'];
   if (support.ok && options.accumulated128) {
@@ -445,6 +495,8 @@ export async function benchModel(options: BenchModelOptions): Promise<ModelBench
     folding,
     filterCache,
     gradientInputs,
+    batchNormRelu,
+    gradientLayouts,
     headStepMs,
     trainImgS8,
     trainSkipped: support.ok ? undefined : support.reason,

@@ -204,6 +204,18 @@ export async function benchCommand(flags: BenchFlags): Promise<void> {
               ? `${model.gradientInputs.keptImgS8.toFixed(2)} / ${model.gradientInputs.convertedImgS8.toFixed(2)} img/s (kept: ${(model.gradientInputs.keptImgS8 / model.gradientInputs.convertedImgS8).toFixed(2)}×)`
               : 'n/a',
           ],
+          [
+            'ResNet50 train step, batch 8, bf16, convolution gradients on NHWC / blocked layouts, taking turns',
+            model.gradientLayouts !== null
+              ? `${model.gradientLayouts.nhwcImgS8.toFixed(2)} / ${model.gradientLayouts.blockedImgS8.toFixed(2)} img/s (NHWC: ${(model.gradientLayouts.nhwcImgS8 / model.gradientLayouts.blockedImgS8).toFixed(2)}×)`
+              : 'n/a',
+          ],
+          [
+            'ResNet50 train step, batch 8, bf16, BatchNorm + ReLU in one kernel / two, taking turns',
+            model.batchNormRelu !== null
+              ? `${model.batchNormRelu.fusedImgS8.toFixed(2)} / ${model.batchNormRelu.separateImgS8.toFixed(2)} img/s (fused: ${(model.batchNormRelu.fusedImgS8 / model.batchNormRelu.separateImgS8).toFixed(2)}×)`
+              : 'n/a',
+          ],
         ] as Array<[string, string]>)),
     ['achieved, forward batch 8, fp32', achieved('forward_gflops_b8', 'forward_share_of_gemm_fp32')],
     ['achieved, train step batch 8, fp32', achieved('train_gflops_b8', 'train_share_of_gemm_fp32')],
@@ -311,6 +323,10 @@ export async function benchCommand(flags: BenchFlags): Promise<void> {
       train_bf16_img_s_b8: 'reason' in model.bf16 ? null : model.bf16.trainImgS8,
       train_bf16_gradient_inputs_ab_img_s_b8: model.gradientInputs?.keptImgS8 ?? null,
       train_bf16_no_gradient_inputs_ab_img_s_b8: model.gradientInputs?.convertedImgS8 ?? null,
+      train_bf16_nhwc_gradients_ab_img_s_b8: model.gradientLayouts?.nhwcImgS8 ?? null,
+      train_bf16_blocked_gradients_ab_img_s_b8: model.gradientLayouts?.blockedImgS8 ?? null,
+      train_bf16_bn_relu_fused_ab_img_s_b8: model.batchNormRelu?.fusedImgS8 ?? null,
+      train_bf16_bn_relu_separate_ab_img_s_b8: model.batchNormRelu?.separateImgS8 ?? null,
       bf16_not_measured: 'reason' in model.bf16 ? model.bf16.reason : null,
       native_kernels: nativeKernelsInUse(),
       wasm_only_forward_img_s_b8: model.wasmOnly?.forwardImgS8 ?? null,

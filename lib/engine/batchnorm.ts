@@ -12,14 +12,36 @@
  * The moving mean and variance update stays Keras' (biased variance, momentum 0.99).
  * Where the native addon registered its fused kernels for the active backend (wasm, see
  * native-kernels.ts), both directions are one kernel each; elsewhere they are composed of tf ops.
+ *
+ * A BatchNorm whose output only a ReLU reads (conv → BatchNorm → ReLU, twice in every ResNet50 block)
+ * takes that ReLU into the same kernels while training: the forward pass writes relu(y) and the
+ * gradient reads dy·step(relu(y)), so the ReLU's own pass over the activation, and its gradient's, go
+ * away. The ReLU layer then passes the already rectified tensor through. Inference is unchanged (the
+ * folded network fuses the ReLU into the convolution there, folded.ts).
  */
 import * as tf from './tf';
 
-import { BATCH_NORM_FROZEN_GRAD, BATCH_NORM_TRAIN, BATCH_NORM_TRAIN_GRAD } from './native-kernels';
+import {
+  BATCH_NORM_FROZEN_GRAD,
+  BATCH_NORM_FROZEN_RELU_GRAD,
+  BATCH_NORM_RELU,
+  BATCH_NORM_TRAIN,
+  BATCH_NORM_TRAIN_GRAD,
+  BATCH_NORM_TRAIN_RELU,
+  BATCH_NORM_TRAIN_RELU_GRAD,
+} from './native-kernels';
 
 /** A BatchNormalization layer this module patched; `frozen` makes it normalise with its moving statistics even when training. */
 export interface FreezableBatchNorm {
   frozen: boolean;
+}
+
+interface KerasLayer {
+  name: string;
+  getClassName(): string;
+  getConfig(): tf.serialization.ConfigDict;
+  call(inputs: tf.Tensor | tf.Tensor[], kwargs: { training?: boolean }): tf.Tensor | tf.Tensor[];
+  inboundNodes: Array<{ inputTensors: Array<{ id: number }>; outputTensors: Array<{ id: number }> }>;
 }
 
 interface KerasBatchNorm extends FreezableBatchNorm {
@@ -41,34 +63,68 @@ interface LayerVariableInternals {
   write(value: tf.Tensor): void;
 }
 
-/** Normalises x [..., C] with its own batch statistics; returns y and (kept) mean and variance. */
+const registered = (kernelName: string): boolean => tf.getKernel(kernelName, tf.getBackend()) !== undefined;
+
+let fusion = true;
+
+/**
+ * Turns the fusion of a BatchNorm layer with the ReLU layer after it on or off (on by default), for
+ * comparisons in tests and the benchmark; returns whether it was on.
+ */
+export function setBatchNormReluFusion(on: boolean): boolean {
+  const was = fusion;
+  fusion = on;
+  return was;
+}
+
+/** Whether the active backend runs BatchNorm and its ReLU as one kernel (the native addon's, on wasm). */
+export function batchNormReluFused(): boolean {
+  return [BATCH_NORM_TRAIN_RELU, BATCH_NORM_TRAIN_RELU_GRAD, BATCH_NORM_FROZEN_RELU_GRAD, BATCH_NORM_RELU].every(
+    registered,
+  );
+}
+
+/** dy·step(y), ReLU's gradient from its output (y > 0 exactly where its input was), as tfjs computes it. */
+const throughRelu = (dy: tf.Tensor, y: tf.Tensor): tf.Tensor => tf.mul(dy, tf.cast(tf.step(y), 'float32'));
+
+/**
+ * Normalises x [..., C] with its own batch statistics, and with `relu` rectifies the result; returns y and
+ * (kept) mean and variance.
+ */
 export function batchNormTraining(
   x: tf.Tensor,
   gamma: tf.Tensor1D,
   beta: tf.Tensor1D,
   epsilon: number,
+  relu = false,
 ): { y: tf.Tensor; mean: tf.Tensor1D; variance: tf.Tensor1D } {
   const axes = x.shape.slice(0, -1).map((_, i) => i);
   const count = x.size / x.shape[x.rank - 1];
   let mean: tf.Tensor1D | null = null;
   let variance: tf.Tensor1D | null = null;
-  const native = tf.getKernel(BATCH_NORM_TRAIN, tf.getBackend()) !== undefined;
+  const native = registered(BATCH_NORM_TRAIN) && (!relu || batchNormReluFused());
   const op = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
     const [input, g, b, save] = args as [tf.Tensor, tf.Tensor, tf.Tensor, tf.GradSaveFunc];
     if (native) {
       const [value, m, v, invStd] = tf
         .engine()
-        .runKernel<tf.Tensor[]>(BATCH_NORM_TRAIN, { x: input, gamma: g, beta: b }, { epsilon });
+        .runKernel<tf.Tensor[]>(
+          relu ? BATCH_NORM_TRAIN_RELU : BATCH_NORM_TRAIN,
+          { x: input, gamma: g, beta: b },
+          { epsilon },
+        );
       mean = tf.keep(m as tf.Tensor1D);
       variance = tf.keep(v as tf.Tensor1D);
-      save([input, m, invStd, g]);
+      // The rectified output is saved for its mask; the next convolution keeps it alive anyway.
+      save(relu ? [input, m, invStd, g, value] : [input, m, invStd, g]);
       return {
         value,
         gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
-          const [xs, mu, inv, gm] = saved;
-          return tf
-            .engine()
-            .runKernel<tf.Tensor[]>(BATCH_NORM_TRAIN_GRAD, { dy, x: xs, mean: mu, invStd: inv, gamma: gm }, {});
+          const [xs, mu, inv, gm, out] = saved;
+          const inputs = { dy, x: xs, mean: mu, invStd: inv, gamma: gm };
+          return relu
+            ? tf.engine().runKernel<tf.Tensor[]>(BATCH_NORM_TRAIN_RELU_GRAD, { ...inputs, y: out }, {})
+            : tf.engine().runKernel<tf.Tensor[]>(BATCH_NORM_TRAIN_GRAD, inputs, {});
         },
       };
     }
@@ -76,16 +132,19 @@ export function batchNormTraining(
     mean = tf.keep(moments.mean as tf.Tensor1D);
     variance = tf.keep(moments.variance as tf.Tensor1D);
     const invStd = tf.rsqrt(tf.add(moments.variance, epsilon));
+    const normalised = tf.add(tf.mul(tf.mul(tf.sub(input, moments.mean), invStd), g), b);
+    const value = relu ? tf.relu(normalised) : normalised;
     // Save the input, not x̂: the conv before it keeps its output alive anyway, so x̂ is recomputed
     // in the backward pass instead of holding one more activation-sized tensor per layer.
-    save([input, moments.mean, invStd, g]);
+    save(relu ? [input, moments.mean, invStd, g, value] : [input, moments.mean, invStd, g]);
     return {
-      value: tf.add(tf.mul(tf.mul(tf.sub(input, moments.mean), invStd), g), b),
+      value,
       // tfjs keeps whatever a custom gradient allocates until the whole backward pass ends, so
       // the temporaries (four activation-sized tensors) are tidied here.
-      gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) =>
+      gradFunc: (dyIn: tf.Tensor, saved: tf.Tensor[]) =>
         tf.tidy(() => {
-          const [xs, mu, inv, gm] = saved as [tf.Tensor, tf.Tensor1D, tf.Tensor1D, tf.Tensor1D];
+          const [xs, mu, inv, gm, out] = saved as [tf.Tensor, tf.Tensor1D, tf.Tensor1D, tf.Tensor1D, tf.Tensor?];
+          const dy = out ? throughRelu(dyIn, out) : dyIn;
           const xHat = tf.mul(tf.sub(xs, mu), inv);
           const sumDy = tf.sum(dy, axes);
           const sumDyXHat = tf.sum(tf.mul(dy, xHat), axes);
@@ -113,22 +172,35 @@ export function batchNormFrozen(
   mean: tf.Tensor1D,
   variance: tf.Tensor1D,
   epsilon: number,
+  relu = false,
 ): tf.Tensor {
   const axes = x.shape.slice(0, -1).map((_, i) => i);
-  const native = tf.getKernel(BATCH_NORM_FROZEN_GRAD, tf.getBackend()) !== undefined;
+  const native = registered(BATCH_NORM_FROZEN_GRAD);
+  const fused = relu && batchNormReluFused();
   const op = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
     const [input, g, b, save] = args as [tf.Tensor, tf.Tensor1D, tf.Tensor1D, tf.GradSaveFunc];
     const invStd = tf.rsqrt(tf.add(variance, epsilon));
-    save([input, invStd, g]);
+    const value = fused
+      ? tf
+          .engine()
+          .runKernel<tf.Tensor>(
+            BATCH_NORM_RELU,
+            { x: input, mean, variance, offset: b, scale: g },
+            { varianceEpsilon: epsilon },
+          )
+      : relu
+        ? tf.relu(tf.batchNorm(input, mean, variance, b, g, epsilon))
+        : tf.batchNorm(input, mean, variance, b, g, epsilon);
+    save(relu ? [input, invStd, g, value] : [input, invStd, g]);
     return {
-      value: tf.batchNorm(input, mean, variance, b, g, epsilon),
+      value,
       gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
-        const [xs, inv, gm] = saved;
-        if (native)
-          return tf
-            .engine()
-            .runKernel<tf.Tensor[]>(BATCH_NORM_FROZEN_GRAD, { dy, x: xs, mean, invStd: inv, gamma: gm }, {});
+        const [xs, inv, gm, out] = saved;
+        const inputs = { dy, x: xs, mean, invStd: inv, gamma: gm };
+        if (fused) return tf.engine().runKernel<tf.Tensor[]>(BATCH_NORM_FROZEN_RELU_GRAD, { ...inputs, y: out }, {});
+        if (native && !relu) return tf.engine().runKernel<tf.Tensor[]>(BATCH_NORM_FROZEN_GRAD, inputs, {});
         return tf.tidy(() => {
+          if (relu) dy = throughRelu(dy, out);
           const xHat = tf.mul(tf.sub(xs, mean), inv);
           return [tf.mul(dy, tf.mul(gm, inv)), tf.sum(tf.mul(dy, xHat), axes), tf.sum(dy, axes)];
         });
@@ -138,8 +210,18 @@ export function batchNormFrozen(
   return op(x, gamma, beta);
 }
 
-function patchLayer(layer: KerasBatchNorm): void {
+/** Outputs a BatchNorm layer already rectified for the ReLU layer after it, which passes them through. */
+const rectified = new WeakSet<tf.Tensor>();
+
+function patchLayer(layer: KerasBatchNorm, relu: KerasLayer | null): void {
   const original = layer.call.bind(layer);
+  if (relu) {
+    const activate = relu.call.bind(relu);
+    relu.call = (inputs, kwargs) => {
+      const x = Array.isArray(inputs) ? inputs[0] : inputs;
+      return rectified.has(x) ? x : activate(inputs, kwargs);
+    };
+  }
   layer.call = (inputs, kwargs) => {
     const x = Array.isArray(inputs) ? inputs[0] : inputs;
     const axes = Array.isArray(layer.axis) ? layer.axis : [layer.axis]; // Keras JSON stores [3]
@@ -148,19 +230,28 @@ function patchLayer(layer: KerasBatchNorm): void {
     if (!channelsLast) return original(inputs, { ...kwargs, training: !layer.frozen });
     const read = (v: tf.LayerVariable): tf.Tensor1D =>
       (v as unknown as LayerVariableInternals).read() as unknown as tf.Tensor1D;
+    // Fused only where one kernel does both: elsewhere the ReLU layer's own kernel is as fast.
+    const fuse = relu !== null && fusion && batchNormReluFused();
+    const marked = (y: tf.Tensor): tf.Tensor => {
+      if (fuse) rectified.add(y);
+      return y;
+    };
     if (layer.frozen)
-      return batchNormFrozen(
-        x,
-        read(layer.gamma),
-        read(layer.beta),
-        read(layer.movingMean),
-        read(layer.movingVariance),
-        layer.epsilon,
+      return marked(
+        batchNormFrozen(
+          x,
+          read(layer.gamma),
+          read(layer.beta),
+          read(layer.movingMean),
+          read(layer.movingVariance),
+          layer.epsilon,
+          fuse,
+        ),
       );
     return tf.tidy(() => {
       const gamma = read(layer.gamma);
       const beta = read(layer.beta);
-      const { y, mean, variance } = batchNormTraining(x, gamma, beta, layer.epsilon);
+      const { y, mean, variance } = batchNormTraining(x, gamma, beta, layer.epsilon, fuse);
       for (const [variable, value] of [
         [layer.movingMean, mean],
         [layer.movingVariance, variance],
@@ -170,21 +261,52 @@ function patchLayer(layer: KerasBatchNorm): void {
         v.write(tf.sub(old, tf.mul(tf.sub(old, value), 1 - layer.momentum)));
       }
       tf.dispose([mean, variance]);
-      return y;
+      return marked(y);
     });
   };
 }
 
+function isRelu(layer: KerasLayer): boolean {
+  const c = layer.getConfig();
+  if (layer.getClassName() === 'ReLU') return c.maxValue === null || c.maxValue === undefined;
+  return layer.getClassName() === 'Activation' && c.activation === 'relu';
+}
+
 /**
- * Gives every BatchNormalization layer of `model` with scale and center the fused training op.
+ * The ReLU layer that alone reads each BatchNorm layer's output, for the BatchNorm layers that have one:
+ * each layer used once, the output no model output, and its one reader a plain ReLU used once.
+ */
+function reluAfter(model: tf.LayersModel): Map<KerasLayer, KerasLayer> {
+  const layers = model.layers as unknown as KerasLayer[];
+  const readers = new Map<number, KerasLayer[]>();
+  for (const layer of layers)
+    for (const node of layer.inboundNodes)
+      for (const t of node.inputTensors) readers.set(t.id, [...(readers.get(t.id) ?? []), layer]);
+  const outputs = new Set(model.outputs.map((t) => t.id));
+  const pairs = new Map<KerasLayer, KerasLayer>();
+  for (const layer of layers) {
+    if (layer.getClassName() !== 'BatchNormalization' || layer.inboundNodes.length !== 1) continue;
+    const out = layer.inboundNodes[0].outputTensors[0];
+    const users = readers.get(out.id) ?? [];
+    if (outputs.has(out.id) || users.length !== 1) continue;
+    const [user] = users;
+    if (isRelu(user) && user.inboundNodes.length === 1) pairs.set(layer, user);
+  }
+  return pairs;
+}
+
+/**
+ * Gives every BatchNormalization layer of `model` with scale and center the fused training op, with the
+ * ReLU layer that alone reads its output folded into it where one kernel does both (batchNormReluFused).
  * Inference is untouched, and a layer normalising over other axes than the last keeps tfjs' path.
  */
 export function useFusedBatchNorm(model: tf.LayersModel): void {
+  const relus = reluAfter(model);
   for (const layer of model.layers) {
     if (layer.getClassName() !== 'BatchNormalization') continue;
     const bn = layer as unknown as KerasBatchNorm;
     if (!bn.center || !bn.scale) continue;
     bn.frozen = false;
-    patchLayer(bn);
+    patchLayer(bn, relus.get(layer) ?? null);
   }
 }

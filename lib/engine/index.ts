@@ -1,6 +1,6 @@
 export type { BackendInfo, BackendName } from './backend';
 export { fineTuneSupport, selectBackend, softwareAdapterWarning, wasmThreadsWanted } from './backend';
-export { batchNormFrozen, batchNormTraining } from './batchnorm';
+export { batchNormFrozen, batchNormReluFused, batchNormTraining, setBatchNormReluFusion } from './batchnorm';
 export type { Precision, PrecisionChoice } from './precision';
 export {
   activePrecision,
@@ -11,6 +11,7 @@ export {
   requestedPrecision,
   requestPrecision,
 } from './precision';
+export type { GradientLayout } from './native-kernels';
 export {
   FILTER_CACHE_BYTES,
   GRADIENT_INPUT_SLOTS,
@@ -19,6 +20,7 @@ export {
   nativeFilterCache,
   nativeGradientInputs,
   nativeBf16Support,
+  nativeGradientLayout,
   nativeKernelsInUse,
   setNativeKernels,
   NATIVE_ADDON,

@@ -83,26 +83,34 @@ export interface NativeAddon {
     variance: Float32Array,
     invStd: Float32Array,
   ): void;
-  batchNormTrainGrad(
-    dy: Float32Array,
+  batchNormTrainGrad(...args: BatchNormGradArgs): void;
+  batchNormFrozenGrad(...args: BatchNormGradArgs): void;
+  /**
+   * The ReLU variants of the four BatchNorm calls above: the forward ones write relu(y), the gradients take
+   * that output last and read dy·step(y) for dy. Absent from an addon built before them: BatchNorm and ReLU
+   * then run as two kernels.
+   */
+  batchNormRelu?(
     x: Float32Array,
     mean: Float32Array,
-    invStd: Float32Array,
-    gamma: Float32Array,
-    dx: Float32Array,
-    dGamma: Float32Array,
-    dBeta: Float32Array,
+    variance: Float32Array,
+    offset: Float32Array | null,
+    scale: Float32Array | null,
+    epsilon: number,
+    y: Float32Array,
   ): void;
-  batchNormFrozenGrad(
-    dy: Float32Array,
+  batchNormTrainRelu?(
     x: Float32Array,
-    mean: Float32Array,
-    invStd: Float32Array,
     gamma: Float32Array,
-    dx: Float32Array,
-    dGamma: Float32Array,
-    dBeta: Float32Array,
+    beta: Float32Array,
+    epsilon: number,
+    y: Float32Array,
+    mean: Float32Array,
+    variance: Float32Array,
+    invStd: Float32Array,
   ): void;
+  batchNormTrainReluGrad?(...args: [...BatchNormGradArgs, Float32Array]): void;
+  batchNormFrozenReluGrad?(...args: [...BatchNormGradArgs, Float32Array]): void;
   columnSums(x: Float32Array, out: Float32Array): void;
   /** dx = dy · step(x) (ReLU's gradient). Absent from an addon built before it existed: tfjs' gradient then runs. */
   reluGrad?(dy: Float32Array, x: Float32Array, dx: Float32Array): void;
@@ -131,7 +139,27 @@ export interface NativeAddon {
    * when given (0: off) and returns the state. Absent from an addon built before it.
    */
   gradientInputs?(slots?: number): GradientInputsState;
+  /**
+   * The layout bf16 convolution gradients read their converted inputs in: NHWC (the default, for channel
+   * counts in whole 16s) or oneDNN's preferred blocked one. Sets it when given and returns it. Absent from
+   * an addon built before it (blocked).
+   */
+  gradientLayout?(layout?: GradientLayout): GradientLayout;
 }
+
+export type GradientLayout = 'nhwc' | 'blocked';
+
+/** dy, x, mean, invStd, gamma, dx, dGamma, dBeta: the arguments of the BatchNorm gradients. */
+type BatchNormGradArgs = [
+  dy: Float32Array,
+  x: Float32Array,
+  mean: Float32Array,
+  invStd: Float32Array,
+  gamma: Float32Array,
+  dx: Float32Array,
+  dGamma: Float32Array,
+  dBeta: Float32Array,
+];
 
 export interface GradientInputsState {
   slots: number;
@@ -524,67 +552,108 @@ export const BATCH_NORM_TRAIN = 'BoatBatchNormTrain';
 export const BATCH_NORM_TRAIN_GRAD = 'BoatBatchNormTrainGrad';
 /** The gradient of a frozen BatchNorm (moving statistics as constants): same inputs and outputs as BATCH_NORM_TRAIN_GRAD. */
 export const BATCH_NORM_FROZEN_GRAD = 'BoatBatchNormFrozenGrad';
+/**
+ * The same three followed by a ReLU (BATCH_NORM_TRAIN_RELU writes relu(y); the gradients take that output
+ * as one more input, y), and BATCH_NORM_RELU: relu(tf.batchNorm(x, mean, variance, offset, scale)) with
+ * FusedBatchNorm's inputs and its attribute varianceEpsilon. Registered where the addon has them.
+ */
+export const BATCH_NORM_TRAIN_RELU = 'BoatBatchNormTrainRelu';
+export const BATCH_NORM_TRAIN_RELU_GRAD = 'BoatBatchNormTrainReluGrad';
+export const BATCH_NORM_FROZEN_RELU_GRAD = 'BoatBatchNormFrozenReluGrad';
+export const BATCH_NORM_RELU = 'BoatBatchNormRelu';
+
+type BatchNormTrainCall = NativeAddon['batchNormTrain'];
+type BatchNormGradCall = (...args: [...BatchNormGradArgs, ...Float32Array[]]) => void;
 
 function batchNormTrainingKernels(addon: NativeAddon): tf.KernelConfig[] {
   const heapOf = (backend: unknown) => backend as WasmHeap;
+  const train = (kernelName: string, call: BatchNormTrainCall): tf.KernelConfig => ({
+    // inputs x [..., C], gamma, beta [C]; outputs y, mean, variance (biased), 1/sqrt(variance + epsilon)
+    kernelName,
+    backendName: 'wasm',
+    kernelFunc: ({ inputs, attrs, backend }) => {
+      const heap = heapOf(backend);
+      const { x, gamma, beta } = inputs as { x: tf.TensorInfo; gamma: tf.TensorInfo; beta: tf.TensorInfo };
+      const channels = [gamma.shape[0]];
+      const y = heap.makeOutput(x.shape, 'float32');
+      const stats = [0, 1, 2].map(() => heap.makeOutput(channels, 'float32'));
+      const [mean, variance, invStd] = stats.map((t) => heap.typedArrayFromHeap(t));
+      call(
+        heap.typedArrayFromHeap(x),
+        heap.typedArrayFromHeap(gamma),
+        heap.typedArrayFromHeap(beta),
+        (attrs as unknown as KernelAttrs).epsilon ?? 0.001,
+        heap.typedArrayFromHeap(y),
+        mean,
+        variance,
+        invStd,
+      );
+      return [y, ...stats];
+    },
+  });
+  const grad = (kernelName: string, call: BatchNormGradCall, withRelu: boolean): tf.KernelConfig => ({
+    // inputs dy, x [..., C], mean, invStd, gamma [C] (and y, the ReLU's output); outputs dx, dGamma, dBeta
+    kernelName,
+    backendName: 'wasm',
+    kernelFunc: ({ inputs, backend }) => {
+      const heap = heapOf(backend);
+      const { dy, x, mean, invStd, gamma, y } = inputs as Record<
+        'dy' | 'x' | 'mean' | 'invStd' | 'gamma' | 'y',
+        tf.TensorInfo
+      >;
+      if (withRelu && !tf.util.arraysEqual(y?.shape ?? [], x.shape))
+        throw new Error(`${kernelName}: y must have x's shape [${x.shape}]`);
+      const dx = heap.makeOutput(x.shape, 'float32');
+      const dGamma = heap.makeOutput(gamma.shape, 'float32');
+      const dBeta = heap.makeOutput(gamma.shape, 'float32');
+      const args = [dy, x, mean, invStd, gamma, dx, dGamma, dBeta].map((t) => heap.typedArrayFromHeap(t));
+      call(...(args as BatchNormGradArgs), ...(withRelu ? [heap.typedArrayFromHeap(y)] : []));
+      return [dx, dGamma, dBeta];
+    },
+  });
+  const kernels = [
+    train(BATCH_NORM_TRAIN, addon.batchNormTrain.bind(addon)),
+    grad(BATCH_NORM_TRAIN_GRAD, addon.batchNormTrainGrad.bind(addon), false),
+    grad(BATCH_NORM_FROZEN_GRAD, addon.batchNormFrozenGrad.bind(addon), false),
+  ];
+  if (
+    !addon.batchNormRelu ||
+    !addon.batchNormTrainRelu ||
+    !addon.batchNormTrainReluGrad ||
+    !addon.batchNormFrozenReluGrad
+  )
+    return kernels;
+  const call =
+    (name: 'batchNormTrainReluGrad' | 'batchNormFrozenReluGrad'): BatchNormGradCall =>
+    (...args) =>
+      addon[name]!(...(args as [...BatchNormGradArgs, Float32Array]));
   return [
+    ...kernels,
+    train(BATCH_NORM_TRAIN_RELU, (...args) => addon.batchNormTrainRelu!(...args)),
+    grad(BATCH_NORM_TRAIN_RELU_GRAD, call('batchNormTrainReluGrad'), true),
+    grad(BATCH_NORM_FROZEN_RELU_GRAD, call('batchNormFrozenReluGrad'), true),
     {
-      // inputs x [..., C], gamma, beta [C]; outputs y, mean, variance (biased), 1/sqrt(variance + epsilon)
-      kernelName: BATCH_NORM_TRAIN,
+      kernelName: BATCH_NORM_RELU,
       backendName: 'wasm',
       kernelFunc: ({ inputs, attrs, backend }) => {
         const heap = heapOf(backend);
-        const { x, gamma, beta } = inputs as { x: tf.TensorInfo; gamma: tf.TensorInfo; beta: tf.TensorInfo };
-        const channels = [gamma.shape[0]];
+        const { x, mean, variance, offset, scale } = inputs as Record<'x' | 'mean' | 'variance', tf.TensorInfo> & {
+          offset?: tf.TensorInfo;
+          scale?: tf.TensorInfo;
+        };
         const y = heap.makeOutput(x.shape, 'float32');
-        const stats = [0, 1, 2].map(() => heap.makeOutput(channels, 'float32'));
-        const [mean, variance, invStd] = stats.map((t) => heap.typedArrayFromHeap(t));
-        addon.batchNormTrain(
+        addon.batchNormRelu!(
           heap.typedArrayFromHeap(x),
-          heap.typedArrayFromHeap(gamma),
-          heap.typedArrayFromHeap(beta),
-          (attrs as unknown as KernelAttrs).epsilon ?? 0.001,
+          heap.typedArrayFromHeap(mean),
+          heap.typedArrayFromHeap(variance),
+          offset ? heap.typedArrayFromHeap(offset) : null,
+          scale ? heap.typedArrayFromHeap(scale) : null,
+          (attrs as unknown as KernelAttrs).varianceEpsilon ?? 0.001,
           heap.typedArrayFromHeap(y),
-          mean,
-          variance,
-          invStd,
         );
-        return [y, ...stats];
+        return y;
       },
     },
-    ...(
-      [
-        [BATCH_NORM_TRAIN_GRAD, 'batchNormTrainGrad'],
-        [BATCH_NORM_FROZEN_GRAD, 'batchNormFrozenGrad'],
-      ] as const
-    ).map(([kernelName, grad]): tf.KernelConfig => ({
-      // inputs dy, x [..., C], mean, invStd, gamma [C]; outputs dx, dGamma, dBeta
-      kernelName,
-      backendName: 'wasm',
-      kernelFunc: ({ inputs, backend }) => {
-        const heap = heapOf(backend);
-        const { dy, x, mean, invStd, gamma } = inputs as Record<
-          'dy' | 'x' | 'mean' | 'invStd' | 'gamma',
-          tf.TensorInfo
-        >;
-        const dx = heap.makeOutput(x.shape, 'float32');
-        const dGamma = heap.makeOutput(gamma.shape, 'float32');
-        const dBeta = heap.makeOutput(gamma.shape, 'float32');
-        addon[grad](
-          ...([dy, x, mean, invStd, gamma, dx, dGamma, dBeta].map((t) => heap.typedArrayFromHeap(t)) as [
-            Float32Array,
-            Float32Array,
-            Float32Array,
-            Float32Array,
-            Float32Array,
-            Float32Array,
-            Float32Array,
-            Float32Array,
-          ]),
-        );
-        return [dx, dGamma, dBeta];
-      },
-    })),
   ];
 }
 
@@ -617,6 +686,7 @@ export function installNativeKernels(threads: number, env = process.env): { desc
   loaded.native.setThreads(threads);
   loaded.native.filterCache?.(FILTER_CACHE_BYTES);
   loaded.native.gradientInputs?.(GRADIENT_INPUT_SLOTS);
+  loaded.native.gradientLayout?.('nhwc');
   const native = nativeKernels(loaded.native);
   const replaced = new Map(native.map((k) => [k.kernelName, tf.getKernel(k.kernelName, 'wasm')]));
   register(native, [...replaced.keys()]);
@@ -656,6 +726,14 @@ export function nativeFilterCache(capacity?: number): FilterCacheState | null {
  */
 export function nativeGradientInputs(slots?: number): GradientInputsState | null {
   return installed?.addon.gradientInputs?.(slots) ?? null;
+}
+
+/**
+ * The layout the native bf16 convolution gradients read: sets it when given and returns it, or null
+ * without the native kernels (or with an addon built before it).
+ */
+export function nativeGradientLayout(layout?: GradientLayout): GradientLayout | null {
+  return installed?.addon.gradientLayout?.(layout) ?? null;
 }
 
 /** The addon's description while its kernels are on, else null. */
