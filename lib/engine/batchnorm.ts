@@ -30,18 +30,11 @@ import {
   BATCH_NORM_TRAIN_RELU,
   BATCH_NORM_TRAIN_RELU_GRAD,
 } from './native-kernels';
+import { isRelu, readersByTensor } from './layer-graph';
 
 /** A BatchNormalization layer this module patched; `frozen` makes it normalise with its moving statistics even when training. */
 export interface FreezableBatchNorm {
   frozen: boolean;
-}
-
-interface KerasLayer {
-  name: string;
-  getClassName(): string;
-  getConfig(): tf.serialization.ConfigDict;
-  call(inputs: tf.Tensor | tf.Tensor[], kwargs: { training?: boolean }): tf.Tensor | tf.Tensor[];
-  inboundNodes: Array<{ inputTensors: Array<{ id: number }>; outputTensors: Array<{ id: number }> }>;
 }
 
 interface KerasBatchNorm extends FreezableBatchNorm {
@@ -213,7 +206,7 @@ export function batchNormFrozen(
 /** Outputs a BatchNorm layer already rectified for the ReLU layer after it, which passes them through. */
 const rectified = new WeakSet<tf.Tensor>();
 
-function patchLayer(layer: KerasBatchNorm, relu: KerasLayer | null): void {
+function patchLayer(layer: KerasBatchNorm, relu: tf.layers.Layer | null): void {
   const original = layer.call.bind(layer);
   if (relu) {
     const activate = relu.call.bind(relu);
@@ -266,25 +259,15 @@ function patchLayer(layer: KerasBatchNorm, relu: KerasLayer | null): void {
   };
 }
 
-function isRelu(layer: KerasLayer): boolean {
-  const c = layer.getConfig();
-  if (layer.getClassName() === 'ReLU') return c.maxValue === null || c.maxValue === undefined;
-  return layer.getClassName() === 'Activation' && c.activation === 'relu';
-}
-
 /**
  * The ReLU layer that alone reads each BatchNorm layer's output, for the BatchNorm layers that have one:
  * each layer used once, the output no model output, and its one reader a plain ReLU used once.
  */
-function reluAfter(model: tf.LayersModel): Map<KerasLayer, KerasLayer> {
-  const layers = model.layers as unknown as KerasLayer[];
-  const readers = new Map<number, KerasLayer[]>();
-  for (const layer of layers)
-    for (const node of layer.inboundNodes)
-      for (const t of node.inputTensors) readers.set(t.id, [...(readers.get(t.id) ?? []), layer]);
+function reluAfter(model: tf.LayersModel): Map<tf.layers.Layer, tf.layers.Layer> {
+  const readers = readersByTensor(model.layers);
   const outputs = new Set(model.outputs.map((t) => t.id));
-  const pairs = new Map<KerasLayer, KerasLayer>();
-  for (const layer of layers) {
+  const pairs = new Map<tf.layers.Layer, tf.layers.Layer>();
+  for (const layer of model.layers) {
     if (layer.getClassName() !== 'BatchNormalization' || layer.inboundNodes.length !== 1) continue;
     const out = layer.inboundNodes[0].outputTensors[0];
     const users = readers.get(out.id) ?? [];

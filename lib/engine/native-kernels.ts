@@ -429,17 +429,7 @@ function nativeKernels(addon: NativeAddon): tf.KernelConfig[] {
         !t || (t.dtype === 'float32' && t.shape.length === 1 && t.shape[0] === channels);
       if (!x || x.dtype !== 'float32' || x.shape.length === 0 || !mean || !variance) return null;
       if (![mean, variance, offset, scale].every(perChannel) || tf.util.sizeFromShape(x.shape) === 0) return null;
-      const y = heap.makeOutput(x.shape, 'float32');
-      addon.batchNorm(
-        heap.typedArrayFromHeap(x),
-        heap.typedArrayFromHeap(mean),
-        heap.typedArrayFromHeap(variance),
-        offset ? heap.typedArrayFromHeap(offset) : null,
-        scale ? heap.typedArrayFromHeap(scale) : null,
-        a.varianceEpsilon ?? 0.001,
-        heap.typedArrayFromHeap(y),
-      );
-      return y;
+      return batchNormInference(addon.batchNorm.bind(addon), inputs, a, heap);
     }),
     withFallback('Sum', (inputs, a, heap) => {
       // Only the sum over every axis but the last (a bias gradient); other sums stay wasm's.
@@ -547,6 +537,33 @@ function convAddKernel(addon: NativeAddon): tf.KernelConfig[] {
   ];
 }
 
+/**
+ * BatchNorm with given statistics through `call` (the addon's batchNorm, or batchNormRelu): FusedBatchNorm's
+ * inputs x, mean, variance, offset and scale (both optional), and its attribute varianceEpsilon.
+ */
+function batchNormInference(
+  call: NativeAddon['batchNorm'],
+  inputs: tf.NamedTensorInfoMap,
+  a: KernelAttrs,
+  heap: WasmHeap,
+): tf.TensorInfo {
+  const { x, mean, variance, offset, scale } = inputs as Record<'x' | 'mean' | 'variance', tf.TensorInfo> & {
+    offset?: tf.TensorInfo;
+    scale?: tf.TensorInfo;
+  };
+  const y = heap.makeOutput(x.shape, 'float32');
+  call(
+    heap.typedArrayFromHeap(x),
+    heap.typedArrayFromHeap(mean),
+    heap.typedArrayFromHeap(variance),
+    offset ? heap.typedArrayFromHeap(offset) : null,
+    scale ? heap.typedArrayFromHeap(scale) : null,
+    a.varianceEpsilon ?? 0.001,
+    heap.typedArrayFromHeap(y),
+  );
+  return y;
+}
+
 /** Kernel names of the fused training BatchNorm (used by batchnorm.ts when registered for the active backend). */
 export const BATCH_NORM_TRAIN = 'BoatBatchNormTrain';
 export const BATCH_NORM_TRAIN_GRAD = 'BoatBatchNormTrainGrad';
@@ -623,36 +640,17 @@ function batchNormTrainingKernels(addon: NativeAddon): tf.KernelConfig[] {
     !addon.batchNormFrozenReluGrad
   )
     return kernels;
-  const call =
-    (name: 'batchNormTrainReluGrad' | 'batchNormFrozenReluGrad'): BatchNormGradCall =>
-    (...args) =>
-      addon[name]!(...(args as [...BatchNormGradArgs, Float32Array]));
+  const batchNormRelu = addon.batchNormRelu.bind(addon);
   return [
     ...kernels,
-    train(BATCH_NORM_TRAIN_RELU, (...args) => addon.batchNormTrainRelu!(...args)),
-    grad(BATCH_NORM_TRAIN_RELU_GRAD, call('batchNormTrainReluGrad'), true),
-    grad(BATCH_NORM_FROZEN_RELU_GRAD, call('batchNormFrozenReluGrad'), true),
+    train(BATCH_NORM_TRAIN_RELU, addon.batchNormTrainRelu.bind(addon)),
+    grad(BATCH_NORM_TRAIN_RELU_GRAD, addon.batchNormTrainReluGrad.bind(addon), true),
+    grad(BATCH_NORM_FROZEN_RELU_GRAD, addon.batchNormFrozenReluGrad.bind(addon), true),
     {
       kernelName: BATCH_NORM_RELU,
       backendName: 'wasm',
-      kernelFunc: ({ inputs, attrs, backend }) => {
-        const heap = heapOf(backend);
-        const { x, mean, variance, offset, scale } = inputs as Record<'x' | 'mean' | 'variance', tf.TensorInfo> & {
-          offset?: tf.TensorInfo;
-          scale?: tf.TensorInfo;
-        };
-        const y = heap.makeOutput(x.shape, 'float32');
-        addon.batchNormRelu!(
-          heap.typedArrayFromHeap(x),
-          heap.typedArrayFromHeap(mean),
-          heap.typedArrayFromHeap(variance),
-          offset ? heap.typedArrayFromHeap(offset) : null,
-          scale ? heap.typedArrayFromHeap(scale) : null,
-          (attrs as unknown as KernelAttrs).varianceEpsilon ?? 0.001,
-          heap.typedArrayFromHeap(y),
-        );
-        return y;
-      },
+      kernelFunc: ({ inputs, attrs, backend }) =>
+        batchNormInference(batchNormRelu, inputs, attrs as unknown as KernelAttrs, heapOf(backend)),
     },
   ];
 }

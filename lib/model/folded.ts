@@ -16,6 +16,7 @@
 import * as tf from '../engine/tf';
 
 import { ConvGeometry, convBiasAddRelu } from '../engine/fused-conv';
+import { isRelu, readersByTensor } from '../engine/layer-graph';
 
 type Layer = tf.layers.Layer;
 
@@ -79,12 +80,6 @@ function nodeOf(layer: Layer): Node {
 
 const config = (layer: Layer): tf.serialization.ConfigDict => layer.getConfig();
 
-function isRelu(layer: Layer): boolean {
-  const c = config(layer);
-  if (layer.getClassName() === 'ReLU') return c.maxValue === null || c.maxValue === undefined;
-  return layer.getClassName() === 'Activation' && c.activation === 'relu';
-}
-
 function pair(value: unknown): [number, number] {
   const v = Array.isArray(value) ? (value as number[]) : [value as number, value as number];
   return [v[0], v[1] ?? v[0]];
@@ -133,12 +128,11 @@ class Plan {
     };
     this.input = slot(backbone.inputs[0]);
     const layers = backbone.layers.filter((l) => l.getClassName() !== 'InputLayer');
-    const consumers = new Map<number, Layer[]>();
     for (const layer of layers) {
-      const node = nodeOf(layer);
-      if (node.outputTensors.length !== 1) throw new UnfoldableNetwork(`layer ${layer.name} has several outputs`);
-      for (const t of node.inputTensors) consumers.set(t.id, [...(consumers.get(t.id) ?? []), layer]);
+      if (nodeOf(layer).outputTensors.length !== 1)
+        throw new UnfoldableNetwork(`layer ${layer.name} has several outputs`);
     }
+    const consumers = readersByTensor(layers);
     const outputId = backbone.outputs[0].id;
     const only = (layer: Layer): Layer | null => {
       const out = nodeOf(layer).outputTensors[0];
