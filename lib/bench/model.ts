@@ -204,16 +204,16 @@ async function compareFilterCache(
 }
 
 /**
- * bf16 train step img/s at batch 8 with the converted backward inputs kept and not, one step of each in
- * turn after a first round that is not counted; null where it does not apply.
+ * bf16 train step img/s at batch 8 with a setting on and off, one step of each in turn after a first round
+ * that is not counted (medians); null without native bf16 or training.
  */
-/** bf16 train step img/s at batch 8 with a setting on and off, one step of each in turn (medians). */
 async function bf16TrainOnOff(
   model: BoatModel,
   rounds: number,
   set: (on: boolean) => void,
   restore: () => void,
-): Promise<{ on: number; off: number }> {
+): Promise<{ on: number; off: number } | null> {
+  if (!nativeBf16Support().ok || !fineTuneSupport().ok) return null;
   const before = (await selectBackend()).precision;
   await selectBackend(undefined, 'bf16');
   const stepper = trainStepper(model);
@@ -226,18 +226,19 @@ async function bf16TrainOnOff(
   }
 }
 
+/** The same with the converted backward inputs kept and not; null also without an addon that has them. */
 async function compareGradientInputs(
   model: BoatModel,
   rounds: number,
 ): Promise<{ keptImgS8: number; convertedImgS8: number } | null> {
-  if (nativeGradientInputs() === null || !nativeBf16Support().ok || !fineTuneSupport().ok) return null;
-  const { on, off } = await bf16TrainOnOff(
+  if (nativeGradientInputs() === null) return null;
+  const r = await bf16TrainOnOff(
     model,
     rounds,
     (kept) => nativeGradientInputs(kept ? GRADIENT_INPUT_SLOTS : 0),
     () => nativeGradientInputs(GRADIENT_INPUT_SLOTS),
   );
-  return { keptImgS8: on, convertedImgS8: off };
+  return r && { keptImgS8: r.on, convertedImgS8: r.off };
 }
 
 /** The same with bf16's convolution gradients on NHWC and on oneDNN's blocked layouts; null without the switch. */
@@ -245,14 +246,14 @@ async function compareGradientLayouts(
   model: BoatModel,
   rounds: number,
 ): Promise<{ nhwcImgS8: number; blockedImgS8: number } | null> {
-  if (nativeGradientLayout() === null || !nativeBf16Support().ok || !fineTuneSupport().ok) return null;
-  const { on, off } = await bf16TrainOnOff(
+  if (nativeGradientLayout() === null) return null;
+  const r = await bf16TrainOnOff(
     model,
     rounds,
     (nhwc) => nativeGradientLayout(nhwc ? 'nhwc' : 'blocked'),
     () => nativeGradientLayout('nhwc'),
   );
-  return { nhwcImgS8: on, blockedImgS8: off };
+  return r && { nhwcImgS8: r.on, blockedImgS8: r.off };
 }
 
 /** The same for BatchNorm and the ReLU after it in one kernel or two; null where they cannot be fused. */
@@ -260,9 +261,9 @@ async function compareBatchNormRelu(
   model: BoatModel,
   rounds: number,
 ): Promise<{ fusedImgS8: number; separateImgS8: number } | null> {
-  if (!batchNormReluFused() || !nativeBf16Support().ok || !fineTuneSupport().ok) return null;
-  const { on, off } = await bf16TrainOnOff(model, rounds, setBatchNormReluFusion, () => setBatchNormReluFusion(true));
-  return { fusedImgS8: on, separateImgS8: off };
+  if (!batchNormReluFused()) return null;
+  const r = await bf16TrainOnOff(model, rounds, setBatchNormReluFusion, () => setBatchNormReluFusion(true));
+  return r && { fusedImgS8: r.on, separateImgS8: r.off };
 }
 
 /**
