@@ -837,11 +837,7 @@ napi_value ReluGrad(napi_env env, napi_callback_info info) {
     float* dx = floats(env, a[2], total, "dx");
     const int64_t n = (int64_t)total;
 #pragma omp parallel for simd schedule(static)
-    for (int64_t i = 0; i < n; i++) {
-      const float v = x[i];
-      const float step = v > 0.f ? 1.f : (v != v ? v : 0.f);
-      dx[i] = dy[i] * step;
-    }
+    for (int64_t i = 0; i < n; i++) dx[i] = dy[i] * reluStep(x[i]);
   });
 }
 
