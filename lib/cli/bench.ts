@@ -165,15 +165,19 @@ export async function benchCommand(flags: BenchFlags): Promise<void> {
     ]),
     [
       'ResNet50 forward, batch 8, BatchNorm folded / unfolded, taking turns',
-      model.folding !== null
-        ? `${model.folding.foldedImgS8.toFixed(2)} / ${model.folding.unfoldedImgS8.toFixed(2)} img/s (folding: ${(model.folding.foldedImgS8 / model.folding.unfoldedImgS8).toFixed(2)}×)`
-        : 'n/a: this backbone is not folded',
+      takingTurns(
+        model.folding && [model.folding.foldedImgS8, model.folding.unfoldedImgS8],
+        'folding',
+        'n/a: this backbone is not folded',
+      ),
     ],
     [
       'ResNet50 forward, batch 8, filter copies kept / reordered per call, taking turns',
-      model.filterCache !== null
-        ? `${model.filterCache.cachedImgS8.toFixed(2)} / ${model.filterCache.reorderedImgS8.toFixed(2)} img/s (kept: ${(model.filterCache.cachedImgS8 / model.filterCache.reorderedImgS8).toFixed(2)}×)`
-        : 'n/a: no native filter cache',
+      takingTurns(
+        model.filterCache && [model.filterCache.cachedImgS8, model.filterCache.reorderedImgS8],
+        'kept',
+        'n/a: no native filter cache',
+      ),
     ],
     [
       'first forward pass after train steps, batch 8, fp32',
@@ -200,21 +204,24 @@ export async function benchCommand(flags: BenchFlags): Promise<void> {
           ],
           [
             'ResNet50 train step, batch 8, bf16, backward inputs kept / converted per call, taking turns',
-            model.gradientInputs !== null
-              ? `${model.gradientInputs.keptImgS8.toFixed(2)} / ${model.gradientInputs.convertedImgS8.toFixed(2)} img/s (kept: ${(model.gradientInputs.keptImgS8 / model.gradientInputs.convertedImgS8).toFixed(2)}×)`
-              : 'n/a',
+            takingTurns(
+              model.gradientInputs && [model.gradientInputs.keptImgS8, model.gradientInputs.convertedImgS8],
+              'kept',
+            ),
           ],
           [
             'ResNet50 train step, batch 8, bf16, convolution gradients on NHWC / blocked layouts, taking turns',
-            model.gradientLayouts !== null
-              ? `${model.gradientLayouts.nhwcImgS8.toFixed(2)} / ${model.gradientLayouts.blockedImgS8.toFixed(2)} img/s (NHWC: ${(model.gradientLayouts.nhwcImgS8 / model.gradientLayouts.blockedImgS8).toFixed(2)}×)`
-              : 'n/a',
+            takingTurns(
+              model.gradientLayouts && [model.gradientLayouts.nhwcImgS8, model.gradientLayouts.blockedImgS8],
+              'NHWC',
+            ),
           ],
           [
             'ResNet50 train step, batch 8, bf16, BatchNorm + ReLU in one kernel / two, taking turns',
-            model.batchNormRelu !== null
-              ? `${model.batchNormRelu.fusedImgS8.toFixed(2)} / ${model.batchNormRelu.separateImgS8.toFixed(2)} img/s (fused: ${(model.batchNormRelu.fusedImgS8 / model.batchNormRelu.separateImgS8).toFixed(2)}×)`
-              : 'n/a',
+            takingTurns(
+              model.batchNormRelu && [model.batchNormRelu.fusedImgS8, model.batchNormRelu.separateImgS8],
+              'fused',
+            ),
           ],
         ] as Array<[string, string]>)),
     ['achieved, forward batch 8, fp32', achieved('forward_gflops_b8', 'forward_share_of_gemm_fp32')],
@@ -376,6 +383,13 @@ async function profileCommand(flags: BenchFlags): Promise<void> {
     writeJsonAtomic(flags.json, profileJson(result));
     console.log(`Wrote ${flags.json}`);
   }
+}
+
+/** "on / off img/s (label: on ÷ off×)" for a setting measured on and off taking turns, or `missing`. */
+function takingTurns(pair: [number, number] | null, label: string, missing = 'n/a'): string {
+  if (!pair) return missing;
+  const [on, off] = pair;
+  return `${on.toFixed(2)} / ${off.toFixed(2)} img/s (${label}: ${(on / off).toFixed(2)}×)`;
 }
 
 function ratio(a: number, b: number): string {
