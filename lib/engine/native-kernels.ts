@@ -9,8 +9,7 @@
  * - BatchNorm (inference, and a fused training op with its gradient, used by batchnorm.ts) and
  *   MaxPoolGrad as plain loops over OpenMP threads;
  * - in bf16 precision (setNativePrecision), the convolutions, their gradients and the matrix products
- *   through oneDNN's bf16 primitives, reading bf16 copies of their inputs and writing fp32 outputs;
- *   except the filter gradients of the geometries where bf16's is slower (filter-grad-precision.ts).
+ *   through oneDNN's bf16 primitives, reading bf16 copies of their inputs and writing fp32 outputs.
  * It reads its inputs and writes its outputs in place on the wasm heap, so nothing is copied and
  * every other op (ReLU, adds, the head) stays on wasm.
  *
@@ -21,7 +20,6 @@ import * as path from 'node:path';
 import * as tf from './tf';
 
 import { testHideNativeBf16 } from '../util/test-hooks';
-import { filterGradientPrecision } from './filter-grad-precision';
 import { RELU_GRAD, reluGradConfig } from './relu-gradient';
 
 export interface NativeAddon {
@@ -235,7 +233,7 @@ interface WasmHeap {
 
 type Conv2DInfo = tf.backend_util.Conv2DInfo;
 
-/** The addon's 17-number convolution geometry (bench/filter-grad-precision.js records it too). */
+/** The addon's 17-number convolution geometry (bench/gradient-precision.js records it too). */
 export function geometryOf(c: Conv2DInfo): Int32Array {
   const { top, left, bottom, right } = c.padInfo;
   return Int32Array.from([
@@ -404,22 +402,14 @@ function nativeKernels(addon: NativeAddon): tf.KernelConfig[] {
       if (!isFloat4D(x) || !isFloat4D(dy) || a.dataFormat === 'NCHW' || !a.filterShape) return null;
       const c = convInfo(x.shape, a.filterShape, a);
       const dw = heap.makeOutput(a.filterShape, 'float32');
-      // In bf16, the geometries where oneDNN's bf16 filter gradient is the slower one run in fp32.
-      // The addon's precision is one setting read per call (its primitive cache is keyed by it).
-      const inFp32 = precision === 'bf16' && filterGradientPrecision(c) === 'fp32';
-      if (inFp32) addon.setPrecision('fp32');
-      try {
-        addon.conv2dBackpropFilter(
-          geometryOf(c),
-          heap.typedArrayFromHeap(x),
-          heap.typedArrayFromHeap(dy),
-          heap.typedArrayFromHeap(dw),
-          dataKeyOf(x),
-          dataKeyOf(dy),
-        );
-      } finally {
-        if (inFp32) addon.setPrecision('bf16');
-      }
+      addon.conv2dBackpropFilter(
+        geometryOf(c),
+        heap.typedArrayFromHeap(x),
+        heap.typedArrayFromHeap(dy),
+        heap.typedArrayFromHeap(dw),
+        dataKeyOf(x),
+        dataKeyOf(dy),
+      );
       return dw;
     }),
     withFallback('FusedBatchNorm', (inputs, a, heap) => {

@@ -3,22 +3,15 @@
 // The geometries are recorded from one real train step (so they are exactly what training runs); then
 // each gradient is called straight on the addon with random inputs: 2 warm-up calls in each precision,
 // then `rounds` rounds that alternate fp32 and bf16, so that both see the same load. Prints a table of
-// medians (ms per call and per step, the layers of one geometry together) and the same as JSON, with
-// the precision lib/engine/filter-grad-precision.ts picks for each filter gradient.
-// With `steps` > 0 it then times that many pairs of whole bf16 train steps, taking turns: with the rule,
-// and with every filter gradient in bf16 (the rule's export swapped for one that always says bf16, which
-// the kernel reads at each call), after one warm-up step of each.
+// medians (ms per call and per step, the layers of one geometry together) and the same as JSON.
 // Needs the native addon and a CPU with native bf16.
-// Usage: node bench/filter-grad-precision.js [rounds=5] [steps=0]
+// Usage: node bench/gradient-precision.js [rounds=5]
 const path = require('path');
 const tf = require(path.join(__dirname, '..', 'dist', 'lib', 'engine', 'tf'));
 const lib = require(path.join(__dirname, '..', 'dist', 'lib'));
-const ruleModule = require(path.join(__dirname, '..', 'dist', 'lib', 'engine', 'filter-grad-precision'));
-const { filterGradientPrecision } = ruleModule;
 const { convInfo, geometryOf } = require(path.join(__dirname, '..', 'dist', 'lib', 'engine', 'native-kernels'));
 const { fineTuneStepper, median } = require(path.join(__dirname, '..', 'dist', 'lib', 'bench', 'model'));
 const rounds = Number(process.argv[2] ?? 5);
-const steps = Number(process.argv[3] ?? 0);
 
 const DIRECTIONS = { Conv2DBackpropFilter: 'filter', Conv2DBackpropInput: 'input' };
 
@@ -75,19 +68,6 @@ function describe(g) {
   const stepper = fineTuneStepper(model);
   const step = () => stepper.step();
   const cases = recordGeometries(step);
-  const stepMs = { rule: [], allBf16: [] };
-  if (steps > 0) {
-    const timed = (variant) => {
-      ruleModule.filterGradientPrecision = variant === 'rule' ? filterGradientPrecision : () => 'bf16';
-      const t = process.hrtime.bigint();
-      step();
-      ruleModule.filterGradientPrecision = filterGradientPrecision;
-      return Number(process.hrtime.bigint() - t) / 1e6;
-    };
-    for (const v of ['rule', 'allBf16']) timed(v);
-    for (let r = 0; r < steps; r++)
-      for (const v of r % 2 ? ['allBf16', 'rule'] : ['rule', 'allBf16']) stepMs[v].push(+timed(v).toFixed(0));
-  }
   stepper.dispose();
 
   const rows = [];
@@ -112,35 +92,24 @@ function describe(g) {
     for (let r = 0; r < rounds; r++) for (const p of r % 2 ? ['bf16', 'fp32'] : ['fp32', 'bf16']) ms[p].push(time(p));
     const fp32 = median(ms.fp32);
     const bf16 = median(ms.bf16);
-    const rule =
-      c.direction === 'filter'
-        ? filterGradientPrecision({ filterHeight: kh, filterWidth: kw, outHeight: oh, outWidth: ow })
-        : 'bf16';
-    rows.push({ ...c, shape: describe(c.geometry), fp32, bf16, ratio: bf16 / fp32, rule, samples: ms });
+    rows.push({ ...c, shape: describe(c.geometry), fp32, bf16, ratio: bf16 / fp32, samples: ms });
   }
   await lib.selectBackend(undefined, 'fp32');
 
   const fmt = (v) => v.toFixed(v < 10 ? 2 : 1);
   for (const direction of ['filter', 'input']) {
     console.log(`\n${direction} gradient: median ms per call over ${rounds} rounds (× layers = per step)`);
-    console.log('geometry (k×k/stride ci→co, in→out)        layers   fp32 ms   bf16 ms  bf16/fp32  rule');
-    let [sumFp32, sumBf16, sumRule] = [0, 0, 0];
+    console.log('geometry (k×k/stride ci→co, in→out)        layers   fp32 ms   bf16 ms  bf16/fp32');
+    let [sumFp32, sumBf16] = [0, 0];
     for (const r of rows.filter((r) => r.direction === direction)) {
       console.log(
         `${r.shape.padEnd(42)} ${String(r.layers).padStart(6)} ${fmt(r.fp32).padStart(9)} ${fmt(r.bf16).padStart(9)}` +
-          ` ${r.ratio.toFixed(2).padStart(10)}  ${r.rule}`,
+          ` ${r.ratio.toFixed(2).padStart(10)}`,
       );
       sumFp32 += r.layers * r.fp32;
       sumBf16 += r.layers * r.bf16;
-      sumRule += r.layers * (r.rule === 'fp32' ? r.fp32 : r.bf16);
     }
-    console.log(
-      `per step: all fp32 ${sumFp32.toFixed(0)} ms, all bf16 ${sumBf16.toFixed(0)} ms, by the rule ${sumRule.toFixed(0)} ms`,
-    );
+    console.log(`per step: all fp32 ${sumFp32.toFixed(0)} ms, all bf16 ${sumBf16.toFixed(0)} ms`);
   }
-  if (steps > 0)
-    console.log(
-      `\nbf16 train step, median of ${steps}: with the rule ${median(stepMs.rule)} ms, every filter gradient in bf16 ${median(stepMs.allBf16)} ms`,
-    );
-  console.log(JSON.stringify({ rounds, rows, stepMs }));
+  console.log(JSON.stringify({ rounds, rows }));
 })();
