@@ -1,6 +1,6 @@
 /**
  * The wasm training engine: convolution gradient kernels against the cpu backend, a finite-difference
- * check, the fused BatchNorm backward, the lean backward pass, zero-copy Identity, stage freezing
+ * check, the fused BatchNorm backward, the lean backward pass, zero-copy Identity both ways, stage freezing
  * and threads. Shapes are small so the file runs in seconds.
  */
 import assert from 'node:assert/strict';
@@ -20,6 +20,7 @@ import {
   wasmThreadsWanted,
 } from '../lib';
 import { gpuDevicePresent, startWebgpu } from '../lib/engine/webgpu';
+import { timeKernels } from '../lib/bench/profile';
 import { convCases, type Pad } from './conv-cases';
 import { withEachKernelSet } from './native-skips';
 import { REPO_ROOT, runCli, tempDir } from './helpers';
@@ -221,6 +222,33 @@ test('clone shares the buffer on wasm (no copy per saved tensor) and stays valid
   assert.deepEqual(Array.from(b.dataSync()), [1, 2, 3]);
   b.dispose();
   assert.ok(tf.memory().numBytes <= before);
+});
+
+test("the backward pass hands an Identity's gradient on rather than copying it: the same gradients, no Cast, numTensors flat", () => {
+  const x = tf.variable(tf.tensor1d([1, -2, 3]));
+  // Three clones, one ending at y and one beside another path into x: the gradient is 4 everywhere. The
+  // ops are ones whose own gradients cast nothing (Square's and Multiply's do), so any Cast is a clone's.
+  const f = () => tf.sum<tf.Scalar>(tf.clone(tf.clone(x.add(x)).add(x).add(tf.clone(x))));
+  const gradient = () => {
+    const { value, grads } = tf.variableGrads(f, [x]);
+    const g = Array.from(grads[x.name].dataSync());
+    tf.dispose([value, grads[x.name]]);
+    return g;
+  };
+  const casts = (): number => {
+    const timing = timeKernels(tf.getBackend());
+    try {
+      assert.deepEqual(gradient(), [4, 4, 4]);
+    } finally {
+      timing.restore();
+    }
+    return timing.stats.get('Cast')?.calls ?? 0;
+  };
+  gradient();
+  const before = tf.memory().numTensors;
+  assert.equal(casts(), 0, 'Cast ran in the backward pass');
+  assert.equal(tf.memory().numTensors, before);
+  x.dispose();
 });
 
 test('a ResNet50 fine-tune step on wasm: loss falls, numTensors is flat across steps, and --unfreeze trains only the last stages', async () => {

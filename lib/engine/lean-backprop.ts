@@ -100,17 +100,30 @@ function leanGradients(
       const names = Object.keys(node.inputs);
       const zeros: tf.Tensor[] = []; // outputs that no path to y reached get a zero gradient, as in tfjs
       const dys = node.outputs.map((o) => grads.get(o.id) ?? zeros[zeros.push(tf.zeros(o.shape, o.dtype)) - 1]);
+      // tfjs' gradient of Identity is cast(dy, 'float32'): for a float32 dy, a copy (on wasm, of an
+      // activation, 53 in a ResNet50 step). Its input's gradient is then the same tensor, handed on rather
+      // than copied, when this node alone owns it: not the caller's dy, nor the gradient of a returned x.
+      const handOn =
+        node.kernelName === tf.Identity &&
+        names.length === 1 &&
+        zeros.length === 0 &&
+        dys.length === 1 &&
+        dys[0].dtype === 'float32' &&
+        dys[0] !== dy &&
+        !keep.has(node.outputs[0].id);
       // One scope per node: whatever its gradient function allocates besides the results is freed now.
-      const dxs = tf.tidy(() => {
-        const inputGradients = node.gradient!(dys);
-        return names.map((name) => {
-          if (!(name in inputGradients))
-            throw new Error(
-              `Cannot backprop through input ${name}. Available gradients found: ${Object.keys(inputGradients)}.`,
-            );
-          return inputGradients[name]();
-        });
-      });
+      const dxs = handOn
+        ? dys
+        : tf.tidy(() => {
+            const inputGradients = node.gradient!(dys);
+            return names.map((name) => {
+              if (!(name in inputGradients))
+                throw new Error(
+                  `Cannot backprop through input ${name}. Available gradients found: ${Object.keys(inputGradients)}.`,
+                );
+              return inputGradients[name]();
+            });
+          });
       names.forEach((name, k) => {
         const dx = dxs[k];
         const x = node.inputs[name];
@@ -135,7 +148,7 @@ function leanGradients(
         const g = grads.get(output.id);
         if (g == null || keep.has(output.id)) continue;
         grads.delete(output.id);
-        if (g !== dy) g.dispose();
+        if (g !== dy && !handOn) g.dispose();
       }
       tf.dispose(zeros);
       if (engine.state.gradientDepth === 0) for (const t of node.saved ?? []) t.dispose();
