@@ -1,7 +1,8 @@
 /**
  * The native kernels (native/boat_native.cc through lib/engine/native-kernels.ts) against tfjs' cpu
  * backend and against the wasm-only kernels they replace: convolutions and their gradients (oneDNN),
- * BatchNorm in inference and training, MaxPoolGrad, then a whole ResNet50 forward pass and train step.
+ * BatchNorm in inference and training, MaxPoolGrad, Slice and PadV2, then a whole ResNet50 forward pass and
+ * train step.
  * Every test is a reported skip when the addon is not built.
  */
 import assert from 'node:assert/strict';
@@ -106,6 +107,76 @@ test("native MaxPoolGrad (ResNet50's 3×3 stride-2 pool, padded and not) matches
     });
     assert.ok(maxRelativeError(cpu[0], native[0]) < 1e-6, pad);
   }
+});
+
+test('native MaxPoolGrad sends each gradient to the first maximum of its window, as the cpu backend does, also among ties', async (t) => {
+  if (skipWithoutAddon(t)) return;
+  // After a ReLU most windows hold several zeros, and rounding to a few values makes equal maxima too;
+  // 20 channels leave a remainder past every vector width.
+  const shape: [number, number, number, number] = [3, 11, 12, 20];
+  const values = randomArray(shape, 21).map((v) => Math.max(0, Math.round(v * 4) / 4));
+  const [cpu, native] = await onCpuAndNative(() => {
+    const x = tf.tensor4d(values, shape);
+    const pooledShape = tf.maxPool(x, 3, 2, 'same').shape;
+    const probe = tf.tensor4d(randomArray(pooledShape, 22), pooledShape);
+    return [
+      tf.grad((a: tf.Tensor) =>
+        tf
+          .maxPool(a as tf.Tensor4D, 3, 2, 'same')
+          .mul(probe)
+          .sum(),
+      )(x),
+    ];
+  });
+  assert.ok(values.filter((v) => v === 0).length > values.length / 3, 'the input has ties');
+  // The sums at a pixel several windows chose are added in another order than cpu's: equal to rounding.
+  assert.ok(maxRelativeError(cpu[0], native[0]) < 1e-6);
+});
+
+test('native Slice and PadV2 equal the cpu backend value for value, in every rank and shape tried; other dtypes fall back to wasm', async (t) => {
+  if (skipWithoutAddon(t)) return;
+  const [cpu, native] = await onCpuAndNative(() => {
+    const x4 = tf.tensor4d(randomArray([4, 9, 10, 6], 31), [4, 9, 10, 6]);
+    const big = tf.tensor4d(randomArray([4, 32, 32, 32], 32), [4, 32, 32, 32]);
+    const x5 = tf.tensor(randomArray([2, 3, 4, 5, 6], 33), [2, 3, 4, 5, 6]);
+    const x1 = tf.tensor1d(randomArray([17], 34));
+    const ints = tf.tensor2d([1, 2, 3, 4, 5, 6], [2, 3], 'int32');
+    return [
+      tf.slice(x4, [0, 1, 1, 0], [4, 7, 8, 6]), // a padding's gradient: inner rows
+      tf.slice(x4, [1, 2, 3, 2], [2, 5, 4, 3]), // partial along every axis
+      tf.slice(big, [1, 0, 0, 0], [2, 32, 32, 32]), // contiguous, long enough to be split
+      tf.slice(x4, [3, 8, 9, 5], [1, 1, 1, 1]),
+      tf.slice(x5, [1, 0, 1, 2, 0], [1, 3, 2, 3, 6]),
+      tf.slice(x1, [5], [9]),
+      tf.slice(x4, [0, 4], [-1, 3]), // begin and size for the leading axes only, -1 to the end
+      tf.slice(ints, [0, 1], [2, 2]).toFloat(),
+      tf.pad(x4, [
+        [0, 0],
+        [1, 1],
+        [1, 1],
+        [0, 0],
+      ]),
+      tf.pad(
+        x4,
+        [
+          [1, 0],
+          [0, 2],
+          [3, 1],
+          [2, 0],
+        ],
+        -1.5,
+      ),
+      tf.pad(x1, [[4, 3]], 7),
+      tf
+        .pad(ints, [
+          [1, 1],
+          [0, 2],
+        ])
+        .toFloat(),
+    ];
+  });
+  assert.equal(native.length, 12);
+  native.forEach((v, i) => assert.deepEqual(Array.from(v), Array.from(cpu[i]), `output ${i}`));
 });
 
 test("native column sums (a bias gradient's Sum over all axes but the last) match the cpu backend; other sums fall back to wasm", async (t) => {
