@@ -16,6 +16,7 @@ import {
   nativeFilterCache,
   nativeGradientInputs,
   nativeGradientLayout,
+  momentumOptimizer,
   selectBackend,
   setBatchNormReluFusion,
   setNativeKernels,
@@ -277,7 +278,7 @@ export function fineTuneStepper(model: BoatModel, batch = 8, size = 224): { step
     Array.from({ length: batch }, (_, i) => i % model.classes.length),
     'int32',
   );
-  const optimizer = tf.train.momentum(0.001, 0.9);
+  const optimizer = momentumOptimizer(0.001, 0.9);
   return {
     step: () =>
       tf.dispose(
@@ -434,7 +435,7 @@ export async function benchModel(options: BenchModelOptions): Promise<ModelBench
     Array.from({ length: 32 }, (_, i) => i % 5),
     'int32',
   );
-  const opt = tf.train.momentum(0.001, 0.9);
+  const opt = momentumOptimizer(0.001, 0.9);
   const stepHead = (): void =>
     tf.dispose(
       opt.minimize(() => nllLoss(model.forwardHead(f, true), y), true, model.trainableVariables()) ?? undefined,

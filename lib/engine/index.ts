@@ -11,6 +11,7 @@ export {
   requestedPrecision,
   requestPrecision,
 } from './precision';
+export { momentumOptimizer } from './momentum';
 export type { GradientLayout } from './native-kernels';
 export {
   FILTER_CACHE_BYTES,

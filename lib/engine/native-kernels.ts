@@ -8,6 +8,7 @@
  *   (fused-conv.ts) a convolution with its residual add and ReLU fused (CONV2D_ADD);
  * - BatchNorm (inference, and a fused training op with its gradient, used by batchnorm.ts) and
  *   MaxPoolGrad as plain loops over OpenMP threads;
+ * - SGD with momentum's step for each variable in one pass (momentum.ts);
  * - in bf16 precision (setNativePrecision), the convolutions, their gradients and the matrix products
  *   through oneDNN's bf16 primitives, reading bf16 copies of their inputs and writing fp32 outputs.
  * It reads its inputs and writes its outputs in place on the wasm heap, so nothing is copied and
@@ -20,6 +21,7 @@ import * as path from 'node:path';
 import * as tf from './tf';
 
 import { testHideNativeBf16 } from '../util/test-hooks';
+import { MOMENTUM_STEP } from './momentum';
 import { RELU_GRAD, reluGradConfig } from './relu-gradient';
 
 export interface NativeAddon {
@@ -123,6 +125,16 @@ export interface NativeAddon {
     value: number,
     y: Float32Array,
     yShape: Int32Array,
+  ): void;
+  /** One variable's step of SGD with momentum (momentum.ts). */
+  momentumStep?(
+    value: Float32Array,
+    accumulation: Float32Array,
+    gradient: Float32Array,
+    momentum: number,
+    rate: number,
+    newValue: Float32Array,
+    newAccumulation: Float32Array,
   ): void;
   /** c = relu?(a·b + bias); dims [batchA, batchB, m, k, n, transposeA, transposeB]. */
   matMul(
@@ -472,6 +484,42 @@ function nativeKernels(addon: NativeAddon): tf.KernelConfig[] {
     ...batchNormTrainingKernels(addon),
     ...reluGradKernel(addon),
     ...copyKernels(addon),
+    ...momentumKernel(addon),
+  ];
+}
+
+function momentumKernel(addon: NativeAddon): tf.KernelConfig[] {
+  const momentumStep = addon.momentumStep?.bind(addon);
+  if (!momentumStep) return [];
+  return [
+    {
+      kernelName: MOMENTUM_STEP,
+      backendName: 'wasm',
+      kernelFunc: ({ inputs, attrs, backend }) => {
+        const heap = backend as unknown as WasmHeap;
+        const { value, accumulation, gradient } = inputs as Record<
+          'value' | 'accumulation' | 'gradient',
+          tf.TensorInfo
+        >;
+        const { momentum, rate } = attrs as unknown as { momentum: number; rate: number };
+        for (const t of [accumulation, gradient])
+          if (t.dtype !== 'float32' || value.dtype !== 'float32' || !tf.util.arraysEqual(t.shape, value.shape))
+            throw new Error(`${MOMENTUM_STEP}: value, accumulation and gradient must be float32 of one shape`);
+        const newValue = heap.makeOutput(value.shape, 'float32');
+        const newAccumulation = heap.makeOutput(value.shape, 'float32');
+        if (tf.util.sizeFromShape(value.shape) === 0) return [newValue, newAccumulation];
+        momentumStep(
+          heap.typedArrayFromHeap(value),
+          heap.typedArrayFromHeap(accumulation),
+          heap.typedArrayFromHeap(gradient),
+          momentum,
+          rate,
+          heap.typedArrayFromHeap(newValue),
+          heap.typedArrayFromHeap(newAccumulation),
+        );
+        return [newValue, newAccumulation];
+      },
+    },
   ];
 }
 

@@ -5,6 +5,7 @@
  * minimum divided by 10, fastai's classic rule: still in the steep descent, well before divergence.
  */
 import * as tf from '../engine/tf';
+import { momentumOptimizer } from '../engine/momentum';
 
 import { BoatModel, nllLoss } from '../model';
 import { disposeOptimizer, forwardAny, type BatchSource } from './train';
@@ -43,7 +44,7 @@ export async function findLearningRate(
   const { startLr = 1e-7, endLr = 10, steps = 100, momentum = 0.9, beta = 0.98, divergeFactor = 4 } = options;
   const variables = model.trainableVariables();
   const saved = variables.map((v) => v.clone());
-  const optimizer = tf.train.momentum(startLr, momentum); // the trainer's SGD; its rate changes every step
+  const optimizer = momentumOptimizer(startLr, momentum); // the trainer's SGD; its rate changes every step
   const points: LrPoint[] = [];
   let average = 0;
   let best = Infinity;

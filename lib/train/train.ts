@@ -11,6 +11,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as tf from '../engine/tf';
+import { momentumOptimizer } from '../engine/momentum';
 
 import type { BoatModel, TrainingMode } from '../model';
 import { nllLoss } from '../model';
@@ -270,7 +271,7 @@ export async function trainModel(
   if (o.inputSizes && o.inputSizes.length < o.epochs)
     throw new UserError(`${o.inputSizes.length} input sizes for ${o.epochs} epochs: give one per epoch`);
   const variables = model.trainableVariables();
-  const sgd = o.optimizer === 'adam' ? null : tf.train.momentum(o.lr, o.momentum);
+  const sgd = o.optimizer === 'adam' ? null : momentumOptimizer(o.lr, o.momentum);
   const optimizer = sgd ?? tf.train.adam(o.lr);
   // SGD steps with a cached scalar that only setLearningRate replaces; writing the learningRate field
   // alone (which Adam reads) would leave SGD at its first rate, with no StepLR decay.
