@@ -344,6 +344,24 @@ bool isNullish(napi_env env, napi_value value) {
   return t == napi_null || t == napi_undefined;
 }
 
+std::vector<int64_t> int32s(napi_env env, napi_value value, size_t expected, const char* name) {
+  napi_typedarray_type type;
+  size_t length;
+  void* data;
+  check(env, napi_get_typedarray_info(env, value, &type, &length, &data, nullptr, nullptr), name);
+  if (type != napi_int32_array || length != expected)
+    throw CallError{std::string("boat_native: ") + name + " must be an Int32Array of " + std::to_string(expected) +
+                    " values"};
+  const int32_t* v = static_cast<const int32_t*>(data);
+  return std::vector<int64_t>(v, v + length);
+}
+
+int64_t product(const std::vector<int64_t>& shape) {
+  int64_t n = 1;
+  for (int64_t d : shape) n *= d;
+  return n;
+}
+
 // An optional data key after a call's arguments (absent or null: 0, no key).
 double dataKey(napi_env env, napi_callback_info info, size_t index) {
   size_t got = index + 1;
@@ -717,7 +735,41 @@ struct BatchNormGrad {
   const float *dy, *x, *mean, *invStd, *gamma, *reluOut = nullptr;
   float *dx, *dGamma, *dBeta;
   std::vector<double> sumDy, sumDyXHat;
+  // Optional, after the arguments: dx's column sums (the bias gradient of the convolution before it).
+  float* dxSums = nullptr;
 };
+
+// dx row by row through `row(r, dxr)`, and its column sums when asked: rows go in blocks of 64 split
+// statically between the threads and are summed as channelSums sums them (float within a block, then
+// double), so that the sums equal columnSums' of dx bit for bit.
+template <typename Row>
+void writeGradRows(BatchNormGrad& g, Row row) {
+  const size_t c = g.c;
+  const bool sums = g.dxSums != nullptr;
+  std::vector<double> total(sums ? c : 0, 0.0);
+#pragma omp parallel
+  {
+    std::vector<double> partial(sums ? c : 0, 0.0);
+    std::vector<float> block(sums ? c : 0, 0.f);
+#pragma omp for schedule(static)
+    for (int64_t b = 0; b < (int64_t)((g.rows + 63) / 64); b++) {
+      std::fill(block.begin(), block.end(), 0.f);
+      const size_t end = std::min(g.rows, (size_t)(b + 1) * 64);
+      for (size_t r = b * 64; r < end; r++) {
+        float* dxr = g.dx + r * c;
+        row(r, dxr);
+        if (sums)
+          for (size_t k = 0; k < c; k++) block[k] += dxr[k];
+      }
+      for (size_t k = 0; k < block.size(); k++) partial[k] += block[k];
+    }
+    if (sums) {
+#pragma omp critical
+      for (size_t k = 0; k < c; k++) total[k] += partial[k];
+    }
+  }
+  for (size_t k = 0; k < total.size(); k++) g.dxSums[k] = (float)total[k];
+}
 
 BatchNormGrad batchNormGrad(napi_env env, napi_callback_info info, bool relu) {
   auto a = arguments(env, info, relu ? 9 : 8);
@@ -735,6 +787,11 @@ BatchNormGrad batchNormGrad(napi_env env, napi_callback_info info, bool relu) {
   g.dGamma = floats(env, a[6], g.c, "dGamma");
   g.dBeta = floats(env, a[7], g.c, "dBeta");
   if (relu) g.reluOut = floats(env, a[8], total, "y");
+  const size_t extra = relu ? 9 : 8;
+  size_t got = extra + 1;
+  std::vector<napi_value> rest(got);
+  check(env, napi_get_cb_info(env, info, &got, rest.data(), nullptr, nullptr), "napi_get_cb_info");
+  if (got > extra && !isNullish(env, rest[extra])) g.dxSums = floats(env, rest[extra], g.c, "dx's column sums");
   channelSums(g.x, g.dy, g.rows, g.c, g.mean, g.invStd, g.sumDy, g.sumDyXHat, g.reluOut);
   for (size_t k = 0; k < g.c; k++) {
     g.dBeta[k] = (float)g.sumDy[k];
@@ -756,11 +813,9 @@ void batchNormTrainGrad(napi_env env, napi_callback_info info, bool relu) {
     k2[k] = (float)(s * g.sumDyXHat[k] / g.rows) * g.invStd[k];
     k3[k] = (float)(s * g.sumDy[k] / g.rows) - k2[k] * g.mean[k];
   }
-#pragma omp parallel for schedule(static)
-  for (int64_t r = 0; r < (int64_t)g.rows; r++) {
+  writeGradRows(g, [&](size_t r, float* dxr) {
     const float* dyr = g.dy + r * c;
     const float* xr = g.x + r * c;
-    float* dxr = g.dx + r * c;
     if (g.reluOut) {
       const float* yr = g.reluOut + r * c;
 #pragma omp simd
@@ -768,7 +823,7 @@ void batchNormTrainGrad(napi_env env, napi_callback_info info, bool relu) {
     } else {
       for (size_t k = 0; k < c; k++) dxr[k] = k1[k] * dyr[k] - k2[k] * xr[k] - k3[k];
     }
-  }
+  });
 }
 
 napi_value BatchNormTrainGrad(napi_env env, napi_callback_info info) {
@@ -783,21 +838,20 @@ napi_value BatchNormTrainReluGrad(napi_env env, napi_callback_info info) {
 // batchNormFrozenGrad(…): the statistics are given (moving) constants, so dx = γ·invStd·dy
 void batchNormFrozenGrad(napi_env env, napi_callback_info info, bool relu) {
   BatchNormGrad g = batchNormGrad(env, info, relu);
-  std::vector<float> scale(g.c), zero(g.c, 0.f);
+  std::vector<float> scale(g.c);
   for (size_t k = 0; k < g.c; k++) scale[k] = g.gamma[k] * g.invStd[k];
-  if (!g.reluOut) {
-    affine(g.dy, g.dx, g.rows, g.c, scale.data(), zero.data());
-    return;
-  }
   const size_t c = g.c;
-#pragma omp parallel for schedule(static)
-  for (int64_t r = 0; r < (int64_t)g.rows; r++) {
+  writeGradRows(g, [&](size_t r, float* dxr) {
     const float* dyr = g.dy + r * c;
-    const float* yr = g.reluOut + r * c;
-    float* dxr = g.dx + r * c;
+    if (g.reluOut) {
+      const float* yr = g.reluOut + r * c;
 #pragma omp simd
-    for (size_t k = 0; k < c; k++) dxr[k] = (dyr[k] * reluStep(yr[k])) * scale[k];
-  }
+      for (size_t k = 0; k < c; k++) dxr[k] = (dyr[k] * reluStep(yr[k])) * scale[k];
+    } else {
+      // as affine(dy, dx, scale, 0) computed it: dy·scale + 0
+      for (size_t k = 0; k < c; k++) dxr[k] = dyr[k] * scale[k] + 0.f;
+    }
+  });
 }
 
 napi_value BatchNormFrozenGrad(napi_env env, napi_callback_info info) {
@@ -946,24 +1000,6 @@ void copyBlock(const float* src, const std::vector<int64_t>& srcShape, const std
     }
     std::memcpy(dst + d + from, src + s + from, sizeof(float) * std::min(piece, run - from));
   }
-}
-
-std::vector<int64_t> int32s(napi_env env, napi_value value, size_t expected, const char* name) {
-  napi_typedarray_type type;
-  size_t length;
-  void* data;
-  check(env, napi_get_typedarray_info(env, value, &type, &length, &data, nullptr, nullptr), name);
-  if (type != napi_int32_array || length != expected)
-    throw CallError{std::string("boat_native: ") + name + " must be an Int32Array of " + std::to_string(expected) +
-                    " values"};
-  const int32_t* v = static_cast<const int32_t*>(data);
-  return std::vector<int64_t>(v, v + length);
-}
-
-int64_t product(const std::vector<int64_t>& shape) {
-  int64_t n = 1;
-  for (int64_t d : shape) n *= d;
-  return n;
 }
 
 // slice(x, xShape, begin, size, y): y = x[begin : begin + size] along every axis (tfjs' Slice, which

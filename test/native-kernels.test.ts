@@ -15,6 +15,7 @@ import {
   batchNormTraining,
   createBoatModel,
   loadNativeAddon,
+  nativeColumnSumsReused,
   nativeKernelsInUse,
   nllLoss,
   selectBackend,
@@ -193,6 +194,33 @@ test("native column sums (a bias gradient's Sum over all axes but the last) matc
     ];
   });
   for (let i = 0; i < cpu.length; i++) assert.ok(maxRelativeError(cpu[i], native[i]) < 1e-6, `sum ${i}`);
+});
+
+test("a BatchNorm gradient sums its dx per channel as it writes it, and the bias gradient's Sum takes those sums: columnSums' bit for bit", async (t) => {
+  if (skipWithoutAddon(t)) return;
+  // 2·12·11 rows: more than one block of 64, split between the threads.
+  const shape: [number, number, number, number] = [2, 12, 11, 6];
+  for (const frozen of [false, true]) {
+    const [known, computed, reused] = tf.tidy(() => {
+      const x = tf.tensor4d(randomArray(shape, 41), shape);
+      const gamma = tf.tensor1d(randomArray([6], 42, 1));
+      const beta = tf.tensor1d(randomArray([6], 43));
+      const probe = tf.tensor4d(randomArray(shape, 44), shape);
+      const [mean, variance] = [tf.tensor1d(randomArray([6], 45)), tf.tensor1d(randomArray([6], 46, 1))];
+      const dx = tf.grad((a: tf.Tensor) => {
+        if (frozen) return batchNormFrozen(a, gamma, beta, mean, variance, 1e-3).mul(probe).sum();
+        return batchNormTraining(a, gamma, beta, 1e-3).y.mul(probe).sum();
+      })(x);
+      const start = nativeColumnSumsReused();
+      const fromKernel = dx.sum([0, 1, 2]).dataSync();
+      const afterKernel = nativeColumnSumsReused();
+      const recomputed = dx.add(tf.scalar(0)).sum([0, 1, 2]).dataSync(); // new data: columnSums runs
+      return [fromKernel, recomputed, [afterKernel - start, nativeColumnSumsReused() - afterKernel]];
+    });
+    const what = frozen ? 'frozen' : 'training';
+    assert.deepEqual(reused, [1, 0], `${what}: Sums that took the kernel's`);
+    assert.deepEqual(Array.from(known), Array.from(computed), what);
+  }
 });
 
 test('native training BatchNorm: statistics, output and gradients equal the composed ops on cpu, also for a large mean', async (t) => {

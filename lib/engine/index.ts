@@ -18,6 +18,7 @@ export {
   GRADIENT_INPUT_SLOTS,
   installNativeKernels,
   loadNativeAddon,
+  nativeColumnSumsReused,
   nativeFilterCache,
   nativeGradientInputs,
   nativeBf16Support,

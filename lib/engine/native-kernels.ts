@@ -83,8 +83,8 @@ export interface NativeAddon {
     variance: Float32Array,
     invStd: Float32Array,
   ): void;
-  batchNormTrainGrad(...args: BatchNormGradArgs): void;
-  batchNormFrozenGrad(...args: BatchNormGradArgs): void;
+  batchNormTrainGrad(...args: BatchNormGradCallArgs): void;
+  batchNormFrozenGrad(...args: BatchNormGradCallArgs): void;
   /**
    * The ReLU variants of the four BatchNorm calls above: the forward ones write relu(y), the gradients take
    * that output last and read dy·step(y) for dy. Absent from an addon built before them: BatchNorm and ReLU
@@ -109,8 +109,9 @@ export interface NativeAddon {
     variance: Float32Array,
     invStd: Float32Array,
   ): void;
-  batchNormTrainReluGrad?(...args: [...BatchNormGradArgs, Float32Array]): void;
-  batchNormFrozenReluGrad?(...args: [...BatchNormGradArgs, Float32Array]): void;
+  /** The same arguments with the ReLU's output y after dBeta, then the optional ones. */
+  batchNormTrainReluGrad?(...args: BatchNormGradCallArgs): void;
+  batchNormFrozenReluGrad?(...args: BatchNormGradCallArgs): void;
   columnSums(x: Float32Array, out: Float32Array): void;
   /** dx = dy · step(x) (ReLU's gradient). Absent from an addon built before it existed: tfjs' gradient then runs. */
   reluGrad?(dy: Float32Array, x: Float32Array, dx: Float32Array): void;
@@ -181,6 +182,11 @@ type BatchNormGradArgs = [
   dGamma: Float32Array,
   dBeta: Float32Array,
 ];
+/**
+ * A BatchNorm gradient's arguments, then (y for the ReLU variants and) optionally dx's column sums,
+ * which it writes (an addon built before them ignores the array).
+ */
+type BatchNormGradCallArgs = [...BatchNormGradArgs, ...Float32Array[]];
 
 export interface GradientInputsState {
   slots: number;
@@ -455,7 +461,12 @@ function nativeKernels(addon: NativeAddon): tf.KernelConfig[] {
       if (axes.length !== rank - 1 || axes.some((d, i) => d !== i) || tf.util.sizeFromShape(x.shape) === 0) return null;
       const channels = x.shape[rank - 1];
       const out = heap.makeOutput(a.keepDims ? [...axes.map(() => 1), channels] : [channels], 'float32');
-      addon.columnSums(heap.typedArrayFromHeap(x), heap.typedArrayFromHeap(out));
+      // A BatchNorm gradient's dx was summed as it was written, in columnSums' order.
+      const known = columnSumsOf.get(x.dataId);
+      if (known?.length === channels) {
+        heap.typedArrayFromHeap(out).set(known);
+        columnSumsReused++;
+      } else addon.columnSums(heap.typedArrayFromHeap(x), heap.typedArrayFromHeap(out));
       return out;
     }),
     withFallback('MaxPoolGrad', (inputs, a, heap) => {
@@ -672,7 +683,16 @@ export const BATCH_NORM_FROZEN_RELU_GRAD = 'BoatBatchNormFrozenReluGrad';
 export const BATCH_NORM_RELU = 'BoatBatchNormRelu';
 
 type BatchNormTrainCall = NativeAddon['batchNormTrain'];
-type BatchNormGradCall = (...args: [...BatchNormGradArgs, ...Float32Array[]]) => void;
+type BatchNormGradCall = (...args: BatchNormGradCallArgs) => void;
+
+/** Column sums of BatchNorm gradients' dx, by dx's data: the Sum of a bias gradient reads them (see 'Sum'). */
+const columnSumsOf = new WeakMap<object, Float32Array>();
+let columnSumsReused = 0;
+
+/** How many Sums so far took a BatchNorm gradient's column sums instead of computing their own. */
+export function nativeColumnSumsReused(): number {
+  return columnSumsReused;
+}
 
 function batchNormTrainingKernels(addon: NativeAddon): tf.KernelConfig[] {
   const heapOf = (backend: unknown) => backend as WasmHeap;
@@ -716,7 +736,12 @@ function batchNormTrainingKernels(addon: NativeAddon): tf.KernelConfig[] {
       const dGamma = heap.makeOutput(gamma.shape, 'float32');
       const dBeta = heap.makeOutput(gamma.shape, 'float32');
       const args = [dy, x, mean, invStd, gamma, dx, dGamma, dBeta].map((t) => heap.typedArrayFromHeap(t));
-      call(...(args as BatchNormGradArgs), ...(withRelu ? [heap.typedArrayFromHeap(y)] : []));
+      // dx is the output gradient of the convolution before the BatchNorm: the kernel also sums it per
+      // channel, that convolution's bias gradient, as it writes it.
+      // (NaN until written: an addon built before this leaves them, and the Sum then computes its own.)
+      const sums = new Float32Array(gamma.shape[0]).fill(NaN);
+      call(...(args as BatchNormGradArgs), ...(withRelu ? [heap.typedArrayFromHeap(y)] : []), sums);
+      if (!sums.some(Number.isNaN)) columnSumsOf.set(dx.dataId, sums);
       return [dx, dGamma, dBeta];
     },
   });
