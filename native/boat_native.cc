@@ -1041,6 +1041,27 @@ napi_value Pad(napi_env env, napi_callback_info info) {
   });
 }
 
+// addRelu(a, b, y): y = relu(a + b), the end of a residual block, in one pass: the sum rounded to float,
+// then ReLU as wasm's Relu computes it, a signed-integer max of the bits with 0: +0 wherever the sign
+// bit is set (−0 and a negative NaN too), the sum itself elsewhere.
+napi_value AddRelu(napi_env env, napi_callback_info info) {
+  return guarded(env, [&] {
+    auto a = arguments(env, info, 3);
+    size_t n = lengthOf(env, a[0], "a");
+    const float* x = floats(env, a[0], n, "a");
+    const float* z = floats(env, a[1], n, "b");
+    float* y = floats(env, a[2], n, "y");
+    const int64_t count = static_cast<int64_t>(n);
+#pragma omp parallel for simd schedule(static) if (count > 32768)
+    for (int64_t i = 0; i < count; i++) {
+      const float sum = x[i] + z[i];
+      int32_t bits;
+      std::memcpy(&bits, &sum, sizeof bits);
+      y[i] = bits < 0 ? 0.f : sum;
+    }
+  });
+}
+
 // momentumStep(value, accumulation, gradient, momentum, rate, newValue, newAccumulation): one variable's
 // step of tfjs' MomentumOptimizer (without Nesterov) in one pass instead of four kernels:
 // newAccumulation = momentum·accumulation + gradient, newValue = (−rate)·newAccumulation + value.
@@ -1219,6 +1240,7 @@ napi_value Init(napi_env env, napi_value exports) {
       {"slice", nullptr, Slice, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"pad", nullptr, Pad, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"momentumStep", nullptr, MomentumStep, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"addRelu", nullptr, AddRelu, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"matMul", nullptr, MatMul, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"bf16Native", nullptr, Bf16Native, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"setPrecision", nullptr, SetPrecision, nullptr, nullptr, nullptr, napi_default, nullptr},

@@ -19,6 +19,7 @@ import {
   nativeKernelsInUse,
   nllLoss,
   selectBackend,
+  setAddReluFusion,
   setBatchNormReluFusion,
   setNativeKernels,
 } from '../lib';
@@ -343,7 +344,7 @@ test('a whole ResNet50 forward pass and fine-tune gradients agree with and witho
     }
   }
   // The stem's and each block's first two BatchNorms feed a ReLU alone: 1 + 16·2 = 33 run fused with it.
-  // Left as Relu kernels: the 16 after a residual add and the head's hidden layer.
+  // The 16 after a residual add run fused with it (add-relu.ts); left as a Relu kernel: the head's.
   for (const frozen of [false, true]) {
     model.batchNormFrozen = frozen;
     const profile = await tf.profile(() => {
@@ -353,19 +354,26 @@ test('a whole ResNet50 forward pass and fine-tune gradients agree with and witho
     const fused = frozen ? 'BoatBatchNormRelu' : 'BoatBatchNormTrainRelu';
     assert.equal(calls(fused), 33, `${fused} calls, BatchNorm frozen: ${frozen}`);
     assert.equal(calls(frozen ? 'BoatBatchNormFrozenReluGrad' : 'BoatBatchNormTrainReluGrad'), 33);
-    assert.equal(calls('Relu'), 17, `Relu calls left, BatchNorm frozen: ${frozen}`);
+    assert.equal(calls('BoatAddRelu'), 16, `BoatAddRelu calls, BatchNorm frozen: ${frozen}`);
+    assert.equal(calls('Relu'), 1, `Relu calls left, BatchNorm frozen: ${frozen}`);
   }
-  // Switched off (the bench's comparison), every ReLU is its own kernel again.
-  assert.equal(setBatchNormReluFusion(false), true);
-  try {
+  // Switched off (the bench's comparisons), those ReLUs are their own kernels again.
+  model.batchNormFrozen = false;
+  const reluCalls = async () => {
     const profile = await tf.profile(() => {
       tf.dispose(gradients());
     });
     const names = profile.kernels.map((k) => k.name);
-    assert.equal(names.filter((n) => n === 'Relu').length, 50);
-    assert.equal(names.filter((n) => n === 'BoatBatchNormTrainRelu').length, 0);
+    return ['Relu', 'BoatBatchNormTrainRelu', 'BoatAddRelu'].map((kernel) => names.filter((n) => n === kernel).length);
+  };
+  assert.equal(setAddReluFusion(false), true);
+  try {
+    assert.deepEqual(await reluCalls(), [17, 33, 0], 'the add fusion off');
+    assert.equal(setBatchNormReluFusion(false), true);
+    assert.deepEqual(await reluCalls(), [50, 0, 0], 'both off');
   } finally {
     setBatchNormReluFusion(true);
+    setAddReluFusion(true);
   }
   model.batchNormFrozen = false;
   tf.dispose([x, y]);

@@ -8,6 +8,7 @@ import * as tf from '../engine/tf';
 
 import { BoatModel, createBoatModel, nllLoss } from '../model';
 import {
+  addReluFused,
   batchNormReluFused,
   FILTER_CACHE_BYTES,
   fineTuneSupport,
@@ -18,6 +19,7 @@ import {
   nativeGradientLayout,
   momentumOptimizer,
   selectBackend,
+  setAddReluFusion,
   setBatchNormReluFusion,
   setNativeKernels,
 } from '../engine';
@@ -60,6 +62,8 @@ export interface ModelBenchResult {
    * in two, one step of each in turn; null without native bf16, training or the fused kernels.
    */
   batchNormRelu: { fusedImgS8: number; separateImgS8: number } | null;
+  /** The same for each residual add and the ReLU after it (add-relu.ts). */
+  addRelu: { fusedImgS8: number; separateImgS8: number } | null;
   /**
    * bf16 train step at batch 8 with the convolution gradients on NHWC (nativeGradientLayout) and on
    * oneDNN's blocked layouts, one step of each in turn; null without native bf16, training or the switch.
@@ -267,6 +271,16 @@ async function compareBatchNormRelu(
   return r && { fusedImgS8: r.on, separateImgS8: r.off };
 }
 
+/** The same for each residual add and the ReLU after it in one kernel or two; null where they cannot be fused. */
+async function compareAddRelu(
+  model: BoatModel,
+  rounds: number,
+): Promise<{ fusedImgS8: number; separateImgS8: number } | null> {
+  if (!addReluFused()) return null;
+  const r = await bf16TrainOnOff(model, rounds, setAddReluFusion, () => setAddReluFusion(true));
+  return r && { fusedImgS8: r.on, separateImgS8: r.off };
+}
+
 /**
  * Fine-tune steps (forward, backward, SGD with momentum) on a fixed random batch, labels cycling through
  * the classes: the step the bench times, the profile profiles and the bench/ scripts compare.
@@ -465,6 +479,7 @@ export async function benchModel(options: BenchModelOptions): Promise<ModelBench
     : { reason: bf16Support.reason };
   const gradientInputs = await compareGradientInputs(model, rounds);
   const batchNormRelu = await compareBatchNormRelu(model, rounds);
+  const addRelu = await compareAddRelu(model, rounds);
   const gradientLayouts = await compareGradientLayouts(model, rounds);
   const peakRssTrainMb = support.ok ? peakRssMb() : null;
   let accumulated: ModelBenchResult['accumulated128'];
@@ -498,6 +513,7 @@ export async function benchModel(options: BenchModelOptions): Promise<ModelBench
     filterCache,
     gradientInputs,
     batchNormRelu,
+    addRelu,
     gradientLayouts,
     headStepMs,
     trainImgS8,

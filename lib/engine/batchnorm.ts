@@ -30,7 +30,7 @@ import {
   BATCH_NORM_TRAIN_RELU,
   BATCH_NORM_TRAIN_RELU_GRAD,
 } from './native-kernels';
-import { isRelu, readersByTensor } from './layer-graph';
+import { markRectified, passRectified, reluAfter } from './fused-relu';
 
 /** A BatchNormalization layer this module patched; `frozen` makes it normalise with its moving statistics even when training. */
 export interface FreezableBatchNorm {
@@ -203,18 +203,9 @@ export function batchNormFrozen(
   return op(x, gamma, beta);
 }
 
-/** Outputs a BatchNorm layer already rectified for the ReLU layer after it, which passes them through. */
-const rectified = new WeakSet<tf.Tensor>();
-
 function patchLayer(layer: KerasBatchNorm, relu: tf.layers.Layer | null): void {
   const original = layer.call.bind(layer);
-  if (relu) {
-    const activate = relu.call.bind(relu);
-    relu.call = (inputs, kwargs) => {
-      const x = Array.isArray(inputs) ? inputs[0] : inputs;
-      return rectified.has(x) ? x : activate(inputs, kwargs);
-    };
-  }
+  if (relu) passRectified(relu);
   layer.call = (inputs, kwargs) => {
     const x = Array.isArray(inputs) ? inputs[0] : inputs;
     const axes = Array.isArray(layer.axis) ? layer.axis : [layer.axis]; // Keras JSON stores [3]
@@ -225,10 +216,7 @@ function patchLayer(layer: KerasBatchNorm, relu: tf.layers.Layer | null): void {
       (v as unknown as LayerVariableInternals).read() as unknown as tf.Tensor1D;
     // Fused only where one kernel does both: elsewhere the ReLU layer's own kernel is as fast.
     const fuse = relu !== null && fusion && batchNormReluFused();
-    const marked = (y: tf.Tensor): tf.Tensor => {
-      if (fuse) rectified.add(y);
-      return y;
-    };
+    const marked = (y: tf.Tensor): tf.Tensor => (fuse ? markRectified(y) : y);
     if (layer.frozen)
       return marked(
         batchNormFrozen(
@@ -260,31 +248,12 @@ function patchLayer(layer: KerasBatchNorm, relu: tf.layers.Layer | null): void {
 }
 
 /**
- * The ReLU layer that alone reads each BatchNorm layer's output, for the BatchNorm layers that have one:
- * each layer used once, the output no model output, and its one reader a plain ReLU used once.
- */
-function reluAfter(model: tf.LayersModel): Map<tf.layers.Layer, tf.layers.Layer> {
-  const readers = readersByTensor(model.layers);
-  const outputs = new Set(model.outputs.map((t) => t.id));
-  const pairs = new Map<tf.layers.Layer, tf.layers.Layer>();
-  for (const layer of model.layers) {
-    if (layer.getClassName() !== 'BatchNormalization' || layer.inboundNodes.length !== 1) continue;
-    const out = layer.inboundNodes[0].outputTensors[0];
-    const users = readers.get(out.id) ?? [];
-    if (outputs.has(out.id) || users.length !== 1) continue;
-    const [user] = users;
-    if (isRelu(user) && user.inboundNodes.length === 1) pairs.set(layer, user);
-  }
-  return pairs;
-}
-
-/**
  * Gives every BatchNormalization layer of `model` with scale and center the fused training op, with the
  * ReLU layer that alone reads its output folded into it where one kernel does both (batchNormReluFused).
  * Inference is untouched, and a layer normalising over other axes than the last keeps tfjs' path.
  */
 export function useFusedBatchNorm(model: tf.LayersModel): void {
-  const relus = reluAfter(model);
+  const relus = reluAfter(model, 'BatchNormalization');
   for (const layer of model.layers) {
     if (layer.getClassName() !== 'BatchNormalization') continue;
     const bn = layer as unknown as KerasBatchNorm;

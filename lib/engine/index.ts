@@ -1,5 +1,6 @@
 export type { BackendInfo, BackendName } from './backend';
 export { fineTuneSupport, selectBackend, softwareAdapterWarning, wasmThreadsWanted } from './backend';
+export { addReluFused, setAddReluFusion } from './add-relu';
 export { batchNormFrozen, batchNormReluFused, batchNormTraining, setBatchNormReluFusion } from './batchnorm';
 export type { Precision, PrecisionChoice } from './precision';
 export {

@@ -1,6 +1,6 @@
 /**
  * Reading a Layers model's graph: which layers read a tensor, and which layers are plain ReLUs. The fused
- * BatchNorm + ReLU (batchnorm.ts) and the folded inference network (model/folded.ts) both find their
+ * ReLUs of training (fused-relu.ts) and the folded inference network (model/folded.ts) both find their
  * layer pairs with these.
  */
 import * as tf from './tf';

@@ -8,6 +8,7 @@
  *   (fused-conv.ts) a convolution with its residual add and ReLU fused (CONV2D_ADD);
  * - BatchNorm (inference, and a fused training op with its gradient, used by batchnorm.ts) and
  *   MaxPoolGrad as plain loops over OpenMP threads;
+ * - a residual block's add and ReLU in one pass while training (add-relu.ts);
  * - SGD with momentum's step for each variable in one pass (momentum.ts);
  * - in bf16 precision (setNativePrecision), the convolutions, their gradients and the matrix products
  *   through oneDNN's bf16 primitives, reading bf16 copies of their inputs and writing fp32 outputs.
@@ -21,6 +22,7 @@ import * as path from 'node:path';
 import * as tf from './tf';
 
 import { testHideNativeBf16 } from '../util/test-hooks';
+import { ADD_RELU } from './add-relu';
 import { MOMENTUM_STEP } from './momentum';
 import { RELU_GRAD, reluGradConfig } from './relu-gradient';
 
@@ -127,6 +129,8 @@ export interface NativeAddon {
     y: Float32Array,
     yShape: Int32Array,
   ): void;
+  /** y = relu(a + b) (add-relu.ts). */
+  addRelu?(a: Float32Array, b: Float32Array, y: Float32Array): void;
   /** One variable's step of SGD with momentum (momentum.ts). */
   momentumStep?(
     value: Float32Array,
@@ -496,6 +500,30 @@ function nativeKernels(addon: NativeAddon): tf.KernelConfig[] {
     ...reluGradKernel(addon),
     ...copyKernels(addon),
     ...momentumKernel(addon),
+    ...addReluKernel(addon),
+  ];
+}
+
+function addReluKernel(addon: NativeAddon): tf.KernelConfig[] {
+  const addRelu = addon.addRelu?.bind(addon);
+  if (!addRelu) return [];
+  return [
+    {
+      kernelName: ADD_RELU,
+      backendName: 'wasm',
+      kernelFunc: ({ inputs, backend }) => {
+        const heap = backend as unknown as WasmHeap;
+        const { a, b } = inputs as Record<'a' | 'b', tf.TensorInfo>;
+        if (a.dtype !== 'float32' || b.dtype !== 'float32' || !tf.util.arraysEqual(a.shape, b.shape))
+          throw new Error(
+            `${ADD_RELU}: a ${a.dtype} [${a.shape}] and b ${b.dtype} [${b.shape}] must be float32 of one shape`,
+          );
+        const y = heap.makeOutput(a.shape, 'float32');
+        if (tf.util.sizeFromShape(a.shape) > 0)
+          addRelu(heap.typedArrayFromHeap(a), heap.typedArrayFromHeap(b), heap.typedArrayFromHeap(y));
+        return y;
+      },
+    },
   ];
 }
 

@@ -13,23 +13,24 @@ import * as tf from './tf';
 /** Kernel name of dx = dy · step(x): inputs dy and x (float32, one shape), output dx. */
 export const RELU_GRAD = 'BoatReluGrad';
 
+/** dy · step(x), ReLU's gradient, with the native kernel where it applies. */
+export function reluGradient(dy: tf.Tensor, x: tf.Tensor): tf.Tensor {
+  const native =
+    x.dtype === 'float32' &&
+    dy.dtype === 'float32' &&
+    tf.util.arraysEqual(x.shape, dy.shape) &&
+    tf.getKernel(RELU_GRAD, tf.getBackend()) !== undefined;
+  return native
+    ? tf.engine().runKernel<tf.Tensor>(RELU_GRAD, { dy, x }, {})
+    : tf.mul(dy, tf.cast(tf.step(x), 'float32'));
+}
+
 /** tfjs' Relu gradient config with the native kernel where it applies. */
 export const reluGradConfig: tf.GradConfig = {
   kernelName: tf.Relu,
   inputsToSave: ['x'],
   gradFunc: (dy, saved) => {
     const [x] = saved;
-    const d = dy as tf.Tensor;
-    const native =
-      x.dtype === 'float32' &&
-      d.dtype === 'float32' &&
-      tf.util.arraysEqual(x.shape, d.shape) &&
-      tf.getKernel(RELU_GRAD, tf.getBackend()) !== undefined;
-    return {
-      x: () =>
-        native
-          ? tf.engine().runKernel<tf.Tensor>(RELU_GRAD, { dy: d, x }, {})
-          : tf.mul(d, tf.cast(tf.step(x), 'float32')),
-    };
+    return { x: () => reluGradient(dy as tf.Tensor, x) };
   },
 };

@@ -21,6 +21,7 @@ import * as tf from '../engine/tf';
 
 import type { Preprocessing } from '../images/transforms';
 import { UserError } from '../util';
+import { useFusedAddRelu } from '../engine/add-relu';
 import { FreezableBatchNorm, useFusedBatchNorm } from '../engine/batchnorm';
 import { useLazyConvGradients } from '../engine/conv-layer-gradients';
 import { FoldedBackbone, UnfoldableNetwork } from './folded';
@@ -185,6 +186,7 @@ export class BoatModel {
     mode: TrainingMode,
   ) {
     useFusedBatchNorm(backbone);
+    useFusedAddRelu(backbone);
     useLazyConvGradients(backbone);
     this._mode = mode;
     this.mode = mode;
