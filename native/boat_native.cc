@@ -1002,6 +1002,14 @@ void copyBlock(const float* src, const std::vector<int64_t>& srcShape, const std
   }
 }
 
+// Throws unless the block of `size` from `begin` lies inside `shape` along every axis.
+void checkInside(const std::vector<int64_t>& shape, const std::vector<int64_t>& begin, const std::vector<int64_t>& size,
+                 const char* what) {
+  for (size_t k = 0; k < shape.size(); k++)
+    if (begin[k] < 0 || size[k] < 0 || begin[k] + size[k] > shape[k])
+      throw CallError{std::string("boat_native: ") + what};
+}
+
 // slice(x, xShape, begin, size, y): y = x[begin : begin + size] along every axis (tfjs' Slice, which
 // wasm computes one element at a time). The shapes are Int32Arrays of the same rank.
 napi_value Slice(napi_env env, napi_callback_info info) {
@@ -1010,9 +1018,7 @@ napi_value Slice(napi_env env, napi_callback_info info) {
     size_t rank = lengthOf(env, a[1], "xShape");
     auto shape = int32s(env, a[1], rank, "xShape"), begin = int32s(env, a[2], rank, "begin");
     auto size = int32s(env, a[3], rank, "size");
-    for (size_t k = 0; k < rank; k++)
-      if (begin[k] < 0 || size[k] < 0 || begin[k] + size[k] > shape[k])
-        throw CallError{"boat_native: slice outside the tensor"};
+    checkInside(shape, begin, size, "slice outside the tensor");
     const float* x = floats(env, a[0], product(shape), "x");
     float* y = floats(env, a[4], product(size), "y");
     copyBlock(x, shape, begin, y, size, std::vector<int64_t>(rank, 0), size);
@@ -1027,8 +1033,7 @@ napi_value Pad(napi_env env, napi_callback_info info) {
     size_t rank = lengthOf(env, a[1], "xShape");
     auto shape = int32s(env, a[1], rank, "xShape"), before = int32s(env, a[2], rank, "before");
     auto outShape = int32s(env, a[5], rank, "yShape");
-    for (size_t k = 0; k < rank; k++)
-      if (before[k] < 0 || before[k] + shape[k] > outShape[k]) throw CallError{"boat_native: pad outside the output"};
+    checkInside(outShape, before, shape, "pad outside the output");
     double value = 0;
     check(env, napi_get_value_double(env, a[3], &value), "the pad value must be a number");
     const float* x = floats(env, a[0], product(shape), "x");
