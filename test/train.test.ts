@@ -18,11 +18,19 @@ import {
   trainModel,
   UserError,
 } from '../lib';
+import { minutesAndSeconds } from '../lib/util';
 import { tempDir } from './helpers';
 import { ColourSource, tinyModel, weightsOf } from './tiny-model';
 
 before(async () => {
   await selectBackend('cpu');
+});
+
+test("the run's duration line: whole minutes and seconds, never a rounded-up minute or a 60th second", () => {
+  assert.equal(minutesAndSeconds(2275.4), '37m 55s');
+  assert.equal(minutesAndSeconds(30), '0m 30s');
+  assert.equal(minutesAndSeconds(119.6), '2m 0s');
+  assert.equal(minutesAndSeconds(59.4), '0m 59s');
 });
 
 test('StepLR follows the tutorial schedule', () => {

@@ -24,6 +24,7 @@ import {
 import { selectBackend } from '../engine';
 import {
   acquireLock,
+  minutesAndSeconds,
   recoverInterruptedSave,
   requireDirectory,
   requireWritableDirectory,
@@ -277,7 +278,7 @@ async function runLocked(options: ExperimentOptions, log: (line: string) => void
   if (options.resume) log(`Resuming from ${displayPath(checkpointDir)}`);
   const result = await trainModel(model, { train, val }, trainOptions);
   log(
-    `Training complete in ${(result.seconds / 60).toFixed(0)}m ${(result.seconds % 60).toFixed(0)}s; best val acc ${result.bestValAcc.toFixed(4)} (epoch ${result.bestEpoch + 1})`,
+    `Training complete in ${minutesAndSeconds(result.seconds)}; best val acc ${result.bestValAcc.toFixed(4)} (epoch ${result.bestEpoch + 1})`,
   );
 
   let test: Metrics | undefined;

@@ -21,7 +21,7 @@ export {
 } from './files';
 export { distinctOutputNames } from './output-names';
 export { Random } from './random';
-export { now, peakRssMb, secondsSince } from './time';
+export { minutesAndSeconds, now, peakRssMb, secondsSince } from './time';
 export type { HeldLock, LockInfo } from './lock';
 export { acquireLock } from './lock';
 export { displayPath, showPathsRelativeUnder } from './paths';

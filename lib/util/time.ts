@@ -12,3 +12,9 @@ export function secondsSince(start: bigint): number {
 export function peakRssMb(): number {
   return process.resourceUsage().maxRSS / 1024;
 }
+
+/** A duration as whole minutes and seconds, "37m 55s", rounded to the second. */
+export function minutesAndSeconds(seconds: number): string {
+  const total = Math.round(seconds);
+  return `${Math.floor(total / 60)}m ${total % 60}s`;
+}
