@@ -320,30 +320,6 @@ float* floats(napi_env env, napi_value value, size_t expected, const char* name)
   return static_cast<float*>(data);
 }
 
-Geometry geometry(napi_env env, napi_value value) {
-  napi_typedarray_type type;
-  size_t length;
-  void* data;
-  check(env, napi_get_typedarray_info(env, value, &type, &length, &data, nullptr, nullptr), "geometry");
-  if (type != napi_int32_array || length != 17) throw CallError{"boat_native: geometry must be an Int32Array of 17 values"};
-  const int32_t* v = static_cast<const int32_t*>(data);
-  return {v[0], v[1], v[2], v[3], v[4], v[5], v[6], v[7], v[8], v[9], v[10], v[11], v[12], v[13], v[14], v[15], v[16]};
-}
-
-std::vector<napi_value> arguments(napi_env env, napi_callback_info info, size_t count) {
-  std::vector<napi_value> args(count);
-  size_t got = count;
-  check(env, napi_get_cb_info(env, info, &got, args.data(), nullptr, nullptr), "napi_get_cb_info");
-  if (got < count) throw CallError{"boat_native: expected " + std::to_string(count) + " arguments"};
-  return args;
-}
-
-bool isNullish(napi_env env, napi_value value) {
-  napi_valuetype t;
-  check(env, napi_typeof(env, value, &t), "napi_typeof");
-  return t == napi_null || t == napi_undefined;
-}
-
 std::vector<int64_t> int32s(napi_env env, napi_value value, size_t expected, const char* name) {
   napi_typedarray_type type;
   size_t length;
@@ -362,14 +338,38 @@ int64_t product(const std::vector<int64_t>& shape) {
   return n;
 }
 
-// An optional data key after a call's arguments (absent or null: 0, no key).
-double dataKey(napi_env env, napi_callback_info info, size_t index) {
+Geometry geometry(napi_env env, napi_value value) {
+  auto v = int32s(env, value, 17, "geometry");
+  return {v[0], v[1], v[2], v[3], v[4], v[5], v[6], v[7], v[8], v[9], v[10], v[11], v[12], v[13], v[14], v[15], v[16]};
+}
+
+std::vector<napi_value> arguments(napi_env env, napi_callback_info info, size_t count) {
+  std::vector<napi_value> args(count);
+  size_t got = count;
+  check(env, napi_get_cb_info(env, info, &got, args.data(), nullptr, nullptr), "napi_get_cb_info");
+  if (got < count) throw CallError{"boat_native: expected " + std::to_string(count) + " arguments"};
+  return args;
+}
+
+bool isNullish(napi_env env, napi_value value) {
+  napi_valuetype t;
+  check(env, napi_typeof(env, value, &t), "napi_typeof");
+  return t == napi_null || t == napi_undefined;
+}
+
+// An optional argument after a call's required ones: nullptr when absent, null or undefined.
+napi_value optionalArgument(napi_env env, napi_callback_info info, size_t index) {
   size_t got = index + 1;
   std::vector<napi_value> args(got);
   check(env, napi_get_cb_info(env, info, &got, args.data(), nullptr, nullptr), "napi_get_cb_info");
-  if (got <= index || isNullish(env, args[index])) return 0;
+  return got <= index || isNullish(env, args[index]) ? nullptr : args[index];
+}
+
+// An optional data key after a call's arguments (absent or null: 0, no key).
+double dataKey(napi_env env, napi_callback_info info, size_t index) {
+  napi_value arg = optionalArgument(env, info, index);
   double key = 0;
-  check(env, napi_get_value_double(env, args[index], &key), "a data key must be a number");
+  if (arg) check(env, napi_get_value_double(env, arg, &key), "a data key must be a number");
   return key;
 }
 
@@ -500,12 +500,7 @@ napi_value Conv2DBackpropFilter(napi_env env, napi_callback_info info) {
 napi_value MatMul(napi_env env, napi_callback_info info) {
   return guarded(env, [&] {
     auto a = arguments(env, info, 6);
-    napi_typedarray_type type;
-    size_t length;
-    void* data;
-    check(env, napi_get_typedarray_info(env, a[0], &type, &length, &data, nullptr, nullptr), "dims");
-    if (type != napi_int32_array || length != 7) throw CallError{"boat_native: dims must be an Int32Array of 7 values"};
-    const int32_t* v = static_cast<const int32_t*>(data);
+    auto v = int32s(env, a[0], 7, "dims");
     memory::dim ba = v[0], bb = v[1], m = v[2], k = v[3], n = v[4];
     bool ta = v[5] != 0, tb = v[6] != 0;
     if (ba != bb && ba != 1 && bb != 1) throw CallError{"boat_native: matMul batches must match or be 1"};
@@ -787,11 +782,7 @@ BatchNormGrad batchNormGrad(napi_env env, napi_callback_info info, bool relu) {
   g.dGamma = floats(env, a[6], g.c, "dGamma");
   g.dBeta = floats(env, a[7], g.c, "dBeta");
   if (relu) g.reluOut = floats(env, a[8], total, "y");
-  const size_t extra = relu ? 9 : 8;
-  size_t got = extra + 1;
-  std::vector<napi_value> rest(got);
-  check(env, napi_get_cb_info(env, info, &got, rest.data(), nullptr, nullptr), "napi_get_cb_info");
-  if (got > extra && !isNullish(env, rest[extra])) g.dxSums = floats(env, rest[extra], g.c, "dx's column sums");
+  if (napi_value sums = optionalArgument(env, info, relu ? 9 : 8)) g.dxSums = floats(env, sums, g.c, "dx's column sums");
   channelSums(g.x, g.dy, g.rows, g.c, g.mean, g.invStd, g.sumDy, g.sumDyXHat, g.reluOut);
   for (size_t k = 0; k < g.c; k++) {
     g.dBeta[k] = (float)g.sumDy[k];
