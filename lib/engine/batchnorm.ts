@@ -31,6 +31,7 @@ import {
   BATCH_NORM_TRAIN_RELU_GRAD,
 } from './native-kernels';
 import { markRectified, passRectified, reluAfter } from './fused-relu';
+import { reluGradient } from './relu-gradient';
 
 /** A BatchNormalization layer this module patched; `frozen` makes it normalise with its moving statistics even when training. */
 export interface FreezableBatchNorm {
@@ -76,9 +77,6 @@ export function batchNormReluFused(): boolean {
     registered,
   );
 }
-
-/** dy·step(y), ReLU's gradient from its output (y > 0 exactly where its input was), as tfjs computes it. */
-const throughRelu = (dy: tf.Tensor, y: tf.Tensor): tf.Tensor => tf.mul(dy, tf.cast(tf.step(y), 'float32'));
 
 /**
  * Normalises x [..., C] with its own batch statistics, and with `relu` rectifies the result; returns y and
@@ -137,7 +135,7 @@ export function batchNormTraining(
       gradFunc: (dyIn: tf.Tensor, saved: tf.Tensor[]) =>
         tf.tidy(() => {
           const [xs, mu, inv, gm, out] = saved as [tf.Tensor, tf.Tensor1D, tf.Tensor1D, tf.Tensor1D, tf.Tensor?];
-          const dy = out ? throughRelu(dyIn, out) : dyIn;
+          const dy = out ? reluGradient(dyIn, out) : dyIn;
           const xHat = tf.mul(tf.sub(xs, mu), inv);
           const sumDy = tf.sum(dy, axes);
           const sumDyXHat = tf.sum(tf.mul(dy, xHat), axes);
@@ -193,7 +191,7 @@ export function batchNormFrozen(
         if (fused) return tf.engine().runKernel<tf.Tensor[]>(BATCH_NORM_FROZEN_RELU_GRAD, { ...inputs, y: out }, {});
         if (native && !relu) return tf.engine().runKernel<tf.Tensor[]>(BATCH_NORM_FROZEN_GRAD, inputs, {});
         return tf.tidy(() => {
-          if (relu) dy = throughRelu(dy, out);
+          if (relu) dy = reluGradient(dy, out);
           const xHat = tf.mul(tf.sub(xs, mean), inv);
           return [tf.mul(dy, tf.mul(gm, inv)), tf.sum(tf.mul(dy, xHat), axes), tf.sum(dy, axes)];
         });

@@ -497,33 +497,10 @@ function nativeKernels(addon: NativeAddon): tf.KernelConfig[] {
     withFallback('_FusedMatMul', matMulKernel(addon, true)),
     ...convAddKernel(addon),
     ...batchNormTrainingKernels(addon),
-    ...reluGradKernel(addon),
+    ...sameShapeKernel(RELU_GRAD, ['dy', 'x'], addon.reluGrad?.bind(addon)),
     ...copyKernels(addon),
     ...momentumKernel(addon),
-    ...addReluKernel(addon),
-  ];
-}
-
-function addReluKernel(addon: NativeAddon): tf.KernelConfig[] {
-  const addRelu = addon.addRelu?.bind(addon);
-  if (!addRelu) return [];
-  return [
-    {
-      kernelName: ADD_RELU,
-      backendName: 'wasm',
-      kernelFunc: ({ inputs, backend }) => {
-        const heap = backend as unknown as WasmHeap;
-        const { a, b } = inputs as Record<'a' | 'b', tf.TensorInfo>;
-        if (a.dtype !== 'float32' || b.dtype !== 'float32' || !tf.util.arraysEqual(a.shape, b.shape))
-          throw new Error(
-            `${ADD_RELU}: a ${a.dtype} [${a.shape}] and b ${b.dtype} [${b.shape}] must be float32 of one shape`,
-          );
-        const y = heap.makeOutput(a.shape, 'float32');
-        if (tf.util.sizeFromShape(a.shape) > 0)
-          addRelu(heap.typedArrayFromHeap(a), heap.typedArrayFromHeap(b), heap.typedArrayFromHeap(y));
-        return y;
-      },
-    },
+    ...sameShapeKernel(ADD_RELU, ['a', 'b'], addon.addRelu?.bind(addon)),
   ];
 }
 
@@ -604,24 +581,31 @@ function copyKernels(addon: NativeAddon): tf.KernelConfig[] {
   ];
 }
 
-function reluGradKernel(addon: NativeAddon): tf.KernelConfig[] {
-  const reluGrad = addon.reluGrad?.bind(addon);
-  if (!reluGrad) return [];
+/**
+ * A kernel of two float32 inputs of one shape, named `names`, and one output of that shape, computed by
+ * `call` (the inputs' data in that order, then the output's); none where the addon lacks `call`.
+ */
+function sameShapeKernel(
+  kernelName: string,
+  names: [string, string],
+  call: ((p: Float32Array, q: Float32Array, out: Float32Array) => void) | undefined,
+): tf.KernelConfig[] {
+  if (!call) return [];
   return [
     {
-      kernelName: RELU_GRAD,
+      kernelName,
       backendName: 'wasm',
       kernelFunc: ({ inputs, backend }) => {
         const heap = backend as unknown as WasmHeap;
-        const { dy, x } = inputs as Record<'dy' | 'x', tf.TensorInfo>;
-        if (dy.dtype !== 'float32' || x.dtype !== 'float32' || !tf.util.arraysEqual(dy.shape, x.shape))
+        const [p, q] = names.map((name) => inputs[name] as tf.TensorInfo);
+        if (p.dtype !== 'float32' || q.dtype !== 'float32' || !tf.util.arraysEqual(p.shape, q.shape))
           throw new Error(
-            `${RELU_GRAD}: dy ${dy.dtype} [${dy.shape}] and x ${x.dtype} [${x.shape}] must be float32 of one shape`,
+            `${kernelName}: ${names[0]} ${p.dtype} [${p.shape}] and ${names[1]} ${q.dtype} [${q.shape}] must be float32 of one shape`,
           );
-        const dx = heap.makeOutput(x.shape, 'float32');
-        if (tf.util.sizeFromShape(x.shape) === 0) return dx;
-        reluGrad(heap.typedArrayFromHeap(dy), heap.typedArrayFromHeap(x), heap.typedArrayFromHeap(dx));
-        return dx;
+        const out = heap.makeOutput(p.shape, 'float32');
+        if (tf.util.sizeFromShape(p.shape) > 0)
+          call(heap.typedArrayFromHeap(p), heap.typedArrayFromHeap(q), heap.typedArrayFromHeap(out));
+        return out;
       },
     },
   ];
