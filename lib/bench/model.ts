@@ -261,23 +261,18 @@ async function compareGradientLayouts(
   return r && { nhwcImgS8: r.on, blockedImgS8: r.off };
 }
 
-/** The same for BatchNorm and the ReLU after it in one kernel or two; null where they cannot be fused. */
-async function compareBatchNormRelu(
+/**
+ * The same with a fusion (`fused`: whether the backend has it; `set` turns it on or off) on and off: the
+ * BatchNorm + ReLU and the residual add + ReLU; null where it cannot be fused.
+ */
+async function compareFusion(
   model: BoatModel,
   rounds: number,
+  fused: () => boolean,
+  set: (on: boolean) => boolean,
 ): Promise<{ fusedImgS8: number; separateImgS8: number } | null> {
-  if (!batchNormReluFused()) return null;
-  const r = await bf16TrainOnOff(model, rounds, setBatchNormReluFusion, () => setBatchNormReluFusion(true));
-  return r && { fusedImgS8: r.on, separateImgS8: r.off };
-}
-
-/** The same for each residual add and the ReLU after it in one kernel or two; null where they cannot be fused. */
-async function compareAddRelu(
-  model: BoatModel,
-  rounds: number,
-): Promise<{ fusedImgS8: number; separateImgS8: number } | null> {
-  if (!addReluFused()) return null;
-  const r = await bf16TrainOnOff(model, rounds, setAddReluFusion, () => setAddReluFusion(true));
+  if (!fused()) return null;
+  const r = await bf16TrainOnOff(model, rounds, set, () => set(true));
   return r && { fusedImgS8: r.on, separateImgS8: r.off };
 }
 
@@ -478,8 +473,8 @@ export async function benchModel(options: BenchModelOptions): Promise<ModelBench
     ? { forwardImgS8: median(paired.bf16.forward), trainImgS8: medianOrNull(paired.bf16.train) }
     : { reason: bf16Support.reason };
   const gradientInputs = await compareGradientInputs(model, rounds);
-  const batchNormRelu = await compareBatchNormRelu(model, rounds);
-  const addRelu = await compareAddRelu(model, rounds);
+  const batchNormRelu = await compareFusion(model, rounds, batchNormReluFused, setBatchNormReluFusion);
+  const addRelu = await compareFusion(model, rounds, addReluFused, setAddReluFusion);
   const gradientLayouts = await compareGradientLayouts(model, rounds);
   const peakRssTrainMb = support.ok ? peakRssMb() : null;
   let accumulated: ModelBenchResult['accumulated128'];
