@@ -21,6 +21,7 @@ import {
 } from '../lib';
 import { gpuDevicePresent, startWebgpu } from '../lib/engine/webgpu';
 import { timeKernels } from '../lib/bench/profile';
+import { MOVING_STATS, movingStats } from '../lib/engine/moving-stats';
 import { convCases, type Pad } from './conv-cases';
 import { withEachKernelSet } from './native-skips';
 import { REPO_ROOT, runCli, tempDir } from './helpers';
@@ -327,6 +328,55 @@ test('webgpu: without a GPU it is skipped for wasm, and forcing it is a one-line
     /^boat: error: backend "webgpu" is not available on this machine: (no Vulkan loader|no WebGPU adapter|the optional npm package "webgpu")/,
   );
   assert.doesNotMatch(r.stderr, /\n\s+at .*\.js:\d+/, 'no JavaScript stack trace (Dawn may log its own C++ locations)');
+});
+
+test("the moving-statistics kernel equals Keras' composed update bit for bit, and a train step runs it once per BatchNorm instead of the composed ops", async () => {
+  assert.ok(tf.getKernel(MOVING_STATS, 'wasm'), 'registered for wasm');
+  for (const [channels, momentum, scale] of [
+    [5, 0.99, 1],
+    [2048, 0.9, 300],
+    [64, 0.1, 1e-3],
+  ]) {
+    const stat = (seed: number) => tf.tensor1d(randomArray([channels], seed).map((v) => v * scale));
+    const [movingMean, movingVariance, mean, variance] = [1, 2, 3, 4].map(stat);
+    const before = tf.memory().numTensors;
+    const fused = movingStats(movingMean, movingVariance, mean, variance, momentum);
+    assert.equal(tf.memory().numTensors, before + 2, 'two new tensors, nothing else');
+    const composed = [
+      [movingMean, mean],
+      [movingVariance, variance],
+    ].map(([old, batch]) => tf.sub(old, tf.mul(tf.sub(old, batch), 1 - momentum)));
+    for (let i = 0; i < 2; i++) {
+      const [a, b] = [fused[i], composed[i]].map((t) => Array.from(t.dataSync()));
+      assert.deepEqual(a, b, `statistic ${i}, ${channels} channels, momentum ${momentum}`);
+      assert.ok(
+        a.some((v, k) => v !== movingMean.dataSync()[k]),
+        'the statistic moved',
+      );
+    }
+    tf.dispose([movingMean, movingVariance, mean, variance, ...fused, ...composed]);
+  }
+
+  const model = await createBoatModel({ classes: ['a', 'b'], mode: 'finetune', inputSize: 32 });
+  const layers = model.backbone.layers.filter((l) => l.getClassName() === 'BatchNormalization').length;
+  const x = tf.tensor4d(randomArray([1, 32, 32, 3], 5), [1, 32, 32, 3]);
+  const y = tf.tensor1d([1], 'int32');
+  const opt = tf.train.sgd(0.01);
+  const step = () =>
+    tf.dispose(opt.minimize(() => nllLoss(model.forward(x, true), y), true, model.trainableVariables()) ?? undefined);
+  step();
+  const timing = timeKernels(tf.getBackend());
+  try {
+    step();
+  } finally {
+    timing.restore();
+  }
+  assert.equal(timing.stats.get(MOVING_STATS)?.calls, layers, 'one call per BatchNorm layer');
+  // What is left of Sub is the loss's and SGD's (one per variable), none per BatchNorm statistic.
+  assert.ok((timing.stats.get('Sub')?.calls ?? 0) <= model.trainableVariables().length + 2, 'no composed update');
+  tf.dispose([x, y]);
+  opt.dispose();
+  model.dispose();
 });
 
 test("batchNormFrozen: fine-tuning keeps BatchNorm's moving statistics (gamma and beta still train); unfrozen, they move", () => {

@@ -9,7 +9,8 @@
  *   dx = γ·σ⁻¹/M · (M·dy − Σdy − x̂·Σ(dy·x̂)),   dγ = Σ(dy·x̂),   dβ = Σdy
  *
  * (sums over the M = N·H·W positions), which is exactly the gradient of the composed ops.
- * The moving mean and variance update stays Keras' (biased variance, momentum 0.99).
+ * The moving mean and variance update stays Keras' (biased variance, momentum 0.99), one kernel for
+ * both on wasm (moving-stats.ts).
  * Where the native addon registered its fused kernels for the active backend (wasm, see
  * native-kernels.ts), both directions are one kernel each; elsewhere they are composed of tf ops.
  *
@@ -31,6 +32,7 @@ import {
   BATCH_NORM_TRAIN_RELU_GRAD,
 } from './native-kernels';
 import { markRectified, passRectified, reluAfter } from './fused-relu';
+import { movingStats } from './moving-stats';
 import { reluGradient } from './relu-gradient';
 
 /** A BatchNormalization layer this module patched; `frozen` makes it normalise with its moving statistics even when training. */
@@ -231,14 +233,15 @@ function patchLayer(layer: KerasBatchNorm, relu: tf.layers.Layer | null): void {
       const gamma = read(layer.gamma);
       const beta = read(layer.beta);
       const { y, mean, variance } = batchNormTraining(x, gamma, beta, layer.epsilon, fuse);
-      for (const [variable, value] of [
-        [layer.movingMean, mean],
-        [layer.movingVariance, variance],
-      ] as const) {
-        const v = variable as unknown as LayerVariableInternals;
-        const old = v.read();
-        v.write(tf.sub(old, tf.mul(tf.sub(old, value), 1 - layer.momentum)));
-      }
+      const moving = [layer.movingMean, layer.movingVariance].map((v) => v as unknown as LayerVariableInternals);
+      const updated = movingStats(
+        moving[0].read() as unknown as tf.Tensor1D,
+        moving[1].read() as unknown as tf.Tensor1D,
+        mean,
+        variance,
+        layer.momentum,
+      );
+      moving.forEach((v, i) => v.write(updated[i]));
       tf.dispose([mean, variance]);
       return marked(y);
     });

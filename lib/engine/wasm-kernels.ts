@@ -6,10 +6,12 @@
  * - Identity without a copy. tfjs clones every tensor it saves for the backward pass, and wasm's
  *   Identity copies the buffer, so a train step held each activation twice. The cpu and webgl
  *   backends share the buffer (tensors are immutable); this does the same.
+ * - A training BatchNorm's moving-statistics update as one kernel (moving-stats.ts).
  */
 import * as tf from './tf';
 
 import { BackpropAttrs, conv2dFilterGradient, conv2dInputGradient, geometry } from './conv-gradients';
+import { movingStatsConfig } from './moving-stats';
 
 /** Hands a tensor computed with ops back to the engine as a kernel output without leaking it. */
 function asKernelOutput(t: tf.Tensor, backend: tf.KernelBackend): tf.TensorInfo {
@@ -74,7 +76,7 @@ export function installWasmKernels(): void {
       return { dataId: x.dataId, shape: x.shape, dtype: x.dtype };
     },
   };
-  for (const config of [...kernels, identity]) {
+  for (const config of [...kernels, identity, movingStatsConfig]) {
     if (tf.getKernel(config.kernelName, 'wasm')) tf.unregisterKernel(config.kernelName, 'wasm');
     tf.registerKernel(config);
   }
