@@ -25,6 +25,7 @@
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
+#include <immintrin.h>
 #include <initializer_list>
 #include <list>
 #include <map>
@@ -172,9 +173,50 @@ memory scratch(const memory::desc& d, Slot slot) {
   return memory(d, cpu(), buffers[slot].reserve(d.get_size()));
 }
 
-// An input in the layout and type a primitive wants: a view of the user's fp32 buffer, or a
-// reordered (and in bf16, converted) copy.
-memory inputFor(const memory::desc& wanted, const memory::desc& userDesc, float* data, Slot slot) {
+// ---- bf16 storage ----
+// In bf16, a tensor whose every reader converts it to bf16 anyway (a BatchNorm + ReLU's output that only a
+// convolution reads, a BatchNorm gradient's dx that only the convolution's gradients read) can be written
+// as bf16 into the first half of its own float32 buffer: "packed". The writer converts, as oneDNN's reorder
+// would have, and the readers read it in place; JavaScript marks which tensors are packed and expands one
+// back (expandBf16) before anything else reads it.
+
+// float → bf16 as oneDNN's reorder converts on AVX512_BF16 (vcvtneps2bf16), bit for bit: round to nearest
+// even, denormals to a signed zero, NaN kept a (quiet) NaN.
+inline uint16_t bf16Of(float v) {
+  uint32_t u;
+  std::memcpy(&u, &v, 4);
+  if ((u & 0x7f800000u) == 0) return uint16_t((u >> 16) & 0x8000u);
+  if ((u & 0x7fffffffu) > 0x7f800000u) return uint16_t((u >> 16) | 0x40u);
+  u += 0x7fffu + ((u >> 16) & 1u);
+  return uint16_t(u >> 16);
+}
+
+// n floats to bf16 with the conversion instruction itself, 16 at a time (bf16Of for the rest). Packing
+// happens only in bf16, which needs a CPU with AVX512_BF16 (bf16Native).
+__attribute__((target("avx512f,avx512bw,avx512vl,avx512bf16"))) void bf16Row(const float* in, uint16_t* out, size_t n) {
+  size_t i = 0;
+  for (; i + 16 <= n; i += 16) {
+    __m256bh b = _mm512_cvtneps_pbh(_mm512_loadu_ps(in + i));
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(out + i), reinterpret_cast<__m256i&>(b));
+  }
+  for (; i < n; i++) out[i] = bf16Of(in[i]);
+}
+
+inline float floatOfBf16(uint16_t b) {
+  uint32_t u = uint32_t(b) << 16;
+  float v;
+  std::memcpy(&v, &u, 4);
+  return v;
+}
+
+// A packed activation or gradient, NHWC like its float32 form.
+memory::desc packedDesc(memory::dim n, memory::dim c, memory::dim h, memory::dim w) {
+  return {{n, c, h, w}, dt::bf16, tag::nhwc};
+}
+
+// An input in the layout and type a primitive wants: a view of the user's buffer, or a reordered (and in
+// bf16, converted) copy.
+memory inputFor(const memory::desc& wanted, const memory::desc& userDesc, void* data, Slot slot) {
   memory user(userDesc, cpu(), data);
   if (wanted == userDesc) return user;
   memory reordered = scratch(wanted, slot);
@@ -271,7 +313,7 @@ GradientInputs& gradientInputs() {
   return inputs;
 }
 
-memory gradientInputFor(const memory::desc& wanted, const memory::desc& userDesc, float* data, double key, Slot slot) {
+memory gradientInputFor(const memory::desc& wanted, const memory::desc& userDesc, void* data, double key, Slot slot) {
   GradientInputs& c = gradientInputs();
   if (key <= 0 || c.slots.empty() || wanted == userDesc) return inputFor(wanted, userDesc, data, slot);
   GradientInput* oldest = &c.slots[0];
@@ -400,7 +442,8 @@ void copyFloats(const float* from, float* to, size_t n) {
 }
 
 // y = relu?(conv(x, filter) + bias + add): a[0..5] as conv2d's, and with `withAdd` the residual add (y's shape) in a[6].
-void convForward(napi_env env, const std::vector<napi_value>& a, bool withAdd, double key) {
+// With `packedX`, x holds bf16 (see bf16 storage).
+void convForward(napi_env env, const std::vector<napi_value>& a, bool withAdd, double key, bool packedX) {
   Geometry g = geometry(env, a[0]);
   float* x = floats(env, a[1], g.srcSize(), "x");
   float* w = floats(env, a[2], g.weightsSize(), "filter");
@@ -415,7 +458,8 @@ void convForward(napi_env env, const std::vector<napi_value>& a, bool withAdd, d
   static Cache<dnnl::convolution_forward> cache;
   auto& conv = cached(cache, g.key(0, (hasBias ? 1 : 0) | (relu ? 2 : 0) | (withAdd ? 4 : 0)),
                       [&] { return g.forward(prop_kind::forward_inference, hasBias, relu, withAdd); });
-  memory src = inputFor(conv.pd.src_desc(), g.src(), x, kSrc), dst(g.dst(), cpu(), y);
+  memory::desc userSrc = packedX ? packedDesc(g.n, g.ci, g.h, g.w) : g.src();
+  memory src = inputFor(conv.pd.src_desc(), userSrc, x, kSrc), dst(g.dst(), cpu(), y);
   memory weights = weightsFor(conv.pd.weights_desc(), g, w, key);
   std::unordered_map<int, memory> args{{DNNL_ARG_SRC, src}, {DNNL_ARG_WEIGHTS, weights}, {DNNL_ARG_DST, dst}};
   if (hasBias) args.insert({DNNL_ARG_BIAS, memory({{g.co}, dt::f32, tag::x}, cpu(), b)});
@@ -423,22 +467,39 @@ void convForward(napi_env env, const std::vector<napi_value>& a, bool withAdd, d
   cpuStream().wait();
 }
 
-// conv2d(geometry, x, filter, bias | null, y, relu[, filterKey]): y = relu?(conv(x, filter) + bias)
+// Optional flags after a call's arguments (absent or null: 0), bits naming its packed tensors.
+int32_t flagsArgument(napi_env env, napi_callback_info info, size_t index) {
+  napi_value arg = optionalArgument(env, info, index);
+  int32_t flags = 0;
+  if (arg) check(env, napi_get_value_int32(env, arg, &flags), "flags must be a number");
+  if (flags && !useBf16) throw CallError{"boat_native: packed bf16 tensors need the bf16 precision"};
+  return flags;
+}
+
+// conv2d(geometry, x, filter, bias | null, y, relu[, filterKey, packed]): y = relu?(conv(x, filter) + bias);
+// packed: 1 when x is packed bf16
 napi_value Conv2D(napi_env env, napi_callback_info info) {
-  return guarded(env, [&] { convForward(env, arguments(env, info, 6), false, dataKey(env, info, 6)); });
+  return guarded(env, [&] {
+    convForward(env, arguments(env, info, 6), false, dataKey(env, info, 6), flagsArgument(env, info, 7) & 1);
+  });
 }
 
-// conv2dAdd(geometry, x, filter, bias | null, y, relu, add[, filterKey]): y = relu?(conv(x, filter) + bias + add)
-// in one primitive, a residual block's tail. A name of its own, so that JavaScript can tell an addon built without it.
+// conv2dAdd(geometry, x, filter, bias | null, y, relu, add[, filterKey, packed]): y = relu?(conv(x, filter) +
+// bias + add) in one primitive, a residual block's tail. A name of its own, so that JavaScript can tell an
+// addon built without it.
 napi_value Conv2DAdd(napi_env env, napi_callback_info info) {
-  return guarded(env, [&] { convForward(env, arguments(env, info, 7), true, dataKey(env, info, 7)); });
+  return guarded(env, [&] {
+    convForward(env, arguments(env, info, 7), true, dataKey(env, info, 7), flagsArgument(env, info, 8) & 1);
+  });
 }
 
-// conv2dBackpropInput(geometry, dy, filter, dx[, dyKey]): dx = the gradient of conv(x, filter) w.r.t. x
+// conv2dBackpropInput(geometry, dy, filter, dx[, dyKey, packed]): dx = the gradient of conv(x, filter)
+// w.r.t. x; packed: 1 when dy is packed bf16
 napi_value Conv2DBackpropInput(napi_env env, napi_callback_info info) {
   return guarded(env, [&] {
     auto a = arguments(env, info, 4);
     double dyKey = dataKey(env, info, 4);
+    bool packedDy = flagsArgument(env, info, 5) & 1;
     Geometry g = geometry(env, a[0]);
     float* dy = floats(env, a[1], g.dstSize(), "dy");
     float* w = floats(env, a[2], g.weightsSize(), "filter");
@@ -451,7 +512,8 @@ napi_value Conv2DBackpropInput(napi_env env, napi_callback_info info) {
                                               g.dilates(), g.padL(), g.padR());
       return dnnl::convolution_backward_data::primitive_desc(d, cpu(), g.forward(prop_kind::forward_training, false, false));
     });
-    memory diffDst = gradientInputFor(conv.pd.diff_dst_desc(), g.dst(), dy, dyKey, kDiffDst);
+    memory::desc userDy = packedDy ? packedDesc(g.n, g.co, g.oh, g.ow) : g.dst();
+    memory diffDst = gradientInputFor(conv.pd.diff_dst_desc(), userDy, dy, dyKey, kDiffDst);
     memory weights = weightsFor(conv.pd.weights_desc(), g, w);
     memory user(g.src(), cpu(), dx);
     bool direct = conv.pd.diff_src_desc() == g.src();
@@ -462,11 +524,13 @@ napi_value Conv2DBackpropInput(napi_env env, napi_callback_info info) {
   });
 }
 
-// conv2dBackpropFilter(geometry, x, dy, dw[, xKey, dyKey]): dw = the gradient of conv(x, filter) w.r.t. filter
+// conv2dBackpropFilter(geometry, x, dy, dw[, xKey, dyKey, packed]): dw = the gradient of conv(x, filter)
+// w.r.t. filter; packed: 1 when x is packed bf16, 2 when dy is
 napi_value Conv2DBackpropFilter(napi_env env, napi_callback_info info) {
   return guarded(env, [&] {
     auto a = arguments(env, info, 4);
     double xKey = dataKey(env, info, 4), dyKey = dataKey(env, info, 5);
+    int32_t packed = flagsArgument(env, info, 6);
     Geometry g = geometry(env, a[0]);
     float* x = floats(env, a[1], g.srcSize(), "x");
     float* dy = floats(env, a[2], g.dstSize(), "dy");
@@ -480,8 +544,10 @@ napi_value Conv2DBackpropFilter(napi_env env, napi_callback_info info) {
                                                  g.dilates(), g.padL(), g.padR());
       return dnnl::convolution_backward_weights::primitive_desc(d, cpu(), g.forward(prop_kind::forward_training, false, false));
     });
-    memory src = gradientInputFor(conv.pd.src_desc(), g.src(), x, xKey, kSrc);
-    memory diffDst = gradientInputFor(conv.pd.diff_dst_desc(), g.dst(), dy, dyKey, kDiffDst);
+    memory::desc userX = packed & 1 ? packedDesc(g.n, g.ci, g.h, g.w) : g.src();
+    memory::desc userDy = packed & 2 ? packedDesc(g.n, g.co, g.oh, g.ow) : g.dst();
+    memory src = gradientInputFor(conv.pd.src_desc(), userX, x, xKey, kSrc);
+    memory diffDst = gradientInputFor(conv.pd.diff_dst_desc(), userDy, dy, dyKey, kDiffDst);
     memory user(g.userWeights(), cpu(), dw);
     bool direct = conv.pd.diff_weights_desc() == g.userWeights();
     memory diffWeights = direct ? user : scratch(conv.pd.diff_weights_desc(), kOut);
@@ -578,8 +644,10 @@ inline float reluStep(float v) {
 
 // Per-channel sums over the rows of x (and of x·y when y is given), in double, split over threads.
 // With `mask` (a ReLU's output, y's shape) y counts as y·step(mask): the gradient through that ReLU.
+// A mask given as `mask16` is packed bf16 (see bf16 storage).
 void channelSums(const float* x, const float* y, size_t rows, size_t c, const float* shift, const float* scale,
-                 std::vector<double>& sumX, std::vector<double>& sumXY, const float* mask = nullptr) {
+                 std::vector<double>& sumX, std::vector<double>& sumXY, const float* mask = nullptr,
+                 const uint16_t* mask16 = nullptr) {
   sumX.assign(c, 0.0);
   sumXY.assign(c, 0.0);
 #pragma omp parallel
@@ -600,6 +668,15 @@ void channelSums(const float* x, const float* y, size_t rows, size_t c, const fl
 #pragma omp simd
           for (size_t k = 0; k < c; k++) {
             float v = yr[k] * reluStep(mr[k]);
+            fx[k] += v;
+            fxy[k] += v * (xr[k] - shift[k]) * scale[k];
+          }
+        } else if (y && mask16) {
+          const float* yr = y + r * c;
+          const uint16_t* mr = mask16 + r * c;
+#pragma omp simd
+          for (size_t k = 0; k < c; k++) {
+            float v = yr[k] * reluStep(floatOfBf16(mr[k]));
             fx[k] += v;
             fxy[k] += v * (xr[k] - shift[k]) * scale[k];
           }
@@ -630,13 +707,23 @@ void channelSums(const float* x, const float* y, size_t rows, size_t c, const fl
   }
 }
 
-// y = x·a + b per channel, and with `relu` x·a + b where it is not negative, else 0 (a NaN passes through)
-void affine(const float* x, float* y, size_t rows, size_t c, const float* a, const float* b, bool relu = false) {
+// y = x·a + b per channel, and with `relu` x·a + b where it is not negative, else 0 (a NaN passes through);
+// with `packed`, y is written as packed bf16 (see bf16 storage)
+void affine(const float* x, float* y, size_t rows, size_t c, const float* a, const float* b, bool relu = false,
+            bool packed = false) {
 #pragma omp parallel for schedule(static)
   for (int64_t r = 0; r < (int64_t)rows; r++) {
     const float* xr = x + r * c;
     float* yr = y + r * c;
-    if (relu) {
+    if (packed) {
+      thread_local std::vector<float> row;
+      row.resize(c);
+      for (size_t k = 0; k < c; k++) {
+        float v = xr[k] * a[k] + b[k];
+        row[k] = relu && v < 0.f ? 0.f : v;
+      }
+      bf16Row(row.data(), reinterpret_cast<uint16_t*>(y) + r * c, c);
+    } else if (relu) {
       for (size_t k = 0; k < c; k++) {
         float v = xr[k] * a[k] + b[k];
         yr[k] = v < 0.f ? 0.f : v;
@@ -647,10 +734,12 @@ void affine(const float* x, float* y, size_t rows, size_t c, const float* a, con
   }
 }
 
-// batchNorm(x, mean, variance, offset | null, scale | null, epsilon, y): inference with given statistics.
-// batchNormRelu(…): the same followed by a ReLU, in the same pass.
+// batchNorm(x, mean, variance, offset | null, scale | null, epsilon, y[, packed]): inference with given
+// statistics. batchNormRelu(…): the same followed by a ReLU, in the same pass. packed: 1 to write y as
+// packed bf16.
 void batchNormInference(napi_env env, napi_callback_info info, bool relu) {
   auto a = arguments(env, info, 7);
+  const bool packY = flagsArgument(env, info, 7) & 1;
   size_t c = lengthOf(env, a[1], "mean");
   size_t total = lengthOf(env, a[0], "x");
   if (c == 0 || total % c) throw CallError{"boat_native: x's size is not a multiple of the channels"};
@@ -666,7 +755,7 @@ void batchNormInference(napi_env env, napi_callback_info info, bool relu) {
     mul[k] = (scale ? scale[k] : 1.f) / std::sqrt((float)(var[k] + eps));
     add[k] = (offset ? offset[k] : 0.f) - mean[k] * mul[k];
   }
-  affine(x, y, total / c, c, mul.data(), add.data(), relu);
+  affine(x, y, total / c, c, mul.data(), add.data(), relu, packY);
 }
 
 napi_value BatchNorm(napi_env env, napi_callback_info info) {
@@ -677,11 +766,13 @@ napi_value BatchNormRelu(napi_env env, napi_callback_info info) {
   return guarded(env, [&] { batchNormInference(env, info, true); });
 }
 
-// batchNormTrain(x, gamma, beta, epsilon, y, mean, variance, invStd): normalise with the batch's own
-// statistics (biased variance, as tf.moments); writes them too. batchNormTrainRelu(…): then a ReLU, in
+// batchNormTrain(x, gamma, beta, epsilon, y, mean, variance, invStd[, packed]): normalise with the batch's
+// own statistics (biased variance, as tf.moments); writes them too. batchNormTrainRelu(…): then a ReLU, in
 // the same pass (a conv → BatchNorm → ReLU chain's middle, where nothing else reads the BatchNorm's output).
+// packed: 1 to write y as packed bf16.
 void batchNormTrain(napi_env env, napi_callback_info info, bool relu) {
   auto a = arguments(env, info, 8);
+  const bool packY = flagsArgument(env, info, 8) & 1;
   size_t c = lengthOf(env, a[1], "gamma");
   size_t total = lengthOf(env, a[0], "x");
   if (c == 0 || total % c) throw CallError{"boat_native: x's size is not a multiple of the channels"};
@@ -716,7 +807,7 @@ void batchNormTrain(napi_env env, napi_callback_info info, bool relu) {
     mul[k] = gamma[k] * invStd[k];
     add[k] = beta[k] - mean[k] * mul[k];
   }
-  affine(x, y, rows, c, mul.data(), add.data(), relu);
+  affine(x, y, rows, c, mul.data(), add.data(), relu, packY);
 }
 
 napi_value BatchNormTrain(napi_env env, napi_callback_info info) {
@@ -735,10 +826,14 @@ napi_value BatchNormTrainRelu(napi_env env, napi_callback_info info) {
 struct BatchNormGrad {
   size_t c, rows;
   const float *dy, *x, *mean, *invStd, *gamma, *reluOut = nullptr;
+  const uint16_t* reluOut16 = nullptr;  // y when it is packed bf16
   float *dx, *dGamma, *dBeta;
   std::vector<double> sumDy, sumDyXHat;
-  // Optional, after the arguments: dx's column sums (the bias gradient of the convolution before it).
+  // Optional, after the arguments: dx's column sums (the bias gradient of the convolution before it),
+  // then flags: 1 when y is packed bf16, 2 to write dx packed.
   float* dxSums = nullptr;
+  bool packDx = false;
+
 };
 
 // dx row by row through `row(r, dxr)`, and its column sums when asked: rows go in blocks of 64 split
@@ -753,15 +848,18 @@ void writeGradRows(BatchNormGrad& g, Row row) {
   {
     std::vector<double> partial(sums ? c : 0, 0.0);
     std::vector<float> block(sums ? c : 0, 0.f);
+    std::vector<float> packedRow(g.packDx ? c : 0);
 #pragma omp for schedule(static)
     for (int64_t b = 0; b < (int64_t)((g.rows + 63) / 64); b++) {
       std::fill(block.begin(), block.end(), 0.f);
       const size_t end = std::min(g.rows, (size_t)(b + 1) * 64);
       for (size_t r = b * 64; r < end; r++) {
-        float* dxr = g.dx + r * c;
+        // A packed dx is computed in float32 (its sums too), then converted
+        float* dxr = g.packDx ? packedRow.data() : g.dx + r * c;
         row(r, dxr);
         if (sums)
           for (size_t k = 0; k < c; k++) block[k] += dxr[k];
+        if (g.packDx) bf16Row(dxr, reinterpret_cast<uint16_t*>(g.dx) + r * c, c);
       }
       for (size_t k = 0; k < block.size(); k++) partial[k] += block[k];
     }
@@ -788,9 +886,17 @@ BatchNormGrad batchNormGrad(napi_env env, napi_callback_info info, bool relu) {
   g.dx = floats(env, a[5], total, "dx");
   g.dGamma = floats(env, a[6], g.c, "dGamma");
   g.dBeta = floats(env, a[7], g.c, "dBeta");
-  if (relu) g.reluOut = floats(env, a[8], total, "y");
+  const int32_t flags = flagsArgument(env, info, relu ? 10 : 9);
+  if (relu) {
+    const float* y = floats(env, a[8], total, "y");
+    if (flags & 1)
+      g.reluOut16 = reinterpret_cast<const uint16_t*>(y);
+    else
+      g.reluOut = y;
+  }
+  g.packDx = flags & 2;
   if (napi_value sums = optionalArgument(env, info, relu ? 9 : 8)) g.dxSums = floats(env, sums, g.c, "dx's column sums");
-  channelSums(g.x, g.dy, g.rows, g.c, g.mean, g.invStd, g.sumDy, g.sumDyXHat, g.reluOut);
+  channelSums(g.x, g.dy, g.rows, g.c, g.mean, g.invStd, g.sumDy, g.sumDyXHat, g.reluOut, g.reluOut16);
   for (size_t k = 0; k < g.c; k++) {
     g.dBeta[k] = (float)g.sumDy[k];
     g.dGamma[k] = (float)g.sumDyXHat[k];
@@ -818,6 +924,11 @@ void batchNormTrainGrad(napi_env env, napi_callback_info info, bool relu) {
       const float* yr = g.reluOut + r * c;
 #pragma omp simd
       for (size_t k = 0; k < c; k++) dxr[k] = k1[k] * (dyr[k] * reluStep(yr[k])) - k2[k] * xr[k] - k3[k];
+    } else if (g.reluOut16) {
+      const uint16_t* yr = g.reluOut16 + r * c;
+#pragma omp simd
+      for (size_t k = 0; k < c; k++)
+        dxr[k] = k1[k] * (dyr[k] * reluStep(floatOfBf16(yr[k]))) - k2[k] * xr[k] - k3[k];
     } else {
       for (size_t k = 0; k < c; k++) dxr[k] = k1[k] * dyr[k] - k2[k] * xr[k] - k3[k];
     }
@@ -845,6 +956,10 @@ void batchNormFrozenGrad(napi_env env, napi_callback_info info, bool relu) {
       const float* yr = g.reluOut + r * c;
 #pragma omp simd
       for (size_t k = 0; k < c; k++) dxr[k] = (dyr[k] * reluStep(yr[k])) * scale[k];
+    } else if (g.reluOut16) {
+      const uint16_t* yr = g.reluOut16 + r * c;
+#pragma omp simd
+      for (size_t k = 0; k < c; k++) dxr[k] = (dyr[k] * reluStep(floatOfBf16(yr[k]))) * scale[k];
     } else {
       // as affine(dy, dx, scale, 0) computed it: dy·scale + 0
       for (size_t k = 0; k < c; k++) dxr[k] = dyr[k] * scale[k] + 0.f;
@@ -1106,6 +1221,45 @@ napi_value SetThreads(napi_env env, napi_callback_info info) {
   });
 }
 
+// packBf16(x): converts x's values to packed bf16 in place (bf16 storage). expandBf16(x): back to float32,
+// in place. Chunk by chunk through a copy (the two views of one buffer must not alias as C++ types), in
+// the direction in which each chunk overwrites only what has been read: packing moves values down,
+// expanding moves them up.
+constexpr size_t kChunk = 4096;
+
+napi_value PackBf16(napi_env env, napi_callback_info info) {
+  return guarded(env, [&] {
+    auto a = arguments(env, info, 1);
+    size_t n = lengthOf(env, a[0], "x");
+    char* bytes = reinterpret_cast<char*>(floats(env, a[0], n, "x"));
+    float in[kChunk];
+    uint16_t out[kChunk];
+    for (size_t s = 0; s < n; s += kChunk) {
+      size_t m = std::min(kChunk, n - s);
+      std::memcpy(in, bytes + 4 * s, 4 * m);
+      bf16Row(in, out, m);
+      std::memcpy(bytes + 2 * s, out, 2 * m);
+    }
+  });
+}
+
+napi_value ExpandBf16(napi_env env, napi_callback_info info) {
+  return guarded(env, [&] {
+    auto a = arguments(env, info, 1);
+    size_t n = lengthOf(env, a[0], "x");
+    char* bytes = reinterpret_cast<char*>(floats(env, a[0], n, "x"));
+    uint16_t in[kChunk];
+    float out[kChunk];
+    for (size_t e = n; e > 0;) {
+      size_t s = e > kChunk ? e - kChunk : 0, m = e - s;
+      std::memcpy(in, bytes + 2 * s, 2 * m);
+      for (size_t i = 0; i < m; i++) out[i] = floatOfBf16(in[i]);
+      std::memcpy(bytes + 4 * s, out, 4 * m);
+      e = s;
+    }
+  });
+}
+
 // bf16Native(): whether setPrecision("bf16") is allowed on this CPU.
 napi_value Bf16Native(napi_env env, napi_callback_info info) {
   napi_value result;
@@ -1246,6 +1400,8 @@ napi_value Init(napi_env env, napi_value exports) {
       {"addRelu", nullptr, AddRelu, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"matMul", nullptr, MatMul, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"bf16Native", nullptr, Bf16Native, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"packBf16", nullptr, PackBf16, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"expandBf16", nullptr, ExpandBf16, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"setPrecision", nullptr, SetPrecision, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"setThreads", nullptr, SetThreads, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"describe", nullptr, Describe, nullptr, nullptr, nullptr, napi_default, nullptr},

@@ -10,6 +10,7 @@ import { BoatModel, createBoatModel, nllLoss } from '../model';
 import {
   addReluFused,
   batchNormReluFused,
+  bf16StorageOn,
   FILTER_CACHE_BYTES,
   fineTuneSupport,
   GRADIENT_INPUT_SLOTS,
@@ -21,6 +22,7 @@ import {
   selectBackend,
   setAddReluFusion,
   setBatchNormReluFusion,
+  setBf16Storage,
   setNativeKernels,
 } from '../engine';
 import { BatchSource, disposeOptimizer, TrainBatch, trainModel } from '../train';
@@ -64,6 +66,8 @@ export interface ModelBenchResult {
   batchNormRelu: { fusedImgS8: number; separateImgS8: number } | null;
   /** The same for each residual add and the ReLU after it (add-relu.ts). */
   addRelu: { fusedImgS8: number; separateImgS8: number } | null;
+  /** The same with bf16 storage (bf16-storage.ts) on and off. */
+  bf16Storage: { packedImgS8: number; unpackedImgS8: number } | null;
   /**
    * bf16 train step at batch 8 with the convolution gradients on NHWC (nativeGradientLayout) and on
    * oneDNN's blocked layouts, one step of each in turn; null without native bf16, training or the switch.
@@ -475,6 +479,7 @@ export async function benchModel(options: BenchModelOptions): Promise<ModelBench
   const gradientInputs = await compareGradientInputs(model, rounds);
   const batchNormRelu = await compareFusion(model, rounds, batchNormReluFused, setBatchNormReluFusion);
   const addRelu = await compareFusion(model, rounds, addReluFused, setAddReluFusion);
+  const storage = await compareFusion(model, rounds, bf16StorageOn, setBf16Storage);
   const gradientLayouts = await compareGradientLayouts(model, rounds);
   const peakRssTrainMb = support.ok ? peakRssMb() : null;
   let accumulated: ModelBenchResult['accumulated128'];
@@ -509,6 +514,7 @@ export async function benchModel(options: BenchModelOptions): Promise<ModelBench
     gradientInputs,
     batchNormRelu,
     addRelu,
+    bf16Storage: storage && { packedImgS8: storage.fusedImgS8, unpackedImgS8: storage.separateImgS8 },
     gradientLayouts,
     headStepMs,
     trainImgS8,

@@ -32,12 +32,24 @@ import {
   BATCH_NORM_TRAIN_RELU_GRAD,
 } from './native-kernels';
 import { markRectified, passRectified, reluAfter } from './fused-relu';
+import { readersByTensor } from './layer-graph';
 import { movingStats } from './moving-stats';
 import { reluGradient } from './relu-gradient';
 
 /** A BatchNormalization layer this module patched; `frozen` makes it normalise with its moving statistics even when training. */
 export interface FreezableBatchNorm {
   frozen: boolean;
+}
+
+/**
+ * Which of a BatchNorm's tensors its kernels may write as bf16 (bf16-storage.ts), where only bf16 readers
+ * read them: `output`, its (rectified) output, when a convolution alone reads it; `gradient`, its input's
+ * gradient dx, when its input is a convolution's output that it alone reads. Whether they are packed
+ * is the kernels' call (only in bf16, with bf16 storage on); either way the results are the same.
+ */
+export interface PackedTensors {
+  output?: boolean;
+  gradient?: boolean;
 }
 
 interface KerasBatchNorm extends FreezableBatchNorm {
@@ -90,6 +102,7 @@ export function batchNormTraining(
   beta: tf.Tensor1D,
   epsilon: number,
   relu = false,
+  pack: PackedTensors = {},
 ): { y: tf.Tensor; mean: tf.Tensor1D; variance: tf.Tensor1D } {
   const axes = x.shape.slice(0, -1).map((_, i) => i);
   const count = x.size / x.shape[x.rank - 1];
@@ -104,7 +117,7 @@ export function batchNormTraining(
         .runKernel<tf.Tensor[]>(
           relu ? BATCH_NORM_TRAIN_RELU : BATCH_NORM_TRAIN,
           { x: input, gamma: g, beta: b },
-          { epsilon },
+          { epsilon, pack: relu && !!pack.output },
         );
       mean = tf.keep(m as tf.Tensor1D);
       variance = tf.keep(v as tf.Tensor1D);
@@ -115,9 +128,10 @@ export function batchNormTraining(
         gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
           const [xs, mu, inv, gm, out] = saved;
           const inputs = { dy, x: xs, mean: mu, invStd: inv, gamma: gm };
+          const attrs = { pack: !!pack.gradient };
           return relu
-            ? tf.engine().runKernel<tf.Tensor[]>(BATCH_NORM_TRAIN_RELU_GRAD, { ...inputs, y: out }, {})
-            : tf.engine().runKernel<tf.Tensor[]>(BATCH_NORM_TRAIN_GRAD, inputs, {});
+            ? tf.engine().runKernel<tf.Tensor[]>(BATCH_NORM_TRAIN_RELU_GRAD, { ...inputs, y: out }, attrs)
+            : tf.engine().runKernel<tf.Tensor[]>(BATCH_NORM_TRAIN_GRAD, inputs, attrs);
         },
       };
     }
@@ -166,6 +180,7 @@ export function batchNormFrozen(
   variance: tf.Tensor1D,
   epsilon: number,
   relu = false,
+  pack: PackedTensors = {},
 ): tf.Tensor {
   const axes = x.shape.slice(0, -1).map((_, i) => i);
   const native = registered(BATCH_NORM_FROZEN_GRAD);
@@ -179,7 +194,7 @@ export function batchNormFrozen(
           .runKernel<tf.Tensor>(
             BATCH_NORM_RELU,
             { x: input, mean, variance, offset: b, scale: g },
-            { varianceEpsilon: epsilon },
+            { varianceEpsilon: epsilon, pack: !!pack.output },
           )
       : relu
         ? tf.relu(tf.batchNorm(input, mean, variance, b, g, epsilon))
@@ -190,8 +205,9 @@ export function batchNormFrozen(
       gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
         const [xs, inv, gm, out] = saved;
         const inputs = { dy, x: xs, mean, invStd: inv, gamma: gm };
-        if (fused) return tf.engine().runKernel<tf.Tensor[]>(BATCH_NORM_FROZEN_RELU_GRAD, { ...inputs, y: out }, {});
-        if (native && !relu) return tf.engine().runKernel<tf.Tensor[]>(BATCH_NORM_FROZEN_GRAD, inputs, {});
+        const attrs = { pack: !!pack.gradient };
+        if (fused) return tf.engine().runKernel<tf.Tensor[]>(BATCH_NORM_FROZEN_RELU_GRAD, { ...inputs, y: out }, attrs);
+        if (native && !relu) return tf.engine().runKernel<tf.Tensor[]>(BATCH_NORM_FROZEN_GRAD, inputs, attrs);
         return tf.tidy(() => {
           if (relu) dy = reluGradient(dy, out);
           const xHat = tf.mul(tf.sub(xs, mean), inv);
@@ -203,7 +219,7 @@ export function batchNormFrozen(
   return op(x, gamma, beta);
 }
 
-function patchLayer(layer: KerasBatchNorm, relu: tf.layers.Layer | null): void {
+function patchLayer(layer: KerasBatchNorm, relu: tf.layers.Layer | null, packable: PackedTensors): void {
   const original = layer.call.bind(layer);
   if (relu) passRectified(relu);
   layer.call = (inputs, kwargs) => {
@@ -217,6 +233,8 @@ function patchLayer(layer: KerasBatchNorm, relu: tf.layers.Layer | null): void {
     // Fused only where one kernel does both: elsewhere the ReLU layer's own kernel is as fast.
     const fuse = relu !== null && fusion && batchNormReluFused();
     const marked = (y: tf.Tensor): tf.Tensor => (fuse ? markRectified(y) : y);
+    // The output reaches the convolution only through the fused ReLU
+    const pack = { output: fuse && packable.output, gradient: packable.gradient };
     if (layer.frozen)
       return marked(
         batchNormFrozen(
@@ -227,12 +245,13 @@ function patchLayer(layer: KerasBatchNorm, relu: tf.layers.Layer | null): void {
           read(layer.movingVariance),
           layer.epsilon,
           fuse,
+          pack,
         ),
       );
     return tf.tidy(() => {
       const gamma = read(layer.gamma);
       const beta = read(layer.beta);
-      const { y, mean, variance } = batchNormTraining(x, gamma, beta, layer.epsilon, fuse);
+      const { y, mean, variance } = batchNormTraining(x, gamma, beta, layer.epsilon, fuse, pack);
       const moving = [layer.movingMean, layer.movingVariance].map((v) => v as unknown as LayerVariableInternals);
       const updated = movingStats(
         moving[0].read() as unknown as tf.Tensor1D,
@@ -255,11 +274,26 @@ function patchLayer(layer: KerasBatchNorm, relu: tf.layers.Layer | null): void {
  */
 export function useFusedBatchNorm(model: tf.LayersModel): void {
   const relus = reluAfter(model, 'BatchNormalization');
+  const readers = readersByTensor(model.layers);
+  const outputs = new Set(model.outputs.map((t) => t.id));
+  const convolutionAlone = (users: tf.layers.Layer[] | undefined): boolean =>
+    users?.length === 1 && users[0].getClassName() === 'Conv2D';
   for (const layer of model.layers) {
     if (layer.getClassName() !== 'BatchNormalization') continue;
     const bn = layer as unknown as KerasBatchNorm;
     if (!bn.center || !bn.scale) continue;
     bn.frozen = false;
-    patchLayer(bn, relus.get(layer) ?? null);
+    const relu = relus.get(layer) ?? null;
+    const node = layer.inboundNodes.length === 1 ? layer.inboundNodes[0] : null;
+    const input = node?.inputTensors.length === 1 ? node.inputTensors[0] : null;
+    const reluOut = relu?.inboundNodes.length === 1 ? relu.inboundNodes[0].outputTensors[0] : null;
+    patchLayer(bn, relu, {
+      output: !!reluOut && !outputs.has(reluOut.id) && convolutionAlone(readers.get(reluOut.id)),
+      gradient:
+        !!input &&
+        input.sourceLayer.getClassName() === 'Conv2D' &&
+        readers.get(input.id)?.length === 1 &&
+        !outputs.has(input.id),
+    });
   }
 }

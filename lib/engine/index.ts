@@ -2,6 +2,8 @@ export type { BackendInfo, BackendName } from './backend';
 export { fineTuneSupport, selectBackend, softwareAdapterWarning, wasmThreadsWanted } from './backend';
 export { addReluFused, setAddReluFusion } from './add-relu';
 export { batchNormFrozen, batchNormReluFused, batchNormTraining, setBatchNormReluFusion } from './batchnorm';
+export type { PackedTensors } from './batchnorm';
+export { bf16StorageCounts, bf16StorageOn, setBf16Storage } from './bf16-storage';
 export type { Precision, PrecisionChoice } from './precision';
 export {
   activePrecision,

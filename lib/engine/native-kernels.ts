@@ -23,6 +23,7 @@ import * as tf from './tf';
 
 import { testHideNativeBf16 } from '../util/test-hooks';
 import { ADD_RELU } from './add-relu';
+import { bf16StorageOn, guardKernel, installBf16Storage, isPacked, markPacked, unpack } from './bf16-storage';
 import { MOMENTUM_STEP } from './momentum';
 import { RELU_GRAD, reluGradConfig } from './relu-gradient';
 
@@ -35,6 +36,7 @@ export interface NativeAddon {
     y: Float32Array,
     relu: boolean,
     filterKey?: number,
+    packed?: number,
   ): void;
   /**
    * conv2d's y plus `add` (a residual, y's shape) before the ReLU: oneDNN's sum post-op. Absent from an
@@ -49,6 +51,7 @@ export interface NativeAddon {
     relu: boolean,
     add: Float32Array,
     filterKey?: number,
+    packed?: number,
   ): void;
   /** dyKey names dy's data, so that the filter gradient can reuse its bf16 copy (an older addon ignores it). */
   conv2dBackpropInput(
@@ -57,6 +60,7 @@ export interface NativeAddon {
     filter: Float32Array,
     dx: Float32Array,
     dyKey?: number,
+    packed?: number,
   ): void;
   conv2dBackpropFilter(
     geometry: Int32Array,
@@ -65,6 +69,7 @@ export interface NativeAddon {
     dw: Float32Array,
     xKey?: number,
     dyKey?: number,
+    packed?: number,
   ): void;
   batchNorm(
     x: Float32Array,
@@ -74,6 +79,7 @@ export interface NativeAddon {
     scale: Float32Array | null,
     epsilon: number,
     y: Float32Array,
+    packed?: number,
   ): void;
   batchNormTrain(
     x: Float32Array,
@@ -84,6 +90,7 @@ export interface NativeAddon {
     mean: Float32Array,
     variance: Float32Array,
     invStd: Float32Array,
+    packed?: number,
   ): void;
   batchNormTrainGrad(...args: BatchNormGradCallArgs): void;
   batchNormFrozenGrad(...args: BatchNormGradCallArgs): void;
@@ -100,6 +107,7 @@ export interface NativeAddon {
     scale: Float32Array | null,
     epsilon: number,
     y: Float32Array,
+    packed?: number,
   ): void;
   batchNormTrainRelu?(
     x: Float32Array,
@@ -110,6 +118,7 @@ export interface NativeAddon {
     mean: Float32Array,
     variance: Float32Array,
     invStd: Float32Array,
+    packed?: number,
   ): void;
   /** The same arguments with the ReLU's output y after dBeta, then the optional ones. */
   batchNormTrainReluGrad?(...args: BatchNormGradCallArgs): void;
@@ -150,6 +159,12 @@ export interface NativeAddon {
     c: Float32Array,
     relu: boolean,
   ): void;
+  /**
+   * x's values converted to bf16 in the first half of its own buffer, and back (bf16-storage.ts). Absent
+   * from an addon built before them, and so are the `packed` flags of the calls above: nothing is packed.
+   */
+  packBf16?(x: Float32Array): void;
+  expandBf16?(x: Float32Array): void;
   /** Whether the CPU computes bf16 natively (AVX512_BF16 or AMX), so that setPrecision('bf16') is allowed. */
   bf16Native(): boolean;
   setPrecision(precision: 'fp32' | 'bf16'): void;
@@ -188,9 +203,10 @@ type BatchNormGradArgs = [
 ];
 /**
  * A BatchNorm gradient's arguments, then (y for the ReLU variants and) optionally dx's column sums,
- * which it writes (an addon built before them ignores the array).
+ * which it writes (an addon built before them ignores the array), then packed flags: 1 when y is
+ * packed, 2 to write dx packed.
  */
-type BatchNormGradCallArgs = [...BatchNormGradArgs, ...Float32Array[]];
+type BatchNormGradCallArgs = [...BatchNormGradArgs, ...(Float32Array | number)[]];
 
 export interface GradientInputsState {
   slots: number;
@@ -326,8 +342,22 @@ const isFloat4D = (t: tf.TensorInfo | undefined): t is tf.TensorInfo =>
   !!t && t.dtype === 'float32' && t.shape.length === 4;
 
 /**
+ * The inputs each native kernel reads packed (bf16-storage.ts): every other input of every wasm kernel
+ * (the kernels these replace included) is expanded before the kernel runs.
+ */
+const TAKES_PACKED: Record<string, readonly string[]> = {
+  Conv2D: ['x'],
+  FusedConv2D: ['x'],
+  Conv2DBackpropInput: ['dy'],
+  Conv2DBackpropFilter: ['x', 'dy'],
+  Sum: ['x'],
+  BoatBatchNormTrainReluGrad: ['y'],
+  BoatBatchNormFrozenReluGrad: ['y'],
+};
+
+/**
  * A kernel that runs natively when `native` returns an output, else the kernel it replaces
- * (wasm's own, or this project's from wasm-kernels.ts).
+ * (wasm's own, or this project's from wasm-kernels.ts), with every packed input expanded for it.
  */
 function withFallback(
   kernelName: string,
@@ -341,12 +371,25 @@ function withFallback(
       const out = native(args.inputs, args.attrs as unknown as KernelAttrs, args.backend as unknown as WasmHeap);
       if (out) return out;
       if (!previous) throw new Error(`${kernelName}: no wasm kernel for these inputs`);
+      for (const input of Object.values(args.inputs)) unpack(input, args.backend);
       return previous.kernelFunc(args);
     },
   };
 }
 
 let precision: 'fp32' | 'bf16' = 'fp32';
+
+/** 1 when `t` is packed and the addon reads it so (in bf16), else 0, after expanding it if it is packed. */
+function packedFlag(t: tf.TensorInfo, heap: WasmHeap): number {
+  if (!isPacked(t)) return 0;
+  if (precision === 'bf16') return 1;
+  unpack(t, heap);
+  return 0;
+}
+
+/** Whether a writer asked to pack (`pack` attribute) packs: bf16 storage on, in bf16. */
+const packs = (attrs: unknown): boolean =>
+  !!(attrs as { pack?: boolean }).pack && precision === 'bf16' && bf16StorageOn();
 
 /**
  * The matrix product in bf16 only: in fp32 wasm's own (XNNPACK) stays, as before precisions existed.
@@ -410,6 +453,7 @@ function nativeKernels(addon: NativeAddon): tf.KernelConfig[] {
       heap.typedArrayFromHeap(y),
       activation === 'relu',
       filterKeyOf(filter),
+      packedFlag(x, heap),
     );
     return y;
   };
@@ -427,6 +471,7 @@ function nativeKernels(addon: NativeAddon): tf.KernelConfig[] {
         heap.typedArrayFromHeap(filter),
         heap.typedArrayFromHeap(dx),
         dataKeyOf(dy),
+        packedFlag(dy, heap),
       );
       return dx;
     }),
@@ -442,6 +487,7 @@ function nativeKernels(addon: NativeAddon): tf.KernelConfig[] {
         heap.typedArrayFromHeap(dw),
         dataKeyOf(x),
         dataKeyOf(dy),
+        packedFlag(x, heap) | (packedFlag(dy, heap) << 1),
       );
       return dw;
     }),
@@ -470,7 +516,10 @@ function nativeKernels(addon: NativeAddon): tf.KernelConfig[] {
       if (known?.length === channels) {
         heap.typedArrayFromHeap(out).set(known);
         columnSumsReused++;
-      } else addon.columnSums(heap.typedArrayFromHeap(x), heap.typedArrayFromHeap(out));
+      } else {
+        unpack(x, heap);
+        addon.columnSums(heap.typedArrayFromHeap(x), heap.typedArrayFromHeap(out));
+      }
       return out;
     }),
     withFallback('MaxPoolGrad', (inputs, a, heap) => {
@@ -667,6 +716,7 @@ function batchNormInference(
     scale?: tf.TensorInfo;
   };
   const y = heap.makeOutput(x.shape, 'float32');
+  const pack = packs(a);
   call(
     heap.typedArrayFromHeap(x),
     heap.typedArrayFromHeap(mean),
@@ -675,8 +725,9 @@ function batchNormInference(
     scale ? heap.typedArrayFromHeap(scale) : null,
     a.varianceEpsilon ?? 0.001,
     heap.typedArrayFromHeap(y),
+    pack ? 1 : 0,
   );
-  return y;
+  return pack ? markPacked(y) : y;
 }
 
 /** Kernel names of the fused training BatchNorm (used by batchnorm.ts when registered for the active backend). */
@@ -719,6 +770,7 @@ function batchNormTrainingKernels(addon: NativeAddon): tf.KernelConfig[] {
       const y = heap.makeOutput(x.shape, 'float32');
       const stats = [0, 1, 2].map(() => heap.makeOutput(channels, 'float32'));
       const [mean, variance, invStd] = stats.map((t) => heap.typedArrayFromHeap(t));
+      const pack = packs(attrs);
       call(
         heap.typedArrayFromHeap(x),
         heap.typedArrayFromHeap(gamma),
@@ -728,15 +780,17 @@ function batchNormTrainingKernels(addon: NativeAddon): tf.KernelConfig[] {
         mean,
         variance,
         invStd,
+        pack ? 1 : 0,
       );
-      return [y, ...stats];
+      return [pack ? markPacked(y) : y, ...stats];
     },
   });
   const grad = (kernelName: string, call: BatchNormGradCall, withRelu: boolean): tf.KernelConfig => ({
-    // inputs dy, x [..., C], mean, invStd, gamma [C] (and y, the ReLU's output); outputs dx, dGamma, dBeta
+    // inputs dy, x [..., C], mean, invStd, gamma [C] (and y, the ReLU's output); outputs dx, dGamma, dBeta;
+    // attribute pack: write dx packed (bf16-storage.ts)
     kernelName,
     backendName: 'wasm',
-    kernelFunc: ({ inputs, backend }) => {
+    kernelFunc: ({ inputs, attrs, backend }) => {
       const heap = heapOf(backend);
       const { dy, x, mean, invStd, gamma, y } = inputs as Record<
         'dy' | 'x' | 'mean' | 'invStd' | 'gamma' | 'y',
@@ -752,9 +806,16 @@ function batchNormTrainingKernels(addon: NativeAddon): tf.KernelConfig[] {
       // channel, that convolution's bias gradient, as it writes it.
       // (NaN until written: an addon built before this leaves them, and the Sum then computes its own.)
       const sums = new Float32Array(gamma.shape[0]).fill(NaN);
-      call(...(args as BatchNormGradArgs), ...(withRelu ? [heap.typedArrayFromHeap(y)] : []), sums);
+      const yPacked = withRelu ? packedFlag(y, heap) : 0;
+      const pack = packs(attrs);
+      call(
+        ...(args as BatchNormGradArgs),
+        ...(withRelu ? [heap.typedArrayFromHeap(y)] : []),
+        sums,
+        yPacked | (pack ? 2 : 0),
+      );
       if (!sums.some(Number.isNaN)) columnSumsOf.set(dx.dataId, sums);
-      return [dx, dGamma, dBeta];
+      return [pack ? markPacked(dx) : dx, dGamma, dBeta];
     },
   });
   const kernels = [
@@ -800,6 +861,20 @@ function register(configs: Array<tf.KernelConfig | undefined>, names: string[]):
   for (const config of configs) if (config) tf.registerKernel(config);
 }
 
+const guarded = new WeakSet<tf.KernelConfig>();
+
+/**
+ * `config` guarded against packed inputs (bf16-storage.ts), once, but for those it takes packed: a native
+ * kernel's in TAKES_PACKED, and Identity's, which reads nothing (wasm-kernels.ts' shares the data).
+ */
+function guard(config: tf.KernelConfig, native = false): tf.KernelConfig {
+  if (guarded.has(config)) return config;
+  const takes = native ? (TAKES_PACKED[config.kernelName] ?? []) : config.kernelName === 'Identity' ? ['x'] : [];
+  const g = guardKernel(config, takes);
+  guarded.add(g);
+  return g;
+}
+
 /**
  * Routes the wasm backend's convolutions (oneDNN), BatchNorm, MaxPoolGrad and ReLU's gradient through the addon with
  * `threads` OpenMP threads. Returns a description ("oneDNN 2.6.3, 2 threads"), or the reason when
@@ -814,9 +889,22 @@ export function installNativeKernels(threads: number, env = process.env): { desc
   loaded.native.filterCache?.(FILTER_CACHE_BYTES);
   loaded.native.gradientInputs?.(GRADIENT_INPUT_SLOTS);
   loaded.native.gradientLayout?.('nhwc');
-  const native = nativeKernels(loaded.native);
+  const expandBf16 = loaded.native.expandBf16?.bind(loaded.native);
+  const storage = !!expandBf16 && !!loaded.native.packBf16;
+  // With bf16 storage every wasm kernel is guarded against packed inputs, the ones replaced too (they come
+  // back with setNativeKernels(false)).
+  const native = nativeKernels(loaded.native).map((k) => (storage ? guard(k, true) : k));
   const replaced = new Map(native.map((k) => [k.kernelName, tf.getKernel(k.kernelName, 'wasm')]));
+  if (storage) for (const [name, config] of replaced) if (config) replaced.set(name, guard(config));
   register(native, [...replaced.keys()]);
+  if (storage) {
+    installBf16Storage(tf.findBackend('wasm'), expandBf16);
+    const all = tf.getKernelsForBackend('wasm');
+    register(
+      all.map((k) => guard(k)),
+      all.map((k) => k.kernelName),
+    );
+  }
   // Relu's gradient runs RELU_GRAD while it is registered and tfjs' formula otherwise (relu-gradient.ts).
   if (native.some((k) => k.kernelName === RELU_GRAD)) tf.registerGradient(reluGradConfig);
   installed = { addon: loaded.native, description: loaded.native.describe(), native, replaced, enabled: true };

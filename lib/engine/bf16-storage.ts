@@ -1,0 +1,107 @@
+/**
+ * bf16 storage: in bf16, tensors that only bf16 readers read are written as bf16.
+ *
+ * A bf16 train step converts every convolution's input to bf16 for its forward pass and again for its
+ * filter gradient, and every output gradient for its two gradients: oneDNN reorders that read float32
+ * and write bf16, a tenth of a ResNet50 step. Two kinds of tensor have only such readers there: the
+ * output of a BatchNorm + ReLU inside a bottleneck block (the next convolution reads it, its filter
+ * gradient reads it again, the BatchNorm's gradient reads its sign), and a BatchNorm gradient's dx (the
+ * gradients of the convolution before it read it, and its bias gradient takes the column sums the
+ * BatchNorm kernel wrote). The native kernels write those as bf16 into the first half of the tensor's
+ * own float32 buffer ("packed"), converting as oneDNN's reorder would, bit for bit; the readers read
+ * them in place. So the conversions, and half of those tensors' memory traffic, go away, and the step
+ * computes exactly what it computed before.
+ *
+ * A packed tensor is still a float32 tensor to tfjs. This module keeps the set of packed data and
+ * guards every other reader: each wasm kernel that is not written for packed inputs, and the backend's
+ * reads (dataSync, data, array…), expand a packed tensor back to float32 in place first (its values
+ * then are the bf16 ones). What the native kernels take packed is listed with each of them
+ * (native-kernels.ts).
+ */
+import * as tf from './tf';
+
+const packed = new WeakSet<object>();
+let on = true;
+let expand: ((x: Float32Array) => void) | null = null;
+let expansions = 0;
+let packings = 0;
+
+interface WasmHeap {
+  typedArrayFromHeap(t: tf.TensorInfo): Float32Array;
+}
+
+/**
+ * Turns bf16 storage on or off (on by default; it applies only in bf16, with the native kernels), for
+ * comparisons in tests and the benchmark; returns whether it was on.
+ */
+export function setBf16Storage(enabled: boolean): boolean {
+  const was = on;
+  on = enabled;
+  return was;
+}
+
+/** Whether writers may pack now: switched on, and the native addon can expand what they pack. */
+export function bf16StorageOn(): boolean {
+  return on && expand !== null;
+}
+
+/** How many tensors were written packed so far, and how many of them expanded back for a reader (none in a ResNet50 step). */
+export function bf16StorageCounts(): { packed: number; expanded: number } {
+  return { packed: packings, expanded: expansions };
+}
+
+export function isPacked(t: tf.TensorInfo): boolean {
+  return packed.has(t.dataId);
+}
+
+/** Records that `t`'s buffer now holds its values as bf16; returns it. */
+export function markPacked<T extends tf.TensorInfo>(t: T): T {
+  packed.add(t.dataId);
+  packings++;
+  return t;
+}
+
+/** Expands `t` back to float32 in place if it is packed. */
+export function unpack(t: tf.TensorInfo | undefined, heap: unknown): void {
+  if (!t || !packed.has(t.dataId)) return;
+  if (!expand) throw new Error('a packed bf16 tensor without the native addon that packed it');
+  expand((heap as WasmHeap).typedArrayFromHeap(t));
+  packed.delete(t.dataId);
+  expansions++;
+}
+
+/**
+ * `config` with every packed input expanded before it runs, but those named in `takesPacked` (the
+ * kernel reads them packed, or expands them itself).
+ */
+export function guardKernel(config: tf.KernelConfig, takesPacked: readonly string[] = []): tf.KernelConfig {
+  const { kernelFunc } = config;
+  return {
+    ...config,
+    kernelFunc: (args) => {
+      for (const [name, input] of Object.entries(args.inputs))
+        if (!takesPacked.includes(name)) unpack(input, args.backend);
+      return kernelFunc(args);
+    },
+  };
+}
+
+interface ReadingBackend {
+  readSync(dataId: object, start?: number, end?: number): unknown;
+  dataIdMap: { get(dataId: object): { shape: number[] } };
+}
+
+/**
+ * Guards the wasm backend's reads (its read goes through readSync) and records how to expand (the
+ * addon's expandBf16); once. Packed tensors exist only after this.
+ */
+export function installBf16Storage(backend: tf.KernelBackend, expandBf16: (x: Float32Array) => void): void {
+  if (expand) return;
+  expand = expandBf16;
+  const b = backend as unknown as ReadingBackend;
+  const readSync = b.readSync.bind(backend);
+  b.readSync = (dataId, start, end) => {
+    if (packed.has(dataId)) unpack({ dataId, shape: b.dataIdMap.get(dataId).shape, dtype: 'float32' }, backend);
+    return readSync(dataId, start, end);
+  };
+}

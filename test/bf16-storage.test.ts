@@ -1,0 +1,209 @@
+/**
+ * bf16 storage (lib/engine/bf16-storage.ts): in bf16, BatchNorm + ReLU outputs that only a convolution
+ * reads and BatchNorm gradients that only a convolution's gradients read are written as bf16 into their
+ * own buffers. A ResNet50 step must compute exactly what it computes without it, expanding nothing; a
+ * packed tensor that anything else reads (dataSync, a wasm kernel, the kernels without the addon's) must
+ * read as its bf16 values; the addon's conversion must be oneDNN's bit for bit.
+ */
+import assert from 'node:assert/strict';
+import { after, before, test, type TestContext } from 'node:test';
+import * as tf from '../lib/engine/tf';
+
+import {
+  bf16StorageCounts,
+  createBoatModel,
+  loadNativeAddon,
+  nativeKernelsInUse,
+  nllLoss,
+  selectBackend,
+  setBf16Storage,
+  setNativeKernels,
+} from '../lib';
+import { markPacked } from '../lib/engine/bf16-storage';
+import { randomArray } from './conv-cases';
+import { skipWithoutNativeBf16 } from './native-skips';
+
+let nativeOn = false;
+
+before(async () => {
+  assert.equal((await selectBackend(undefined, 'fp32')).name, 'wasm');
+  nativeOn = nativeKernelsInUse() !== null;
+});
+
+after(async () => {
+  setBf16Storage(true);
+  await selectBackend(undefined, 'fp32');
+});
+
+async function inBf16(t: TestContext): Promise<boolean> {
+  if (skipWithoutNativeBf16(t, nativeOn)) return false;
+  assert.equal((await selectBackend(undefined, 'bf16')).precision, 'bf16');
+  return true;
+}
+
+/** float32 → bf16 → float32 as round to nearest even (denormals to zero), the hardware's conversion. */
+function bf16Rounded(values: Float32Array): Float32Array {
+  const bits = new Uint32Array(Float32Array.from(values).buffer);
+  for (let i = 0; i < bits.length; i++) {
+    const u = bits[i];
+    if ((u & 0x7f800000) === 0) bits[i] = u & 0x80000000;
+    else if ((u & 0x7fffffff) > 0x7f800000) bits[i] = (u | 0x400000) & 0xffff0000;
+    else bits[i] = ((u + 0x7fff + ((u >>> 16) & 1)) & 0xffff0000) >>> 0;
+  }
+  return new Float32Array(bits.buffer);
+}
+
+/** Values that exercise the rounding: ties both ways, denormals, ±0, infinities, NaN, large and small. */
+function awkwardValues(n: number): Float32Array {
+  const v = Float32Array.from(randomArray([n], 3), (x, i) => x * 10 ** ((i % 9) - 4));
+  const bits = new Uint32Array(v.buffer);
+  for (let i = 0; i < n; i += 7) bits[i] = (bits[i] & 0xffff0000) | 0x8000; // exactly halfway
+  [0, -0, 1e-40, -1e-40, Infinity, -Infinity, NaN, 3.4e38, 1].forEach((x, i) => (v[i] = x));
+  return v;
+}
+
+test("the addon's bf16 packing is oneDNN's conversion bit for bit, and expanding gives those values back", async (t) => {
+  if (!(await inBf16(t))) return;
+  const loaded = loadNativeAddon();
+  assert.ok('native' in loaded && 'packBf16' in loaded.native && 'expandBf16' in loaded.native, 'the addon packs');
+  const addon = loaded.native;
+  const n = 4096 * 3 + 5; // more than one chunk, and a tail shorter than a vector
+  const values = awkwardValues(n);
+  // oneDNN's own conversion: a 1×1 convolution by the identity in bf16 reads x converted, multiplies by 1
+  // and accumulates in float32, so its output is exactly the converted x (NaN aside).
+  // (finite values only: its bf16 kernel for one input channel mixes a NaN into a neighbour's output)
+  const x = tf.tensor4d(
+    values.map((v) => (Number.isFinite(v) ? v : 0)),
+    [1, 1, n, 1],
+  );
+  const conv = tf.tidy(() => tf.conv2d(x, tf.ones<tf.Rank.R4>([1, 1, 1, 1]), 1, 'valid'));
+  const viaConv = conv.dataSync();
+  const buffer = Float32Array.from(values);
+  addon.packBf16!(buffer);
+  addon.expandBf16!(buffer);
+  const expected = bf16Rounded(values);
+  for (let i = 0; i < n; i++) {
+    if (Number.isNaN(values[i])) {
+      assert.ok(Number.isNaN(buffer[i]), `NaN at ${i} stays NaN`);
+      continue;
+    }
+    assert.ok(
+      Object.is(buffer[i], expected[i]),
+      `${values[i]}: packed and expanded ${buffer[i]}, expected ${expected[i]}`,
+    );
+    // (== : the convolution's float32 accumulation turns −0 into +0)
+    if (Number.isFinite(values[i]))
+      assert.ok(
+        buffer[i] === viaConv[i],
+        `${values[i]}: oneDNN converted it to ${viaConv[i]}, packing to ${buffer[i]}`,
+      );
+  }
+  tf.dispose(x);
+});
+
+/** Two SGD steps of a small ResNet50 fine-tune from the same weights; returns the losses, every weight after, and the storage's counts. */
+async function twoSteps(model: Awaited<ReturnType<typeof createBoatModel>>, start: tf.Tensor[], storage: boolean) {
+  const was = setBf16Storage(storage);
+  try {
+    const variables = [...model.backbone.weights.map((w) => w.read()), ...model.trainableVariables()];
+    const unique = [...new Set(variables)] as tf.Variable[];
+    unique.forEach((v, i) => v.assign(start[i]));
+    const x = tf.tensor4d(
+      randomArray([2, 48, 48, 3], 9).map((v) => v * 100),
+      [2, 48, 48, 3],
+    );
+    const y = tf.tensor1d([0, 2], 'int32');
+    const opt = tf.train.sgd(0.01);
+    const counts = bf16StorageCounts();
+    const tensors: number[] = [];
+    const losses: number[] = [];
+    for (let i = 0; i < 2; i++) {
+      const loss = opt.minimize(() => nllLoss(model.forward(x, true), y), true, model.trainableVariables());
+      losses.push(loss!.dataSync()[0]);
+      loss!.dispose();
+      tensors.push(tf.memory().numTensors);
+    }
+    opt.dispose();
+    tf.dispose([x, y]);
+    const after = bf16StorageCounts();
+    return {
+      losses,
+      weights: unique.map((v) => Array.from(v.dataSync())),
+      packed: after.packed - counts.packed,
+      expanded: after.expanded - counts.expanded,
+      tensors,
+    };
+  } finally {
+    setBf16Storage(was);
+  }
+}
+
+test('a ResNet50 step in bf16 computes the same loss and weights bit for bit with bf16 storage on and off, training and frozen BatchNorm, expanding nothing, numTensors flat', async (t) => {
+  if (!(await inBf16(t))) return;
+  const model = await createBoatModel({ classes: ['a', 'b', 'c'], mode: 'finetune', inputSize: 48 });
+  const variables = [...new Set([...model.backbone.weights.map((w) => w.read()), ...model.trainableVariables()])];
+  const start = variables.map((v) => v.clone());
+  for (const frozen of [false, true]) {
+    model.batchNormFrozen = frozen;
+    const off = await twoSteps(model, start, false);
+    const on = await twoSteps(model, start, true);
+    assert.equal(off.packed, 0, 'nothing packed with the storage off');
+    // Per step: the 32 BatchNorm + ReLU outputs inside the 16 bottleneck blocks (the stem's goes to the
+    // max-pool), and all 53 BatchNorm gradients (each follows a convolution that it alone reads).
+    assert.equal(on.packed, 2 * (32 + 53), `packed tensors, frozen BatchNorm: ${frozen}`);
+    assert.equal(on.expanded, 0, 'no packed tensor was expanded for another reader');
+    assert.deepEqual(on.losses, off.losses, `losses, frozen BatchNorm: ${frozen}`);
+    assert.ok(
+      on.weights.every((w, i) => w.every((v, k) => Object.is(v, off.weights[i][k]))),
+      `every weight and moving statistic the same, frozen BatchNorm: ${frozen}`,
+    );
+    assert.equal(on.tensors[1], on.tensors[0], 'numTensors flat across steps');
+    assert.equal(on.tensors[1], off.tensors[1], 'the same tensors as without the storage');
+  }
+  model.batchNormFrozen = false;
+  tf.dispose(start);
+  model.dispose();
+});
+
+test('a packed tensor reads as its bf16 values everywhere else: dataSync, data, a wasm kernel, the kernels without the addon', async (t) => {
+  if (!(await inBf16(t))) return;
+  const loaded = loadNativeAddon();
+  assert.ok('native' in loaded);
+  const values = awkwardValues(1000).map((v) => (Math.abs(v) < 1e30 ? v : 1)); // sums stay finite
+  const expected = Array.from(bf16Rounded(values));
+  const packedTensor = (): tf.Tensor => {
+    const p = tf.tensor2d(values, [10, 100]);
+    const heap = tf.backend() as unknown as { typedArrayFromHeap(t: tf.TensorInfo): Float32Array };
+    loaded.native.packBf16!(heap.typedArrayFromHeap(p));
+    return markPacked(p);
+  };
+  const before = bf16StorageCounts().expanded;
+  const a = packedTensor();
+  assert.deepEqual(Array.from(a.dataSync()), expected, 'dataSync');
+  assert.deepEqual(Array.from(a.dataSync()), expected, 'read twice, expanded once');
+  const b = packedTensor();
+  assert.deepEqual(Array.from(await b.data()), expected, 'data()');
+  const c = packedTensor();
+  const sum = tf.mul(c, tf.onesLike(c));
+  assert.deepEqual(Array.from(sum.dataSync()), expected, "wasm's Multiply");
+  const d = packedTensor();
+  const copy = tf.clone(d); // Identity shares the data: still packed, read as one
+  assert.deepEqual(Array.from(copy.dataSync()), expected, 'a clone');
+  assert.deepEqual(Array.from(d.dataSync()), expected, 'the original after its clone expanded');
+  const e = packedTensor();
+  const wasNative = setNativeKernels(false);
+  let columns: Float32Array;
+  try {
+    columns = tf.sum(e, 0).dataSync() as Float32Array;
+  } finally {
+    setNativeKernels(wasNative);
+  }
+  const column = (k: number) => Array.from({ length: 10 }, (_, r) => expected[r * 100 + k]);
+  columns.forEach((v, k) => {
+    const sum = column(k).reduce((p, q) => p + q);
+    const scale = column(k).reduce((p, q) => p + Math.abs(q), 0);
+    assert.ok(Math.abs(v - sum) <= 1e-6 * scale, `column ${k}: ${v}, expected ${sum}`);
+  });
+  assert.equal(bf16StorageCounts().expanded - before, 5, 'each packed tensor expanded once');
+  tf.dispose([a, b, c, sum, d, copy, e]);
+});
