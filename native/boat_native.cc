@@ -106,10 +106,13 @@ struct Geometry {
   // The forward description, also the "hint" the backward primitives need.
   // With `sum` the primitive adds what dst holds before it writes (a residual copied there first),
   // then applies the ReLU: oneDNN's fused conv + sum + ReLU, the residual block's tail.
-  dnnl::convolution_forward::primitive_desc forward(prop_kind prop, bool bias, bool relu, bool sum = false) const {
+  // With `bf16Dst` it writes dst in bf16 (packed: see bf16 storage).
+  dnnl::convolution_forward::primitive_desc forward(prop_kind prop, bool bias, bool relu, bool sum = false,
+                                                    bool bf16Dst = false) const {
     memory::desc biasDesc = bias ? memory::desc({co}, dt::f32, tag::x) : memory::desc();
-    dnnl::convolution_forward::desc d(prop, algorithm::convolution_direct, srcIn(), anyWeights(), biasDesc, dst(), strides(),
-                                      dilates(), padL(), padR());
+    memory::desc dstDesc = bf16Dst ? memory::desc({n, co, oh, ow}, dt::bf16, tag::nhwc) : dst();
+    dnnl::convolution_forward::desc d(prop, algorithm::convolution_direct, srcIn(), anyWeights(), biasDesc, dstDesc,
+                                      strides(), dilates(), padL(), padR());
     dnnl::primitive_attr attr;
     dnnl::post_ops ops;
     if (sum) ops.append_sum(1.f);
@@ -208,6 +211,10 @@ inline float floatOfBf16(uint16_t b) {
   std::memcpy(&v, &u, 4);
   return v;
 }
+
+// Element i of a float32 or a packed bf16 array, as a float.
+inline float valueAt(const float* p, size_t i) { return p[i]; }
+inline float valueAt(const uint16_t* p, size_t i) { return floatOfBf16(p[i]); }
 
 // A packed activation or gradient, NHWC like its float32 form.
 memory::desc packedDesc(memory::dim n, memory::dim c, memory::dim h, memory::dim w) {
@@ -442,8 +449,10 @@ void copyFloats(const float* from, float* to, size_t n) {
 }
 
 // y = relu?(conv(x, filter) + bias + add): a[0..5] as conv2d's, and with `withAdd` the residual add (y's shape) in a[6].
-// With `packedX`, x holds bf16 (see bf16 storage).
-void convForward(napi_env env, const std::vector<napi_value>& a, bool withAdd, double key, bool packedX) {
+// packed: 1 when x holds bf16, 2 to write y as bf16 (see bf16 storage).
+void convForward(napi_env env, const std::vector<napi_value>& a, bool withAdd, double key, int32_t packed) {
+  const bool packedX = packed & 1, packY = packed & 2;
+  if (packY && withAdd) throw CallError{"boat_native: a convolution with a residual add writes float32"};
   Geometry g = geometry(env, a[0]);
   float* x = floats(env, a[1], g.srcSize(), "x");
   float* w = floats(env, a[2], g.weightsSize(), "filter");
@@ -456,10 +465,11 @@ void convForward(napi_env env, const std::vector<napi_value>& a, bool withAdd, d
   if (withAdd) copyFloats(floats(env, a[6], g.dstSize(), "add"), y, g.dstSize());
 
   static Cache<dnnl::convolution_forward> cache;
-  auto& conv = cached(cache, g.key(0, (hasBias ? 1 : 0) | (relu ? 2 : 0) | (withAdd ? 4 : 0)),
-                      [&] { return g.forward(prop_kind::forward_inference, hasBias, relu, withAdd); });
+  auto& conv = cached(cache, g.key(0, (hasBias ? 1 : 0) | (relu ? 2 : 0) | (withAdd ? 4 : 0) | (packY ? 8 : 0)),
+                      [&] { return g.forward(prop_kind::forward_inference, hasBias, relu, withAdd, packY); });
   memory::desc userSrc = packedX ? packedDesc(g.n, g.ci, g.h, g.w) : g.src();
-  memory src = inputFor(conv.pd.src_desc(), userSrc, x, kSrc), dst(g.dst(), cpu(), y);
+  memory src = inputFor(conv.pd.src_desc(), userSrc, x, kSrc);
+  memory dst(packY ? packedDesc(g.n, g.co, g.oh, g.ow) : g.dst(), cpu(), y);
   memory weights = weightsFor(conv.pd.weights_desc(), g, w, key);
   std::unordered_map<int, memory> args{{DNNL_ARG_SRC, src}, {DNNL_ARG_WEIGHTS, weights}, {DNNL_ARG_DST, dst}};
   if (hasBias) args.insert({DNNL_ARG_BIAS, memory({{g.co}, dt::f32, tag::x}, cpu(), b)});
@@ -477,10 +487,10 @@ int32_t flagsArgument(napi_env env, napi_callback_info info, size_t index) {
 }
 
 // conv2d(geometry, x, filter, bias | null, y, relu[, filterKey, packed]): y = relu?(conv(x, filter) + bias);
-// packed: 1 when x is packed bf16
+// packed: 1 when x is packed bf16, 2 to write y packed
 napi_value Conv2D(napi_env env, napi_callback_info info) {
   return guarded(env, [&] {
-    convForward(env, arguments(env, info, 6), false, dataKey(env, info, 6), flagsArgument(env, info, 7) & 1);
+    convForward(env, arguments(env, info, 6), false, dataKey(env, info, 6), flagsArgument(env, info, 7));
   });
 }
 
@@ -644,8 +654,9 @@ inline float reluStep(float v) {
 
 // Per-channel sums over the rows of x (and of x·y when y is given), in double, split over threads.
 // With `mask` (a ReLU's output, y's shape) y counts as y·step(mask): the gradient through that ReLU.
-// A mask given as `mask16` is packed bf16 (see bf16 storage).
-void channelSums(const float* x, const float* y, size_t rows, size_t c, const float* shift, const float* scale,
+// A mask given as `mask16` is packed bf16 (see bf16 storage), and so is x as uint16_t.
+template <typename X>
+void channelSums(const X* x, const float* y, size_t rows, size_t c, const float* shift, const float* scale,
                  std::vector<double>& sumX, std::vector<double>& sumXY, const float* mask = nullptr,
                  const uint16_t* mask16 = nullptr) {
   sumX.assign(c, 0.0);
@@ -661,7 +672,7 @@ void channelSums(const float* x, const float* y, size_t rows, size_t c, const fl
       std::fill(fxy.begin(), fxy.end(), 0.f);
       size_t end = std::min(rows, (size_t)(block + 1) * 64);
       for (size_t r = block * 64; r < end; r++) {
-        const float* xr = x + r * c;
+        const X* xr = x + r * c;
         if (y && mask) {
           const float* yr = y + r * c;
           const float* mr = mask + r * c;
@@ -669,7 +680,7 @@ void channelSums(const float* x, const float* y, size_t rows, size_t c, const fl
           for (size_t k = 0; k < c; k++) {
             float v = yr[k] * reluStep(mr[k]);
             fx[k] += v;
-            fxy[k] += v * (xr[k] - shift[k]) * scale[k];
+            fxy[k] += v * (valueAt(xr, k) - shift[k]) * scale[k];
           }
         } else if (y && mask16) {
           const float* yr = y + r * c;
@@ -678,17 +689,17 @@ void channelSums(const float* x, const float* y, size_t rows, size_t c, const fl
           for (size_t k = 0; k < c; k++) {
             float v = yr[k] * reluStep(floatOfBf16(mr[k]));
             fx[k] += v;
-            fxy[k] += v * (xr[k] - shift[k]) * scale[k];
+            fxy[k] += v * (valueAt(xr, k) - shift[k]) * scale[k];
           }
         } else if (y) {
           const float* yr = y + r * c;
           for (size_t k = 0; k < c; k++) {
             fx[k] += yr[k];
-            fxy[k] += yr[k] * (xr[k] - shift[k]) * scale[k];
+            fxy[k] += yr[k] * (valueAt(xr, k) - shift[k]) * scale[k];
           }
         } else {
           for (size_t k = 0; k < c; k++) {
-            float d = xr[k] - shift[k];
+            float d = valueAt(xr, k) - shift[k];
             fx[k] += d;
             fxy[k] += d * d;
           }
@@ -709,37 +720,39 @@ void channelSums(const float* x, const float* y, size_t rows, size_t c, const fl
 
 // y = x·a + b per channel, and with `relu` x·a + b where it is not negative, else 0 (a NaN passes through);
 // with `packed`, y is written as packed bf16 (see bf16 storage)
-void affine(const float* x, float* y, size_t rows, size_t c, const float* a, const float* b, bool relu = false,
+template <typename X>
+void affine(const X* x, float* y, size_t rows, size_t c, const float* a, const float* b, bool relu = false,
             bool packed = false) {
 #pragma omp parallel for schedule(static)
   for (int64_t r = 0; r < (int64_t)rows; r++) {
-    const float* xr = x + r * c;
+    const X* xr = x + r * c;
     float* yr = y + r * c;
     if (packed) {
       thread_local std::vector<float> row;
       row.resize(c);
       for (size_t k = 0; k < c; k++) {
-        float v = xr[k] * a[k] + b[k];
+        float v = valueAt(xr, k) * a[k] + b[k];
         row[k] = relu && v < 0.f ? 0.f : v;
       }
       bf16Row(row.data(), reinterpret_cast<uint16_t*>(y) + r * c, c);
     } else if (relu) {
       for (size_t k = 0; k < c; k++) {
-        float v = xr[k] * a[k] + b[k];
+        float v = valueAt(xr, k) * a[k] + b[k];
         yr[k] = v < 0.f ? 0.f : v;
       }
     } else {
-      for (size_t k = 0; k < c; k++) yr[k] = xr[k] * a[k] + b[k];
+      for (size_t k = 0; k < c; k++) yr[k] = valueAt(xr, k) * a[k] + b[k];
     }
   }
 }
 
 // batchNorm(x, mean, variance, offset | null, scale | null, epsilon, y[, packed]): inference with given
 // statistics. batchNormRelu(…): the same followed by a ReLU, in the same pass. packed: 1 to write y as
-// packed bf16.
+// packed bf16, 2 when x is packed.
 void batchNormInference(napi_env env, napi_callback_info info, bool relu) {
   auto a = arguments(env, info, 7);
-  const bool packY = flagsArgument(env, info, 7) & 1;
+  const int32_t flags = flagsArgument(env, info, 7);
+  const bool packY = flags & 1;
   size_t c = lengthOf(env, a[1], "mean");
   size_t total = lengthOf(env, a[0], "x");
   if (c == 0 || total % c) throw CallError{"boat_native: x's size is not a multiple of the channels"};
@@ -755,7 +768,10 @@ void batchNormInference(napi_env env, napi_callback_info info, bool relu) {
     mul[k] = (scale ? scale[k] : 1.f) / std::sqrt((float)(var[k] + eps));
     add[k] = (offset ? offset[k] : 0.f) - mean[k] * mul[k];
   }
-  affine(x, y, total / c, c, mul.data(), add.data(), relu, packY);
+  if (flags & 2)
+    affine(reinterpret_cast<const uint16_t*>(x), y, total / c, c, mul.data(), add.data(), relu, packY);
+  else
+    affine(x, y, total / c, c, mul.data(), add.data(), relu, packY);
 }
 
 napi_value BatchNorm(napi_env env, napi_callback_info info) {
@@ -769,10 +785,14 @@ napi_value BatchNormRelu(napi_env env, napi_callback_info info) {
 // batchNormTrain(x, gamma, beta, epsilon, y, mean, variance, invStd[, packed]): normalise with the batch's
 // own statistics (biased variance, as tf.moments); writes them too. batchNormTrainRelu(…): then a ReLU, in
 // the same pass (a conv → BatchNorm → ReLU chain's middle, where nothing else reads the BatchNorm's output).
-// packed: 1 to write y as packed bf16.
+// packed: 1 to write y as packed bf16, 2 when x is packed.
+template <typename X>
+void batchNormTrainOf(const X* x, size_t rows, size_t c, const float* gamma, const float* beta, double eps, float* y,
+                      float* mean, float* variance, float* invStd, bool relu, bool packY);
+
 void batchNormTrain(napi_env env, napi_callback_info info, bool relu) {
   auto a = arguments(env, info, 8);
-  const bool packY = flagsArgument(env, info, 8) & 1;
+  const int32_t flags = flagsArgument(env, info, 8);
   size_t c = lengthOf(env, a[1], "gamma");
   size_t total = lengthOf(env, a[0], "x");
   if (c == 0 || total % c) throw CallError{"boat_native: x's size is not a multiple of the channels"};
@@ -785,6 +805,16 @@ void batchNormTrain(napi_env env, napi_callback_info info, bool relu) {
   float* mean = floats(env, a[5], c, "mean");
   float* variance = floats(env, a[6], c, "variance");
   float* invStd = floats(env, a[7], c, "invStd");
+  if (flags & 2)
+    batchNormTrainOf(reinterpret_cast<const uint16_t*>(x), rows, c, gamma, beta, eps, y, mean, variance, invStd, relu,
+                     flags & 1);
+  else
+    batchNormTrainOf(x, rows, c, gamma, beta, eps, y, mean, variance, invStd, relu, flags & 1);
+}
+
+template <typename X>
+void batchNormTrainOf(const X* x, size_t rows, size_t c, const float* gamma, const float* beta, double eps, float* y,
+                      float* mean, float* variance, float* invStd, bool relu, bool packY) {
   // One pass over x for both sums, of deviations from a shift near the mean, so that a large mean does
   // not cancel the variance away: the mean of up to 64 rows spread over x (a second full pass for the
   // mean first cost a sixth of the kernel's time, and a fixed row such as the first can be an outlier:
@@ -793,7 +823,7 @@ void batchNormTrain(napi_env env, napi_callback_info info, bool relu) {
   const size_t samples = std::min<size_t>(rows, 64);
   for (size_t k = 0; k < c; k++) {
     double total = 0;
-    for (size_t i = 0; i < samples; i++) total += x[(i * rows / samples) * c + k];
+    for (size_t i = 0; i < samples; i++) total += valueAt(x, (i * rows / samples) * c + k);
     shift[k] = (float)(total / samples);
   }
   std::vector<double> dev, sq;
@@ -827,10 +857,11 @@ struct BatchNormGrad {
   size_t c, rows;
   const float *dy, *x, *mean, *invStd, *gamma, *reluOut = nullptr;
   const uint16_t* reluOut16 = nullptr;  // y when it is packed bf16
+  const uint16_t* x16 = nullptr;        // x when it is packed (x is then null)
   float *dx, *dGamma, *dBeta;
   std::vector<double> sumDy, sumDyXHat;
   // Optional, after the arguments: dx's column sums (the bias gradient of the convolution before it),
-  // then flags: 1 when y is packed bf16, 2 to write dx packed.
+  // then flags: 1 when y is packed bf16, 2 to write dx packed, 4 when x is packed.
   float* dxSums = nullptr;
   bool packDx = false;
 
@@ -895,8 +926,15 @@ BatchNormGrad batchNormGrad(napi_env env, napi_callback_info info, bool relu) {
       g.reluOut = y;
   }
   g.packDx = flags & 2;
+  if (flags & 4) {
+    g.x16 = reinterpret_cast<const uint16_t*>(g.x);
+    g.x = nullptr;
+  }
   if (napi_value sums = optionalArgument(env, info, relu ? 9 : 8)) g.dxSums = floats(env, sums, g.c, "dx's column sums");
-  channelSums(g.x, g.dy, g.rows, g.c, g.mean, g.invStd, g.sumDy, g.sumDyXHat, g.reluOut, g.reluOut16);
+  if (g.x16)
+    channelSums(g.x16, g.dy, g.rows, g.c, g.mean, g.invStd, g.sumDy, g.sumDyXHat, g.reluOut, g.reluOut16);
+  else
+    channelSums(g.x, g.dy, g.rows, g.c, g.mean, g.invStd, g.sumDy, g.sumDyXHat, g.reluOut, g.reluOut16);
   for (size_t k = 0; k < g.c; k++) {
     g.dBeta[k] = (float)g.sumDy[k];
     g.dGamma[k] = (float)g.sumDyXHat[k];
@@ -917,22 +955,29 @@ void batchNormTrainGrad(napi_env env, napi_callback_info info, bool relu) {
     k2[k] = (float)(s * g.sumDyXHat[k] / g.rows) * g.invStd[k];
     k3[k] = (float)(s * g.sumDy[k] / g.rows) - k2[k] * g.mean[k];
   }
-  writeGradRows(g, [&](size_t r, float* dxr) {
-    const float* dyr = g.dy + r * c;
-    const float* xr = g.x + r * c;
-    if (g.reluOut) {
-      const float* yr = g.reluOut + r * c;
+  auto rows = [&](auto x) {
+    writeGradRows(g, [&](size_t r, float* dxr) {
+      const float* dyr = g.dy + r * c;
+      const auto* xr = x + r * c;
+      if (g.reluOut) {
+        const float* yr = g.reluOut + r * c;
 #pragma omp simd
-      for (size_t k = 0; k < c; k++) dxr[k] = k1[k] * (dyr[k] * reluStep(yr[k])) - k2[k] * xr[k] - k3[k];
-    } else if (g.reluOut16) {
-      const uint16_t* yr = g.reluOut16 + r * c;
+        for (size_t k = 0; k < c; k++)
+          dxr[k] = k1[k] * (dyr[k] * reluStep(yr[k])) - k2[k] * valueAt(xr, k) - k3[k];
+      } else if (g.reluOut16) {
+        const uint16_t* yr = g.reluOut16 + r * c;
 #pragma omp simd
-      for (size_t k = 0; k < c; k++)
-        dxr[k] = k1[k] * (dyr[k] * reluStep(floatOfBf16(yr[k]))) - k2[k] * xr[k] - k3[k];
-    } else {
-      for (size_t k = 0; k < c; k++) dxr[k] = k1[k] * dyr[k] - k2[k] * xr[k] - k3[k];
-    }
-  });
+        for (size_t k = 0; k < c; k++)
+          dxr[k] = k1[k] * (dyr[k] * reluStep(floatOfBf16(yr[k]))) - k2[k] * valueAt(xr, k) - k3[k];
+      } else {
+        for (size_t k = 0; k < c; k++) dxr[k] = k1[k] * dyr[k] - k2[k] * valueAt(xr, k) - k3[k];
+      }
+    });
+  };
+  if (g.x16)
+    rows(g.x16);
+  else
+    rows(g.x);
 }
 
 napi_value BatchNormTrainGrad(napi_env env, napi_callback_info info) {

@@ -33,6 +33,7 @@ import {
 } from './native-kernels';
 import { markRectified, passRectified, reluAfter } from './fused-relu';
 import { readersByTensor } from './layer-graph';
+import { packConvolutionOutput } from './conv-layer-gradients';
 import { movingStats } from './moving-stats';
 import { reluGradient } from './relu-gradient';
 
@@ -287,13 +288,17 @@ export function useFusedBatchNorm(model: tf.LayersModel): void {
     const node = layer.inboundNodes.length === 1 ? layer.inboundNodes[0] : null;
     const input = node?.inputTensors.length === 1 ? node.inputTensors[0] : null;
     const reluOut = relu?.inboundNodes.length === 1 ? relu.inboundNodes[0].outputTensors[0] : null;
+    // A convolution's output that only this BatchNorm reads: the convolution may write it as bf16 (the
+    // BatchNorm's kernels read it so), and the BatchNorm its gradient (the convolution's gradients do).
+    const afterConvolution =
+      !!input &&
+      input.sourceLayer.getClassName() === 'Conv2D' &&
+      readers.get(input.id)?.length === 1 &&
+      !outputs.has(input.id);
+    if (afterConvolution) packConvolutionOutput(input.sourceLayer);
     patchLayer(bn, relu, {
       output: !!reluOut && !outputs.has(reluOut.id) && convolutionAlone(readers.get(reluOut.id)),
-      gradient:
-        !!input &&
-        input.sourceLayer.getClassName() === 'Conv2D' &&
-        readers.get(input.id)?.length === 1 &&
-        !outputs.has(input.id),
+      gradient: afterConvolution,
     });
   }
 }

@@ -12,6 +12,10 @@
  * them in place. So the conversions, and half of those tensors' memory traffic, go away, and the step
  * computes exactly what it computed before.
  *
+ * A third kind changes the arithmetic: every convolution's output, which only the BatchNorm after it
+ * reads (twice forward, twice backward). oneDNN writes it as bf16, as PyTorch's autocast does, and the
+ * BatchNorm normalises those values, its statistics and arithmetic still float32.
+ *
  * A packed tensor is still a float32 tensor to tfjs. This module keeps the set of packed data and
  * guards every other reader: each wasm kernel that is not written for packed inputs, and the backend's
  * reads (dataSync, data, array…), expand a packed tensor back to float32 in place first (its values
@@ -22,6 +26,7 @@ import * as tf from './tf';
 
 const packed = new WeakSet<object>();
 let on = true;
+let convolutionOutputs = true;
 let expand: ((x: Float32Array) => void) | null = null;
 let expansions = 0;
 let packings = 0;
@@ -32,17 +37,22 @@ interface WasmHeap {
 
 /**
  * Turns bf16 storage on or off (on by default; it applies only in bf16, with the native kernels), for
- * comparisons in tests and the benchmark; returns whether it was on.
+ * comparisons in tests and the benchmark; returns whether it was on. `convolutionOutputs: false` keeps
+ * the convolutions' outputs float32 (the rest is then exactly what float32 storage computes).
  */
-export function setBf16Storage(enabled: boolean): boolean {
+export function setBf16Storage(enabled: boolean, options: { convolutionOutputs?: boolean } = {}): boolean {
   const was = on;
   on = enabled;
+  convolutionOutputs = options.convolutionOutputs ?? true;
   return was;
 }
 
-/** Whether writers may pack now: switched on, and the native addon can expand what they pack. */
-export function bf16StorageOn(): boolean {
-  return on && expand !== null;
+/**
+ * Whether writers may pack now: switched on, and the native addon can expand what they pack; for a
+ * convolution's output (`convolution`), also that those are packed.
+ */
+export function bf16StorageOn(writer?: 'convolution'): boolean {
+  return on && expand !== null && (writer !== 'convolution' || convolutionOutputs);
 }
 
 /** How many tensors were written packed so far, and how many of them expanded back for a reader (none in a ResNet50 step). */

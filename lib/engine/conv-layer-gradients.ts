@@ -36,6 +36,18 @@ interface FusedConv2DAttrs {
   dilations: [number, number] | number;
   dimRoundingMode?: 'floor' | 'round' | 'ceil';
   activation: string;
+  /** Write the output as bf16 where the kernel can (bf16-storage.ts). */
+  pack?: boolean;
+}
+
+const packedOutputs = new WeakSet<object>();
+
+/**
+ * Lets a Conv2D layer's training convolution write its output as bf16 (bf16-storage.ts): for a layer
+ * whose output only a reader of packed tensors reads (the BatchNorm after it, batchnorm.ts).
+ */
+export function packConvolutionOutput(layer: tf.layers.Layer): void {
+  packedOutputs.add(layer);
 }
 
 /** The engine's runKernel with attributes typed as the kernel's own (optional ones may be undefined). */
@@ -79,6 +91,7 @@ function convolve(x: tf.Tensor4D, filter: tf.Tensor4D, bias: tf.Tensor1D | null,
     dataFormat: 'NHWC',
     dilations: [1, 1],
     activation: 'linear',
+    pack: packedOutputs.has(layer),
   };
   return runKernel<tf.Tensor4D>(tf.FusedConv2D, inputs, attrs);
 }

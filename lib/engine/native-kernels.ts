@@ -351,8 +351,14 @@ const TAKES_PACKED: Record<string, readonly string[]> = {
   Conv2DBackpropInput: ['dy'],
   Conv2DBackpropFilter: ['x', 'dy'],
   Sum: ['x'],
-  BoatBatchNormTrainReluGrad: ['y'],
-  BoatBatchNormFrozenReluGrad: ['y'],
+  FusedBatchNorm: ['x'],
+  BoatBatchNormRelu: ['x'],
+  BoatBatchNormTrain: ['x'],
+  BoatBatchNormTrainRelu: ['x'],
+  BoatBatchNormTrainGrad: ['x'],
+  BoatBatchNormTrainReluGrad: ['x', 'y'],
+  BoatBatchNormFrozenGrad: ['x'],
+  BoatBatchNormFrozenReluGrad: ['x', 'y'],
 };
 
 /**
@@ -387,9 +393,9 @@ function packedFlag(t: tf.TensorInfo, heap: WasmHeap): number {
   return 0;
 }
 
-/** Whether a writer asked to pack (`pack` attribute) packs: bf16 storage on, in bf16. */
-const packs = (attrs: unknown): boolean =>
-  !!(attrs as { pack?: boolean }).pack && precision === 'bf16' && bf16StorageOn();
+/** Whether a writer asked to pack (`pack` attribute) packs: bf16 storage on (for `writer`), in bf16. */
+const packs = (attrs: unknown, writer?: 'convolution'): boolean =>
+  !!(attrs as { pack?: boolean }).pack && precision === 'bf16' && bf16StorageOn(writer);
 
 /**
  * The matrix product in bf16 only: in fp32 wasm's own (XNNPACK) stays, as before precisions existed.
@@ -445,6 +451,7 @@ function nativeKernels(addon: NativeAddon): tf.KernelConfig[] {
     const c = convInfo(x.shape, filter.shape, a);
     const y = heap.makeOutput(c.outShape, 'float32');
     if (tf.util.sizeFromShape(c.outShape) === 0) return y;
+    const packY = packs(a, 'convolution');
     addon.conv2d(
       geometryOf(c),
       heap.typedArrayFromHeap(x),
@@ -453,9 +460,9 @@ function nativeKernels(addon: NativeAddon): tf.KernelConfig[] {
       heap.typedArrayFromHeap(y),
       activation === 'relu',
       filterKeyOf(filter),
-      packedFlag(x, heap),
+      packedFlag(x, heap) | (packY ? 2 : 0),
     );
-    return y;
+    return packY ? markPacked(y) : y;
   };
   return [
     withFallback('Conv2D', (inputs, a, heap) => forward(inputs, a, heap, false)),
@@ -717,6 +724,7 @@ function batchNormInference(
   };
   const y = heap.makeOutput(x.shape, 'float32');
   const pack = packs(a);
+  const xPacked = packedFlag(x, heap);
   call(
     heap.typedArrayFromHeap(x),
     heap.typedArrayFromHeap(mean),
@@ -725,7 +733,7 @@ function batchNormInference(
     scale ? heap.typedArrayFromHeap(scale) : null,
     a.varianceEpsilon ?? 0.001,
     heap.typedArrayFromHeap(y),
-    pack ? 1 : 0,
+    (pack ? 1 : 0) | (xPacked << 1),
   );
   return pack ? markPacked(y) : y;
 }
@@ -771,6 +779,7 @@ function batchNormTrainingKernels(addon: NativeAddon): tf.KernelConfig[] {
       const stats = [0, 1, 2].map(() => heap.makeOutput(channels, 'float32'));
       const [mean, variance, invStd] = stats.map((t) => heap.typedArrayFromHeap(t));
       const pack = packs(attrs);
+      const xPacked = packedFlag(x, heap);
       call(
         heap.typedArrayFromHeap(x),
         heap.typedArrayFromHeap(gamma),
@@ -780,7 +789,7 @@ function batchNormTrainingKernels(addon: NativeAddon): tf.KernelConfig[] {
         mean,
         variance,
         invStd,
-        pack ? 1 : 0,
+        (pack ? 1 : 0) | (xPacked << 1),
       );
       return [pack ? markPacked(y) : y, ...stats];
     },
@@ -808,11 +817,12 @@ function batchNormTrainingKernels(addon: NativeAddon): tf.KernelConfig[] {
       const sums = new Float32Array(gamma.shape[0]).fill(NaN);
       const yPacked = withRelu ? packedFlag(y, heap) : 0;
       const pack = packs(attrs);
+      const xPacked = packedFlag(x, heap);
       call(
         ...(args as BatchNormGradArgs),
         ...(withRelu ? [heap.typedArrayFromHeap(y)] : []),
         sums,
-        yPacked | (pack ? 2 : 0),
+        yPacked | (pack ? 2 : 0) | (xPacked << 2),
       );
       if (!sums.some(Number.isNaN)) columnSumsOf.set(dx.dataId, sums);
       return [pack ? markPacked(dx) : dx, dGamma, dBeta];
