@@ -212,6 +212,9 @@ inline float floatOfBf16(uint16_t b) {
   return v;
 }
 
+// Packed data is converted in chunks of this many values.
+constexpr size_t kChunk = 4096;
+
 // Element i of a float32 or a packed bf16 array, as a float.
 inline float valueAt(const float* p, size_t i) { return p[i]; }
 inline float valueAt(const uint16_t* p, size_t i) { return floatOfBf16(p[i]); }
@@ -462,7 +465,12 @@ void convForward(napi_env env, const std::vector<napi_value>& a, bool withAdd, d
   bool relu = false;
   check(env, napi_get_value_bool(env, a[5], &relu), "relu must be a boolean");
   // The residual goes into y first; the primitive's sum post-op adds the convolution to it.
-  if (withAdd) copyFloats(floats(env, a[6], g.dstSize(), "add"), y, g.dstSize());
+  // (Unless y is the residual's own buffer: JavaScript lets the kernel write in place when nothing
+  // else reads the residual.)
+  if (withAdd) {
+    const float* add = floats(env, a[6], g.dstSize(), "add");
+    if (add != y) copyFloats(add, y, g.dstSize());
+  }
 
   static Cache<dnnl::convolution_forward> cache;
   auto& conv = cached(cache, g.key(0, (hasBias ? 1 : 0) | (relu ? 2 : 0) | (withAdd ? 4 : 0) | (packY ? 8 : 0)),
@@ -1041,16 +1049,24 @@ napi_value ColumnSums(napi_env env, napi_callback_info info) {
 // reluGrad(dy, x, dx): dx = dy · step(x), ReLU's gradient as tfjs computes it (mul(dy, cast(step(x)))),
 // in one pass instead of three kernels and two temporaries. step is 1 where x > 0, NaN where x is NaN,
 // else 0, so each value is the same product: dy itself, a zero of dy's sign, or NaN.
+// (reluGrad(dy, x, dx[, packed]): packed 4 when x is packed bf16, see bf16 storage)
 napi_value ReluGrad(napi_env env, napi_callback_info info) {
   return guarded(env, [&] {
     auto a = arguments(env, info, 3);
+    const int32_t flags = flagsArgument(env, info, 3);
     size_t total = lengthOf(env, a[0], "dy");
     const float* dy = floats(env, a[0], total, "dy");
     const float* x = floats(env, a[1], total, "x");
     float* dx = floats(env, a[2], total, "dx");
     const int64_t n = (int64_t)total;
+    if (flags & 4) {
+      const uint16_t* x16 = reinterpret_cast<const uint16_t*>(x);
 #pragma omp parallel for simd schedule(static)
-    for (int64_t i = 0; i < n; i++) dx[i] = dy[i] * reluStep(x[i]);
+      for (int64_t i = 0; i < n; i++) dx[i] = dy[i] * reluStep(floatOfBf16(x16[i]));
+    } else {
+#pragma omp parallel for simd schedule(static)
+      for (int64_t i = 0; i < n; i++) dx[i] = dy[i] * reluStep(x[i]);
+    }
   });
 }
 
@@ -1207,20 +1223,46 @@ napi_value Pad(napi_env env, napi_callback_info info) {
 // addRelu(a, b, y): y = relu(a + b), the end of a residual block, in one pass: the sum rounded to float,
 // then ReLU as wasm's Relu computes it, a signed-integer max of the bits with 0: +0 wherever the sign
 // bit is set (−0 and a negative NaN too), the sum itself elsewhere.
+inline float addRelu(float p, float q) {
+  const float sum = p + q;
+  int32_t bits;
+  std::memcpy(&bits, &sum, sizeof bits);
+  return bits < 0 ? 0.f : sum;
+}
+
+// (addRelu(a, b, y[, packed]): packed 1 to write y as packed bf16, 2 when a is packed, 4 when b is; see
+// bf16 storage)
 napi_value AddRelu(napi_env env, napi_callback_info info) {
   return guarded(env, [&] {
     auto a = arguments(env, info, 3);
+    const int32_t flags = flagsArgument(env, info, 3);
     size_t n = lengthOf(env, a[0], "a");
     const float* x = floats(env, a[0], n, "a");
     const float* z = floats(env, a[1], n, "b");
     float* y = floats(env, a[2], n, "y");
     const int64_t count = static_cast<int64_t>(n);
+    if (flags == 0) {
 #pragma omp parallel for simd schedule(static) if (count > 32768)
-    for (int64_t i = 0; i < count; i++) {
-      const float sum = x[i] + z[i];
-      int32_t bits;
-      std::memcpy(&bits, &sum, sizeof bits);
-      y[i] = bits < 0 ? 0.f : sum;
+      for (int64_t i = 0; i < count; i++) y[i] = addRelu(x[i], z[i]);
+      return;
+    }
+    // Chunks of float sums, converted as a whole where y is packed.
+    const uint16_t* x16 = reinterpret_cast<const uint16_t*>(x);
+    const uint16_t* z16 = reinterpret_cast<const uint16_t*>(z);
+    const int64_t chunks = (count + kChunk - 1) / kChunk;
+#pragma omp parallel for schedule(static) if (count > 32768)
+    for (int64_t k = 0; k < chunks; k++) {
+      const int64_t begin = k * kChunk, m = std::min<int64_t>(kChunk, count - begin);
+      float sums[kChunk];
+      for (int64_t i = 0; i < m; i++) {
+        const float p = flags & 2 ? floatOfBf16(x16[begin + i]) : x[begin + i];
+        const float q = flags & 4 ? floatOfBf16(z16[begin + i]) : z[begin + i];
+        sums[i] = addRelu(p, q);
+      }
+      if (flags & 1)
+        bf16Row(sums, reinterpret_cast<uint16_t*>(y) + begin, m);
+      else
+        std::memcpy(y + begin, sums, 4 * m);
     }
   });
 }
@@ -1270,8 +1312,6 @@ napi_value SetThreads(napi_env env, napi_callback_info info) {
 // in place. Chunk by chunk through a copy (the two views of one buffer must not alias as C++ types), in
 // the direction in which each chunk overwrites only what has been read: packing moves values down,
 // expanding moves them up.
-constexpr size_t kChunk = 4096;
-
 napi_value PackBf16(napi_env env, napi_callback_info info) {
   return guarded(env, [&] {
     auto a = arguments(env, info, 1);

@@ -106,7 +106,7 @@ test("the addon's bf16 packing is oneDNN's conversion bit for bit, and expanding
 async function twoSteps(
   model: Awaited<ReturnType<typeof createBoatModel>>,
   start: tf.Tensor[],
-  storage: false | { convolutionOutputs: boolean },
+  storage: false | { rounding: boolean },
 ) {
   const was = setBf16Storage(storage !== false, storage || {});
   try {
@@ -151,7 +151,7 @@ test("a ResNet50 step in bf16 computes the same loss and weights bit for bit wit
   for (const frozen of [false, true]) {
     model.batchNormFrozen = frozen;
     const off = await twoSteps(model, start, false);
-    const on = await twoSteps(model, start, { convolutionOutputs: false });
+    const on = await twoSteps(model, start, { rounding: false });
     assert.equal(off.packed, 0, 'nothing packed with the storage off');
     // Per step: the 32 BatchNorm + ReLU outputs inside the 16 bottleneck blocks (the stem's goes to the
     // max-pool), and all 53 BatchNorm gradients (each follows a convolution that it alone reads).
@@ -170,7 +170,7 @@ test("a ResNet50 step in bf16 computes the same loss and weights bit for bit wit
   model.dispose();
 });
 
-test("with the convolutions' outputs stored as bf16 too, a ResNet50 step packs each of them, expands nothing and keeps numTensors flat", async (t) => {
+test("with the convolutions' and the blocks' outputs stored as bf16 too, a ResNet50 step packs each of them, expands nothing and keeps numTensors flat", async (t) => {
   if (!(await inBf16(t))) return;
   const model = await createBoatModel({ classes: ['a', 'b', 'c'], mode: 'finetune', inputSize: 64 });
   const variables = [...new Set([...model.backbone.weights.map((w) => w.read()), ...model.trainableVariables()])];
@@ -178,9 +178,9 @@ test("with the convolutions' outputs stored as bf16 too, a ResNet50 step packs e
   for (const frozen of [false, true]) {
     model.batchNormFrozen = frozen;
     const off = await twoSteps(model, start, false);
-    const on = await twoSteps(model, start, { convolutionOutputs: true });
-    // 85 as above, and the 53 convolutions' outputs
-    assert.equal(on.packed, 2 * (32 + 53 + 53), `packed tensors, frozen BatchNorm: ${frozen}`);
+    const on = await twoSteps(model, start, { rounding: true });
+    // 85 as above, the 53 convolutions' outputs and the outputs of the first 15 blocks (the pooling reads the last's)
+    assert.equal(on.packed, 2 * (32 + 53 + 53 + 15), `packed tensors, frozen BatchNorm: ${frozen}`);
     assert.equal(on.expanded, 0, 'no packed tensor was expanded for another reader');
     assert.equal(on.tensors[1], on.tensors[0], 'numTensors flat across steps');
     // The first loss, before any update: bf16 rounding moves it, BatchNorm over the 16 positions of the last
@@ -286,6 +286,27 @@ test("the BatchNorm kernels read a packed x exactly as its bf16 values, and a co
     return out;
   };
   assert.deepEqual(inference(packedX(), 2), inference(rounded, 0), 'BatchNorm + ReLU with given statistics');
+  // The residual add + ReLU reading packed inputs and writing a packed output; ReLU's gradient reading a packed x.
+  const other = Float32Array.from(randomArray([rows * c], 18), (v) => v * 3);
+  const sum = (p: Float32Array, q: Float32Array, flags: number) => {
+    const out = new Float32Array(rows * c);
+    addon.addRelu!(p, q, out, flags);
+    return out;
+  };
+  const packedOther = Float32Array.from(other);
+  addon.packBf16!(packedOther);
+  const packedSum = sum(packedX(), packedOther, 1 | 2 | 4);
+  addon.expandBf16!(packedSum);
+  assert.deepEqual(packedSum, bf16Rounded(sum(rounded, bf16Rounded(other), 0)), 'add + ReLU, packed in and out');
+  const reluGrad = (input: Float32Array, flags: number) => {
+    const out = new Float32Array(rows * c);
+    addon.reluGrad!(dy, input, out, flags);
+    return out;
+  };
+  const centred = Float32Array.from(x, (v) => v - 1);
+  const packedCentred = Float32Array.from(centred);
+  addon.packBf16!(packedCentred);
+  assert.deepEqual(reluGrad(packedCentred, 4), reluGrad(bf16Rounded(centred), 0), "ReLU's gradient, packed x");
 
   // A convolution writing its output packed: oneDNN rounds its float32 accumulation to bf16.
   const [n, h, w, ci, co] = [2, 9, 9, 16, 32];

@@ -32,7 +32,13 @@ import {
   setNativeKernels,
 } from '../lib';
 import { convBiasAddRelu } from '../lib/engine/fused-conv';
-import { CONV2D_ADD, FILTER_CACHE_BYTES, nativeBf16Support, nativeFilterCache } from '../lib/engine/native-kernels';
+import {
+  CONV2D_ADD,
+  FILTER_CACHE_BYTES,
+  nativeBf16Support,
+  nativeConvAddsInPlace,
+  nativeFilterCache,
+} from '../lib/engine/native-kernels';
 import { convCases, maxRelativeError, randomArray } from './conv-cases';
 import { REPO_ROOT, tempDir } from './helpers';
 import { skipWithoutNativeAddon, skipWithoutNativeBf16 } from './native-skips';
@@ -130,6 +136,54 @@ test('the native conv + bias + residual + ReLU kernel matches the cpu backend (2
     }
   }
   t.diagnostic(`largest relative error ${worst.toExponential(2)}`);
+});
+
+test("a residual tail whose residual nothing else reads writes into the residual's buffer: the same values bit for bit, never over a tensor that shares the data, 16 of them in a ResNet50 forward", async (t) => {
+  if (skipWithoutAddon(t)) return;
+  await tf.setBackend('wasm');
+  const geometry = { strides: [1, 1] as [number, number], pad: 'same' as const, dilations: [1, 1] as [number, number] };
+  const [xShape, wShape, outShape] = [
+    [2, 7, 7, 16],
+    [3, 3, 16, 32],
+    [2, 7, 7, 32],
+  ] as const;
+  const x = tf.tensor4d(randomArray([...xShape], 1), [...xShape]);
+  const w = tf.tensor4d(randomArray([...wShape], 2), [...wShape]);
+  const b = tf.tensor1d(randomArray([32], 3));
+  const residual = () => tf.tensor4d(randomArray([...outShape], 4), [...outShape]);
+  const copied = convBiasAddRelu(x, w, b, geometry, true, residual());
+  const before = nativeConvAddsInPlace();
+  const add = residual();
+  const inPlace = convBiasAddRelu(x, w, b, geometry, true, add, false);
+  assert.equal(nativeConvAddsInPlace() - before, 1, 'written in place');
+  assert.equal(inPlace.dataId, add.dataId, "the output took over the residual's buffer");
+  add.dispose(); // what the caller does next: the output keeps the data
+  assert.deepEqual(Array.from(inPlace.dataSync()), Array.from(copied.dataSync()), 'the same values');
+  // A residual another tensor shares is copied, and that tensor keeps its values.
+  const shared = residual();
+  const clone = tf.clone(shared);
+  const out = convBiasAddRelu(x, w, b, geometry, true, shared, false);
+  assert.notEqual(out.dataId, shared.dataId, 'not in place over shared data');
+  assert.deepEqual(
+    Array.from(clone.dataSync()),
+    Array.from(randomArray([...outShape], 4)),
+    'the clone keeps its values',
+  );
+  assert.deepEqual(Array.from(out.dataSync()), Array.from(copied.dataSync()));
+  tf.dispose([x, w, b, copied, inPlace, shared, clone, out]);
+
+  // In ResNet50's folded forward every block's tail is its residual's last reader.
+  const model = await createBoatModel({ classes: ['a', 'b'], mode: 'feature-extractor', inputSize: 64 });
+  const input = images(1, 5);
+  tf.dispose(model.forward(input)); // folds
+  const tensors = tf.memory().numTensors;
+  const counted = nativeConvAddsInPlace();
+  const [folded, unfolded] = foldedAndNot(model, () => model.features(input));
+  assert.equal(nativeConvAddsInPlace() - counted, 16, 'all 16 block tails in place');
+  assert.ok(maxRelativeError(unfolded, folded) < FOLD_TOLERANCE, 'features as unfolded');
+  assert.equal(tf.memory().numTensors, tensors, 'numTensors flat');
+  input.dispose();
+  model.dispose();
 });
 
 test('folded ResNet50 gives the unfolded logits and features within 1e-4 relative, with the native kernels and with wasm alone', async (t) => {

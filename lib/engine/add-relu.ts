@@ -12,6 +12,7 @@
 import * as tf from './tf';
 
 import { markRectified, passRectified, reluAfter } from './fused-relu';
+import { readersByTensor } from './layer-graph';
 import { reluGradient } from './relu-gradient';
 
 /** Kernel name of relu(a + b): inputs a and b (float32, one shape), output y. */
@@ -49,12 +50,24 @@ export function addReluFused(): boolean {
 
 /**
  * Gives every two-input Add layer of `model` whose output only a ReLU layer reads the fused kernel while
- * a tape records (training), where addReluFused(); other calls, layers and backends are tfjs'.
+ * a tape records (training), where addReluFused(); other calls, layers and backends are tfjs'. A block
+ * output that only convolutions and other fused adds read (every block's but the last: the pooling
+ * reads that) may be written as bf16 (bf16-storage.ts): they all read it so.
  */
 export function useFusedAddRelu(model: tf.LayersModel): void {
   const engine = tf.engine();
-  for (const [layer, relu] of reluAfter(model, 'Add')) {
+  const pairs = reluAfter(model, 'Add');
+  const readers = readersByTensor(model.layers);
+  const outputs = new Set(model.outputs.map((t) => t.id));
+  for (const [layer, relu] of pairs) {
     const add = layer as unknown as KerasAdd;
+    const out = relu.inboundNodes.length === 1 ? relu.inboundNodes[0].outputTensors[0] : null;
+    const users = out ? (readers.get(out.id) ?? []) : [];
+    const pack =
+      !!out &&
+      !outputs.has(out.id) &&
+      users.length > 0 &&
+      users.every((u) => u.getClassName() === 'Conv2D' || pairs.has(u));
     const original = add.call.bind(add);
     passRectified(relu);
     add.call = (inputs, kwargs) => {
@@ -66,7 +79,8 @@ export function useFusedAddRelu(model: tf.LayersModel): void {
         b.dtype === 'float32' &&
         tf.util.arraysEqual(a.shape, b.shape);
       if (!fits || !fusion || engine.state.gradientDepth === 0 || !addReluFused()) return original(inputs, kwargs);
-      return markRectified(engine.runKernel<tf.Tensor>(ADD_RELU, { a, b }, {}));
+      const attrs: tf.NamedAttrMap = pack ? { pack: 'rounding' } : {};
+      return markRectified(engine.runKernel<tf.Tensor>(ADD_RELU, { a, b }, attrs));
     };
   }
 }

@@ -12,9 +12,11 @@
  * them in place. So the conversions, and half of those tensors' memory traffic, go away, and the step
  * computes exactly what it computed before.
  *
- * A third kind changes the arithmetic: every convolution's output, which only the BatchNorm after it
- * reads (twice forward, twice backward). oneDNN writes it as bf16, as PyTorch's autocast does, and the
- * BatchNorm normalises those values, its statistics and arithmetic still float32.
+ * The other kind changes the arithmetic ("rounding"), as PyTorch's autocast does: every convolution's
+ * output, which only the BatchNorm after it reads (twice forward, twice backward), which then normalises
+ * bf16 values, its statistics and arithmetic still float32; and a block's output (relu(bn3 + shortcut)),
+ * which the next block's convolutions read (converting it anyway) and its residual add, which then adds
+ * the bf16 values.
  *
  * A packed tensor is still a float32 tensor to tfjs. This module keeps the set of packed data and
  * guards every other reader: each wasm kernel that is not written for packed inputs, and the backend's
@@ -26,7 +28,7 @@ import * as tf from './tf';
 
 const packed = new WeakSet<object>();
 let on = true;
-let convolutionOutputs = true;
+let rounding = true;
 let expand: ((x: Float32Array) => void) | null = null;
 let expansions = 0;
 let packings = 0;
@@ -35,24 +37,24 @@ interface WasmHeap {
   typedArrayFromHeap(t: tf.TensorInfo): Float32Array;
 }
 
+/** What a writer packs: tensors every reader converted to bf16 anyway (`exact`), or others (`rounding`). */
+export type PackedKind = 'exact' | 'rounding';
+
 /**
  * Turns bf16 storage on or off (on by default; it applies only in bf16, with the native kernels), for
- * comparisons in tests and the benchmark; returns whether it was on. `convolutionOutputs: false` keeps
- * the convolutions' outputs float32 (the rest is then exactly what float32 storage computes).
+ * comparisons in tests and the benchmark; returns whether it was on. `rounding: false` packs only the
+ * exact kind, so that a step computes exactly what it computes with float32 storage.
  */
-export function setBf16Storage(enabled: boolean, options: { convolutionOutputs?: boolean } = {}): boolean {
+export function setBf16Storage(enabled: boolean, options: { rounding?: boolean } = {}): boolean {
   const was = on;
   on = enabled;
-  convolutionOutputs = options.convolutionOutputs ?? true;
+  rounding = options.rounding ?? true;
   return was;
 }
 
-/**
- * Whether writers may pack now: switched on, and the native addon can expand what they pack; for a
- * convolution's output (`convolution`), also that those are packed.
- */
-export function bf16StorageOn(writer?: 'convolution'): boolean {
-  return on && expand !== null && (writer !== 'convolution' || convolutionOutputs);
+/** Whether writers may pack tensors of `kind` now: switched on, and the native addon can expand what they pack. */
+export function bf16StorageOn(kind: PackedKind = 'exact'): boolean {
+  return on && expand !== null && (kind === 'exact' || rounding);
 }
 
 /** How many tensors were written packed so far, and how many of them expanded back for a reader (none in a ResNet50 step). */

@@ -36,8 +36,8 @@ interface FusedConv2DAttrs {
   dilations: [number, number] | number;
   dimRoundingMode?: 'floor' | 'round' | 'ceil';
   activation: string;
-  /** Write the output as bf16 where the kernel can (bf16-storage.ts). */
-  pack?: boolean;
+  /** Write the output as bf16 where the kernel can (bf16-storage.ts; it rounds what the BatchNorm reads). */
+  pack?: 'rounding';
 }
 
 const packedOutputs = new WeakSet<object>();
@@ -91,7 +91,7 @@ function convolve(x: tf.Tensor4D, filter: tf.Tensor4D, bias: tf.Tensor1D | null,
     dataFormat: 'NHWC',
     dilations: [1, 1],
     activation: 'linear',
-    pack: packedOutputs.has(layer),
+    pack: packedOutputs.has(layer) ? 'rounding' : undefined,
   };
   return runKernel<tf.Tensor4D>(tf.FusedConv2D, inputs, attrs);
 }

@@ -17,7 +17,10 @@ export interface ConvGeometry {
   dilations: [number, number];
 }
 
-/** relu?(conv2d(x, filter) + bias + add), NHWC. */
+/**
+ * relu?(conv2d(x, filter) + bias + add), NHWC. `addRead`: false when the caller disposes `add` right
+ * after and reads it no more, so that the native kernel may write the result into add's buffer.
+ */
 export function convBiasAddRelu(
   x: tf.Tensor4D,
   filter: tf.Tensor4D,
@@ -25,16 +28,22 @@ export function convBiasAddRelu(
   geometry: ConvGeometry,
   relu: boolean,
   add?: tf.Tensor4D,
+  addRead = true,
 ): tf.Tensor4D {
   const { strides, pad, dilations } = geometry;
   if (add && tf.getKernel(CONV2D_ADD, tf.getBackend()) !== undefined) {
-    return tf
-      .engine()
-      .runKernel<tf.Tensor4D>(
-        CONV2D_ADD,
-        { x, filter, bias, add },
-        { strides, pad, dilations, dataFormat: 'NHWC', activation: relu ? 'relu' : 'linear' },
-      );
+    return tf.engine().runKernel<tf.Tensor4D>(
+      CONV2D_ADD,
+      { x, filter, bias, add },
+      {
+        strides,
+        pad,
+        dilations,
+        dataFormat: 'NHWC',
+        activation: relu ? 'relu' : 'linear',
+        inPlace: !addRead,
+      },
+    );
   }
   if (!add) {
     return tf.fused.conv2d({ x, filter, bias, strides, pad, dilations, activation: relu ? 'relu' : 'linear' });

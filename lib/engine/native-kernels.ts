@@ -125,7 +125,7 @@ export interface NativeAddon {
   batchNormFrozenReluGrad?(...args: BatchNormGradCallArgs): void;
   columnSums(x: Float32Array, out: Float32Array): void;
   /** dx = dy · step(x) (ReLU's gradient). Absent from an addon built before it existed: tfjs' gradient then runs. */
-  reluGrad?(dy: Float32Array, x: Float32Array, dx: Float32Array): void;
+  reluGrad?(dy: Float32Array, x: Float32Array, dx: Float32Array, packed?: number): void;
   maxPoolGrad(geometry: Int32Array, dy: Float32Array, x: Float32Array, dx: Float32Array): void;
   /** y = x[begin : begin + size]. Absent from an addon built before it existed, as is pad. */
   slice?(x: Float32Array, xShape: Int32Array, begin: Int32Array, size: Int32Array, y: Float32Array): void;
@@ -139,7 +139,7 @@ export interface NativeAddon {
     yShape: Int32Array,
   ): void;
   /** y = relu(a + b) (add-relu.ts). */
-  addRelu?(a: Float32Array, b: Float32Array, y: Float32Array): void;
+  addRelu?(a: Float32Array, b: Float32Array, y: Float32Array, packed?: number): void;
   /** One variable's step of SGD with momentum (momentum.ts). */
   momentumStep?(
     value: Float32Array,
@@ -359,6 +359,8 @@ const TAKES_PACKED: Record<string, readonly string[]> = {
   BoatBatchNormTrainReluGrad: ['x', 'y'],
   BoatBatchNormFrozenGrad: ['x'],
   BoatBatchNormFrozenReluGrad: ['x', 'y'],
+  BoatReluGrad: ['x'],
+  BoatAddRelu: ['a', 'b'],
 };
 
 /**
@@ -393,9 +395,14 @@ function packedFlag(t: tf.TensorInfo, heap: WasmHeap): number {
   return 0;
 }
 
-/** Whether a writer asked to pack (`pack` attribute) packs: bf16 storage on (for `writer`), in bf16. */
-const packs = (attrs: unknown, writer?: 'convolution'): boolean =>
-  !!(attrs as { pack?: boolean }).pack && precision === 'bf16' && bf16StorageOn(writer);
+/**
+ * Whether a writer asked to pack (its `pack` attribute: true, or 'rounding' for the kind that changes what
+ * readers see, bf16-storage.ts) packs: bf16 storage on for that kind, in bf16.
+ */
+const packs = (attrs: unknown): boolean => {
+  const pack = (attrs as { pack?: boolean | 'rounding' }).pack;
+  return !!pack && precision === 'bf16' && bf16StorageOn(pack === 'rounding' ? 'rounding' : 'exact');
+};
 
 /**
  * The matrix product in bf16 only: in fp32 wasm's own (XNNPACK) stays, as before precisions existed.
@@ -451,7 +458,7 @@ function nativeKernels(addon: NativeAddon): tf.KernelConfig[] {
     const c = convInfo(x.shape, filter.shape, a);
     const y = heap.makeOutput(c.outShape, 'float32');
     if (tf.util.sizeFromShape(c.outShape) === 0) return y;
-    const packY = packs(a, 'convolution');
+    const packY = packs(a);
     addon.conv2d(
       geometryOf(c),
       heap.typedArrayFromHeap(x),
@@ -639,19 +646,22 @@ function copyKernels(addon: NativeAddon): tf.KernelConfig[] {
 
 /**
  * A kernel of two float32 inputs of one shape, named `names`, and one output of that shape, computed by
- * `call` (the inputs' data in that order, then the output's); none where the addon lacks `call`.
+ * `call` (the inputs' data in that order, then the output's, then packed flags: 1 to write the output
+ * packed where the `pack` attribute asks, 2 and 4 for the inputs TAKES_PACKED lists that are packed);
+ * none where the addon lacks `call`.
  */
 function sameShapeKernel(
   kernelName: string,
   names: [string, string],
-  call: ((p: Float32Array, q: Float32Array, out: Float32Array) => void) | undefined,
+  call: ((p: Float32Array, q: Float32Array, out: Float32Array, packed: number) => void) | undefined,
 ): tf.KernelConfig[] {
   if (!call) return [];
+  const takes = TAKES_PACKED[kernelName] ?? [];
   return [
     {
       kernelName,
       backendName: 'wasm',
-      kernelFunc: ({ inputs, backend }) => {
+      kernelFunc: ({ inputs, attrs, backend }) => {
         const heap = backend as unknown as WasmHeap;
         const [p, q] = names.map((name) => inputs[name] as tf.TensorInfo);
         if (p.dtype !== 'float32' || q.dtype !== 'float32' || !tf.util.arraysEqual(p.shape, q.shape))
@@ -659,9 +669,14 @@ function sameShapeKernel(
             `${kernelName}: ${names[0]} ${p.dtype} [${p.shape}] and ${names[1]} ${q.dtype} [${q.shape}] must be float32 of one shape`,
           );
         const out = heap.makeOutput(p.shape, 'float32');
-        if (tf.util.sizeFromShape(p.shape) > 0)
-          call(heap.typedArrayFromHeap(p), heap.typedArrayFromHeap(q), heap.typedArrayFromHeap(out));
-        return out;
+        if (tf.util.sizeFromShape(p.shape) === 0) return out;
+        const pack = packs(attrs);
+        const flags =
+          (pack ? 1 : 0) |
+          (takes.includes(names[0]) ? packedFlag(p, heap) << 1 : 0) |
+          (takes.includes(names[1]) ? packedFlag(q, heap) << 2 : 0);
+        call(heap.typedArrayFromHeap(p), heap.typedArrayFromHeap(q), heap.typedArrayFromHeap(out), flags);
+        return pack ? markPacked(out) : out;
       },
     },
   ];
@@ -670,9 +685,19 @@ function sameShapeKernel(
 /**
  * Kernel name of relu?(conv2d(x, filter) + bias + add), one oneDNN primitive (sum post-op): the tail of a
  * residual block in the folded inference network (fused-conv.ts). Inputs x, filter, bias (optional),
- * add (the output's shape); attrs as FusedConv2D's. Forward only: it has no gradient.
+ * add (the output's shape); attrs as FusedConv2D's, and `inPlace`: the caller reads `add` no more, so
+ * the output may take over its buffer (it does when no other tensor shares that data, x is another
+ * tensor and nothing is taped), which saves copying the residual there first. Forward only: it has no
+ * gradient.
  */
 export const CONV2D_ADD = 'BoatConv2DAdd';
+
+let convAddsInPlace = 0;
+
+/** How many CONV2D_ADD calls so far wrote into their residual's buffer (`inPlace`). */
+export function nativeConvAddsInPlace(): number {
+  return convAddsInPlace;
+}
 
 function convAddKernel(addon: NativeAddon): tf.KernelConfig[] {
   const conv2dAdd = addon.conv2dAdd?.bind(addon);
@@ -690,7 +715,18 @@ function convAddKernel(addon: NativeAddon): tf.KernelConfig[] {
         const c = convInfo(x.shape, filter.shape, a);
         if (!tf.util.arraysEqual(add.shape, c.outShape))
           throw new Error(`${CONV2D_ADD}: add has shape ${add.shape}, the output ${c.outShape}`);
-        const y = heap.makeOutput(c.outShape, 'float32');
+        const refs = (backend as unknown as { dataIdMap: { get(id: object): { refCount: number } } }).dataIdMap;
+        const inPlace =
+          !!(attrs as { inPlace?: boolean }).inPlace &&
+          tf.engine().state.gradientDepth === 0 &&
+          add.dtype === 'float32' &&
+          add.dataId !== x.dataId &&
+          refs.get(add.dataId).refCount === 1;
+        if (inPlace) (backend as tf.KernelBackend).incRef(add.dataId);
+        const y: tf.TensorInfo = inPlace
+          ? { dataId: add.dataId, shape: c.outShape, dtype: 'float32' }
+          : heap.makeOutput(c.outShape, 'float32');
+        if (inPlace) convAddsInPlace++;
         if (tf.util.sizeFromShape(c.outShape) === 0) return y;
         conv2dAdd(
           geometryOf(c),

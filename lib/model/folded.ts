@@ -261,6 +261,8 @@ export class FoldedBackbone {
         if (step.kind === 'folded') {
           const { filter, bias } = this.weights[i]!;
           const add = step.add >= 0 ? (values[step.add] as tf.Tensor4D) : undefined;
+          // The residual's last reader may write its result into the residual's buffer.
+          const addRead = step.add < 0 || left[step.add] > 1 || step.add === plan.input || step.add === target;
           values[step.output] = convBiasAddRelu(
             values[step.input] as tf.Tensor4D,
             filter,
@@ -268,6 +270,7 @@ export class FoldedBackbone {
             step.geometry,
             step.relu,
             add,
+            addRead,
           );
         } else {
           const inputs = step.inputs.map((s) => values[s]!);
