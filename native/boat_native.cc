@@ -1312,11 +1312,17 @@ napi_value SetThreads(napi_env env, napi_callback_info info) {
 // in place. Chunk by chunk through a copy (the two views of one buffer must not alias as C++ types), in
 // the direction in which each chunk overwrites only what has been read: packing moves values down,
 // expanding moves them up.
+// The one argument's buffer as bytes, and its length in floats.
+char* floatBytes(napi_env env, napi_callback_info info, size_t& n) {
+  auto a = arguments(env, info, 1);
+  n = lengthOf(env, a[0], "x");
+  return reinterpret_cast<char*>(floats(env, a[0], n, "x"));
+}
+
 napi_value PackBf16(napi_env env, napi_callback_info info) {
   return guarded(env, [&] {
-    auto a = arguments(env, info, 1);
-    size_t n = lengthOf(env, a[0], "x");
-    char* bytes = reinterpret_cast<char*>(floats(env, a[0], n, "x"));
+    size_t n;
+    char* bytes = floatBytes(env, info, n);
     float in[kChunk];
     uint16_t out[kChunk];
     for (size_t s = 0; s < n; s += kChunk) {
@@ -1330,9 +1336,8 @@ napi_value PackBf16(napi_env env, napi_callback_info info) {
 
 napi_value ExpandBf16(napi_env env, napi_callback_info info) {
   return guarded(env, [&] {
-    auto a = arguments(env, info, 1);
-    size_t n = lengthOf(env, a[0], "x");
-    char* bytes = reinterpret_cast<char*>(floats(env, a[0], n, "x"));
+    size_t n;
+    char* bytes = floatBytes(env, info, n);
     uint16_t in[kChunk];
     float out[kChunk];
     for (size_t e = n; e > 0;) {
