@@ -71,6 +71,11 @@ bool nhwcBackward = true;
 // The type the primitives compute in.
 dt computeType() { return useBf16 ? dt::bf16 : dt::f32; }
 
+// A packed activation or gradient (see bf16 storage), NHWC like its float32 form.
+memory::desc packedDesc(memory::dim n, memory::dim c, memory::dim h, memory::dim w) {
+  return {{n, c, h, w}, dt::bf16, tag::nhwc};
+}
+
 struct Geometry {
   memory::dim n, h, w, ci, kh, kw, co, oh, ow, sh, sw, dh, dw, pt, pl, pb, pr;
 
@@ -110,7 +115,7 @@ struct Geometry {
   dnnl::convolution_forward::primitive_desc forward(prop_kind prop, bool bias, bool relu, bool sum = false,
                                                     bool bf16Dst = false) const {
     memory::desc biasDesc = bias ? memory::desc({co}, dt::f32, tag::x) : memory::desc();
-    memory::desc dstDesc = bf16Dst ? memory::desc({n, co, oh, ow}, dt::bf16, tag::nhwc) : dst();
+    memory::desc dstDesc = bf16Dst ? packedDesc(n, co, oh, ow) : dst();
     dnnl::convolution_forward::desc d(prop, algorithm::convolution_direct, srcIn(), anyWeights(), biasDesc, dstDesc,
                                       strides(), dilates(), padL(), padR());
     dnnl::primitive_attr attr;
@@ -177,11 +182,12 @@ memory scratch(const memory::desc& d, Slot slot) {
 }
 
 // ---- bf16 storage ----
-// In bf16, a tensor whose every reader converts it to bf16 anyway (a BatchNorm + ReLU's output that only a
-// convolution reads, a BatchNorm gradient's dx that only the convolution's gradients read) can be written
-// as bf16 into the first half of its own float32 buffer: "packed". The writer converts, as oneDNN's reorder
-// would have, and the readers read it in place; JavaScript marks which tensors are packed and expands one
-// back (expandBf16) before anything else reads it.
+// In bf16, a tensor that only these kernels read can be written as bf16 into the first half of its own
+// float32 buffer: "packed" (a BatchNorm + ReLU's output that only a convolution reads, a BatchNorm
+// gradient's dx, a convolution's output that only its BatchNorm reads, a block's output; which ones is
+// JavaScript's choice, lib/engine/bf16-storage.ts). The writer converts, as oneDNN's reorder would have,
+// and the readers read it in place; JavaScript marks which tensors are packed and expands one back
+// (expandBf16) before anything else reads it.
 
 // float → bf16 as oneDNN's reorder converts on AVX512_BF16 (vcvtneps2bf16), bit for bit: round to nearest
 // even, denormals to a signed zero, NaN kept a (quiet) NaN.
@@ -219,9 +225,13 @@ constexpr size_t kChunk = 4096;
 inline float valueAt(const float* p, size_t i) { return p[i]; }
 inline float valueAt(const uint16_t* p, size_t i) { return floatOfBf16(p[i]); }
 
-// A packed activation or gradient, NHWC like its float32 form.
-memory::desc packedDesc(memory::dim n, memory::dim c, memory::dim h, memory::dim w) {
-  return {{n, c, h, w}, dt::bf16, tag::nhwc};
+// Calls f with p typed as what it holds: float32, or with `packed` bf16 (a null p stays null).
+template <typename F>
+void asStored(const float* p, bool packed, F f) {
+  if (packed)
+    f(reinterpret_cast<const uint16_t*>(p));
+  else
+    f(p);
 }
 
 // An input in the layout and type a primitive wants: a view of the user's buffer, or a reordered (and in
@@ -662,11 +672,10 @@ inline float reluStep(float v) {
 
 // Per-channel sums over the rows of x (and of x·y when y is given), in double, split over threads.
 // With `mask` (a ReLU's output, y's shape) y counts as y·step(mask): the gradient through that ReLU.
-// A mask given as `mask16` is packed bf16 (see bf16 storage), and so is x as uint16_t.
-template <typename X>
+// x and the mask are float32, or packed bf16 as uint16_t (see bf16 storage).
+template <typename X, typename M = float>
 void channelSums(const X* x, const float* y, size_t rows, size_t c, const float* shift, const float* scale,
-                 std::vector<double>& sumX, std::vector<double>& sumXY, const float* mask = nullptr,
-                 const uint16_t* mask16 = nullptr) {
+                 std::vector<double>& sumX, std::vector<double>& sumXY, const M* mask = nullptr) {
   sumX.assign(c, 0.0);
   sumXY.assign(c, 0.0);
 #pragma omp parallel
@@ -683,19 +692,10 @@ void channelSums(const X* x, const float* y, size_t rows, size_t c, const float*
         const X* xr = x + r * c;
         if (y && mask) {
           const float* yr = y + r * c;
-          const float* mr = mask + r * c;
+          const M* mr = mask + r * c;
 #pragma omp simd
           for (size_t k = 0; k < c; k++) {
-            float v = yr[k] * reluStep(mr[k]);
-            fx[k] += v;
-            fxy[k] += v * (valueAt(xr, k) - shift[k]) * scale[k];
-          }
-        } else if (y && mask16) {
-          const float* yr = y + r * c;
-          const uint16_t* mr = mask16 + r * c;
-#pragma omp simd
-          for (size_t k = 0; k < c; k++) {
-            float v = yr[k] * reluStep(floatOfBf16(mr[k]));
+            float v = yr[k] * reluStep(valueAt(mr, k));
             fx[k] += v;
             fxy[k] += v * (valueAt(xr, k) - shift[k]) * scale[k];
           }
@@ -776,10 +776,7 @@ void batchNormInference(napi_env env, napi_callback_info info, bool relu) {
     mul[k] = (scale ? scale[k] : 1.f) / std::sqrt((float)(var[k] + eps));
     add[k] = (offset ? offset[k] : 0.f) - mean[k] * mul[k];
   }
-  if (flags & 2)
-    affine(reinterpret_cast<const uint16_t*>(x), y, total / c, c, mul.data(), add.data(), relu, packY);
-  else
-    affine(x, y, total / c, c, mul.data(), add.data(), relu, packY);
+  asStored(x, flags & 2, [&](auto xs) { affine(xs, y, total / c, c, mul.data(), add.data(), relu, packY); });
 }
 
 napi_value BatchNorm(napi_env env, napi_callback_info info) {
@@ -813,11 +810,9 @@ void batchNormTrain(napi_env env, napi_callback_info info, bool relu) {
   float* mean = floats(env, a[5], c, "mean");
   float* variance = floats(env, a[6], c, "variance");
   float* invStd = floats(env, a[7], c, "invStd");
-  if (flags & 2)
-    batchNormTrainOf(reinterpret_cast<const uint16_t*>(x), rows, c, gamma, beta, eps, y, mean, variance, invStd, relu,
-                     flags & 1);
-  else
-    batchNormTrainOf(x, rows, c, gamma, beta, eps, y, mean, variance, invStd, relu, flags & 1);
+  asStored(x, flags & 2, [&](auto xs) {
+    batchNormTrainOf(xs, rows, c, gamma, beta, eps, y, mean, variance, invStd, relu, flags & 1);
+  });
 }
 
 template <typename X>
@@ -864,8 +859,7 @@ napi_value BatchNormTrainRelu(napi_env env, napi_callback_info info) {
 struct BatchNormGrad {
   size_t c, rows;
   const float *dy, *x, *mean, *invStd, *gamma, *reluOut = nullptr;
-  const uint16_t* reluOut16 = nullptr;  // y when it is packed bf16
-  const uint16_t* x16 = nullptr;        // x when it is packed (x is then null)
+  bool xPacked = false, reluOutPacked = false;  // bf16 storage
   float *dx, *dGamma, *dBeta;
   std::vector<double> sumDy, sumDyXHat;
   // Optional, after the arguments: dx's column sums (the bias gradient of the convolution before it),
@@ -873,6 +867,11 @@ struct BatchNormGrad {
   float* dxSums = nullptr;
   bool packDx = false;
 
+  // Calls f(x, mask) with x and the ReLU's output typed as they are stored (the mask null without a ReLU).
+  template <typename F>
+  void withInputs(F f) const {
+    asStored(x, xPacked, [&](auto xs) { asStored(reluOut, reluOutPacked, [&](auto mask) { f(xs, mask); }); });
+  }
 };
 
 // dx row by row through `row(r, dxr)`, and its column sums when asked: rows go in blocks of 64 split
@@ -925,24 +924,15 @@ BatchNormGrad batchNormGrad(napi_env env, napi_callback_info info, bool relu) {
   g.dx = floats(env, a[5], total, "dx");
   g.dGamma = floats(env, a[6], g.c, "dGamma");
   g.dBeta = floats(env, a[7], g.c, "dBeta");
+  if (relu) g.reluOut = floats(env, a[8], total, "y");
   const int32_t flags = flagsArgument(env, info, relu ? 10 : 9);
-  if (relu) {
-    const float* y = floats(env, a[8], total, "y");
-    if (flags & 1)
-      g.reluOut16 = reinterpret_cast<const uint16_t*>(y);
-    else
-      g.reluOut = y;
-  }
+  g.reluOutPacked = flags & 1;
   g.packDx = flags & 2;
-  if (flags & 4) {
-    g.x16 = reinterpret_cast<const uint16_t*>(g.x);
-    g.x = nullptr;
-  }
+  g.xPacked = flags & 4;
   if (napi_value sums = optionalArgument(env, info, relu ? 9 : 8)) g.dxSums = floats(env, sums, g.c, "dx's column sums");
-  if (g.x16)
-    channelSums(g.x16, g.dy, g.rows, g.c, g.mean, g.invStd, g.sumDy, g.sumDyXHat, g.reluOut, g.reluOut16);
-  else
-    channelSums(g.x, g.dy, g.rows, g.c, g.mean, g.invStd, g.sumDy, g.sumDyXHat, g.reluOut, g.reluOut16);
+  g.withInputs([&](auto x, auto mask) {
+    channelSums(x, g.dy, g.rows, g.c, g.mean, g.invStd, g.sumDy, g.sumDyXHat, mask);
+  });
   for (size_t k = 0; k < g.c; k++) {
     g.dBeta[k] = (float)g.sumDy[k];
     g.dGamma[k] = (float)g.sumDyXHat[k];
@@ -963,29 +953,20 @@ void batchNormTrainGrad(napi_env env, napi_callback_info info, bool relu) {
     k2[k] = (float)(s * g.sumDyXHat[k] / g.rows) * g.invStd[k];
     k3[k] = (float)(s * g.sumDy[k] / g.rows) - k2[k] * g.mean[k];
   }
-  auto rows = [&](auto x) {
+  g.withInputs([&](auto x, auto mask) {
     writeGradRows(g, [&](size_t r, float* dxr) {
       const float* dyr = g.dy + r * c;
       const auto* xr = x + r * c;
-      if (g.reluOut) {
-        const float* yr = g.reluOut + r * c;
+      if (mask) {
+        const auto* yr = mask + r * c;
 #pragma omp simd
         for (size_t k = 0; k < c; k++)
-          dxr[k] = k1[k] * (dyr[k] * reluStep(yr[k])) - k2[k] * valueAt(xr, k) - k3[k];
-      } else if (g.reluOut16) {
-        const uint16_t* yr = g.reluOut16 + r * c;
-#pragma omp simd
-        for (size_t k = 0; k < c; k++)
-          dxr[k] = k1[k] * (dyr[k] * reluStep(floatOfBf16(yr[k]))) - k2[k] * valueAt(xr, k) - k3[k];
+          dxr[k] = k1[k] * (dyr[k] * reluStep(valueAt(yr, k))) - k2[k] * valueAt(xr, k) - k3[k];
       } else {
         for (size_t k = 0; k < c; k++) dxr[k] = k1[k] * dyr[k] - k2[k] * valueAt(xr, k) - k3[k];
       }
     });
-  };
-  if (g.x16)
-    rows(g.x16);
-  else
-    rows(g.x);
+  });
 }
 
 napi_value BatchNormTrainGrad(napi_env env, napi_callback_info info) {
@@ -1003,20 +984,19 @@ void batchNormFrozenGrad(napi_env env, napi_callback_info info, bool relu) {
   std::vector<float> scale(g.c);
   for (size_t k = 0; k < g.c; k++) scale[k] = g.gamma[k] * g.invStd[k];
   const size_t c = g.c;
-  writeGradRows(g, [&](size_t r, float* dxr) {
-    const float* dyr = g.dy + r * c;
-    if (g.reluOut) {
-      const float* yr = g.reluOut + r * c;
+  // (x does not enter dx here, only dγ's sums, which batchNormGrad took)
+  asStored(g.reluOut, g.reluOutPacked, [&](auto mask) {
+    writeGradRows(g, [&](size_t r, float* dxr) {
+      const float* dyr = g.dy + r * c;
+      if (mask) {
+        const auto* yr = mask + r * c;
 #pragma omp simd
-      for (size_t k = 0; k < c; k++) dxr[k] = (dyr[k] * reluStep(yr[k])) * scale[k];
-    } else if (g.reluOut16) {
-      const uint16_t* yr = g.reluOut16 + r * c;
-#pragma omp simd
-      for (size_t k = 0; k < c; k++) dxr[k] = (dyr[k] * reluStep(floatOfBf16(yr[k]))) * scale[k];
-    } else {
-      // as affine(dy, dx, scale, 0) computed it: dy·scale + 0
-      for (size_t k = 0; k < c; k++) dxr[k] = dyr[k] * scale[k] + 0.f;
-    }
+        for (size_t k = 0; k < c; k++) dxr[k] = (dyr[k] * reluStep(valueAt(yr, k))) * scale[k];
+      } else {
+        // as affine(dy, dx, scale, 0) computed it: dy·scale + 0
+        for (size_t k = 0; k < c; k++) dxr[k] = dyr[k] * scale[k] + 0.f;
+      }
+    });
   });
 }
 
@@ -1059,14 +1039,10 @@ napi_value ReluGrad(napi_env env, napi_callback_info info) {
     const float* x = floats(env, a[1], total, "x");
     float* dx = floats(env, a[2], total, "dx");
     const int64_t n = (int64_t)total;
-    if (flags & 4) {
-      const uint16_t* x16 = reinterpret_cast<const uint16_t*>(x);
+    asStored(x, flags & 4, [&](auto xs) {
 #pragma omp parallel for simd schedule(static)
-      for (int64_t i = 0; i < n; i++) dx[i] = dy[i] * reluStep(floatOfBf16(x16[i]));
-    } else {
-#pragma omp parallel for simd schedule(static)
-      for (int64_t i = 0; i < n; i++) dx[i] = dy[i] * reluStep(x[i]);
-    }
+      for (int64_t i = 0; i < n; i++) dx[i] = dy[i] * reluStep(valueAt(xs, i));
+    });
   });
 }
 
@@ -1241,29 +1217,24 @@ napi_value AddRelu(napi_env env, napi_callback_info info) {
     const float* z = floats(env, a[1], n, "b");
     float* y = floats(env, a[2], n, "y");
     const int64_t count = static_cast<int64_t>(n);
-    if (flags == 0) {
+    asStored(x, flags & 2, [&](auto p) {
+      asStored(z, flags & 4, [&](auto q) {
+        if (!(flags & 1)) {
 #pragma omp parallel for simd schedule(static) if (count > 32768)
-      for (int64_t i = 0; i < count; i++) y[i] = addRelu(x[i], z[i]);
-      return;
-    }
-    // Chunks of float sums, converted as a whole where y is packed.
-    const uint16_t* x16 = reinterpret_cast<const uint16_t*>(x);
-    const uint16_t* z16 = reinterpret_cast<const uint16_t*>(z);
-    const int64_t chunks = (count + kChunk - 1) / kChunk;
+          for (int64_t i = 0; i < count; i++) y[i] = addRelu(valueAt(p, i), valueAt(q, i));
+          return;
+        }
+        // A packed y: chunks of float sums, each converted as a whole
+        const int64_t chunks = (count + kChunk - 1) / kChunk;
 #pragma omp parallel for schedule(static) if (count > 32768)
-    for (int64_t k = 0; k < chunks; k++) {
-      const int64_t begin = k * kChunk, m = std::min<int64_t>(kChunk, count - begin);
-      float sums[kChunk];
-      for (int64_t i = 0; i < m; i++) {
-        const float p = flags & 2 ? floatOfBf16(x16[begin + i]) : x[begin + i];
-        const float q = flags & 4 ? floatOfBf16(z16[begin + i]) : z[begin + i];
-        sums[i] = addRelu(p, q);
-      }
-      if (flags & 1)
-        bf16Row(sums, reinterpret_cast<uint16_t*>(y) + begin, m);
-      else
-        std::memcpy(y + begin, sums, 4 * m);
-    }
+        for (int64_t k = 0; k < chunks; k++) {
+          const int64_t begin = k * kChunk, m = std::min<int64_t>(kChunk, count - begin);
+          float sums[kChunk];
+          for (int64_t i = 0; i < m; i++) sums[i] = addRelu(valueAt(p, begin + i), valueAt(q, begin + i));
+          bf16Row(sums, reinterpret_cast<uint16_t*>(y) + begin, m);
+        }
+      });
+    });
   });
 }
 
