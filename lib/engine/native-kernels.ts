@@ -204,7 +204,7 @@ type BatchNormGradArgs = [
 /**
  * A BatchNorm gradient's arguments, then (y for the ReLU variants and) optionally dx's column sums,
  * which it writes (an addon built before them ignores the array), then packed flags: 1 when y is
- * packed, 2 to write dx packed.
+ * packed, 2 to write dx packed, 4 when x is packed.
  */
 type BatchNormGradCallArgs = [...BatchNormGradArgs, ...(Float32Array | number)[]];
 
@@ -722,11 +722,12 @@ function convAddKernel(addon: NativeAddon): tf.KernelConfig[] {
           add.dtype === 'float32' &&
           add.dataId !== x.dataId &&
           refs.get(add.dataId).refCount === 1;
-        if (inPlace) (backend as tf.KernelBackend).incRef(add.dataId);
-        const y: tf.TensorInfo = inPlace
-          ? { dataId: add.dataId, shape: c.outShape, dtype: 'float32' }
-          : heap.makeOutput(c.outShape, 'float32');
-        if (inPlace) convAddsInPlace++;
+        let y: tf.TensorInfo;
+        if (inPlace) {
+          (backend as tf.KernelBackend).incRef(add.dataId);
+          y = { dataId: add.dataId, shape: c.outShape, dtype: 'float32' };
+          convAddsInPlace++;
+        } else y = heap.makeOutput(c.outShape, 'float32');
         if (tf.util.sizeFromShape(c.outShape) === 0) return y;
         conv2dAdd(
           geometryOf(c),
