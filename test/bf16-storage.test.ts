@@ -19,7 +19,7 @@ import {
   setBf16Storage,
   setNativeKernels,
 } from '../lib';
-import { markPacked } from '../lib/engine/bf16-storage';
+import { markPacked, packedOutput } from '../lib/engine/bf16-storage';
 import { geometryOf } from '../lib/engine/native-kernels';
 import { randomArray } from './conv-cases';
 import { skipWithoutNativeBf16 } from './native-skips';
@@ -135,6 +135,7 @@ async function twoSteps(
       losses,
       weights: unique.map((v) => Array.from(v.dataSync())),
       packed: after.packed - counts.packed,
+      halfSize: after.halfSize - counts.halfSize,
       expanded: after.expanded - counts.expanded,
       tensors,
     };
@@ -172,6 +173,7 @@ test("a ResNet50 step in bf16 computes the same loss and weights bit for bit wit
     // Per step: the 32 BatchNorm + ReLU outputs inside the 16 bottleneck blocks (the stem's goes to the
     // max-pool), and all 53 BatchNorm gradients (each follows a convolution that it alone reads).
     assert.equal(on.packed, 2 * (32 + 53), `packed tensors, frozen BatchNorm: ${frozen}`);
+    assert.equal(on.halfSize, on.packed, 'each in a buffer of half its float32 size');
     assert.equal(on.expanded, 0, 'no packed tensor was expanded for another reader');
     assert.deepEqual(on.losses, off.losses, `losses, frozen BatchNorm: ${frozen}`);
     assert.ok(
@@ -188,6 +190,7 @@ test("with the convolutions' and the blocks' outputs stored as bf16 too, a ResNe
   await onAndOff({ rounding: true }, (on, off, frozen) => {
     // 85 as above, the 53 convolutions' outputs and the outputs of the first 15 blocks (the pooling reads the last's)
     assert.equal(on.packed, 2 * (32 + 53 + 53 + 15), `packed tensors, frozen BatchNorm: ${frozen}`);
+    assert.equal(on.halfSize, on.packed, 'each in a buffer of half its float32 size');
     assert.equal(on.expanded, 0, 'no packed tensor was expanded for another reader');
     assert.equal(on.tensors[1], on.tensors[0], 'numTensors flat across steps');
     // The first loss, before any update: bf16 rounding moves it, BatchNorm over the 16 positions of the last
@@ -198,47 +201,90 @@ test("with the convolutions' and the blocks' outputs stored as bf16 too, a ResNe
   });
 });
 
-test('a packed tensor reads as its bf16 values everywhere else: dataSync, data, a wasm kernel, the kernels without the addon', async (t) => {
-  if (!(await inBf16(t))) return;
-  const loaded = loadNativeAddon();
-  assert.ok('native' in loaded);
-  const values = awkwardValues(1000).map((v) => (Math.abs(v) < 1e30 ? v : 1)); // sums stay finite
-  const expected = Array.from(bf16Rounded(values));
-  const packedTensor = (): tf.Tensor => {
-    const p = tf.tensor2d(values, [10, 100]);
-    const heap = tf.backend() as unknown as { typedArrayFromHeap(t: tf.TensorInfo): Float32Array };
-    loaded.native.packBf16!(heap.typedArrayFromHeap(p));
-    return markPacked(p);
-  };
-  const before = bf16StorageCounts().expanded;
-  const a = packedTensor();
-  assert.deepEqual(Array.from(a.dataSync()), expected, 'dataSync');
-  assert.deepEqual(Array.from(a.dataSync()), expected, 'read twice, expanded once');
-  const b = packedTensor();
-  assert.deepEqual(Array.from(await b.data()), expected, 'data()');
-  const c = packedTensor();
-  const sum = tf.mul(c, tf.onesLike(c));
-  assert.deepEqual(Array.from(sum.dataSync()), expected, "wasm's Multiply");
-  const d = packedTensor();
-  const copy = tf.clone(d); // Identity shares the data: still packed, read as one
-  assert.deepEqual(Array.from(copy.dataSync()), expected, 'a clone');
-  assert.deepEqual(Array.from(d.dataSync()), expected, 'the original after its clone expanded');
-  const e = packedTensor();
-  const wasNative = setNativeKernels(false);
-  let columns: Float32Array;
-  try {
-    columns = tf.sum(e, 0).dataSync() as Float32Array;
-  } finally {
-    setNativeKernels(wasNative);
-  }
-  const column = (k: number) => Array.from({ length: 10 }, (_, r) => expected[r * 100 + k]);
-  columns.forEach((v, k) => {
-    const sum = column(k).reduce((p, q) => p + q);
-    const scale = column(k).reduce((p, q) => p + Math.abs(q), 0);
-    assert.ok(Math.abs(v - sum) <= 1e-6 * scale, `column ${k}: ${v}, expected ${sum}`);
+/** The wasm backend's parts that the half-size buffers use. */
+interface WasmBuffers {
+  typedArrayFromHeap(t: tf.TensorInfo): Float32Array;
+  wasm: { HEAPU8: Uint8Array };
+  dataIdMap: { get(dataId: object): { memoryOffset: number } };
+}
+
+for (const half of [false, true])
+  test(`a packed tensor ${half ? 'in a half-size buffer' : 'in its float32 buffer'} reads as its bf16 values everywhere else: dataSync, data, a wasm kernel, a clone, the kernels without the addon`, async (t) => {
+    if (!(await inBf16(t))) return;
+    const loaded = loadNativeAddon();
+    assert.ok('native' in loaded);
+    const values = awkwardValues(1000).map((v) => (Math.abs(v) < 1e30 ? v : 1)); // sums stay finite
+    const expected = Array.from(bf16Rounded(values));
+    const heap = tf.backend() as unknown as WasmBuffers;
+    const packedTensor = (): tf.Tensor => {
+      if (!half) {
+        const p = tf.tensor2d(values, [10, 100]);
+        loaded.native.packBf16!(heap.typedArrayFromHeap(p));
+        return markPacked(p);
+      }
+      // As a packing kernel writes it: only the bf16 half, into the buffer packedOutput placed
+      const info = packedOutput(heap, [10, 100]);
+      const bf16 = Float32Array.from(values);
+      loaded.native.packBf16!(bf16);
+      heap.wasm.HEAPU8.set(
+        new Uint8Array(bf16.buffer, 0, values.length * 2),
+        heap.dataIdMap.get(info.dataId).memoryOffset,
+      );
+      return tf.engine().makeTensorFromTensorInfo(info);
+    };
+    const halfBefore = bf16StorageCounts().halfSize;
+    const before = bf16StorageCounts().expanded;
+    const a = packedTensor();
+    assert.deepEqual(Array.from(a.dataSync()), expected, 'dataSync');
+    assert.deepEqual(Array.from(a.dataSync()), expected, 'read twice, expanded once');
+    const b = packedTensor();
+    assert.deepEqual(Array.from(await b.data()), expected, 'data()');
+    const c = packedTensor();
+    const sum = tf.mul(c, tf.onesLike(c));
+    assert.deepEqual(Array.from(sum.dataSync()), expected, "wasm's Multiply");
+    const d = packedTensor();
+    const copy = tf.clone(d); // Identity shares the data: still packed, read as one
+    assert.deepEqual(Array.from(copy.dataSync()), expected, 'a clone');
+    assert.deepEqual(Array.from(d.dataSync()), expected, 'the original after its clone expanded');
+    const e = packedTensor();
+    const wasNative = setNativeKernels(false);
+    let columns: Float32Array;
+    try {
+      columns = tf.sum(e, 0).dataSync() as Float32Array;
+    } finally {
+      setNativeKernels(wasNative);
+    }
+    const column = (k: number) => Array.from({ length: 10 }, (_, r) => expected[r * 100 + k]);
+    columns.forEach((v, k) => {
+      const sum = column(k).reduce((p, q) => p + q);
+      const scale = column(k).reduce((p, q) => p + Math.abs(q), 0);
+      assert.ok(Math.abs(v - sum) <= 1e-6 * scale, `column ${k}: ${v}, expected ${sum}`);
+    });
+    assert.equal(bf16StorageCounts().expanded - before, 5, 'each packed tensor expanded once');
+    assert.equal(bf16StorageCounts().halfSize - halfBefore, half ? 5 : 0, 'half-size buffers');
+    tf.dispose([a, b, c, sum, d, copy, e]);
   });
-  assert.equal(bf16StorageCounts().expanded - before, 5, 'each packed tensor expanded once');
-  tf.dispose([a, b, c, sum, d, copy, e]);
+
+test('a half-size buffer is placed only where a full-length view of it stays inside the heap; elsewhere the output gets its whole float32 buffer', () => {
+  // A stand-in for the wasm backend's allocator: a 1,000-byte heap, the next allocation at `next`
+  const calls: string[] = [];
+  const fake = (next: number) => ({
+    wasm: {
+      HEAPU8: new Uint8Array(1000),
+      _malloc: (bytes: number) => (calls.push(`malloc ${bytes}`), next),
+      _free: (offset: number) => calls.push(`free ${offset}`),
+    },
+    makeOutput: (shape: number[], dtype: tf.DataType, offset?: number) => {
+      calls.push(offset === undefined ? 'whole' : `at ${offset}`);
+      return { dataId: {}, shape, dtype };
+    },
+  });
+  packedOutput(fake(600), [100]); // 200 bytes at 600; a 400-byte view ends at 1,000
+  assert.deepEqual(calls.splice(0), ['malloc 200', 'at 600']);
+  packedOutput(fake(601), [100]); // the view would end at 1,001
+  assert.deepEqual(calls.splice(0), ['malloc 200', 'free 601', 'whole']);
+  packedOutput(fake(8), []); // a scalar: one value
+  assert.deepEqual(calls.splice(0), ['malloc 2', 'at 8']);
 });
 
 test("the BatchNorm kernels read a packed x exactly as its bf16 values, and a convolution's packed output is its float32 output rounded to bf16", async (t) => {

@@ -20,21 +20,41 @@
  *
  * A packed tensor is still a float32 tensor to tfjs. This module keeps the set of packed data and
  * guards every other reader: each wasm kernel that is not written for packed inputs, and the backend's
- * reads (dataSync, data, array…), expand a packed tensor back to float32 in place first (its values
- * then are the bf16 ones). What the native kernels take packed is listed with each of them
- * (native-kernels.ts).
+ * reads (dataSync, data, array…), expand a packed tensor back to float32 first (its values then are the
+ * bf16 ones). What the native kernels take packed is listed with each of them (native-kernels.ts).
+ *
+ * A writer that packs gets an output whose wasm buffer is only the packed half (`packedOutput`), so
+ * packed tensors take half the heap: that is what lets a batch of 32 train in one pass at 224 px. The
+ * readers are handed a float32 view of the tensor's full length, of which they read the first half, so
+ * such a buffer is placed only where that view stays inside the heap. Expanding moves the values into
+ * a whole float32 buffer.
  */
 import * as tf from './tf';
 
 const packed = new WeakSet<object>();
+/** Packed data whose buffer is only the packed half (packedOutput). */
+const halves = new WeakSet<object>();
 let on = true;
 let rounding = true;
 let expand: ((x: Float32Array) => void) | null = null;
 let expansions = 0;
 let packings = 0;
+let halfSized = 0;
 
 interface WasmHeap {
   typedArrayFromHeap(t: tf.TensorInfo): Float32Array;
+}
+
+/** The parts of tfjs' wasm backend that place a tensor's buffer. */
+interface WasmBuffers extends WasmHeap {
+  wasm: {
+    _malloc(bytes: number): number;
+    _free(offset: number): void;
+    HEAPU8: Uint8Array;
+    tfjs: { registerTensor(id: number, size: number, offset: number): void; disposeData(id: number): void };
+  };
+  dataIdMap: { get(dataId: object): { id: number; memoryOffset: number; shape: number[] } };
+  makeOutput(shape: number[], dtype: tf.DataType, memoryOffset?: number): tf.TensorInfo;
 }
 
 /** What a writer packs: tensors every reader converted to bf16 anyway (`exact`), or others (`rounding`). */
@@ -57,9 +77,12 @@ export function bf16StorageOn(kind: PackedKind = 'exact'): boolean {
   return on && expand !== null && (kind === 'exact' || rounding);
 }
 
-/** How many tensors were written packed so far, and how many of them expanded back for a reader (none in a ResNet50 step). */
-export function bf16StorageCounts(): { packed: number; expanded: number } {
-  return { packed: packings, expanded: expansions };
+/**
+ * How many tensors were written packed so far, how many of those in a buffer of half their float32
+ * size, and how many expanded back for a reader (none in a ResNet50 step).
+ */
+export function bf16StorageCounts(): { packed: number; halfSize: number; expanded: number } {
+  return { packed: packings, halfSize: halfSized, expanded: expansions };
 }
 
 export function isPacked(t: tf.TensorInfo): boolean {
@@ -73,10 +96,43 @@ export function markPacked<T extends tf.TensorInfo>(t: T): T {
   return t;
 }
 
-/** Expands `t` back to float32 in place if it is packed. */
+/**
+ * A float32 output of `shape` on the wasm backend, for a writer that writes it packed (it is marked
+ * so): its buffer is the packed half only, or a whole float32 buffer where a full-length view of the
+ * half would run past the end of the heap.
+ */
+export function packedOutput(backend: unknown, shape: number[]): tf.TensorInfo {
+  const b = backend as WasmBuffers;
+  const size = tf.util.sizeFromShape(shape);
+  const offset = size > 0 ? b.wasm._malloc(size * 2) >>> 0 : 0;
+  if (offset !== 0 && offset + size * 4 <= b.wasm.HEAPU8.buffer.byteLength) {
+    const t = b.makeOutput(shape, 'float32', offset);
+    halves.add(t.dataId);
+    halfSized++;
+    return markPacked(t);
+  }
+  if (offset !== 0) b.wasm._free(offset);
+  return markPacked(b.makeOutput(shape, 'float32'));
+}
+
+/** Moves half-size data into a whole float32 buffer, its packed half first, where the backend's kernels find it. */
+function widen(t: tf.TensorInfo, backend: WasmBuffers): void {
+  const data = backend.dataIdMap.get(t.dataId);
+  const size = tf.util.sizeFromShape(data.shape);
+  const whole = backend.wasm._malloc(size * 4) >>> 0; // may grow the heap: HEAPU8 is read after it
+  backend.wasm.HEAPU8.copyWithin(whole, data.memoryOffset, data.memoryOffset + size * 2);
+  backend.wasm._free(data.memoryOffset);
+  backend.wasm.tfjs.disposeData(data.id);
+  data.memoryOffset = whole;
+  backend.wasm.tfjs.registerTensor(data.id, size, whole);
+  halves.delete(t.dataId);
+}
+
+/** Expands `t` back to float32 (in a whole buffer) if it is packed. */
 export function unpack(t: tf.TensorInfo | undefined, heap: unknown): void {
   if (!t || !packed.has(t.dataId)) return;
   if (!expand) throw new Error('a packed bf16 tensor without the native addon that packed it');
+  if (halves.has(t.dataId)) widen(t, heap as WasmBuffers);
   expand((heap as WasmHeap).typedArrayFromHeap(t));
   packed.delete(t.dataId);
   expansions++;

@@ -23,7 +23,7 @@ import * as tf from './tf';
 
 import { testHideNativeBf16 } from '../util/test-hooks';
 import { ADD_RELU } from './add-relu';
-import { bf16StorageOn, guardKernel, installBf16Storage, isPacked, markPacked, unpack } from './bf16-storage';
+import { bf16StorageOn, guardKernel, installBf16Storage, isPacked, packedOutput, unpack } from './bf16-storage';
 import { MOMENTUM_STEP } from './momentum';
 import { RELU_GRAD, reluGradConfig } from './relu-gradient';
 
@@ -395,6 +395,11 @@ function packedFlag(t: tf.TensorInfo, heap: WasmHeap): number {
   return 0;
 }
 
+/** An output of `shape`: for a writer that packs it, a packed one of half the buffer (bf16-storage.ts). */
+function outputFor(heap: WasmHeap, shape: number[], pack: boolean): tf.TensorInfo {
+  return pack ? packedOutput(heap, shape) : heap.makeOutput(shape, 'float32');
+}
+
 /**
  * Whether a writer asked to pack (its `pack` attribute: true, or 'rounding' for the kind that changes what
  * readers see, bf16-storage.ts) packs: bf16 storage on for that kind, in bf16.
@@ -456,9 +461,9 @@ function nativeKernels(addon: NativeAddon): tf.KernelConfig[] {
     if (activation !== 'linear' && activation !== 'relu') return null;
     if (bias && (bias.shape.length !== 1 || bias.dtype !== 'float32')) return null;
     const c = convInfo(x.shape, filter.shape, a);
-    const y = heap.makeOutput(c.outShape, 'float32');
-    if (tf.util.sizeFromShape(c.outShape) === 0) return y;
     const packY = packs(a);
+    const y = outputFor(heap, c.outShape, packY);
+    if (tf.util.sizeFromShape(c.outShape) === 0) return y;
     addon.conv2d(
       geometryOf(c),
       heap.typedArrayFromHeap(x),
@@ -469,7 +474,7 @@ function nativeKernels(addon: NativeAddon): tf.KernelConfig[] {
       filterKeyOf(filter),
       packedFlag(x, heap) | (packY ? 2 : 0),
     );
-    return packY ? markPacked(y) : y;
+    return y;
   };
   return [
     withFallback('Conv2D', (inputs, a, heap) => forward(inputs, a, heap, false)),
@@ -668,15 +673,15 @@ function sameShapeKernel(
           throw new Error(
             `${kernelName}: ${names[0]} ${p.dtype} [${p.shape}] and ${names[1]} ${q.dtype} [${q.shape}] must be float32 of one shape`,
           );
-        const out = heap.makeOutput(p.shape, 'float32');
-        if (tf.util.sizeFromShape(p.shape) === 0) return out;
         const pack = packs(attrs);
+        const out = outputFor(heap, p.shape, pack);
+        if (tf.util.sizeFromShape(p.shape) === 0) return out;
         const flags =
           (pack ? 1 : 0) |
           (takes.includes(names[0]) ? packedFlag(p, heap) << 1 : 0) |
           (takes.includes(names[1]) ? packedFlag(q, heap) << 2 : 0);
         call(heap.typedArrayFromHeap(p), heap.typedArrayFromHeap(q), heap.typedArrayFromHeap(out), flags);
-        return pack ? markPacked(out) : out;
+        return out;
       },
     },
   ];
@@ -759,8 +764,8 @@ function batchNormInference(
     offset?: tf.TensorInfo;
     scale?: tf.TensorInfo;
   };
-  const y = heap.makeOutput(x.shape, 'float32');
   const pack = packs(a);
+  const y = outputFor(heap, x.shape, pack);
   const xPacked = packedFlag(x, heap);
   call(
     heap.typedArrayFromHeap(x),
@@ -772,7 +777,7 @@ function batchNormInference(
     heap.typedArrayFromHeap(y),
     (pack ? 1 : 0) | (xPacked << 1),
   );
-  return pack ? markPacked(y) : y;
+  return y;
 }
 
 /** Kernel names of the fused training BatchNorm (used by batchnorm.ts when registered for the active backend). */
@@ -812,10 +817,10 @@ function batchNormTrainingKernels(addon: NativeAddon): tf.KernelConfig[] {
       const heap = heapOf(backend);
       const { x, gamma, beta } = inputs as { x: tf.TensorInfo; gamma: tf.TensorInfo; beta: tf.TensorInfo };
       const channels = [gamma.shape[0]];
-      const y = heap.makeOutput(x.shape, 'float32');
+      const pack = packs(attrs);
+      const y = outputFor(heap, x.shape, pack);
       const stats = [0, 1, 2].map(() => heap.makeOutput(channels, 'float32'));
       const [mean, variance, invStd] = stats.map((t) => heap.typedArrayFromHeap(t));
-      const pack = packs(attrs);
       const xPacked = packedFlag(x, heap);
       call(
         heap.typedArrayFromHeap(x),
@@ -828,7 +833,7 @@ function batchNormTrainingKernels(addon: NativeAddon): tf.KernelConfig[] {
         invStd,
         (pack ? 1 : 0) | (xPacked << 1),
       );
-      return [pack ? markPacked(y) : y, ...stats];
+      return [y, ...stats];
     },
   });
   const grad = (kernelName: string, call: BatchNormGradCall, withRelu: boolean): tf.KernelConfig => ({
@@ -844,7 +849,8 @@ function batchNormTrainingKernels(addon: NativeAddon): tf.KernelConfig[] {
       >;
       if (withRelu && !tf.util.arraysEqual(y?.shape ?? [], x.shape))
         throw new Error(`${kernelName}: y must have x's shape [${x.shape}]`);
-      const dx = heap.makeOutput(x.shape, 'float32');
+      const pack = packs(attrs);
+      const dx = outputFor(heap, x.shape, pack);
       const dGamma = heap.makeOutput(gamma.shape, 'float32');
       const dBeta = heap.makeOutput(gamma.shape, 'float32');
       const args = [dy, x, mean, invStd, gamma, dx, dGamma, dBeta].map((t) => heap.typedArrayFromHeap(t));
@@ -853,7 +859,6 @@ function batchNormTrainingKernels(addon: NativeAddon): tf.KernelConfig[] {
       // (NaN until written: an addon built before this leaves them, and the Sum then computes its own.)
       const sums = new Float32Array(gamma.shape[0]).fill(NaN);
       const yPacked = withRelu ? packedFlag(y, heap) : 0;
-      const pack = packs(attrs);
       const xPacked = packedFlag(x, heap);
       call(
         ...(args as BatchNormGradArgs),
@@ -862,7 +867,7 @@ function batchNormTrainingKernels(addon: NativeAddon): tf.KernelConfig[] {
         yPacked | (pack ? 2 : 0) | (xPacked << 2),
       );
       if (!sums.some(Number.isNaN)) columnSumsOf.set(dx.dataId, sums);
-      return [pack ? markPacked(dx) : dx, dGamma, dBeta];
+      return [dx, dGamma, dBeta];
     },
   });
   const kernels = [
