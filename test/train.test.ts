@@ -326,3 +326,18 @@ test('metrics: accuracy, per-class precision/recall/F1, confusion raw and normal
   );
   assert.ok(Math.abs(m.perClass[1].f1 - 0.8) < 1e-12);
 });
+
+test('a resume whose micro-batches the engine now plans otherwise is refused with the --accumulate that resumes it', async () => {
+  const dir = path.join(tempDir(), 'checkpoint');
+  const data = { train: new ColourSource(4), val: new ColourSource(4) };
+  const model = tinyModel({ mode: 'finetune' });
+  await trainModel(model, data, { epochs: 1, lr: 0.05, accumulate: 2, checkpointDir: dir });
+  const options = { epochs: 2, lr: 0.05, checkpointDir: dir, resume: true };
+  await assert.rejects(trainModel(model, data, options), {
+    message:
+      /^cannot resume from .*: accumulate 1 \(checkpoint: 2\); resume with the checkpoint's settings \(--accumulate 2\), or start again without --resume$/,
+  });
+  const resumed = await trainModel(model, data, { ...options, accumulate: 2 });
+  assert.equal(resumed.history.length, 4);
+  model.dispose();
+});

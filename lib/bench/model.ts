@@ -25,7 +25,7 @@ import {
   setBf16Storage,
   setNativeKernels,
 } from '../engine';
-import { BatchSource, disposeOptimizer, TrainBatch, trainModel } from '../train';
+import { BatchSource, disposeOptimizer, fineTunePasses, TrainBatch, trainModel } from '../train';
 import { now, peakRssMb, secondsSince } from '../util';
 import { forwardFlopsPerExample } from './flops';
 
@@ -80,15 +80,18 @@ export interface ModelBenchResult {
   /** Peak RSS (MB) after the forward passes (what feature extraction needs) and after training steps. */
   peakRssForwardMb: number;
   peakRssTrainMb: number | null;
-  /** The tutorial's batch 128 as 16 accumulated micro-batches of 8 through the trainer: seconds and peak RSS. */
-  accumulated128?: { seconds: number; peakRssMb: number };
+  /**
+   * The tutorial's batch 128 through the trainer, in passes as a fine-tune plans them (train/micro-batches.ts):
+   * seconds per step, peak RSS, the wasm heap's size after it, the passes and their size.
+   */
+  accumulated128?: { seconds: number; peakRssMb: number; heapMb: number | null; passes: number; passSize: number };
   /** With native kernels in use: forward and train step at batch 8 with wasm's kernels alone, in the same run. */
   wasmOnly?: { forwardImgS8: number; trainImgS8: number | null };
   /** Forward and train step at batch 8 in bf16 precision, medians of the paired reps; or why not (no native bf16). */
   bf16: { forwardImgS8: number; trainImgS8: number | null } | { reason: string };
 }
 
-/** 16 micro-batches of 8 random images: one accumulated step of the tutorial's batch 128. */
+/** `batchCount` batches of `batchSize` random 224 px images (with labels of 5 classes). */
 class RandomImages implements BatchSource {
   constructor(
     readonly batchCount: number,
@@ -484,12 +487,21 @@ export async function benchModel(options: BenchModelOptions): Promise<ModelBench
   const peakRssTrainMb = support.ok ? peakRssMb() : null;
   let accumulated: ModelBenchResult['accumulated128'];
   if (support.ok && options.accumulated128) {
+    const plan = fineTunePasses(128, undefined, tf.getBackend(), 224, false);
+    const passes = plan.accumulate ?? 1;
     const run = await trainModel(
       model,
-      { train: new RandomImages(16), val: new RandomImages(1) },
-      { epochs: 1, accumulate: 16 },
+      { train: new RandomImages(passes, plan.size), val: new RandomImages(1) },
+      { epochs: 1, accumulate: plan.accumulate },
     );
-    accumulated = { seconds: run.history[0].seconds, peakRssMb: peakRssMb() };
+    const heap = (tf.backend() as unknown as { wasm?: { HEAPU8: Uint8Array } }).wasm?.HEAPU8.buffer.byteLength;
+    accumulated = {
+      seconds: run.history[0].seconds,
+      peakRssMb: peakRssMb(),
+      heapMb: heap === undefined ? null : heap / 2 ** 20,
+      passes,
+      passSize: plan.size,
+    };
   }
   let wasmOnly: ModelBenchResult['wasmOnly'];
   if (setNativeKernels(false)) {

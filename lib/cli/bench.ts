@@ -257,9 +257,9 @@ export async function benchCommand(flags: BenchFlags): Promise<void> {
         ] as Array<[string, string]>)),
     ['head step on cached features, batch 32', `${model.headStepMs.toFixed(1)} ms`],
     [
-      'tutorial batch 128 (16 accumulated micro-batches of 8)',
+      'tutorial batch 128, passes as a fine-tune plans them',
       model.accumulated128
-        ? `${model.accumulated128.seconds.toFixed(1)} s per step, peak RSS ${model.accumulated128.peakRssMb.toFixed(0)} MB (limit 8,192)`
+        ? `${model.accumulated128.passes} × ${model.accumulated128.passSize} images: ${model.accumulated128.seconds.toFixed(1)} s per step, peak RSS ${model.accumulated128.peakRssMb.toFixed(0)} MB (limit 8,192)${model.accumulated128.heapMb === null ? '' : `, wasm heap ${model.accumulated128.heapMb.toFixed(0)} MB (limit 4,096)`}`
         : quick
           ? 'not measured with --quick'
           : `not measured: ${model.trainSkipped}`,
@@ -352,6 +352,9 @@ export async function benchCommand(flags: BenchFlags): Promise<void> {
       wasm_only_train_img_s_b8: model.wasmOnly?.trainImgS8 ?? null,
       head_step_ms: model.headStepMs,
       accumulated_b128_s: model.accumulated128?.seconds ?? null,
+      accumulated_b128_passes: model.accumulated128?.passes ?? null,
+      accumulated_b128_pass_size: model.accumulated128?.passSize ?? null,
+      wasm_heap_b128_mb: model.accumulated128?.heapMb ?? null,
       fe_images: fe.images,
       fe_epochs: fe.epochs,
       fe_cached_s: fe.cachedSeconds,

@@ -30,3 +30,4 @@ export {
   setNativeKernels,
   NATIVE_ADDON,
 } from './native-kernels';
+export { wasmTrainingPassLimit, wasmTrainingPassMb } from './wasm-heap';

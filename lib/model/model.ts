@@ -246,8 +246,9 @@ export class BoatModel {
 
   /**
    * Fine-tune with every BatchNorm normalising by its moving (ImageNet) statistics and leaving them
-   * as they are; gamma and beta still train. For small batches (wasm runs batch 32 as micro-batches of
-   * 8), and for fine-tuning a trained feature extractor, whose head learnt those statistics' features.
+   * as they are; gamma and beta still train. For small batches (wasm runs large batches as micro-batches
+   * that fit its heap), and for fine-tuning a trained feature extractor, whose head learnt those
+   * statistics' features.
    */
   set batchNormFrozen(frozen: boolean) {
     this._batchNormFrozen = frozen;

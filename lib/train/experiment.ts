@@ -38,13 +38,8 @@ import { checkRandAugment, randAugmentLine } from './rand-augment';
 import { runSettings } from './run-settings';
 import { FeatureSource, LoaderSource } from './sources';
 import { checkLabelSmoothing, labelSmoothingLine } from './smoothing';
+import { fineTunePasses } from './micro-batches';
 import { BatchSource, checkResumeSettings, HistoryRow, resumeSettings, trainModel, TrainOptions } from './train';
-
-/**
- * Fine-tuning keeps every activation of the batch for backprop. On wasm (a 32-bit heap, at most 4 GB)
- * batch 8 peaks near 1.9 GB and batch 32 aborts, so larger batches are split into accumulated micro-batches.
- */
-export const WASM_FINETUNE_MICRO_BATCH = 8;
 
 export interface ExperimentOptions extends Omit<TrainOptions, 'checkpointDir' | 'onBatch' | 'onPhase' | 'settings'> {
   mode: TrainingMode;
@@ -165,13 +160,6 @@ async function runLocked(options: ExperimentOptions, log: (line: string) => void
   checkClassesMatch(classes, valFolder.classes, valDir);
   const seed = options.seed ?? 0;
   const batchSize = options.batchSize ?? 32;
-  let accumulate = options.accumulate;
-  const wasmMicroBatches =
-    options.mode === 'finetune' &&
-    options.accumulate === undefined &&
-    backend.name === 'wasm' &&
-    batchSize > WASM_FINETUNE_MICRO_BATCH;
-  if (wasmMicroBatches) accumulate = Math.ceil(batchSize / WASM_FINETUNE_MICRO_BATCH);
   const classWeights = options.balanceClasses
     ? balancedClassWeights(
         trainFolder.samples.map((s) => s.label),
@@ -185,6 +173,12 @@ async function runLocked(options: ExperimentOptions, log: (line: string) => void
   if (options.mode === 'finetune' && options.unfreezeStages !== undefined)
     model.unfrozenStages = options.unfreezeStages;
   if (options.mode === 'finetune' && options.freezeBatchNorm) model.batchNormFrozen = true;
+  // Fine-tuning keeps the pass's activations for backprop, which on wasm must fit its heap.
+  const passes =
+    options.mode === 'finetune'
+      ? fineTunePasses(batchSize, options.accumulate, backend.name, model.info.inputSize, model.batchNormFrozen)
+      : { size: batchSize, accumulate: options.accumulate };
+  const accumulate = passes.accumulate;
   const views = options.views ?? 0;
   const progress = options.progress ?? terminalProgress(options.epochs ?? 24);
   const settings = runSettings({
@@ -256,12 +250,8 @@ async function runLocked(options: ExperimentOptions, log: (line: string) => void
     extractSeconds = features.seconds;
     datasets.push(...features.datasets);
   } else {
-    if (wasmMicroBatches) {
-      log(
-        `batch ${batchSize} runs as ${accumulate} accumulated micro-batches of up to ${WASM_FINETUNE_MICRO_BATCH} (the wasm engine's heap is capped at 4 GB)${model.batchNormFrozen ? '' : '; BatchNorm sees micro-batch statistics'}`,
-      );
-    }
-    const micro = Math.min(batchSize, accumulate ? Math.ceil(batchSize / accumulate) : batchSize);
+    if (passes.note) log(passes.note);
+    const micro = Math.min(batchSize, passes.size);
     const [trainSet, valSet] = [
       new ImageFolder(trainDir, trainTransforms(pre, size, randAugment)),
       new ImageFolder(valDir, evalTransforms(pre, size)),

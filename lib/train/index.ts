@@ -1,5 +1,7 @@
 export type { ExperimentOptions, ExperimentResult } from './experiment';
-export { runExperiment, uniqueSkips, WASM_FINETUNE_MICRO_BATCH, withOutputLock } from './experiment';
+export { runExperiment, uniqueSkips, withOutputLock } from './experiment';
+export type { PassPlan } from './micro-batches';
+export { fineTunePasses, splitBatch } from './micro-batches';
 export type { ExtractOptions, FeatureSet } from './features';
 export { extractFeatures, FeatureRun } from './features';
 export type { ProgressSink } from './progress';

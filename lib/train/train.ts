@@ -223,10 +223,18 @@ export function checkResumeSettings(dir: string, current: Record<string, unknown
   const names = [...new Set([...Object.keys(saved), ...Object.keys(now)])];
   const differ = names.filter((k) => show(saved[k]) !== show(now[k]));
   if (differ.length > 0) {
-    // The precision is the one setting a plain `--resume` can change without the user changing anything.
-    const hint = differ.includes('precision')
-      ? ` (--precision ${show(saved.precision)}, or BOAT_PRECISION=${show(saved.precision)} for the notebooks)`
-      : '';
+    // The settings a plain `--resume` can change without the user changing anything: the precision (the
+    // CPU's), and the micro-batches a batch runs as (planned from the engine's heap: older checkpoints ran
+    // every batch above 8 as micro-batches of 8).
+    const hints = [
+      ...(differ.includes('precision')
+        ? [`--precision ${show(saved.precision)}, or BOAT_PRECISION=${show(saved.precision)} for the notebooks`]
+        : []),
+      ...(differ.includes('accumulate') && typeof saved.accumulate === 'number'
+        ? [`--accumulate ${saved.accumulate}`]
+        : []),
+    ];
+    const hint = hints.length ? ` (${hints.join('; ')})` : '';
     throw new UserError(
       `cannot resume from ${dir}: ${differ.map((k) => `${k} ${show(now[k])} (checkpoint: ${show(saved[k])})`).join(', ')}; ` +
         `resume with the checkpoint's settings${hint}, or start again without --resume`,

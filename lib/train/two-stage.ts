@@ -23,8 +23,9 @@ import { DataLoader, evalTransforms, ImageFolder, trainTransforms, type RandAugm
 import { balancedClassWeights, BoatModel, checkClassesMatch, createBoatModel, saveBoatModel } from '../model';
 import { selectBackend } from '../engine';
 import { displayPath, recoverInterruptedSave, toCsv, UserError } from '../util';
-import { uniqueSkips, WASM_FINETUNE_MICRO_BATCH, withOutputLock } from './experiment';
+import { uniqueSkips, withOutputLock } from './experiment';
 import { FeatureRun, FeatureSet } from './features';
+import { fineTunePasses } from './micro-batches';
 import { findLearningRate, LrFinderResult } from './lr-finder';
 import { MixingOptions, mixingLine, mixingOn, resolveMixing } from './mixing';
 import { checkRandAugment, randAugmentLine } from './rand-augment';
@@ -362,7 +363,7 @@ async function runLocked(options: TwoStageOptions, log: (line: string) => void):
     model.mode = 'finetune';
     model.batchNormFrozen = true;
     const rateMultipliers = stageRateMultipliers(model, o.lrMult);
-    const micro = stage2MicroBatch(backend.name, batchSize, options.accumulate);
+    const micro = fineTunePasses(batchSize, options.accumulate, backend.name, Math.max(size, ...sizes2), true);
     const progress2 = stageProgress(options.progress, 2, o.epochs);
     const settings2 = {
       ...runSettings({
@@ -558,23 +559,6 @@ function stageFinished(dir: string, epochs: number): boolean {
   } catch {
     return false;
   }
-}
-
-/** Micro-batches for stage 2, as plain fine-tuning sizes them (frozen BatchNorm makes them exact). */
-function stage2MicroBatch(
-  backend: string,
-  batchSize: number,
-  accumulate: number | undefined,
-): { size: number; accumulate?: number; note?: string } {
-  if (accumulate === undefined && backend === 'wasm' && batchSize > WASM_FINETUNE_MICRO_BATCH) {
-    const k = Math.ceil(batchSize / WASM_FINETUNE_MICRO_BATCH);
-    return {
-      size: Math.ceil(batchSize / k),
-      accumulate: k,
-      note: `batch ${batchSize} runs as ${k} accumulated micro-batches of up to ${WASM_FINETUNE_MICRO_BATCH} (the wasm engine's heap is capped at 4 GB); with BatchNorm frozen that is exact`,
-    };
-  }
-  return { size: accumulate ? Math.ceil(batchSize / accumulate) : batchSize, accumulate };
 }
 
 /** Accuracy of the head on cached features (stage 1's test score, without running the backbone again). */
