@@ -1030,21 +1030,33 @@ napi_value ColumnSums(napi_env env, napi_callback_info info) {
 // in one pass instead of three kernels and two temporaries. step is 1 where x > 0, NaN where x is NaN,
 // else 0, so each value is the same product: dy itself, a zero of dy's sign, or NaN.
 // (reluGrad(dy, x, dx[, packed]): packed 4 when x is packed bf16, see bf16 storage)
-napi_value ReluGrad(napi_env env, napi_callback_info info) {
+// reluGradSum(dy, x, dy2, dx[, packed]): dx = (dy + dy2) · step(x), ReLU's gradient of a tensor that two
+// readers sent gradients to, in one pass instead of an add and reluGrad (the sum is the add's, dy + dy2)
+napi_value reluGradient(napi_env env, napi_callback_info info, bool summed) {
   return guarded(env, [&] {
-    auto a = arguments(env, info, 3);
-    const int32_t flags = flagsArgument(env, info, 3);
+    const size_t count = summed ? 4 : 3;
+    auto a = arguments(env, info, count);
+    const int32_t flags = flagsArgument(env, info, count);
     size_t total = lengthOf(env, a[0], "dy");
     const float* dy = floats(env, a[0], total, "dy");
     const float* x = floats(env, a[1], total, "x");
-    float* dx = floats(env, a[2], total, "dx");
+    const float* dy2 = summed ? floats(env, a[2], total, "dy2") : nullptr;
+    float* dx = floats(env, a[count - 1], total, "dx");
     const int64_t n = (int64_t)total;
     asStored(x, flags & 4, [&](auto xs) {
+      if (dy2) {
 #pragma omp parallel for simd schedule(static)
-      for (int64_t i = 0; i < n; i++) dx[i] = dy[i] * reluStep(valueAt(xs, i));
+        for (int64_t i = 0; i < n; i++) dx[i] = (dy[i] + dy2[i]) * reluStep(valueAt(xs, i));
+      } else {
+#pragma omp parallel for simd schedule(static)
+        for (int64_t i = 0; i < n; i++) dx[i] = dy[i] * reluStep(valueAt(xs, i));
+      }
     });
   });
 }
+
+napi_value ReluGrad(napi_env env, napi_callback_info info) { return reluGradient(env, info, false); }
+napi_value ReluGradSum(napi_env env, napi_callback_info info) { return reluGradient(env, info, true); }
 
 // maxPoolGrad(geometry, dy, x, dx): each output's gradient goes to the first maximum of its window
 // (the cpu backend's choice). Geometry as for convolutions, with kh, kw the window and co = ci.
@@ -1454,6 +1466,7 @@ napi_value Init(napi_env env, napi_value exports) {
       {"batchNormFrozenReluGrad", nullptr, BatchNormFrozenReluGrad, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"columnSums", nullptr, ColumnSums, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"reluGrad", nullptr, ReluGrad, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"reluGradSum", nullptr, ReluGradSum, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"maxPoolGrad", nullptr, MaxPoolGrad, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"slice", nullptr, Slice, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"pad", nullptr, Pad, nullptr, nullptr, nullptr, napi_default, nullptr},

@@ -10,7 +10,7 @@ import * as tf from '../lib/engine/tf';
 
 import { batchNormReluFused, nativeKernelsInUse, nllLoss, selectBackend, setNativeKernels } from '../lib';
 import { timeKernels } from '../lib/bench/profile';
-import { RELU_GRAD } from '../lib/engine/relu-gradient';
+import { RELU_GRAD, RELU_GRAD_SUM, reluGradientOfSum } from '../lib/engine/relu-gradient';
 import { skipWithoutNativeAddon } from './native-skips';
 import { tinyModel } from './tiny-model';
 
@@ -74,6 +74,49 @@ test("with the native kernels, ReLU's gradient is one kernel with tfjs' values t
     for (const kernel of ['Step', 'Cast', 'Multiply']) assert.equal(got.calls(kernel), 0, kernel);
   } finally {
     tf.dispose([x, dy]);
+  }
+});
+
+test("a gradient summed from two parts and ReLU's gradient are one kernel with the add's and the gradient's values to the bit, with tfjs' formula without the native kernels", (t) => {
+  if (skipWithoutNativeAddon(t, nativeOn)) return;
+  assert.ok(tf.getKernel(RELU_GRAD_SUM, 'wasm'), `${RELU_GRAD_SUM} registered (an older addon lacks it)`);
+  const { x, dy } = inputs();
+  // A second part with its own specials: one that cancels dy, infinities of the other sign, NaN
+  const dy2 = tf.tidy(() => {
+    const values = tf.randomNormal([dy.size], 0, 1, 'float32', 5).arraySync() as number[];
+    const first = dy.dataSync();
+    [0, 17, 34].forEach((i) => (values[i] = -first[i]));
+    [-Infinity, Infinity].forEach((v, i) => (values[i * 17 + 3] = v));
+    values[5] = NaN;
+    return tf.tensor4d(values, SHAPE as [number, number, number, number]);
+  });
+  try {
+    const expected = tf.tidy(() => exact(tf.mul(tf.add(dy, dy2), tf.cast(tf.step(x), 'float32'))));
+    assert.ok(expected.includes('NaN'));
+    const tensors = tf.memory().numTensors;
+    const timing = timeKernels(tf.getBackend());
+    let got: string[];
+    try {
+      got = tf.tidy(() => exact(reluGradientOfSum([dy, dy2], x)));
+    } finally {
+      timing.restore();
+    }
+    assert.equal(tf.memory().numTensors, tensors, 'no tensor kept');
+    assert.deepEqual(got, expected);
+    assert.equal(timing.stats.get(RELU_GRAD_SUM)?.calls, 1);
+    assert.equal(timing.stats.get('Add')?.calls ?? 0, 0, 'no Add');
+    const was = setNativeKernels(false);
+    try {
+      assert.deepEqual(
+        tf.tidy(() => exact(reluGradientOfSum([dy, dy2], x))),
+        expected,
+        'without the native kernels',
+      );
+    } finally {
+      setNativeKernels(was);
+    }
+  } finally {
+    tf.dispose([x, dy, dy2]);
   }
 });
 

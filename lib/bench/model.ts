@@ -24,6 +24,8 @@ import {
   setBatchNormReluFusion,
   setBf16Storage,
   setNativeKernels,
+  setSummedGradients,
+  summedGradientsOn,
 } from '../engine';
 import { BatchSource, disposeOptimizer, fineTunePasses, TrainBatch, trainModel } from '../train';
 import { now, peakRssMb, secondsSince } from '../util';
@@ -66,6 +68,8 @@ export interface ModelBenchResult {
   batchNormRelu: { fusedImgS8: number; separateImgS8: number } | null;
   /** The same for each residual add and the ReLU after it (add-relu.ts). */
   addRelu: { fusedImgS8: number; separateImgS8: number } | null;
+  /** The same with a block output's two gradients summed inside its ReLU's gradient (lean-backprop.ts) and by an Add. */
+  gradientSums: { fusedImgS8: number; separateImgS8: number } | null;
   /** The same with bf16 storage (bf16-storage.ts) on and off. */
   bf16Storage: { packedImgS8: number; unpackedImgS8: number } | null;
   /**
@@ -270,7 +274,7 @@ async function compareGradientLayouts(
 
 /**
  * The same with a fusion (`fused`: whether the backend has it; `set` turns it on or off) on and off: the
- * BatchNorm + ReLU and the residual add + ReLU; null where it cannot be fused.
+ * BatchNorm + ReLU, the residual add + ReLU, the summed gradients; null where it cannot be fused.
  */
 async function compareFusion(
   model: BoatModel,
@@ -482,6 +486,12 @@ export async function benchModel(options: BenchModelOptions): Promise<ModelBench
   const gradientInputs = await compareGradientInputs(model, rounds);
   const batchNormRelu = await compareFusion(model, rounds, batchNormReluFused, setBatchNormReluFusion);
   const addRelu = await compareFusion(model, rounds, addReluFused, setAddReluFusion);
+  const gradientSums = await compareFusion(
+    model,
+    rounds,
+    () => addReluFused() && summedGradientsOn(),
+    setSummedGradients,
+  );
   const storage = await compareFusion(model, rounds, bf16StorageOn, setBf16Storage);
   const gradientLayouts = await compareGradientLayouts(model, rounds);
   const peakRssTrainMb = support.ok ? peakRssMb() : null;
@@ -526,6 +536,7 @@ export async function benchModel(options: BenchModelOptions): Promise<ModelBench
     gradientInputs,
     batchNormRelu,
     addRelu,
+    gradientSums,
     bf16Storage: storage && { packedImgS8: storage.fusedImgS8, unpackedImgS8: storage.separateImgS8 },
     gradientLayouts,
     headStepMs,

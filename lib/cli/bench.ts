@@ -228,6 +228,13 @@ export async function benchCommand(flags: BenchFlags): Promise<void> {
             takingTurns(model.addRelu && [model.addRelu.fusedImgS8, model.addRelu.separateImgS8], 'fused'),
           ],
           [
+            "ResNet50 train step, batch 8, bf16, a block output's two gradients added inside ReLU's gradient / by an Add, taking turns",
+            takingTurns(
+              model.gradientSums && [model.gradientSums.fusedImgS8, model.gradientSums.separateImgS8],
+              'fused',
+            ),
+          ],
+          [
             'ResNet50 train step, batch 8, bf16, bf16 storage on / off, taking turns',
             takingTurns(model.bf16Storage && [model.bf16Storage.packedImgS8, model.bf16Storage.unpackedImgS8], 'on'),
           ],
@@ -344,6 +351,8 @@ export async function benchCommand(flags: BenchFlags): Promise<void> {
       train_bf16_bn_relu_separate_ab_img_s_b8: model.batchNormRelu?.separateImgS8 ?? null,
       train_bf16_add_relu_fused_ab_img_s_b8: model.addRelu?.fusedImgS8 ?? null,
       train_bf16_add_relu_separate_ab_img_s_b8: model.addRelu?.separateImgS8 ?? null,
+      train_bf16_relu_grad_sum_ab_img_s_b8: model.gradientSums?.fusedImgS8 ?? null,
+      train_bf16_relu_grad_after_add_ab_img_s_b8: model.gradientSums?.separateImgS8 ?? null,
       train_bf16_storage_ab_img_s_b8: model.bf16Storage?.packedImgS8 ?? null,
       train_bf16_no_storage_ab_img_s_b8: model.bf16Storage?.unpackedImgS8 ?? null,
       bf16_not_measured: 'reason' in model.bf16 ? model.bf16.reason : null,

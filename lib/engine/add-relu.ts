@@ -13,22 +13,28 @@ import * as tf from './tf';
 
 import { markRectified, passRectified, reluAfter } from './fused-relu';
 import { readersByTensor } from './layer-graph';
-import { reluGradient } from './relu-gradient';
+import { registerSummedGradient } from './lean-backprop';
+import { reluGradient, reluGradientOfSum } from './relu-gradient';
 
 /** Kernel name of relu(a + b): inputs a and b (float32, one shape), output y. */
 export const ADD_RELU = 'BoatAddRelu';
 
+/** The gradient of both inputs from y's gradient, the sum of `parts` (one part unless y had several readers). */
+function gradients(parts: tf.Tensor[], y: tf.Tensor): Record<'a' | 'b', () => tf.Tensor> {
+  let g: tf.Tensor | undefined;
+  const through = (): tf.Tensor => (g ??= parts.length === 1 ? reluGradient(parts[0], y) : reluGradientOfSum(parts, y));
+  // Two tensors, one buffer: each input's gradient is disposed on its own as the backward pass goes.
+  return { a: through, b: () => tf.clone(through()) };
+}
+
 tf.registerGradient({
   kernelName: ADD_RELU,
   outputsToSave: [true],
-  gradFunc: (dy, saved) => {
-    const [y] = saved;
-    let g: tf.Tensor | undefined;
-    const through = (): tf.Tensor => (g ??= reluGradient(dy as tf.Tensor, y));
-    // Two tensors, one buffer: each input's gradient is disposed on its own as the backward pass goes.
-    return { a: through, b: () => tf.clone(through()) };
-  },
+  gradFunc: (dy, saved) => gradients([dy as tf.Tensor], saved[0]),
 });
+// A block's output feeds the next block's first convolution and its shortcut: the two gradients are
+// added and rectified in one pass.
+registerSummedGradient(ADD_RELU, (parts, saved) => gradients(parts, saved[0]));
 
 interface KerasAdd {
   call(inputs: tf.Tensor | tf.Tensor[], kwargs: tf.serialization.ConfigDict): tf.Tensor | tf.Tensor[];

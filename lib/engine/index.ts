@@ -14,6 +14,7 @@ export {
   requestedPrecision,
   requestPrecision,
 } from './precision';
+export { setSummedGradients, summedGradientsOn } from './lean-backprop';
 export { momentumOptimizer } from './momentum';
 export type { GradientLayout } from './native-kernels';
 export {

@@ -12,9 +12,40 @@
  * own temporaries, and, for first-order gradients, the tensors the node saved. The tape filter is
  * tfjs' getFilteredNodesXToY (tape.ts, Apache-2.0), which the package does not export.
  *
+ * Where a tensor feeds several readers its gradient is the sum of theirs, which tfjs adds up as the
+ * parts arrive. A kernel whose gradient can take the parts instead (registerSummedGradient) gets them
+ * unsummed, so that the add and its own gradient's pass can be one kernel.
+ *
  * Higher-order gradients (a gradient taken inside another) keep tfjs' own implementation.
  */
 import * as tf from './tf';
+
+/**
+ * A kernel's gradient given its output's gradient as the parts it is the sum of, in the order they
+ * arrived (their sum in that order is what the kernel's plain gradient would be given), and the tensors
+ * the kernel saved.
+ */
+export type SummedGradient = (parts: tf.Tensor[], saved: tf.Tensor[]) => Record<string, () => tf.Tensor>;
+
+const summedGradients = new Map<string, SummedGradient>();
+let summing = true;
+
+/** Registers the gradient of a one-output kernel that takes its output's gradient unsummed. */
+export function registerSummedGradient(kernelName: string, gradient: SummedGradient): void {
+  summedGradients.set(kernelName, gradient);
+}
+
+/** Turns summed gradients on or off (on by default; off, every gradient is added up as it arrives), for comparisons; returns whether they were on. */
+export function setSummedGradients(on: boolean): boolean {
+  const was = summing;
+  summing = on;
+  return was;
+}
+
+/** Whether the backward pass hands summed gradients their parts (on, and a kernel has registered one). */
+export function summedGradientsOn(): boolean {
+  return summing && summedGradients.size > 0;
+}
 
 interface TapeNode {
   id: number;
@@ -93,6 +124,28 @@ function leanGradients(
     const keep = new Set<number>(xs.map((x) => x.id));
     const grads = new Map<number, tf.Tensor>();
     grads.set(y.id, dy ?? tf.onesLike(y));
+    // Gradients left as parts (after the first, in grads) for the node that made them to sum: a kernel
+    // with a summed gradient, or an Identity of its output that nothing else reads (tfjs-layers clones
+    // what a layer passes through), which hands the parts on.
+    const readers = new Map<number, number>();
+    for (const node of filtered)
+      for (const input of Object.values(node.inputs)) readers.set(input.id, (readers.get(input.id) ?? 0) + 1);
+    const summedBy = new Map<number, SummedGradient | 'hand on'>();
+    for (const node of filtered) {
+      if (node.outputs.length !== 1 || keep.has(node.outputs[0].id)) continue;
+      const summed = summing ? summedGradients.get(node.kernelName) : undefined;
+      const [input, ...others] = Object.values(node.inputs);
+      if (summed) summedBy.set(node.outputs[0].id, summed);
+      else if (
+        node.kernelName === tf.Identity &&
+        input &&
+        others.length === 0 &&
+        summedBy.has(input.id) &&
+        readers.get(input.id) === 1
+      )
+        summedBy.set(node.outputs[0].id, 'hand on');
+    }
+    const parts = new Map<number, tf.Tensor[]>();
     for (let i = filtered.length - 1; i >= 0; i--) {
       const node = filtered[i];
       if (!node.gradient)
@@ -111,11 +164,22 @@ function leanGradients(
         dys[0].dtype === 'float32' &&
         dys[0] !== dy &&
         !keep.has(node.outputs[0].id);
+      const more = parts.get(node.outputs[0]?.id);
+      const summed = more && summedBy.get(node.outputs[0].id);
+      if (summed === 'hand on') {
+        const input = Object.values(node.inputs)[0];
+        grads.set(input.id, dys[0]);
+        parts.set(input.id, more!);
+        grads.delete(node.outputs[0].id);
+        parts.delete(node.outputs[0].id);
+        if (engine.state.gradientDepth === 0) for (const t of node.saved ?? []) t.dispose();
+        continue;
+      }
       // One scope per node: whatever its gradient function allocates besides the results is freed now.
       const dxs = handOn
         ? dys
         : tf.tidy(() => {
-            const inputGradients = node.gradient!(dys);
+            const inputGradients = summed ? summed([dys[0], ...more], node.saved ?? []) : node.gradient!(dys);
             return names.map((name) => {
               if (!(name in inputGradients))
                 throw new Error(
@@ -138,12 +202,18 @@ function leanGradients(
         const previous = grads.get(x.id);
         if (previous == null) {
           grads.set(x.id, dx);
+        } else if (summedBy.has(x.id)) {
+          parts.set(x.id, [...(parts.get(x.id) ?? []), dx]);
         } else {
           grads.set(x.id, tf.add(previous, dx));
           previous.dispose();
           dx.dispose();
         }
       });
+      if (more) {
+        tf.dispose(more);
+        parts.delete(node.outputs[0].id);
+      }
       for (const output of node.outputs) {
         const g = grads.get(output.id);
         if (g == null || keep.has(output.id)) continue;

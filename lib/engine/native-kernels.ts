@@ -25,7 +25,7 @@ import { testHideNativeBf16 } from '../util/test-hooks';
 import { ADD_RELU } from './add-relu';
 import { bf16StorageOn, guardKernel, installBf16Storage, isPacked, packedOutput, unpack } from './bf16-storage';
 import { MOMENTUM_STEP } from './momentum';
-import { RELU_GRAD, reluGradConfig } from './relu-gradient';
+import { RELU_GRAD, RELU_GRAD_SUM, reluGradConfig } from './relu-gradient';
 
 export interface NativeAddon {
   conv2d(
@@ -126,6 +126,8 @@ export interface NativeAddon {
   columnSums(x: Float32Array, out: Float32Array): void;
   /** dx = dy · step(x) (ReLU's gradient). Absent from an addon built before it existed: tfjs' gradient then runs. */
   reluGrad?(dy: Float32Array, x: Float32Array, dx: Float32Array, packed?: number): void;
+  /** dx = (dy + dy2) · step(x): a gradient summed from two parts, then ReLU's. Absent from an addon built before it. */
+  reluGradSum?(dy: Float32Array, x: Float32Array, dy2: Float32Array, dx: Float32Array, packed?: number): void;
   maxPoolGrad(geometry: Int32Array, dy: Float32Array, x: Float32Array, dx: Float32Array): void;
   /** y = x[begin : begin + size]. Absent from an addon built before it existed, as is pad. */
   slice?(x: Float32Array, xShape: Int32Array, begin: Int32Array, size: Int32Array, y: Float32Array): void;
@@ -360,6 +362,7 @@ const TAKES_PACKED: Record<string, readonly string[]> = {
   BoatBatchNormFrozenGrad: ['x'],
   BoatBatchNormFrozenReluGrad: ['x', 'y'],
   BoatReluGrad: ['x'],
+  BoatReluGradSum: ['x'],
   BoatAddRelu: ['a', 'b'],
 };
 
@@ -566,6 +569,7 @@ function nativeKernels(addon: NativeAddon): tf.KernelConfig[] {
     ...convAddKernel(addon),
     ...batchNormTrainingKernels(addon),
     ...sameShapeKernel(RELU_GRAD, ['dy', 'x'], addon.reluGrad?.bind(addon)),
+    ...sameShapeKernel(RELU_GRAD_SUM, ['dy', 'x', 'dy2'], addon.reluGradSum?.bind(addon)),
     ...copyKernels(addon),
     ...momentumKernel(addon),
     ...sameShapeKernel(ADD_RELU, ['a', 'b'], addon.addRelu?.bind(addon)),
@@ -650,15 +654,15 @@ function copyKernels(addon: NativeAddon): tf.KernelConfig[] {
 }
 
 /**
- * A kernel of two float32 inputs of one shape, named `names`, and one output of that shape, computed by
- * `call` (the inputs' data in that order, then the output's, then packed flags: 1 to write the output
- * packed where the `pack` attribute asks, 2 and 4 for the inputs TAKES_PACKED lists that are packed);
- * none where the addon lacks `call`.
+ * A kernel of float32 inputs of one shape, named `names`, and one output of that shape, computed by `call`
+ * (the inputs' data in that order, then the output's, then packed flags: 1 to write the output packed where
+ * the `pack` attribute asks, 2, 4, 8… for the inputs in order that TAKES_PACKED lists and that are
+ * packed); none where the addon lacks `call`.
  */
-function sameShapeKernel(
+function sameShapeKernel<Args extends Float32Array[]>(
   kernelName: string,
-  names: [string, string],
-  call: ((p: Float32Array, q: Float32Array, out: Float32Array, packed: number) => void) | undefined,
+  names: { [K in keyof Args]: string },
+  call: ((...args: [...Args, Float32Array, number]) => void) | undefined,
 ): tf.KernelConfig[] {
   if (!call) return [];
   const takes = TAKES_PACKED[kernelName] ?? [];
@@ -668,19 +672,21 @@ function sameShapeKernel(
       backendName: 'wasm',
       kernelFunc: ({ inputs, attrs, backend }) => {
         const heap = backend as unknown as WasmHeap;
-        const [p, q] = names.map((name) => inputs[name] as tf.TensorInfo);
-        if (p.dtype !== 'float32' || q.dtype !== 'float32' || !tf.util.arraysEqual(p.shape, q.shape))
+        const ins = names.map((name) => inputs[name] as tf.TensorInfo);
+        const [p] = ins;
+        if (ins.some((t) => t.dtype !== 'float32' || !tf.util.arraysEqual(t.shape, p.shape)))
           throw new Error(
-            `${kernelName}: ${names[0]} ${p.dtype} [${p.shape}] and ${names[1]} ${q.dtype} [${q.shape}] must be float32 of one shape`,
+            `${kernelName}: ${ins.map((t, i) => `${names[i]} ${t.dtype} [${t.shape}]`).join(', ')} must be float32 of one shape`,
           );
         const pack = packs(attrs);
         const out = outputFor(heap, p.shape, pack);
         if (tf.util.sizeFromShape(p.shape) === 0) return out;
-        const flags =
-          (pack ? 1 : 0) |
-          (takes.includes(names[0]) ? packedFlag(p, heap) << 1 : 0) |
-          (takes.includes(names[1]) ? packedFlag(q, heap) << 2 : 0);
-        call(heap.typedArrayFromHeap(p), heap.typedArrayFromHeap(q), heap.typedArrayFromHeap(out), flags);
+        const flags = ins.reduce(
+          (f, t, i) => f | (takes.includes(names[i]) ? packedFlag(t, heap) << (i + 1) : 0),
+          pack ? 1 : 0,
+        );
+        const data = ins.map((t) => heap.typedArrayFromHeap(t)) as Args;
+        call(...data, heap.typedArrayFromHeap(out), flags);
         return out;
       },
     },

@@ -25,6 +25,28 @@ export function reluGradient(dy: tf.Tensor, x: tf.Tensor): tf.Tensor {
     : tf.mul(dy, tf.cast(tf.step(x), 'float32'));
 }
 
+/** Kernel name of dx = (dy + dy2) · step(x): inputs dy, x and dy2 (float32, one shape), output dx. */
+export const RELU_GRAD_SUM = 'BoatReluGradSum';
+
+/**
+ * ReLU's gradient of x when x's gradient is the sum of `parts` (x had several readers): the parts added
+ * in order, then dy · step(x). Two parts take one native kernel where it is registered: the add's pass
+ * and the gradient's become one, with the same arithmetic.
+ */
+export function reluGradientOfSum(parts: readonly tf.Tensor[], x: tf.Tensor): tf.Tensor {
+  const native =
+    parts.length === 2 &&
+    [x, ...parts].every((t) => t.dtype === 'float32' && tf.util.arraysEqual(t.shape, x.shape)) &&
+    tf.getKernel(RELU_GRAD_SUM, tf.getBackend()) !== undefined;
+  if (native) return tf.engine().runKernel<tf.Tensor>(RELU_GRAD_SUM, { dy: parts[0], x, dy2: parts[1] }, {});
+  return tf.tidy(() =>
+    reluGradient(
+      parts.slice(1).reduce((sum, p) => tf.add(sum, p), parts[0]),
+      x,
+    ),
+  );
+}
+
 /** tfjs' Relu gradient config with the native kernel where it applies. */
 export const reluGradConfig: tf.GradConfig = {
   kernelName: tf.Relu,
