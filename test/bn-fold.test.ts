@@ -385,7 +385,7 @@ test("Grad-CAM's feature maps and heatmap from the folded backbone equal the unf
   }
 });
 
-test('feature extraction, evaluation and predict run the folded network: no BatchNorm op runs', async () => {
+test('feature extraction, evaluation and predict run the folded network: no BatchNorm op runs, and no padding (the stem convolution and max pool pad by themselves)', async () => {
   const dir = tempDir();
   const data = path.join(dir, 'demo');
   await makeDemoDataset({ out: data, perClass: 1, seed: 5, minWidth: 40, maxWidth: 60 });
@@ -409,6 +409,8 @@ test('feature extraction, evaluation and predict run the folded network: no Batc
         return [];
       });
       assert.equal(count(counts, 'FusedBatchNorm'), 0, `${name} runs no BatchNorm`);
+      assert.equal(count(counts, 'PadV2'), 0, `${name} pads nothing`);
+      assert.equal(count(counts, 'MaxPool'), 1, `${name} runs the stem's max pool`);
       assert.ok(count(counts, 'FusedConv2D') >= 37, `${name} runs the folded convolutions`);
     }
   } finally {

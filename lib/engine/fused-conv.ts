@@ -13,7 +13,8 @@ import { CONV2D_ADD } from './native-kernels';
 
 export interface ConvGeometry {
   strides: [number, number];
-  pad: 'valid' | 'same';
+  /** Or explicit padding, [[0, 0], [top, bottom], [left, right], [0, 0]]: a zero padding folded in. */
+  pad: 'valid' | 'same' | tf.backend_util.ExplicitPadding;
   dilations: [number, number];
 }
 

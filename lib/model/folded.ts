@@ -4,8 +4,11 @@
  * In inference mode BatchNorm is an affine map per channel, so a convolution followed by it is one
  * convolution with the weights w' = w·s and the bias b' = (b − μ)·s + β, s = γ/√(σ² + ε). Each
  * conv + BatchNorm pair of the backbone runs as one convolution with those weights, with the ReLU
- * after it, and in a residual block's tail the add and ReLU too, fused into it (fused-conv.ts). The
- * other layers (padding, max pooling, the global average pool) run as they are.
+ * after it, and in a residual block's tail the add and ReLU too, fused into it (fused-conv.ts). A zero
+ * padding that only a convolution reads becomes that convolution's own padding, and one that only a max
+ * pool reads, of a ReLU's output, the pool's (its values are at least 0, so a padded 0 never wins over
+ * them): the padded copies of the stem's image and its first feature maps go away. The other layers (the
+ * global average pool) run as they are.
  *
  * The folded weights are computed once and kept. Every inference checks that the weights they came
  * from are still the same tensors (a tf.Variable gets new data whenever it is assigned: an optimizer
@@ -60,7 +63,17 @@ interface LayerStep {
   output: number;
 }
 
-type Step = FoldedStep | LayerStep;
+/** A max pool with the zero padding before it as its own padding. */
+interface PoolStep {
+  kind: 'pool';
+  poolSize: [number, number];
+  strides: [number, number];
+  pad: tf.backend_util.ExplicitPadding;
+  input: number;
+  output: number;
+}
+
+type Step = FoldedStep | LayerStep | PoolStep;
 
 interface FoldedWeights {
   filter: tf.Tensor4D;
@@ -94,6 +107,35 @@ function foldableConv(layer: Layer): ConvGeometry | null {
   return { strides: pair(c.strides), pad: c.padding, dilations: pair(c.dilationRate ?? 1) };
 }
 
+/** A channels-last ZeroPadding2D's [[top, bottom], [left, right]], or null for any other layer. */
+function zeroPadding(layer: Layer | undefined): [[number, number], [number, number]] | null {
+  if (layer?.getClassName() !== 'ZeroPadding2D') return null;
+  const c = config(layer);
+  if (c.dataFormat !== 'channelsLast') return null;
+  const p = c.padding as number | [number, number] | [[number, number], [number, number]];
+  if (typeof p === 'number')
+    return [
+      [p, p],
+      [p, p],
+    ];
+  return [pair(p[0]), pair(p[1])];
+}
+
+/** A channels-last MaxPooling2D without padding of its own: its window and strides. */
+function validMaxPool(layer: Layer): { poolSize: [number, number]; strides: [number, number] } | null {
+  if (layer.getClassName() !== 'MaxPooling2D') return null;
+  const c = config(layer);
+  if (c.padding !== 'valid' || c.dataFormat !== 'channelsLast') return null;
+  return { poolSize: pair(c.poolSize), strides: pair(c.strides ?? c.poolSize) };
+}
+
+const explicit = ([h, w]: [[number, number], [number, number]]): tf.backend_util.ExplicitPadding => [
+  [0, 0],
+  h,
+  w,
+  [0, 0],
+];
+
 function isLastAxisBatchNorm(layer: Layer): boolean {
   if (layer.getClassName() !== 'BatchNormalization') return false;
   const axis = config(layer).axis as number | number[];
@@ -102,7 +144,11 @@ function isLastAxisBatchNorm(layer: Layer): boolean {
 }
 
 const inputsOf = (step: Step): number[] =>
-  step.kind === 'folded' ? [step.input, ...(step.add >= 0 ? [step.add] : [])] : step.inputs;
+  step.kind === 'folded'
+    ? [step.input, ...(step.add >= 0 ? [step.add] : [])]
+    : step.kind === 'pool'
+      ? [step.input]
+      : step.inputs;
 
 /**
  * The backbone's layers as steps over numbered values, with conv + BatchNorm (+ add) (+ ReLU) groups
@@ -139,14 +185,28 @@ class Plan {
       const users = consumers.get(out.id) ?? [];
       return users.length === 1 && out.id !== outputId ? users[0] : null;
     };
+    const producers = new Map<number, Layer>(layers.map((l) => [nodeOf(l).outputTensors[0].id, l]));
+    // A zero padding that only `reader` reads: the layer and its padding, else null.
+    const paddingOf = (reader: Layer) => {
+      const layer = producers.get(nodeOf(reader).inputTensors[0].id);
+      const padding = layer && only(layer) === reader ? zeroPadding(layer) : null;
+      return padding && layer ? { layer, padding } : null;
+    };
     // Each group's step runs where its last layer is: by then the residual is computed too.
-    const groupAt = new Map<Layer, FoldedStep>();
+    const groupAt = new Map<Layer, Step>();
     const grouped = new Set<Layer>();
     for (const conv of layers) {
-      const geometry = foldableConv(conv);
+      let geometry = foldableConv(conv);
       const batchNorm = geometry ? only(conv) : null;
       if (!geometry || !batchNorm || !isLastAxisBatchNorm(batchNorm)) continue;
       const members = [conv, batchNorm];
+      let input = nodeOf(conv).inputTensors[0];
+      const padded = geometry.pad === 'valid' ? paddingOf(conv) : null;
+      if (padded) {
+        geometry = { ...geometry, pad: explicit(padded.padding) };
+        input = nodeOf(padded.layer).inputTensors[0];
+        members.push(padded.layer);
+      }
       let tail = batchNorm;
       let add = -1;
       const next = only(batchNorm);
@@ -172,9 +232,23 @@ class Plan {
         batchNorm,
         geometry,
         relu,
-        input: slot(nodeOf(conv).inputTensors[0]),
+        input: slot(input),
         add,
         output: slot(nodeOf(tail).outputTensors[0]),
+      });
+    }
+    for (const pool of layers) {
+      const window = validMaxPool(pool);
+      const padded = window ? paddingOf(pool) : null;
+      const source = padded && producers.get(nodeOf(padded.layer).inputTensors[0].id);
+      if (!window || !padded || !source || !isRelu(source)) continue;
+      grouped.add(padded.layer).add(pool);
+      groupAt.set(pool, {
+        kind: 'pool',
+        ...window,
+        pad: explicit(padded.padding),
+        input: slot(nodeOf(padded.layer).inputTensors[0]),
+        output: slot(nodeOf(pool).outputTensors[0]),
       });
     }
     for (const layer of layers) {
@@ -272,6 +346,9 @@ export class FoldedBackbone {
             add,
             addRead,
           );
+        } else if (step.kind === 'pool') {
+          const x = values[step.input] as tf.Tensor4D;
+          values[step.output] = tf.maxPool(x, step.poolSize, step.strides, step.pad);
         } else {
           const inputs = step.inputs.map((s) => values[s]!);
           values[step.output] = tf.tidy(
