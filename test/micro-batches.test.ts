@@ -8,7 +8,7 @@ import { before, test } from 'node:test';
 import * as tf from '../lib/engine/tf';
 
 import { createBoatModel, nativeKernelsInUse, selectBackend, setBf16Storage } from '../lib';
-import { wasmTrainingPassLimit, wasmTrainingPassMb } from '../lib/engine';
+import { wasmHeapMb, wasmTrainingPassLimit, wasmTrainingPassMb } from '../lib/engine';
 import { fineTuneStepper } from '../lib/bench/model';
 import { fineTunePasses, splitBatch } from '../lib/train';
 import { skipWithoutNativeBf16 } from './native-skips';
@@ -21,10 +21,7 @@ before(async () => {
 });
 
 /** The wasm heap's size now (MB): it grows to a step's peak and never shrinks. */
-function heapMb(): number {
-  const backend = tf.backend() as unknown as { wasm: { HEAPU8: Uint8Array } };
-  return backend.wasm.HEAPU8.buffer.byteLength / 2 ** 20;
-}
+const heapMb = (): number => wasmHeapMb()!;
 
 // First in this file: the heap keeps the largest size anything before it needed.
 test('a bf16 ResNet50 training pass of 32 images at 224 px fits the wasm heap in one pass, below the estimate the plan uses', async (t) => {

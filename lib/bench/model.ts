@@ -26,6 +26,7 @@ import {
   setNativeKernels,
   setSummedGradients,
   summedGradientsOn,
+  wasmHeapMb,
 } from '../engine';
 import { BatchSource, disposeOptimizer, fineTunePasses, TrainBatch, trainModel } from '../train';
 import { now, peakRssMb, secondsSince } from '../util';
@@ -504,11 +505,10 @@ export async function benchModel(options: BenchModelOptions): Promise<ModelBench
       { train: new RandomImages(passes, plan.size), val: new RandomImages(1) },
       { epochs: 1, accumulate: plan.accumulate },
     );
-    const heap = (tf.backend() as unknown as { wasm?: { HEAPU8: Uint8Array } }).wasm?.HEAPU8.buffer.byteLength;
     accumulated = {
       seconds: run.history[0].seconds,
       peakRssMb: peakRssMb(),
-      heapMb: heap === undefined ? null : heap / 2 ** 20,
+      heapMb: wasmHeapMb(),
       passes,
       passSize: plan.size,
     };

@@ -14,7 +14,7 @@ import * as tf from './tf';
 import { markRectified, passRectified, reluAfter } from './fused-relu';
 import { readersByTensor } from './layer-graph';
 import { registerSummedGradient } from './lean-backprop';
-import { reluGradient, reluGradientOfSum } from './relu-gradient';
+import { reluGradientOfSum } from './relu-gradient';
 
 /** Kernel name of relu(a + b): inputs a and b (float32, one shape), output y. */
 export const ADD_RELU = 'BoatAddRelu';
@@ -22,7 +22,7 @@ export const ADD_RELU = 'BoatAddRelu';
 /** The gradient of both inputs from y's gradient, the sum of `parts` (one part unless y had several readers). */
 function gradients(parts: tf.Tensor[], y: tf.Tensor): Record<'a' | 'b', () => tf.Tensor> {
   let g: tf.Tensor | undefined;
-  const through = (): tf.Tensor => (g ??= parts.length === 1 ? reluGradient(parts[0], y) : reluGradientOfSum(parts, y));
+  const through = (): tf.Tensor => (g ??= reluGradientOfSum(parts, y));
   // Two tensors, one buffer: each input's gradient is disposed on its own as the backward pass goes.
   return { a: through, b: () => tf.clone(through()) };
 }

@@ -31,4 +31,4 @@ export {
   setNativeKernels,
   NATIVE_ADDON,
 } from './native-kernels';
-export { wasmTrainingPassLimit, wasmTrainingPassMb } from './wasm-heap';
+export { wasmHeapMb, wasmTrainingPassLimit, wasmTrainingPassMb } from './wasm-heap';

@@ -29,11 +29,12 @@ export function reluGradient(dy: tf.Tensor, x: tf.Tensor): tf.Tensor {
 export const RELU_GRAD_SUM = 'BoatReluGradSum';
 
 /**
- * ReLU's gradient of x when x's gradient is the sum of `parts` (x had several readers): the parts added
- * in order, then dy · step(x). Two parts take one native kernel where it is registered: the add's pass
- * and the gradient's become one, with the same arithmetic.
+ * ReLU's gradient of x when x's gradient is the sum of `parts` (one part, or several when x had several
+ * readers): the parts added in order, then dy · step(x). Two parts take one native kernel where it is
+ * registered: the add's pass and the gradient's become one, with the same arithmetic.
  */
 export function reluGradientOfSum(parts: readonly tf.Tensor[], x: tf.Tensor): tf.Tensor {
+  if (parts.length === 1) return reluGradient(parts[0], x);
   const native =
     parts.length === 2 &&
     [x, ...parts].every((t) => t.dtype === 'float32' && tf.util.arraysEqual(t.shape, x.shape)) &&

@@ -15,9 +15,17 @@
  * the megabyte. The budget leaves half a gigabyte of the 4 GB for what the model does not count: the
  * loader's batches, the head, the allocator's fragmentation.
  */
+import * as tf from './tf';
+
 import { bf16StorageOn } from './bf16-storage';
 import { nativeKernelsInUse } from './native-kernels';
 import { activePrecision } from './precision';
+
+/** The active backend's wasm heap (MB), null on a backend without one. It grows to the largest size needed so far and never shrinks. */
+export function wasmHeapMb(): number | null {
+  const heap = (tf.backend() as unknown as { wasm?: { HEAPU8: Uint8Array } }).wasm?.HEAPU8;
+  return heap ? heap.buffer.byteLength / 2 ** 20 : null;
+}
 
 const HEAP_BUDGET_MB = 3584;
 /** Model, optimizer state and workspace: above what the batch-8 measurements leave, so an estimate errs high. */

@@ -251,7 +251,7 @@ async function runLocked(options: ExperimentOptions, log: (line: string) => void
     datasets.push(...features.datasets);
   } else {
     if (passes.note) log(passes.note);
-    const micro = Math.min(batchSize, passes.size);
+    const micro = passes.size;
     const [trainSet, valSet] = [
       new ImageFolder(trainDir, trainTransforms(pre, size, randAugment)),
       new ImageFolder(valDir, evalTransforms(pre, size)),
